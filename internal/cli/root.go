@@ -1,0 +1,93 @@
+// Package cli holds ptb's command tree (cobra), one file per subcommand.
+// Commands are built by constructor functions; there are no package globals.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// Version is the ptb version, set at build time with
+// -ldflags "-X github.com/ptb-dev/ptb/internal/cli.Version=...".
+var Version = "0.1.0-dev"
+
+// usageError is a mistake in how ptb was called; it exits with code 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+// env is what every command gets instead of globals.
+type env struct {
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+}
+
+// Main runs ptb with args and returns the process exit code:
+// 0 ok, 1 failure, 2 usage, 128+signal on interrupt.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
+	root := newRootCmd(e)
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintf(stderr, "ptb: %v\n", err)
+	var ue *usageError
+	switch {
+	case errors.As(err, &ue):
+		return 2
+	case ctx.Err() != nil:
+		return 128 + int(syscall.SIGINT)
+	}
+	return 1
+}
+
+func newRootCmd(e *env) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "ptb",
+		Short: "PostTrainBench: can an AI agent post-train an LLM on its own?",
+		Long: `ptb runs PostTrainBench jobs end to end: an agent CLI post-trains a base
+model inside a sandbox under a hard deadline; ptb then collects, audits and
+evaluates what it left and records result.json in the run directory.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       Version,
+	}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return &usageError{msg: err.Error() + "\nRun '" + c.CommandPath() + " --help' for usage."}
+	})
+	root.AddCommand(
+		newVersionCmd(e),
+	)
+	return root
+}
+
+func newVersionCmd(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the ptb version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			fmt.Fprintln(e.stdout, "ptb", Version)
+			return nil
+		},
+	}
+}

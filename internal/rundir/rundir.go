@@ -1,0 +1,104 @@
+// Package rundir names the files of a run directory and updates them
+// atomically. A run directory is the only source of truth for a job; the
+// layout is documented in docs/RUN_DIR.md.
+package rundir
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// Paths inside a run directory, relative to its root.
+const (
+	JobFile       = "job.json"          // the job spec as asked for
+	ManifestFile  = "manifest.json"     // stage statuses, rewritten atomically
+	ResultFile    = "result.json"       // schema v1, written by the record stage
+	ProtectedFile = "protected.json"    // sha256 of protected workspace files, written at prepare
+	Workspace     = "workspace"         // the agent's working directory (task dir)
+	Home          = "home"              // the agent's HOME
+	Tmp           = "tmp"               // the sandbox's private /tmp
+	TraceDir      = "trace"             // raw agent output
+	TraceRaw      = "trace/agent.jsonl" // stdout lines as written, in order
+	TraceLog      = "trace/output.log"  // stdout+stderr, each line prefixed by a timestamp and stream
+	SolveState    = "trace/solve.json"  // solve bookkeeping (segments, time spent) for resume
+	CollectDir    = "collect"
+	FinalModel    = "collect/final_model" // copied out, symlinks dereferenced
+	FinalModelSum = "collect/final_model.sha256"
+	Snapshot      = "collect/workspace" // workspace without large model files
+	AuditDir      = "audit"
+	AuditFile     = "audit/audit.json"
+	EvalDir       = "eval" // metrics.json, samples.jsonl, server.log
+	MetricsFile   = "eval/metrics.json"
+	SamplesFile   = "eval/samples.jsonl"
+)
+
+// Dir is a run directory.
+type Dir string
+
+// Path joins elem onto the run directory.
+func (d Dir) Path(elem ...string) string {
+	return filepath.Join(append([]string{string(d)}, elem...)...)
+}
+
+// WriteJSON writes v as indented JSON to rel atomically: a temporary file in
+// the same directory, fsynced, then renamed over the target.
+func (d Dir) WriteJSON(rel string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", rel, err)
+	}
+	return WriteFileAtomic(d.Path(rel), append(b, '\n'), 0o644)
+}
+
+// ReadJSON decodes rel into v. It returns an error wrapping os.ErrNotExist
+// if the file is absent.
+func (d Dir) ReadJSON(rel string, v any) error {
+	b, err := os.ReadFile(d.Path(rel))
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%s: %w", d.Path(rel), err)
+	}
+	return nil
+}
+
+// WriteFileAtomic replaces path with data so that a reader sees either the old
+// or the new content, never a partial file, even if the process dies.
+func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}

@@ -1,0 +1,89 @@
+// Package sandbox defines how an agent process is isolated: a Backend starts
+// a Process from a Spec; the process is waited for, stopped (TERM, grace,
+// KILL of the whole tree) and destroyed. Backends live in subpackages (none,
+// bwrap) and all pass the contract suite in sandboxtest.
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+)
+
+// Network policies.
+const (
+	NetworkNone = "none" // a fresh network namespace with loopback only
+	NetworkHost = "host" // the host's network, recorded as such
+)
+
+// Spec is what to run and what it may touch. Paths are host paths; the
+// backend decides where they appear inside (see Capabilities.SamePaths).
+type Spec struct {
+	Argv      []string
+	Env       []string // the complete environment; nothing else leaks from the host
+	Dir       string   // working directory (must be under Workspace)
+	Workspace string   // writable
+	Home      string   // writable, becomes HOME
+	Tmp       string   // host directory mounted as a private /tmp
+	ReadOnly  []string // extra host paths visible read-only
+	Writable  []string // extra host paths visible read-write
+	Network   string   // NetworkNone (default) or NetworkHost
+	GPUs      []int    // device indices this job may see
+	Stdout    io.Writer
+	Stderr    io.Writer
+	Stdin     io.Reader // nil means /dev/null
+}
+
+// Capabilities describes a backend, as data.
+type Capabilities struct {
+	Name         string   `json:"name"`
+	Isolated     bool     `json:"isolated"`   // false: the process runs bare on the host
+	Networks     []string `json:"networks"`   // the network policies it can enforce
+	SamePaths    bool     `json:"same_paths"` // host paths appear at the same place inside
+	ReadOnlyHost bool     `json:"read_only_host"`
+}
+
+// Exit is how a process ended.
+type Exit struct {
+	Code   int    // exit code, -1 when killed by a signal
+	Signal string // signal name when killed by one
+}
+
+// Handle identifies a started process well enough for a restarted harness to
+// find (and kill) what is left of it.
+type Handle struct {
+	Backend string `json:"backend"`
+	PID     int    `json:"pid"`  // the process (group leader) on the host
+	PGID    int    `json:"pgid"` // its process group
+}
+
+// Backend starts sandboxed processes.
+type Backend interface {
+	// Capabilities reports what the backend enforces.
+	Capabilities() Capabilities
+	// Check returns nil if the backend can run on this machine, or an error
+	// saying what is missing.
+	Check(ctx context.Context) error
+	// Start launches spec. The process keeps running until it exits, Stop or
+	// Destroy is called, or the harness dies (backends make it die with the
+	// harness where the host allows).
+	Start(ctx context.Context, spec Spec) (Process, error)
+}
+
+// Process is a started sandboxed process tree.
+type Process interface {
+	// Wait blocks until the process tree's leader exits and its output is
+	// drained. It returns ctx.Err() if ctx ends first (the process keeps running).
+	Wait(ctx context.Context) (Exit, error)
+	// Stop sends SIGTERM to the whole tree, waits up to grace, then SIGKILLs
+	// it. It returns once every descendant is gone or was sent SIGKILL.
+	Stop(grace time.Duration) error
+	// Destroy kills whatever is left and releases resources. Safe to call twice.
+	Destroy() error
+	// Handle returns the serialisable identity of the process.
+	Handle() Handle
+}
+
+// ErrUnavailable is returned by Check when the backend cannot run here.
+var ErrUnavailable = errors.New("sandbox backend unavailable")

@@ -28,6 +28,7 @@ type Spec struct {
 	Tmp       string   // host directory mounted as a private /tmp
 	ReadOnly  []string // extra host paths visible read-only
 	Writable  []string // extra host paths visible read-write
+	Hidden    []string // host paths made invisible (an empty tmpfs over them), e.g. other runs
 	Network   string   // NetworkNone (default) or NetworkHost
 	GPUs      []int    // device indices this job may see
 	Stdout    io.Writer

@@ -1,0 +1,180 @@
+// Package registry holds the base models, benchmarks and agents ptb knows,
+// embedded in the binary (registry.yaml) and overridable from a user file.
+package registry
+
+import (
+	"bytes"
+	_ "embed"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+//go:embed registry.yaml
+var builtin []byte
+
+// Model is a base model the agent must post-train.
+type Model struct {
+	ID           string `yaml:"id" json:"id"`
+	Short        string `yaml:"short" json:"short"`
+	Instruct     string `yaml:"instruct" json:"instruct"`
+	Template     string `yaml:"template" json:"template"`
+	ToolTemplate string `yaml:"tool_template,omitempty" json:"tool_template,omitempty"`
+}
+
+// Benchmark is a target benchmark.
+type Benchmark struct {
+	Name     string `yaml:"name" json:"name"`
+	Display  string `yaml:"display" json:"display"`
+	Inspect  bool   `yaml:"inspect" json:"inspect"`
+	DevLimit int    `yaml:"dev_limit" json:"dev_limit"`
+}
+
+// Agent is an agent scaffold.
+type Agent struct {
+	Name         string `yaml:"name" json:"name"`
+	CLI          string `yaml:"cli" json:"cli"`
+	NPM          string `yaml:"npm,omitempty" json:"npm,omitempty"`
+	PromptSuffix string `yaml:"prompt_suffix,omitempty" json:"prompt_suffix,omitempty"`
+	Builtin      bool   `yaml:"builtin,omitempty" json:"builtin,omitempty"`
+}
+
+// Registry is the set of known models, benchmarks and agents.
+type Registry struct {
+	Version    int         `yaml:"version"`
+	Models     []Model     `yaml:"models"`
+	Benchmarks []Benchmark `yaml:"benchmarks"`
+	Agents     []Agent     `yaml:"agents"`
+}
+
+// Default returns the built-in registry.
+func Default() *Registry {
+	r, err := parse(builtin, "built-in registry.yaml")
+	if err != nil {
+		panic(err) // the embedded file is tested
+	}
+	return r
+}
+
+// Load returns the built-in registry with the entries of the file at path
+// merged over it ("" means none).
+func Load(path string) (*Registry, error) {
+	r := Default()
+	if path == "" {
+		return r, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read registry: %w", err)
+	}
+	o, err := parse(b, path)
+	if err != nil {
+		return nil, err
+	}
+	r.merge(o)
+	return r, nil
+}
+
+func parse(b []byte, name string) (*Registry, error) {
+	var r Registry
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&r); err != nil {
+		return nil, fmt.Errorf("%s: %w (see internal/registry/registry.yaml for the format)", name, err)
+	}
+	for i, m := range r.Models {
+		if m.ID == "" || m.Template == "" {
+			return nil, fmt.Errorf("%s: models[%d]: id and template are required", name, i)
+		}
+	}
+	for i, b := range r.Benchmarks {
+		if b.Name == "" || b.Display == "" {
+			return nil, fmt.Errorf("%s: benchmarks[%d]: name and display are required", name, i)
+		}
+	}
+	for i, a := range r.Agents {
+		if a.Name == "" {
+			return nil, fmt.Errorf("%s: agents[%d]: name is required", name, i)
+		}
+	}
+	return &r, nil
+}
+
+func (r *Registry) merge(o *Registry) {
+	for _, m := range o.Models {
+		if i := indexOf(r.Models, func(x Model) bool { return x.ID == m.ID }); i >= 0 {
+			r.Models[i] = m
+		} else {
+			r.Models = append(r.Models, m)
+		}
+	}
+	for _, b := range o.Benchmarks {
+		if i := indexOf(r.Benchmarks, func(x Benchmark) bool { return x.Name == b.Name }); i >= 0 {
+			r.Benchmarks[i] = b
+		} else {
+			r.Benchmarks = append(r.Benchmarks, b)
+		}
+	}
+	for _, a := range o.Agents {
+		if i := indexOf(r.Agents, func(x Agent) bool { return x.Name == a.Name }); i >= 0 {
+			r.Agents[i] = a
+		} else {
+			r.Agents = append(r.Agents, a)
+		}
+	}
+}
+
+func indexOf[T any](xs []T, f func(T) bool) int {
+	for i, x := range xs {
+		if f(x) {
+			return i
+		}
+	}
+	return -1
+}
+
+// Model finds a base model by hub id or short name (case-insensitive).
+func (r *Registry) Model(name string) (Model, error) {
+	for _, m := range r.Models {
+		if strings.EqualFold(m.ID, name) || strings.EqualFold(m.Short, name) {
+			return m, nil
+		}
+	}
+	var names []string
+	for _, m := range r.Models {
+		names = append(names, m.ID)
+	}
+	return Model{}, fmt.Errorf("unknown base model %q; known: %s", name, strings.Join(names, ", "))
+}
+
+// Benchmark finds a benchmark by name.
+func (r *Registry) Benchmark(name string) (Benchmark, error) {
+	for _, b := range r.Benchmarks {
+		if b.Name == name {
+			return b, nil
+		}
+	}
+	var names []string
+	for _, b := range r.Benchmarks {
+		names = append(names, b.Name)
+	}
+	sort.Strings(names)
+	return Benchmark{}, fmt.Errorf("unknown benchmark %q; known: %s", name, strings.Join(names, ", "))
+}
+
+// Agent finds an agent by name.
+func (r *Registry) Agent(name string) (Agent, error) {
+	for _, a := range r.Agents {
+		if a.Name == name {
+			return a, nil
+		}
+	}
+	var names []string
+	for _, a := range r.Agents {
+		names = append(names, a.Name)
+	}
+	return Agent{}, fmt.Errorf("unknown agent %q; known: %s", name, strings.Join(names, ", "))
+}

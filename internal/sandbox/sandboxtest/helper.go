@@ -1,0 +1,109 @@
+// Package sandboxtest is the contract suite every sandbox backend passes,
+// and the misbehaving-agent helper it runs: the test binary re-executes
+// itself inside the sandbox with PTB_SANDBOXTEST_HELPER set to a mode.
+package sandboxtest
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// HelperEnv selects the helper mode in a re-executed test binary.
+const HelperEnv = "PTB_SANDBOXTEST_HELPER"
+
+// HelperMain runs the helper when the process was started as one and then
+// exits; otherwise it returns. Call it first in TestMain.
+func HelperMain() {
+	if enc, ok := os.LookupEnv(HarnessEnv); ok {
+		os.Exit(harnessMain(enc, os.Getenv(HarnessBackendEnv)))
+	}
+	mode, ok := os.LookupEnv(HelperEnv)
+	if !ok {
+		return
+	}
+	os.Exit(helper(mode, os.Args[1:]))
+}
+
+// helper implements the modes. args[0] is a marker the suite uses to find
+// the helper's processes on the host.
+func helper(mode string, args []string) int {
+	name, arg, _ := strings.Cut(mode, ":")
+	switch name {
+	case "exit":
+		n, _ := strconv.Atoi(arg)
+		fmt.Println("exiting with", n)
+		return n
+	case "echo":
+		fmt.Fprintln(os.Stdout, "to stdout")
+		fmt.Fprintln(os.Stderr, "to stderr")
+		return 0
+	case "env":
+		for _, kv := range os.Environ() {
+			fmt.Println(kv)
+		}
+		wd, _ := os.Getwd()
+		fmt.Println("PWD=" + wd)
+		return 0
+	case "hang":
+		fmt.Println("hanging")
+		time.Sleep(time.Hour)
+		return 0
+	case "ignore-term":
+		signal.Ignore(syscall.SIGTERM)
+		fmt.Println("ignoring SIGTERM")
+		time.Sleep(time.Hour)
+		return 0
+	case "fork":
+		// Three grandchildren in new sessions that ignore SIGTERM, then hang.
+		exe, _ := os.Executable()
+		for i := 0; i < 3; i++ {
+			c := exec.Command(exe, args...)
+			c.Env = append(os.Environ(), HelperEnv+"=ignore-term")
+			c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+			if err := c.Start(); err != nil {
+				fmt.Fprintln(os.Stderr, "fork:", err)
+				return 3
+			}
+		}
+		fmt.Println("forked")
+		time.Sleep(time.Hour)
+		return 0
+	case "write":
+		if err := os.WriteFile(arg, []byte("x"), 0o644); err != nil {
+			fmt.Println("write failed:", err)
+			return 3
+		}
+		fmt.Println("wrote", arg)
+		return 0
+	case "read":
+		if _, err := os.ReadDir(arg); err != nil {
+			fmt.Println("read failed:", err)
+			return 3
+		}
+		entries, _ := os.ReadDir(arg)
+		fmt.Println("entries", len(entries))
+		if len(entries) == 0 {
+			return 4
+		}
+		return 0
+	case "net":
+		ifs, _ := net.Interfaces()
+		up := 0
+		for _, i := range ifs {
+			if i.Flags&net.FlagLoopback == 0 {
+				up++
+			}
+		}
+		fmt.Println("non-loopback interfaces", up)
+		return up
+	}
+	fmt.Fprintln(os.Stderr, "unknown helper mode", mode)
+	return 2
+}

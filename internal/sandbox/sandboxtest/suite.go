@@ -1,0 +1,318 @@
+package sandboxtest
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ptb-dev/ptb/internal/sandbox"
+	"github.com/ptb-dev/ptb/internal/sandbox/proctree"
+)
+
+// buffer is a goroutine-safe bytes.Buffer.
+type buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+type fixture struct {
+	t       *testing.T
+	backend sandbox.Backend
+	root    string
+	marker  string
+}
+
+func newFixture(t *testing.T, b sandbox.Backend) *fixture {
+	root := t.TempDir()
+	for _, d := range []string{"workspace", "home", "tmp", "other-run"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(filepath.Join(root, "other-run", "secret.txt"), []byte("other run"), 0o644)
+	return &fixture{t: t, backend: b, root: root, marker: "ptb-sbx-marker:" + root}
+}
+
+func (f *fixture) spec(mode string, extraEnv ...string) (sandbox.Spec, *buffer, *buffer) {
+	exe, err := os.Executable()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	var out, errb buffer
+	env := append([]string{HelperEnv + "=" + mode, "PATH=/usr/bin:/bin", "HOME=" + filepath.Join(f.root, "home")}, extraEnv...)
+	return sandbox.Spec{
+		Argv:      []string{exe, f.marker},
+		Env:       env,
+		Workspace: filepath.Join(f.root, "workspace"),
+		Home:      filepath.Join(f.root, "home"),
+		Tmp:       filepath.Join(f.root, "tmp"),
+		ReadOnly:  []string{exe},
+		Hidden:    []string{filepath.Join(f.root, "other-run")},
+		Stdout:    &out,
+		Stderr:    &errb,
+	}, &out, &errb
+}
+
+func (f *fixture) run(spec sandbox.Spec) sandbox.Exit {
+	f.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	p, err := f.backend.Start(ctx, spec)
+	if err != nil {
+		f.t.Fatalf("Start: %v", err)
+	}
+	defer p.Destroy()
+	ex, err := p.Wait(ctx)
+	if err != nil {
+		f.t.Fatalf("Wait: %v", err)
+	}
+	return ex
+}
+
+// markerProcs lists host processes whose command line carries the marker.
+func (f *fixture) markerProcs() []int {
+	var pids []int
+	for _, p := range proctree.List() {
+		b, err := os.ReadFile(filepath.Join("/proc", itoa(p.PID), "cmdline"))
+		if err != nil {
+			continue
+		}
+		if bytes.Contains(b, []byte(f.marker)) && proctree.Alive(p.PID) && p.Comm != "bwrap" {
+			pids = append(pids, p.PID)
+		}
+	}
+	return pids
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+// waitFor polls cond for up to d.
+func waitFor(d time.Duration, cond func() bool) bool {
+	end := time.Now().Add(d)
+	for time.Now().Before(end) {
+		if cond() {
+			return true
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return cond()
+}
+
+// Run runs the contract suite against the backend newBackend returns. The
+// calling package's TestMain must call HelperMain first.
+func Run(t *testing.T, newBackend func() sandbox.Backend) {
+	b := newBackend()
+	if err := b.Check(context.Background()); err != nil {
+		t.Skipf("backend unavailable: %v", err)
+	}
+	caps := b.Capabilities()
+
+	t.Run("ExitCode", func(t *testing.T) {
+		f := newFixture(t, b)
+		for _, code := range []int{0, 7} {
+			spec, out, _ := f.spec("exit:" + itoa(code))
+			ex := f.run(spec)
+			if ex.Code != code || ex.Signal != "" {
+				t.Errorf("exit:%d: got %+v (output %q)", code, ex, out.String())
+			}
+		}
+	})
+
+	t.Run("Output", func(t *testing.T) {
+		f := newFixture(t, b)
+		spec, out, errb := f.spec("echo")
+		f.run(spec)
+		if out.String() != "to stdout\n" || errb.String() != "to stderr\n" {
+			t.Errorf("stdout %q stderr %q", out.String(), errb.String())
+		}
+	})
+
+	t.Run("EnvironmentIsExactlyTheSpec", func(t *testing.T) {
+		f := newFixture(t, b)
+		t.Setenv("PTB_HOST_SECRET", "leak")
+		spec, out, _ := f.spec("env", "FOO=bar")
+		f.run(spec)
+		got := out.String()
+		if !strings.Contains(got, "FOO=bar\n") {
+			t.Errorf("FOO=bar missing from %q", got)
+		}
+		if strings.Contains(got, "PTB_HOST_SECRET") {
+			t.Errorf("host variable leaked into sandbox: %q", got)
+		}
+		if !strings.Contains(got, "PWD="+spec.Workspace+"\n") {
+			t.Errorf("working directory is not the workspace: %q", got)
+		}
+	})
+
+	t.Run("WorkspaceWritable", func(t *testing.T) {
+		f := newFixture(t, b)
+		target := filepath.Join(f.root, "workspace", "out.txt")
+		spec, out, _ := f.spec("write:" + target)
+		if ex := f.run(spec); ex.Code != 0 {
+			t.Fatalf("write in workspace failed: %+v %q", ex, out.String())
+		}
+		if _, err := os.Stat(target); err != nil {
+			t.Errorf("file written in the sandbox is not in the workspace: %v", err)
+		}
+	})
+
+	t.Run("StopTerminatesWithinGrace", func(t *testing.T) {
+		f := newFixture(t, b)
+		spec, _, _ := f.spec("hang")
+		p, err := b.Start(context.Background(), spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Destroy()
+		waitFor(10*time.Second, func() bool { return len(f.markerProcs()) > 0 })
+		start := time.Now()
+		if err := p.Stop(30 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		ex, err := p.Wait(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if time.Since(start) > 20*time.Second {
+			t.Errorf("a process that honours SIGTERM took %v to stop (grace 30s)", time.Since(start))
+		}
+		if ex.Signal != "SIGTERM" {
+			t.Errorf("exit = %+v, want killed by SIGTERM", ex)
+		}
+		if left := f.markerProcs(); len(left) > 0 {
+			t.Errorf("processes left after Stop: %v", left)
+		}
+	})
+
+	t.Run("StopKillsWhatIgnoresTerm", func(t *testing.T) {
+		f := newFixture(t, b)
+		spec, out, _ := f.spec("ignore-term")
+		p, err := b.Start(context.Background(), spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Destroy()
+		waitFor(10*time.Second, func() bool { return strings.Contains(out.String(), "ignoring") })
+		grace := 500 * time.Millisecond
+		start := time.Now()
+		p.Stop(grace)
+		took := time.Since(start)
+		ex, _ := p.Wait(context.Background())
+		if took < grace {
+			t.Errorf("Stop returned after %v, before the grace of %v ended", took, grace)
+		}
+		if ex.Signal != "SIGKILL" {
+			t.Errorf("exit = %+v, want killed by SIGKILL", ex)
+		}
+		if left := f.markerProcs(); len(left) > 0 {
+			t.Errorf("processes left after Stop: %v", left)
+		}
+	})
+
+	t.Run("StopReapsGrandchildren", func(t *testing.T) {
+		f := newFixture(t, b)
+		spec, out, _ := f.spec("fork")
+		p, err := b.Start(context.Background(), spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Destroy()
+		if !waitFor(10*time.Second, func() bool { return len(f.markerProcs()) >= 4 }) {
+			t.Fatalf("helper did not fork: %q, procs %v", out.String(), f.markerProcs())
+		}
+		p.Stop(300 * time.Millisecond)
+		p.Wait(context.Background())
+		if !waitFor(5*time.Second, func() bool { return len(f.markerProcs()) == 0 }) {
+			t.Errorf("descendants left after Stop: %v", f.markerProcs())
+		}
+	})
+
+	t.Run("DiesWithHarness", func(t *testing.T) {
+		f := newFixture(t, b)
+		spec, _, _ := f.spec("hang")
+		// A child harness that starts the sandbox and is then SIGKILLed.
+		exe, _ := os.Executable()
+		h := exec.Command(exe, "-test.run=^$")
+		h.Env = append(os.Environ(), HarnessEnv+"="+encodeSpec(spec), HarnessBackendEnv+"="+caps.Name)
+		var hout bytes.Buffer
+		h.Stdout = &hout
+		h.Stderr = &hout
+		if err := h.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if !waitFor(20*time.Second, func() bool { return len(f.markerProcs()) > 0 }) {
+			h.Process.Kill()
+			h.Wait()
+			t.Fatalf("harness did not start the agent: %s", hout.String())
+		}
+		h.Process.Signal(syscall.SIGKILL)
+		h.Wait()
+		if !waitFor(10*time.Second, func() bool { return len(f.markerProcs()) == 0 }) {
+			t.Errorf("agent outlived the harness: %v", f.markerProcs())
+			for _, pid := range f.markerProcs() {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
+
+	if !caps.Isolated {
+		return
+	}
+
+	t.Run("WriteOutsideWorkspaceFails", func(t *testing.T) {
+		f := newFixture(t, b)
+		for _, target := range []string{
+			filepath.Join(f.root, "outside.txt"),
+			"/etc/ptb-sandbox-test",
+			filepath.Join(os.TempDir(), "ptb-sandbox-test-"+filepath.Base(f.root)),
+		} {
+			spec, out, _ := f.spec("write:" + target)
+			ex := f.run(spec)
+			// Under /tmp the write may land in the sandbox's private /tmp;
+			// elsewhere the host is read-only and the write must fail.
+			if ex.Code == 0 && !strings.HasPrefix(target, os.TempDir()) {
+				t.Errorf("write to %s succeeded inside the sandbox: %q", target, out.String())
+			}
+			if _, err := os.Stat(target); err == nil {
+				os.Remove(target)
+				t.Errorf("%s exists on the host after a sandboxed write", target)
+			}
+		}
+	})
+
+	t.Run("HiddenPathsInvisible", func(t *testing.T) {
+		f := newFixture(t, b)
+		spec, out, _ := f.spec("read:" + filepath.Join(f.root, "other-run"))
+		if ex := f.run(spec); ex.Code == 0 {
+			t.Errorf("another run's directory is readable in the sandbox: %q", out.String())
+		}
+	})
+
+	t.Run("NoNetworkByDefault", func(t *testing.T) {
+		f := newFixture(t, b)
+		spec, out, _ := f.spec("net")
+		if ex := f.run(spec); ex.Code != 0 {
+			t.Errorf("sandbox has network interfaces: %q", out.String())
+		}
+	})
+}

@@ -97,12 +97,22 @@ func Args(spec sandbox.Spec) ([]string, error) {
 		"--proc", "/proc",
 		"--tmpfs", "/run", // host sockets (docker, dbus, ...) are not the agent's
 	)
+	// Hidden directories become empty tmpfs mounts, made read-only once
+	// the job's own directories are bound inside them.
+	hidden := []string{"/run"}
 	for _, h := range []string{"/root", "/home"} {
 		if _, err := os.Stat(h); err == nil {
-			a = append(a, "--tmpfs", h)
+			hidden = append(hidden, h)
 		}
 	}
 	for _, h := range spec.Hidden {
+		// /tmp is replaced by the job's private directory, which already
+		// hides whatever the host keeps there.
+		if h != "/tmp" && !strings.HasPrefix(h, "/tmp/") {
+			hidden = append(hidden, h)
+		}
+	}
+	for _, h := range hidden[1:] {
 		a = append(a, "--tmpfs", h)
 	}
 	a = append(a, "--bind", spec.Tmp, "/tmp")
@@ -115,6 +125,9 @@ func Args(spec sandbox.Spec) ([]string, error) {
 	a = append(a, "--bind", spec.Workspace, spec.Workspace, "--bind", spec.Home, spec.Home)
 	for _, dev := range gpuDevices(spec.GPUs) {
 		a = append(a, "--dev-bind", dev, dev)
+	}
+	for _, h := range hidden {
+		a = append(a, "--remount-ro", h)
 	}
 	a = append(a, "--chdir", dir, "--")
 	return append(a, spec.Argv...), nil

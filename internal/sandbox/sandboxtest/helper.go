@@ -75,6 +75,11 @@ func helper(mode string, args []string) int {
 		fmt.Println("forked")
 		time.Sleep(time.Hour)
 		return 0
+	case "bigline":
+		// A 20 MiB line, a line of invalid UTF-8, and a last line without
+		// a newline: output a harness must keep byte for byte.
+		os.Stdout.Write(BigOutput())
+		return 0
 	case "write":
 		if err := os.WriteFile(arg, []byte("x"), 0o644); err != nil {
 			fmt.Println("write failed:", err)
@@ -106,4 +111,17 @@ func helper(mode string, args []string) int {
 	}
 	fmt.Fprintln(os.Stderr, "unknown helper mode", mode)
 	return 2
+}
+
+// BigOutput is what the bigline helper writes to stdout.
+func BigOutput() []byte {
+	var b []byte
+	b = append(b, `{"type":"big","data":"`...)
+	for i := 0; i < 20<<20; i++ {
+		b = append(b, 'a'+byte(i%26))
+	}
+	b = append(b, "\"}\n"...)
+	b = append(b, 0xff, 0xfe, 'b', 'a', 'd', 0xc3, 0x28, '\n')
+	b = append(b, "no newline at the end"...)
+	return b
 }

@@ -1,0 +1,73 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/ptb-dev/ptb/internal/agent"
+	"github.com/ptb-dev/ptb/internal/agent/scripted"
+	"github.com/ptb-dev/ptb/internal/job"
+	"github.com/ptb-dev/ptb/internal/pipeline"
+	"github.com/ptb-dev/ptb/internal/registry"
+	"github.com/ptb-dev/ptb/internal/sandbox"
+	"github.com/ptb-dev/ptb/internal/sandbox/bwrap"
+	"github.com/ptb-dev/ptb/internal/sandbox/none"
+)
+
+// sandboxBackend returns the named backend after checking it can run here.
+func sandboxBackend(ctx context.Context, name string) (sandbox.Backend, error) {
+	var b sandbox.Backend
+	switch name {
+	case "bwrap":
+		b = bwrap.New()
+	case "none":
+		b = none.New()
+	default:
+		return nil, usagef("unknown sandbox %q (want bwrap or none; docker, podman and apptainer are not implemented yet)", name)
+	}
+	if err := b.Check(ctx); err != nil {
+		return nil, fmt.Errorf("sandbox %s: %w; install bubblewrap or pass --sandbox none for an unsandboxed development run", name, err)
+	}
+	return b, nil
+}
+
+// newRunner wires the pipeline's seams to their implementations.
+func newRunner(ctx context.Context, e *env, reg *registry.Registry, spec job.Spec, verbose, demo bool) (*pipeline.Runner, error) {
+	sb, err := sandboxBackend(ctx, spec.Sandbox)
+	if err != nil {
+		return nil, err
+	}
+	level := slog.LevelWarn
+	if verbose {
+		level = slog.LevelInfo
+	}
+	r := &pipeline.Runner{
+		Registry: reg,
+		Sandbox:  sb,
+		Scaffold: scaffoldFor,
+		Self:     selfPath(),
+		Log:      slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level})),
+		Progress: e.stderr,
+		Version:  Version,
+	}
+	wireStages(r, spec)
+	return r, nil
+}
+
+// scaffoldFor returns the agent scaffold for a job.
+func scaffoldFor(spec job.Spec) (agent.Scaffold, error) {
+	switch spec.Agent {
+	case "scripted":
+		b, err := os.ReadFile(spec.Script)
+		if err != nil {
+			return nil, fmt.Errorf("read script: %w", err)
+		}
+		return &scripted.Scaffold{Binary: selfPath(), Script: b}, nil
+	}
+	return cliScaffold(spec)
+}
+
+var errNoAdapter = errors.New("no adapter")

@@ -1,0 +1,143 @@
+// Package job defines a job spec (what to run) and derives its run id.
+package job
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ptb-dev/ptb/internal/registry"
+	"github.com/ptb-dev/ptb/internal/sandbox"
+)
+
+// Spec is one job: an agent post-trains a base model for a benchmark.
+type Spec struct {
+	Agent      string  `json:"agent"`
+	AgentModel string  `json:"agent_model"`
+	BaseModel  string  `json:"base_model"` // hub id (resolved from a short name)
+	Benchmark  string  `json:"benchmark"`
+	Hours      float64 `json:"hours"`
+	GPUs       []int   `json:"gpus"`
+	Seed       int     `json:"seed"`
+	OutRoot    string  `json:"out_root"`
+	Label      string  `json:"label,omitempty"`
+
+	Sandbox string        `json:"sandbox"` // bwrap | none
+	Network string        `json:"network"` // none | host
+	Grace   time.Duration `json:"grace_ns"`
+	// PassEnv are host environment variables passed into the sandbox
+	// (NAME or NAME=VALUE); nothing else from the host leaks in.
+	PassEnv []string `json:"pass_env,omitempty"`
+	// Endpoint is the model endpoint injected into the agent CLI.
+	Endpoint string `json:"endpoint,omitempty"`
+	// Script is the scripted agent's script (scripted agent only).
+	Script string `json:"script,omitempty"`
+
+	Eval EvalSpec `json:"eval"`
+}
+
+// EvalSpec says how the evaluate stage runs.
+type EvalSpec struct {
+	Backend   string `json:"backend"`             // vllm | hf | url | replay | none
+	Version   string `json:"version,omitempty"`   // task version, "" = default
+	Responses string `json:"responses,omitempty"` // replay backend
+	BaseURL   string `json:"base_url,omitempty"`  // url backend
+	Limit     int    `json:"limit,omitempty"`     // 0 = full benchmark
+	DataDir   string `json:"data_dir,omitempty"`
+}
+
+// Defaults used when a field is left empty.
+const (
+	DefaultHours = 10
+	DefaultGrace = 30 * time.Second
+)
+
+// Normalize fills defaults and resolves names against reg, returning an
+// error naming the bad field and what is allowed.
+func (s *Spec) Normalize(reg *registry.Registry) error {
+	if s.Agent == "" {
+		return fmt.Errorf("job: agent is required (one of claude, codex, gemini, opencode, scripted)")
+	}
+	if _, err := reg.Agent(s.Agent); err != nil {
+		return fmt.Errorf("job: agent: %w", err)
+	}
+	m, err := reg.Model(s.BaseModel)
+	if err != nil {
+		return fmt.Errorf("job: base model: %w", err)
+	}
+	s.BaseModel = m.ID
+	if _, err := reg.Benchmark(s.Benchmark); err != nil {
+		return fmt.Errorf("job: benchmark: %w", err)
+	}
+	if s.Hours == 0 {
+		s.Hours = DefaultHours
+	}
+	if s.Hours < 0 || s.Hours > 1000 {
+		return fmt.Errorf("job: hours must be in (0, 1000], got %g", s.Hours)
+	}
+	if s.Grace == 0 {
+		s.Grace = DefaultGrace
+	}
+	if s.Sandbox == "" {
+		s.Sandbox = "bwrap"
+	}
+	if s.Network == "" {
+		s.Network = sandbox.NetworkNone
+	}
+	if s.Network != sandbox.NetworkNone && s.Network != sandbox.NetworkHost {
+		return fmt.Errorf("job: network must be none or host, got %q", s.Network)
+	}
+	if s.Eval.Backend == "" {
+		s.Eval.Backend = "vllm"
+	}
+	switch s.Eval.Backend {
+	case "vllm", "hf", "url", "replay", "none":
+	default:
+		return fmt.Errorf("job: eval backend must be vllm, hf, url, replay or none, got %q", s.Eval.Backend)
+	}
+	if s.Eval.Backend == "replay" && s.Eval.Responses == "" {
+		return fmt.Errorf("job: eval backend replay needs a responses file")
+	}
+	if s.Eval.Backend == "url" && s.Eval.BaseURL == "" {
+		return fmt.Errorf("job: eval backend url needs a base URL")
+	}
+	if s.Agent == "scripted" && s.Script == "" {
+		return fmt.Errorf("job: the scripted agent needs a script (--script FILE)")
+	}
+	if s.OutRoot == "" {
+		s.OutRoot = "runs"
+	}
+	return nil
+}
+
+// Budget is the solve time budget.
+func (s *Spec) Budget() time.Duration {
+	return time.Duration(s.Hours * float64(time.Hour))
+}
+
+var unsafe = regexp.MustCompile(`[^A-Za-z0-9.-]+`)
+
+func slug(s string) string {
+	s = unsafe.ReplaceAllString(strings.ToLower(s), "-")
+	return strings.Trim(s, "-")
+}
+
+// RunID is the run's identity: the job's coordinates, then the UTC creation
+// time, e.g. gsm8k_qwen3-1.7b_claude-opus-4-6_s0_20261127T080102Z. It never
+// changes once the run directory exists (resume keeps it).
+func RunID(s Spec, reg *registry.Registry, created time.Time) string {
+	model := s.BaseModel
+	if m, err := reg.Model(s.BaseModel); err == nil && m.Short != "" {
+		model = m.Short
+	}
+	agent := s.Agent
+	if s.AgentModel != "" {
+		agent += "-" + slug(s.AgentModel)
+	}
+	return strings.Join([]string{
+		slug(s.Benchmark), slug(model), agent, "s" + strconv.Itoa(s.Seed),
+		created.UTC().Format("20060102T150405Z"),
+	}, "_")
+}

@@ -1,0 +1,249 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/ptb-dev/ptb/internal/result"
+	"github.com/ptb-dev/ptb/internal/rundir"
+)
+
+// Files written by collect, relative to the run directory.
+const (
+	ProtectedCheckFile = "collect/protected_check.json"
+	SnapshotSkipped    = "collect/snapshot_skipped.txt"
+)
+
+// ProtectedCheck is the collect-time comparison with protected.json.
+type ProtectedCheck struct {
+	OK      bool     `json:"ok"`
+	Changes []string `json:"changes"`
+}
+
+// SnapshotMaxFile is the largest file kept in the workspace snapshot.
+const SnapshotMaxFile = 20 << 20
+
+// modelExts are weight files left out of the snapshot (final_model is
+// copied whole, separately).
+var modelExts = map[string]bool{".safetensors": true, ".bin": true, ".pt": true, ".pth": true,
+	".gguf": true, ".ckpt": true, ".h5": true, ".msgpack": true, ".onnx": true, ".npz": true}
+
+func (x *run) collect(ctx context.Context) (result.Stage, error) {
+	ws := x.dir.Path(rundir.Workspace)
+	if err := os.RemoveAll(x.dir.Path(rundir.CollectDir)); err != nil {
+		return result.Stage{}, err
+	}
+	if err := os.MkdirAll(x.dir.Path(rundir.CollectDir), 0o755); err != nil {
+		return result.Stage{}, err
+	}
+	var notes []string
+	// final_model, symlinks dereferenced, only within the job's own files.
+	src := filepath.Join(ws, "final_model")
+	if _, err := os.Stat(src); err == nil {
+		allowed := []string{ws, x.dir.Path(rundir.Home)}
+		sums, refused, err := copyDeref(ctx, src, x.dir.Path(rundir.FinalModel), allowed)
+		if err != nil {
+			return result.Stage{}, fmt.Errorf("copy final_model: %w", err)
+		}
+		var b strings.Builder
+		for _, f := range sortedKeys(sums) {
+			fmt.Fprintf(&b, "%s  %s\n", sums[f], f)
+		}
+		if err := rundir.WriteFileAtomic(x.dir.Path(rundir.FinalModelSum), []byte(b.String()), 0o644); err != nil {
+			return result.Stage{}, err
+		}
+		for _, r := range refused {
+			notes = append(notes, "final_model: not copied: "+r)
+		}
+	} else {
+		notes = append(notes, "no final_model in the workspace")
+	}
+	// Protected files.
+	var prot Protected
+	if err := x.dir.ReadJSON(rundir.ProtectedFile, &prot); err != nil {
+		return result.Stage{}, fmt.Errorf("read protected-file manifest: %w", err)
+	}
+	changes, err := checkProtected(ws, prot)
+	if err != nil {
+		return result.Stage{}, err
+	}
+	if err := x.dir.WriteJSON(ProtectedCheckFile, ProtectedCheck{OK: len(changes) == 0, Changes: changes}); err != nil {
+		return result.Stage{}, err
+	}
+	if len(changes) > 0 {
+		notes = append(notes, "protected files changed: "+strings.Join(changes, ", "))
+	}
+	// Workspace snapshot without model weights.
+	skipped, err := snapshot(ctx, ws, x.dir.Path(rundir.Snapshot))
+	if err != nil {
+		return result.Stage{}, fmt.Errorf("snapshot workspace: %w", err)
+	}
+	if err := rundir.WriteFileAtomic(x.dir.Path(SnapshotSkipped), []byte(strings.Join(skipped, "\n")+"\n"), 0o644); err != nil {
+		return result.Stage{}, err
+	}
+	return result.Stage{Status: result.StatusDone, Reason: strings.Join(notes, "; ")}, nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+// copyDeref copies the tree at src to dst, following symlinks whose
+// targets resolve inside one of allowed (a link to /etc/shadow is refused,
+// not copied by a harness that may run as root). It returns the sha256 of
+// every copied file by relative path, and the refused entries.
+func copyDeref(ctx context.Context, src, dst string, allowed []string) (map[string]string, []string, error) {
+	sums := map[string]string{}
+	var refused []string
+	inside := func(p string) bool {
+		for _, a := range allowed {
+			ra, err := filepath.EvalSymlinks(a)
+			if err != nil {
+				ra = a
+			}
+			if p == ra || strings.HasPrefix(p, ra+string(filepath.Separator)) {
+				return true
+			}
+		}
+		return false
+	}
+	var walk func(s, d, rel string, depth int) error
+	walk = func(s, d, rel string, depth int) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if depth > 40 {
+			refused = append(refused, rel+" (too deep or a symlink loop)")
+			return nil
+		}
+		real, err := filepath.EvalSymlinks(s)
+		if err != nil {
+			refused = append(refused, rel+" (dangling symlink)")
+			return nil
+		}
+		if !inside(real) {
+			refused = append(refused, rel+" (links outside the job: "+real+")")
+			return nil
+		}
+		fi, err := os.Stat(real)
+		if err != nil {
+			return err
+		}
+		switch {
+		case fi.IsDir():
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				return err
+			}
+			ents, err := os.ReadDir(real)
+			if err != nil {
+				return err
+			}
+			for _, e := range ents {
+				r := e.Name()
+				if rel != "" {
+					r = rel + "/" + e.Name()
+				}
+				if err := walk(filepath.Join(s, e.Name()), filepath.Join(d, e.Name()), r, depth+1); err != nil {
+					return err
+				}
+			}
+		case fi.Mode().IsRegular():
+			sum, err := copyFile(real, d)
+			if err != nil {
+				return err
+			}
+			sums[rel] = sum
+		default:
+			refused = append(refused, rel+" (not a regular file)")
+		}
+		return nil
+	}
+	return sums, refused, walk(src, dst, "", 0)
+}
+
+// copyFile copies src to dst and returns the sha256 of the content.
+func copyFile(src, dst string) (string, error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return "", err
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return "", err
+	}
+	h := newHash()
+	if _, err := io.Copy(io.MultiWriter(out, h), in); err != nil {
+		out.Close()
+		return "", err
+	}
+	if err := out.Close(); err != nil {
+		return "", err
+	}
+	return h.hex(), nil
+}
+
+// snapshot copies the workspace to dst without final_model, weight files
+// and files over SnapshotMaxFile; symlinks are kept as links. It returns
+// what it left out and why.
+func snapshot(ctx context.Context, ws, dst string) ([]string, error) {
+	var skipped []string
+	err := filepath.WalkDir(ws, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrPermission) {
+				skipped = append(skipped, p+" (unreadable)")
+				return nil
+			}
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(ws, p)
+		target := filepath.Join(dst, rel)
+		if rel == "final_model" {
+			skipped = append(skipped, "final_model/ (copied to collect/final_model)")
+			return filepath.SkipDir
+		}
+		switch {
+		case d.IsDir():
+			return os.MkdirAll(target, 0o755)
+		case d.Type()&fs.ModeSymlink != 0:
+			l, err := os.Readlink(p)
+			if err != nil {
+				return nil
+			}
+			return os.Symlink(l, target)
+		case !d.Type().IsRegular():
+			skipped = append(skipped, rel+" (not a regular file)")
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return nil
+		}
+		if modelExts[strings.ToLower(filepath.Ext(p))] {
+			skipped = append(skipped, fmt.Sprintf("%s (model weights, %d bytes)", rel, fi.Size()))
+			return nil
+		}
+		if fi.Size() > SnapshotMaxFile {
+			skipped = append(skipped, fmt.Sprintf("%s (%d bytes, over the %d-byte limit)", rel, fi.Size(), SnapshotMaxFile))
+			return nil
+		}
+		_, err = copyFile(p, target)
+		return err
+	})
+	return skipped, err
+}

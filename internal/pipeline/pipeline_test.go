@@ -1,0 +1,436 @@
+package pipeline_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ptb-dev/ptb/internal/agent"
+	"github.com/ptb-dev/ptb/internal/agent/scripted"
+	"github.com/ptb-dev/ptb/internal/job"
+	"github.com/ptb-dev/ptb/internal/pipeline"
+	"github.com/ptb-dev/ptb/internal/registry"
+	"github.com/ptb-dev/ptb/internal/result"
+	"github.com/ptb-dev/ptb/internal/rundir"
+	"github.com/ptb-dev/ptb/internal/sandbox"
+	"github.com/ptb-dev/ptb/internal/sandbox/bwrap"
+	"github.com/ptb-dev/ptb/internal/sandbox/proctree"
+	"github.com/ptb-dev/ptb/internal/sandbox/sandboxtest"
+)
+
+// The test binary plays three parts: the misbehaving agents of
+// sandboxtest, the scripted agent (`agent-run scripted --script F`, as ptb
+// would run it), and a harness that a test SIGKILLs (harnessEnv).
+const harnessEnv = "PTB_PIPELINE_TEST_HARNESS"
+
+func TestMain(m *testing.M) {
+	sandboxtest.HelperMain()
+	if len(os.Args) > 4 && os.Args[1] == "agent-run" && os.Args[2] == "scripted" {
+		os.Exit(scripted.Main(context.Background(), os.Args[4], os.Stdout, os.Stderr))
+	}
+	if dir, ok := os.LookupEnv(harnessEnv); ok {
+		r := newRunner(bwrap.New())
+		r.Scaffold = scriptedScaffold
+		_, err := r.Run(context.Background(), rundir.Dir(dir))
+		if err != nil {
+			os.Stderr.WriteString(err.Error())
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func self() string {
+	exe, _ := os.Executable()
+	return exe
+}
+
+func newRunner(b sandbox.Backend) *pipeline.Runner {
+	return &pipeline.Runner{Registry: registry.Default(), Sandbox: b, Self: self(), Version: "test"}
+}
+
+func scriptedScaffold(spec job.Spec) (agent.Scaffold, error) {
+	b, err := os.ReadFile(spec.Script)
+	if err != nil {
+		return nil, err
+	}
+	return &scripted.Scaffold{Binary: self(), Script: b}, nil
+}
+
+// helperScaffold launches the test binary in a sandboxtest helper mode.
+type helperScaffold struct {
+	mode, marker string
+}
+
+func (h *helperScaffold) Name() string                   { return "helper" }
+func (h *helperScaffold) Version(context.Context) string { return "test" }
+func (h *helperScaffold) Command(context.Context, agent.Launch) (agent.Command, error) {
+	return agent.Command{Argv: []string{self(), h.marker}, Env: []string{sandboxtest.HelperEnv + "=" + h.mode}}, nil
+}
+
+// outRoot is a run root outside /tmp, so that the sandbox's private /tmp
+// does not mask writes to the host's copy of the run directory.
+func outRoot(t *testing.T) string {
+	base := "/var/tmp"
+	if _, err := os.Stat(base); err != nil {
+		base = ""
+	}
+	d, err := os.MkdirTemp(base, "ptb-pipeline-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return d
+}
+
+func bwrapOrSkip(t *testing.T) sandbox.Backend {
+	t.Helper()
+	b := bwrap.New()
+	if err := b.Check(context.Background()); err != nil {
+		t.Skipf("bwrap unavailable: %v", err)
+	}
+	return b
+}
+
+func newJob(t *testing.T, seconds float64, script string) (job.Spec, rundir.Dir) {
+	t.Helper()
+	spec := job.Spec{Agent: "scripted", BaseModel: "qwen3-1.7b", Benchmark: "gsm8k",
+		Hours: seconds / 3600, OutRoot: outRoot(t), Grace: time.Second, Script: "unused", Eval: job.EvalSpec{Backend: "none"}}
+	if script != "" {
+		spec.Script = filepath.Join(spec.OutRoot, "script.yaml")
+		if err := os.WriteFile(spec.Script, []byte(script), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := spec.Normalize(registry.Default()); err != nil {
+		t.Fatal(err)
+	}
+	d, err := pipeline.Create(spec, registry.Default(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return spec, d
+}
+
+func validate(t *testing.T, d rundir.Dir) *result.Result {
+	t.Helper()
+	b, err := os.ReadFile(d.Path(rundir.ResultFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := result.ValidateJSON(b); err != nil {
+		t.Fatalf("result.json does not validate: %v\n%s", err, b)
+	}
+	r, err := result.Read(d.Path(rundir.ResultFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+const normalScript = `steps:
+  - say: "Training."
+  - run: "bash timer.sh > timer.out; echo hello > hello.txt"
+  - model: final_model
+  - run: "ln -s /etc/passwd final_model/leak; mkdir -p data; echo '{\"q\": 1}' > data/train.jsonl"
+final: "Done."
+`
+
+func TestRunNormalCompletion(t *testing.T) {
+	b := bwrapOrSkip(t)
+	_, d := newJob(t, 60, normalScript)
+	r := newRunner(b)
+	r.Scaffold = scriptedScaffold
+	res, err := r.Run(context.Background(), d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := validate(t, d)
+	if got.RunID != res.RunID || got.Solve == nil {
+		t.Fatalf("record: %+v", got)
+	}
+	s := got.Solve
+	if s.EndReason != result.EndExited || s.ExitCode == nil || *s.ExitCode != 0 || s.Segments != 1 || !s.FinalModel {
+		t.Errorf("solve = %+v", s)
+	}
+	if s.ProtectedOK == nil || !*s.ProtectedOK {
+		t.Errorf("protected files reported changed: %+v", got.Warnings)
+	}
+	if got.Verdict != result.VerdictUnverified || got.Stages[result.StageAudit].Status != result.StatusSkipped {
+		t.Errorf("verdict %s, audit %+v: an unimplemented audit must leave the run unverified", got.Verdict, got.Stages[result.StageAudit])
+	}
+	if got.Sandbox.Backend != "bwrap" || got.Sandbox.Unsandboxed || got.Sandbox.Network != "none" {
+		t.Errorf("sandbox = %+v", got.Sandbox)
+	}
+	// timer.sh printed the remaining time in the original's format.
+	timer, _ := os.ReadFile(d.Path(rundir.Workspace, "timer.out"))
+	if !strings.HasPrefix(string(timer), "Remaining time (hours:minutes):\n0:0") {
+		t.Errorf("timer.sh printed %q", timer)
+	}
+	// final_model was copied with hashes; the symlink to /etc/passwd was refused.
+	sums, err := os.ReadFile(d.Path(rundir.FinalModelSum))
+	if err != nil || !strings.Contains(string(sums), "  model.safetensors\n") || !strings.Contains(string(sums), "  config.json\n") {
+		t.Errorf("final_model.sha256 = %q, %v", sums, err)
+	}
+	if _, err := os.Lstat(d.Path(rundir.FinalModel, "leak")); err == nil {
+		t.Errorf("a symlink to /etc/passwd was copied out of final_model")
+	}
+	if !strings.Contains(got.Stages[result.StageCollect].Reason, "links outside the job") {
+		t.Errorf("collect did not report the refused link: %q", got.Stages[result.StageCollect].Reason)
+	}
+	// The snapshot keeps data but not weights.
+	if _, err := os.Stat(d.Path(rundir.Snapshot, "data", "train.jsonl")); err != nil {
+		t.Errorf("snapshot lacks data/train.jsonl: %v", err)
+	}
+	if _, err := os.Stat(d.Path(rundir.Snapshot, "final_model")); err == nil {
+		t.Errorf("snapshot holds final_model")
+	}
+	// The raw trace has the tool calls; the prompt was passed through.
+	trace, _ := os.ReadFile(d.Path(rundir.TraceRaw))
+	if !bytes.Contains(trace, []byte(`"type":"tool_call"`)) || !bytes.Contains(trace, []byte(`"final_message":"Done."`)) {
+		t.Errorf("trace = %s", trace)
+	}
+	// A second run of the same directory redoes nothing.
+	before, _ := os.ReadFile(d.Path(rundir.SolveState))
+	if _, err := r.Run(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := os.ReadFile(d.Path(rundir.SolveState))
+	if !bytes.Equal(before, after) {
+		t.Errorf("re-running a finished job touched the solve state")
+	}
+}
+
+func TestRunWriteOutsideWorkspaceFails(t *testing.T) {
+	b := bwrapOrSkip(t)
+	spec, d := newJob(t, 60, "")
+	script := `steps:
+  - run: "echo x > ../escaped.txt; echo x > ` + spec.OutRoot + `/escaped.txt; echo x > /etc/escaped.txt; echo x > $HOME/../escaped2.txt; echo inside > ok.txt"
+final: "done"
+`
+	os.WriteFile(spec.Script, []byte(script), 0o644)
+	r := newRunner(b)
+	r.Scaffold = scriptedScaffold
+	if _, err := r.Run(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{d.Path("escaped.txt"), filepath.Join(spec.OutRoot, "escaped.txt"), "/etc/escaped.txt", d.Path("escaped2.txt")} {
+		if _, err := os.Stat(p); err == nil {
+			os.Remove(p)
+			t.Errorf("the agent wrote %s outside its workspace", p)
+		}
+	}
+	if _, err := os.Stat(d.Path(rundir.Workspace, "ok.txt")); err != nil {
+		t.Errorf("the write inside the workspace failed: %v", err)
+	}
+	trace, _ := os.ReadFile(d.Path(rundir.TraceRaw))
+	if n := bytes.Count(trace, []byte("Read-only file system")); n < 3 {
+		t.Errorf("want 3+ read-only errors in the trace, got %d: %s", n, trace)
+	}
+}
+
+// runHelper runs a job whose agent is the test binary in a helper mode.
+func runHelper(t *testing.T, mode string, seconds float64, grace time.Duration) (rundir.Dir, *result.Result, string) {
+	t.Helper()
+	b := bwrapOrSkip(t)
+	spec, d := newJob(t, seconds, "")
+	spec.Grace = grace
+	// Rewrite job.json with the grace period.
+	if err := d.WriteJSON(rundir.JobFile, spec); err != nil {
+		t.Fatal(err)
+	}
+	marker := "ptb-pipeline-marker:" + string(d)
+	r := newRunner(b)
+	r.Scaffold = func(job.Spec) (agent.Scaffold, error) { return &helperScaffold{mode: mode, marker: marker}, nil }
+	if _, err := r.Run(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	return d, validate(t, d), marker
+}
+
+func markerAlive(marker string) []int {
+	var pids []int
+	for _, p := range proctree.List() {
+		b, _ := os.ReadFile(filepath.Join("/proc", itoa(p.PID), "cmdline"))
+		if bytes.Contains(b, []byte(marker)) && p.Comm != "bwrap" && proctree.Alive(p.PID) {
+			pids = append(pids, p.PID)
+		}
+	}
+	return pids
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+func TestDeadlineKillsHangingAgent(t *testing.T) {
+	start := time.Now()
+	_, res, marker := runHelper(t, "hang", 2, 5*time.Second)
+	took := time.Since(start)
+	s := res.Solve
+	if s.EndReason != result.EndDeadline {
+		t.Fatalf("end reason %q, want deadline", s.EndReason)
+	}
+	if s.Signal != "SIGTERM" {
+		t.Errorf("signal %q: a process that honours SIGTERM should die of it", s.Signal)
+	}
+	if s.TimeTakenS < 1.9 || s.TimeTakenS > 2+5 {
+		t.Errorf("time taken %.2fs, want the 2 s budget (plus at most the grace)", s.TimeTakenS)
+	}
+	if took > 30*time.Second {
+		t.Errorf("the job took %v", took)
+	}
+	if left := markerAlive(marker); len(left) > 0 {
+		t.Errorf("agent processes left: %v", left)
+	}
+}
+
+func TestDeadlineSIGKILLsAgentIgnoringTERM(t *testing.T) {
+	_, res, marker := runHelper(t, "ignore-term", 1, time.Second)
+	s := res.Solve
+	if s.EndReason != result.EndDeadline || s.Signal != "SIGKILL" {
+		t.Errorf("solve = %+v, want deadline and SIGKILL", s)
+	}
+	if s.TimeTakenS < 1+0.9 {
+		t.Errorf("time taken %.2fs: the grace of 1 s was not given", s.TimeTakenS)
+	}
+	if left := markerAlive(marker); len(left) > 0 {
+		t.Errorf("agent processes left: %v", left)
+	}
+}
+
+func TestDeadlineReapsGrandchildren(t *testing.T) {
+	_, res, marker := runHelper(t, "fork", 2, 500*time.Millisecond)
+	if res.Solve.EndReason != result.EndDeadline {
+		t.Errorf("end reason %q", res.Solve.EndReason)
+	}
+	if left := markerAlive(marker); len(left) > 0 {
+		t.Errorf("descendants left after the deadline: %v", left)
+	}
+	// The helper's three grandchildren started before the deadline.
+	trace, _ := os.ReadFile(string(markerDir(marker)) + "/" + rundir.TraceRaw)
+	if !bytes.Contains(trace, []byte("forked")) {
+		t.Errorf("helper did not fork: %q", trace)
+	}
+}
+
+func markerDir(marker string) string { return strings.TrimPrefix(marker, "ptb-pipeline-marker:") }
+
+func TestOutputKeptByteForByte(t *testing.T) {
+	d, res, _ := runHelper(t, "bigline", 60, time.Second)
+	if res.Solve.EndReason != result.EndExited {
+		t.Fatalf("solve = %+v", res.Solve)
+	}
+	want := sandboxtest.BigOutput()
+	raw, _ := os.ReadFile(d.Path(rundir.TraceRaw))
+	if !bytes.Equal(raw, want) {
+		t.Errorf("raw trace: %d bytes, want %d identical bytes", len(raw), len(want))
+	}
+	log, _ := os.ReadFile(d.Path(rundir.TraceLog))
+	lines := bytes.Split(bytes.TrimSuffix(log, []byte("\n")), []byte("\n"))
+	if len(lines) != 3 {
+		t.Fatalf("output.log has %d lines, want 3", len(lines))
+	}
+	wantLines := bytes.Split(want, []byte("\n"))
+	tags := []string{" stdout ", " stdout ", " stdout~ "}
+	for i, l := range lines {
+		ts, rest, _ := bytes.Cut(l, []byte(" "))
+		if _, err := time.Parse(time.RFC3339Nano, string(ts)); err != nil {
+			t.Errorf("line %d: bad timestamp %q", i, ts)
+		}
+		if !bytes.HasPrefix(append([]byte(" "), rest...), []byte(tags[i])) {
+			t.Errorf("line %d: tag %q, want %q", i, rest[:min(10, len(rest))], tags[i])
+		}
+		if got := rest[len(tags[i])-1:]; !bytes.Equal(got, wantLines[i]) {
+			t.Errorf("line %d: %d bytes, want %d identical bytes", i, len(got), len(wantLines[i]))
+		}
+	}
+}
+
+// The harness is SIGKILLed mid-solve; --resume finishes the job with the
+// time that was left, in the same workspace, without redoing prepare.
+func TestResumeAfterHarnessKilled(t *testing.T) {
+	bwrapOrSkip(t)
+	script := `steps:
+  - run: "echo one > one.txt"
+  - sleep: 3s
+  - run: "echo two > two.txt"
+  - model: final_model
+final: "finished after resume"
+`
+	_, d := newJob(t, 120, script)
+	h := exec.Command(self(), "-test.run=^$")
+	h.Env = append(os.Environ(), harnessEnv+"="+string(d))
+	var hout bytes.Buffer
+	h.Stdout, h.Stderr = &hout, &hout
+	if err := h.Start(); err != nil {
+		t.Fatal(err)
+	}
+	one := d.Path(rundir.Workspace, "one.txt")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(one); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			h.Process.Kill()
+			t.Fatalf("agent never wrote one.txt: %s", hout.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(pipeline.Heartbeat + 500*time.Millisecond) // let a heartbeat land
+	prepared, _ := os.ReadFile(d.Path(rundir.ProtectedFile))
+	h.Process.Signal(syscall.SIGKILL)
+	h.Wait()
+
+	man, _ := pipeline.LoadManifest(d)
+	if st := man.Stages[result.StageSolve].Status; st != result.StatusRunning {
+		t.Fatalf("after the crash the solve stage is %q, want running", st)
+	}
+	r := newRunner(bwrapOrSkip(t))
+	r.Scaffold = scriptedScaffold
+	if _, err := r.Run(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	res := validate(t, d)
+	if res.Solve.Segments != 2 || res.Solve.EndReason != result.EndExited || !res.Solve.FinalModel {
+		t.Errorf("solve = %+v", res.Solve)
+	}
+	if _, err := os.Stat(d.Path(rundir.Workspace, "two.txt")); err != nil {
+		t.Errorf("the resumed agent did not finish its work: %v", err)
+	}
+	var st pipeline.SolveState
+	b, _ := os.ReadFile(d.Path(rundir.SolveState))
+	json.Unmarshal(b, &st)
+	first, second := st.Segments[0], st.Segments[1]
+	if first.EndReason != "harness_died" {
+		t.Errorf("first segment ended %q, want harness_died", first.EndReason)
+	}
+	spentFirst := first.End.Sub(first.Start)
+	if spentFirst < pipeline.Heartbeat {
+		t.Errorf("first segment counted %v; the time before the crash must count", spentFirst)
+	}
+	if got, want := second.Deadline.Sub(second.Start), 120*time.Second-spentFirst; got < want-time.Second || got > want+time.Second {
+		t.Errorf("second segment was given %v, want the %v that was left", got, want)
+	}
+	if res.Solve.TimeTakenS < spentFirst.Seconds() {
+		t.Errorf("time taken %.1fs does not include the first segment's %.1fs", res.Solve.TimeTakenS, spentFirst.Seconds())
+	}
+	trace, _ := os.ReadFile(d.Path(rundir.TraceRaw))
+	for _, want := range []string{`"type":"ptb.segment"`, `"continue":true`, `"resumed_at_step":1`, `"final_message":"finished after resume"`} {
+		if !bytes.Contains(trace, []byte(want)) {
+			t.Errorf("trace lacks %s", want)
+		}
+	}
+	after, _ := os.ReadFile(d.Path(rundir.ProtectedFile))
+	if !bytes.Equal(prepared, after) {
+		t.Errorf("prepare was redone on resume")
+	}
+}

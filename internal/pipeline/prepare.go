@@ -1,0 +1,244 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ptb-dev/ptb/internal/prompt"
+	"github.com/ptb-dev/ptb/internal/result"
+	"github.com/ptb-dev/ptb/internal/rundir"
+)
+
+// PromptFile is the rendered agent prompt, kept in the run directory
+// (outside the agent's reach).
+const PromptFile = "prompt.txt"
+
+// Protected is protected.json: sha256 of every protected workspace file,
+// by path relative to the workspace.
+type Protected struct {
+	Files map[string]string `json:"files"`
+}
+
+// prepare makes a fresh workspace: prompt, evaluate.py, templates/,
+// timer.sh, and the protected-file manifest.
+func (x *run) prepare(ctx context.Context) (result.Stage, error) {
+	reg := x.r.Registry
+	bench, err := reg.Benchmark(x.spec.Benchmark)
+	if err != nil {
+		return result.Stage{}, err
+	}
+	ag, err := reg.Agent(x.spec.Agent)
+	if err != nil {
+		return result.Stage{}, err
+	}
+	ws := x.dir.Path(rundir.Workspace)
+	// A half-made workspace from a crashed prepare is started over.
+	if err := os.RemoveAll(ws); err != nil {
+		return result.Stage{}, err
+	}
+	for _, d := range []string{rundir.Workspace, rundir.Home, rundir.Tmp, rundir.TraceDir} {
+		if err := os.MkdirAll(x.dir.Path(d), 0o755); err != nil {
+			return result.Stage{}, err
+		}
+	}
+	os.Chmod(x.dir.Path(rundir.Tmp), 0o1777)
+	gpus := len(x.spec.GPUs)
+	text := prompt.Agent(prompt.Params{
+		Model: x.spec.BaseModel, Benchmark: bench, Hours: x.spec.Hours,
+		GPUCount: gpus, GPUName: x.r.GPUName, Agent: ag,
+	})
+	if err := rundir.WriteFileAtomic(x.dir.Path(PromptFile), []byte(text), 0o644); err != nil {
+		return result.Stage{}, err
+	}
+	if err := os.WriteFile(filepath.Join(ws, "evaluate.py"), []byte(evaluateScript(x.spec.Benchmark, bench.DevLimit)), 0o755); err != nil {
+		return result.Stage{}, err
+	}
+	if err := os.WriteFile(filepath.Join(ws, "timer.sh"), []byte(TimerScript(time.Time{})), 0o755); err != nil {
+		return result.Stage{}, err
+	}
+	ntpl := 0
+	if x.r.Templates != nil {
+		err := fs.WalkDir(x.r.Templates, ".", func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || path.Ext(p) != ".jinja" {
+				return err
+			}
+			b, err := fs.ReadFile(x.r.Templates, p)
+			if err != nil {
+				return err
+			}
+			dst := filepath.Join(ws, "templates", filepath.FromSlash(p))
+			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+				return err
+			}
+			ntpl++
+			return os.WriteFile(dst, b, 0o644)
+		})
+		if err != nil {
+			return result.Stage{}, fmt.Errorf("copy templates: %w", err)
+		}
+	}
+	prot, err := hashProtected(ws)
+	if err != nil {
+		return result.Stage{}, err
+	}
+	if err := x.dir.WriteJSON(rundir.ProtectedFile, prot); err != nil {
+		return result.Stage{}, err
+	}
+	st := result.Stage{Status: result.StatusDone}
+	if ntpl == 0 {
+		st.Reason = "no chat templates available to copy"
+	}
+	return st, nil
+}
+
+// protectedPaths are the workspace entries the agent must not modify.
+var protectedPaths = []string{"evaluate.py", "templates"}
+
+// hashProtected hashes every file under the protected paths.
+func hashProtected(ws string) (Protected, error) {
+	p := Protected{Files: map[string]string{}}
+	for _, top := range protectedPaths {
+		root := filepath.Join(ws, top)
+		if _, err := os.Lstat(root); err != nil {
+			continue
+		}
+		err := filepath.WalkDir(root, func(f string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			sum, err := sha256File(f)
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(ws, f)
+			p.Files[filepath.ToSlash(rel)] = sum
+			return nil
+		})
+		if err != nil {
+			return p, fmt.Errorf("hash protected files: %w", err)
+		}
+	}
+	return p, nil
+}
+
+// checkProtected compares the workspace with the prepare-time hashes and
+// lists what changed ("modified: x", "deleted: x", "added: x").
+func checkProtected(ws string, want Protected) ([]string, error) {
+	got, err := hashProtected(ws)
+	if err != nil {
+		return nil, err
+	}
+	var diffs []string
+	for f, sum := range want.Files {
+		switch g, ok := got.Files[f]; {
+		case !ok:
+			diffs = append(diffs, "deleted: "+f)
+		case g != sum:
+			diffs = append(diffs, "modified: "+f)
+		}
+	}
+	for f := range got.Files {
+		if _, ok := want.Files[f]; !ok {
+			diffs = append(diffs, "added: "+f)
+		}
+	}
+	sort.Strings(diffs)
+	return diffs, nil
+}
+
+func sha256File(p string) (string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// TimerScript is timer.sh: it prints the remaining time as the original
+// did ("Remaining time (hours:minutes):" then H:MM, or "Timer expired!").
+// The deadline comes from $PTB_DEADLINE (Unix seconds, set by the harness
+// for every launch) or, failing that, the value baked in at launch time.
+func TimerScript(deadline time.Time) string {
+	baked := "0"
+	if !deadline.IsZero() {
+		baked = strconv.FormatInt(deadline.Unix(), 10)
+	}
+	return `#!/bin/bash
+# Written by ptb. Prints the time left for this job.
+DEADLINE="${PTB_DEADLINE:-` + baked + `}"
+if [ "$DEADLINE" -le 0 ] 2>/dev/null; then
+    echo "Timer not initialized."
+    exit 1
+fi
+NOW=$(date +%s)
+REMAINING=$((DEADLINE - NOW))
+
+if [ $REMAINING -le 0 ]; then
+    echo "Timer expired!"
+else
+    echo "Remaining time (hours:minutes)":
+    HOURS=$((REMAINING / 3600))
+    MINUTES=$(((REMAINING % 3600) / 60))
+    printf "%d:%02d\n" $HOURS $MINUTES
+fi
+`
+}
+
+// evaluateScript is evaluate.py: the agent's entry point to the benchmark.
+// It accepts the original script's options and hands over to `ptb eval`
+// with the development defaults (the original's --limit default per task).
+func evaluateScript(task string, devLimit int) string {
+	r := strings.NewReplacer("{{TASK}}", task, "{{LIMIT}}", strconv.Itoa(devLimit))
+	return r.Replace(`#!/usr/bin/env python3
+"""Evaluate a model on {{TASK}} (PostTrainBench, run by ptb).
+
+Do not modify this file: the harness checks its hash. It runs the same
+evaluation code as the final evaluation (` + "`ptb eval`" + `), on a subset by default.
+
+Usage: python evaluate.py --model-path final_model [--limit N] [--max-tokens N]
+                          [--max-connections N] [--json-output-file FILE]
+"""
+import argparse
+import os
+import sys
+
+parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+parser.add_argument("--model-path", default="final_model")
+parser.add_argument("--limit", type=int, default={{LIMIT}}, help="number of samples; -1 for all")
+parser.add_argument("--max-tokens", "--max-new-tokens", type=int, default=None)
+parser.add_argument("--max-connections", type=int, default=None)
+parser.add_argument("--json-output-file", default=None)
+parser.add_argument("--templates-dir", default=None, help="ignored: ptb applies its own templates")
+args, rest = parser.parse_known_args()
+
+ptb = os.environ.get("PTB_BIN", "ptb")
+cmd = [ptb, "eval", "--task", "{{TASK}}", "--model", args.model_path, "--backend", os.environ.get("PTB_EVAL_BACKEND", "hf")]
+if args.limit is not None and args.limit >= 0:
+    cmd += ["--limit", str(args.limit)]
+if args.max_tokens:
+    cmd += ["--max-tokens", str(args.max_tokens)]
+if args.max_connections:
+    cmd += ["--concurrency", str(args.max_connections)]
+if args.json_output_file:
+    cmd += ["--metrics-out", args.json_output_file]
+cmd += rest
+sys.stdout.flush()
+os.execvp(cmd[0], cmd)
+`)
+}

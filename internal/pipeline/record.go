@@ -1,0 +1,210 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/ptb-dev/ptb/internal/result"
+	"github.com/ptb-dev/ptb/internal/rundir"
+)
+
+func (x *run) audit(ctx context.Context) (result.Stage, error) {
+	if x.r.Auditor == nil {
+		return result.Stage{Status: result.StatusSkipped, Reason: "no audit implementation configured; verdict stays unverified"}, nil
+	}
+	a, err := x.r.Auditor.Audit(ctx, x.dir, x.spec)
+	if err != nil {
+		return result.Stage{}, err
+	}
+	if err := x.dir.WriteJSON(rundir.AuditFile, a); err != nil {
+		return result.Stage{}, err
+	}
+	return result.Stage{Status: result.StatusDone, Reason: "verdict " + a.Verdict}, nil
+}
+
+// EvaluationFile is the evaluate stage's summary, beside metrics.json.
+const EvaluationFile = "eval/evaluation.json"
+
+func (x *run) evaluate(ctx context.Context) (result.Stage, error) {
+	if x.r.Evaluator == nil || x.spec.Eval.Backend == "none" {
+		return result.Stage{Status: result.StatusSkipped, Reason: "no evaluation backend configured"}, nil
+	}
+	model := x.dir.Path(rundir.FinalModel)
+	if _, err := os.Stat(model); err != nil {
+		return result.Stage{}, errors.New("no final_model was collected; the score falls back to the baseline")
+	}
+	ev, err := x.r.Evaluator.Evaluate(ctx, EvalRequest{
+		Spec: x.spec, ModelDir: model, OutDir: x.dir.Path(rundir.EvalDir),
+		Sandbox: x.r.Sandbox, Progress: x.r.Progress,
+	})
+	if err != nil {
+		return result.Stage{}, err
+	}
+	if err := x.dir.WriteJSON(EvaluationFile, ev); err != nil {
+		return result.Stage{}, err
+	}
+	reason := ""
+	if ev.Accuracy != nil {
+		reason = fmt.Sprintf("accuracy %.4f over %d samples", *ev.Accuracy, ev.Samples)
+	}
+	return result.Stage{Status: result.StatusDone, Reason: reason}, nil
+}
+
+// record writes result.json from everything on disk. It always runs, so a
+// job that failed part-way still leaves a record saying how.
+func (x *run) record(ctx context.Context) (*result.Result, error) {
+	started := result.Now(x.r.now())
+	x.set(result.StageRecord, result.Stage{Status: result.StatusRunning, StartedAt: started})
+	caps := x.r.Sandbox.Capabilities()
+	res := &result.Result{
+		Schema: result.Schema,
+		RunID:  x.man.RunID,
+		Spec: result.Spec{
+			Agent: x.spec.Agent, AgentModel: x.spec.AgentModel, BaseModel: x.spec.BaseModel,
+			Benchmark: x.spec.Benchmark, Hours: x.spec.Hours, GPUs: nonNil(x.spec.GPUs), Seed: x.spec.Seed,
+			Label: x.spec.Label, Network: x.spec.Network, SandboxName: x.spec.Sandbox, EvalBackend: x.spec.Eval.Backend,
+		},
+		Stages:   map[string]result.Stage{},
+		Verdict:  result.VerdictUnverified,
+		Flags:    []string{},
+		Warnings: []string{},
+		Created:  x.man.Created,
+		Versions: result.Versions{PTB: x.r.Version},
+		Host:     hostInfo(ctx),
+		Sandbox: result.Sandbox{
+			Backend: caps.Name, Unsandboxed: !caps.Isolated, Network: effectiveNetwork(x.spec.Network, caps.Isolated),
+		},
+	}
+	if !caps.Isolated {
+		res.Warnings = append(res.Warnings, "unsandboxed: the agent ran with the none backend (development only); nothing was isolated")
+	}
+	if res.Sandbox.Network == "host" {
+		res.Warnings = append(res.Warnings, "the agent had the host network")
+	}
+	// Solve.
+	var st SolveState
+	if err := readJSON(x.dir.Path(rundir.SolveState), &st); err == nil && len(st.Segments) > 0 {
+		last := st.Segments[len(st.Segments)-1]
+		s := &result.Solve{
+			TimeTakenS: st.Spent().Seconds(), BudgetS: st.BudgetS, EndReason: last.EndReason,
+			ExitCode: last.ExitCode, Signal: last.Signal, Segments: len(st.Segments),
+			Deadline: result.Now(last.Deadline), Error: last.Error,
+		}
+		if s.EndReason == "interrupted" || s.EndReason == "harness_died" {
+			s.EndReason = result.EndHarnessError
+		}
+		if fi, err := os.Stat(x.dir.Path(rundir.TraceRaw)); err == nil {
+			s.TraceBytes = fi.Size()
+		}
+		_, err := os.Stat(x.dir.Path(rundir.FinalModel))
+		s.FinalModel = err == nil
+		var pc ProtectedCheck
+		if err := x.dir.ReadJSON(ProtectedCheckFile, &pc); err == nil {
+			ok := pc.OK
+			s.ProtectedOK = &ok
+			if !ok {
+				res.Warnings = append(res.Warnings, "protected files changed: "+strings.Join(pc.Changes, ", "))
+			}
+		}
+		res.Solve = s
+	}
+	// Usage.
+	res.Usage = &result.Usage{Source: "unavailable"}
+	if x.r.Usage != nil {
+		if u, err := x.r.Usage.Usage(ctx, x.dir.Path(rundir.TraceRaw), x.spec); err == nil && u != nil {
+			res.Usage = u
+		} else if err != nil {
+			res.Usage.Source = "unavailable: " + err.Error()
+		}
+	}
+	if sc, err := x.r.Scaffold(x.spec); err == nil {
+		res.Versions.AgentCLI = sc.Version(ctx)
+	}
+	// Audit.
+	var a result.Audit
+	if err := x.dir.ReadJSON(rundir.AuditFile, &a); err == nil && x.man.Stages[result.StageAudit].Status == result.StatusDone {
+		res.Audit = &a
+		res.Verdict = a.Verdict
+		res.Flags = append(res.Flags, a.Flags...)
+	}
+	if res.Verdict == result.VerdictClean && !caps.Isolated {
+		// An unsandboxed run cannot be vouched for.
+		res.Verdict = result.VerdictUnverified
+		res.Warnings = append(res.Warnings, "verdict downgraded to unverified: the run was unsandboxed")
+	}
+	// Evaluation.
+	var ev result.Evaluation
+	if err := x.dir.ReadJSON(EvaluationFile, &ev); err == nil && x.man.Stages[result.StageEvaluate].Status == result.StatusDone {
+		res.Evaluation = &ev
+		res.Score = ev.Accuracy
+		res.Versions.Scorer = ev.Task + "@" + ev.Version
+	}
+	for _, s := range result.Stages {
+		res.Stages[s] = x.man.Stages[s]
+	}
+	fin := x.r.now()
+	res.Finished = result.Now(fin)
+	res.Stages[result.StageRecord] = result.Stage{Status: result.StatusDone, StartedAt: started, EndedAt: res.Finished}
+	if err := result.Validate(res); err != nil {
+		return nil, fmt.Errorf("record: the result does not validate: %w", err)
+	}
+	if err := x.dir.WriteJSON(rundir.ResultFile, res); err != nil {
+		return nil, err
+	}
+	if err := x.set(result.StageRecord, res.Stages[result.StageRecord]); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+func nonNil(xs []int) []int {
+	if xs == nil {
+		return []int{}
+	}
+	return xs
+}
+
+func effectiveNetwork(asked string, isolated bool) string {
+	if !isolated {
+		return "host"
+	}
+	if asked == "" {
+		return "none"
+	}
+	return asked
+}
+
+func hostInfo(ctx context.Context) result.Host {
+	h := result.Host{OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU(), GPUs: GPUs(ctx)}
+	h.Hostname, _ = os.Hostname()
+	return h
+}
+
+// GPUs lists the GPUs nvidia-smi reports ("0: NVIDIA H100 80GB HBM3"),
+// or none when nvidia-smi is absent.
+func GPUs(ctx context.Context) []string {
+	out := []string{}
+	if _, err := exec.LookPath("nvidia-smi"); err != nil {
+		return out
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	b, err := exec.CommandContext(ctx, "nvidia-smi", "--query-gpu=index,name,memory.total", "--format=csv,noheader").Output()
+	if err != nil {
+		return out
+	}
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	sort.Strings(out)
+	return out
+}

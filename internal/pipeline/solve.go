@@ -1,0 +1,377 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ptb-dev/ptb/internal/agent"
+	"github.com/ptb-dev/ptb/internal/result"
+	"github.com/ptb-dev/ptb/internal/rundir"
+	"github.com/ptb-dev/ptb/internal/sandbox"
+)
+
+// SolveState is trace/solve.json: every launch of the agent (segment) with
+// its times, so a resumed solve knows how much of the budget is spent.
+type SolveState struct {
+	BudgetS  float64   `json:"budget_s"`
+	Segments []Segment `json:"segments"`
+}
+
+// Segment is one launch of the agent.
+type Segment struct {
+	N         int            `json:"n"`
+	Start     time.Time      `json:"start"`
+	Heartbeat time.Time      `json:"heartbeat"` // last time the harness saw it running
+	End       *time.Time     `json:"end"`
+	Deadline  time.Time      `json:"deadline"`
+	EndReason string         `json:"end_reason"` // exited | deadline | signal | harness_error | interrupted | harness_died
+	ExitCode  *int           `json:"exit_code"`
+	Signal    string         `json:"signal,omitempty"`
+	Error     string         `json:"error,omitempty"`
+	Handle    sandbox.Handle `json:"handle"`
+}
+
+// Spent is the agent's time so far: closed segments count to their end, a
+// segment cut short by a harness crash to its last heartbeat.
+func (s *SolveState) Spent() time.Duration {
+	var d time.Duration
+	for _, g := range s.Segments {
+		end := g.Heartbeat
+		if g.End != nil {
+			end = *g.End
+		}
+		if end.After(g.Start) {
+			d += end.Sub(g.Start)
+		}
+	}
+	return d
+}
+
+// Heartbeat is how often the solve state is saved while the agent runs; a
+// harness crash loses at most this much of the accounting.
+const Heartbeat = 2 * time.Second
+
+// ContinuationNote is given to an agent relaunched after an interruption.
+const ContinuationNote = "The run was interrupted and has been resumed in the same workspace. Continue the task from where you left off; use timer.sh to see the remaining time."
+
+func (x *run) solve(ctx context.Context) (result.Stage, error) {
+	statePath := x.dir.Path(rundir.SolveState)
+	var st SolveState
+	if err := readJSON(statePath, &st); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return result.Stage{}, fmt.Errorf("read solve state: %w", err)
+	}
+	st.BudgetS = x.spec.Budget().Seconds()
+	for i := range st.Segments {
+		if g := &st.Segments[i]; g.End == nil {
+			end := g.Heartbeat
+			g.End, g.EndReason = &end, "harness_died"
+		}
+	}
+	remaining := x.spec.Budget() - st.Spent()
+	if remaining <= 0 {
+		x.save(&st)
+		return result.Stage{Status: result.StatusDone, Reason: "no time left in the budget"}, nil
+	}
+	resumed := len(st.Segments) > 0
+	now := x.r.now()
+	seg := Segment{N: len(st.Segments) + 1, Start: now, Heartbeat: now, Deadline: now.Add(remaining)}
+	fail := func(err error) (result.Stage, error) {
+		end := x.r.now()
+		seg.End, seg.EndReason, seg.Error = &end, result.EndHarnessError, err.Error()
+		st.Segments = append(st.Segments, seg)
+		x.save(&st)
+		return result.Stage{}, err
+	}
+
+	scaffold, err := x.r.Scaffold(x.spec)
+	if err != nil {
+		return fail(fmt.Errorf("agent %s: %w", x.spec.Agent, err))
+	}
+	promptText, err := os.ReadFile(x.dir.Path(PromptFile))
+	if err != nil {
+		return fail(fmt.Errorf("read prompt: %w", err))
+	}
+	ws, home := x.dir.Path(rundir.Workspace), x.dir.Path(rundir.Home)
+	launch := agent.Launch{Prompt: string(promptText), Model: x.spec.AgentModel, Workspace: ws, Home: home, Endpoint: x.spec.Endpoint}
+	if resumed {
+		launch.Continue, launch.Note = true, ContinuationNote
+	}
+	cmd, err := scaffold.Command(ctx, launch)
+	if err != nil {
+		return fail(fmt.Errorf("agent %s: %w", x.spec.Agent, err))
+	}
+	if err := writeFiles(home, cmd.HomeFiles); err != nil {
+		return fail(err)
+	}
+	if err := writeFiles(ws, cmd.WorkspaceFiles); err != nil {
+		return fail(err)
+	}
+	os.WriteFile(filepath.Join(ws, "timer.sh"), []byte(TimerScript(seg.Deadline)), 0o755)
+
+	raw, err := os.OpenFile(x.dir.Path(rundir.TraceRaw), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fail(err)
+	}
+	defer raw.Close()
+	logf, err := os.OpenFile(x.dir.Path(rundir.TraceLog), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fail(err)
+	}
+	defer logf.Close()
+	if resumed {
+		// A marker between segments; trace decoders keep unknown events.
+		m, _ := json.Marshal(map[string]any{"type": "ptb.segment", "segment": seg.N, "reason": "resume",
+			"time": result.Now(now), "remaining_s": remaining.Seconds()})
+		raw.Write(append(m, '\n'))
+	}
+	ll := &lineLog{w: logf, now: x.r.now}
+	so, se := ll.stream("stdout"), ll.stream("stderr")
+	defer so.Close()
+	defer se.Close()
+
+	spec := sandbox.Spec{
+		Argv:      cmd.Argv,
+		Env:       x.env(cmd, seg.Deadline),
+		Dir:       ws,
+		Workspace: ws,
+		Home:      home,
+		Tmp:       x.dir.Path(rundir.Tmp),
+		ReadOnly:  x.readOnly(),
+		Hidden:    x.hidden(),
+		Network:   x.spec.Network,
+		GPUs:      x.spec.GPUs,
+		Stdout:    io.MultiWriter(raw, so),
+		Stderr:    se,
+	}
+	proc, err := x.r.Sandbox.Start(ctx, spec)
+	if err != nil {
+		return fail(fmt.Errorf("start agent: %w", err))
+	}
+	defer proc.Destroy()
+	seg.Handle = proc.Handle()
+	st.Segments = append(st.Segments, seg)
+	cur := &st.Segments[len(st.Segments)-1]
+	x.save(&st)
+	x.log.Info("agent started", "segment", seg.N, "remaining", remaining.Round(time.Second), "pid", seg.Handle.PID)
+
+	// Heartbeat: keep the accounting on disk, and show progress.
+	var mu sync.Mutex
+	hbDone := make(chan struct{})
+	go func() {
+		t := time.NewTicker(Heartbeat)
+		defer t.Stop()
+		lastProgress := x.r.now()
+		for {
+			select {
+			case <-hbDone:
+				return
+			case <-t.C:
+				mu.Lock()
+				cur.Heartbeat = x.r.now()
+				x.save(&st)
+				mu.Unlock()
+				if x.r.now().Sub(lastProgress) >= time.Minute {
+					lastProgress = x.r.now()
+					x.r.progressf("ptb: solve: agent running, %s left\n", time.Until(seg.Deadline).Round(time.Second))
+				}
+			}
+		}
+	}()
+
+	type waited struct {
+		ex  sandbox.Exit
+		err error
+	}
+	exitc := make(chan waited, 1)
+	go func() {
+		ex, err := proc.Wait(context.Background())
+		exitc <- waited{ex, err}
+	}()
+	timer := time.NewTimer(time.Until(seg.Deadline))
+	defer timer.Stop()
+	var w waited
+	reason := ""
+	select {
+	case w = <-exitc:
+	case <-timer.C:
+		reason = result.EndDeadline
+		x.log.Info("deadline reached, stopping agent", "grace", x.spec.Grace)
+		proc.Stop(x.spec.Grace)
+		w = <-exitc
+	case <-ctx.Done():
+		reason = "interrupted"
+		proc.Stop(x.spec.Grace)
+		w = <-exitc
+	}
+	close(hbDone)
+	mu.Lock()
+	defer mu.Unlock()
+	end := x.r.now()
+	cur.End, cur.Heartbeat = &end, end
+	switch {
+	case reason != "":
+		cur.EndReason = reason
+	case w.err != nil:
+		cur.EndReason, cur.Error = result.EndHarnessError, w.err.Error()
+	case w.ex.Signal != "":
+		cur.EndReason = result.EndSignal
+	default:
+		cur.EndReason = result.EndExited
+	}
+	cur.Signal = w.ex.Signal
+	if w.ex.Signal == "" && w.err == nil {
+		code := w.ex.Code
+		cur.ExitCode = &code
+	}
+	if err := x.save(&st); err != nil {
+		return result.Stage{}, err
+	}
+	if reason == "interrupted" {
+		return result.Stage{}, errors.New("interrupted; the agent was stopped and the solve will resume with the time left")
+	}
+	if cur.EndReason == result.EndHarnessError {
+		return result.Stage{}, fmt.Errorf("supervise agent: %s", cur.Error)
+	}
+	return result.Stage{Status: result.StatusDone, Reason: describe(cur)}, nil
+}
+
+func describe(g *Segment) string {
+	switch g.EndReason {
+	case result.EndExited:
+		return "agent exited with code " + strconv.Itoa(*g.ExitCode)
+	case result.EndSignal:
+		return "agent died of " + g.Signal
+	case result.EndDeadline:
+		return "agent stopped at the deadline"
+	}
+	return g.EndReason
+}
+
+func (x *run) save(st *SolveState) error {
+	return x.dir.WriteJSON(rundir.SolveState, st)
+}
+
+func writeFiles(root string, files map[string][]byte) error {
+	for rel, b := range files {
+		rel = strings.TrimPrefix(rel, "~/")
+		p := filepath.Join(root, filepath.FromSlash(rel))
+		if !strings.HasPrefix(p, filepath.Clean(root)+string(filepath.Separator)) {
+			return fmt.Errorf("agent file %q escapes %s", rel, root)
+		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DefaultPassEnv are host variables passed into the sandbox unless the job
+// says otherwise: enough to find programs and print text, nothing secret.
+var DefaultPassEnv = []string{"PATH", "LANG", "LC_ALL", "TZ"}
+
+// env is the sandbox's complete environment: an allowlist, never the
+// host's environment as a whole.
+func (x *run) env(cmd agent.Command, deadline time.Time) []string {
+	home := x.dir.Path(rundir.Home)
+	vars := map[string]string{}
+	order := []string{}
+	set := func(k, v string) {
+		if _, ok := vars[k]; !ok {
+			order = append(order, k)
+		}
+		vars[k] = v
+	}
+	for _, k := range DefaultPassEnv {
+		if v, ok := os.LookupEnv(k); ok {
+			set(k, v)
+		}
+	}
+	if _, ok := vars["PATH"]; !ok {
+		set("PATH", "/usr/local/bin:/usr/bin:/bin")
+	}
+	if _, ok := vars["LANG"]; !ok {
+		set("LANG", "C.UTF-8")
+	}
+	set("HOME", home)
+	set("USER", "agent")
+	set("SHELL", "/bin/bash")
+	set("TERM", "dumb")
+	set("TMPDIR", "/tmp")
+	set("HF_HOME", filepath.Join(home, ".cache", "huggingface"))
+	set("PTB_DEADLINE", strconv.FormatInt(deadline.Unix(), 10))
+	set("PTB_DEADLINE_RFC3339", deadline.UTC().Format(time.RFC3339))
+	set("PTB_RUN_ID", x.man.RunID)
+	set("PTB_TASK", x.spec.Benchmark)
+	set("PTB_BASE_MODEL", x.spec.BaseModel)
+	set("PTB_BIN", x.self())
+	if len(x.spec.GPUs) > 0 && !x.r.Sandbox.Capabilities().Isolated {
+		ids := make([]string, len(x.spec.GPUs))
+		for i, g := range x.spec.GPUs {
+			ids[i] = strconv.Itoa(g)
+		}
+		set("CUDA_VISIBLE_DEVICES", strings.Join(ids, ","))
+	} else if len(x.spec.GPUs) == 0 {
+		set("CUDA_VISIBLE_DEVICES", "")
+	}
+	for _, kv := range cmd.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		set(k, v)
+	}
+	for _, p := range x.spec.PassEnv {
+		k, v, hasValue := strings.Cut(p, "=")
+		if !hasValue {
+			var ok bool
+			if v, ok = os.LookupEnv(k); !ok {
+				continue
+			}
+		}
+		set(k, v)
+	}
+	out := make([]string, 0, len(order))
+	for _, k := range order {
+		out = append(out, k+"="+vars[k])
+	}
+	return out
+}
+
+func (x *run) self() string {
+	if x.r.Self != "" {
+		return x.r.Self
+	}
+	exe, _ := os.Executable()
+	return exe
+}
+
+// readOnly are host paths the sandbox needs that may sit under a hidden
+// or private directory: the ptb executable.
+func (x *run) readOnly() []string {
+	if s := x.self(); s != "" {
+		return []string{s}
+	}
+	return nil
+}
+
+// hidden are the host paths the agent must not see: every run under the
+// output root (this run's workspace and home are bound back in), and the
+// harness's own state.
+func (x *run) hidden() []string {
+	h := append([]string{}, x.r.Hidden...)
+	if x.spec.OutRoot != "" {
+		h = append(h, x.spec.OutRoot)
+	}
+	// The run directory itself too, in case it is not under OutRoot.
+	h = append(h, string(x.dir))
+	return h
+}

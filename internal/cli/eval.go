@@ -1,0 +1,170 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ptb-dev/ptb/internal/eval"
+	"github.com/ptb-dev/ptb/internal/eval/dataset"
+	"github.com/ptb-dev/ptb/internal/eval/judge"
+	"github.com/ptb-dev/ptb/internal/eval/task"
+	"github.com/ptb-dev/ptb/internal/sandbox"
+	"github.com/ptb-dev/ptb/internal/sandbox/bwrap"
+	"github.com/ptb-dev/ptb/internal/sandbox/none"
+)
+
+func newEvalCmd(e *env) *cobra.Command {
+	var (
+		o         eval.Options
+		asJSON    bool
+		dev       bool
+		noSandbox bool
+		judgeURL  string
+	)
+	cmd := &cobra.Command{
+		Use:   "eval --task T (--model PATH | --base-url URL | --responses FILE)",
+		Short: "Evaluate a model (or recorded completions) on one benchmark",
+		Long: `eval runs one PostTrainBench benchmark the way the original harness does and
+writes metrics.json, samples.jsonl and server.log to --out. Tasks: ` + fmt.Sprint(task.Names()) + `.
+
+Backends: vllm (start 'vllm serve' on --model), url (any OpenAI-compatible
+--base-url), replay (--responses FILE: one JSON object per line with "id" and
+"completion", or "tool_calls" for bfcl). An interrupted evaluation resumes
+from samples.jsonl in --out. ArenaHard and HealthBench need OPENAI_API_KEY
+(or --judge-url); HumanEval runs programs in bubblewrap.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.Task == "" {
+				return usagef("--task is required (one of %v)", task.Names())
+			}
+			tk, err := task.New(o.Task, o.Version, task.Config{})
+			if err != nil {
+				return usagef("%v", err)
+			}
+			info := tk.Info()
+			if o.Backend == "" {
+				switch {
+				case o.Responses != "":
+					o.Backend = eval.BackendReplay
+				case o.BaseURL != "":
+					o.Backend = eval.BackendURL
+				case o.ModelPath != "":
+					o.Backend = eval.BackendVLLM
+				default:
+					return usagef("give --model PATH, --base-url URL or --responses FILE")
+				}
+			}
+			if dev && o.Limit == 0 {
+				o.Limit = info.DevLimit
+			}
+			if o.OutDir == "" {
+				o.OutDir = filepath.Join("ptb-eval", info.Name)
+			}
+			if info.Sandbox {
+				sb, err := evalSandbox(cmd.Context(), noSandbox)
+				if err != nil {
+					return err
+				}
+				o.Sandbox = sb
+			}
+			if info.Judge {
+				key := os.Getenv("OPENAI_API_KEY")
+				if key != "" || judgeURL != "" {
+					o.Judge = judge.NewOpenAI(judgeURL, key)
+				}
+			}
+			o.Progress = e.stderr
+			sum, err := eval.Run(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(e.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(sum)
+			}
+			fmt.Fprintf(e.stdout, "%s (%s) accuracy %.4f ± %.4f over %d samples; results in %s\n", sum.Task, sum.Version, sum.Accuracy, sum.Stderr, sum.Scored, sum.OutDir)
+			if sum.Missing > 0 {
+				fmt.Fprintf(e.stderr, "warning: %d samples had no recorded response and were scored as empty\n", sum.Missing)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Task, "task", "", "benchmark: "+fmt.Sprint(task.Names()))
+	f.StringVar(&o.Version, "version", "", "task version: faithful (default) or strict")
+	f.StringVar(&o.Backend, "backend", "", "vllm, url or replay (default: from the other flags)")
+	f.StringVar(&o.ModelPath, "model", "", "model directory (vllm backend)")
+	f.StringVar(&o.BaseURL, "base-url", "", "OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 (url backend)")
+	f.StringVar(&o.APIKey, "api-key", os.Getenv("PTB_EVAL_API_KEY"), "API key of --base-url (default $PTB_EVAL_API_KEY)")
+	f.StringVar(&o.Model, "served-model", "", "model name at --base-url (default: the first of /models)")
+	f.StringVar(&o.Responses, "responses", "", "recorded completions, JSON lines (replay backend)")
+	f.StringVar(&o.DataDir, "data-dir", "", "local dataset root laid out like shared/datasets (default: hub cache)")
+	f.StringVar(&o.CacheDir, "cache-dir", "", "dataset cache (default $PTB_CACHE/datasets or the user cache dir)")
+	f.BoolVar(&o.Offline, "offline", false, "use the dataset cache only")
+	f.StringVar(&o.TemplatesDir, "templates-dir", "", "chat templates passed to vLLM (qwen3.jinja, gemma3.jinja, ...)")
+	f.IntVar(&o.Limit, "limit", 0, "evaluate the first N samples (0 = all)")
+	f.BoolVar(&dev, "dev", false, "use the original's development limit (gsm8k 150, gpqamain 50, ...)")
+	f.IntVar(&o.MaxTokens, "max-tokens", 0, "max tokens per completion (0 = the original's retry ladder)")
+	f.IntVar(&o.Concurrency, "concurrency", eval.DefaultConcurrency, "requests in flight")
+	f.StringVar(&o.OutDir, "out", "", "output directory (default ptb-eval/TASK)")
+	f.BoolVar(&asJSON, "json", false, "print the summary as JSON")
+	f.BoolVar(&noSandbox, "unsafe-no-sandbox", false, "run HumanEval programs without isolation when bubblewrap is unavailable")
+	f.StringVar(&judgeURL, "judge-url", "", "grading endpoint for arenahardwriting/healthbench (default OpenAI)")
+	return cmd
+}
+
+func evalSandbox(ctx context.Context, allowNone bool) (sandbox.Backend, error) {
+	b := bwrap.New()
+	err := b.Check(ctx)
+	if err == nil {
+		return b, nil
+	}
+	if allowNone {
+		return none.New(), nil
+	}
+	return nil, fmt.Errorf("humaneval runs generated code and needs bubblewrap (%v); install bubblewrap or pass --unsafe-no-sandbox", err)
+}
+
+func newDataCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{Use: "data", Short: "Manage benchmark datasets"}
+	var cacheDir string
+	pull := &cobra.Command{
+		Use:   "pull [TASK...]",
+		Short: "Download benchmark data into the cache (HF_ENDPOINT, HF_TOKEN honoured)",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				args = task.Names()
+			}
+			hub := dataset.NewHub(cacheDir, false)
+			failed := 0
+			for _, name := range args {
+				files, ok := task.Files(name)
+				if !ok {
+					return usagef("unknown task %q (known: %v)", name, task.Names())
+				}
+				for _, f := range files {
+					p, err := hub.Pull(cmd.Context(), f)
+					if err != nil {
+						failed++
+						fmt.Fprintf(e.stderr, "%s: %v\n", name, err)
+						continue
+					}
+					fmt.Fprintf(e.stdout, "%s\t%s\n", name, p)
+				}
+			}
+			if failed > 0 {
+				return fmt.Errorf("%d files could not be pulled", failed)
+			}
+			return nil
+		},
+	}
+	pull.Flags().StringVar(&cacheDir, "cache-dir", "", "dataset cache (default $PTB_CACHE/datasets or the user cache dir)")
+	cmd.AddCommand(pull)
+	return cmd
+}

@@ -1,0 +1,614 @@
+// Package eval evaluates a model on one PostTrainBench task: it loads the
+// task's data, gets a completion for every sample from an inference backend
+// (vllm, hf, an OpenAI-compatible url, or recorded responses), scores it the
+// way the original harness does and writes metrics.json and samples.jsonl.
+// Samples are appended to samples.jsonl as they complete, so an interrupted
+// evaluation resumes where it stopped.
+package eval
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/ptb-dev/ptb/internal/eval/dataset"
+	"github.com/ptb-dev/ptb/internal/eval/judge"
+	"github.com/ptb-dev/ptb/internal/eval/task"
+	"github.com/ptb-dev/ptb/internal/rundir"
+	"github.com/ptb-dev/ptb/internal/sandbox"
+	"github.com/schollz/progressbar/v3"
+)
+
+// Judge grades ArenaHard and HealthBench answers (see package judge).
+type Judge = judge.Judge
+
+// Backends.
+const (
+	BackendVLLM   = "vllm"
+	BackendHF     = "hf"
+	BackendURL    = "url"
+	BackendReplay = "replay"
+)
+
+// Output files inside Options.OutDir.
+const (
+	MetricsFile = "metrics.json"
+	SamplesFile = "samples.jsonl"
+	ServerLog   = "server.log"
+	StateFile   = "eval.json" // which task and version the samples belong to
+)
+
+// DefaultConcurrency is the number of requests in flight by default: enough
+// to keep a vLLM server's batch full.
+const DefaultConcurrency = 256
+
+// Options configure one evaluation.
+type Options struct {
+	Task, Version   string // Version "" = default (faithful)
+	Backend         string // "vllm" | "hf" | "url" | "replay"
+	ModelPath       string // final_model dir (vllm, hf)
+	BaseURL, APIKey string // url backend
+	Model           string // served model name (url); "" = the first of /models
+	Responses       string // replay backend: responses JSONL
+	DataDir         string // optional local dataset root laid out like shared/datasets; "" = hub cache
+	CacheDir        string // hub cache ("" = $PTB_CACHE or the user cache dir)
+	Offline         bool   // use the hub cache only
+	Limit           int    // first N samples; 0 = all
+	MaxTokens       int    // 0 = the retry ladder of the original (spec 1.2)
+	Concurrency     int    // 0 = DefaultConcurrency
+	OutDir          string // metrics.json, samples.jsonl, server.log go here
+	Sandbox         sandbox.Backend
+	Judge           Judge
+	Progress        io.Writer // progress bar target (stderr); nil = none
+	Seed            uint32    // GPQA choice shuffle
+	// Python is the interpreter for HumanEval programs ("" = python3).
+	Python string
+	// TemplatesDir holds the chat templates (qwen3.jinja, ...) passed to vLLM
+	// with --chat-template; "" = the model's own template.
+	TemplatesDir string
+	// VLLM is the vllm executable ("" = vllm on PATH).
+	VLLM string
+	// HTTP is the client for inference requests (nil = a default one).
+	HTTP *http.Client
+	// Sleep replaces real waits between retries (tests).
+	Sleep func(ctx context.Context, d time.Duration) error
+}
+
+// Summary is the outcome of an evaluation.
+type Summary struct {
+	Task     string         `json:"task"`
+	Version  string         `json:"version"`
+	Backend  string         `json:"backend"`
+	Metrics  map[string]any `json:"metrics"`
+	Accuracy float64        `json:"accuracy"`
+	Stderr   float64        `json:"stderr"`
+	Samples  int            `json:"samples"`
+	Scored   int            `json:"scored"`
+	Missing  int            `json:"missing,omitempty"` // replay: samples without a recorded response (scored as empty)
+	OutDir   string         `json:"out_dir,omitempty"`
+}
+
+// Run evaluates o.Task and writes o.OutDir. It returns an error, and writes
+// no metrics.json, when the evaluation cannot complete (as the original).
+func Run(ctx context.Context, o Options) (*Summary, error) {
+	tk, err := task.New(o.Task, o.Version, task.Config{Seed: o.Seed})
+	if err != nil {
+		return nil, err
+	}
+	info := tk.Info()
+	if info.Sandbox && o.Sandbox == nil {
+		return nil, fmt.Errorf("task %s runs generated programs and needs a sandbox; none was given", info.Name)
+	}
+	if info.Judge && o.Judge == nil {
+		return nil, fmt.Errorf("task %s is graded by %s and needs a judge: set OPENAI_API_KEY or a grading endpoint", info.Name, judge.Model)
+	}
+	if o.OutDir == "" {
+		return nil, errors.New("no output directory given")
+	}
+	if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
+		return nil, fmt.Errorf("make output directory: %w", err)
+	}
+	if err := checkState(o.OutDir, info); err != nil {
+		return nil, err
+	}
+	src := o.source()
+	samples, err := tk.Load(ctx, src)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", info.Name, err)
+	}
+	if o.Limit > 0 && o.Limit < len(samples) {
+		samples = samples[:o.Limit]
+	}
+	done, err := readScored(filepath.Join(o.OutDir, SamplesFile))
+	if err != nil {
+		return nil, err
+	}
+	var todo []task.Sample
+	for _, s := range samples {
+		if _, ok := done[s.ID]; !ok {
+			todo = append(todo, s)
+		}
+	}
+	sum := &Summary{Task: info.Name, Version: info.Version, Backend: o.Backend, Samples: len(samples), OutDir: o.OutDir}
+	if len(todo) > 0 {
+		gen, stop, err := o.generator(ctx, info)
+		if err != nil {
+			return nil, err
+		}
+		defer stop()
+		missing, err := o.runLadder(ctx, tk, info, todo, len(samples)-len(todo), len(samples), gen)
+		sum.Missing = missing
+		if err != nil {
+			return nil, err
+		}
+	}
+	done, err = readScored(filepath.Join(o.OutDir, SamplesFile))
+	if err != nil {
+		return nil, err
+	}
+	scored := make([]task.Scored, 0, len(samples))
+	for _, s := range samples {
+		sc, ok := done[s.ID]
+		if !ok {
+			return nil, fmt.Errorf("sample %s has no score after the evaluation", s.ID)
+		}
+		scored = append(scored, sc)
+	}
+	sum.Scored = len(scored)
+	sum.Metrics = tk.Metrics(scored)
+	sum.Accuracy, _ = sum.Metrics["accuracy"].(float64)
+	sum.Stderr, _ = sum.Metrics["stderr"].(float64)
+	if err := rundir.WriteFileAtomic(filepath.Join(o.OutDir, MetricsFile), MetricsJSON(sum.Metrics), 0o644); err != nil {
+		return nil, fmt.Errorf("write metrics: %w", err)
+	}
+	return sum, nil
+}
+
+func (o Options) source() dataset.Source {
+	if o.DataDir != "" {
+		return dataset.Dir(o.DataDir)
+	}
+	return dataset.NewHub(o.CacheDir, o.Offline)
+}
+
+// generator returns how outputs are obtained for the backend.
+type generator func(ctx context.Context, s task.Sample, maxTokens int) (task.Output, bool, error)
+
+func (o Options) generator(ctx context.Context, info task.Info) (generator, func(), error) {
+	hc := o.HTTP
+	if hc == nil {
+		hc = &http.Client{Timeout: 8 * time.Hour}
+	}
+	switch o.Backend {
+	case BackendReplay:
+		if o.Responses == "" {
+			return nil, nil, errors.New("replay backend needs a responses file")
+		}
+		resp, err := ReadResponses(o.Responses)
+		if err != nil {
+			return nil, nil, err
+		}
+		return func(ctx context.Context, s task.Sample, _ int) (task.Output, bool, error) {
+			out, ok := resp[s.ID]
+			return out, ok, nil
+		}, func() {}, nil
+	case BackendURL, "":
+		if o.BaseURL == "" {
+			return nil, nil, errors.New("url backend needs a base URL (--base-url)")
+		}
+		return o.clientGenerator(ctx, hc, o.BaseURL, o.APIKey, o.Model, info)
+	case BackendVLLM, BackendHF:
+		srv, err := startServer(ctx, o, info)
+		if err != nil {
+			return nil, nil, err
+		}
+		gen, stop, err := o.clientGenerator(ctx, hc, srv.BaseURL(), srv.APIKey(), srv.Model(), info)
+		if err != nil {
+			srv.Close()
+			return nil, nil, err
+		}
+		return func(ctx context.Context, s task.Sample, mt int) (task.Output, bool, error) {
+				if err := srv.Healthy(ctx); err != nil {
+					return task.Output{}, false, err
+				}
+				return gen(ctx, s, mt)
+			}, func() {
+				stop()
+				srv.Close()
+			}, nil
+	}
+	return nil, nil, fmt.Errorf("unknown backend %q (want vllm, hf, url or replay)", o.Backend)
+}
+
+func (o Options) clientGenerator(ctx context.Context, hc *http.Client, base, key, model string, info task.Info) (generator, func(), error) {
+	if model == "" {
+		m, err := servedModel(ctx, hc, base, key)
+		if err != nil {
+			return nil, nil, err
+		}
+		model = m
+	}
+	c := &Client{BaseURL: base, APIKey: key, Model: model, HTTP: hc, Sleep: o.Sleep}
+	return func(ctx context.Context, s task.Sample, mt int) (task.Output, bool, error) {
+		out, err := c.Chat(ctx, s, mt, info.Style)
+		return out, true, err
+	}, func() {}, nil
+}
+
+// runLadder generates and scores todo, phase by phase of the retry ladder
+// (spec 1.2), at sample granularity: samples finished in an attempt are kept
+// and only the rest are retried, with fewer max tokens in later phases.
+func (o Options) runLadder(ctx context.Context, tk task.Task, info task.Info, todo []task.Sample, already, total int, gen generator) (int, error) {
+	type phase struct{ tokens, attempts int }
+	var phases []phase
+	if o.MaxTokens > 0 {
+		phases = []phase{{o.MaxTokens, 1}}
+	} else {
+		for i := range info.MaxTokens {
+			phases = append(phases, phase{info.MaxTokens[i], info.Attempts[i]})
+		}
+	}
+	if o.Backend == BackendReplay {
+		phases = phases[:1]
+		phases[0].attempts = 1
+	}
+	f, err := os.OpenFile(filepath.Join(o.OutDir, SamplesFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return 0, fmt.Errorf("open samples: %w", err)
+	}
+	defer f.Close()
+	bar := newBar(o.Progress, total, already, info.Name)
+	env := task.Env{Sandbox: o.Sandbox, Judge: limitJudge(o.Judge, 64), Sleep: o.Sleep, Python: o.Python}
+	var lastErr error
+	missing := 0
+	for _, ph := range phases {
+		for attempt := 0; attempt < ph.attempts && len(todo) > 0; attempt++ {
+			if lastErr != nil && o.Progress != nil {
+				fmt.Fprintf(o.Progress, "\nretrying %d samples with max_tokens %d after: %v\n", len(todo), ph.tokens, lastErr)
+			}
+			left, miss, err := o.runOnce(ctx, tk, env, todo, ph.tokens, gen, f, bar)
+			missing += miss
+			todo = left
+			if err == nil {
+				lastErr = nil
+				continue
+			}
+			if ctx.Err() != nil {
+				return missing, ctx.Err()
+			}
+			lastErr = err
+		}
+	}
+	if bar != nil {
+		_ = bar.Finish()
+		fmt.Fprintln(o.Progress)
+	}
+	if len(todo) > 0 {
+		return missing, fmt.Errorf("evaluation of %s failed with %d samples left: %w", info.Name, len(todo), lastErr)
+	}
+	return missing, nil
+}
+
+// runOnce processes todo with a worker pool; the first sample error stops new
+// work (as a sample exception aborts the original) and is returned with the
+// samples not yet done.
+func (o Options) runOnce(ctx context.Context, tk task.Task, env task.Env, todo []task.Sample, maxTokens int, gen generator, f *os.File, bar *progressbar.ProgressBar) ([]task.Sample, int, error) {
+	conc := o.Concurrency
+	if conc <= 0 {
+		conc = DefaultConcurrency
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu       sync.Mutex
+		firstErr error
+		finished = make(map[string]bool)
+		missing  int
+	)
+	jobs := make(chan task.Sample)
+	var wg sync.WaitGroup
+	for range min(conc, len(todo)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for s := range jobs {
+				sc, miss, err := o.one(ctx, tk, env, s, maxTokens, gen)
+				mu.Lock()
+				if err != nil {
+					if firstErr == nil {
+						firstErr = err
+						cancel()
+					}
+					mu.Unlock()
+					continue
+				}
+				line, _ := json.Marshal(sc)
+				if _, werr := f.Write(append(line, '\n')); werr != nil && firstErr == nil {
+					firstErr = fmt.Errorf("append sample: %w", werr)
+					cancel()
+				}
+				finished[s.ID] = true
+				if miss {
+					missing++
+				}
+				if bar != nil {
+					_ = bar.Add(1)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+feed:
+	for _, s := range todo {
+		select {
+		case jobs <- s:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	var left []task.Sample
+	for _, s := range todo {
+		if !finished[s.ID] {
+			left = append(left, s)
+		}
+	}
+	if firstErr == nil && len(left) > 0 {
+		firstErr = context.Cause(ctx)
+		if firstErr == nil {
+			firstErr = errors.New("interrupted")
+		}
+	}
+	return left, missing, firstErr
+}
+
+func (o Options) one(ctx context.Context, tk task.Task, env task.Env, s task.Sample, maxTokens int, gen generator) (task.Scored, bool, error) {
+	out, ok, err := gen(ctx, s, maxTokens)
+	if err != nil {
+		return task.Scored{}, false, err
+	}
+	sc, err := tk.Score(ctx, env, s, out)
+	if err != nil {
+		return task.Scored{}, false, err
+	}
+	sc.ID = s.ID
+	sc.Output = &out
+	if o.Backend != BackendReplay {
+		sc.MaxTokens = maxTokens
+	}
+	return sc, !ok, nil
+}
+
+func newBar(w io.Writer, total, already int, name string) *progressbar.ProgressBar {
+	if w == nil {
+		return nil
+	}
+	bar := progressbar.NewOptions(total,
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionSetDescription(name),
+		progressbar.OptionShowCount(),
+		progressbar.OptionShowIts(),
+		progressbar.OptionSetItsString("samples"),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionThrottle(200*time.Millisecond),
+	)
+	_ = bar.Set(already)
+	return bar
+}
+
+// limitJudge bounds concurrent grading calls (the original uses 64 threads).
+func limitJudge(j Judge, n int) Judge {
+	if j == nil {
+		return nil
+	}
+	return &limitedJudge{j: j, sem: make(chan struct{}, n)}
+}
+
+type limitedJudge struct {
+	j   Judge
+	sem chan struct{}
+}
+
+func (l *limitedJudge) Complete(ctx context.Context, req judge.Request) (string, error) {
+	select {
+	case l.sem <- struct{}{}:
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+	defer func() { <-l.sem }()
+	return l.j.Complete(ctx, req)
+}
+
+// state is eval.json: what the samples in the directory belong to.
+type state struct {
+	Task    string `json:"task"`
+	Version string `json:"version"`
+}
+
+func checkState(dir string, info task.Info) error {
+	p := filepath.Join(dir, StateFile)
+	var st state
+	b, err := os.ReadFile(p)
+	switch {
+	case err == nil:
+		if json.Unmarshal(b, &st) != nil || st.Task != info.Name || st.Version != info.Version {
+			return fmt.Errorf("%s holds results of task %s version %s, not %s %s; use another --out directory", dir, st.Task, st.Version, info.Name, info.Version)
+		}
+		return nil
+	case errors.Is(err, os.ErrNotExist):
+		b, _ := json.MarshalIndent(state{info.Name, info.Version}, "", "  ")
+		return rundir.WriteFileAtomic(p, append(b, '\n'), 0o644)
+	}
+	return fmt.Errorf("read %s: %w", p, err)
+}
+
+// readScored reads samples.jsonl; a torn last line (crash mid-write) is ignored.
+func readScored(path string) (map[string]task.Scored, error) {
+	out := map[string]task.Scored{}
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return out, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read samples: %w", err)
+	}
+	defer f.Close()
+	r := bufio.NewReaderSize(f, 1<<20)
+	for {
+		line, err := r.ReadBytes('\n')
+		if len(bytes.TrimSpace(line)) > 0 && err == nil {
+			var sc task.Scored
+			if jerr := json.Unmarshal(line, &sc); jerr != nil {
+				return nil, fmt.Errorf("read samples %s: %w", path, jerr)
+			}
+			out[sc.ID] = sc
+		}
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read samples: %w", err)
+		}
+	}
+}
+
+// ReadResponses reads a replay file: one JSON object per line with "id" and
+// "completion", or "tool_calls" in OpenAI message shape. An id may be a JSON
+// string or number.
+func ReadResponses(path string) (map[string]task.Output, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open responses: %w", err)
+	}
+	defer f.Close()
+	out := map[string]task.Output{}
+	r := bufio.NewReaderSize(f, 1<<20)
+	for n := 1; ; n++ {
+		line, err := r.ReadBytes('\n')
+		if len(bytes.TrimSpace(line)) > 0 {
+			var rec struct {
+				ID         json.RawMessage `json:"id"`
+				Completion *string         `json:"completion"`
+				Content    *string         `json:"content"`
+				ToolCalls  []task.ToolCall `json:"tool_calls"`
+			}
+			if jerr := json.Unmarshal(line, &rec); jerr != nil {
+				return nil, fmt.Errorf("%s:%d: %w (want {\"id\": ..., \"completion\": ...})", path, n, jerr)
+			}
+			id := string(bytes.TrimSpace(rec.ID))
+			var s string
+			if json.Unmarshal(rec.ID, &s) == nil {
+				id = s
+			}
+			if id == "" || id == "null" {
+				return nil, fmt.Errorf("%s:%d: no id", path, n)
+			}
+			o := task.Output{ToolCalls: rec.ToolCalls}
+			if rec.Completion != nil {
+				o.Content = *rec.Completion
+			} else if rec.Content != nil {
+				o.Content = *rec.Content
+			}
+			out[id] = o
+		}
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read responses: %w", err)
+		}
+	}
+}
+
+// metricsOrder puts the headline keys first, as the original writes them.
+var metricsOrder = []string{"accuracy", "stderr", "n_examples", "total_grader_calls", "by_theme", "by_axis"}
+
+// MetricsJSON renders metrics like Python's json.dump(indent=2): headline
+// keys first, floats as Python writes them.
+func MetricsJSON(m map[string]any) []byte {
+	var b bytes.Buffer
+	writeIndented(&b, m, "", metricsOrder)
+	b.WriteByte('\n')
+	return b.Bytes()
+}
+
+func writeIndented(b *bytes.Buffer, v any, indent string, order []string) {
+	switch x := v.(type) {
+	case map[string]any:
+		if len(x) == 0 {
+			b.WriteString("{}")
+			return
+		}
+		var keys []string
+		seen := map[string]bool{}
+		for _, k := range order {
+			if _, ok := x[k]; ok {
+				keys = append(keys, k)
+				seen[k] = true
+			}
+		}
+		var rest []string
+		for k := range x {
+			if !seen[k] {
+				rest = append(rest, k)
+			}
+		}
+		sort.Strings(rest)
+		keys = append(keys, rest...)
+		b.WriteString("{\n")
+		for i, k := range keys {
+			kb, _ := json.Marshal(k)
+			b.WriteString(indent + "  ")
+			b.Write(kb)
+			b.WriteString(": ")
+			writeIndented(b, x[k], indent+"  ", nil)
+			if i < len(keys)-1 {
+				b.WriteByte(',')
+			}
+			b.WriteByte('\n')
+		}
+		b.WriteString(indent + "}")
+	case float64:
+		b.WriteString(pyFloat(x))
+	case int:
+		b.WriteString(strconv.Itoa(x))
+	default:
+		jb, _ := json.Marshal(x)
+		b.Write(jb)
+	}
+}
+
+// pyFloat is Python's repr(float) for JSON (NaN as NaN, like json.dump).
+func pyFloat(f float64) string {
+	switch {
+	case math.IsNaN(f):
+		return "NaN"
+	case math.IsInf(f, 1):
+		return "Infinity"
+	case math.IsInf(f, -1):
+		return "-Infinity"
+	}
+	abs := math.Abs(f)
+	if abs != 0 && (abs < 1e-4 || abs >= 1e16) {
+		s := strconv.FormatFloat(f, 'e', -1, 64)
+		return s
+	}
+	s := strconv.FormatFloat(f, 'f', -1, 64)
+	if !bytes.ContainsAny([]byte(s), ".") {
+		s += ".0"
+	}
+	return s
+}

@@ -61,7 +61,7 @@ func (x *run) prepare(ctx context.Context) (result.Stage, error) {
 	if err := rundir.WriteFileAtomic(x.dir.Path(PromptFile), []byte(text), 0o644); err != nil {
 		return result.Stage{}, err
 	}
-	if err := os.WriteFile(filepath.Join(ws, "evaluate.py"), []byte(evaluateScript(x.spec.Benchmark, bench.DevLimit)), 0o755); err != nil {
+	if err := os.WriteFile(filepath.Join(ws, "evaluate.py"), []byte(evaluateScript(x.spec.Benchmark)), 0o755); err != nil {
 		return result.Stage{}, err
 	}
 	if err := os.WriteFile(filepath.Join(ws, "timer.sh"), []byte(TimerScript(time.Time{})), 0o755); err != nil {
@@ -202,43 +202,54 @@ fi
 
 // evaluateScript is evaluate.py: the agent's entry point to the benchmark.
 // It accepts the original script's options and hands over to `ptb eval`
-// with the development defaults (the original's --limit default per task).
-func evaluateScript(task string, devLimit int) string {
-	r := strings.NewReplacer("{{TASK}}", task, "{{LIMIT}}", strconv.Itoa(devLimit))
-	return r.Replace(`#!/usr/bin/env python3
+// with the original's development defaults (`--dev`, e.g. the first 150
+// GSM8K problems) unless --limit is given.
+func evaluateScript(task string) string {
+	return strings.ReplaceAll(`#!/usr/bin/env python3
 """Evaluate a model on {{TASK}} (PostTrainBench, run by ptb).
 
 Do not modify this file: the harness checks its hash. It runs the same
-evaluation code as the final evaluation (` + "`ptb eval`" + `), on a subset by default.
+evaluation code as the final evaluation (`+"`ptb eval`"+`), on the original's
+development subset unless --limit is given (-1: the full benchmark).
 
 Usage: python evaluate.py --model-path final_model [--limit N] [--max-tokens N]
                           [--max-connections N] [--json-output-file FILE]
 """
 import argparse
 import os
+import shutil
+import subprocess
 import sys
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--model-path", default="final_model")
-parser.add_argument("--limit", type=int, default={{LIMIT}}, help="number of samples; -1 for all")
+parser.add_argument("--limit", type=int, default=None, help="number of samples; -1 for all")
 parser.add_argument("--max-tokens", "--max-new-tokens", type=int, default=None)
 parser.add_argument("--max-connections", type=int, default=None)
 parser.add_argument("--json-output-file", default=None)
-parser.add_argument("--templates-dir", default=None, help="ignored: ptb applies its own templates")
+parser.add_argument("--templates-dir", default="templates")
 args, rest = parser.parse_known_args()
 
-ptb = os.environ.get("PTB_BIN", "ptb")
-cmd = [ptb, "eval", "--task", "{{TASK}}", "--model", args.model_path, "--backend", os.environ.get("PTB_EVAL_BACKEND", "hf")]
-if args.limit is not None and args.limit >= 0:
+out = os.path.join("eval_runs", "{{TASK}}")
+if os.path.isdir(out):
+    shutil.rmtree(out)
+cmd = [os.environ.get("PTB_BIN", "ptb"), "eval", "--task", "{{TASK}}", "--model", args.model_path,
+       "--backend", os.environ.get("PTB_EVAL_BACKEND", "vllm"), "--out", out]
+if os.path.isdir(args.templates_dir):
+    cmd += ["--templates-dir", args.templates_dir]
+if args.limit is None:
+    cmd += ["--dev"]
+elif args.limit >= 0:
     cmd += ["--limit", str(args.limit)]
 if args.max_tokens:
     cmd += ["--max-tokens", str(args.max_tokens)]
 if args.max_connections:
     cmd += ["--concurrency", str(args.max_connections)]
-if args.json_output_file:
-    cmd += ["--metrics-out", args.json_output_file]
 cmd += rest
 sys.stdout.flush()
-os.execvp(cmd[0], cmd)
-`)
+code = subprocess.call(cmd)
+if code == 0 and args.json_output_file:
+    shutil.copyfile(os.path.join(out, "metrics.json"), args.json_output_file)
+sys.exit(code)
+`, "{{TASK}}", task)
 }

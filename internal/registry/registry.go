@@ -27,10 +27,9 @@ type Model struct {
 
 // Benchmark is a target benchmark.
 type Benchmark struct {
-	Name     string `yaml:"name" json:"name"`
-	Display  string `yaml:"display" json:"display"`
-	Inspect  bool   `yaml:"inspect" json:"inspect"`
-	DevLimit int    `yaml:"dev_limit" json:"dev_limit"`
+	Name    string `yaml:"name" json:"name"`
+	Display string `yaml:"display" json:"display"`
+	Inspect bool   `yaml:"inspect" json:"inspect"`
 }
 
 // Agent is an agent scaffold.

@@ -1,0 +1,215 @@
+// Package e2e runs the real agent CLIs, installed from the npm registry at
+// pinned versions, against the scripted model server inside a sandbox. It
+// runs only with PTB_E2E_AGENTS=1 (it needs npm, node and, the first time,
+// the registry); PTB_AGENTS_PREFIX names the npm prefix to install into and
+// reuse (default: the user cache directory), PTB_E2E_ONLY=claude,codex
+// restricts the agents.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ptb-dev/ptb/internal/agent"
+	"github.com/ptb-dev/ptb/internal/agent/claude"
+	"github.com/ptb-dev/ptb/internal/agent/codex"
+	"github.com/ptb-dev/ptb/internal/agent/gemini"
+	"github.com/ptb-dev/ptb/internal/agent/opencode"
+	"github.com/ptb-dev/ptb/internal/modelserver"
+	"github.com/ptb-dev/ptb/internal/sandbox"
+	"github.com/ptb-dev/ptb/internal/sandbox/bwrap"
+	"github.com/ptb-dev/ptb/internal/sandbox/none"
+	"github.com/ptb-dev/ptb/internal/trace"
+)
+
+// Packages are the pinned CLI versions (shared/fixtures/AGENT_CLIS.md).
+var packages = []string{
+	"@anthropic-ai/claude-code@2.1.197",
+	"@openai/codex@0.171.0",
+	"@google/gemini-cli@0.61.0",
+	"opencode-ai@1.18.33",
+}
+
+func prefix(t *testing.T) string {
+	t.Helper()
+	p := os.Getenv("PTB_AGENTS_PREFIX")
+	if p == "" {
+		c, err := os.UserCacheDir()
+		if err != nil {
+			t.Fatal(err)
+		}
+		p = filepath.Join(c, "ptb", "agents-e2e")
+	}
+	bin := filepath.Join(p, "node_modules", ".bin")
+	missing := false
+	for _, b := range []string{"claude", "codex", "gemini", "opencode"} {
+		if _, err := os.Stat(filepath.Join(bin, b)); err != nil {
+			missing = true
+		}
+	}
+	if missing {
+		if _, err := exec.LookPath("npm"); err != nil {
+			t.Fatalf("npm not found: install Node.js and npm (Debian: apt-get install nodejs npm)")
+		}
+		start := time.Now()
+		args := append([]string{"install", "--no-audit", "--no-fund", "--prefix", p}, packages...)
+		out, err := exec.Command("npm", args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("npm install: %v\n%s", err, out)
+		}
+		t.Logf("npm install of the four CLIs took %s", time.Since(start).Round(time.Second))
+	}
+	return p
+}
+
+func backend(t *testing.T) sandbox.Backend {
+	b := bwrap.New()
+	if err := b.Check(context.Background()); err == nil {
+		return b
+	} else {
+		t.Logf("bwrap unavailable (%v); running unsandboxed", err)
+	}
+	return none.New()
+}
+
+func TestAgentsAgainstScriptedModel(t *testing.T) {
+	if os.Getenv("PTB_E2E_AGENTS") != "1" {
+		t.Skip("set PTB_E2E_AGENTS=1 to run the real agent CLIs (needs node and npm)")
+	}
+	pfx := prefix(t)
+	bin := filepath.Join(pfx, "node_modules", ".bin")
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatal("node not found")
+	}
+	be := backend(t)
+	t.Logf("sandbox backend: %s", be.Capabilities().Name)
+	only := os.Getenv("PTB_E2E_ONLY")
+	cases := []struct {
+		name  string
+		sc    agent.Scaffold
+		model string
+	}{
+		{"claude", claude.New(claude.Options{Bin: filepath.Join(bin, "claude")}), "claude-sonnet-4-5"},
+		{"codex", codex.New(codex.Options{Bin: filepath.Join(bin, "codex")}), "gpt-5.1-codex-max"},
+		{"gemini", gemini.New(gemini.Options{Bin: filepath.Join(bin, "gemini")}), "gemini-2.5-pro"},
+		{"opencode", opencode.New(opencode.Options{Bin: filepath.Join(bin, "opencode")}), "ptb/scripted-model"},
+	}
+	for _, tc := range cases {
+		if only != "" && !strings.Contains(only, tc.name) {
+			continue
+		}
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			reqlog := &lockedWriter{w: &bytes.Buffer{}}
+			srv := modelserver.New(nil, reqlog)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			go srv.Serve(ctx, ln)
+
+			root := t.TempDir()
+			ws, home, tmp := filepath.Join(root, "workspace"), filepath.Join(root, "home"), filepath.Join(root, "tmp")
+			for _, d := range []string{ws, home, tmp} {
+				if err := os.MkdirAll(d, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cmd, err := tc.sc.Command(ctx, agent.Launch{Prompt: "Create out.txt containing hello", Model: tc.model,
+				Workspace: ws, Home: home, Endpoint: "http://" + ln.Addr().String()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			write := func(base string, files map[string][]byte) {
+				for rel, b := range files {
+					p := filepath.Join(base, rel)
+					os.MkdirAll(filepath.Dir(p), 0o755)
+					if err := os.WriteFile(p, b, 0o600); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			write(home, cmd.HomeFiles)
+			write(ws, cmd.WorkspaceFiles)
+
+			var stdout, stderr bytes.Buffer
+			env := append([]string{"PATH=" + bin + ":" + filepath.Dir(node) + ":/usr/local/bin:/usr/bin:/bin"}, cmd.Env...)
+			start := time.Now()
+			p, err := be.Start(ctx, sandbox.Spec{Argv: cmd.Argv, Env: env, Dir: ws, Workspace: ws, Home: home, Tmp: tmp,
+				ReadOnly: []string{pfx}, Network: sandbox.NetworkHost, Stdout: &stdout, Stderr: &stderr})
+			if err != nil {
+				t.Fatal(err)
+			}
+			wctx, wcancel := context.WithTimeout(ctx, 3*time.Minute)
+			defer wcancel()
+			exit, err := p.Wait(wctx)
+			if err != nil {
+				p.Stop(5 * time.Second)
+				t.Fatalf("%s did not finish in 3 minutes: %v\nstderr:\n%s\nrequests:\n%s", tc.name, err, tail(stderr.String()), tail(reqlog.String()))
+			}
+			p.Destroy()
+			t.Logf("%s exited %+v in %s", tc.name, exit, time.Since(start).Round(time.Millisecond))
+
+			got, err := os.ReadFile(filepath.Join(ws, "out.txt"))
+			if err != nil || strings.TrimSpace(string(got)) != "hello" {
+				t.Errorf("out.txt = %q, %v: the tool call did not run\nstderr:\n%s\ntrace:\n%s", got, err, tail(stderr.String()), tail(stdout.String()))
+			}
+			s, err := trace.Summarize(bytes.NewReader(stdout.Bytes()), "", "", trace.DefaultPrices())
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := srv.Stats()
+			if s.Agent != tc.name || s.ToolCalls != 1 || s.FinalMessage != "done" || s.Error != nil {
+				t.Errorf("summary: agent %s, %d tool calls, final %q, error %v; want %s, 1, \"done\", null\ntrace:\n%s",
+					s.Agent, s.ToolCalls, s.FinalMessage, deref(s.Error), tc.name, tail(stdout.String()))
+			}
+			if s.Usage.InputTokens != st.ScriptedUsage.InputTokens || s.Usage.OutputTokens != st.ScriptedUsage.OutputTokens {
+				t.Errorf("summary usage %d in / %d out, server served %d / %d on scripted replies (stats %+v)",
+					s.Usage.InputTokens, s.Usage.OutputTokens, st.ScriptedUsage.InputTokens, st.ScriptedUsage.OutputTokens, st)
+			}
+		})
+	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return "null"
+	}
+	return *s
+}
+
+func tail(s string) string {
+	if len(s) > 4000 {
+		return "..." + s[len(s)-4000:]
+	}
+	return s
+}
+
+// lockedWriter serialises writes to a buffer read by the test.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func (l *lockedWriter) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.String()
+}

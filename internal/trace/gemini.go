@@ -1,0 +1,64 @@
+package trace
+
+import "github.com/valyala/fastjson"
+
+// decodeGemini decodes Gemini CLI's --output-format stream-json lines: init,
+// message (assistant text in delta chunks), tool_use, tool_result, error and
+// result{status, stats}. Usage comes only from result.stats.
+func decodeGemini(d *Decoder, v *fastjson.Value, base Event) {
+	base.Time = isoTime(v, "timestamp")
+	wasOpen := d.textOpen
+	d.textOpen = false
+	switch base.Type {
+	case "init":
+		d.emit(base, KindSession).Session = &Session{ID: str(v, "session_id"), Model: str(v, "model")}
+	case "message":
+		text := str(v, "content")
+		if str(v, "role") != "assistant" {
+			d.emit(base, KindUser).Text = text
+			return
+		}
+		delta := boolean(v, "delta")
+		if delta && wasOpen {
+			d.lastText = append(d.lastText, text...)
+		} else {
+			d.lastText = append(d.lastText[:0], text...)
+		}
+		d.textOpen = delta
+		ev := d.emit(base, KindText)
+		ev.Text, ev.Delta = text, delta && wasOpen
+	case "tool_use":
+		ev := d.emit(base, KindToolCall)
+		ev.Tool = &ToolCall{ID: str(v, "tool_id"), Name: str(v, "tool_name"), Input: rawJSON(v.Get("parameters"))}
+	case "tool_result":
+		ev := d.emit(base, KindToolResult)
+		ev.Result = &ToolResult{ID: str(v, "tool_id"), Output: str(v, "output"), IsError: str(v, "status") == "error"}
+		if e := str(v, "error", "message"); e != "" && ev.Result.Output == "" {
+			ev.Result.Output = e
+		}
+	case "error":
+		ev := d.emit(base, KindError)
+		ev.Text = str(v, "message")
+		ev.Fatal = str(v, "severity") == "error"
+	case "result":
+		if st := v.Get("stats"); st != nil {
+			ev := d.emit(base, KindUsage)
+			ev.Usage = &Usage{
+				InputTokens:       num(st, "input_tokens"),
+				OutputTokens:      num(st, "output_tokens"),
+				CachedInputTokens: num(st, "cached"),
+			}
+		}
+		if s := str(v, "status"); s != "" && s != "success" {
+			ev := d.emit(base, KindError)
+			ev.Fatal = true
+			ev.Text = str(v, "error", "message")
+			if ev.Text == "" {
+				ev.Text = "status " + s
+			}
+			return
+		}
+		d.emit(base, KindFinal).Text = string(d.lastText)
+		d.lastText = d.lastText[:0]
+	}
+}

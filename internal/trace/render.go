@@ -1,0 +1,272 @@
+package trace
+
+import (
+	"bufio"
+	"io"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// RenderOptions tunes the transcript.
+type RenderOptions struct {
+	MaxOutputLines int  // tool output lines shown per result (default 20)
+	MaxOutputBytes int  // tool output bytes shown per result (default 2000)
+	MaxInputBytes  int  // tool input bytes shown per call (default 1000)
+	ShowUnknown    bool // print unknown events' raw JSON (truncated)
+}
+
+// Renderer is a Handler that writes a human-readable transcript: one block
+// per event, with the time where the trace gives one, tool calls with their
+// input, and tool outputs truncated. Call Flush at the end.
+type Renderer struct {
+	w        *bufio.Writer
+	o        RenderOptions
+	day      [3]int
+	textOpen bool
+	buf      []byte
+}
+
+// NewRenderer returns a Renderer writing to w.
+func NewRenderer(w io.Writer, o RenderOptions) *Renderer {
+	if o.MaxOutputLines <= 0 {
+		o.MaxOutputLines = 20
+	}
+	if o.MaxOutputBytes <= 0 {
+		o.MaxOutputBytes = 2000
+	}
+	if o.MaxInputBytes <= 0 {
+		o.MaxInputBytes = 1000
+	}
+	return &Renderer{w: bufio.NewWriterSize(w, 64<<10), o: o}
+}
+
+// Flush ends an open text block and writes out what is buffered.
+func (r *Renderer) Flush() error {
+	r.endText()
+	return r.w.Flush()
+}
+
+// endText ends a streamed assistant text block with its newline.
+func (r *Renderer) endText() {
+	if r.textOpen {
+		r.w.WriteByte('\n')
+		r.textOpen = false
+	}
+}
+
+func (r *Renderer) head(ev *Event, label string) {
+	b := r.buf[:0]
+	if !ev.Time.IsZero() {
+		t := ev.Time.UTC()
+		y, m, d := t.Date()
+		if day := [3]int{y, int(m), d}; day != r.day {
+			r.day = day
+			b = append(b, "--- "...)
+			b = t.AppendFormat(b, "2006-01-02")
+			b = append(b, " (UTC) ---\n"...)
+		}
+		hh, mm, ss := t.Clock()
+		b = append2(b, hh, ':')
+		b = append2(b, mm, ':')
+		b = append2(b, ss, '.')
+		ms := t.Nanosecond() / 1e6
+		b = append(b, byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10))
+	} else {
+		b = append(b, "            "...)
+	}
+	b = append(b, ' ')
+	b = append(b, label...)
+	r.buf = b
+	r.w.Write(b)
+}
+
+// Event implements Handler.
+func (r *Renderer) Event(ev *Event) error {
+	if ev.Kind == KindText && ev.Delta && r.textOpen {
+		// a streamed chunk continues the open block
+		r.w.WriteString(ev.Text)
+		return nil
+	}
+	r.endText()
+	switch ev.Kind {
+	case KindSession:
+		r.head(ev, "session")
+		if s := ev.Session; s != nil {
+			r.kv("id", s.ID)
+			r.kv("model", s.Model)
+			r.kv("cwd", s.CWD)
+			r.kv("version", s.Version)
+		}
+		r.w.WriteByte('\n')
+	case KindUser:
+		r.head(ev, "user: ")
+		r.text(ev.Text, r.o.MaxOutputBytes)
+	case KindText:
+		r.head(ev, "assistant: ")
+		r.w.WriteString(ev.Text)
+		r.textOpen = true
+		return nil
+	case KindReasoning:
+		r.head(ev, "reasoning: ")
+		r.text(ev.Text, r.o.MaxOutputBytes)
+	case KindToolCall:
+		r.head(ev, "tool ")
+		if t := ev.Tool; t != nil {
+			r.w.WriteString(t.Name)
+			if t.ID != "" {
+				r.w.WriteString(" [" + t.ID + "]")
+			}
+			r.w.WriteString(" ")
+			r.text(string(t.Input), r.o.MaxInputBytes)
+		} else {
+			r.w.WriteByte('\n')
+		}
+	case KindToolResult:
+		res := ev.Result
+		if res == nil {
+			res = &ToolResult{}
+		}
+		label := "result"
+		if res.IsError {
+			label = "result (error)"
+		}
+		r.head(ev, label)
+		if res.ID != "" {
+			r.w.WriteString(" [" + res.ID + "]")
+		}
+		if res.ExitCode != nil {
+			r.w.WriteString(" exit " + strconv.Itoa(*res.ExitCode))
+		}
+		r.w.WriteString(":")
+		r.block(res.Output)
+	case KindUsage:
+		r.head(ev, "usage:")
+		if u := ev.Usage; u != nil {
+			r.num(" in", u.InputTokens)
+			r.num(" cached", u.CachedInputTokens)
+			r.num(" out", u.OutputTokens)
+			r.num(" reasoning", u.ReasoningTokens)
+		}
+		if ev.CLICostUSD != nil {
+			r.w.WriteString(" cli_cost_usd " + strconv.FormatFloat(*ev.CLICostUSD, 'f', -1, 64))
+		}
+		r.w.WriteByte('\n')
+	case KindFinal:
+		r.head(ev, "final: ")
+		r.text(ev.Text, r.o.MaxOutputBytes)
+	case KindError:
+		label := "error: "
+		if ev.Fatal {
+			label = "ERROR: "
+		}
+		r.head(ev, label)
+		r.text(ev.Text, r.o.MaxOutputBytes)
+	case KindMarker:
+		r.head(ev, "-- "+ev.Type+" --\n")
+	default:
+		r.head(ev, "? "+ev.Type+" ("+strconv.Itoa(len(ev.Raw))+" bytes)")
+		if r.o.ShowUnknown {
+			r.w.WriteByte(' ')
+			r.text(string(ev.Raw), r.o.MaxInputBytes)
+		} else {
+			r.w.WriteByte('\n')
+		}
+	}
+	return nil
+}
+
+// NonJSON implements Handler.
+func (r *Renderer) NonJSON(line int, raw []byte) error {
+	r.endText()
+	r.w.WriteString("             | ")
+	s := string(raw)
+	if len(s) > r.o.MaxOutputBytes {
+		s = truncate(s, r.o.MaxOutputBytes) + " ... (" + strconv.Itoa(len(raw)) + " bytes)"
+	}
+	r.w.WriteString(s)
+	r.w.WriteByte('\n')
+	return nil
+}
+
+func (r *Renderer) kv(k, v string) {
+	if v == "" {
+		return
+	}
+	r.w.WriteString(" " + k + "=" + v)
+}
+
+func (r *Renderer) num(k string, n int64) {
+	r.w.WriteString(k)
+	r.w.WriteByte(' ')
+	r.buf = strconv.AppendInt(r.buf[:0], n, 10)
+	r.w.Write(r.buf)
+}
+
+// text writes s on one line (newlines shown as ⏎), cut at max bytes.
+func (r *Renderer) text(s string, max int) {
+	n := len(s)
+	if n > max {
+		s = truncate(s, max)
+	}
+	if strings.IndexByte(s, '\n') >= 0 {
+		s = strings.ReplaceAll(s, "\n", " ⏎ ")
+	}
+	r.w.WriteString(s)
+	if n > max {
+		r.w.WriteString(" ... (" + strconv.Itoa(n) + " bytes)")
+	}
+	r.w.WriteByte('\n')
+}
+
+// block writes s indented on its own lines, at most MaxOutputLines lines and
+// MaxOutputBytes bytes.
+func (r *Renderer) block(s string) {
+	if s == "" {
+		r.w.WriteString(" (no output)\n")
+		return
+	}
+	r.w.WriteByte('\n')
+	total := len(s)
+	shown := s
+	if len(shown) > r.o.MaxOutputBytes {
+		shown = truncate(shown, r.o.MaxOutputBytes)
+	}
+	lines := 0
+	for len(shown) > 0 && lines < r.o.MaxOutputLines {
+		line := shown
+		if i := strings.IndexByte(shown, '\n'); i >= 0 {
+			line, shown = shown[:i], shown[i+1:]
+		} else {
+			shown = ""
+		}
+		r.w.WriteString("    | ")
+		r.w.WriteString(line)
+		r.w.WriteByte('\n')
+		lines++
+	}
+	if len(shown) > 0 || total > r.o.MaxOutputBytes {
+		r.w.WriteString("    ... (" + strconv.Itoa(total) + " bytes in all, truncated)\n")
+	}
+}
+
+// truncate cuts s to at most n bytes without splitting a UTF-8 sequence.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for i := n; i > n-utf8.UTFMax && i > 0; i-- {
+		if utf8.RuneStart(s[i]) {
+			return s[:i]
+		}
+	}
+	return s[:n]
+}
+
+var _ Handler = (*Renderer)(nil)
+var _ Handler = (*Summarizer)(nil)
+
+// append2 appends n as two digits and then sep.
+func append2(b []byte, n int, sep byte) []byte {
+	return append(b, byte('0'+n/10), byte('0'+n%10), sep)
+}

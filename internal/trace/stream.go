@@ -1,0 +1,377 @@
+package trace
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/valyala/fastjson"
+)
+
+// LineReader reads lines of unbounded length (unlike bufio.Scanner, whose
+// default 64 KiB limit breaks on agent traces). The returned line excludes
+// the trailing "\n" (and "\r\n") and aliases an internal buffer that the next
+// call overwrites.
+type LineReader struct {
+	br   *bufio.Reader
+	long []byte
+}
+
+// NewLineReader returns a LineReader over r.
+func NewLineReader(r io.Reader) *LineReader {
+	return &LineReader{br: bufio.NewReaderSize(r, 256<<10)}
+}
+
+// Next returns the next line, or io.EOF when there is none. A final line
+// without a newline is returned as a line.
+func (lr *LineReader) Next() ([]byte, error) {
+	line, err := lr.br.ReadSlice('\n')
+	if errors.Is(err, bufio.ErrBufferFull) {
+		lr.long = append(lr.long[:0], line...)
+		for errors.Is(err, bufio.ErrBufferFull) {
+			line, err = lr.br.ReadSlice('\n')
+			lr.long = append(lr.long, line...)
+		}
+		line = lr.long
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	if len(line) == 0 && err != nil {
+		return nil, io.EOF
+	}
+	line = bytes.TrimSuffix(line, []byte("\n"))
+	line = bytes.TrimSuffix(line, []byte("\r"))
+	return line, nil
+}
+
+// Decoder turns the lines of one agent's trace into events. It is stateful
+// (Codex items start and complete, Gemini text streams in chunks) and not safe
+// for concurrent use. Decode never fails.
+type Decoder struct {
+	agent  string
+	p      fastjson.Parser
+	line   int
+	out    []Event
+	decode func(d *Decoder, v *fastjson.Value, base Event)
+
+	// per-agent state
+	started  map[string]bool // codex: items seen in item.started
+	lastText []byte          // assistant text of the current message (finals)
+	textOpen bool            // gemini: the last event was an assistant delta
+}
+
+// NewDecoder returns the decoder for agent (one of Agents, or AgentUnknown for
+// one that keeps every JSON line as KindUnknown).
+func NewDecoder(agent string) (*Decoder, error) {
+	d := &Decoder{agent: agent}
+	switch agent {
+	case AgentClaude:
+		d.decode = decodeClaude
+	case AgentCodex:
+		d.decode = decodeCodex
+		d.started = map[string]bool{}
+	case AgentGemini:
+		d.decode = decodeGemini
+	case AgentOpenCode:
+		d.decode = decodeOpenCode
+	case AgentUnknown:
+		d.decode = func(d *Decoder, v *fastjson.Value, base Event) { d.emit(base, KindUnknown) }
+	default:
+		return nil, fmt.Errorf("unknown agent %q (want one of claude, codex, gemini, opencode)", agent)
+	}
+	return d, nil
+}
+
+// Agent returns the decoder's agent name.
+func (d *Decoder) Agent() string { return d.agent }
+
+// Decode decodes one line. ok is false when the line is not a JSON object;
+// otherwise events holds at least one event. The events alias line and an
+// internal buffer: they are valid until the next call.
+func (d *Decoder) Decode(line []byte) (events []Event, ok bool) {
+	d.line++
+	d.out = d.out[:0]
+	v, err := d.p.ParseBytes(line)
+	if err != nil || v.Type() != fastjson.TypeObject {
+		return nil, false
+	}
+	base := Event{Agent: d.agent, Line: d.line, Raw: line, Type: typeOf(v)}
+	d.decode(d, v, base)
+	if len(d.out) == 0 {
+		d.emit(base, KindUnknown)
+	}
+	return d.out, true
+}
+
+// Skip advances the line count for a line not passed to Decode.
+func (d *Decoder) Skip() { d.line++ }
+
+func (d *Decoder) emit(ev Event, k Kind) *Event {
+	ev.Kind = k
+	d.out = append(d.out, ev)
+	return &d.out[len(d.out)-1]
+}
+
+// Stream reads the trace in r, decodes it as agent's (detected from the first
+// lines when agent is "") and calls h for every event and non-JSON line. It
+// returns the agent used. It fails only on a read error, a handler error, an
+// unknown agent name or ctx ending; never on the content of the trace.
+// Blank lines are skipped (and not counted as lines).
+func Stream(ctx context.Context, r io.Reader, agent string, h Handler) (string, error) {
+	lr := NewLineReader(r)
+	var pending [][]byte // lines read before the agent was known (copies)
+	if agent == "" {
+		var p fastjson.Parser
+		for agent == "" && len(pending) < detectLines {
+			line, err := lr.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				return "", fmt.Errorf("read trace: %w", err)
+			}
+			if len(bytes.TrimSpace(line)) == 0 {
+				continue
+			}
+			pending = append(pending, bytes.Clone(line))
+			if v, err := p.ParseBytes(line); err == nil {
+				agent = detect(v)
+			}
+		}
+		if agent == "" {
+			agent = AgentUnknown
+		}
+	}
+	d, err := NewDecoder(agent)
+	if err != nil {
+		return "", err
+	}
+	feed := func(line []byte) error {
+		evs, ok := d.Decode(line)
+		if !ok {
+			return h.NonJSON(d.line, line)
+		}
+		for i := range evs {
+			if err := h.Event(&evs[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for _, line := range pending {
+		if err := feed(line); err != nil {
+			return agent, err
+		}
+	}
+	for n := 0; ; n++ {
+		if n&1023 == 0 && ctx.Err() != nil {
+			return agent, ctx.Err()
+		}
+		line, err := lr.Next()
+		if errors.Is(err, io.EOF) {
+			return agent, nil
+		}
+		if err != nil {
+			return agent, fmt.Errorf("read trace: %w", err)
+		}
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		if err := feed(line); err != nil {
+			return agent, err
+		}
+	}
+}
+
+// detectLines is how many non-blank lines Stream reads to detect the agent.
+const detectLines = 64
+
+// Detect returns the agent whose trace line is v, or "" if the line does
+// not tell.
+func detect(v *fastjson.Value) string {
+	typ := str(v, "type")
+	switch typ {
+	case "thread.started", "turn.started", "turn.completed", "turn.failed",
+		"item.started", "item.updated", "item.completed":
+		return AgentCodex
+	}
+	if v.Get("part") != nil && v.Get("sessionID") != nil {
+		return AgentOpenCode
+	}
+	switch typ {
+	case "system", "assistant", "user":
+		if v.Get("session_id") != nil || v.Get("message") != nil {
+			return AgentClaude
+		}
+	case "result":
+		if v.Get("subtype") != nil || v.Get("total_cost_usd") != nil {
+			return AgentClaude
+		}
+		if v.Get("stats") != nil {
+			return AgentGemini
+		}
+	case "init", "message", "tool_use", "tool_result":
+		if v.Get("timestamp") != nil {
+			return AgentGemini
+		}
+	}
+	return ""
+}
+
+// DetectAgent reads up to 64 non-blank lines of r and returns the agent
+// they belong to, or "" if they do not tell.
+func DetectAgent(r io.Reader) (string, error) {
+	lr := NewLineReader(r)
+	var p fastjson.Parser
+	for n := 0; n < detectLines; {
+		line, err := lr.Next()
+		if errors.Is(err, io.EOF) {
+			return "", nil
+		}
+		if err != nil {
+			return "", fmt.Errorf("read trace: %w", err)
+		}
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		n++
+		if v, err := p.ParseBytes(line); err == nil {
+			if a := detect(v); a != "" {
+				return a, nil
+			}
+		}
+	}
+	return "", nil
+}
+
+// helpers over fastjson values; all tolerate missing or mistyped fields.
+
+func str(v *fastjson.Value, keys ...string) string {
+	x := v.Get(keys...)
+	if x == nil || x.Type() != fastjson.TypeString {
+		return ""
+	}
+	b, _ := x.StringBytes()
+	return string(b)
+}
+
+func num(v *fastjson.Value, keys ...string) int64 {
+	x := v.Get(keys...)
+	if x == nil || x.Type() != fastjson.TypeNumber {
+		return 0
+	}
+	f, _ := x.Float64()
+	return int64(f)
+}
+
+func numPtr(v *fastjson.Value, keys ...string) *float64 {
+	x := v.Get(keys...)
+	if x == nil || x.Type() != fastjson.TypeNumber {
+		return nil
+	}
+	f, _ := x.Float64()
+	return &f
+}
+
+func intPtr(v *fastjson.Value, keys ...string) *int {
+	x := v.Get(keys...)
+	if x == nil || x.Type() != fastjson.TypeNumber {
+		return nil
+	}
+	f, _ := x.Float64()
+	n := int(f)
+	return &n
+}
+
+func boolean(v *fastjson.Value, keys ...string) bool {
+	x := v.Get(keys...)
+	return x != nil && x.Type() == fastjson.TypeTrue
+}
+
+// rawJSON returns x marshalled compactly, or nil.
+func rawJSON(x *fastjson.Value) []byte {
+	if x == nil {
+		return nil
+	}
+	return x.MarshalTo(nil)
+}
+
+// isoTime parses an RFC 3339 timestamp field.
+func isoTime(v *fastjson.Value, key string) time.Time {
+	s := str(v, key)
+	if s == "" {
+		return time.Time{}
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}
+	}
+	return t
+}
+
+// msTime parses a Unix-milliseconds field.
+func msTime(v *fastjson.Value, keys ...string) time.Time {
+	ms := num(v, keys...)
+	if ms <= 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms).UTC()
+}
+
+// typeOf returns the "type" field, interned for the known event types so the
+// common case does not allocate.
+func typeOf(v *fastjson.Value) string {
+	x := v.Get("type")
+	if x == nil || x.Type() != fastjson.TypeString {
+		return ""
+	}
+	b, _ := x.StringBytes()
+	switch string(b) {
+	case "system":
+		return "system"
+	case "assistant":
+		return "assistant"
+	case "user":
+		return "user"
+	case "result":
+		return "result"
+	case "thread.started":
+		return "thread.started"
+	case "turn.started":
+		return "turn.started"
+	case "turn.completed":
+		return "turn.completed"
+	case "turn.failed":
+		return "turn.failed"
+	case "item.started":
+		return "item.started"
+	case "item.updated":
+		return "item.updated"
+	case "item.completed":
+		return "item.completed"
+	case "error":
+		return "error"
+	case "init":
+		return "init"
+	case "message":
+		return "message"
+	case "tool_use":
+		return "tool_use"
+	case "tool_result":
+		return "tool_result"
+	case "step_start":
+		return "step_start"
+	case "step_finish":
+		return "step_finish"
+	case "text":
+		return "text"
+	case "reasoning":
+		return "reasoning"
+	}
+	return string(b)
+}

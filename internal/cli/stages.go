@@ -4,18 +4,25 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/ptb-dev/ptb/internal/agent"
+	"github.com/ptb-dev/ptb/internal/agent/claude"
+	"github.com/ptb-dev/ptb/internal/agent/codex"
+	"github.com/ptb-dev/ptb/internal/agent/gemini"
+	"github.com/ptb-dev/ptb/internal/agent/opencode"
 	"github.com/ptb-dev/ptb/internal/eval"
 	"github.com/ptb-dev/ptb/internal/eval/judge"
 	"github.com/ptb-dev/ptb/internal/job"
 	"github.com/ptb-dev/ptb/internal/pipeline"
 	"github.com/ptb-dev/ptb/internal/result"
+	"github.com/ptb-dev/ptb/internal/trace"
 )
 
 // wireStages connects the evaluate and audit stages and usage accounting.
 func wireStages(r *pipeline.Runner, spec job.Spec) {
 	r.Evaluator = evaluator{}
+	r.Usage = usageReader{}
 }
 
 // evaluator is the evaluate stage on top of package eval.
@@ -48,5 +55,57 @@ func (evaluator) Evaluate(ctx context.Context, req pipeline.EvalRequest) (*resul
 
 // cliScaffold returns the adapter of a real agent CLI.
 func cliScaffold(spec job.Spec) (agent.Scaffold, error) {
-	return nil, fmt.Errorf("%w for agent %q yet", errNoAdapter, spec.Agent)
+	var cred []byte
+	if spec.Credentials != "" {
+		b, err := os.ReadFile(spec.Credentials)
+		if err != nil {
+			return nil, fmt.Errorf("read credentials: %w", err)
+		}
+		cred = b
+	}
+	if spec.AgentModel == "" {
+		return nil, fmt.Errorf("agent %s needs a model: pass --agent-model (e.g. %s)", spec.Agent, exampleModel[spec.Agent])
+	}
+	switch spec.Agent {
+	case "claude":
+		return claude.New(claude.Options{Credentials: cred}), nil
+	case "codex":
+		return codex.New(codex.Options{Auth: cred}), nil
+	case "gemini":
+		return gemini.New(gemini.Options{Credentials: cred}), nil
+	case "opencode":
+		return opencode.New(opencode.Options{Auth: cred}), nil
+	}
+	return nil, fmt.Errorf("%w for agent %q", errNoAdapter, spec.Agent)
+}
+
+var exampleModel = map[string]string{
+	"claude": "claude-opus-4-6", "codex": "gpt-5.1-codex:high", "gemini": "gemini-3-pro-preview", "opencode": "anthropic/claude-opus-4-6",
+}
+
+// usageReader reads token usage and cost from the raw trace.
+type usageReader struct{}
+
+func (usageReader) Usage(ctx context.Context, path string, spec job.Spec) (*result.Usage, error) {
+	if spec.Agent == "scripted" {
+		return &result.Usage{Source: "unavailable: the scripted agent uses no model"}, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	prices := trace.DefaultPrices()
+	model, _, _ := strings.Cut(spec.AgentModel, ":") // codex MODEL:EFFORT
+	s, err := trace.Summarize(f, spec.Agent, model, prices)
+	if err != nil {
+		return nil, err
+	}
+	u := &result.Usage{
+		InputTokens: s.Usage.InputTokens, OutputTokens: s.Usage.OutputTokens,
+		CachedInputTokens: s.Usage.CachedInputTokens, ReasoningTokens: s.Usage.ReasoningTokens,
+		CostUSD: s.CostUSD, CLICostUSD: s.CLICostUSD, PriceTable: s.PriceTable,
+		Source: "trace (" + s.Agent + " rules)",
+	}
+	return u, nil
 }

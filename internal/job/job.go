@@ -30,8 +30,15 @@ type Spec struct {
 	// PassEnv are host environment variables passed into the sandbox
 	// (NAME or NAME=VALUE); nothing else from the host leaks in.
 	PassEnv []string `json:"pass_env,omitempty"`
+	// ReadOnly are extra host paths visible read-only in the sandbox
+	// (e.g. a model cache).
+	ReadOnly []string `json:"read_only,omitempty"`
 	// Endpoint is the model endpoint injected into the agent CLI.
 	Endpoint string `json:"endpoint,omitempty"`
+	// Credentials is a subscription credentials file for the agent CLI
+	// (Claude OAuth, Codex auth.json, ...). It is copied into the sandbox's
+	// HOME, and the run record warns that a secret entered the sandbox.
+	Credentials string `json:"credentials,omitempty"`
 	// Script is the scripted agent's script (scripted agent only).
 	Script string `json:"script,omitempty"`
 
@@ -102,6 +109,9 @@ func (s *Spec) Normalize(reg *registry.Registry) error {
 	}
 	if s.Eval.Backend == "url" && s.Eval.BaseURL == "" {
 		return fmt.Errorf("job: eval backend url needs a base URL")
+	}
+	if s.Agent != "scripted" && s.Network == sandbox.NetworkNone && s.Sandbox != "none" {
+		return fmt.Errorf("job: agent %s must reach its model API, which --network none forbids: pass --network host (the per-run gateway that will allow network none is not implemented yet)", s.Agent)
 	}
 	if s.Agent == "scripted" && s.Script == "" {
 		return fmt.Errorf("job: the scripted agent needs a script (--script FILE)")

@@ -97,6 +97,9 @@ func (x *run) record(ctx context.Context) (*result.Result, error) {
 			ExitCode: last.ExitCode, Signal: last.Signal, Segments: len(st.Segments),
 			Deadline: result.Now(last.Deadline), Error: last.Error,
 		}
+		if len(st.Secrets) > 0 {
+			res.Warnings = append(res.Warnings, "a secret entered the sandbox: "+strings.Join(st.Secrets, ", "))
+		}
 		if s.EndReason == "interrupted" || s.EndReason == "harness_died" {
 			s.EndReason = result.EndHarnessError
 		}

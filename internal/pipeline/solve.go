@@ -24,6 +24,8 @@ import (
 type SolveState struct {
 	BudgetS  float64   `json:"budget_s"`
 	Segments []Segment `json:"segments"`
+	// Secrets are credential files the scaffold put into the sandbox.
+	Secrets []string `json:"secrets,omitempty"`
 }
 
 // Segment is one launch of the agent.
@@ -109,6 +111,7 @@ func (x *run) solve(ctx context.Context) (result.Stage, error) {
 	if err != nil {
 		return fail(fmt.Errorf("agent %s: %w", x.spec.Agent, err))
 	}
+	st.Secrets = cmd.Secrets
 	if err := writeFiles(home, cmd.HomeFiles); err != nil {
 		return fail(err)
 	}
@@ -145,7 +148,7 @@ func (x *run) solve(ctx context.Context) (result.Stage, error) {
 		Workspace: ws,
 		Home:      home,
 		Tmp:       x.dir.Path(rundir.Tmp),
-		ReadOnly:  x.readOnly(),
+		ReadOnly:  x.readOnly(cmd.Argv),
 		Hidden:    x.hidden(),
 		Network:   x.spec.Network,
 		GPUs:      x.spec.GPUs,
@@ -355,12 +358,48 @@ func (x *run) self() string {
 }
 
 // readOnly are host paths the sandbox needs that may sit under a hidden
-// or private directory: the ptb executable.
-func (x *run) readOnly() []string {
+// or private directory: the ptb executable, the agent CLI's installation
+// (for an npm install, the prefix holding node_modules), and the job's own
+// read-only paths.
+func (x *run) readOnly(argv []string) []string {
+	var ro []string
 	if s := x.self(); s != "" {
-		return []string{s}
+		ro = append(ro, s)
 	}
-	return nil
+	if len(argv) > 0 && argv[0] != x.self() {
+		if root := installRoot(argv[0], x.env(agent.Command{}, time.Now())); root != "" {
+			ro = append(ro, root)
+		}
+	}
+	return append(ro, x.spec.ReadOnly...)
+}
+
+// installRoot finds where the program bin is installed: the directory
+// above node_modules for an npm package, else the program's directory.
+func installRoot(bin string, env []string) string {
+	path := ""
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			path = v
+		}
+	}
+	p := bin
+	if !strings.Contains(bin, "/") {
+		for _, d := range filepath.SplitList(path) {
+			if fi, err := os.Stat(filepath.Join(d, bin)); err == nil && !fi.IsDir() {
+				p = filepath.Join(d, bin)
+				break
+			}
+		}
+	}
+	real, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		return ""
+	}
+	if i := strings.Index(real, "/node_modules/"); i > 0 {
+		return real[:i]
+	}
+	return filepath.Dir(real)
 }
 
 // hidden are the host paths the agent must not see: every run under the

@@ -1,0 +1,136 @@
+// Package archtest checks the import rules stated as invariants in
+// docs/ARCHITECTURE.md: which packages must never depend on which.
+package archtest
+
+import (
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/ptb-dev/ptb/"
+
+// rules: a package (by path prefix under the module) must not import any
+// of the listed prefixes, in non-test files.
+var rules = []struct {
+	pkg    string
+	forbid []string
+	why    string
+}{
+	{"internal/result", []string{"internal/"}, "the record format depends on nothing"},
+	{"internal/rundir", []string{"internal/"}, "the run directory layout depends on nothing"},
+	{"internal/sandbox", []string{"internal/pipeline", "internal/cli", "internal/agent", "internal/eval", "internal/audit", "internal/report", "internal/trace", "internal/job"}, "sandboxes know nothing of jobs or agents"},
+	{"internal/pipeline", []string{"internal/cli", "internal/eval", "internal/audit", "internal/report", "internal/trace", "internal/sandbox/bwrap", "internal/sandbox/none", "internal/agent/claude", "internal/agent/codex", "internal/agent/gemini", "internal/agent/opencode"}, "the pipeline sees its seams only as interfaces"},
+	{"internal/eval", []string{"internal/pipeline", "internal/cli", "internal/audit", "internal/report", "internal/job"}, "the evaluator runs without the job pipeline"},
+	{"internal/report", []string{"internal/pipeline", "internal/cli", "internal/sandbox", "internal/eval", "internal/audit", "internal/agent"}, "reports read run directories only"},
+	{"internal/audit", []string{"internal/pipeline", "internal/cli", "internal/report"}, "the audit reads run directories, it does not run jobs"},
+	{"internal/trace", []string{"internal/sandbox", "internal/pipeline", "internal/cli", "internal/eval", "internal/audit", "internal/report"}, "trace decoding is pure parsing"},
+	{"internal/agent", []string{"internal/pipeline", "internal/cli", "internal/eval", "internal/audit", "internal/report"}, "scaffolds build commands, they do not run jobs"},
+	{"internal/registry", []string{"internal/"}, "the registry is data"},
+}
+
+func moduleRoot(t *testing.T) string {
+	d, _ := os.Getwd()
+	for {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d
+		}
+		p := filepath.Dir(d)
+		if p == d {
+			t.Fatal("go.mod not found")
+		}
+		d = p
+	}
+}
+
+// imports maps each package directory (relative to the root) to the module
+// packages its non-test files import.
+func imports(t *testing.T, root string) map[string][]string {
+	out := map[string][]string{}
+	fset := token.NewFileSet()
+	filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata" || d.Name() == "node_modules") && p != root {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
+			return nil
+		}
+		f, err := parser.ParseFile(fset, p, nil, parser.ImportsOnly)
+		if err != nil {
+			t.Errorf("%s: %v", p, err)
+			return nil
+		}
+		rel, _ := filepath.Rel(root, filepath.Dir(p))
+		for _, im := range f.Imports {
+			path := strings.Trim(im.Path.Value, `"`)
+			if strings.HasPrefix(path, module) {
+				out[filepath.ToSlash(rel)] = append(out[filepath.ToSlash(rel)], strings.TrimPrefix(path, module))
+			}
+		}
+		return nil
+	})
+	return out
+}
+
+func under(pkg, prefix string) bool {
+	prefix = strings.TrimSuffix(prefix, "/")
+	return pkg == prefix || strings.HasPrefix(pkg, prefix+"/")
+}
+
+func TestImportRules(t *testing.T) {
+	all := imports(t, moduleRoot(t))
+	if len(all) < 10 {
+		t.Fatalf("found only %d packages; is the walk broken?", len(all))
+	}
+	var pkgs []string
+	for p := range all {
+		pkgs = append(pkgs, p)
+	}
+	sort.Strings(pkgs)
+	for _, pkg := range pkgs {
+		for _, r := range rules {
+			if !under(pkg, r.pkg) {
+				continue
+			}
+			for _, im := range all[pkg] {
+				for _, f := range r.forbid {
+					if under(im, f) && !under(im, pkg) {
+						t.Errorf("%s imports %s: %s (docs/ARCHITECTURE.md)", pkg, im, r.why)
+					}
+				}
+			}
+		}
+		// Only cmd/ptb imports the command tree.
+		for _, im := range all[pkg] {
+			if under(im, "internal/cli") && pkg != "cmd/ptb" && !under(pkg, "internal/cli") {
+				t.Errorf("%s imports internal/cli: only cmd/ptb may", pkg)
+			}
+		}
+	}
+}
+
+// The rules must bite: a forbidden edge is reported.
+func TestUnderMatchesPrefixesOnly(t *testing.T) {
+	cases := []struct {
+		pkg, prefix string
+		want        bool
+	}{
+		{"internal/sandbox/bwrap", "internal/sandbox", true},
+		{"internal/sandbox", "internal/sandbox", true},
+		{"internal/sandboxes", "internal/sandbox", false},
+		{"internal/evaluation", "internal/eval", false},
+		{"internal/result", "internal/", true},
+	}
+	for _, c := range cases {
+		if got := under(c.pkg, c.prefix); got != c.want {
+			t.Errorf("under(%q, %q) = %v, want %v", c.pkg, c.prefix, got, c.want)
+		}
+	}
+}

@@ -1,0 +1,513 @@
+// Package ptbimport converts the result directories of the original
+// PostTrainBench harness into ptb run directories, so that `ptb report` can
+// rank them beside native runs.
+//
+// The original lays results out as <method>/<task>_<provider>_<model>_<id>/
+// (src/run_task.sh), where <method> is
+// <agent>_<agent config>_<hours>h<suffix>, and each run directory holds
+// metrics.json, time_taken.txt (H:MM:SS), contamination_judgement.txt,
+// disallowed_model_judgement.txt, the raw trace solve_out.txt and its
+// rendering solve_parsed.txt, among others.
+package ptbimport
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	yaml "go.yaml.in/yaml/v3"
+
+	"github.com/ptb-dev/ptb/internal/report"
+	"github.com/ptb-dev/ptb/internal/result"
+	"github.com/ptb-dev/ptb/internal/rundir"
+)
+
+// Files of an original run directory.
+const (
+	MetricsFile       = "metrics.json"
+	TimeFile          = "time_taken.txt"
+	ContaminationFile = "contamination_judgement.txt"
+	DisallowedFile    = "disallowed_model_judgement.txt"
+	TraceFile         = "solve_out.txt"
+	ParsedTraceFile   = "solve_parsed.txt"
+	FinalModelDir     = "final_model"
+)
+
+// Where the imported files go in the ptb run directory.
+const (
+	TraceDest      = "trace/solve_out.txt"
+	ParsedDest     = "trace/solve_parsed.txt"
+	OriginalDir    = "original" // every other top-level file, as it was
+	ImportedMarker = "imported from PostTrainBench"
+)
+
+// Options tune Import.
+type Options struct {
+	// Groups maps a method label to the original method directories that are
+	// its seeds (like the original's HARDCODED_AGENT_MAP); the seed of a
+	// directory is its position in the list. Directories in no group get a
+	// label and seed derived from their name (see ParseMethod).
+	Groups map[string][]string
+}
+
+// Summary says what Import did.
+type Summary struct {
+	Imported int
+	Methods  []Method
+	Skipped  []string // entries left out, with why
+}
+
+// Method is an original method directory and where its runs went.
+type Method struct {
+	Dir        string // name under the source directory
+	Label      string
+	Seed       int
+	Agent      string // ptb scaffold name
+	Variant    string // the original agent directory, when it is not the scaffold's name
+	AgentModel string
+	Hours      float64
+	Runs       int
+}
+
+// LoadGroups reads a groups file: YAML or JSON, label -> list of method
+// directory names.
+func LoadGroups(path string) (map[string][]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read groups: %w", err)
+	}
+	var g map[string][]string
+	if err := yaml.Unmarshal(b, &g); err != nil {
+		return nil, fmt.Errorf("groups %s: want a map of label to a list of method directories: %w", path, err)
+	}
+	return g, nil
+}
+
+// agentDirs are the original's agents/ directories, longest first so that a
+// prefix match finds the most specific one.
+func agentDirs() []string {
+	a := []string{
+		"claude", "claude_non_api", "claude_non_api_max",
+		"codex", "codex_non_api", "codex_non_api_high", "codex_non_api_high_reprompt",
+		"codex_non_api_reprompt", "codex_non_api_xhigh", "codex_non_api_xhigh_reprompt",
+		"codexhigh", "codexlow", "gemini", "glm5", "opencode", "qwen3max",
+	}
+	sort.Slice(a, func(i, j int) bool { return len(a[i]) > len(a[j]) })
+	return a
+}
+
+func scaffold(agentDir string) string {
+	for _, s := range []string{"claude", "codex", "gemini", "opencode"} {
+		if strings.HasPrefix(agentDir, s) {
+			return s
+		}
+	}
+	return agentDir
+}
+
+var (
+	methodRe = regexp.MustCompile(`^(.+)_(\d+(?:\.\d+)?)h(.*)$`)
+	seedRe   = regexp.MustCompile(`_(?:run|seed)(\d+)(?:_|$)`)
+)
+
+// ParseMethod derives agent, agent model, hours, label and seed from an
+// original method directory name such as "claude_claude-opus-4-6_10h_run2".
+// The seed is the number after _run or _seed, or -1 when there is none; the
+// label leaves out the experiment suffix, so the seeds of one configuration
+// share it.
+func ParseMethod(name string) Method {
+	m := Method{Dir: name, Hours: 10, Seed: -1}
+	prefix, suffix := name, ""
+	if sm := methodRe.FindStringSubmatch(name); sm != nil {
+		prefix, suffix = sm[1], sm[3]
+		m.Hours, _ = strconv.ParseFloat(sm[2], 64)
+	}
+	agent := ""
+	for _, a := range agentDirs() {
+		if strings.HasPrefix(prefix, a+"_") {
+			agent = a
+			break
+		}
+	}
+	if agent == "" {
+		agent, m.AgentModel, _ = strings.Cut(prefix, "_")
+	} else {
+		m.AgentModel = strings.TrimPrefix(prefix, agent+"_")
+	}
+	m.Agent = scaffold(agent)
+	if agent != m.Agent {
+		m.Variant = agent
+	}
+	if sm := seedRe.FindStringSubmatch(suffix); sm != nil {
+		m.Seed, _ = strconv.Atoi(sm[1])
+	}
+	spec := result.Spec{Agent: m.Agent, AgentModel: m.AgentModel, Hours: m.Hours}
+	m.Label = report.Label(spec)
+	if m.Variant != "" {
+		m.Label = strings.TrimSuffix(m.Label, ")") + ", " + m.Variant + ")"
+	}
+	return m
+}
+
+// assignMethods gives every method directory a label and a distinct seed
+// within its label.
+func assignMethods(dirs []string, groups map[string][]string) ([]Method, error) {
+	inGroup := map[string]Method{}
+	for _, label := range sortedKeys(groups) {
+		for i, d := range groups[label] {
+			if _, dup := inGroup[d]; dup {
+				return nil, fmt.Errorf("groups: method directory %s is in two groups", d)
+			}
+			m := ParseMethod(d)
+			m.Label, m.Seed = label, i+1
+			inGroup[d] = m
+		}
+	}
+	var out []Method
+	used := map[string]map[int]bool{}
+	var unnumbered []int
+	for _, d := range dirs {
+		m, ok := inGroup[d]
+		if !ok {
+			m = ParseMethod(d)
+		}
+		if used[m.Label] == nil {
+			used[m.Label] = map[int]bool{}
+		}
+		if m.Seed >= 0 && !used[m.Label][m.Seed] {
+			used[m.Label][m.Seed] = true
+		} else {
+			m.Seed = -1
+			unnumbered = append(unnumbered, len(out))
+		}
+		out = append(out, m)
+	}
+	for _, i := range unnumbered {
+		s := 0
+		for used[out[i].Label][s] {
+			s++
+		}
+		used[out[i].Label][s] = true
+		out[i].Seed = s
+	}
+	return out, nil
+}
+
+// Import converts every run under src (laid out as the original's results
+// directory) into a run directory under out/<method>/<run>/ with a
+// result.json. As the original's aggregation does, only the run with the
+// highest id per (method, task, model) is imported; the others are listed in
+// Summary.Skipped.
+func Import(ctx context.Context, src, out string, opt Options) (*Summary, error) {
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		return nil, fmt.Errorf("read results directory: %w", err)
+	}
+	var dirs []string
+	sum := &Summary{}
+	for _, e := range entries {
+		switch {
+		case !e.IsDir():
+			continue
+		case strings.HasPrefix(e.Name(), "baseline"), strings.HasPrefix(e.Name(), "."):
+			sum.Skipped = append(sum.Skipped, e.Name()+": not a method directory (baseline runs come from the baselines file)")
+			continue
+		}
+		dirs = append(dirs, e.Name())
+	}
+	methods, err := assignMethods(dirs, opt.Groups)
+	if err != nil {
+		return nil, err
+	}
+	abs, err := filepath.Abs(src)
+	if err != nil {
+		return nil, fmt.Errorf("resolve %s: %w", src, err)
+	}
+	for i := range methods {
+		m := &methods[i]
+		runs, skipped, err := latestRuns(filepath.Join(src, m.Dir))
+		if err != nil {
+			return nil, err
+		}
+		sum.Skipped = append(sum.Skipped, skipped...)
+		for _, r := range runs {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			if err := importRun(filepath.Join(abs, m.Dir, r.name), filepath.Join(out, m.Dir, r.name), *m, r); err != nil {
+				return nil, err
+			}
+			m.Runs++
+			sum.Imported++
+		}
+	}
+	sum.Methods = methods
+	return sum, nil
+}
+
+type origRun struct {
+	name, task, model string
+	id                int
+}
+
+// latestRuns lists the run directories of a method, keeping the highest id
+// per (task, model) as scripts/aggregate_methods.py does.
+func latestRuns(dir string) ([]origRun, []string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read method directory: %w", err)
+	}
+	latest := map[[2]string]origRun{}
+	var skipped []string
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		r, ok := parseRunDir(e.Name())
+		if !ok {
+			skipped = append(skipped, filepath.Join(filepath.Base(dir), e.Name())+": not <task>_<provider>_<model>_<id>")
+			continue
+		}
+		k := [2]string{r.task, r.model}
+		if old, ok := latest[k]; ok {
+			if old.id > r.id {
+				skipped = append(skipped, filepath.Join(filepath.Base(dir), r.name)+": superseded by "+old.name)
+				continue
+			}
+			skipped = append(skipped, filepath.Join(filepath.Base(dir), old.name)+": superseded by "+r.name)
+		}
+		latest[k] = r
+	}
+	var runs []origRun
+	for _, r := range latest {
+		runs = append(runs, r)
+	}
+	sort.Slice(runs, func(i, j int) bool { return runs[i].name < runs[j].name })
+	return runs, skipped, nil
+}
+
+func parseRunDir(name string) (origRun, bool) {
+	parts := strings.Split(name, "_")
+	if len(parts) != 4 && len(parts) != 3 {
+		return origRun{}, false
+	}
+	id, err := strconv.Atoi(parts[len(parts)-1])
+	if err != nil {
+		return origRun{}, false
+	}
+	model := strings.Join(parts[1:len(parts)-1], "/")
+	return origRun{name: name, task: parts[0], model: model, id: id}, true
+}
+
+// ParseTime reads time_taken.txt's H:MM:SS into seconds.
+func ParseTime(s string) (float64, error) {
+	p := strings.Split(strings.TrimSpace(s), ":")
+	if len(p) != 3 {
+		return 0, fmt.Errorf("time %q is not H:MM:SS", s)
+	}
+	var v [3]int
+	for i, x := range p {
+		n, err := strconv.Atoi(x)
+		if err != nil || n < 0 || (i > 0 && n >= 60) {
+			return 0, fmt.Errorf("time %q is not H:MM:SS", s)
+		}
+		v[i] = n
+	}
+	return float64(v[0]*3600 + v[1]*60 + v[2]), nil
+}
+
+// judgement reads one judge file: "flag", "pass" or "unverified" and the
+// evidence to record.
+func judgement(path, flagLine, passLine string) (string, []string) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "unverified", []string{filepath.Base(path) + " is absent or unreadable"}
+	}
+	line := strings.TrimSpace(string(b))
+	switch line {
+	case flagLine:
+		return "flag", []string{filepath.Base(path) + ": " + line}
+	case passLine:
+		return "pass", []string{filepath.Base(path) + ": " + line}
+	}
+	return "unverified", []string{fmt.Sprintf("%s: unexpected content %q", filepath.Base(path), clip(line, 200))}
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+func importRun(src, dst string, m Method, r origRun) error {
+	d := rundir.Dir(dst)
+	res := &result.Result{
+		Schema: result.Schema,
+		RunID:  "posttrainbench:" + m.Dir + "/" + r.name,
+		Spec: result.Spec{
+			Agent: m.Agent, AgentModel: m.AgentModel, BaseModel: r.model, Benchmark: r.task,
+			Hours: m.Hours, Seed: m.Seed, Label: m.Label, EvalBackend: "vllm",
+		},
+		Stages:   map[string]result.Stage{},
+		Flags:    []string{},
+		Versions: result.Versions{PTB: "import", Scorer: r.task + "@posttrainbench"},
+		Usage:    &result.Usage{Source: "unavailable"},
+		Warnings: []string{fmt.Sprintf("%s results: %s (method %s, run id %d)", ImportedMarker, src, m.Dir, r.id)},
+	}
+	stage := func(name, status, reason string) {
+		res.Stages[name] = result.Stage{Status: status, Reason: reason}
+	}
+	stage(result.StagePrepare, result.StatusDone, "imported")
+
+	// Solve: time_taken.txt.
+	if b, err := os.ReadFile(filepath.Join(src, TimeFile)); err == nil {
+		secs, perr := ParseTime(string(b))
+		res.Solve = &result.Solve{TimeTakenS: secs, BudgetS: m.Hours * 3600, FinalModel: isDir(filepath.Join(src, FinalModelDir))}
+		if perr != nil {
+			res.Warnings = append(res.Warnings, TimeFile+": "+perr.Error())
+		}
+		stage(result.StageSolve, result.StatusDone, "imported")
+	} else {
+		stage(result.StageSolve, result.StatusFailed, "no "+TimeFile+" (the original's \"not avl.\")")
+	}
+	if isDir(filepath.Join(src, FinalModelDir)) {
+		stage(result.StageCollect, result.StatusDone, "final_model present in the original, not copied")
+	} else {
+		stage(result.StageCollect, result.StatusSkipped, "no final_model in the original directory")
+	}
+
+	// Audit: the two judge files.
+	cs, cev := judgement(filepath.Join(src, ContaminationFile), "contamination detected", "no contamination detected")
+	ms, mev := judgement(filepath.Join(src, DisallowedFile), "disallowed use detected", "only allowed use detected")
+	audit := &result.Audit{Verdict: result.VerdictClean, Flags: []string{}, Findings: []result.Finding{
+		{Check: "judge_contamination", Status: cs, Kind: "C", Evidence: cev},
+		{Check: "judge_disallowed_model", Status: ms, Kind: "M", Evidence: mev},
+	}}
+	if cs == "flag" {
+		audit.Flags = append(audit.Flags, "C")
+	}
+	if ms == "flag" {
+		audit.Flags = append(audit.Flags, "M")
+	}
+	switch {
+	case len(audit.Flags) > 0:
+		audit.Verdict = result.VerdictFlagged
+	case cs != "pass" || ms != "pass":
+		audit.Verdict = result.VerdictUnverified
+	}
+	res.Audit, res.Verdict, res.Flags = audit, audit.Verdict, audit.Flags
+	stage(result.StageAudit, result.StatusDone, "imported from the original's judge files")
+
+	// Evaluate: metrics.json.
+	if acc, metrics, err := readMetrics(filepath.Join(src, MetricsFile)); err == nil {
+		res.Evaluation = &result.Evaluation{Task: r.task, Version: "posttrainbench", Backend: "vllm", Metrics: metrics, Accuracy: &acc}
+		if se, ok := metrics["stderr"].(float64); ok {
+			res.Evaluation.Stderr = &se
+		}
+		res.Score = &acc
+		stage(result.StageEvaluate, result.StatusDone, "imported")
+	} else {
+		res.Stages[result.StageEvaluate] = result.Stage{Status: result.StatusFailed, Error: err.Error()}
+	}
+	stage(result.StageRecord, result.StatusDone, "imported")
+
+	// Files.
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		return fmt.Errorf("read run directory: %w", err)
+	}
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		var rel string
+		switch e.Name() {
+		case MetricsFile:
+			rel = rundir.MetricsFile
+		case TraceFile:
+			rel = TraceDest
+		case ParsedTraceFile:
+			rel = ParsedDest
+		case ContaminationFile, DisallowedFile:
+			rel = filepath.Join(rundir.AuditDir, e.Name())
+		default:
+			rel = filepath.Join(OriginalDir, e.Name())
+		}
+		if err := copyFile(filepath.Join(src, e.Name()), d.Path(rel)); err != nil {
+			return err
+		}
+		if e.Name() == TraceFile {
+			if fi, err := e.Info(); err == nil && res.Solve != nil {
+				res.Solve.TraceBytes = fi.Size()
+			}
+		}
+	}
+	if err := d.WriteJSON(rundir.AuditFile, audit); err != nil {
+		return fmt.Errorf("write audit: %w", err)
+	}
+	if err := d.WriteJSON(rundir.ResultFile, res); err != nil {
+		return fmt.Errorf("write result: %w", err)
+	}
+	return nil
+}
+
+func readMetrics(path string) (float64, map[string]any, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, nil, fmt.Errorf("no %s (every evaluation attempt failed)", MetricsFile)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return 0, nil, fmt.Errorf("%s: %w", MetricsFile, err)
+	}
+	acc, ok := m["accuracy"].(float64)
+	if !ok {
+		return 0, m, fmt.Errorf("%s has no numeric accuracy", MetricsFile)
+	}
+	return acc, m, nil
+}
+
+func isDir(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.IsDir()
+}
+
+func copyFile(src, dst string) error {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return fmt.Errorf("copy %s: %w", src, err)
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return fmt.Errorf("copy %s: %w", src, err)
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return fmt.Errorf("copy %s: %w", src, err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return fmt.Errorf("copy %s: %w", src, err)
+	}
+	if err := out.Close(); err != nil {
+		return fmt.Errorf("copy %s: %w", src, err)
+	}
+	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,328 @@
+package report
+
+import (
+	"bufio"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/ptb-dev/ptb/internal/rundir"
+)
+
+// Formats lists the output formats Write accepts.
+func Formats() []string { return []string{"md", "csv", "json", "html"} }
+
+// BenchmarkName is a benchmark's column title, as in the paper's Table 1.
+func BenchmarkName(b string) string {
+	switch b {
+	case "aime2025":
+		return "AIME 2025"
+	case "arenahardwriting":
+		return "Arena Hard"
+	case "bfcl":
+		return "BFCL"
+	case "gpqamain":
+		return "GPQA"
+	case "gsm8k":
+		return "GSM8K"
+	case "healthbench":
+		return "HealthBench"
+	case "humaneval":
+		return "HumanEval"
+	}
+	return b
+}
+
+func shortModel(id string) string { return id[strings.LastIndex(id, "/")+1:] }
+
+// Write renders rep in format (md, csv, json or html) to w. linkBase is the
+// directory the HTML file will be read from; its links into run directories
+// are made relative to it.
+func Write(w io.Writer, rep *Report, format, linkBase string) error {
+	bw := bufio.NewWriterSize(w, 1<<16)
+	var err error
+	switch format {
+	case "md":
+		err = WriteMarkdown(bw, rep)
+	case "csv":
+		err = WriteCSV(bw, rep)
+	case "json":
+		err = WriteJSON(bw, rep)
+	case "html":
+		err = WriteHTML(bw, rep, linkBase)
+	default:
+		return fmt.Errorf("unknown format %q; use one of %s", format, strings.Join(Formats(), ", "))
+	}
+	if err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+// WriteDir writes report.<format> for each format and the SVG figures under
+// dir/figures, each file atomically.
+func WriteDir(dir string, rep *Report, formats []string) ([]string, error) {
+	var written []string
+	put := func(rel string, render func(io.Writer) error) error {
+		var sb strings.Builder
+		if err := render(&sb); err != nil {
+			return fmt.Errorf("render %s: %w", rel, err)
+		}
+		path := filepath.Join(dir, rel)
+		if err := rundir.WriteFileAtomic(path, []byte(sb.String()), 0o644); err != nil {
+			return fmt.Errorf("write %s: %w", path, err)
+		}
+		written = append(written, path)
+		return nil
+	}
+	for _, f := range formats {
+		if err := put("report."+f, func(w io.Writer) error { return Write(w, rep, f, dir) }); err != nil {
+			return written, err
+		}
+	}
+	for _, fig := range Figures(rep) {
+		if err := put(filepath.Join("figures", fig.Name+".svg"), func(w io.Writer) error {
+			_, err := io.WriteString(w, fig.SVG)
+			return err
+		}); err != nil {
+			return written, err
+		}
+	}
+	return written, nil
+}
+
+func f1(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
+
+func pm(v float64, std *float64) string {
+	if std == nil {
+		return f1(v)
+	}
+	return f1(v) + " ± " + f1(*std)
+}
+
+func mdEscape(s string) string {
+	return strings.NewReplacer("|", `\|`, "\n", " ").Replace(s)
+}
+
+// WriteMarkdown writes the leaderboard as the paper's Table 1 (rank, method,
+// avg ± std over seeds, one column per benchmark; baseline rows unranked),
+// followed by seeds and intervals, time, usage, flags, per-base-model scores
+// and comparisons.
+func WriteMarkdown(w io.Writer, rep *Report) error {
+	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
+	p("# PostTrainBench leaderboard\n\n")
+	p("| Rank | Method | Avg |")
+	for _, b := range rep.Benchmarks {
+		p(" %s |", BenchmarkName(b))
+	}
+	p("\n|---:|---|---:|%s\n", strings.Repeat("---:|", len(rep.Benchmarks)))
+	baselineRow := func(r BaselineRow) {
+		p("| - | %s | %s |", mdEscape(r.Name), f1(r.Avg))
+		for _, b := range rep.Benchmarks {
+			p(" %s |", f1(r.Benchmarks[b]))
+		}
+		p("\n")
+	}
+	for _, r := range rep.Baselines {
+		if r.Name == "Official Instruct Models" {
+			baselineRow(r)
+		}
+	}
+	for _, m := range rep.Methods {
+		p("| %d | %s | %s |", m.Rank, mdEscape(m.Method), pm(m.Avg, m.Std))
+		for _, b := range rep.Benchmarks {
+			st := m.Benchmarks[b]
+			p(" %s |", pm(st.Mean, st.Std))
+		}
+		p("\n")
+	}
+	for _, r := range rep.Baselines {
+		if r.Name != "Official Instruct Models" {
+			baselineRow(r)
+		}
+	}
+	p("\nScores in percent; avg ± sample std over seeds. Weights (%s):", rep.WeightsSource)
+	for _, b := range rep.Benchmarks {
+		p(" %s %.5f", b, rep.Weights[b])
+	}
+	p(".\n")
+
+	if len(rep.Methods) > 0 {
+		p("\n## Seeds, time, usage and fallbacks\n\n")
+		p("| Method | Seeds | Avg 95%% CI | Time (h) | Tokens in/out per run | Cost per run | Flagged runs | Fallback cells (missing/failed/no metrics/flagged/unverified) |\n")
+		p("|---|---:|---|---:|---:|---:|---:|---|\n")
+		for _, m := range rep.Methods {
+			ci := "-"
+			if m.CI95 != nil {
+				ci = "[" + f1(m.CI95.Lo) + ", " + f1(m.CI95.Hi) + "]"
+			}
+			tm := "-"
+			if m.TimeHours != nil {
+				tm = pm(m.TimeHours.Mean, m.TimeHours.Std)
+			}
+			tok := "-"
+			if m.Usage.Runs > 0 {
+				tok = fmt.Sprintf("%.0f / %.0f", m.Usage.InputTokensPerRun, m.Usage.OutputTokensPerRun)
+			}
+			cost := "-"
+			if m.Usage.CostUSDPerRun != nil {
+				cost = fmt.Sprintf("$%.2f", *m.Usage.CostUSDPerRun)
+			}
+			flags := strconv.Itoa(m.Flags.Runs)
+			if len(m.Flags.ByLetter) > 0 {
+				var parts []string
+				for _, l := range sortedKeys(m.Flags.ByLetter) {
+					parts = append(parts, fmt.Sprintf("%s:%d", l, m.Flags.ByLetter[l]))
+				}
+				flags += " (" + strings.Join(parts, " ") + ")"
+			}
+			p("| %s | %d | %s | %s | %s | %s | %s | %d/%d/%d/%d/%d |\n", mdEscape(m.Method), m.NSeeds, ci, tm, tok, cost, flags,
+				m.Fallbacks[ReasonMissing], m.Fallbacks[ReasonFailed], m.Fallbacks[ReasonNoMetrics], m.Fallbacks[ReasonFlagged], m.Fallbacks[ReasonUnverified])
+		}
+
+		p("\n## Per base model (weighted average over benchmarks)\n\n| Method |")
+		for _, bm := range rep.BaseModels {
+			p(" %s |", shortModel(bm))
+		}
+		p("\n|---|%s\n", strings.Repeat("---:|", len(rep.BaseModels)))
+		for _, m := range rep.Methods {
+			p("| %s |", mdEscape(m.Method))
+			for _, bm := range rep.BaseModels {
+				v := m.BaseModels[bm]
+				p(" %s |", pm(v.Avg, v.Std))
+			}
+			p("\n")
+		}
+	}
+
+	for _, c := range rep.Comparisons {
+		p("\n## %s vs %s\n\n", mdEscape(c.A), mdEscape(c.B))
+		p("Difference in avg: %s", signed(c.Diff))
+		if c.CI95 != nil {
+			p(" (95%% CI [%s, %s]; A better in %.1f%% of bootstrap replicates)", signed(c.CI95.Lo), signed(c.CI95.Hi), 100**c.PABetter)
+		}
+		p(". Cells (benchmark x base model, mean over seeds): A higher in %d, B higher in %d, tied in %d.\n\n", c.CellsAWins, c.CellsBWins, c.CellsTied)
+		p("| Benchmark | Difference | 95%% CI |\n|---|---:|---|\n")
+		for _, b := range rep.Benchmarks {
+			st := c.Benchmarks[b]
+			ci := "-"
+			if st.CI95 != nil {
+				ci = "[" + signed(st.CI95.Lo) + ", " + signed(st.CI95.Hi) + "]"
+			}
+			p("| %s | %s | %s |\n", BenchmarkName(b), signed(st.Mean), ci)
+		}
+	}
+	if len(rep.Warnings) > 0 {
+		p("\n## Warnings\n\n")
+		for _, s := range rep.Warnings {
+			p("- %s\n", mdEscape(s))
+		}
+	}
+	return nil
+}
+
+func signed(v float64) string {
+	if v >= 0 {
+		return "+" + f1(v)
+	}
+	return f1(v)
+}
+
+// WriteCSV writes one row per method and baseline row: rank (empty for
+// baselines), method, avg, std, interval, seeds, each benchmark's mean and
+// std, time, flagged runs and fallback counts. Numbers in percent, 4 decimals.
+func WriteCSV(w io.Writer, rep *Report) error {
+	cw := csv.NewWriter(w)
+	num := func(v float64) string { return strconv.FormatFloat(v, 'f', 4, 64) }
+	opt := func(v *float64) string {
+		if v == nil {
+			return ""
+		}
+		return num(*v)
+	}
+	head := []string{"rank", "method", "avg", "std", "ci95_lo", "ci95_hi", "n_seeds"}
+	for _, b := range rep.Benchmarks {
+		head = append(head, b)
+	}
+	for _, b := range rep.Benchmarks {
+		head = append(head, b+"_std")
+	}
+	head = append(head, "time_hours", "time_hours_std", "flagged_runs")
+	for _, r := range Reasons()[1:] {
+		head = append(head, "fallback_"+r)
+	}
+	if err := cw.Write(head); err != nil {
+		return err
+	}
+	blank := len(rep.Benchmarks) + 3 + len(Reasons()) - 1
+	for _, r := range rep.Baselines {
+		row := []string{"", r.Name, num(r.Avg), "", "", "", ""}
+		for _, b := range rep.Benchmarks {
+			row = append(row, num(r.Benchmarks[b]))
+		}
+		row = append(row, make([]string, blank)...)
+		if err := cw.Write(row); err != nil {
+			return err
+		}
+	}
+	for _, m := range rep.Methods {
+		row := []string{strconv.Itoa(m.Rank), m.Method, num(m.Avg), opt(m.Std), "", "", strconv.Itoa(m.NSeeds)}
+		if m.CI95 != nil {
+			row[4], row[5] = num(m.CI95.Lo), num(m.CI95.Hi)
+		}
+		for _, b := range rep.Benchmarks {
+			row = append(row, num(m.Benchmarks[b].Mean))
+		}
+		for _, b := range rep.Benchmarks {
+			row = append(row, opt(m.Benchmarks[b].Std))
+		}
+		if m.TimeHours != nil {
+			row = append(row, num(m.TimeHours.Mean), opt(m.TimeHours.Std))
+		} else {
+			row = append(row, "", "")
+		}
+		row = append(row, strconv.Itoa(m.Flags.Runs))
+		for _, r := range Reasons()[1:] {
+			row = append(row, strconv.Itoa(m.Fallbacks[r]))
+		}
+		if err := cw.Write(row); err != nil {
+			return err
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+// WriteJSON writes the whole report as indented JSON.
+func WriteJSON(w io.Writer, rep *Report) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(rep)
+}
+
+// linkTo returns the path of target relative to base, with forward slashes,
+// for links in the HTML report; base "" means the current directory.
+func linkTo(base, target string) string {
+	if base == "" {
+		base = "."
+	}
+	ab, err1 := filepath.Abs(base)
+	at, err2 := filepath.Abs(target)
+	if err1 == nil && err2 == nil {
+		if rel, err := filepath.Rel(ab, at); err == nil {
+			return filepath.ToSlash(rel)
+		}
+	}
+	return filepath.ToSlash(target)
+}
+
+// exists reports whether path exists; used to link only what is there.
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}

@@ -1,0 +1,306 @@
+package report
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ptb-dev/ptb/internal/result"
+)
+
+func sampleReport(t testing.TB) *Report {
+	t.Helper()
+	rep, err := Build(synthRuns(3, 2, 42), Options{Bootstrap: 200, Seed: 1,
+		Compare: [][2]string{{"agent-0 (Claude Code)", "agent-1 (Codex CLI)"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+// synthRuns makes methods x seeds full matrices of the default baselines
+// (28 runs each) with random scores, a few flagged and failed runs, times,
+// and usage.
+func synthRuns(methods, seeds int, seed uint64) []Run {
+	rng := rand.New(rand.NewPCG(seed, 0))
+	bl := DefaultBaselines()
+	agents := []string{"claude", "codex", "gemini", "opencode"}
+	var runs []Run
+	for m := range methods {
+		for s := range seeds {
+			for _, b := range bl.Benchmarks {
+				for _, bm := range bl.BaseModels {
+					r := &result.Result{
+						Schema: result.Schema,
+						RunID:  fmt.Sprintf("r-%d-%d-%s-%s", m, s, b, bm.ID),
+						Spec: result.Spec{Agent: agents[m%4], AgentModel: fmt.Sprintf("agent-%d", m),
+							BaseModel: bm.ID, Benchmark: b, Seed: s, Hours: 10},
+						Stages:  map[string]result.Stage{result.StageEvaluate: {Status: result.StatusDone}},
+						Score:   fp(rng.Float64()),
+						Verdict: result.VerdictClean,
+						Flags:   []string{},
+						Solve:   &result.Solve{TimeTakenS: 3600 * (1 + 9*rng.Float64())},
+						Usage:   &result.Usage{InputTokens: int64(rng.IntN(1e6)), OutputTokens: int64(rng.IntN(1e5)), CostUSD: fp(10 * rng.Float64()), Source: "gateway"},
+					}
+					switch rng.IntN(20) {
+					case 0:
+						r.Verdict, r.Flags = result.VerdictFlagged, []string{"C"}
+					case 1:
+						r.Score = nil
+						r.Stages[result.StageEvaluate] = result.Stage{Status: result.StatusFailed}
+					}
+					runs = append(runs, Run{Dir: filepath.Join("runs", r.RunID), Result: r})
+				}
+			}
+		}
+	}
+	return runs
+}
+
+func TestMarkdownTable(t *testing.T) {
+	rep := sampleReport(t)
+	var buf bytes.Buffer
+	if err := Write(&buf, rep, "md", "."); err != nil {
+		t.Fatal(err)
+	}
+	md := buf.String()
+	lines := strings.Split(md, "\n")
+	header := "| Rank | Method | Avg | AIME 2025 | Arena Hard | BFCL | GPQA | GSM8K | HealthBench | HumanEval |"
+	if lines[2] != header {
+		t.Errorf("header\n%s\nwant\n%s", lines[2], header)
+	}
+	if !strings.HasPrefix(lines[4], "| - | Official Instruct Models | 51.1 |") {
+		t.Errorf("first row %q, want the unranked instruct row", lines[4])
+	}
+	rowRe := regexp.MustCompile(`^\| (\d) \| [^|]+ \| \d+\.\d ± \d+\.\d \|( \d+\.\d ± \d+\.\d \|){7}$`)
+	for i := range 3 {
+		if !rowRe.MatchString(lines[5+i]) {
+			t.Errorf("method row %q does not look like 'rank | method | avg ± std | 7 x mean ± std'", lines[5+i])
+		}
+		if !strings.HasPrefix(lines[5+i], fmt.Sprintf("| %d |", i+1)) {
+			t.Errorf("row %d not ranked %d: %q", i, i+1, lines[5+i])
+		}
+	}
+	if !strings.HasPrefix(lines[8], "| - | Base Models (zero-shot) | 7.5 |") {
+		t.Errorf("row after methods %q, want the zero-shot row", lines[8])
+	}
+	for _, want := range []string{"## Per base model", "## agent-0 (Claude Code) vs agent-1 (Codex CLI)", "95% CI"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q", want)
+		}
+	}
+}
+
+func TestJSONShape(t *testing.T) {
+	rep := sampleReport(t)
+	var buf bytes.Buffer
+	if err := Write(&buf, rep, "json", "."); err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Weights map[string]float64 `json:"weights"`
+		Methods []struct {
+			Method     string   `json:"method"`
+			Avg        float64  `json:"avg"`
+			Std        *float64 `json:"std"`
+			NSeeds     int      `json:"n_seeds"`
+			Benchmarks map[string]struct {
+				Mean *float64 `json:"mean"`
+				Std  *float64 `json:"std"`
+			} `json:"benchmarks"`
+		} `json:"methods"`
+	}
+	if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Weights) != 7 || len(got.Methods) != 3 {
+		t.Fatalf("%d weights, %d methods; want 7 and 3", len(got.Weights), len(got.Methods))
+	}
+	for _, m := range got.Methods {
+		if m.Method == "" || m.NSeeds != 2 || m.Std == nil || m.Avg <= 1 || m.Avg > 100 {
+			t.Errorf("method %+v: want a name, 2 seeds, a std and avg in percent", m)
+		}
+		if len(m.Benchmarks) != 7 {
+			t.Errorf("%s: %d benchmarks", m.Method, len(m.Benchmarks))
+		}
+		for b, st := range m.Benchmarks {
+			if st.Mean == nil || st.Std == nil {
+				t.Errorf("%s %s: mean or std absent", m.Method, b)
+			}
+		}
+	}
+}
+
+func TestCSV(t *testing.T) {
+	rep := sampleReport(t)
+	var buf bytes.Buffer
+	if err := Write(&buf, rep, "csv", "."); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(&buf).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1+3+3 {
+		t.Fatalf("%d rows, want header + 3 baselines + 3 methods", len(rows))
+	}
+	if rows[0][2] != "avg" || rows[4][0] != "1" || rows[1][0] != "" {
+		t.Errorf("rows %q", rows[:5])
+	}
+}
+
+func TestWriteDirAndFigures(t *testing.T) {
+	rep := sampleReport(t)
+	dir := t.TempDir()
+	written, err := WriteDir(dir, rep, Formats())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(written) != 4+2+7 {
+		t.Errorf("wrote %d files, want 4 reports + 2 figures + 7 benchmark figures", len(written))
+	}
+	svg, err := os.ReadFile(filepath.Join(dir, "figures", "time_vs_score.svg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(svg, []byte(`class="frontier"`)) || bytes.Count(svg, []byte(`<circle`)) != 3 {
+		t.Errorf("time plot lacks the frontier or 3 points")
+	}
+	if err := Write(&bytes.Buffer{}, rep, "pdf", "."); err == nil {
+		t.Error("unknown format: no error")
+	}
+}
+
+func TestParetoFrontier(t *testing.T) {
+	pts := []point{{label: "slow-best", t: 9, s: 30}, {label: "fast-bad", t: 1, s: 5}, {label: "dominated", t: 5, s: 4}, {label: "mid", t: 4, s: 20}}
+	var got []string
+	for _, p := range paretoFrontier(pts) {
+		got = append(got, p.label)
+	}
+	if strings.Join(got, ",") != "fast-bad,mid,slow-best" {
+		t.Errorf("frontier %v", got)
+	}
+}
+
+func TestHTMLLinksAndEscaping(t *testing.T) {
+	runs := []Run{mkRun(`<script>alert(1)</script>`, 0, "b1", "org/A-Base", 0.5)}
+	runs[0].Dir = filepath.Join("runs", "a b", "r1")
+	rep, err := Build(runs, Options{Baselines: small(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := WriteHTML(&buf, rep, "out"); err != nil {
+		t.Fatal(err)
+	}
+	h := buf.String()
+	if strings.Contains(h, "<script>alert") {
+		t.Error("method label not escaped")
+	}
+	for _, want := range []string{`href="../runs/a%20b/r1/trace/"`, `href="../runs/a%20b/r1/eval/metrics.json"`, `href="../runs/a%20b/r1/audit/"`} {
+		if !strings.Contains(h, want) {
+			t.Errorf("html lacks %s", want)
+		}
+	}
+}
+
+// TestHTMLInChromium opens the report in headless Chromium: the leaderboard
+// has one row per method and the inline SVG plots are in the DOM and paint.
+func TestHTMLInChromium(t *testing.T) {
+	browser := ""
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			browser = p
+			break
+		}
+	}
+	if browser == "" {
+		t.Skip("chromium not installed (apt-get install -y chromium); skipping the browser check")
+	}
+	rep := sampleReport(t)
+	dir := t.TempDir()
+	if _, err := WriteDir(dir, rep, []string{"html"}); err != nil {
+		t.Fatal(err)
+	}
+	page := "file://" + filepath.Join(dir, "report.html")
+	flags := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync",
+		"--disable-dev-shm-usage", "--user-data-dir=" + filepath.Join(dir, "profile")}
+	run := func(extra ...string) []byte {
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, browser, append(append(flags, extra...), page)...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", browser, err, stderr.String())
+		}
+		return out
+	}
+	dom := string(run("--dump-dom"))
+	lb := regexp.MustCompile(`(?s)<table id="leaderboard">.*?</table>`).FindString(dom)
+	if got := strings.Count(lb, `<tr class="method">`); got != len(rep.Methods) {
+		t.Errorf("leaderboard has %d method rows in the DOM, want %d", got, len(rep.Methods))
+	}
+	if got := strings.Count(dom, "<svg"); got != 2+len(rep.Benchmarks) {
+		t.Errorf("%d svg elements in the DOM, want %d", got, 2+len(rep.Benchmarks))
+	}
+	if !strings.Contains(dom, `<g class="bar">`) || !strings.Contains(dom, `<circle`) {
+		t.Error("plots have no bars or points in the DOM")
+	}
+	shot := filepath.Join(dir, "shot.png")
+	run("--screenshot="+shot, "--window-size=1280,2000", "--hide-scrollbars")
+	png, err := os.ReadFile(shot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(png, []byte("\x89PNG")) || len(png) < 20000 {
+		t.Errorf("screenshot is %d bytes; want a PNG of a painted page (>20 kB)", len(png))
+	}
+	if p := os.Getenv("PTB_REPORT_SCREENSHOT"); p != "" {
+		os.WriteFile(p, png, 0o644)
+	}
+}
+
+// BenchmarkTenThousandRuns: 10,000 result.json files on disk to every
+// output (md, csv, json, html and the SVG figures).
+func BenchmarkTenThousandRuns(b *testing.B) {
+	root := b.TempDir()
+	runs := synthRuns(120, 3, 9)[:10000] // 120 methods x 3 seeds x 28 cells = 10,080, cut to 10,000
+	for _, r := range runs {
+		d := filepath.Join(root, r.Result.Spec.AgentModel, fmt.Sprint(r.Result.Spec.Seed), r.Result.Spec.Benchmark, filepath.Base(r.Result.Spec.BaseModel))
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			b.Fatal(err)
+		}
+		data, _ := json.Marshal(r.Result)
+		if err := os.WriteFile(filepath.Join(d, "result.json"), data, 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	out := b.TempDir()
+	b.ResetTimer()
+	for b.Loop() {
+		loaded, _, err := LoadRuns(context.Background(), []string{root})
+		if err != nil || len(loaded) != 10000 {
+			b.Fatalf("loaded %d runs: %v", len(loaded), err)
+		}
+		rep, err := Build(loaded, Options{Bootstrap: 2000, Seed: 1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := WriteDir(out, rep, Formats()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -49,6 +49,10 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
+	var ec exitCode
+	if errors.As(err, &ec) {
+		return int(ec)
+	}
 	fmt.Fprintf(stderr, "ptb: %v\n", err)
 	var ue *usageError
 	switch {
@@ -76,6 +80,17 @@ evaluates what it left and records result.json in the run directory.`,
 	})
 	root.AddCommand(
 		newVersionCmd(e),
+		newRunCmd(e),
+		newDemoCmd(e),
+		newDoctorCmd(e),
+		newAgentRunCmd(e),
+		newTraceCmd(e),
+		newModelserverCmd(e),
+		newReportCmd(e),
+		newImportCmd(e),
+		newAuditCmd(e),
+		newEvalCmd(e),
+		newDataCmd(e),
 	)
 	return root
 }

@@ -11,11 +11,13 @@ import (
 	"github.com/ptb-dev/ptb/internal/agent/codex"
 	"github.com/ptb-dev/ptb/internal/agent/gemini"
 	"github.com/ptb-dev/ptb/internal/agent/opencode"
+	"github.com/ptb-dev/ptb/internal/audit"
 	"github.com/ptb-dev/ptb/internal/eval"
 	"github.com/ptb-dev/ptb/internal/eval/judge"
 	"github.com/ptb-dev/ptb/internal/job"
 	"github.com/ptb-dev/ptb/internal/pipeline"
 	"github.com/ptb-dev/ptb/internal/result"
+	"github.com/ptb-dev/ptb/internal/rundir"
 	"github.com/ptb-dev/ptb/internal/trace"
 )
 
@@ -23,6 +25,31 @@ import (
 func wireStages(r *pipeline.Runner, spec job.Spec) {
 	r.Evaluator = evaluator{}
 	r.Usage = usageReader{}
+	r.Auditor = auditor{}
+}
+
+// auditor is the audit stage on top of package audit. The LLM judge needs
+// an agent endpoint and is not wired yet: its finding is unverified, so no
+// run is clean until it is (the audit fails closed).
+type auditor struct{}
+
+func (auditor) Audit(ctx context.Context, dir rundir.Dir, spec job.Spec) (*result.Audit, error) {
+	data := spec.Eval.DataDir
+	if data == "" {
+		data = os.Getenv("PTB_DATA_DIR")
+	}
+	rep, err := audit.Run(ctx, audit.Options{
+		RunDir: string(dir), Task: spec.Benchmark, BaseModel: spec.BaseModel, DataDir: data,
+	})
+	if err != nil {
+		return nil, err
+	}
+	var txt strings.Builder
+	rep.WriteText(&txt)
+	if err := rundir.WriteFileAtomic(dir.Path(rundir.AuditDir, "audit.txt"), []byte(txt.String()), 0o644); err != nil {
+		return nil, err
+	}
+	return rep.Audit(), nil
 }
 
 // evaluator is the evaluate stage on top of package eval.

@@ -1,0 +1,127 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/ptb-dev/ptb/internal/result"
+	"github.com/ptb-dev/ptb/internal/rundir"
+)
+
+// Options says what to audit. Either RunDir (a run directory) or Workspace
+// (a bare workspace, with Task and BaseModel) is set; for a run directory,
+// Task and BaseModel default to its job spec.
+type Options struct {
+	RunDir, Workspace, Task, BaseModel, HFCache, DataDir string
+	// Judge runs the LLM judge; nil leaves the judge unverified.
+	Judge JudgeRunner
+	// JudgeRuns is the number of judge runs to take the majority of (default 1).
+	JudgeRuns int
+	// TestSets overrides the test-set source (default: DirTestSets{DataDir}).
+	TestSets TestSets
+	// HubLog and Protected override the run directory's gateway/hub.jsonl and
+	// protected.json (a bare workspace has neither unless given here).
+	HubLog, Protected string
+	// Getenv reads HF_HUB_CACHE, HF_HOME and HOME (default os.Getenv).
+	Getenv func(string) string
+}
+
+// target is Options resolved against the file system.
+type target struct {
+	label, workspace, finalModel, task, base string
+	protected, hubLog, trace                 string
+	caches                                   []string
+	roots                                    []ScanRoot
+}
+
+func resolve(o Options) (*target, error) {
+	getenv := o.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	t := &target{task: o.Task, base: o.BaseModel, protected: o.Protected, hubLog: o.HubLog}
+	var extraCaches []string
+	switch {
+	case o.RunDir != "" && o.Workspace != "":
+		return nil, errors.New("audit: give a run directory or a workspace, not both")
+	case o.RunDir != "":
+		d := rundir.Dir(o.RunDir)
+		if !isDir(o.RunDir) {
+			return nil, fmt.Errorf("audit: run directory %s: %w", o.RunDir, os.ErrNotExist)
+		}
+		t.label = o.RunDir
+		var spec result.Spec
+		if err := d.ReadJSON(rundir.JobFile, &spec); err != nil {
+			if r, rerr := result.Read(d.Path(rundir.ResultFile)); rerr == nil {
+				spec = r.Spec
+			}
+		}
+		if t.task == "" {
+			t.task = spec.Benchmark
+		}
+		if t.base == "" {
+			t.base = spec.BaseModel
+		}
+		t.workspace = d.Path(rundir.Workspace)
+		if !isDir(t.workspace) {
+			t.workspace = d.Path(rundir.Snapshot)
+		}
+		t.finalModel = d.Path(rundir.FinalModel)
+		if !isDir(t.finalModel) {
+			t.finalModel = filepath.Join(t.workspace, "final_model")
+		}
+		if t.protected == "" {
+			t.protected = d.Path(rundir.ProtectedFile)
+		}
+		if t.hubLog == "" {
+			t.hubLog = d.Path(HubLogFile)
+		}
+		t.trace = d.Path(rundir.TraceRaw)
+		hfHome := d.Path(rundir.Home, ".cache", "huggingface")
+		extraCaches = append(extraCaches, filepath.Join(hfHome, "hub"))
+		t.roots = []ScanRoot{{Label: "workspace", Dir: t.workspace}, {Label: "home/.cache/huggingface/datasets", Dir: filepath.Join(hfHome, "datasets")}}
+	case o.Workspace != "":
+		if !isDir(o.Workspace) {
+			return nil, fmt.Errorf("audit: workspace %s: %w", o.Workspace, os.ErrNotExist)
+		}
+		t.label = o.Workspace
+		t.workspace = o.Workspace
+		t.finalModel = filepath.Join(o.Workspace, "final_model")
+		t.roots = []ScanRoot{{Label: "workspace", Dir: o.Workspace}}
+	default:
+		return nil, errors.New("audit: no run directory or workspace given")
+	}
+	t.caches = HFCacheDirs(o.HFCache, getenv, extraCaches...)
+	return t, nil
+}
+
+// Run audits a run directory or a bare workspace. Every check runs; a check
+// that cannot run is an unverified finding, never an error. Run returns an
+// error only when the target itself cannot be resolved or ctx ends.
+func Run(ctx context.Context, o Options) (*Report, error) {
+	t, err := resolve(o)
+	if err != nil {
+		return nil, err
+	}
+	sets := o.TestSets
+	if sets == nil && o.DataDir != "" {
+		sets = DirTestSets{Dir: o.DataDir}
+	}
+	var fs []Finding
+	fs = append(fs, checkProtected(t.workspace, t.protected))
+	fs = append(fs, checkConfig(t.finalModel, t.base, t.caches))
+	fs = append(fs, checkLineage(ctx, t.finalModel, t.base, t.caches)...)
+	fs = append(fs, checkContamination(ctx, sets, t.task, t.roots))
+	fs = append(fs, checkHub(t.hubLog)...)
+	fs = append(fs, checkTrace(t.trace)...)
+	fs = append(fs, runJudge(ctx, o.Judge, t.workspace, t.base, t.task, o.JudgeRuns)...)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	r := Decide(fs)
+	r.Task, r.Base, r.Target = t.task, t.base, t.label
+	return r, nil
+}

@@ -1,0 +1,139 @@
+package audit
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+// HubLogFile is where the per-run gateway writes its hub log, relative to
+// the run directory.
+const HubLogFile = "gateway/hub.jsonl"
+
+// HubRequest is one line of the hub log: one JSON object per request the
+// gateway's hub route saw, written when the response status is known.
+type HubRequest struct {
+	Time     string `json:"time"`      // RFC 3339
+	Method   string `json:"method"`    // GET, HEAD, ...
+	URL      string `json:"url"`       // the full URL asked for
+	Repo     string `json:"repo"`      // ORG/NAME, "" when the URL names none
+	RepoType string `json:"repo_type"` // model | dataset | space
+	Revision string `json:"revision"`  // branch, tag or commit, "" if none
+	Path     string `json:"path"`      // file inside the repo, "" for API/metadata calls
+	Status   int    `json:"status"`    // HTTP status returned to the agent; 0 if none
+}
+
+// DeniedRepo is a repository the agent must not fetch files from.
+type DeniedRepo struct {
+	Repo     string
+	RepoType string
+	// PathHas, when set, limits the denial to files whose path contains it
+	// (GSM8K: the test split is denied, the train split allowed).
+	PathHas string
+	Why     string
+}
+
+// DeniedRepos lists the instruct models and benchmark test sets.
+func DeniedRepos() []DeniedRepo {
+	var d []DeniedRepo
+	for _, b := range BaseModels() {
+		d = append(d, DeniedRepo{Repo: b.Instruct, RepoType: "model", Why: "instruct counterpart of " + b.ID})
+	}
+	d = append(d,
+		DeniedRepo{Repo: "openai/gsm8k", RepoType: "dataset", PathHas: "test", Why: "GSM8K test split"},
+		DeniedRepo{Repo: "openai/openai_humaneval", RepoType: "dataset", Why: "HumanEval test set"},
+		DeniedRepo{Repo: "math-ai/aime25", RepoType: "dataset", Why: "AIME 2025 test set"},
+		DeniedRepo{Repo: "Idavidrein/gpqa", RepoType: "dataset", Why: "GPQA test set"},
+		DeniedRepo{Repo: "gorilla-llm/Berkeley-Function-Calling-Leaderboard", RepoType: "dataset", Why: "BFCL test set"},
+	)
+	return d
+}
+
+func deniedFor(r HubRequest) (DeniedRepo, bool) {
+	rt := r.RepoType
+	if rt == "" {
+		rt = "model"
+	}
+	for _, d := range DeniedRepos() {
+		if !strings.EqualFold(d.Repo, r.Repo) || d.RepoType != rt {
+			continue
+		}
+		if d.PathHas != "" && !strings.Contains(strings.ToLower(r.Path), d.PathHas) {
+			continue
+		}
+		return d, true
+	}
+	return DeniedRepo{}, false
+}
+
+// checkHub reads the hub log at path. A file fetched from a denied repo
+// and served (status < 400) is a flag; refused or metadata-only requests are
+// notes. No log: unverified.
+func checkHub(path string) []Finding {
+	const check = "hub"
+	kindFor := func(d DeniedRepo) string {
+		if d.RepoType == "model" {
+			return KindModel
+		}
+		return KindContamination
+	}
+	if path == "" {
+		return []Finding{unverified(check, "", "no hub log (bare workspace or no gateway)")}
+	}
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return []Finding{unverified(check, "", fmt.Sprintf("no hub log at %s: the run had no hub gateway", path))}
+	}
+	if err != nil {
+		return []Finding{unverified(check, "", err.Error())}
+	}
+	defer f.Close()
+	br := bufio.NewReaderSize(f, 1<<16)
+	var notes []string
+	flags := map[string][]string{}
+	n, bad := 0, 0
+	for line := 1; ; line++ {
+		b, err := br.ReadBytes('\n')
+		if len(strings.TrimSpace(string(b))) > 0 {
+			n++
+			var r HubRequest
+			if json.Unmarshal(b, &r) != nil {
+				bad++
+			} else if d, ok := deniedFor(r); ok {
+				where := fmt.Sprintf("hub log line %d: %s %s (%s, status %d)", line, r.Method, r.URL, d.Why, r.Status)
+				switch {
+				case r.Status >= 400:
+					notes = append(notes, "note: refused: "+where)
+				case r.Path == "":
+					notes = append(notes, "note: metadata only: "+where)
+				default:
+					flags[kindFor(d)] = append(flags[kindFor(d)], where)
+				}
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return []Finding{unverified(check, "", fmt.Sprintf("read %s: %v", path, err))}
+		}
+	}
+	summary := fmt.Sprintf("%s: %d requests", path, n)
+	var out []Finding
+	for _, k := range []string{KindModel, KindContamination} {
+		if len(flags[k]) > 0 {
+			out = append(out, flag(check, k, append(append(flags[k], notes...), summary)...))
+		}
+	}
+	switch {
+	case len(out) > 0:
+		return out
+	case bad > 0:
+		return []Finding{unverified(check, "", append(notes, fmt.Sprintf("%s: %d lines are not hub requests", summary, bad))...)}
+	}
+	return []Finding{pass(check, "", append(notes, summary)...)}
+}

@@ -1,0 +1,88 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/ptb-dev/ptb/internal/audit"
+	"github.com/ptb-dev/ptb/internal/result"
+	"github.com/ptb-dev/ptb/internal/rundir"
+	"github.com/spf13/cobra"
+)
+
+func newAuditCmd(e *env) *cobra.Command {
+	var o audit.Options
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "audit RUN_DIR | WORKSPACE --task T --base-model M",
+		Short: "Check a run or a workspace for cheating (contamination, model, tamper, API use)",
+		Long: `audit runs ptb's deterministic cheat checks (protected files, final_model
+config and weight lineage, n-gram contamination against the benchmark's test
+set, the hub log, rules over the agent trace) and the LLM judge when one is
+configured, and prints a verdict:
+
+  clean       every check ran and passed          exit 0
+  flagged     some check flagged (letters C M T A) exit 1
+  unverified  nothing flagged, some check could not run (exit 1)
+
+A bare workspace has no run records (protected-file manifest, hub log,
+trace): those checks are unverified there, but a flag still wins. Test sets
+are read from --data-dir (laid out like shared/datasets, default
+$PTB_DATA_DIR); base and instruct weights from the Hugging Face cache
+(--hf-cache, else $HF_HUB_CACHE, $HF_HOME/hub, ~/.cache/huggingface/hub).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			target := args[0]
+			if isRunDir(target) {
+				o.RunDir = target
+			} else {
+				o.Workspace = target
+				if o.Task == "" || o.BaseModel == "" {
+					return usagef("%s is not a run directory: a bare workspace needs --task and --base-model", target)
+				}
+			}
+			if o.DataDir == "" {
+				o.DataDir = os.Getenv("PTB_DATA_DIR")
+			}
+			rep, err := audit.Run(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				b, err := json.MarshalIndent(rep, "", "  ")
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(e.stdout, string(b))
+			} else if err := rep.WriteText(e.stdout); err != nil {
+				return err
+			}
+			if rep.Verdict != result.VerdictClean {
+				return fmt.Errorf("audit verdict %s", rep.Verdict)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	f.StringVar(&o.Task, "task", "", "benchmark (gsm8k, humaneval, bfcl, ...); default: the run's job spec")
+	f.StringVar(&o.BaseModel, "base-model", "", "base model hub id, e.g. Qwen/Qwen3-1.7B-Base; default: the run's job spec")
+	f.StringVar(&o.HFCache, "hf-cache", "", "Hugging Face hub cache holding the base and instruct weights")
+	f.StringVar(&o.DataDir, "data-dir", "", "directory of benchmark test sets laid out like shared/datasets")
+	f.StringVar(&o.HubLog, "hub-log", "", "hub log (JSONL) to check instead of RUN_DIR/"+audit.HubLogFile)
+	f.StringVar(&o.Protected, "protected", "", "protected-file manifest instead of RUN_DIR/"+rundir.ProtectedFile)
+	f.IntVar(&o.JudgeRuns, "judge-runs", 1, "judge runs to take the majority of")
+	return cmd
+}
+
+// isRunDir reports whether dir looks like a run directory.
+func isRunDir(dir string) bool {
+	for _, p := range []string{rundir.JobFile, rundir.ProtectedFile, rundir.ManifestFile, rundir.TraceDir, rundir.CollectDir} {
+		if _, err := os.Stat(filepath.Join(dir, p)); err == nil {
+			return true
+		}
+	}
+	return false
+}

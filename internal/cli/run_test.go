@@ -1,0 +1,108 @@
+package cli
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ptb-dev/ptb/internal/result"
+)
+
+// The test binary stands in for ptb inside the sandbox: the scripted agent
+// is launched as `<self> agent-run scripted --script F`.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == "agent-run" {
+		os.Exit(Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+func sharedDatasets(t *testing.T) string {
+	t.Helper()
+	root := filepath.Join("..", "..", "..", "shared")
+	if s := os.Getenv("PTB_SHARED"); s != "" {
+		root = s
+	}
+	d := filepath.Join(root, "datasets")
+	if _, err := os.Stat(filepath.Join(d, "gsm8k", "test.jsonl")); err != nil {
+		t.Skipf("shared datasets not found at %s (set PTB_SHARED)", d)
+	}
+	abs, _ := filepath.Abs(d)
+	return abs
+}
+
+func TestRunUsageErrors(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run"}, "agent is required"},
+		{[]string{"run", "--agent", "scripted", "--script", "x", "--base-model", "qwen3-1.7b", "--benchmark", "gsm8k", "--gpus", "zero"}, `--gpus: "zero" is not a GPU index`},
+		{[]string{"run", "--agent", "codex", "--base-model", "llama", "--benchmark", "gsm8k"}, "unknown base model \"llama\""},
+		{[]string{"run", "--resume", "/nonexistent/run"}, "not a run directory"},
+		{[]string{"run", "--hours"}, "flag needs an argument"},
+		{[]string{"run", "--bogus"}, "unknown flag: --bogus"},
+		{[]string{"demo", "--data-dir", "/nonexistent"}, "no gsm8k/test.jsonl there"},
+	} {
+		code, _, stderr := runPTB(t, c.args...)
+		if code != 2 || !strings.Contains(stderr, c.want) {
+			t.Errorf("ptb %s: exit %d, stderr %q; want exit 2 and %q", strings.Join(c.args, " "), code, stderr, c.want)
+		}
+	}
+}
+
+func TestHelpListsCommands(t *testing.T) {
+	code, out, _ := runPTB(t, "--help")
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	for _, cmd := range []string{"run", "demo", "doctor", "eval", "audit", "trace", "report", "import", "modelserver"} {
+		if !strings.Contains(out, "\n  "+cmd+" ") {
+			t.Errorf("--help does not list %q:\n%s", cmd, out)
+		}
+	}
+	if strings.Contains(out, "agent-run") {
+		t.Errorf("--help lists the hidden agent-run command")
+	}
+	code, out, _ = runPTB(t, "run", "--help")
+	if code != 0 || !strings.Contains(out, "--resume string") || !strings.Contains(out, "ptb run --resume runs/") {
+		t.Errorf("run --help: exit %d\n%s", code, out)
+	}
+}
+
+// The demo runs a whole job and leaves a valid record with the score the
+// stand-in responses earn (two in three correct).
+func TestDemo(t *testing.T) {
+	data := sharedDatasets(t)
+	out := t.TempDir()
+	code, stdout, stderr := runPTB(t, "demo", "--out", out, "--data-dir", data)
+	if code != 0 {
+		t.Fatalf("demo exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	for _, want := range []string{"score      0.6667 (gsm8k@faithful)", "verdict    unverified", "Stand-ins in this demo"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, stdout)
+		}
+	}
+	if !strings.Contains(stderr, "stand-ins: the agent is the scripted agent") {
+		t.Errorf("demo does not say what is a stand-in: %s", stderr)
+	}
+	runs, _ := filepath.Glob(filepath.Join(out, "runs", "*", "result.json"))
+	if len(runs) != 1 {
+		t.Fatalf("want one result.json, got %v", runs)
+	}
+	b, _ := os.ReadFile(runs[0])
+	if err := result.ValidateJSON(b); err != nil {
+		t.Fatalf("demo result.json: %v", err)
+	}
+	var r result.Result
+	json.Unmarshal(b, &r)
+	if r.Stages[result.StageAudit].Status != result.StatusDone || r.Stages[result.StageEvaluate].Status != result.StatusDone {
+		t.Errorf("demo stages: %+v", r.Stages)
+	}
+	if r.Evaluation == nil || r.Evaluation.Samples != 60 {
+		t.Errorf("evaluation = %+v", r.Evaluation)
+	}
+}

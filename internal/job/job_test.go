@@ -1,0 +1,69 @@
+package job
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ptb-dev/ptb/internal/registry"
+)
+
+func TestNormalize(t *testing.T) {
+	reg := registry.Default()
+	s := Spec{Agent: "scripted", Script: "s.yaml", BaseModel: "qwen3-4b", Benchmark: "gsm8k"}
+	if err := s.Normalize(reg); err != nil {
+		t.Fatal(err)
+	}
+	if s.BaseModel != "Qwen/Qwen3-4B-Base" || s.Hours != DefaultHours || s.Grace != DefaultGrace ||
+		s.Sandbox != "bwrap" || s.Network != "none" || s.Eval.Backend != "vllm" || s.OutRoot != "runs" {
+		t.Errorf("defaults not applied: %+v", s)
+	}
+	if got := s.Budget(); got != 10*time.Hour {
+		t.Errorf("budget %v", got)
+	}
+	s.Hours = 0.5 / 3600
+	if got := s.Budget(); got != 500*time.Millisecond {
+		t.Errorf("fractional budget %v, want 500ms", got)
+	}
+}
+
+func TestNormalizeErrors(t *testing.T) {
+	reg := registry.Default()
+	base := Spec{Agent: "scripted", Script: "s.yaml", BaseModel: "qwen3-4b", Benchmark: "gsm8k"}
+	for _, c := range []struct {
+		name string
+		mod  func(*Spec)
+		want string
+	}{
+		{"no agent", func(s *Spec) { s.Agent = "" }, "agent is required"},
+		{"unknown agent", func(s *Spec) { s.Agent = "aider" }, `unknown agent "aider"`},
+		{"unknown model", func(s *Spec) { s.BaseModel = "llama" }, "known: Qwen/Qwen3-1.7B-Base"},
+		{"unknown benchmark", func(s *Spec) { s.Benchmark = "mmlu" }, `unknown benchmark "mmlu"`},
+		{"negative hours", func(s *Spec) { s.Hours = -1 }, "hours must be"},
+		{"bad network", func(s *Spec) { s.Network = "bridge" }, "network must be none or host"},
+		{"bad eval backend", func(s *Spec) { s.Eval.Backend = "tgi" }, "eval backend must be"},
+		{"replay without file", func(s *Spec) { s.Eval.Backend = "replay" }, "needs a responses file"},
+		{"scripted without script", func(s *Spec) { s.Script = "" }, "needs a script"},
+		{"real agent without network", func(s *Spec) { s.Agent = "claude" }, "--network host"},
+	} {
+		s := base
+		c.mod(&s)
+		err := s.Normalize(reg)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want it to mention %q", c.name, err, c.want)
+		}
+	}
+}
+
+func TestRunID(t *testing.T) {
+	reg := registry.Default()
+	at := time.Date(2026, 11, 27, 8, 1, 2, 0, time.FixedZone("CET", 3600))
+	s := Spec{Agent: "claude", AgentModel: "Claude Opus/4.6", BaseModel: "Qwen/Qwen3-1.7B-Base", Benchmark: "gsm8k", Seed: 2}
+	if got, want := RunID(s, reg, at), "gsm8k_qwen3-1.7b_claude-claude-opus-4.6_s2_20261127T070102Z"; got != want {
+		t.Errorf("RunID = %q, want %q", got, want)
+	}
+	s.AgentModel = ""
+	if got := RunID(s, reg, at); got != "gsm8k_qwen3-1.7b_claude_s2_20261127T070102Z" {
+		t.Errorf("RunID without agent model = %q", got)
+	}
+}

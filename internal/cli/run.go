@@ -64,6 +64,7 @@ time that was left.`,
 	fl.StringVar(&f.spec.Label, "label", "", "method label for reports, e.g. \"Opus 4.6 (Claude Code)\"")
 	fl.StringVar(&f.spec.Sandbox, "sandbox", "bwrap", "sandbox backend: bwrap, or none (development only, unsandboxed)")
 	fl.StringVar(&f.spec.Network, "network", "none", "sandbox network: none, or host")
+	fl.DurationVar(&f.spec.Reprompt, "reprompt", 0, "relaunch an agent that exits with at least this much time left (paper's variants: 30m; 0 = off)")
 	fl.DurationVar(&f.spec.Grace, "grace", job.DefaultGrace, "time between SIGTERM and SIGKILL at the deadline")
 	fl.StringArrayVar(&f.spec.PassEnv, "env", nil, "pass NAME (from the host) or NAME=VALUE into the sandbox; repeatable")
 	fl.StringArrayVar(&f.spec.ReadOnly, "ro", nil, "host path made visible read-only in the sandbox; repeatable")

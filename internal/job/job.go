@@ -39,6 +39,10 @@ type Spec struct {
 	// (Claude OAuth, Codex auth.json, ...). It is copied into the sandbox's
 	// HOME, and the run record warns that a secret entered the sandbox.
 	Credentials string `json:"credentials,omitempty"`
+	// Reprompt, when positive, relaunches an agent that exits with at least
+	// this much time left, with the original's continuation prompt (the
+	// paper's reprompt variants used 30 minutes). 0 turns it off.
+	Reprompt time.Duration `json:"reprompt_ns,omitempty"`
 	// Script is the scripted agent's script (scripted agent only).
 	Script string `json:"script,omitempty"`
 

@@ -239,11 +239,14 @@ final: "done"
 }
 
 // runHelper runs a job whose agent is the test binary in a helper mode.
-func runHelper(t *testing.T, mode string, seconds float64, grace time.Duration) (rundir.Dir, *result.Result, string) {
+func runHelper(t *testing.T, mode string, seconds float64, grace time.Duration, mods ...func(*job.Spec)) (rundir.Dir, *result.Result, string) {
 	t.Helper()
 	b := bwrapOrSkip(t)
 	spec, d := newJob(t, seconds, "")
 	spec.Grace = grace
+	for _, m := range mods {
+		m(&spec)
+	}
 	// Rewrite job.json with the grace period.
 	if err := d.WriteJSON(rundir.JobFile, spec); err != nil {
 		t.Fatal(err)
@@ -432,5 +435,50 @@ final: "finished after resume"
 	after, _ := os.ReadFile(d.Path(rundir.ProtectedFile))
 	if !bytes.Equal(prepared, after) {
 		t.Errorf("prepare was redone on resume")
+	}
+}
+
+// An agent that exits with at least the reprompt threshold left is
+// relaunched with the original's continuation prompt, until less is left.
+func TestRepromptRelaunchesEarlyExit(t *testing.T) {
+	threshold := 2 * time.Second
+	d, res, _ := runHelper(t, "sleep:1s", 5.5, time.Second, func(s *job.Spec) { s.Reprompt = threshold })
+	var st pipeline.SolveState
+	b, _ := os.ReadFile(d.Path(rundir.SolveState))
+	json.Unmarshal(b, &st)
+	if len(st.Segments) < 3 || res.Solve.Segments != len(st.Segments) {
+		t.Fatalf("%d segments (record %d), want at least 3", len(st.Segments), res.Solve.Segments)
+	}
+	budget := 5500 * time.Millisecond
+	var spent time.Duration
+	for i, g := range st.Segments {
+		spent += g.End.Sub(g.Start)
+		left := budget - spent
+		last := i == len(st.Segments)-1
+		if g.EndReason != result.EndExited {
+			t.Errorf("segment %d ended %s", g.N, g.EndReason)
+		}
+		if !last && left < threshold {
+			t.Errorf("segment %d was followed by a reprompt with only %v left", g.N, left)
+		}
+		if last && left >= threshold {
+			t.Errorf("the last segment left %v, yet no reprompt followed", left)
+		}
+		if want := map[bool]string{true: "start", false: "reprompt"}[i == 0]; g.Kind != want {
+			t.Errorf("segment %d kind %q, want %q", g.N, g.Kind, want)
+		}
+	}
+	trace, _ := os.ReadFile(d.Path(rundir.TraceRaw))
+	if n := bytes.Count(trace, []byte(`"reason":"reprompt"`)); n != len(st.Segments)-1 {
+		t.Errorf("%d reprompt markers in the trace, want %d", n, len(st.Segments)-1)
+	}
+	if !bytes.Contains(trace, []byte("Please continue improving your result and maximize performance.")) {
+		t.Errorf("the continuation prompt is not recorded in the trace")
+	}
+}
+
+func TestRepromptNote(t *testing.T) {
+	if got, want := pipeline.RepromptNote(9*time.Hour+30*time.Minute+59*time.Second), "You still have 9h 30m remaining. Please continue improving your result and maximize performance."; got != want {
+		t.Errorf("RepromptNote = %q, want %q", got, want)
 	}
 }

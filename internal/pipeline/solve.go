@@ -31,6 +31,7 @@ type SolveState struct {
 // Segment is one launch of the agent.
 type Segment struct {
 	N         int            `json:"n"`
+	Kind      string         `json:"kind"` // start | resume | reprompt
 	Start     time.Time      `json:"start"`
 	Heartbeat time.Time      `json:"heartbeat"` // last time the harness saw it running
 	End       *time.Time     `json:"end"`
@@ -65,6 +66,18 @@ const Heartbeat = 2 * time.Second
 // ContinuationNote is given to an agent relaunched after an interruption.
 const ContinuationNote = "The run was interrupted and has been resumed in the same workspace. Continue the task from where you left off; use timer.sh to see the remaining time."
 
+// RepromptNote is the original's continuation prompt for its reprompt
+// variants (agents/*_reprompt/solve.sh).
+func RepromptNote(left time.Duration) string {
+	h := int(left / time.Hour)
+	m := int((left % time.Hour) / time.Minute)
+	return fmt.Sprintf("You still have %dh %dm remaining. Please continue improving your result and maximize performance.", h, m)
+}
+
+// MaxSegments bounds relaunches of one solve (resumes and reprompts), so an
+// agent that exits at once cannot make the harness spin.
+const MaxSegments = 100
+
 func (x *run) solve(ctx context.Context) (result.Stage, error) {
 	statePath := x.dir.Path(rundir.SolveState)
 	var st SolveState
@@ -78,20 +91,60 @@ func (x *run) solve(ctx context.Context) (result.Stage, error) {
 			g.End, g.EndReason = &end, "harness_died"
 		}
 	}
-	remaining := x.spec.Budget() - st.Spent()
-	if remaining <= 0 {
-		x.save(&st)
-		return result.Stage{Status: result.StatusDone, Reason: "no time left in the budget"}, nil
+	kind := "start"
+	if len(st.Segments) > 0 {
+		kind = "resume"
 	}
-	resumed := len(st.Segments) > 0
+	for {
+		remaining := x.spec.Budget() - st.Spent()
+		if remaining <= 0 {
+			x.save(&st)
+			if len(st.Segments) == 0 {
+				return result.Stage{Status: result.StatusDone, Reason: "no time left in the budget"}, nil
+			}
+			break
+		}
+		if len(st.Segments) >= MaxSegments {
+			x.save(&st)
+			return result.Stage{}, fmt.Errorf("the agent was launched %d times; not relaunching again", MaxSegments)
+		}
+		note := ContinuationNote
+		if kind == "reprompt" {
+			note = RepromptNote(remaining)
+		}
+		seg, err := x.segment(ctx, &st, remaining, kind, note)
+		if err != nil {
+			return result.Stage{}, err
+		}
+		left := x.spec.Budget() - st.Spent()
+		if seg.EndReason == result.EndExited && x.spec.Reprompt > 0 && left >= x.spec.Reprompt {
+			x.log.Info("agent exited early; reprompting", "left", left.Round(time.Second))
+			x.r.progressf("ptb: solve: agent exited with %s left; reprompting\n", left.Round(time.Second))
+			kind = "reprompt"
+			continue
+		}
+		break
+	}
+	last := &st.Segments[len(st.Segments)-1]
+	reason := describe(last)
+	if n := len(st.Segments); n > 1 {
+		reason += fmt.Sprintf(" (%d segments)", n)
+	}
+	return result.Stage{Status: result.StatusDone, Reason: reason}, nil
+}
+
+// segment launches the agent once and supervises it until it exits, the
+// deadline passes or ctx ends. kind is start, resume or reprompt.
+func (x *run) segment(ctx context.Context, st *SolveState, remaining time.Duration, kind, note string) (*Segment, error) {
+	resumed := kind != "start"
 	now := x.r.now()
-	seg := Segment{N: len(st.Segments) + 1, Start: now, Heartbeat: now, Deadline: now.Add(remaining)}
-	fail := func(err error) (result.Stage, error) {
+	seg := Segment{N: len(st.Segments) + 1, Kind: kind, Start: now, Heartbeat: now, Deadline: now.Add(remaining)}
+	fail := func(err error) (*Segment, error) {
 		end := x.r.now()
 		seg.End, seg.EndReason, seg.Error = &end, result.EndHarnessError, err.Error()
 		st.Segments = append(st.Segments, seg)
-		x.save(&st)
-		return result.Stage{}, err
+		x.save(st)
+		return nil, err
 	}
 
 	scaffold, err := x.r.Scaffold(x.spec)
@@ -105,7 +158,7 @@ func (x *run) solve(ctx context.Context) (result.Stage, error) {
 	ws, home := x.dir.Path(rundir.Workspace), x.dir.Path(rundir.Home)
 	launch := agent.Launch{Prompt: string(promptText), Model: x.spec.AgentModel, Workspace: ws, Home: home, Endpoint: x.spec.Endpoint}
 	if resumed {
-		launch.Continue, launch.Note = true, ContinuationNote
+		launch.Continue, launch.Note = true, note
 	}
 	cmd, err := scaffold.Command(ctx, launch)
 	if err != nil {
@@ -132,8 +185,8 @@ func (x *run) solve(ctx context.Context) (result.Stage, error) {
 	defer logf.Close()
 	if resumed {
 		// A marker between segments; trace decoders keep unknown events.
-		m, _ := json.Marshal(map[string]any{"type": "ptb.segment", "segment": seg.N, "reason": "resume",
-			"time": result.Now(now), "remaining_s": remaining.Seconds()})
+		m, _ := json.Marshal(map[string]any{"type": "ptb.segment", "segment": seg.N, "reason": kind,
+			"time": result.Now(now), "remaining_s": remaining.Seconds(), "note": note})
 		raw.Write(append(m, '\n'))
 	}
 	ll := &lineLog{w: logf, now: x.r.now}
@@ -163,8 +216,8 @@ func (x *run) solve(ctx context.Context) (result.Stage, error) {
 	seg.Handle = proc.Handle()
 	st.Segments = append(st.Segments, seg)
 	cur := &st.Segments[len(st.Segments)-1]
-	x.save(&st)
-	x.log.Info("agent started", "segment", seg.N, "remaining", remaining.Round(time.Second), "pid", seg.Handle.PID)
+	x.save(st)
+	x.log.Info("agent started", "segment", seg.N, "kind", kind, "remaining", remaining.Round(time.Second), "pid", seg.Handle.PID)
 
 	// Heartbeat: keep the accounting on disk, and show progress.
 	var mu sync.Mutex
@@ -180,7 +233,7 @@ func (x *run) solve(ctx context.Context) (result.Stage, error) {
 			case <-t.C:
 				mu.Lock()
 				cur.Heartbeat = x.r.now()
-				x.save(&st)
+				x.save(st)
 				mu.Unlock()
 				if x.r.now().Sub(lastProgress) >= time.Minute {
 					lastProgress = x.r.now()
@@ -235,16 +288,16 @@ func (x *run) solve(ctx context.Context) (result.Stage, error) {
 		code := w.ex.Code
 		cur.ExitCode = &code
 	}
-	if err := x.save(&st); err != nil {
-		return result.Stage{}, err
+	if err := x.save(st); err != nil {
+		return nil, err
 	}
 	if reason == "interrupted" {
-		return result.Stage{}, errors.New("interrupted; the agent was stopped and the solve will resume with the time left")
+		return nil, errors.New("interrupted; the agent was stopped and the solve will resume with the time left")
 	}
 	if cur.EndReason == result.EndHarnessError {
-		return result.Stage{}, fmt.Errorf("supervise agent: %s", cur.Error)
+		return nil, fmt.Errorf("supervise agent: %s", cur.Error)
 	}
-	return result.Stage{Status: result.StatusDone, Reason: describe(cur)}, nil
+	return cur, nil
 }
 
 func describe(g *Segment) string {

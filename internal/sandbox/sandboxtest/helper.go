@@ -51,6 +51,11 @@ func helper(mode string, args []string) int {
 		wd, _ := os.Getwd()
 		fmt.Println("PWD=" + wd)
 		return 0
+	case "sleep":
+		d, _ := time.ParseDuration(arg)
+		fmt.Println("sleeping", d)
+		time.Sleep(d)
+		return 0
 	case "hang":
 		fmt.Println("hanging")
 		time.Sleep(time.Hour)

@@ -13,6 +13,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ptb-dev/ptb/internal/agent/agentcheck"
+	"github.com/ptb-dev/ptb/internal/agent/npmcli"
 	"github.com/ptb-dev/ptb/internal/pipeline"
 	"github.com/ptb-dev/ptb/internal/registry"
 	"github.com/ptb-dev/ptb/internal/sandbox/bwrap"
@@ -28,6 +30,7 @@ type check struct {
 func newDoctorCmd(e *env) *cobra.Command {
 	var out string
 	var asJSON bool
+	var ag agentFlags
 	c := &cobra.Command{
 		Use:   "doctor",
 		Short: "Check what this machine can run: sandboxes, GPUs, disk, agent CLIs, inference servers",
@@ -36,7 +39,13 @@ limitation) or fail (that part of ptb cannot run here). The exit code is 1
 when anything a real job needs (a sandbox, a GPU, an inference server) fails.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			checks := doctorChecks(cmd.Context(), out)
+			if err := ag.validate(); err != nil {
+				return err
+			}
+			checks := doctorChecks(cmd.Context(), out, ag.prefix)
+			if ag.enabled {
+				checks = append(checks, agentChecks(cmd.Context(), e.stderr, ag)...)
+			}
 			failed := false
 			for _, c := range checks {
 				if c.Status == "fail" {
@@ -60,10 +69,15 @@ when anything a real job needs (a sandbox, a GPU, an inference server) fails.`,
 	}
 	c.Flags().StringVar(&out, "out", "runs", "output root whose free disk space to check")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the checks as JSON")
+	ag.register(c.Flags())
 	return c
 }
 
-func doctorChecks(ctx context.Context, out string) []check {
+func doctorChecks(ctx context.Context, out, agentsPrefix string) []check {
+	searchPath := os.Getenv("PATH")
+	if agentsPrefix != "" {
+		searchPath = npmcli.Bin(agentsPrefix) + string(os.PathListSeparator) + searchPath
+	}
 	var cs []check
 	add := func(name, status, format string, args ...any) {
 		cs = append(cs, check{Name: name, Status: status, Detail: fmt.Sprintf(format, args...)})
@@ -118,11 +132,12 @@ func doctorChecks(ctx context.Context, out string) []check {
 			add("agent "+a.Name, "pass", "built in")
 			continue
 		}
-		if _, err := exec.LookPath(a.CLI); err != nil {
+		bin, err := agentcheck.LookPath(a.CLI, searchPath)
+		if err != nil {
 			add("agent "+a.Name, "warn", "%s not on PATH (npm install -g %s)", a.CLI, a.NPM)
 			continue
 		}
-		add("agent "+a.Name, "pass", "%s %s", a.CLI, versionOf(ctx, a.CLI, "--version"))
+		add("agent "+a.Name, "pass", "%s %s", bin, versionOf(ctx, bin, "--version"))
 	}
 	// Inference.
 	if _, err := exec.LookPath("vllm"); err == nil {

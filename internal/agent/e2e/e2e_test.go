@@ -22,6 +22,7 @@ import (
 	"github.com/ptb-dev/ptb/internal/agent/claude"
 	"github.com/ptb-dev/ptb/internal/agent/codex"
 	"github.com/ptb-dev/ptb/internal/agent/gemini"
+	"github.com/ptb-dev/ptb/internal/agent/npmcli"
 	"github.com/ptb-dev/ptb/internal/agent/opencode"
 	"github.com/ptb-dev/ptb/internal/modelserver"
 	"github.com/ptb-dev/ptb/internal/sandbox"
@@ -30,43 +31,17 @@ import (
 	"github.com/ptb-dev/ptb/internal/trace"
 )
 
-// Packages are the pinned CLI versions (shared/fixtures/AGENT_CLIS.md).
-var packages = []string{
-	"@anthropic-ai/claude-code@2.1.197",
-	"@openai/codex@0.171.0",
-	"@google/gemini-cli@0.61.0",
-	"opencode-ai@1.18.33",
-}
-
 func prefix(t *testing.T) string {
 	t.Helper()
-	p := os.Getenv("PTB_AGENTS_PREFIX")
-	if p == "" {
-		c, err := os.UserCacheDir()
-		if err != nil {
-			t.Fatal(err)
-		}
-		p = filepath.Join(c, "ptb", "agents-e2e")
+	p, err := npmcli.DefaultPrefix()
+	if err != nil {
+		t.Fatal(err)
 	}
-	bin := filepath.Join(p, "node_modules", ".bin")
-	missing := false
-	for _, b := range []string{"claude", "codex", "gemini", "opencode"} {
-		if _, err := os.Stat(filepath.Join(bin, b)); err != nil {
-			missing = true
-		}
+	start := time.Now()
+	if err := npmcli.Install(context.Background(), p); err != nil {
+		t.Fatal(err)
 	}
-	if missing {
-		if _, err := exec.LookPath("npm"); err != nil {
-			t.Fatalf("npm not found: install Node.js and npm (Debian: apt-get install nodejs npm)")
-		}
-		start := time.Now()
-		args := append([]string{"install", "--no-audit", "--no-fund", "--prefix", p}, packages...)
-		out, err := exec.Command("npm", args...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("npm install: %v\n%s", err, out)
-		}
-		t.Logf("npm install of the four CLIs took %s", time.Since(start).Round(time.Second))
-	}
+	t.Logf("agent CLIs ready in %s (%s)", p, time.Since(start).Round(time.Second))
 	return p
 }
 

@@ -1,0 +1,79 @@
+// Package npmcli installs the four agent CLIs from the npm registry at the
+// pinned versions ptb was verified with, into a prefix reused between runs.
+package npmcli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+)
+
+// Packages are the pinned CLI versions (shared/fixtures/AGENT_CLIS.md).
+var Packages = map[string]string{
+	"claude":   "@anthropic-ai/claude-code@2.1.197",
+	"codex":    "@openai/codex@0.171.0",
+	"gemini":   "@google/gemini-cli@0.61.0",
+	"opencode": "opencode-ai@1.18.33",
+}
+
+// DefaultPrefix is $PTB_AGENTS_PREFIX, else ptb/agents-e2e under the user
+// cache directory.
+func DefaultPrefix() (string, error) {
+	if p := os.Getenv("PTB_AGENTS_PREFIX"); p != "" {
+		return p, nil
+	}
+	c, err := os.UserCacheDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(c, "ptb", "agents-e2e"), nil
+}
+
+// Bin is the directory holding the CLIs' executables.
+func Bin(prefix string) string { return filepath.Join(prefix, "node_modules", ".bin") }
+
+// Installed reports whether every CLI is present in prefix.
+func Installed(prefix string) bool {
+	for name := range Packages {
+		if _, err := os.Stat(filepath.Join(Bin(prefix), name)); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// Install installs the pinned CLIs into prefix unless they are already
+// there. Concurrent callers (parallel test packages) take turns on a lock
+// file, so the prefix is installed once.
+func Install(ctx context.Context, prefix string) error {
+	if err := os.MkdirAll(prefix, 0o755); err != nil {
+		return err
+	}
+	lock, err := os.OpenFile(filepath.Join(prefix, ".ptb-install.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return fmt.Errorf("lock %s: %w", prefix, err)
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	if Installed(prefix) {
+		return nil
+	}
+	if _, err := exec.LookPath("npm"); err != nil {
+		return fmt.Errorf("npm not found: install Node.js and npm (Debian: apt-get install nodejs npm)")
+	}
+	args := []string{"install", "--no-audit", "--no-fund", "--prefix", prefix}
+	for _, name := range []string{"claude", "codex", "gemini", "opencode"} {
+		args = append(args, Packages[name])
+	}
+	out, err := exec.CommandContext(ctx, "npm", args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("npm install: %w\n%s", err, out)
+	}
+	return nil
+}

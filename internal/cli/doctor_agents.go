@@ -1,0 +1,137 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/ptb-dev/ptb/internal/agent"
+	"github.com/ptb-dev/ptb/internal/agent/agentcheck"
+	"github.com/ptb-dev/ptb/internal/agent/claude"
+	"github.com/ptb-dev/ptb/internal/agent/codex"
+	"github.com/ptb-dev/ptb/internal/agent/gemini"
+	"github.com/ptb-dev/ptb/internal/agent/opencode"
+	"github.com/ptb-dev/ptb/internal/registry"
+	"github.com/ptb-dev/ptb/internal/sandbox"
+	"github.com/ptb-dev/ptb/internal/sandbox/bwrap"
+	"github.com/ptb-dev/ptb/internal/sandbox/none"
+)
+
+// agentFlags are `ptb doctor`'s flags for the agent sessions.
+type agentFlags struct {
+	enabled bool
+	sandbox string
+	prefix  string
+	timeout time.Duration
+}
+
+func (f *agentFlags) register(fs *pflag.FlagSet) {
+	fs.BoolVar(&f.enabled, "agents", false, "also run a two-turn scripted session of each installed agent CLI in the sandbox")
+	fs.StringVar(&f.sandbox, "sandbox", "bwrap", "sandbox for --agents: bwrap or none (bwrap falls back to none, with a warning, when unusable)")
+	fs.StringVar(&f.prefix, "agents-prefix", "", "an npm prefix whose node_modules/.bin is searched for the agent CLIs before PATH")
+	fs.DurationVar(&f.timeout, "agents-timeout", agentcheck.DefaultTimeout, "hard limit on each agent session")
+}
+
+// validate reports a usage mistake in the flags.
+func (f *agentFlags) validate() error {
+	if f.sandbox != "bwrap" && f.sandbox != "none" {
+		return usagef("--sandbox %q: want bwrap or none", f.sandbox)
+	}
+	if f.prefix != "" {
+		if fi, err := os.Stat(f.prefix); err != nil || !fi.IsDir() {
+			return usagef("--agents-prefix %s: not a directory", f.prefix)
+		}
+	}
+	if f.timeout <= 0 {
+		return usagef("--agents-timeout must be positive")
+	}
+	return nil
+}
+
+// agentScaffolds maps registry agent names to their adapters.
+var agentScaffolds = map[string]func(bin string) agent.Scaffold{
+	"claude":   func(bin string) agent.Scaffold { return claude.New(claude.Options{Bin: bin}) },
+	"codex":    func(bin string) agent.Scaffold { return codex.New(codex.Options{Bin: bin}) },
+	"gemini":   func(bin string) agent.Scaffold { return gemini.New(gemini.Options{Bin: bin}) },
+	"opencode": func(bin string) agent.Scaffold { return opencode.New(opencode.Options{Bin: bin}) },
+}
+
+// agentChecks runs every registry CLI agent's scripted session, all at once,
+// and returns one line each (skip is reported as warn), preceded by a warn
+// line when the sandbox fell back to none. Progress goes to progress.
+func agentChecks(ctx context.Context, progress io.Writer, f agentFlags) []check {
+	var cs []check
+	var sb sandbox.Backend = none.New()
+	if f.sandbox == "bwrap" {
+		if err := bwrap.New().Check(ctx); err != nil {
+			cs = append(cs, check{Name: "agents sandbox", Status: "warn",
+				Detail: fmt.Sprintf("bwrap unusable, running the agent sessions unsandboxed: %v", err)})
+		} else {
+			sb = bwrap.New()
+		}
+	}
+	path := os.Getenv("PATH")
+	var ro []string
+	if f.prefix != "" {
+		abs, err := filepath.Abs(f.prefix)
+		if err == nil {
+			path = filepath.Join(abs, "node_modules", ".bin") + string(filepath.ListSeparator) + path
+			ro = append(ro, abs)
+		}
+	}
+	var agents []registry.Agent
+	for _, a := range registry.Default().Agents {
+		if agentScaffolds[a.Name] != nil {
+			agents = append(agents, a)
+		}
+	}
+	fmt.Fprintf(progress, "running %d agent sessions in sandbox %s (up to %s each)...\n",
+		len(agents), sb.Capabilities().Name, f.timeout)
+	results := make([]agentcheck.Result, len(agents))
+	var wg sync.WaitGroup
+	for i, a := range agents {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			install := ""
+			if a.NPM != "" {
+				install = "npm install -g " + a.NPM
+			}
+			results[i] = agentcheck.Check(ctx, sb, agentScaffolds[a.Name](a.CLI), agentcheck.Options{
+				Timeout: f.timeout, Path: path, ReadOnly: ro, Install: install})
+		}()
+	}
+	wg.Wait()
+	for _, r := range results {
+		cs = append(cs, agentResultCheck(r))
+	}
+	return cs
+}
+
+// agentResultCheck renders a session result as a doctor line.
+func agentResultCheck(r agentcheck.Result) check {
+	c := check{Name: "agent session " + r.Agent}
+	secs := r.Duration.Seconds()
+	v := r.Version
+	if v == "" {
+		v = "version unknown"
+	}
+	switch r.Status {
+	case agentcheck.Pass:
+		c.Status = "pass"
+		c.Detail = fmt.Sprintf("%s: two scripted turns in %s, tool call ran (%.1f s)", v, r.Sandbox, secs)
+	case agentcheck.Skip:
+		c.Status = "warn"
+		c.Detail = r.Reason
+	default:
+		c.Status = "fail"
+		c.Detail = fmt.Sprintf("%s in %s: %s (%.1f s)", v, r.Sandbox, r.Reason, secs)
+	}
+	return c
+}

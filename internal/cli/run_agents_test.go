@@ -1,0 +1,101 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ptb-dev/ptb/internal/agent/npmcli"
+	"github.com/ptb-dev/ptb/internal/modelserver"
+	"github.com/ptb-dev/ptb/internal/result"
+	"github.com/ptb-dev/ptb/internal/sandbox/bwrap"
+)
+
+// `ptb run` with each real agent CLI (npm, pinned versions) against the
+// scripted model server, in the bwrap sandbox: the agent's tool call runs
+// in the workspace, and result.json carries the usage the server served.
+func TestRunRealAgents(t *testing.T) {
+	if os.Getenv("PTB_E2E_AGENTS") != "1" {
+		t.Skip("set PTB_E2E_AGENTS=1 to run the real agent CLIs (needs node and npm)")
+	}
+	if err := bwrap.New().Check(context.Background()); err != nil {
+		t.Skipf("bwrap unavailable: %v", err)
+	}
+	pfx, err := npmcli.DefaultPrefix()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := npmcli.Install(context.Background(), pfx); err != nil {
+		t.Fatal(err)
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatal("node not found")
+	}
+	t.Setenv("PATH", npmcli.Bin(pfx)+":"+filepath.Dir(node)+":/usr/local/bin:/usr/bin:/bin")
+	models := map[string]string{"claude": "claude-sonnet-4-5", "codex": "gpt-5.1-codex-max:high", "gemini": "gemini-2.5-pro", "opencode": "ptb/scripted-model"}
+	for _, name := range []string{"claude", "codex", "gemini", "opencode"} {
+		if only := os.Getenv("PTB_E2E_ONLY"); only != "" && !strings.Contains(only, name) {
+			continue
+		}
+		t.Run(name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := modelserver.New(nil, io.Discard)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			go srv.Serve(ctx, ln)
+			out := t.TempDir()
+			code, stdout, stderr := runPTB(t, "run", "--agent", name, "--agent-model", models[name],
+				"--endpoint", "http://"+ln.Addr().String(), "--network", "host",
+				"--base-model", "qwen3-1.7b", "--benchmark", "gsm8k", "--hours", "0.05",
+				"--eval-backend", "none", "--out", out, "--json")
+			if code != 0 {
+				t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+			}
+			runs, _ := filepath.Glob(filepath.Join(out, "*", "result.json"))
+			if len(runs) != 1 {
+				t.Fatalf("result.json files: %v", runs)
+			}
+			b, _ := os.ReadFile(runs[0])
+			if err := result.ValidateJSON(b); err != nil {
+				t.Fatal(err)
+			}
+			var r result.Result
+			json.Unmarshal(b, &r)
+			dir := filepath.Dir(runs[0])
+			if got, err := os.ReadFile(filepath.Join(dir, "workspace", "out.txt")); err != nil || strings.TrimSpace(string(got)) != "hello" {
+				log, _ := os.ReadFile(filepath.Join(dir, "trace", "output.log"))
+				t.Errorf("out.txt = %q, %v; the tool call did not run in the workspace\n%s", got, err, tailOf(string(log)))
+			}
+			if r.Solve == nil || r.Solve.EndReason != result.EndExited || r.Solve.ExitCode == nil || *r.Solve.ExitCode != 0 {
+				t.Errorf("solve = %+v", r.Solve)
+			}
+			st := srv.Stats()
+			if r.Usage == nil || r.Usage.InputTokens != st.ScriptedUsage.InputTokens || r.Usage.OutputTokens != st.ScriptedUsage.OutputTokens {
+				t.Errorf("usage %+v, the server served %d in / %d out", r.Usage, st.ScriptedUsage.InputTokens, st.ScriptedUsage.OutputTokens)
+			}
+			if r.Versions.AgentCLI == "" || r.Versions.AgentCLI == "unknown" {
+				t.Errorf("agent CLI version not recorded: %q", r.Versions.AgentCLI)
+			}
+			if r.Sandbox.Network != "host" || !strings.Contains(strings.Join(r.Warnings, "\n"), "host network") {
+				t.Errorf("the host network is not recorded: %+v %v", r.Sandbox, r.Warnings)
+			}
+		})
+	}
+}
+
+func tailOf(s string) string {
+	if len(s) > 3000 {
+		return "..." + s[len(s)-3000:]
+	}
+	return s
+}

@@ -99,3 +99,77 @@ func tailOf(s string) string {
 	}
 	return s
 }
+
+// The paper's judge, run by the real Codex CLI against the scripted model
+// server in the audit stage: its two judgement files decide the judge's
+// findings, and a "contamination detected" flags the run.
+func TestRunWithRealCodexJudge(t *testing.T) {
+	if os.Getenv("PTB_E2E_AGENTS") != "1" {
+		t.Skip("set PTB_E2E_AGENTS=1 to run the real agent CLIs (needs node and npm)")
+	}
+	if err := bwrap.New().Check(context.Background()); err != nil {
+		t.Skipf("bwrap unavailable: %v", err)
+	}
+	pfx, err := npmcli.DefaultPrefix()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := npmcli.Install(context.Background(), pfx); err != nil {
+		t.Fatal(err)
+	}
+	node, _ := exec.LookPath("node")
+	t.Setenv("PATH", npmcli.Bin(pfx)+":"+filepath.Dir(node)+":/usr/local/bin:/usr/bin:/bin")
+	script := filepath.Join(t.TempDir(), "agent.yaml")
+	os.WriteFile(script, []byte("steps:\n  - run: \"echo training > notes.txt\"\n  - model: final_model\nfinal: done\n"), 0o644)
+	for _, c := range []struct {
+		name, contamination, verdict string
+		status                       string
+	}{
+		{"clean", "no contamination detected", "unverified", "pass"},
+		{"detected", "contamination detected", "flagged", "flag"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := modelserver.New(&modelserver.Script{Turns: []modelserver.Turn{
+				{Shell: "echo '" + c.contamination + "' > contamination_judgement.txt && echo 'only allowed use detected' > disallowed_model_judgement.txt"},
+				{Text: "done"},
+			}}, io.Discard)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			go srv.Serve(ctx, ln)
+			out := t.TempDir()
+			code, stdout, stderr := runPTB(t, "run", "--agent", "scripted", "--script", script,
+				"--base-model", "qwen3-1.7b", "--benchmark", "gsm8k", "--hours", "0.01", "--eval-backend", "none",
+				"--judge-model", "gpt-5.1-codex-max", "--judge-endpoint", "http://"+ln.Addr().String(), "--out", out, "--json")
+			if code != 0 {
+				t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+			}
+			var r result.Result
+			if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+				t.Fatal(err)
+			}
+			if r.Audit == nil {
+				t.Fatalf("no audit in the record")
+			}
+			got := map[string]string{}
+			for _, f := range r.Audit.Findings {
+				got[f.Check] = f.Status
+			}
+			if got["judge.contamination"] != c.status || got["judge.model"] != "pass" {
+				t.Errorf("judge findings %v, want contamination %s and model pass", got, c.status)
+			}
+			if r.Verdict != c.verdict {
+				t.Errorf("verdict %s, want %s", r.Verdict, c.verdict)
+			}
+			if c.verdict == "flagged" && strings.Join(r.Flags, "") != "C" {
+				t.Errorf("flags %v, want [C]", r.Flags)
+			}
+			if srv.Stats().Requests == 0 {
+				t.Errorf("the judge never asked the model")
+			}
+		})
+	}
+}

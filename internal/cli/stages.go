@@ -18,6 +18,7 @@ import (
 	"github.com/ptb-dev/ptb/internal/pipeline"
 	"github.com/ptb-dev/ptb/internal/result"
 	"github.com/ptb-dev/ptb/internal/rundir"
+	"github.com/ptb-dev/ptb/internal/sandbox"
 	"github.com/ptb-dev/ptb/internal/trace"
 )
 
@@ -25,22 +26,28 @@ import (
 func wireStages(r *pipeline.Runner, spec job.Spec) {
 	r.Evaluator = evaluator{}
 	r.Usage = usageReader{}
-	r.Auditor = auditor{}
+	r.Auditor = auditor{sb: r.Sandbox}
 }
 
 // auditor is the audit stage on top of package audit. The LLM judge needs
 // an agent endpoint and is not wired yet: its finding is unverified, so no
 // run is clean until it is (the audit fails closed).
-type auditor struct{}
+type auditor struct{ sb sandbox.Backend }
 
-func (auditor) Audit(ctx context.Context, dir rundir.Dir, spec job.Spec) (*result.Audit, error) {
+func (a auditor) Audit(ctx context.Context, dir rundir.Dir, spec job.Spec) (*result.Audit, error) {
 	data := spec.Eval.DataDir
 	if data == "" {
 		data = os.Getenv("PTB_DATA_DIR")
 	}
-	rep, err := audit.Run(ctx, audit.Options{
-		RunDir: string(dir), Task: spec.Benchmark, BaseModel: spec.BaseModel, DataDir: data,
-	})
+	o := audit.Options{RunDir: string(dir), Task: spec.Benchmark, BaseModel: spec.BaseModel, DataDir: data, JudgeRuns: spec.Judge.Runs}
+	if spec.Judge.Endpoint != "" {
+		sc, err := cliScaffold(job.Spec{Agent: spec.Judge.Agent, AgentModel: spec.Judge.Model})
+		if err != nil {
+			return nil, fmt.Errorf("judge: %w", err)
+		}
+		o.Judge = &sandboxJudge{sb: a.sb, sc: sc, spec: spec.Judge, traceDir: dir.Path(rundir.AuditDir)}
+	}
+	rep, err := audit.Run(ctx, o)
 	if err != nil {
 		return nil, err
 	}

@@ -46,8 +46,23 @@ type Spec struct {
 	// Script is the scripted agent's script (scripted agent only).
 	Script string `json:"script,omitempty"`
 
-	Eval EvalSpec `json:"eval"`
+	Eval  EvalSpec  `json:"eval"`
+	Judge JudgeSpec `json:"judge"`
 }
+
+// JudgeSpec configures the paper's LLM judge in the audit stage. It runs
+// only with an endpoint (or credentials); otherwise its finding is
+// unverified, and so is the run.
+type JudgeSpec struct {
+	Agent    string        `json:"agent"` // default codex, as in the original
+	Model    string        `json:"model"` // default gpt-5.1-codex
+	Endpoint string        `json:"endpoint,omitempty"`
+	Runs     int           `json:"runs"` // k runs, majority vote; default 1 as in the paper
+	Timeout  time.Duration `json:"timeout_ns,omitempty"`
+}
+
+// DefaultJudgeTimeout bounds one judge run.
+const DefaultJudgeTimeout = 30 * time.Minute
 
 // EvalSpec says how the evaluate stage runs.
 type EvalSpec struct {
@@ -119,6 +134,18 @@ func (s *Spec) Normalize(reg *registry.Registry) error {
 	}
 	if s.Agent == "scripted" && s.Script == "" {
 		return fmt.Errorf("job: the scripted agent needs a script (--script FILE)")
+	}
+	if s.Judge.Agent == "" {
+		s.Judge.Agent = "codex"
+	}
+	if s.Judge.Model == "" {
+		s.Judge.Model = "gpt-5.1-codex"
+	}
+	if s.Judge.Runs == 0 {
+		s.Judge.Runs = 1
+	}
+	if s.Judge.Runs < 0 || s.Judge.Runs%2 == 0 {
+		return fmt.Errorf("job: judge runs must be odd and positive (a majority must exist), got %d", s.Judge.Runs)
 	}
 	if s.OutRoot == "" {
 		s.OutRoot = "runs"

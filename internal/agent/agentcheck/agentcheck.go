@@ -159,10 +159,10 @@ func run(ctx context.Context, sb sandbox.Backend, sc agent.Scaffold, o Options, 
 
 	ro := append([]string(nil), o.ReadOnly...)
 	pathDirs := []string{filepath.Dir(bin)}
-	ro = append(ro, installPaths(bin)...)
+	ro = append(ro, InstallPaths(bin)...)
 	if node, err := LookPath("node", o.Path); err == nil {
 		pathDirs = append(pathDirs, filepath.Dir(node))
-		ro = append(ro, installPaths(node)...)
+		ro = append(ro, InstallPaths(node)...)
 	}
 	env := append([]string{"PATH=" + joinPath(pathDirs, o.Path, "/usr/local/bin:/usr/bin:/bin")}, cmd.Env...)
 
@@ -355,10 +355,10 @@ func executable(p string) error {
 	return nil
 }
 
-// installPaths are the host directories an executable needs: the directory
+// InstallPaths are the host directories an executable needs: the directory
 // holding it and, for an npm package, the directory holding node_modules
 // (for both the link and its target).
-func installPaths(bin string) []string {
+func InstallPaths(bin string) []string {
 	out := []string{filepath.Dir(bin)}
 	cands := []string{bin}
 	if real, err := filepath.EvalSymlinks(bin); err == nil && real != bin {

@@ -225,9 +225,9 @@ func TestTellingLine(t *testing.T) {
 }
 
 func TestInstallPaths(t *testing.T) {
-	got := installPaths("/opt/npm/node_modules/.bin/gemini")
+	got := InstallPaths("/opt/npm/node_modules/.bin/gemini")
 	want := []string{"/opt/npm/node_modules/.bin", "/opt/npm"}
 	if strings.Join(got, ",") != strings.Join(want, ",") {
-		t.Errorf("installPaths = %v, want %v", got, want)
+		t.Errorf("InstallPaths = %v, want %v", got, want)
 	}
 }

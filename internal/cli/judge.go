@@ -1,0 +1,112 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ptb-dev/ptb/internal/agent"
+	"github.com/ptb-dev/ptb/internal/agent/agentcheck"
+	"github.com/ptb-dev/ptb/internal/job"
+	"github.com/ptb-dev/ptb/internal/sandbox"
+)
+
+// sandboxJudge runs the paper's LLM judge: an agent CLI (Codex by default,
+// as in the original) over a copy of the workspace, in the sandbox, with
+// a hard timeout. It implements audit.JudgeRunner.
+type sandboxJudge struct {
+	sb       sandbox.Backend
+	sc       agent.Scaffold
+	spec     job.JudgeSpec
+	traceDir string // each run's stdout and stderr are kept here
+
+	mu sync.Mutex
+	n  int
+}
+
+func (j *sandboxJudge) RunJudge(ctx context.Context, dir, prompt string) error {
+	j.mu.Lock()
+	j.n++
+	n := j.n
+	j.mu.Unlock()
+	root, err := os.MkdirTemp("", "ptb-judge-home-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(root)
+	home, tmp := filepath.Join(root, "home"), filepath.Join(root, "tmp")
+	for _, d := range []string{home, tmp} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	cmd, err := j.sc.Command(ctx, agent.Launch{Prompt: prompt, Model: j.spec.Model, Workspace: dir, Home: home, Endpoint: j.spec.Endpoint})
+	if err != nil {
+		return fmt.Errorf("judge command: %w", err)
+	}
+	for base, files := range map[string]map[string][]byte{home: cmd.HomeFiles, dir: cmd.WorkspaceFiles} {
+		for rel, b := range files {
+			p := filepath.Join(base, rel)
+			os.MkdirAll(filepath.Dir(p), 0o755)
+			if err := os.WriteFile(p, b, 0o600); err != nil {
+				return err
+			}
+		}
+	}
+	path := os.Getenv("PATH")
+	bin, err := agentcheck.LookPath(cmd.Argv[0], path)
+	if err != nil {
+		return fmt.Errorf("judge agent %s: %w", j.sc.Name(), err)
+	}
+	if err := os.MkdirAll(j.traceDir, 0o755); err != nil {
+		return err
+	}
+	out, err := os.Create(filepath.Join(j.traceDir, fmt.Sprintf("judge-%d.jsonl", n)))
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	errf, err := os.Create(filepath.Join(j.traceDir, fmt.Sprintf("judge-%d.stderr", n)))
+	if err != nil {
+		return err
+	}
+	defer errf.Close()
+	env := append([]string{"PATH=" + path, "HOME=" + home, "LANG=C.UTF-8", "TMPDIR=/tmp"}, cmd.Env...)
+	p, err := j.sb.Start(ctx, sandbox.Spec{
+		Argv: cmd.Argv, Env: env, Dir: dir, Workspace: dir, Home: home, Tmp: tmp,
+		ReadOnly: agentcheck.InstallPaths(bin), Network: sandbox.NetworkHost, Stdout: out, Stderr: errf,
+	})
+	if err != nil {
+		return fmt.Errorf("start judge: %w", err)
+	}
+	defer p.Destroy()
+	timeout := j.spec.Timeout
+	if timeout <= 0 {
+		timeout = job.DefaultJudgeTimeout
+	}
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	ex, err := p.Wait(wctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		p.Stop(10 * time.Second)
+		return fmt.Errorf("judge timed out after %s", timeout)
+	}
+	if err != nil {
+		p.Stop(10 * time.Second)
+		return err
+	}
+	if ex.Code != 0 || ex.Signal != "" {
+		b, _ := os.ReadFile(errf.Name())
+		last := strings.TrimSpace(string(b))
+		if i := strings.LastIndexByte(last, '\n'); i >= 0 {
+			last = last[i+1:]
+		}
+		return fmt.Errorf("judge exited with %+v: %s", ex, last)
+	}
+	return nil
+}

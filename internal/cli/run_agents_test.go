@@ -8,7 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/ptb-dev/ptb/internal/agent/npmcli"
@@ -172,4 +174,92 @@ func TestRunWithRealCodexJudge(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The reprompt policy with each real CLI: an agent that finishes early is
+// relaunched through the CLI's own resume mechanism with the original's
+// continuation prompt, which reaches the model.
+func TestRepromptRealAgents(t *testing.T) {
+	if os.Getenv("PTB_E2E_AGENTS") != "1" {
+		t.Skip("set PTB_E2E_AGENTS=1 to run the real agent CLIs (needs node and npm)")
+	}
+	if err := bwrap.New().Check(context.Background()); err != nil {
+		t.Skipf("bwrap unavailable: %v", err)
+	}
+	pfx, err := npmcli.DefaultPrefix()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := npmcli.Install(context.Background(), pfx); err != nil {
+		t.Fatal(err)
+	}
+	node, _ := exec.LookPath("node")
+	t.Setenv("PATH", npmcli.Bin(pfx)+":"+filepath.Dir(node)+":/usr/local/bin:/usr/bin:/bin")
+	models := map[string]string{"claude": "claude-sonnet-4-5", "codex": "gpt-5.1-codex-max", "gemini": "gemini-2.5-pro", "opencode": "ptb/scripted-model"}
+	for _, name := range []string{"claude", "codex", "gemini", "opencode"} {
+		if only := os.Getenv("PTB_E2E_ONLY"); only != "" && !strings.Contains(only, name) {
+			continue
+		}
+		t.Run(name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var reqs lockedBuf
+			srv := modelserver.New(nil, &reqs)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			go srv.Serve(ctx, ln)
+			out := t.TempDir()
+			// 30 s budget, reprompt while 24 s are left: at least one relaunch.
+			code, stdout, stderr := runPTB(t, "run", "--agent", name, "--agent-model", models[name],
+				"--endpoint", "http://"+ln.Addr().String(), "--network", "host", "--reprompt", "24s",
+				"--base-model", "qwen3-1.7b", "--benchmark", "gsm8k", "--hours", strconv.FormatFloat(30.0/3600, 'f', -1, 64),
+				"--eval-backend", "none", "--out", out, "--json")
+			if code != 0 {
+				t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+			}
+			var r result.Result
+			json.Unmarshal([]byte(stdout), &r)
+			if r.Solve == nil || r.Solve.Segments < 2 {
+				t.Fatalf("solve = %+v, want a relaunch", r.Solve)
+			}
+			dir := filepath.Dir(filepath.Join(out, r.RunID, "x"))
+			var st struct {
+				Segments []struct {
+					Kind      string `json:"kind"`
+					EndReason string `json:"end_reason"`
+					ExitCode  *int   `json:"exit_code"`
+				} `json:"segments"`
+			}
+			b, _ := os.ReadFile(filepath.Join(dir, "trace", "solve.json"))
+			json.Unmarshal(b, &st)
+			for i, g := range st.Segments {
+				if g.EndReason == "exited" && (g.ExitCode == nil || *g.ExitCode != 0) {
+					log, _ := os.ReadFile(filepath.Join(dir, "trace", "output.log"))
+					t.Errorf("segment %d (%s) exited %v\n%s", i+1, g.Kind, *g.ExitCode, tailOf(string(log)))
+				}
+			}
+			if !strings.Contains(reqs.String(), "Please continue improving your result and maximize performance.") {
+				t.Errorf("the continuation prompt never reached the model")
+			}
+		})
+	}
+}
+
+type lockedBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/ptb-dev/ptb/internal/job"
 	"github.com/ptb-dev/ptb/internal/pipeline"
 	"github.com/ptb-dev/ptb/internal/registry"
+	"github.com/ptb-dev/ptb/internal/report"
 	"github.com/ptb-dev/ptb/internal/rundir"
 )
 
@@ -83,6 +84,20 @@ beside the checkout.`,
 				return err
 			}
 			printRunSummary(e.stdout, string(dir), res)
+			fmt.Fprintf(e.stdout, "\nThe verdict is unverified, as it must be here: lineage needs the base weights in the Hugging Face\ncache, the hub check needs the per-run gateway, and the LLM judge needs --judge-endpoint (audit/audit.txt).\n")
+			// The leaderboard view of this one run: a real report of many
+			// runs is `ptb report RUNS...`.
+			runs, _, err := report.LoadRuns(ctx, []string{string(dir)})
+			if err == nil {
+				if rep, err := report.Build(runs, report.Options{CountUnverified: true}); err == nil {
+					if files, err := report.WriteDir(filepath.Join(out, "report"), rep, []string{"md", "html"}); err == nil {
+						fmt.Fprintf(e.stdout, "\nReport of this run (unverified score counted; the leaderboard default replaces it with the base score):\n")
+						for _, f := range files {
+							fmt.Fprintf(e.stdout, "  %s\n", f)
+						}
+					}
+				}
+			}
 			fmt.Fprintf(e.stdout, "\nWhere everything is:\n")
 			for _, p := range []struct{ what, path string }{
 				{"the record (result.json, schema v1)", rundir.ResultFile},
@@ -96,7 +111,7 @@ beside the checkout.`,
 			} {
 				fmt.Fprintf(e.stdout, "  %-42s %s\n", p.what, dir.Path(p.path))
 			}
-			fmt.Fprintf(e.stdout, "\nStand-ins in this demo: the agent (scripted) and the model (recorded responses). A real job:\n  ptb run --agent claude --agent-model MODEL --base-model qwen3-1.7b --benchmark gsm8k --gpus 0\n")
+			fmt.Fprintf(e.stdout, "\nStand-ins in this demo: the agent (scripted) and the model (recorded responses). A real job:\n  ptb run --agent claude --agent-model MODEL --network host --base-model qwen3-1.7b --benchmark gsm8k --gpus 0\n")
 			return nil
 		},
 	}

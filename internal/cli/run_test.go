@@ -105,4 +105,8 @@ func TestDemo(t *testing.T) {
 	if r.Evaluation == nil || r.Evaluation.Samples != 60 {
 		t.Errorf("evaluation = %+v", r.Evaluation)
 	}
+	md, err := os.ReadFile(filepath.Join(out, "report", "report.md"))
+	if err != nil || !strings.Contains(string(md), "| 1 | demo (scripted agent) |") {
+		t.Errorf("demo report: %v\n%s", err, md)
+	}
 }

@@ -32,7 +32,9 @@ func newEvalCmd(e *env) *cobra.Command {
 		Long: `eval runs one PostTrainBench benchmark the way the original harness does and
 writes metrics.json, samples.jsonl and server.log to --out. Tasks: ` + fmt.Sprint(task.Names()) + `.
 
-Backends: vllm (start 'vllm serve' on --model), url (any OpenAI-compatible
+Backends: vllm (start 'vllm serve' on --model), hf (start ptb's own small
+transformers server on --model, for machines without vLLM; needs python3 with
+torch and transformers, see --hf-python), url (any OpenAI-compatible
 --base-url), replay (--responses FILE: one JSON object per line with "id" and
 "completion", or "tool_calls" for bfcl). An interrupted evaluation resumes
 from samples.jsonl in --out. ArenaHard and HealthBench need OPENAI_API_KEY
@@ -98,8 +100,10 @@ from samples.jsonl in --out. ArenaHard and HealthBench need OPENAI_API_KEY
 	f := cmd.Flags()
 	f.StringVar(&o.Task, "task", "", "benchmark: "+fmt.Sprint(task.Names()))
 	f.StringVar(&o.Version, "version", "", "task version: faithful (default) or strict")
-	f.StringVar(&o.Backend, "backend", "", "vllm, url or replay (default: from the other flags)")
-	f.StringVar(&o.ModelPath, "model", "", "model directory (vllm backend)")
+	f.StringVar(&o.Backend, "backend", "", "vllm, hf, url or replay (default: from the other flags; --model means vllm)")
+	f.StringVar(&o.ModelPath, "model", "", "model directory (vllm and hf backends)")
+	f.StringVar(&o.VLLM, "vllm", "", "vllm executable (default: vllm on PATH)")
+	f.StringVar(&o.HFPython, "hf-python", "", "python with torch and transformers for the hf backend (default python3)")
 	f.StringVar(&o.BaseURL, "base-url", "", "OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 (url backend)")
 	f.StringVar(&o.APIKey, "api-key", os.Getenv("PTB_EVAL_API_KEY"), "API key of --base-url (default $PTB_EVAL_API_KEY)")
 	f.StringVar(&o.Model, "served-model", "", "model name at --base-url (default: the first of /models)")
@@ -107,7 +111,7 @@ from samples.jsonl in --out. ArenaHard and HealthBench need OPENAI_API_KEY
 	f.StringVar(&o.DataDir, "data-dir", "", "local dataset root laid out like shared/datasets (default: hub cache)")
 	f.StringVar(&o.CacheDir, "cache-dir", "", "dataset cache (default $PTB_CACHE/datasets or the user cache dir)")
 	f.BoolVar(&o.Offline, "offline", false, "use the dataset cache only")
-	f.StringVar(&o.TemplatesDir, "templates-dir", "", "chat templates passed to vLLM (qwen3.jinja, gemma3.jinja, ...)")
+	f.StringVar(&o.TemplatesDir, "templates-dir", "", "chat templates passed to the server (qwen3.jinja, gemma3.jinja, ...)")
 	f.IntVar(&o.Limit, "limit", 0, "evaluate the first N samples (0 = all)")
 	f.BoolVar(&dev, "dev", false, "use the original's development limit (gsm8k 150, gpqamain 50, ...)")
 	f.IntVar(&o.MaxTokens, "max-tokens", 0, "max tokens per completion (0 = the original's retry ladder)")

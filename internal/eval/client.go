@@ -28,6 +28,22 @@ type Client struct {
 	MaxAttempts int
 	// Sleep waits between attempts; nil = a real, cancellable sleep.
 	Sleep func(ctx context.Context, d time.Duration) error
+	// Recover, if set, is called before retrying a request that failed with
+	// a retryable error; it returns once the server can take requests again
+	// (a server that ptb started is restarted if it died). Its error ends
+	// the sample's retries.
+	Recover func(ctx context.Context) error
+}
+
+// recoverServer runs c.Recover, if any, after err.
+func (c *Client) recoverServer(ctx context.Context, err error) error {
+	if c.Recover == nil || !retryable(err) {
+		return nil
+	}
+	if rerr := c.Recover(ctx); rerr != nil {
+		return fmt.Errorf("%w (after: %v)", rerr, err)
+	}
+	return nil
 }
 
 // chatRequest is the body, in the original's key order.
@@ -118,6 +134,9 @@ func (c *Client) Chat(ctx context.Context, s task.Sample, maxTokens int, style s
 			}
 			last = err
 			if attempt < 2 {
+				if rerr := c.recoverServer(ctx, err); rerr != nil {
+					return task.Output{}, fmt.Errorf("sample %s: %w", s.ID, rerr)
+				}
 				if err := c.sleep(ctx, time.Duration(2<<attempt)*time.Second); err != nil {
 					return task.Output{}, err
 				}
@@ -143,6 +162,9 @@ func (c *Client) Chat(ctx context.Context, s task.Sample, maxTokens int, style s
 		}
 		if !retryable(err) || attempt >= max {
 			return task.Output{}, fmt.Errorf("sample %s: %w", s.ID, err)
+		}
+		if rerr := c.recoverServer(ctx, err); rerr != nil {
+			return task.Output{}, fmt.Errorf("sample %s: %w", s.ID, rerr)
 		}
 		if err := c.sleep(ctx, backoff); err != nil {
 			return task.Output{}, err

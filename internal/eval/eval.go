@@ -80,6 +80,9 @@ type Options struct {
 	TemplatesDir string
 	// VLLM is the vllm executable ("" = vllm on PATH).
 	VLLM string
+	// HFPython is the interpreter, with torch and transformers, that runs the
+	// hf backend's server ("" = python3).
+	HFPython string
 	// HTTP is the client for inference requests (nil = a default one).
 	HTTP *http.Client
 	// Sleep replaces real waits between retries (tests).
@@ -189,7 +192,7 @@ type generator func(ctx context.Context, s task.Sample, maxTokens int) (task.Out
 func (o Options) generator(ctx context.Context, info task.Info) (generator, func(), error) {
 	hc := o.HTTP
 	if hc == nil {
-		hc = &http.Client{Timeout: 8 * time.Hour}
+		hc = &http.Client{Timeout: 8 * time.Hour, Transport: transport(o.concurrency())}
 	}
 	switch o.Backend {
 	case BackendReplay:
@@ -208,31 +211,26 @@ func (o Options) generator(ctx context.Context, info task.Info) (generator, func
 		if o.BaseURL == "" {
 			return nil, nil, errors.New("url backend needs a base URL (--base-url)")
 		}
-		return o.clientGenerator(ctx, hc, o.BaseURL, o.APIKey, o.Model, info)
+		return o.clientGenerator(ctx, hc, o.BaseURL, o.APIKey, o.Model, info, nil)
 	case BackendVLLM, BackendHF:
 		srv, err := startServer(ctx, o, info)
 		if err != nil {
 			return nil, nil, err
 		}
-		gen, stop, err := o.clientGenerator(ctx, hc, srv.BaseURL(), srv.APIKey(), srv.Model(), info)
+		gen, stop, err := o.clientGenerator(ctx, hc, srv.BaseURL(), srv.APIKey(), srv.Model(), info, srv.Recover)
 		if err != nil {
 			srv.Close()
 			return nil, nil, err
 		}
-		return func(ctx context.Context, s task.Sample, mt int) (task.Output, bool, error) {
-				if err := srv.Healthy(ctx); err != nil {
-					return task.Output{}, false, err
-				}
-				return gen(ctx, s, mt)
-			}, func() {
-				stop()
-				srv.Close()
-			}, nil
+		return gen, func() {
+			stop()
+			srv.Close()
+		}, nil
 	}
 	return nil, nil, fmt.Errorf("unknown backend %q (want vllm, hf, url or replay)", o.Backend)
 }
 
-func (o Options) clientGenerator(ctx context.Context, hc *http.Client, base, key, model string, info task.Info) (generator, func(), error) {
+func (o Options) clientGenerator(ctx context.Context, hc *http.Client, base, key, model string, info task.Info, recover func(context.Context) error) (generator, func(), error) {
 	if model == "" {
 		m, err := servedModel(ctx, hc, base, key)
 		if err != nil {
@@ -240,11 +238,28 @@ func (o Options) clientGenerator(ctx context.Context, hc *http.Client, base, key
 		}
 		model = m
 	}
-	c := &Client{BaseURL: base, APIKey: key, Model: model, HTTP: hc, Sleep: o.Sleep}
+	c := &Client{BaseURL: base, APIKey: key, Model: model, HTTP: hc, Sleep: o.Sleep, Recover: recover}
 	return func(ctx context.Context, s task.Sample, mt int) (task.Output, bool, error) {
 		out, err := c.Chat(ctx, s, mt, info.Style)
 		return out, true, err
 	}, func() {}, nil
+}
+
+func (o Options) concurrency() int {
+	if o.Concurrency <= 0 {
+		return DefaultConcurrency
+	}
+	return o.Concurrency
+}
+
+// transport keeps one idle connection per worker: the default transport keeps
+// two per host, so at high concurrency nearly every request would dial anew
+// and leave a socket in TIME_WAIT.
+func transport(conc int) *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 0
+	t.MaxIdleConnsPerHost = conc
+	return t
 }
 
 // runLadder generates and scores todo, phase by phase of the retry ladder
@@ -305,10 +320,7 @@ func (o Options) runLadder(ctx context.Context, tk task.Task, info task.Info, to
 // work (as a sample exception aborts the original) and is returned with the
 // samples not yet done.
 func (o Options) runOnce(ctx context.Context, tk task.Task, env task.Env, todo []task.Sample, maxTokens int, gen generator, f *os.File, bar *progressbar.ProgressBar) ([]task.Sample, int, error) {
-	conc := o.Concurrency
-	if conc <= 0 {
-		conc = DefaultConcurrency
-	}
+	conc := o.concurrency()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (

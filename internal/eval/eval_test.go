@@ -23,7 +23,7 @@ import (
 
 // dataDir builds a data root: the shared datasets plus stand-ins for what is
 // not shipped (AIME, GPQA: synthetic rows; judge prompts).
-func dataDir(t *testing.T) string {
+func dataDir(t testing.TB) string {
 	t.Helper()
 	shared := evaltest.Datasets(t)
 	dir := t.TempDir()

@@ -27,26 +27,61 @@ type server interface {
 	BaseURL() string
 	APIKey() string
 	Model() string
-	// Healthy returns nil when the server answers, restarting it if it died.
-	Healthy(ctx context.Context) error
+	// Recover is called after a request failed with a retryable error. It
+	// returns nil once the server answers /health again, restarting it (on
+	// the same port) if it died; an error means the server is gone for good.
+	Recover(ctx context.Context) error
+	// Close stops the server and every process it started.
 	Close() error
 }
 
-// HealthTimeout bounds how long a server may take to come up.
-var healthTimeout = 20 * time.Minute
+// healthTimeout bounds how long a server may take to come up; healthPoll is
+// how often /health is asked meanwhile.
+var (
+	healthTimeout = 20 * time.Minute
+	healthPoll    = 500 * time.Millisecond
+	stopGrace     = 10 * time.Second
+)
+
+// maxRestarts bounds restarts of a server that died during an evaluation.
+const maxRestarts = 3
 
 func startServer(ctx context.Context, o Options, info task.Info) (server, error) {
 	if o.ModelPath == "" {
 		return nil, fmt.Errorf("backend %s needs a model directory (--model)", o.Backend)
 	}
-	if o.Backend == BackendHF {
-		return nil, errors.New("the hf backend is not available in this build; use --backend vllm or --backend url")
+	p := &procServer{o: o, key: randomKey()}
+	switch o.Backend {
+	case BackendHF:
+		dir, err := os.MkdirTemp("", "ptb-hf-server-")
+		if err != nil {
+			return nil, fmt.Errorf("write hf server: %w", err)
+		}
+		script := filepath.Join(dir, HFServerFile)
+		if err := os.WriteFile(script, hfServerPy, 0o644); err != nil {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("write hf server: %w", err)
+		}
+		py := o.HFPython
+		if py == "" {
+			py = "python3"
+		}
+		p.name, p.bin, p.cleanup = "hf server", py, func() { os.RemoveAll(dir) }
+		p.args = func(port int) []string { return append([]string{script}, HFArgs(o, info, port, p.key)...) }
+		p.hint = "is python3 with torch and transformers installed? set --hf-python"
+	default:
+		p.name, p.bin = "vllm", o.VLLM
+		if p.bin == "" {
+			p.bin = "vllm"
+		}
+		p.args = func(port int) []string { return VLLMArgs(o, info, port, p.key) }
+		p.hint = "is vLLM installed? try --backend hf or --backend url"
 	}
-	v := &vllm{o: o, info: info, key: randomKey()}
-	if err := v.start(ctx); err != nil {
+	if err := p.start(ctx); err != nil {
+		p.Close()
 		return nil, err
 	}
-	return v, nil
+	return p, nil
 }
 
 func randomKey() string {
@@ -110,151 +145,223 @@ func ChatTemplateFile(modelType string, tools bool) string {
 	return ""
 }
 
-// VLLMArgs is the `vllm serve` command line of the original (spec 1.1), on
-// 127.0.0.1 instead of 0.0.0.0.
+// chatTemplate is the --chat-template file for the model and task, or "".
+func chatTemplate(o Options, info task.Info) string {
+	if o.TemplatesDir == "" {
+		return ""
+	}
+	if f := ChatTemplateFile(ModelType(o.ModelPath), info.Tools); f != "" {
+		return filepath.Join(o.TemplatesDir, f)
+	}
+	return ""
+}
+
+// VLLMArgs is the `vllm serve` command line of the original (spec 1.1) in
+// inspect's order (host, api key, the task's model args, then the port), on
+// 127.0.0.1 instead of 0.0.0.0. ArenaHard and HealthBench start vLLM
+// themselves: port, --trust-remote-code, api key, template.
 func VLLMArgs(o Options, info task.Info, port int, key string) []string {
-	args := []string{"serve", o.ModelPath, "--host", "127.0.0.1", "--port", strconv.Itoa(port), "--api-key", key}
+	tmpl := chatTemplate(o, info)
 	if info.Style == task.StyleScript {
-		args = append(args, "--trust-remote-code")
-	} else {
+		args := []string{"serve", o.ModelPath, "--host", "127.0.0.1", "--port", strconv.Itoa(port), "--trust-remote-code", "--api-key", key}
+		if tmpl != "" {
+			args = append(args, "--chat-template", tmpl)
+		}
+		return args
+	}
+	args := []string{"serve", o.ModelPath, "--host", "127.0.0.1", "--api-key", key}
+	if info.GPUMemory != "" {
 		args = append(args, "--gpu-memory-utilization", info.GPUMemory)
 	}
-	mt := ModelType(o.ModelPath)
-	if o.TemplatesDir != "" {
-		if f := ChatTemplateFile(mt, info.Tools); f != "" {
-			args = append(args, "--chat-template", filepath.Join(o.TemplatesDir, f))
-		}
+	if tmpl != "" {
+		args = append(args, "--chat-template", tmpl)
 	}
 	if info.Tools {
 		parser := "hermes"
-		if mt == "llama" {
+		if ModelType(o.ModelPath) == "llama" {
 			parser = "llama3_json"
 		}
 		args = append(args, "--enable-auto-tool-choice", "--tool-call-parser", parser)
 	}
-	return args
+	return append(args, "--port", strconv.Itoa(port))
 }
 
-type vllm struct {
-	o    Options
-	info task.Info
-	key  string
+// procServer is an inference server run as a child process in its own
+// process group: `vllm serve` or the embedded transformers server.
+type procServer struct {
+	o       Options
+	key     string
+	name    string // in messages: "vllm", "hf server"
+	bin     string // executable
+	args    func(port int) []string
+	hint    string // what to check when the executable does not start
+	cleanup func() // removes what startServer wrote; nil = nothing
 
-	restartMu sync.Mutex
-	mu        sync.Mutex
-	cmd       *exec.Cmd
-	exited    chan struct{}
-	port      int
+	restartMu sync.Mutex // one restart at a time; Recover callers queue on it
 	restarts  int
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when cmd has exited and its group is killed
+	port   int
+	closed bool
 }
 
-func (v *vllm) BaseURL() string {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	return "http://127.0.0.1:" + strconv.Itoa(v.port) + "/v1"
+func (p *procServer) BaseURL() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return "http://127.0.0.1:" + strconv.Itoa(p.port) + "/v1"
 }
-func (v *vllm) APIKey() string { return v.key }
-func (v *vllm) Model() string  { return v.o.ModelPath }
+func (p *procServer) APIKey() string { return p.key }
+func (p *procServer) Model() string  { return p.o.ModelPath }
 
-func (v *vllm) start(ctx context.Context) error {
-	bin := v.o.VLLM
-	if bin == "" {
-		bin = "vllm"
+func (p *procServer) logPath() string { return filepath.Join(p.o.OutDir, ServerLog) }
+
+// errExited: the process exited before it answered /health.
+var errExited = errors.New("server process exited")
+
+// start runs the server (on the port of the last run, if any, so that
+// clients keep their URL) and waits until it is healthy.
+func (p *procServer) start(ctx context.Context) error {
+	p.mu.Lock()
+	port, closed := p.port, p.closed
+	p.mu.Unlock()
+	if closed {
+		return fmt.Errorf("%s: server closed", p.name)
 	}
-	port, err := freePort()
-	if err != nil {
-		return fmt.Errorf("find a free port: %w", err)
+	if port == 0 {
+		var err error
+		if port, err = freePort(); err != nil {
+			return fmt.Errorf("find a free port: %w", err)
+		}
 	}
-	logf, err := os.OpenFile(filepath.Join(v.o.OutDir, ServerLog), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logf, err := os.OpenFile(p.logPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return fmt.Errorf("open server log: %w", err)
 	}
-	cmd := exec.Command(bin, VLLMArgs(v.o, v.info, port, v.key)...)
+	cmd := exec.Command(p.bin, p.args(port)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	fmt.Fprintf(logf, "ptb: starting %s %s\n", bin, strings.Join(cmd.Args[1:], " "))
+	fmt.Fprintf(logf, "ptb: starting %s %s\n", p.bin, strings.Join(cmd.Args[1:], " "))
 	if err := cmd.Start(); err != nil {
 		logf.Close()
-		return fmt.Errorf("start %s (is vLLM installed? try --backend url): %w", bin, err)
+		return fmt.Errorf("start %s (%s): %w", p.bin, p.hint, err)
 	}
 	exited := make(chan struct{})
 	go func() {
-		_ = cmd.Wait()
+		err := cmd.Wait()
+		// Whatever the server left in its group (vLLM's engine processes
+		// hold GPU memory) goes with it.
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		fmt.Fprintf(logf, "ptb: %s exited: %v\n", p.name, exitText(err))
 		logf.Close()
 		close(exited)
 	}()
-	v.mu.Lock()
-	v.cmd, v.exited, v.port = cmd, exited, port
-	v.mu.Unlock()
-	return v.waitHealthy(ctx, exited)
+	p.mu.Lock()
+	p.cmd, p.exited, p.port = cmd, exited, port
+	closed = p.closed
+	p.mu.Unlock()
+	if closed { // Close ran while the process was starting
+		p.Close()
+		return fmt.Errorf("%s: server closed", p.name)
+	}
+	err = p.waitHealthy(ctx, exited, time.Now().Add(healthTimeout))
+	switch {
+	case errors.Is(err, errExited):
+		return fmt.Errorf("%s exited before it was healthy; see %s", p.name, p.logPath())
+	case err != nil && ctx.Err() == nil:
+		return fmt.Errorf("%s not healthy after %s; see %s", p.name, healthTimeout, p.logPath())
+	}
+	return err
 }
 
-func (v *vllm) waitHealthy(ctx context.Context, exited chan struct{}) error {
-	deadline := time.Now().Add(healthTimeout)
-	url := "http://127.0.0.1:" + strconv.Itoa(v.port) + "/health"
+func exitText(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
+}
+
+// waitHealthy polls /health until it answers 200 (nil), the process exits
+// (errExited), the deadline passes or ctx ends.
+func (p *procServer) waitHealthy(ctx context.Context, exited chan struct{}, deadline time.Time) error {
+	url := p.healthURL()
+	hc := &http.Client{Timeout: 10 * time.Second}
 	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := hc.Do(req)
 		if err == nil {
-			io.Copy(io.Discard, resp.Body)
+			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
-			if resp.StatusCode == 200 {
+			if resp.StatusCode == http.StatusOK {
 				return nil
 			}
 		}
 		select {
 		case <-exited:
-			return fmt.Errorf("vllm exited before it was healthy; see %s", filepath.Join(v.o.OutDir, ServerLog))
+			return errExited
 		case <-ctx.Done():
-			v.Close()
 			return ctx.Err()
-		case <-time.After(500 * time.Millisecond):
+		case <-time.After(healthPoll):
 		}
 		if time.Now().After(deadline) {
-			v.Close()
-			return fmt.Errorf("vllm not healthy after %s; see %s", healthTimeout, filepath.Join(v.o.OutDir, ServerLog))
+			return fmt.Errorf("%s not healthy after %s", p.name, healthTimeout)
 		}
 	}
 }
 
-// Healthy restarts the server (at most 3 times) if it died.
-func (v *vllm) Healthy(ctx context.Context) error {
-	v.restartMu.Lock()
-	defer v.restartMu.Unlock()
-	v.mu.Lock()
-	exited := v.exited
-	v.mu.Unlock()
-	select {
-	case <-exited:
-	default:
-		return nil
-	}
-	if v.restarts >= 3 {
-		return errors.New("vllm died 3 times; giving up")
-	}
-	v.restarts++
-	return v.start(ctx)
+func (p *procServer) healthURL() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return "http://127.0.0.1:" + strconv.Itoa(p.port) + "/health"
 }
 
-// Close stops the server: SIGTERM to its process group, 10 s, then SIGKILL.
-func (v *vllm) Close() error {
-	v.mu.Lock()
-	cmd, exited := v.cmd, v.exited
-	v.mu.Unlock()
-	if cmd == nil || cmd.Process == nil {
-		return nil
+func (p *procServer) Recover(ctx context.Context) error {
+	p.restartMu.Lock()
+	defer p.restartMu.Unlock()
+	p.mu.Lock()
+	exited, closed := p.exited, p.closed
+	p.mu.Unlock()
+	if closed {
+		return fmt.Errorf("%s: server closed", p.name)
 	}
-	select {
-	case <-exited:
-		return nil
-	default:
+	err := p.waitHealthy(ctx, exited, time.Now().Add(healthTimeout))
+	if err == nil || !errors.Is(err, errExited) {
+		return err
 	}
-	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-exited:
-	case <-time.After(10 * time.Second):
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-exited
+	if p.restarts >= maxRestarts {
+		return fmt.Errorf("%s died %d times; giving up; see %s", p.name, p.restarts+1, p.logPath())
+	}
+	p.restarts++
+	if err := p.start(ctx); err != nil {
+		return fmt.Errorf("restart %s: %w", p.name, err)
+	}
+	return nil
+}
+
+// Close stops the server: SIGTERM to its process group, stopGrace, then
+// SIGKILL. It waits until the process has exited.
+func (p *procServer) Close() error {
+	p.mu.Lock()
+	cmd, exited := p.cmd, p.exited
+	already := p.closed
+	p.closed = true
+	p.mu.Unlock()
+	if cmd != nil && cmd.Process != nil {
+		select {
+		case <-exited:
+		default:
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+			select {
+			case <-exited:
+			case <-time.After(stopGrace):
+				_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+				<-exited
+			}
+		}
+	}
+	if !already && p.cleanup != nil {
+		p.cleanup()
 	}
 	return nil
 }

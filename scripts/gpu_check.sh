@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# One-shot check of `ptb eval --backend hf` on a GPU machine with torch and
+# transformers (no vLLM, no internet needed). It builds a tiny Qwen3-like
+# model with random weights and a byte-level BPE tokenizer trained here on the
+# benchmark text, serves it with ptb's embedded transformers server, and runs
+# gsm8k and bfcl with --limit 5. Scores are meaningless (random weights); the
+# check is that both evaluations complete and write metrics.json.
+#
+#   PTB=bin/ptb DATA=/path/to/shared/datasets scripts/gpu_check.sh
+#
+# PTB: a ptb binary (default: go build ./cmd/ptb if Go is installed).
+# DATA: a copy of shared/datasets (default: shared/datasets, then ../shared/datasets).
+# PYTHON: python3 with torch and transformers (default python3).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+WORK=${WORK:-$(mktemp -d /tmp/ptb-gpu-check.XXXXXX)}
+DATA=${DATA:-}
+if [[ -z "$DATA" ]]; then
+  for d in shared/datasets ../shared/datasets; do [[ -d $d/gsm8k ]] && DATA=$d && break; done
+fi
+[[ -n "$DATA" && -f "$DATA/gsm8k/train.jsonl" && -d "$DATA/bfcl" ]] || { echo "gpu_check: set DATA to a copy of shared/datasets" >&2; exit 2; }
+if [[ -z "${PTB:-}" ]]; then
+  command -v go >/dev/null || { echo "gpu_check: set PTB to a ptb binary (go build -o bin/ptb ./cmd/ptb)" >&2; exit 2; }
+  go build -o "$WORK/ptb" ./cmd/ptb
+  PTB=$WORK/ptb
+fi
+echo "gpu_check: work dir $WORK, data $DATA, ptb $PTB"
+"$PYTHON" -c 'import torch, transformers; print("torch", torch.__version__, "cuda", torch.cuda.is_available(), "transformers", transformers.__version__)'
+nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv || true
+
+# A ChatML template with hermes tool calls (Qwen style), passed to the server
+# with --chat-template as templates/qwen3.jinja: ptb picks that file because
+# config.json's architecture is Qwen3.
+mkdir -p "$WORK/templates"
+cat >"$WORK/templates/qwen3.jinja" <<'EOF'
+{%- if tools %}<|im_start|>system
+{% if messages[0].role == 'system' %}{{ messages[0].content }}
+
+{% endif %}# Tools
+
+You are provided with function signatures within <tools></tools> XML tags:
+<tools>{% for tool in tools %}
+{{ tool | tojson }}{% endfor %}
+</tools>
+
+For each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:
+<tool_call>
+{"name": <function-name>, "arguments": <args-json-object>}
+</tool_call><|im_end|>
+{% elif messages[0].role == 'system' %}<|im_start|>system
+{{ messages[0].content }}<|im_end|>
+{% endif %}{% for m in messages %}{% if not (loop.first and m.role == 'system') %}<|im_start|>{{ m.role }}
+{{ m.content }}<|im_end|>
+{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant
+{% endif %}
+EOF
+
+"$PYTHON" - "$WORK/final_model" "$DATA" "$WORK/templates/qwen3.jinja" <<'EOF'
+import glob, json, os, sys
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import PreTrainedTokenizerFast
+
+out, data, template = sys.argv[1:4]
+files = glob.glob(os.path.join(data, "gsm8k", "*.jsonl")) + glob.glob(os.path.join(data, "bfcl", "**", "*.json*"), recursive=True)
+def lines():
+    for f in files:
+        with open(f, encoding="utf-8", errors="replace") as fh:
+            yield from fh
+special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+tk = Tokenizer(models.BPE())
+tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+tk.decoder = decoders.ByteLevel()
+tk.train_from_iterator(lines(), trainers.BpeTrainer(vocab_size=4096, special_tokens=special, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+tok = PreTrainedTokenizerFast(tokenizer_object=tk, eos_token="<|im_end|>", pad_token="<|endoftext|>")
+tok.add_tokens(["<tool_call>", "</tool_call>", "<think>", "</think>"])  # not special, as in Qwen: they survive decoding
+tok.chat_template = open(template).read()
+tok.save_pretrained(out)
+try:
+    from transformers import Qwen3Config as Config, Qwen3ForCausalLM as Model
+except ImportError:
+    from transformers import Qwen2Config as Config, Qwen2ForCausalLM as Model
+eos, pad = tok.convert_tokens_to_ids("<|im_end|>"), tok.convert_tokens_to_ids("<|endoftext|>")
+cfg = Config(vocab_size=len(tok), hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
+             num_key_value_heads=2, head_dim=32, max_position_embeddings=8192, tie_word_embeddings=True,
+             bos_token_id=pad, eos_token_id=eos, pad_token_id=pad)
+torch.manual_seed(0)
+Model(cfg).save_pretrained(out)
+# As vLLM, the server takes sampling defaults from here; max_new_tokens caps max_tokens.
+json.dump({"do_sample": True, "temperature": 0.7, "top_p": 0.8, "top_k": 20, "max_new_tokens": 48,
+           "eos_token_id": eos, "pad_token_id": pad}, open(os.path.join(out, "generation_config.json"), "w"), indent=2)
+n = len(tok(open(os.path.join(data, "gsm8k", "train.jsonl")).readline())["input_ids"])
+print(f"model: {Model.__name__}, vocab {len(tok)}, first gsm8k train row {n} tokens")
+EOF
+
+status=0
+for task in gsm8k bfcl; do
+  echo "== ptb eval --task $task --backend hf"
+  if timeout 600 "$PTB" eval --task "$task" --backend hf --model "$WORK/final_model" --hf-python "$PYTHON" \
+      --templates-dir "$WORK/templates" --data-dir "$DATA" --limit 5 --max-tokens 64 --out "$WORK/$task" --json; then
+    cat "$WORK/$task/metrics.json"
+    head -c 1500 "$WORK/$task/samples.jsonl"; echo
+  else
+    echo "gpu_check: $task failed"; status=1
+  fi
+  echo "-- server.log (tail)"; tail -n 25 "$WORK/$task/server.log" || true
+done
+if pgrep -f "$WORK/final_model" >/dev/null; then echo "gpu_check: a server process was left running"; status=1; fi
+echo "gpu_check: exit $status (outputs in $WORK)"
+exit $status

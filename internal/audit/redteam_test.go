@@ -257,7 +257,7 @@ func cleanRun(t *testing.T, f *fixture, task string) string {
 	writeFile(t, filepath.Join(ws, "timer.sh"), "echo 1h\n")
 	man := ProtectedManifest{Files: map[string]string{}}
 	for _, p := range []string{"evaluate.py", "templates/qwen3.jinja"} {
-		h, err := sha256File(filepath.Join(ws, p))
+		h, err := rundir.HashFile(filepath.Join(ws, p))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,37 +1,20 @@
 package audit
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/ptb-dev/ptb/internal/rundir"
 )
 
-// ProtectedManifest is RUN_DIR/protected.json, written at prepare: sha256
-// (hex) of each protected file, keyed by its path relative to the workspace.
-type ProtectedManifest struct {
-	Files map[string]string `json:"files"`
-}
-
-func sha256File(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
+// ProtectedManifest is RUN_DIR/protected.json, written at prepare.
+type ProtectedManifest = rundir.Protected
 
 // checkProtected compares the workspace's protected files with the
 // manifest at manifestPath.
@@ -69,7 +52,7 @@ func checkProtected(workspace, manifestPath string) Finding {
 			bad = append(bad, fmt.Sprintf("%s: replaced by a symlink", n))
 			continue
 		}
-		got, err := sha256File(p)
+		got, err := rundir.HashFile(p)
 		switch {
 		case errors.Is(err, os.ErrNotExist):
 			bad = append(bad, fmt.Sprintf("%s: deleted", n))

@@ -10,30 +10,27 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/ptb-dev/ptb/internal/agent/npmcli"
 	"github.com/ptb-dev/ptb/internal/modelserver"
 	"github.com/ptb-dev/ptb/internal/result"
 	"github.com/ptb-dev/ptb/internal/sandbox/bwrap"
+	"github.com/ptb-dev/ptb/internal/sandbox/sandboxtest"
 )
 
-// `ptb run` with each real agent CLI (npm, pinned versions) against the
-// scripted model server, in the bwrap sandbox: the agent's tool call runs
-// in the workspace, and result.json carries the usage the server served.
-func TestRunRealAgents(t *testing.T) {
+// realAgents skips unless PTB_E2E_AGENTS=1 and bwrap works, installs the
+// pinned CLIs, and puts them and node on PATH.
+func realAgents(t *testing.T) {
+	t.Helper()
 	if os.Getenv("PTB_E2E_AGENTS") != "1" {
 		t.Skip("set PTB_E2E_AGENTS=1 to run the real agent CLIs (needs node and npm)")
 	}
 	if err := bwrap.New().Check(context.Background()); err != nil {
 		t.Skipf("bwrap unavailable: %v", err)
 	}
-	pfx, err := npmcli.DefaultPrefix()
+	pfx, err := npmcli.Ready(context.Background())
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := npmcli.Install(context.Background(), pfx); err != nil {
 		t.Fatal(err)
 	}
 	node, err := exec.LookPath("node")
@@ -41,23 +38,38 @@ func TestRunRealAgents(t *testing.T) {
 		t.Fatal("node not found")
 	}
 	t.Setenv("PATH", npmcli.Bin(pfx)+":"+filepath.Dir(node)+":/usr/local/bin:/usr/bin:/bin")
+}
+
+// startModel serves script (nil: the default) on a free port for the
+// test's lifetime and returns the server and its base URL.
+func startModel(t *testing.T, script *modelserver.Script, log io.Writer) (*modelserver.Server, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := modelserver.New(script, log)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go srv.Serve(ctx, ln)
+	return srv, "http://" + ln.Addr().String()
+}
+
+// `ptb run` with each real agent CLI (npm, pinned versions) against the
+// scripted model server, in the bwrap sandbox: the agent's tool call runs
+// in the workspace, and result.json carries the usage the server served.
+func TestRunRealAgents(t *testing.T) {
+	realAgents(t)
 	models := map[string]string{"claude": "claude-sonnet-4-5", "codex": "gpt-5.1-codex-max:high", "gemini": "gemini-2.5-pro", "opencode": "ptb/scripted-model"}
 	for _, name := range []string{"claude", "codex", "gemini", "opencode"} {
 		if only := os.Getenv("PTB_E2E_ONLY"); only != "" && !strings.Contains(only, name) {
 			continue
 		}
 		t.Run(name, func(t *testing.T) {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			srv := modelserver.New(nil, io.Discard)
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			go srv.Serve(ctx, ln)
+			srv, url := startModel(t, nil, io.Discard)
 			out := t.TempDir()
 			code, stdout, stderr := runPTB(t, "run", "--agent", name, "--agent-model", models[name],
-				"--endpoint", "http://"+ln.Addr().String(), "--network", "host",
+				"--endpoint", url, "--network", "host",
 				"--base-model", "qwen3-1.7b", "--benchmark", "gsm8k", "--hours", "0.05",
 				"--eval-backend", "none", "--out", out, "--json")
 			if code != 0 {
@@ -106,21 +118,7 @@ func tailOf(s string) string {
 // server in the audit stage: its two judgement files decide the judge's
 // findings, and a "contamination detected" flags the run.
 func TestRunWithRealCodexJudge(t *testing.T) {
-	if os.Getenv("PTB_E2E_AGENTS") != "1" {
-		t.Skip("set PTB_E2E_AGENTS=1 to run the real agent CLIs (needs node and npm)")
-	}
-	if err := bwrap.New().Check(context.Background()); err != nil {
-		t.Skipf("bwrap unavailable: %v", err)
-	}
-	pfx, err := npmcli.DefaultPrefix()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := npmcli.Install(context.Background(), pfx); err != nil {
-		t.Fatal(err)
-	}
-	node, _ := exec.LookPath("node")
-	t.Setenv("PATH", npmcli.Bin(pfx)+":"+filepath.Dir(node)+":/usr/local/bin:/usr/bin:/bin")
+	realAgents(t)
 	script := filepath.Join(t.TempDir(), "agent.yaml")
 	os.WriteFile(script, []byte("steps:\n  - run: \"echo training > notes.txt\"\n  - model: final_model\nfinal: done\n"), 0o644)
 	for _, c := range []struct {
@@ -131,21 +129,14 @@ func TestRunWithRealCodexJudge(t *testing.T) {
 		{"detected", "contamination detected", "flagged", "flag"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			srv := modelserver.New(&modelserver.Script{Turns: []modelserver.Turn{
+			srv, url := startModel(t, &modelserver.Script{Turns: []modelserver.Turn{
 				{Shell: "echo '" + c.contamination + "' > contamination_judgement.txt && echo 'only allowed use detected' > disallowed_model_judgement.txt"},
 				{Text: "done"},
 			}}, io.Discard)
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			go srv.Serve(ctx, ln)
 			out := t.TempDir()
 			code, stdout, stderr := runPTB(t, "run", "--agent", "scripted", "--script", script,
 				"--base-model", "qwen3-1.7b", "--benchmark", "gsm8k", "--hours", "0.01", "--eval-backend", "none",
-				"--judge-model", "gpt-5.1-codex-max", "--judge-endpoint", "http://"+ln.Addr().String(), "--out", out, "--json")
+				"--judge-model", "gpt-5.1-codex-max", "--judge-endpoint", url, "--out", out, "--json")
 			if code != 0 {
 				t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
 			}
@@ -180,40 +171,19 @@ func TestRunWithRealCodexJudge(t *testing.T) {
 // relaunched through the CLI's own resume mechanism with the original's
 // continuation prompt, which reaches the model.
 func TestRepromptRealAgents(t *testing.T) {
-	if os.Getenv("PTB_E2E_AGENTS") != "1" {
-		t.Skip("set PTB_E2E_AGENTS=1 to run the real agent CLIs (needs node and npm)")
-	}
-	if err := bwrap.New().Check(context.Background()); err != nil {
-		t.Skipf("bwrap unavailable: %v", err)
-	}
-	pfx, err := npmcli.DefaultPrefix()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := npmcli.Install(context.Background(), pfx); err != nil {
-		t.Fatal(err)
-	}
-	node, _ := exec.LookPath("node")
-	t.Setenv("PATH", npmcli.Bin(pfx)+":"+filepath.Dir(node)+":/usr/local/bin:/usr/bin:/bin")
+	realAgents(t)
 	models := map[string]string{"claude": "claude-sonnet-4-5", "codex": "gpt-5.1-codex-max", "gemini": "gemini-2.5-pro", "opencode": "ptb/scripted-model"}
 	for _, name := range []string{"claude", "codex", "gemini", "opencode"} {
 		if only := os.Getenv("PTB_E2E_ONLY"); only != "" && !strings.Contains(only, name) {
 			continue
 		}
 		t.Run(name, func(t *testing.T) {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			var reqs lockedBuf
-			srv := modelserver.New(nil, &reqs)
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			go srv.Serve(ctx, ln)
+			reqs := &sandboxtest.Buffer{}
+			_, url := startModel(t, nil, reqs)
 			out := t.TempDir()
 			// 30 s budget, reprompt while 24 s are left: at least one relaunch.
 			code, stdout, stderr := runPTB(t, "run", "--agent", name, "--agent-model", models[name],
-				"--endpoint", "http://"+ln.Addr().String(), "--network", "host", "--reprompt", "24s",
+				"--endpoint", url, "--network", "host", "--reprompt", "24s",
 				"--base-model", "qwen3-1.7b", "--benchmark", "gsm8k", "--hours", strconv.FormatFloat(30.0/3600, 'f', -1, 64),
 				"--eval-backend", "none", "--out", out, "--json")
 			if code != 0 {
@@ -245,21 +215,4 @@ func TestRepromptRealAgents(t *testing.T) {
 			}
 		})
 	}
-}
-
-type lockedBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -2,10 +2,7 @@ package pipeline
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -24,11 +21,8 @@ import (
 // (outside the agent's reach).
 const PromptFile = "prompt.txt"
 
-// Protected is protected.json: sha256 of every protected workspace file,
-// by path relative to the workspace.
-type Protected struct {
-	Files map[string]string `json:"files"`
-}
+// Protected is protected.json (see rundir.Protected).
+type Protected = rundir.Protected
 
 // prepare makes a fresh workspace: prompt, evaluate.py, templates/,
 // timer.sh, and the protected-file manifest.
@@ -117,7 +111,7 @@ func hashProtected(ws string) (Protected, error) {
 			if err != nil || d.IsDir() {
 				return err
 			}
-			sum, err := sha256File(f)
+			sum, err := rundir.HashFile(f)
 			if err != nil {
 				return err
 			}
@@ -155,19 +149,6 @@ func checkProtected(ws string, want Protected) ([]string, error) {
 	}
 	sort.Strings(diffs)
 	return diffs, nil
-}
-
-func sha256File(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // TimerScript is timer.sh: it prints the remaining time as the original

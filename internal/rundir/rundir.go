@@ -4,8 +4,11 @@
 package rundir
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 )
@@ -101,4 +104,25 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 		d.Close()
 	}
 	return nil
+}
+
+// Protected is protected.json: the sha256 (hex) of every protected
+// workspace file, keyed by its path relative to the workspace. Prepare
+// writes it; collect and the audit check the workspace against it.
+type Protected struct {
+	Files map[string]string `json:"files"`
+}
+
+// HashFile returns the sha256 (hex) of the file at path.
+func HashFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -77,3 +77,12 @@ func Install(ctx context.Context, prefix string) error {
 	}
 	return nil
 }
+
+// Ready returns DefaultPrefix with the CLIs installed in it.
+func Ready(ctx context.Context) (string, error) {
+	p, err := DefaultPrefix()
+	if err != nil {
+		return "", err
+	}
+	return p, Install(ctx, p)
+}

@@ -17,19 +17,19 @@ import (
 	"github.com/ptb-dev/ptb/internal/sandbox/proctree"
 )
 
-// buffer is a goroutine-safe bytes.Buffer.
-type buffer struct {
+// Buffer is a goroutine-safe bytes.Buffer for a process's output.
+type Buffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (b *buffer) Write(p []byte) (int, error) {
+func (b *Buffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.Write(p)
 }
 
-func (b *buffer) String() string {
+func (b *Buffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
@@ -53,12 +53,12 @@ func newFixture(t *testing.T, b sandbox.Backend) *fixture {
 	return &fixture{t: t, backend: b, root: root, marker: "ptb-sbx-marker:" + root}
 }
 
-func (f *fixture) spec(mode string, extraEnv ...string) (sandbox.Spec, *buffer, *buffer) {
+func (f *fixture) spec(mode string, extraEnv ...string) (sandbox.Spec, *Buffer, *Buffer) {
 	exe, err := os.Executable()
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	var out, errb buffer
+	var out, errb Buffer
 	env := append([]string{HelperEnv + "=" + mode, "PATH=/usr/bin:/bin", "HOME=" + filepath.Join(f.root, "home")}, extraEnv...)
 	return sandbox.Spec{
 		Argv:      []string{exe, f.marker},

@@ -66,6 +66,7 @@ func TestRunRealAgents(t *testing.T) {
 			continue
 		}
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			srv, url := startModel(t, nil, io.Discard)
 			out := t.TempDir()
 			code, stdout, stderr := runPTB(t, "run", "--agent", name, "--agent-model", models[name],
@@ -178,13 +179,15 @@ func TestRepromptRealAgents(t *testing.T) {
 			continue
 		}
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			reqs := &sandboxtest.Buffer{}
 			_, url := startModel(t, nil, reqs)
 			out := t.TempDir()
-			// 30 s budget, reprompt while 24 s are left: at least one relaunch.
+			// 40 s budget, reprompt while 25 s are left: a relaunch unless the first
+			// session takes over 15 s.
 			code, stdout, stderr := runPTB(t, "run", "--agent", name, "--agent-model", models[name],
-				"--endpoint", url, "--network", "host", "--reprompt", "24s",
-				"--base-model", "qwen3-1.7b", "--benchmark", "gsm8k", "--hours", strconv.FormatFloat(30.0/3600, 'f', -1, 64),
+				"--endpoint", url, "--network", "host", "--reprompt", "25s",
+				"--base-model", "qwen3-1.7b", "--benchmark", "gsm8k", "--hours", strconv.FormatFloat(40.0/3600, 'f', -1, 64),
 				"--eval-backend", "none", "--out", out, "--json")
 			if code != 0 {
 				t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)

@@ -442,14 +442,14 @@ final: "finished after resume"
 // relaunched with the original's continuation prompt, until less is left.
 func TestRepromptRelaunchesEarlyExit(t *testing.T) {
 	threshold := 2 * time.Second
-	d, res, _ := runHelper(t, "sleep:1s", 5.5, time.Second, func(s *job.Spec) { s.Reprompt = threshold })
+	d, res, _ := runHelper(t, "sleep:1s", 8, time.Second, func(s *job.Spec) { s.Reprompt = threshold })
 	var st pipeline.SolveState
 	b, _ := os.ReadFile(d.Path(rundir.SolveState))
 	json.Unmarshal(b, &st)
-	if len(st.Segments) < 3 || res.Solve.Segments != len(st.Segments) {
-		t.Fatalf("%d segments (record %d), want at least 3", len(st.Segments), res.Solve.Segments)
+	if len(st.Segments) < 2 || res.Solve.Segments != len(st.Segments) {
+		t.Fatalf("%d segments (record %d), want at least 2", len(st.Segments), res.Solve.Segments)
 	}
-	budget := 5500 * time.Millisecond
+	budget := 8 * time.Second
 	var spent time.Duration
 	for i, g := range st.Segments {
 		spent += g.End.Sub(g.Start)

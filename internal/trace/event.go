@@ -20,10 +20,12 @@ const (
 	AgentCodex    = "codex"
 	AgentGemini   = "gemini"
 	AgentOpenCode = "opencode"
+	AgentScripted = "scripted" // ptb's built-in stand-in agent
 	AgentUnknown  = "unknown"
 )
 
-// Agents lists the agents with a decoder.
+// Agents lists the agent CLIs with a decoder (ptb's own scripted agent
+// has one too: AgentScripted).
 func Agents() []string { return []string{AgentClaude, AgentCodex, AgentGemini, AgentOpenCode} }
 
 // Kind is a normalized event kind.

@@ -14,6 +14,9 @@ import (
 // renderer and summarizer cope with whatever comes out.
 func fuzzDecode(f *testing.F, agent string) {
 	p := filepath.Join(sharedDir(f), "fixtures", "traces", agent+".jsonl")
+	if agent == AgentScripted {
+		p = filepath.Join("testdata", "scripted.jsonl")
+	}
 	if b, err := os.ReadFile(p); err == nil {
 		f.Add(b)
 		for _, line := range bytes.Split(b, []byte("\n")) {
@@ -57,3 +60,4 @@ func FuzzDecodeClaude(f *testing.F)   { fuzzDecode(f, AgentClaude) }
 func FuzzDecodeCodex(f *testing.F)    { fuzzDecode(f, AgentCodex) }
 func FuzzDecodeGemini(f *testing.F)   { fuzzDecode(f, AgentGemini) }
 func FuzzDecodeOpenCode(f *testing.F) { fuzzDecode(f, AgentOpenCode) }
+func FuzzDecodeScripted(f *testing.F) { fuzzDecode(f, AgentScripted) }

@@ -79,10 +79,12 @@ func NewDecoder(agent string) (*Decoder, error) {
 		d.decode = decodeGemini
 	case AgentOpenCode:
 		d.decode = decodeOpenCode
+	case AgentScripted:
+		d.decode = decodeScripted
 	case AgentUnknown:
 		d.decode = func(d *Decoder, v *fastjson.Value, base Event) { d.emit(base, KindUnknown) }
 	default:
-		return nil, fmt.Errorf("unknown agent %q (want one of claude, codex, gemini, opencode)", agent)
+		return nil, fmt.Errorf("unknown agent %q (want one of claude, codex, gemini, opencode, scripted)", agent)
 	}
 	return d, nil
 }
@@ -195,6 +197,9 @@ const detectLines = 64
 // not tell.
 func detect(v *fastjson.Value) string {
 	typ := str(v, "type")
+	if typ == "session_start" && str(v, "agent") == AgentScripted {
+		return AgentScripted
+	}
 	switch typ {
 	case "thread.started", "turn.started", "turn.completed", "turn.failed",
 		"item.started", "item.updated", "item.completed":

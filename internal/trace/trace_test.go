@@ -378,3 +378,25 @@ func TestUnknownAgent(t *testing.T) {
 		t.Error("NewDecoder(cursor) did not fail")
 	}
 }
+
+// The scripted agent's trace, captured from a `ptb demo` run.
+func TestGoldenScriptedTrace(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("testdata", "scripted.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	sum := NewSummarizer()
+	used, err := Stream(context.Background(), bytes.NewReader(raw), "", Tee(rec, sum))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if used != AgentScripted {
+		t.Errorf("detected %q, want scripted", used)
+	}
+	golden(t, "scripted.events.golden", rec.out.Bytes())
+	s := sum.Summary("", DefaultPrices())
+	if s.ToolCalls != 5 || !strings.HasPrefix(s.FinalMessage, "final_model is ready") || s.Error != nil {
+		t.Errorf("summary = %d tool calls, final %q, error %v", s.ToolCalls, s.FinalMessage, s.Error)
+	}
+}

@@ -1,14 +1,16 @@
 package audit
 
 import (
-	"bufio"
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/ptb-dev/ptb/internal/trace"
 )
 
 // traceRule is a pattern over the raw JSON text of one trace line. A rule
@@ -71,7 +73,13 @@ func traceRules() []traceRule {
 	return rules
 }
 
-// checkTrace applies the rules to every line of the raw trace at path.
+// checkTrace applies the rules to the agent's trace at path, decoded into
+// normalized events (internal/trace): tool calls (commands, file writes,
+// patches) are what the agent did, so every rule applies to them; tool
+// output only proves a download when it shows a hub file URL of a denied
+// repo; assistant text is talk, not action. Lines the decoder does not
+// understand (unknown events, non-JSON output, a trace of an unknown agent)
+// get every rule, failing closed.
 func checkTrace(path string) []Finding {
 	const check = "trace"
 	if path == "" {
@@ -85,44 +93,96 @@ func checkTrace(path string) []Finding {
 		return []Finding{unverified(check, "", err.Error())}
 	}
 	defer f.Close()
-	rules := traceRules()
-	ev := map[string][]string{}
-	br := bufio.NewReaderSize(f, 1<<20)
-	lines := 0
-	for ln := 1; ; ln++ {
-		b, err := br.ReadBytes('\n') // lines can exceed any fixed buffer
-		if len(b) > 0 {
-			lines++
-			for _, r := range rules {
-				loc := r.RE.FindIndex(b)
-				if loc == nil || r.Need != nil && !r.Need.Match(b) {
-					continue
-				}
-				if len(ev[r.Kind]) < 20 {
-					ev[r.Kind] = append(ev[r.Kind], fmt.Sprintf("trace line %d: %s: %s", ln, r.Name, snippet(b, loc)))
-				}
-			}
-		}
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return []Finding{unverified(check, "", fmt.Sprintf("read %s: %v", path, err))}
-		}
+	m := &traceMatcher{rules: traceRules(), ev: map[string][]string{}}
+	agent, err := trace.Stream(context.Background(), f, "", m)
+	if err != nil {
+		return []Finding{unverified(check, "", fmt.Sprintf("read %s: %v", path, err))}
 	}
-	kinds := make([]string, 0, len(ev))
-	for k := range ev {
+	kinds := make([]string, 0, len(m.ev))
+	for k := range m.ev {
 		kinds = append(kinds, k)
 	}
 	sort.Strings(kinds)
 	var out []Finding
 	for _, k := range kinds {
-		out = append(out, flag(check, k, ev[k]...))
+		out = append(out, flag(check, k, m.ev[k]...))
 	}
 	if len(out) == 0 {
-		out = append(out, pass(check, "", fmt.Sprintf("%s: %d lines, no rule matched", path, lines)))
+		out = append(out, pass(check, "", fmt.Sprintf("%s: %s trace, %d events (%d tool calls), no rule matched", path, agent, m.events, m.calls)))
 	}
 	return out
+}
+
+// traceMatcher is a trace.Handler applying the rules to each event.
+type traceMatcher struct {
+	rules         []traceRule
+	ev            map[string][]string
+	events, calls int
+}
+
+func (m *traceMatcher) Event(e *trace.Event) error {
+	m.events++
+	switch e.Kind {
+	case trace.KindToolCall:
+		m.calls++
+		if e.Tool == nil {
+			return nil
+		}
+		// The call as JSON: the rules match JSON text with escaped quotes.
+		b, _ := json.Marshal(struct {
+			Name  string          `json:"name"`
+			Input json.RawMessage `json:"input,omitempty"`
+		}{e.Tool.Name, e.Tool.Input})
+		m.match(e.Line, b, m.rules)
+	case trace.KindToolResult:
+		if e.Result != nil {
+			m.matchDownloads(e.Line, e.Result.Output)
+		}
+	case trace.KindUnknown:
+		m.match(e.Line, e.Raw, m.rules)
+	}
+	return nil
+}
+
+func (m *traceMatcher) NonJSON(line int, raw []byte) error {
+	m.match(line, raw, m.rules)
+	return nil
+}
+
+func (m *traceMatcher) match(line int, b []byte, rules []traceRule) {
+	for _, r := range rules {
+		loc := r.RE.FindIndex(b)
+		if loc == nil || r.Need != nil && !r.Need.Match(b) {
+			continue
+		}
+		m.add(r.Kind, fmt.Sprintf("trace line %d: %s: %s", line, r.Name, snippet(b, loc)))
+	}
+}
+
+// matchDownloads flags tool output that shows a file of a denied repo being
+// fetched from the hub (a resolve URL, as transformers and datasets print).
+func (m *traceMatcher) matchDownloads(line int, out string) {
+	if !strings.Contains(out, "/resolve/") {
+		return
+	}
+	for _, d := range DeniedRepos() {
+		re := `(?i)huggingface\.co/(?:datasets/)?` + regexp.QuoteMeta(d.Repo) + `/resolve/[^\s"']*`
+		loc := regexp.MustCompile(re).FindStringIndex(out)
+		if loc == nil || d.PathHas != "" && !strings.Contains(strings.ToLower(out[loc[0]:loc[1]]), strings.ToLower(d.PathHas)) {
+			continue
+		}
+		kind := KindModel
+		if d.RepoType == "dataset" {
+			kind = KindContamination
+		}
+		m.add(kind, fmt.Sprintf("trace line %d: tool output shows a download from denied repo %s (%s): %s", line, d.Repo, d.Why, snippet([]byte(out), loc)))
+	}
+}
+
+func (m *traceMatcher) add(kind, evidence string) {
+	if len(m.ev[kind]) < 20 {
+		m.ev[kind] = append(m.ev[kind], evidence)
+	}
 }
 
 func snippet(b []byte, loc []int) string {

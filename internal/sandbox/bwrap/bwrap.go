@@ -8,6 +8,7 @@ package bwrap
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,15 +21,46 @@ import (
 )
 
 // Backend runs processes under bubblewrap.
+//
+// When the harness runs as root, bwrap (as root) builds the mount, pid, ipc,
+// uts, cgroup and network namespaces, and the agent then runs as the
+// unprivileged host user Drop in a user namespace of its own where it
+// appears as root (setpriv, then unshare --map-root-user). Files the host
+// keeps from other users (/etc/shadow, host keys) stay unreadable, and the
+// workspace, home and /tmp are handed to that user. When the harness is not
+// root, bwrap itself creates the user namespace and the agent keeps the
+// harness's own unprivileged identity.
 type Backend struct {
 	// Path is the bwrap executable; "" looks it up on PATH.
 	Path string
+	// Drop is the host identity the agent runs as when the harness is
+	// root; the zero value means DefaultDrop.
+	Drop Identity
 }
+
+// Identity is a host user and group id.
+type Identity struct{ UID, GID int }
+
+// DefaultDrop is the unprivileged identity agents run as under a root
+// harness (no account needs to exist for it).
+var DefaultDrop = Identity{UID: 60000, GID: 60000}
 
 var _ sandbox.Backend = (*Backend)(nil)
 
 // New returns the bwrap backend using bwrap from PATH.
 func New() *Backend { return &Backend{} }
+
+// drop returns the identity to drop to, or nil when the harness is not root.
+func (b *Backend) drop() *Identity {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	d := b.Drop
+	if d.UID == 0 {
+		d = DefaultDrop
+	}
+	return &d
+}
 
 // Capabilities implements sandbox.Backend.
 func (*Backend) Capabilities() sandbox.Capabilities {
@@ -59,17 +91,36 @@ func (b *Backend) Check(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	out, err := exec.CommandContext(ctx, p, "--unshare-user", "--unshare-pid", "--unshare-net",
+	args := []string{"--unshare-user", "--unshare-pid", "--unshare-net",
 		"--unshare-ipc", "--unshare-uts", "--die-with-parent",
-		"--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--", "true").CombinedOutput()
+		"--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--", "true"}
+	if d := b.drop(); d != nil {
+		for _, tool := range []string{"setpriv", "unshare"} {
+			if _, err := exec.LookPath(tool); err != nil {
+				return fmt.Errorf("%w: %s not found (util-linux)", sandbox.ErrUnavailable, tool)
+			}
+		}
+		args = append(append([]string{}, args[1:len(args)-1]...), dropArgv(*d, []string{"true"})...)
+	}
+	out, err := exec.CommandContext(ctx, p, args...).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("%w: bwrap cannot create namespaces here: %v: %s", sandbox.ErrUnavailable, err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }
 
-// Args returns bwrap's arguments for spec (without the executable).
-func Args(spec sandbox.Spec) ([]string, error) {
+// dropArgv wraps argv so that it runs as d, with no capabilities, in a
+// new user namespace where it is root.
+func dropArgv(d Identity, argv []string) []string {
+	return append([]string{"setpriv", "--reuid=" + strconv.Itoa(d.UID), "--regid=" + strconv.Itoa(d.GID),
+		"--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--",
+		"unshare", "--user", "--map-root-user", "--"}, argv...)
+}
+
+// Args returns bwrap's arguments for spec (without the executable). With
+// drop set (a root harness), bwrap creates no user namespace itself and the
+// command is wrapped to run as drop in one of its own.
+func Args(spec sandbox.Spec, drop *Identity) ([]string, error) {
 	for name, p := range map[string]string{"workspace": spec.Workspace, "home": spec.Home, "tmp": spec.Tmp} {
 		if p == "" || !filepath.IsAbs(p) {
 			return nil, fmt.Errorf("sandbox bwrap: %s must be an absolute path, got %q", name, p)
@@ -79,8 +130,9 @@ func Args(spec sandbox.Spec) ([]string, error) {
 	if dir == "" {
 		dir = spec.Workspace
 	}
-	a := []string{
-		"--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+	a := []string{"--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"}
+	if drop == nil {
+		a = append([]string{"--unshare-user"}, a...)
 	}
 	switch spec.Network {
 	case "", sandbox.NetworkNone:
@@ -116,13 +168,30 @@ func Args(spec sandbox.Spec) ([]string, error) {
 		a = append(a, "--tmpfs", h)
 	}
 	a = append(a, "--bind", spec.Tmp, "/tmp")
+	binds := [][3]string{}
 	for _, p := range spec.ReadOnly {
-		a = append(a, "--ro-bind", p, p)
+		binds = append(binds, [3]string{"--ro-bind", p, p})
 	}
 	for _, p := range spec.Writable {
-		a = append(a, "--bind", p, p)
+		binds = append(binds, [3]string{"--bind", p, p})
 	}
-	a = append(a, "--bind", spec.Workspace, spec.Workspace, "--bind", spec.Home, spec.Home)
+	binds = append(binds, [3]string{"--bind", spec.Workspace, spec.Workspace}, [3]string{"--bind", spec.Home, spec.Home})
+	// bwrap makes missing mount points with mode 0700; inside the fresh
+	// mounts (hidden directories, /tmp) make them 0755 first so that an
+	// unprivileged agent can reach what is bound there.
+	fresh := append(append([]string{}, hidden...), "/tmp")
+	made := map[string]bool{}
+	for _, b := range binds {
+		for _, dir := range ancestorsUnder(b[2], fresh) {
+			if !made[dir] {
+				made[dir] = true
+				a = append(a, "--dir", dir)
+			}
+		}
+	}
+	for _, b := range binds {
+		a = append(a, b[0], b[1], b[2])
+	}
 	for _, dev := range gpuDevices(spec.GPUs) {
 		a = append(a, "--dev-bind", dev, dev)
 	}
@@ -130,6 +199,9 @@ func Args(spec sandbox.Spec) ([]string, error) {
 		a = append(a, "--remount-ro", h)
 	}
 	a = append(a, "--chdir", dir, "--")
+	if drop != nil {
+		return append(a, dropArgv(*drop, spec.Argv)...), nil
+	}
 	return append(a, spec.Argv...), nil
 }
 
@@ -159,12 +231,21 @@ func (b *Backend) Start(ctx context.Context, spec sandbox.Spec) (sandbox.Process
 	if err != nil {
 		return nil, err
 	}
-	args, err := Args(spec)
+	drop := b.drop()
+	args, err := Args(spec, drop)
 	if err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(spec.Tmp, 0o1777); err != nil {
 		return nil, fmt.Errorf("sandbox bwrap: %w", err)
+	}
+	if drop != nil {
+		// The agent's own directories belong to the identity it runs as.
+		for _, d := range []string{spec.Workspace, spec.Home, spec.Tmp} {
+			if err := chownTree(d, *drop); err != nil {
+				return nil, fmt.Errorf("sandbox bwrap: hand %s to uid %d: %w", d, drop.UID, err)
+			}
+		}
 	}
 	launch := spec
 	launch.Dir = "" // bwrap itself starts wherever; --chdir places the agent
@@ -186,4 +267,29 @@ func (b *Backend) Start(ctx context.Context, spec sandbox.Spec) (sandbox.Process
 		return nil, fmt.Errorf("sandbox bwrap: %w", err)
 	}
 	return p, nil
+}
+
+// chownTree gives every file under root to id, without following symlinks.
+func chownTree(root string, id Identity) error {
+	return filepath.WalkDir(root, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, id.UID, id.GID)
+	})
+}
+
+// ancestorsUnder lists the ancestors of p (outermost first, p excluded)
+// that lie strictly inside one of roots.
+func ancestorsUnder(p string, roots []string) []string {
+	var out []string
+	for d := filepath.Dir(p); d != "/" && d != "."; d = filepath.Dir(d) {
+		for _, r := range roots {
+			if strings.HasPrefix(d, strings.TrimSuffix(r, "/")+"/") {
+				out = append([]string{d}, out...)
+				break
+			}
+		}
+	}
+	return out
 }

@@ -92,6 +92,14 @@ func helper(mode string, args []string) int {
 		}
 		fmt.Println("wrote", arg)
 		return 0
+	case "readfile":
+		b, err := os.ReadFile(arg)
+		if err != nil {
+			fmt.Println("readfile failed:", err)
+			return 3
+		}
+		fmt.Println("read", len(b), "bytes")
+		return 0
 	case "read":
 		if _, err := os.ReadDir(arg); err != nil {
 			fmt.Println("read failed:", err)

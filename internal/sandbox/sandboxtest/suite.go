@@ -308,6 +308,19 @@ func Run(t *testing.T, newBackend func() sandbox.Backend) {
 		}
 	})
 
+	t.Run("HostSecretsUnreadable", func(t *testing.T) {
+		// Files the host keeps from other users stay unreadable even when
+		// the harness runs as root.
+		if _, err := os.Stat("/etc/shadow"); err != nil {
+			t.Skip("no /etc/shadow here")
+		}
+		f := newFixture(t, b)
+		spec, out, _ := f.spec("readfile:/etc/shadow")
+		if ex := f.run(spec); ex.Code == 0 {
+			t.Errorf("/etc/shadow is readable in the sandbox: %q", out.String())
+		}
+	})
+
 	t.Run("NoNetworkByDefault", func(t *testing.T) {
 		f := newFixture(t, b)
 		spec, out, _ := f.spec("net")

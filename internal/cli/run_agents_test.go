@@ -183,11 +183,11 @@ func TestRepromptRealAgents(t *testing.T) {
 			reqs := &sandboxtest.Buffer{}
 			_, url := startModel(t, nil, reqs)
 			out := t.TempDir()
-			// 40 s budget, reprompt while 25 s are left: a relaunch unless the first
-			// session takes over 15 s.
+			// 30 s budget, reprompt while 1 s is left: relaunches until the
+			// deadline, which may cut the last session short (grace 5 s).
 			code, stdout, stderr := runPTB(t, "run", "--agent", name, "--agent-model", models[name],
-				"--endpoint", url, "--network", "host", "--reprompt", "25s",
-				"--base-model", "qwen3-1.7b", "--benchmark", "gsm8k", "--hours", strconv.FormatFloat(40.0/3600, 'f', -1, 64),
+				"--endpoint", url, "--network", "host", "--reprompt", "1s", "--grace", "5s",
+				"--base-model", "qwen3-1.7b", "--benchmark", "gsm8k", "--hours", strconv.FormatFloat(30.0/3600, 'f', -1, 64),
 				"--eval-backend", "none", "--out", out, "--json")
 			if code != 0 {
 				t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ptb-dev/ptb/internal/sharedtest"
+
 	"github.com/ptb-dev/ptb/internal/result"
 )
 
@@ -21,16 +23,8 @@ func TestMain(m *testing.M) {
 
 func sharedDatasets(t *testing.T) string {
 	t.Helper()
-	root := filepath.Join("..", "..", "..", "shared")
-	if s := os.Getenv("PTB_SHARED"); s != "" {
-		root = s
-	}
-	d := filepath.Join(root, "datasets")
-	if _, err := os.Stat(filepath.Join(d, "gsm8k", "test.jsonl")); err != nil {
-		t.Skipf("shared datasets not found at %s (set PTB_SHARED)", d)
-	}
-	abs, _ := filepath.Abs(d)
-	return abs
+	sharedtest.Path(t, "datasets", "gsm8k", "test.jsonl")
+	return filepath.Join(sharedtest.Dir(t), "datasets")
 }
 
 func TestRunUsageErrors(t *testing.T) {

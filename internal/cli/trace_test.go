@@ -3,11 +3,12 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ptb-dev/ptb/internal/sharedtest"
 
 	"github.com/ptb-dev/ptb/internal/result"
 	"github.com/ptb-dev/ptb/internal/rundir"
@@ -16,15 +17,7 @@ import (
 // fixtureTrace returns the path of a real captured trace, or skips.
 func fixtureTrace(t *testing.T, agent string) string {
 	t.Helper()
-	shared := os.Getenv("PTB_SHARED")
-	if shared == "" {
-		shared = filepath.Join("..", "..", "..", "shared")
-	}
-	p := filepath.Join(shared, "fixtures", "traces", agent+".jsonl")
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("real trace not available (%v); set PTB_SHARED", err)
-	}
-	return p
+	return sharedtest.Path(t, "fixtures", "traces", agent+".jsonl")
 }
 
 func TestTraceSummaryJSON(t *testing.T) {

@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/ptb-dev/ptb/internal/eval/dataset"
 	"github.com/ptb-dev/ptb/internal/eval/judge"
+	"github.com/ptb-dev/ptb/internal/eval/pytext"
 	"github.com/ptb-dev/ptb/internal/eval/task"
 	"github.com/ptb-dev/ptb/internal/rundir"
 	"github.com/ptb-dev/ptb/internal/sandbox"
@@ -594,33 +594,11 @@ func writeIndented(b *bytes.Buffer, v any, indent string, order []string) {
 		}
 		b.WriteString(indent + "}")
 	case float64:
-		b.WriteString(pyFloat(x))
+		b.WriteString(pytext.FloatRepr(x))
 	case int:
 		b.WriteString(strconv.Itoa(x))
 	default:
 		jb, _ := json.Marshal(x)
 		b.Write(jb)
 	}
-}
-
-// pyFloat is Python's repr(float) for JSON (NaN as NaN, like json.dump).
-func pyFloat(f float64) string {
-	switch {
-	case math.IsNaN(f):
-		return "NaN"
-	case math.IsInf(f, 1):
-		return "Infinity"
-	case math.IsInf(f, -1):
-		return "-Infinity"
-	}
-	abs := math.Abs(f)
-	if abs != 0 && (abs < 1e-4 || abs >= 1e16) {
-		s := strconv.FormatFloat(f, 'e', -1, 64)
-		return s
-	}
-	s := strconv.FormatFloat(f, 'f', -1, 64)
-	if !bytes.ContainsAny([]byte(s), ".") {
-		s += ".0"
-	}
-	return s
 }

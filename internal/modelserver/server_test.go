@@ -11,25 +11,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ptb-dev/ptb/internal/sharedtest"
 )
 
-func sharedDir(t *testing.T) string {
-	t.Helper()
-	if d := os.Getenv("PTB_SHARED"); d != "" {
-		return d
-	}
-	dir, _ := os.Getwd()
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, "..", "shared")
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("module root not found")
-		}
-		dir = parent
-	}
-}
+func sharedDir(t *testing.T) string { return sharedtest.Dir(t) }
 
 // wireRequest is one line of shared/fixtures/wire/requests_*.jsonl.
 type wireRequest struct {

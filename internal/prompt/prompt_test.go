@@ -2,23 +2,20 @@ package prompt
 
 import (
 	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/ptb-dev/ptb/internal/sharedtest"
 
 	"github.com/ptb-dev/ptb/internal/registry"
 )
 
 // The template must stay byte-identical to the block in PROMPTS.md.
 func TestTemplateMatchesSpec(t *testing.T) {
-	spec := filepath.Join("..", "..", "..", "shared", "spec", "PROMPTS.md")
-	if s := os.Getenv("PTB_SHARED"); s != "" {
-		spec = filepath.Join(s, "spec", "PROMPTS.md")
-	}
-	b, err := os.ReadFile(spec)
+	b, err := os.ReadFile(sharedtest.Path(t, "spec", "PROMPTS.md"))
 	if err != nil {
-		t.Skipf("shared spec not found: %v", err)
+		t.Fatal(err)
 	}
 	blocks := regexp.MustCompile("(?s)```text\n(.*?)```").FindAllStringSubmatch(string(b), -1)
 	if got, want := agentTemplate+"\n", blocks[0][1]; got != want {

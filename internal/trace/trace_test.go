@@ -10,32 +10,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ptb-dev/ptb/internal/sharedtest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/ from the real traces")
 
-// sharedDir returns ../shared beside the module root, or $PTB_SHARED.
-func sharedDir(t testing.TB) string {
-	t.Helper()
-	if d := os.Getenv("PTB_SHARED"); d != "" {
-		return d
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("module root not found")
-		}
-		dir = parent
-	}
-	return filepath.Join(dir, "..", "shared")
-}
+func sharedDir(t testing.TB) string { return sharedtest.Dir(t) }
 
 // realTrace returns the bytes of the captured trace of agent.
 func realTrace(t testing.TB, agent string) []byte {

@@ -4,43 +4,19 @@ package evaltest
 
 import (
 	"context"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/ptb-dev/ptb/internal/sharedtest"
 
 	"github.com/ptb-dev/ptb/internal/sandbox"
 	"github.com/ptb-dev/ptb/internal/sandbox/bwrap"
 	"github.com/ptb-dev/ptb/internal/sandbox/none"
 )
 
-// Shared returns the shared fixture directory (PTB_SHARED, else ../shared
-// beside the module root), skipping the test when it is absent.
-func Shared(t testing.TB) string {
-	t.Helper()
-	if d := os.Getenv("PTB_SHARED"); d != "" {
-		return d
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("module root not found")
-		}
-		dir = parent
-	}
-	s := filepath.Join(dir, "..", "shared")
-	if _, err := os.Stat(filepath.Join(s, "spec", "EVAL_SPEC.md")); err != nil {
-		t.Skipf("shared fixtures not found at %s (set PTB_SHARED): %v", s, err)
-	}
-	return s
-}
+// Shared returns the shared fixture directory (see sharedtest).
+func Shared(t testing.TB) string { return sharedtest.Dir(t) }
 
 // Datasets returns the shared datasets directory.
 func Datasets(t testing.TB) string { return filepath.Join(Shared(t), "datasets") }

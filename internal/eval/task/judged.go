@@ -353,7 +353,7 @@ func pyNumber(f float64) string {
 	if f == math.Trunc(f) && math.Abs(f) < 1e15 {
 		return fmt.Sprintf("%d", int64(f))
 	}
-	return pyFloatRepr(f)
+	return pytext.FloatRepr(f)
 }
 
 var graderFenceRE = regexp.MustCompile("^```json" + pyS + "*|" + pyS + "*```$")

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/ptb-dev/ptb/internal/eval/pytext"
 )
 
 // Python values, enough to compare tool-call arguments with Python's ==:
@@ -190,7 +192,7 @@ func writePyJSON(b *bytes.Buffer, v any) {
 	case *big.Int:
 		b.WriteString(x.String())
 	case float64:
-		b.WriteString(pyFloatRepr(x))
+		b.WriteString(pytext.FloatRepr(x))
 	case string:
 		e, _ := json.Marshal(x)
 		b.Write(e)
@@ -221,29 +223,6 @@ func writePyJSON(b *bytes.Buffer, v any) {
 		}
 		b.WriteByte('}')
 	}
-}
-
-// pyFloatRepr is repr(float): shortest round-trip, always with a dot or exponent.
-func pyFloatRepr(f float64) string {
-	switch {
-	case math.IsNaN(f):
-		return "NaN"
-	case math.IsInf(f, 1):
-		return "Infinity"
-	case math.IsInf(f, -1):
-		return "-Infinity"
-	}
-	abs := math.Abs(f)
-	if abs != 0 && (abs < 1e-4 || abs >= 1e16) {
-		s := strconv.FormatFloat(f, 'e', -1, 64)
-		// Python writes 1e+16 as 1e+16, Go as 1e+16: same; two-digit exponents pad.
-		return s
-	}
-	s := strconv.FormatFloat(f, 'f', -1, 64)
-	if !strings.ContainsAny(s, ".") {
-		s += ".0"
-	}
-	return s
 }
 
 // parsePyCall parses a Python call "f(k=v, ...)" whose values are literals

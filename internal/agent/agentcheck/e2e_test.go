@@ -23,11 +23,8 @@ import (
 // end-to-end test uses), installing them when missing.
 func e2ePrefix(t *testing.T) string {
 	t.Helper()
-	p, err := npmcli.DefaultPrefix()
+	p, err := npmcli.Ready(context.Background())
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := npmcli.Install(context.Background(), p); err != nil {
 		t.Fatal(err)
 	}
 	return p

@@ -33,12 +33,9 @@ import (
 
 func prefix(t *testing.T) string {
 	t.Helper()
-	p, err := npmcli.DefaultPrefix()
-	if err != nil {
-		t.Fatal(err)
-	}
 	start := time.Now()
-	if err := npmcli.Install(context.Background(), p); err != nil {
+	p, err := npmcli.Ready(context.Background())
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("agent CLIs ready in %s (%s)", p, time.Since(start).Round(time.Second))

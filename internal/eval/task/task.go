@@ -123,9 +123,13 @@ type Env struct {
 	ExecTimeout time.Duration
 }
 
-func (e Env) sleep(ctx context.Context, d time.Duration) error {
-	if e.Sleep != nil {
-		return e.Sleep(ctx, d)
+func (e Env) sleep(ctx context.Context, d time.Duration) error { return Sleep(ctx, d, e.Sleep) }
+
+// Sleep waits d or until ctx ends, through override when it is set (tests
+// replace real waits between retries).
+func Sleep(ctx context.Context, d time.Duration, override func(context.Context, time.Duration) error) error {
+	if override != nil {
+		return override(ctx, d)
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()

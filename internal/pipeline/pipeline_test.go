@@ -482,3 +482,60 @@ func TestRepromptNote(t *testing.T) {
 		t.Errorf("RepromptNote = %q, want %q", got, want)
 	}
 }
+
+// Ctrl-C (the run's context ending) stops the agent with TERM and grace,
+// marks the solve failed as interrupted, and --resume continues it with the
+// time that was left.
+func TestInterruptThenResume(t *testing.T) {
+	b := bwrapOrSkip(t)
+	script := `steps:
+  - run: "echo one > one.txt"
+  - sleep: 2s
+  - model: final_model
+final: "done after the interruption"
+`
+	_, d := newJob(t, 120, script)
+	r := newRunner(b)
+	r.Scaffold = scriptedScaffold
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := r.Run(ctx, d)
+		errc <- err
+	}()
+	one := d.Path(rundir.Workspace, "one.txt")
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if _, err := os.Stat(one); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatal("the agent never wrote one.txt")
+		}
+	}
+	cancel()
+	err := <-errc
+	if err == nil || !strings.Contains(err.Error(), "resume with: ptb run --resume") {
+		t.Fatalf("interrupted run returned %v, want the resume hint", err)
+	}
+	man, _ := pipeline.LoadManifest(d)
+	if st := man.Stages[result.StageSolve]; st.Status != result.StatusFailed || !strings.Contains(st.Error, "interrupted") {
+		t.Errorf("solve stage after the interrupt: %+v", st)
+	}
+	if _, err := os.Stat(d.Path(rundir.ResultFile)); err == nil {
+		t.Errorf("an interrupted run wrote result.json")
+	}
+	if _, err := r.Run(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	res := validate(t, d)
+	if res.Solve.Segments != 2 || !res.Solve.FinalModel || res.Solve.EndReason != result.EndExited {
+		t.Errorf("solve after resume = %+v", res.Solve)
+	}
+	var st pipeline.SolveState
+	b2, _ := os.ReadFile(d.Path(rundir.SolveState))
+	json.Unmarshal(b2, &st)
+	if st.Segments[0].EndReason != "interrupted" || st.Segments[1].Kind != "resume" {
+		t.Errorf("segments: %+v", st.Segments)
+	}
+}

@@ -101,7 +101,9 @@ func contextOverflow(err error) (string, bool) {
 
 var errNullContent = errors.New("response message content is null (the original crashes here)")
 
-func (c *Client) sleep(ctx context.Context, d time.Duration) error { return task.Sleep(ctx, d, c.Sleep) }
+func (c *Client) sleep(ctx context.Context, d time.Duration) error {
+	return task.Sleep(ctx, d, c.Sleep)
+}
 
 // Chat generates one output for s, with the failure semantics of style.
 func (c *Client) Chat(ctx context.Context, s task.Sample, maxTokens int, style string) (task.Output, error) {

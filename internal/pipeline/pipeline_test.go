@@ -69,12 +69,17 @@ func scriptedScaffold(spec job.Spec) (agent.Scaffold, error) {
 // helperScaffold launches the test binary in a sandboxtest helper mode.
 type helperScaffold struct {
 	mode, marker string
+	secrets      map[string][]byte // home files that hold credentials
 }
 
 func (h *helperScaffold) Name() string                   { return "helper" }
 func (h *helperScaffold) Version(context.Context) string { return "test" }
 func (h *helperScaffold) Command(context.Context, agent.Launch) (agent.Command, error) {
-	return agent.Command{Argv: []string{self(), h.marker}, Env: []string{sandboxtest.HelperEnv + "=" + h.mode}}, nil
+	c := agent.Command{Argv: []string{self(), h.marker}, Env: []string{sandboxtest.HelperEnv + "=" + h.mode}, HomeFiles: h.secrets}
+	for name := range h.secrets {
+		c.Secrets = append(c.Secrets, name)
+	}
+	return c, nil
 }
 
 // outRoot is a run root outside /tmp, so that the sandbox's private /tmp
@@ -537,5 +542,26 @@ final: "done after the interruption"
 	json.Unmarshal(b2, &st)
 	if st.Segments[0].EndReason != "interrupted" || st.Segments[1].Kind != "resume" {
 		t.Errorf("segments: %+v", st.Segments)
+	}
+}
+
+// A credentials file the scaffold puts into the sandbox is named in the
+// record's warnings, and reaches the agent's HOME.
+func TestSecretsAreRecorded(t *testing.T) {
+	b := bwrapOrSkip(t)
+	_, d := newJob(t, 60, "")
+	r := newRunner(b)
+	r.Scaffold = func(job.Spec) (agent.Scaffold, error) {
+		return &helperScaffold{mode: "exit:0", marker: "secrets", secrets: map[string][]byte{".claude/.credentials.json": []byte(`{"token":"t"}`)}}, nil
+	}
+	res, err := r.Run(context.Background(), d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.Join(res.Warnings, "\n"), "a secret entered the sandbox: .claude/.credentials.json") {
+		t.Errorf("warnings %q do not name the secret", res.Warnings)
+	}
+	if _, err := os.Stat(d.Path(rundir.Home, ".claude", ".credentials.json")); err != nil {
+		t.Errorf("the credentials file is not in the agent's HOME: %v", err)
 	}
 }

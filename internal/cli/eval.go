@@ -153,6 +153,10 @@ func newDataCmd(e *env) *cobra.Command {
 					return usagef("unknown task %q (known: %v)", name, task.Names())
 				}
 				for _, f := range files {
+					if f.Shipped != "" {
+						fmt.Fprintf(e.stdout, "%s\t%s (shipped with ptb)\n", name, f.Name())
+						continue
+					}
 					p, err := hub.Pull(cmd.Context(), f)
 					if err != nil {
 						failed++

@@ -183,7 +183,7 @@ func (o Options) source() dataset.Source {
 	if o.DataDir != "" {
 		return dataset.Dir(o.DataDir)
 	}
-	return dataset.NewHub(o.CacheDir, o.Offline)
+	return dataset.Shipped{Src: dataset.NewHub(o.CacheDir, o.Offline)}
 }
 
 // generator returns how outputs are obtained for the backend.

@@ -27,6 +27,7 @@ type File struct {
 	URL      string // direct download URL for files that are not on the hub
 	SHA256   string // expected digest; "" = not pinned (recorded on first download)
 	Local    string // path under a local data root laid out like shared/datasets
+	Shipped  string // name of the copy embedded in ptb (shipped/), for files the original vendors
 	Gated    bool   // needs HF_TOKEN (GPQA)
 }
 
@@ -37,6 +38,9 @@ func (f File) Name() string {
 	}
 	if f.URL != "" {
 		return f.URL
+	}
+	if f.Shipped != "" {
+		return "shipped/" + f.Shipped
 	}
 	return f.Local
 }

@@ -20,16 +20,14 @@ import (
 	"github.com/ptb-dev/ptb/internal/eval/pytext"
 )
 
-// ptbRaw is where the files the original ships (not on the hub) come from.
-const ptbRaw = "https://raw.githubusercontent.com/aisa-group/PostTrainBench/9082063a62e1/src/eval/tasks/"
-
-// Data and prompt files of the judged tasks. The judge prompts are plain text
+// Data and prompt files of the judged tasks. The data ships with ptb, as
+// with the original (internal/eval/dataset/shipped). The judge prompts are plain text
 // files (see docs/EVAL.md for their provenance and digests).
 var (
-	ArenaHardQuestions   = dataset.File{URL: ptbRaw + "arenahardwriting/evaluation_code/data/arena-hard-v2.0/question.jsonl", Local: "arenahard/question.jsonl"}
-	ArenaHardBaseline    = dataset.File{URL: ptbRaw + "arenahardwriting/evaluation_code/data/arena-hard-v2.0/model_answer/Qwen3-1.7B.jsonl", Local: "arenahard/Qwen3-1.7B.jsonl"}
+	ArenaHardQuestions   = dataset.File{Shipped: "arenahard_question.jsonl.gz", Local: "arenahard/question.jsonl"}
+	ArenaHardBaseline    = dataset.File{Shipped: "arenahard_Qwen3-1.7B.jsonl.gz", Local: "arenahard/Qwen3-1.7B.jsonl"}
 	ArenaHardJudgePrompt = dataset.File{Local: "arenahard/judge_system_prompt.txt"}
-	HealthBenchData      = dataset.File{URL: ptbRaw + "healthbench/evaluation_code/data/healthbench.jsonl", Local: "healthbench/healthbench_easy.jsonl"}
+	HealthBenchData      = dataset.File{Shipped: "healthbench_easy.jsonl.gz", Local: "healthbench/healthbench_easy.jsonl"}
 	HealthBenchGrader    = dataset.File{Local: "healthbench/grader_template.txt"}
 )
 

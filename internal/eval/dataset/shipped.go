@@ -1,0 +1,34 @@
+package dataset
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"io"
+	"os"
+)
+
+// shippedFS holds the files ptb ships because the original vendors them
+// (shipped/README.md).
+//
+//go:embed shipped/*.jsonl.gz
+var shippedFS embed.FS
+
+// Shipped is a Source that opens files ptb ships from the binary and
+// everything else from Src.
+type Shipped struct{ Src Source }
+
+// Open implements Source.
+func (s Shipped) Open(ctx context.Context, f File) (io.ReadCloser, string, error) {
+	if f.Shipped == "" {
+		if s.Src == nil {
+			return nil, "", fmt.Errorf("open %s: not shipped with ptb: %w", f.Name(), os.ErrNotExist)
+		}
+		return s.Src.Open(ctx, f)
+	}
+	rc, err := shippedFS.Open("shipped/" + f.Shipped)
+	if err != nil {
+		return nil, "", fmt.Errorf("open shipped %s: %w", f.Shipped, err)
+	}
+	return rc, f.Shipped, nil
+}

@@ -34,6 +34,9 @@ func TestGSM8KFewshotSHA(t *testing.T) {
 	if got := hex.EncodeToString(sum[:]); got != GSM8KFewshotSHA256 || len([]rune(sys)) != 5872 {
 		t.Errorf("few-shot sha256 %s (%d chars), want %s (5872)", got, len([]rune(sys)), GSM8KFewshotSHA256)
 	}
+	if sys != gsm8kFewshotSystem {
+		t.Errorf("the shipped few-shot message differs from the one built from the train split")
+	}
 	samples, err := mustTask(t, "gsm8k").Load(context.Background(), src)
 	if err != nil {
 		t.Fatal(err)

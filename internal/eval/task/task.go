@@ -256,7 +256,7 @@ func SortByOrder(scored []Scored, order []Sample) {
 func Files(name string) ([]dataset.File, bool) {
 	switch name {
 	case "gsm8k":
-		return []dataset.File{GSM8KTrain, GSM8KTest}, true
+		return []dataset.File{GSM8KTest}, true
 	case "aime2025":
 		return []dataset.File{AIME2025}, true
 	case "gpqamain":

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -103,20 +104,30 @@ func parseGPUs(s string) ([]int, error) {
 }
 
 func runRun(ctx context.Context, e *env, f *runFlags, hoursSet bool) error {
-	reg, err := registry.Load(f.registry)
-	if err != nil {
-		return err
-	}
 	var dir rundir.Dir
 	var spec job.Spec
+	var reg *registry.Registry
+	var err error
 	if f.resume != "" {
 		dir = rundir.Dir(f.resume)
 		if spec, err = pipeline.LoadSpec(dir); err != nil {
 			return usagef("--resume: %v", err)
 		}
+		if f.registry != "" {
+			spec.Registry = f.registry
+		}
+		if reg, err = registry.Load(spec.Registry); err != nil {
+			return err
+		}
 		fmt.Fprintf(e.stderr, "ptb: resuming %s\n", dir)
 	} else {
+		if reg, err = registry.Load(f.registry); err != nil {
+			return err
+		}
 		spec = f.spec
+		if f.registry != "" {
+			spec.Registry, _ = filepath.Abs(f.registry)
+		}
 		if spec.GPUs, err = parseGPUs(f.gpus); err != nil {
 			return err
 		}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -102,5 +103,47 @@ func TestDemo(t *testing.T) {
 	md, err := os.ReadFile(filepath.Join(out, "report", "report.md"))
 	if err != nil || !strings.Contains(string(md), "| 1 | demo (scripted agent) |") {
 		t.Errorf("demo report: %v\n%s", err, md)
+	}
+}
+
+// A registry override given at creation is kept for --resume: a redone
+// prepare renders the same prompt.
+func TestResumeKeepsRegistryOverride(t *testing.T) {
+	if _, err := sandboxBackend(context.Background(), "bwrap"); err != nil {
+		t.Skip(err)
+	}
+	dir := t.TempDir()
+	reg := filepath.Join(dir, "reg.yaml")
+	os.WriteFile(reg, []byte("benchmarks:\n  - name: gsm8k\n    display: GSM8K (our own wording)\n    inspect: true\n"), 0o644)
+	script := filepath.Join(dir, "s.yaml")
+	os.WriteFile(script, []byte("steps:\n  - say: hi\nfinal: done\n"), 0o644)
+	out := filepath.Join(dir, "runs")
+	code, _, stderr := runPTB(t, "run", "--agent", "scripted", "--script", script, "--registry", reg,
+		"--base-model", "qwen3-1.7b", "--benchmark", "gsm8k", "--hours", "0.01", "--eval-backend", "none", "--out", out)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	runs, _ := filepath.Glob(filepath.Join(out, "*"))
+	if len(runs) != 1 {
+		t.Fatalf("runs: %v", runs)
+	}
+	run := runs[0]
+	// Pretend the harness died before prepare finished.
+	var man map[string]any
+	b, _ := os.ReadFile(filepath.Join(run, "manifest.json"))
+	json.Unmarshal(b, &man)
+	for _, st := range []string{"prepare", "solve", "collect", "audit", "evaluate", "record"} {
+		man["stages"].(map[string]any)[st] = map[string]any{"status": "pending"}
+	}
+	b, _ = json.Marshal(man)
+	os.WriteFile(filepath.Join(run, "manifest.json"), b, 0o644)
+	os.Remove(filepath.Join(run, "prompt.txt"))
+	os.RemoveAll(filepath.Join(run, "trace"))
+	if code, _, stderr := runPTB(t, "run", "--resume", run); code != 0 {
+		t.Fatalf("resume exit %d: %s", code, stderr)
+	}
+	p, _ := os.ReadFile(filepath.Join(run, "prompt.txt"))
+	if !strings.Contains(string(p), "to excel at GSM8K (our own wording).") {
+		t.Errorf("the resumed prepare lost the registry override:\n%s", p)
 	}
 }

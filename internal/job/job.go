@@ -23,6 +23,9 @@ type Spec struct {
 	Seed       int     `json:"seed"`
 	OutRoot    string  `json:"out_root"`
 	Label      string  `json:"label,omitempty"`
+	// Registry is the registry override file the job was made with (an
+	// absolute path), reused on resume.
+	Registry string `json:"registry,omitempty"`
 
 	Sandbox string        `json:"sandbox"` // bwrap | none
 	Network string        `json:"network"` // none | host

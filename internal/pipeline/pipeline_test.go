@@ -1,6 +1,7 @@
 package pipeline_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -109,12 +110,10 @@ func bwrapOrSkip(t *testing.T) sandbox.Backend {
 func newJob(t *testing.T, seconds float64, script string) (job.Spec, rundir.Dir) {
 	t.Helper()
 	spec := job.Spec{Agent: "scripted", BaseModel: "qwen3-1.7b", Benchmark: "gsm8k",
-		Hours: seconds / 3600, OutRoot: outRoot(t), Grace: time.Second, Script: "unused", Eval: job.EvalSpec{Backend: "none"}}
-	if script != "" {
-		spec.Script = filepath.Join(spec.OutRoot, "script.yaml")
-		if err := os.WriteFile(spec.Script, []byte(script), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		Hours: seconds / 3600, OutRoot: outRoot(t), Grace: time.Second, Eval: job.EvalSpec{Backend: "none"}}
+	spec.Script = filepath.Join(spec.OutRoot, "script.yaml")
+	if err := os.WriteFile(spec.Script, []byte(script), 0o644); err != nil {
+		t.Fatal(err)
 	}
 	if err := spec.Normalize(registry.Default()); err != nil {
 		t.Fatal(err)
@@ -563,5 +562,49 @@ func TestSecretsAreRecorded(t *testing.T) {
 	}
 	if _, err := os.Stat(d.Path(rundir.Home, ".claude", ".credentials.json")); err != nil {
 		t.Errorf("the credentials file is not in the agent's HOME: %v", err)
+	}
+}
+
+// An agent flooding its output (64 MiB as fast as it can) loses nothing:
+// the raw trace has every byte, the timestamped log every line.
+func TestOutputFloodKept(t *testing.T) {
+	d, res, _ := runHelper(t, "flood:64", 120, time.Second)
+	if res.Solve.EndReason != result.EndExited {
+		t.Fatalf("solve = %+v", res.Solve)
+	}
+	raw, err := os.ReadFile(d.Path(rundir.TraceRaw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := bytes.Count(raw, []byte("\n"))
+	if len(raw) < 64<<20 || !bytes.HasSuffix(raw, []byte("fill the disk quickly\n")) {
+		t.Errorf("raw trace: %d bytes, want at least 64 MiB ending in a whole line", len(raw))
+	}
+	last := raw[bytes.LastIndexByte(raw[:len(raw)-1], '\n')+1:]
+	if n, _ := strconv.Atoi(string(bytes.Fields(last)[0])); n != lines-1 {
+		t.Errorf("last line is number %d, but the trace has %d lines: lines were lost", n, lines)
+	}
+	f, err := os.Open(d.Path(rundir.TraceLog))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out, errLines int
+	br := bufio.NewReaderSize(f, 1<<20)
+	for {
+		l, err := br.ReadSlice('\n')
+		if len(l) > 0 {
+			if bytes.Contains(l, []byte(" stdout ")) {
+				out++
+			} else if bytes.Contains(l, []byte(" stderr progress ")) {
+				errLines++
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	if out != lines || errLines != (lines+999)/1000 {
+		t.Errorf("output.log has %d stdout and %d stderr lines, want %d and %d", out, errLines, lines, (lines+999)/1000)
 	}
 }

@@ -4,6 +4,7 @@
 package sandboxtest
 
 import (
+	"bufio"
 	"fmt"
 	"net"
 	"os"
@@ -79,6 +80,23 @@ func helper(mode string, args []string) int {
 		}
 		fmt.Println("forked")
 		time.Sleep(time.Hour)
+		return 0
+	case "flood":
+		// As fast as it can: n MiB of numbered lines on stdout, and a line
+		// on stderr every 1000 lines.
+		n, _ := strconv.Atoi(arg)
+		w := bufio.NewWriterSize(os.Stdout, 1<<20)
+		line := make([]byte, 0, 128)
+		for i, written := 0, 0; written < n<<20; i++ {
+			line = strconv.AppendInt(line[:0], int64(i), 10)
+			line = append(line, " the agent floods its output with a long line of text to fill the disk quickly\n"...)
+			w.Write(line)
+			written += len(line)
+			if i%1000 == 0 {
+				fmt.Fprintln(os.Stderr, "progress", i)
+			}
+		}
+		w.Flush()
 		return 0
 	case "bigline":
 		// A 20 MiB line, a line of invalid UTF-8, and a last line without

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,7 +17,7 @@ import (
 // The test binary stands in for ptb inside the sandbox: the scripted agent
 // is launched as `<self> agent-run scripted --script F`.
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == "agent-run" {
+	if len(os.Args) > 1 && (os.Args[1] == "agent-run" || os.Getenv("PTB_TEST_AS_PTB") == "1") {
 		os.Exit(Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 	}
 	os.Exit(m.Run())
@@ -145,5 +146,45 @@ func TestResumeKeepsRegistryOverride(t *testing.T) {
 	p, _ := os.ReadFile(filepath.Join(run, "prompt.txt"))
 	if !strings.Contains(string(p), "to excel at GSM8K (our own wording).") {
 		t.Errorf("the resumed prepare lost the registry override:\n%s", p)
+	}
+}
+
+// The agent's evaluate.py runs the real evaluation from inside the sandbox:
+// python3 hands over to ptb eval, which scores recorded completions here
+// (replay), and the metrics land in the workspace.
+func TestEvaluatePyInsideSandbox(t *testing.T) {
+	if _, err := sandboxBackend(context.Background(), "bwrap"); err != nil {
+		t.Skip(err)
+	}
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("python3 not found")
+	}
+	data := sharedDatasets(t)
+	dir := t.TempDir()
+	inputs := filepath.Join(dir, "inputs")
+	os.MkdirAll(inputs, 0o755)
+	os.WriteFile(filepath.Join(inputs, "r.jsonl"), []byte(`{"id": 0, "completion": "ANSWER: 18"}`+"\n"), 0o644)
+	script := filepath.Join(dir, "s.yaml")
+	os.WriteFile(script, []byte(`steps:
+  - run: "python3 evaluate.py --limit 2 --responses `+inputs+`/r.jsonl --data-dir `+data+` --json-output-file dev_metrics.json"
+final: done
+`), 0o644)
+	out := filepath.Join(dir, "runs")
+	code, _, stderr := runPTB(t, "run", "--agent", "scripted", "--script", script, "--ro", inputs,
+		"--env", "PTB_TEST_AS_PTB=1", "--env", "PTB_EVAL_BACKEND=replay",
+		"--base-model", "qwen3-1.7b", "--benchmark", "gsm8k", "--hours", "0.01", "--eval-backend", "none", "--out", out)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	runs, _ := filepath.Glob(filepath.Join(out, "*", "workspace", "dev_metrics.json"))
+	if len(runs) != 1 {
+		logs, _ := filepath.Glob(filepath.Join(out, "*", "trace", "output.log"))
+		b, _ := os.ReadFile(logs[0])
+		t.Fatalf("evaluate.py left no metrics in the workspace:\n%s", b)
+	}
+	b, _ := os.ReadFile(runs[0])
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil || m["accuracy"] != 0.5 {
+		t.Errorf("dev metrics %s (%v), want accuracy 0.5 (problem 0 answered right, problem 1 not at all)", b, err)
 	}
 }

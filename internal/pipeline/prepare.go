@@ -216,6 +216,10 @@ if os.path.isdir(out):
     shutil.rmtree(out)
 cmd = [os.environ.get("PTB_BIN", "ptb"), "eval", "--task", "{{TASK}}", "--model", args.model_path,
        "--backend", os.environ.get("PTB_EVAL_BACKEND", "vllm"), "--out", out]
+if os.environ.get("PTB_RUN_ID"):
+    # Inside ptb's sandbox already: HumanEval programs run with the agent's
+    # own isolation (a sandbox cannot be nested in it).
+    cmd += ["--unsafe-no-sandbox"]
 if os.path.isdir(args.templates_dir):
     cmd += ["--templates-dir", args.templates_dir]
 if args.limit is None:

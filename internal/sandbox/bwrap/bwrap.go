@@ -50,9 +50,11 @@ var _ sandbox.Backend = (*Backend)(nil)
 // New returns the bwrap backend using bwrap from PATH.
 func New() *Backend { return &Backend{} }
 
-// drop returns the identity to drop to, or nil when the harness is not root.
+// drop returns the identity to drop to, or nil when the harness is not
+// the host's real root (an unprivileged user, or root inside a user
+// namespace, which cannot switch to an unmapped uid).
 func (b *Backend) drop() *Identity {
-	if os.Geteuid() != 0 {
+	if os.Geteuid() != 0 || !initialUserNS() {
 		return nil
 	}
 	d := b.Drop
@@ -292,4 +294,15 @@ func ancestorsUnder(p string, roots []string) []string {
 		}
 	}
 	return out
+}
+
+// initialUserNS reports whether this process runs in the host's initial
+// user namespace (uid_map maps every uid onto itself).
+func initialUserNS() bool {
+	b, err := os.ReadFile("/proc/self/uid_map")
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(b))
+	return len(f) == 3 && f[0] == "0" && f[1] == "0" && f[2] == "4294967295"
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -138,6 +139,11 @@ func runRun(ctx context.Context, e *env, f *runFlags, hoursSet bool) error {
 			return err
 		}
 		fmt.Fprintf(e.stderr, "ptb: run directory %s\n", dir)
+	}
+	if spec.Eval.Backend == "vllm" {
+		if _, err := exec.LookPath("vllm"); err != nil {
+			fmt.Fprintf(e.stderr, "ptb: warning: vllm is not on PATH, so the evaluate stage will fail; install vLLM, or pass --eval-backend hf|url, or finish the run later with ptb run --resume %s\n", dir)
+		}
 	}
 	r, err := newRunner(ctx, e, reg, spec, f.verbose, false)
 	if err != nil {

@@ -132,6 +132,9 @@ func (s *Spec) Normalize(reg *registry.Registry) error {
 	if s.Eval.Backend == "url" && s.Eval.BaseURL == "" {
 		return fmt.Errorf("job: eval backend url needs a base URL")
 	}
+	if s.Agent != "scripted" && s.AgentModel == "" {
+		return fmt.Errorf("job: agent %s needs a model: pass --agent-model (e.g. claude-opus-4-6, gpt-5.1-codex:high, gemini-3-pro-preview, anthropic/claude-opus-4-6)", s.Agent)
+	}
 	if s.Agent != "scripted" && s.Network == sandbox.NetworkNone && s.Sandbox != "none" {
 		return fmt.Errorf("job: agent %s must reach its model API, which --network none forbids: pass --network host (the per-run gateway that will allow network none is not implemented yet)", s.Agent)
 	}

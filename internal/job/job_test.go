@@ -44,7 +44,8 @@ func TestNormalizeErrors(t *testing.T) {
 		{"bad eval backend", func(s *Spec) { s.Eval.Backend = "tgi" }, "eval backend must be"},
 		{"replay without file", func(s *Spec) { s.Eval.Backend = "replay" }, "needs a responses file"},
 		{"scripted without script", func(s *Spec) { s.Script = "" }, "needs a script"},
-		{"real agent without network", func(s *Spec) { s.Agent = "claude" }, "--network host"},
+		{"real agent without a model", func(s *Spec) { s.Agent = "claude" }, "--agent-model"},
+		{"real agent without network", func(s *Spec) { s.Agent = "claude"; s.AgentModel = "m" }, "--network host"},
 	} {
 		s := base
 		c.mod(&s)

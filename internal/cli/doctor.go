@@ -13,7 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ptb-dev/ptb/internal/agent/agentcheck"
+	"github.com/ptb-dev/ptb/internal/agent/cliutil"
 	"github.com/ptb-dev/ptb/internal/agent/npmcli"
 	"github.com/ptb-dev/ptb/internal/pipeline"
 	"github.com/ptb-dev/ptb/internal/registry"
@@ -132,7 +132,7 @@ func doctorChecks(ctx context.Context, out, agentsPrefix string) []check {
 			add("agent "+a.Name, "pass", "built in")
 			continue
 		}
-		bin, err := agentcheck.LookPath(a.CLI, searchPath)
+		bin, err := cliutil.LookPath(a.CLI, searchPath)
 		if err != nil {
 			add("agent "+a.Name, "warn", "%s not on PATH (npm install -g %s)", a.CLI, a.NPM)
 			continue

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/ptb-dev/ptb/internal/agent"
-	"github.com/ptb-dev/ptb/internal/agent/agentcheck"
+	"github.com/ptb-dev/ptb/internal/agent/cliutil"
 	"github.com/ptb-dev/ptb/internal/job"
 	"github.com/ptb-dev/ptb/internal/sandbox"
 )
@@ -59,7 +59,7 @@ func (j *sandboxJudge) RunJudge(ctx context.Context, dir, prompt string) error {
 		}
 	}
 	path := os.Getenv("PATH")
-	bin, err := agentcheck.LookPath(cmd.Argv[0], path)
+	bin, err := cliutil.LookPath(cmd.Argv[0], path)
 	if err != nil {
 		return fmt.Errorf("judge agent %s: %w", j.sc.Name(), err)
 	}
@@ -79,7 +79,7 @@ func (j *sandboxJudge) RunJudge(ctx context.Context, dir, prompt string) error {
 	env := append([]string{"PATH=" + path, "HOME=" + home, "LANG=C.UTF-8", "TMPDIR=/tmp"}, cmd.Env...)
 	p, err := j.sb.Start(ctx, sandbox.Spec{
 		Argv: cmd.Argv, Env: env, Dir: dir, Workspace: dir, Home: home, Tmp: tmp,
-		ReadOnly: agentcheck.InstallPaths(bin), Network: sandbox.NetworkHost, Stdout: out, Stderr: errf,
+		ReadOnly: cliutil.InstallPaths(bin), Network: sandbox.NetworkHost, Stdout: out, Stderr: errf,
 	})
 	if err != nil {
 		return fmt.Errorf("start judge: %w", err)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ptb-dev/ptb/internal/agent"
+	"github.com/ptb-dev/ptb/internal/agent/cliutil"
 	"github.com/ptb-dev/ptb/internal/result"
 	"github.com/ptb-dev/ptb/internal/rundir"
 	"github.com/ptb-dev/ptb/internal/sandbox"
@@ -194,14 +195,15 @@ func (x *run) segment(ctx context.Context, st *SolveState, remaining time.Durati
 	defer so.Close()
 	defer se.Close()
 
+	env := x.env(cmd, seg.Deadline)
 	spec := sandbox.Spec{
 		Argv:      cmd.Argv,
-		Env:       x.env(cmd, seg.Deadline),
+		Env:       env,
 		Dir:       ws,
 		Workspace: ws,
 		Home:      home,
 		Tmp:       x.dir.Path(rundir.Tmp),
-		ReadOnly:  x.readOnly(cmd.Argv),
+		ReadOnly:  x.readOnly(cmd.Argv, env),
 		Hidden:    x.hidden(),
 		Network:   x.spec.Network,
 		GPUs:      x.spec.GPUs,
@@ -412,47 +414,25 @@ func (x *run) self() string {
 
 // readOnly are host paths the sandbox needs that may sit under a hidden
 // or private directory: the ptb executable, the agent CLI's installation
-// (for an npm install, the prefix holding node_modules), and the job's own
-// read-only paths.
-func (x *run) readOnly(argv []string) []string {
+// (found on the sandbox's PATH; for an npm package, the prefix holding
+// node_modules), and the job's own read-only paths.
+func (x *run) readOnly(argv, env []string) []string {
 	var ro []string
 	if s := x.self(); s != "" {
 		ro = append(ro, s)
 	}
 	if len(argv) > 0 && argv[0] != x.self() {
-		if root := installRoot(argv[0], x.env(agent.Command{}, time.Now())); root != "" {
-			ro = append(ro, root)
+		path := ""
+		for _, kv := range env {
+			if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+				path = v
+			}
+		}
+		if bin, err := cliutil.LookPath(argv[0], path); err == nil {
+			ro = append(ro, cliutil.InstallPaths(bin)...)
 		}
 	}
 	return append(ro, x.spec.ReadOnly...)
-}
-
-// installRoot finds where the program bin is installed: the directory
-// above node_modules for an npm package, else the program's directory.
-func installRoot(bin string, env []string) string {
-	path := ""
-	for _, kv := range env {
-		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
-			path = v
-		}
-	}
-	p := bin
-	if !strings.Contains(bin, "/") {
-		for _, d := range filepath.SplitList(path) {
-			if fi, err := os.Stat(filepath.Join(d, bin)); err == nil && !fi.IsDir() {
-				p = filepath.Join(d, bin)
-				break
-			}
-		}
-	}
-	real, err := filepath.EvalSymlinks(p)
-	if err != nil {
-		return ""
-	}
-	if i := strings.Index(real, "/node_modules/"); i > 0 {
-		return real[:i]
-	}
-	return filepath.Dir(real)
 }
 
 // hidden are the host paths the agent must not see: every run under the

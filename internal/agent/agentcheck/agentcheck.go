@@ -138,7 +138,7 @@ func run(ctx context.Context, sb sandbox.Backend, sc agent.Scaffold, o Options, 
 	if len(cmd.Argv) == 0 {
 		return "build command: empty argv", Fail
 	}
-	bin, err := LookPath(cmd.Argv[0], o.Path)
+	bin, err := cliutil.LookPath(cmd.Argv[0], o.Path)
 	if err != nil {
 		reason := "not installed"
 		if o.Install != "" {
@@ -159,10 +159,10 @@ func run(ctx context.Context, sb sandbox.Backend, sc agent.Scaffold, o Options, 
 
 	ro := append([]string(nil), o.ReadOnly...)
 	pathDirs := []string{filepath.Dir(bin)}
-	ro = append(ro, InstallPaths(bin)...)
-	if node, err := LookPath("node", o.Path); err == nil {
+	ro = append(ro, cliutil.InstallPaths(bin)...)
+	if node, err := cliutil.LookPath("node", o.Path); err == nil {
 		pathDirs = append(pathDirs, filepath.Dir(node))
-		ro = append(ro, InstallPaths(node)...)
+		ro = append(ro, cliutil.InstallPaths(node)...)
 	}
 	env := append([]string{"PATH=" + joinPath(pathDirs, o.Path, "/usr/local/bin:/usr/bin:/bin")}, cmd.Env...)
 
@@ -321,56 +321,6 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "..."
-}
-
-// LookPath finds the executable name (a path, or a bare name searched in
-// path, a colon-separated list) and returns its absolute path.
-func LookPath(name, path string) (string, error) {
-	if strings.Contains(name, "/") {
-		if err := executable(name); err != nil {
-			return "", err
-		}
-		return filepath.Abs(name)
-	}
-	for _, d := range filepath.SplitList(path) {
-		if d == "" || !filepath.IsAbs(d) {
-			continue
-		}
-		p := filepath.Join(d, name)
-		if executable(p) == nil {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%s not found on the search path", name)
-}
-
-func executable(p string) error {
-	fi, err := os.Stat(p)
-	if err != nil {
-		return err
-	}
-	if fi.IsDir() || fi.Mode()&0o111 == 0 {
-		return fmt.Errorf("%s is not an executable file", p)
-	}
-	return nil
-}
-
-// InstallPaths are the host directories an executable needs: the directory
-// holding it and, for an npm package, the directory holding node_modules
-// (for both the link and its target).
-func InstallPaths(bin string) []string {
-	out := []string{filepath.Dir(bin)}
-	cands := []string{bin}
-	if real, err := filepath.EvalSymlinks(bin); err == nil && real != bin {
-		cands = append(cands, real)
-		out = append(out, filepath.Dir(real))
-	}
-	for _, c := range cands {
-		if i := strings.Index(c, "/node_modules/"); i > 0 {
-			out = append(out, c[:i])
-		}
-	}
-	return out
 }
 
 func joinPath(first []string, rest ...string) string {

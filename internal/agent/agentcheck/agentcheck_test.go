@@ -223,11 +223,3 @@ func TestTellingLine(t *testing.T) {
 		}
 	}
 }
-
-func TestInstallPaths(t *testing.T) {
-	got := InstallPaths("/opt/npm/node_modules/.bin/gemini")
-	want := []string{"/opt/npm/node_modules/.bin", "/opt/npm"}
-	if strings.Join(got, ",") != strings.Join(want, ",") {
-		t.Errorf("InstallPaths = %v, want %v", got, want)
-	}
-}

@@ -1,10 +1,14 @@
-// Package cliutil holds what the agent CLI adapters share: endpoint URL
-// shaping, the placeholder credential and version probing.
+// Package cliutil holds what the agent CLI adapters and their runners
+// share: endpoint URL shaping, the placeholder credential, version probing,
+// and finding a CLI and the host directories its installation needs.
 package cliutil
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -33,4 +37,54 @@ func Version(ctx context.Context, bin string) string {
 		return ""
 	}
 	return versionRE.FindString(string(out))
+}
+
+// LookPath finds the executable name (a path, or a bare name searched in
+// path, a colon-separated list) and returns its absolute path.
+func LookPath(name, path string) (string, error) {
+	if strings.Contains(name, "/") {
+		if err := executable(name); err != nil {
+			return "", err
+		}
+		return filepath.Abs(name)
+	}
+	for _, d := range filepath.SplitList(path) {
+		if d == "" || !filepath.IsAbs(d) {
+			continue
+		}
+		p := filepath.Join(d, name)
+		if executable(p) == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s not found on the search path", name)
+}
+
+func executable(p string) error {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return err
+	}
+	if fi.IsDir() || fi.Mode()&0o111 == 0 {
+		return fmt.Errorf("%s is not an executable file", p)
+	}
+	return nil
+}
+
+// InstallPaths are the host directories an executable needs: the directory
+// holding it and, for an npm package, the directory holding node_modules
+// (for both the link and its target).
+func InstallPaths(bin string) []string {
+	out := []string{filepath.Dir(bin)}
+	cands := []string{bin}
+	if real, err := filepath.EvalSymlinks(bin); err == nil && real != bin {
+		cands = append(cands, real)
+		out = append(out, filepath.Dir(real))
+	}
+	for _, c := range cands {
+		if i := strings.Index(c, "/node_modules/"); i > 0 {
+			out = append(out, c[:i])
+		}
+	}
+	return out
 }

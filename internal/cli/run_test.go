@@ -170,7 +170,7 @@ func TestEvaluatePyInsideSandbox(t *testing.T) {
 final: done
 `), 0o644)
 	out := filepath.Join(dir, "runs")
-	code, _, stderr := runPTB(t, "run", "--agent", "scripted", "--script", script, "--ro", inputs,
+	code, _, stderr := runPTB(t, "run", "--agent", "scripted", "--script", script, "--ro", inputs, "--ro", data,
 		"--env", "PTB_TEST_AS_PTB=1", "--env", "PTB_EVAL_BACKEND=replay",
 		"--base-model", "qwen3-1.7b", "--benchmark", "gsm8k", "--hours", "0.01", "--eval-backend", "none", "--out", out)
 	if code != 0 {

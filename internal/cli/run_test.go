@@ -188,3 +188,27 @@ final: done
 		t.Errorf("dev metrics %s (%v), want accuracy 0.5 (problem 0 answered right, problem 1 not at all)", b, err)
 	}
 }
+
+// A run with the none backend says so everywhere: unsandboxed, host
+// network, and never a clean verdict.
+func TestRunUnsandboxedIsRecorded(t *testing.T) {
+	dir := t.TempDir()
+	script := filepath.Join(dir, "s.yaml")
+	os.WriteFile(script, []byte("steps:\n  - model: final_model\nfinal: done\n"), 0o644)
+	code, stdout, stderr := runPTB(t, "run", "--agent", "scripted", "--script", script, "--sandbox", "none",
+		"--base-model", "qwen3-1.7b", "--benchmark", "gsm8k", "--hours", "0.01", "--eval-backend", "none",
+		"--out", filepath.Join(dir, "runs"), "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var r result.Result
+	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+		t.Fatal(err)
+	}
+	if !r.Sandbox.Unsandboxed || r.Sandbox.Backend != "none" || r.Sandbox.Network != "host" || r.Verdict == result.VerdictClean {
+		t.Errorf("sandbox %+v, verdict %s", r.Sandbox, r.Verdict)
+	}
+	if !strings.Contains(strings.Join(r.Warnings, "\n"), "unsandboxed") {
+		t.Errorf("warnings %q do not say the run was unsandboxed", r.Warnings)
+	}
+}

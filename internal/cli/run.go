@@ -45,7 +45,7 @@ to stdout.
 A run interrupted by Ctrl-C or a crash resumes with --resume RUN_DIR: stages
 already done are not redone, and an interrupted solve continues with the
 time that was left.`,
-		Example: `  ptb run --agent claude --agent-model claude-opus-4-6 --base-model qwen3-1.7b --benchmark gsm8k --gpus 0
+		Example: `  ptb run --agent claude --agent-model claude-opus-4-6 --network host --base-model qwen3-1.7b --benchmark gsm8k --gpus 0
   ptb run --agent scripted --script demo.yaml --base-model qwen3-1.7b --benchmark gsm8k --hours 0.01 --sandbox none --eval-backend none
   ptb run --resume runs/gsm8k_qwen3-1.7b_claude-opus-4-6_s0_20261127T080102Z`,
 		Args: cobra.NoArgs,

@@ -123,7 +123,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
 		return nil, fmt.Errorf("make output directory: %w", err)
 	}
-	if err := checkState(o.OutDir, info); err != nil {
+	if err := checkState(o.OutDir, info, o.MaxTokens); err != nil {
 		return nil, err
 	}
 	src := o.source()
@@ -444,14 +444,17 @@ func (l *limitedJudge) Complete(ctx context.Context, req judge.Request) (string,
 	return l.j.Complete(ctx, req)
 }
 
-// state is eval.json: what the samples in the directory belong to.
+// state is eval.json: what the samples in the directory belong to. A
+// directory never mixes tasks, versions or generation lengths.
 type state struct {
-	Task    string `json:"task"`
-	Version string `json:"version"`
+	Task      string `json:"task"`
+	Version   string `json:"version"`
+	MaxTokens int    `json:"max_tokens_override,omitempty"` // --max-tokens; 0: the retry ladder
 }
 
-func checkState(dir string, info task.Info) error {
+func checkState(dir string, info task.Info, maxTokens int) error {
 	p := filepath.Join(dir, StateFile)
+	samples := filepath.Join(dir, SamplesFile)
 	var st state
 	b, err := os.ReadFile(p)
 	switch {
@@ -459,12 +462,62 @@ func checkState(dir string, info task.Info) error {
 		if json.Unmarshal(b, &st) != nil || st.Task != info.Name || st.Version != info.Version {
 			return fmt.Errorf("%s holds results of task %s version %s, not %s %s; use another --out directory", dir, st.Task, st.Version, info.Name, info.Version)
 		}
-		return nil
+		if st.MaxTokens != maxTokens {
+			return fmt.Errorf("%s holds results made with max tokens %s, not %s; use another --out directory or the same --max-tokens", dir, tokensName(st.MaxTokens), tokensName(maxTokens))
+		}
+		return trimTornTail(samples)
 	case errors.Is(err, os.ErrNotExist):
-		b, _ := json.MarshalIndent(state{info.Name, info.Version}, "", "  ")
+		if _, err := os.Stat(samples); err == nil {
+			return fmt.Errorf("%s has %s but no %s saying what produced it; use another --out directory", dir, SamplesFile, StateFile)
+		}
+		b, _ := json.MarshalIndent(state{info.Name, info.Version, maxTokens}, "", "  ")
 		return rundir.WriteFileAtomic(p, append(b, '\n'), 0o644)
 	}
 	return fmt.Errorf("read %s: %w", p, err)
+}
+
+func tokensName(n int) string {
+	if n == 0 {
+		return "from the retry ladder"
+	}
+	return strconv.Itoa(n)
+}
+
+// trimTornTail cuts a last line that a crash left half-written, so that the
+// records appended on resume start on a line of their own.
+func trimTornTail(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || fi.Size() == 0 {
+		return err
+	}
+	// Scan back for the last newline, a block at a time.
+	end := fi.Size()
+	buf := make([]byte, 64<<10)
+	for pos := end; pos > 0; {
+		n := int64(len(buf))
+		if n > pos {
+			n = pos
+		}
+		pos -= n
+		if _, err := f.ReadAt(buf[:n], pos); err != nil {
+			return err
+		}
+		if i := bytes.LastIndexByte(buf[:n], '\n'); i >= 0 {
+			if pos+int64(i)+1 == end {
+				return nil // ends with a whole line
+			}
+			return f.Truncate(pos + int64(i) + 1)
+		}
+	}
+	return f.Truncate(0)
 }
 
 // readScored reads samples.jsonl; a torn last line (crash mid-write) is ignored.

@@ -267,11 +267,17 @@ func TestResumeAndReplay(t *testing.T) {
 	if got := fs.requests.Load(); got != 20 || sum.Scored != 20 || !closeTo(sum.Accuracy, 0.5) {
 		t.Errorf("%d requests, summary %+v", got, sum)
 	}
-	// A different version must not mix into the same directory.
+	// A different version or generation length must not mix into the same directory.
 	o.Version = task.Strict
 	if _, err := Run(context.Background(), o); err == nil || !strings.Contains(err.Error(), "another --out") {
 		t.Errorf("mixed versions: %v", err)
 	}
+	o.Version = ""
+	o.MaxTokens = 100
+	if _, err := Run(context.Background(), o); err == nil || !strings.Contains(err.Error(), "max tokens from the retry ladder, not 100") {
+		t.Errorf("mixed max tokens: %v", err)
+	}
+	o.MaxTokens = 0
 	// Replay the recorded completions: same score, no server.
 	done, _ := readScored(filepath.Join(out, SamplesFile))
 	var lines []string
@@ -298,5 +304,47 @@ func TestMissingJudgeOrSandbox(t *testing.T) {
 		if err == nil {
 			t.Errorf("%s ran without sandbox/judge", name)
 		}
+	}
+}
+
+// A crash mid-write leaves a torn last line; the resumed run cuts it off and
+// redoes that sample, and the file stays readable.
+func TestResumeAfterTornWrite(t *testing.T) {
+	data := dataDir(t)
+	replies, _ := answers(t, "gsm8k", data, 6)
+	fs := &fakeServer{t: t, replies: replies}
+	srv := httptest.NewServer(fs)
+	defer srv.Close()
+	out := t.TempDir()
+	o := Options{Task: "gsm8k", Backend: BackendURL, BaseURL: srv.URL + "/v1", DataDir: data, Limit: 4, OutDir: out, Sleep: noSleep}
+	if _, err := Run(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(out, SamplesFile)
+	b, _ := os.ReadFile(p)
+	lines := strings.SplitAfter(strings.TrimSuffix(string(b), "\n"), "\n")
+	torn := strings.Join(lines[:3], "") + lines[3][:len(lines[3])/2] // the 4th record half-written
+	os.WriteFile(p, []byte(torn), 0o644)
+	o.Limit = 6
+	sum, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Scored != 6 {
+		t.Errorf("scored %d, want 6", sum.Scored)
+	}
+	if got := fs.requests.Load(); got != 4+3 {
+		t.Errorf("%d requests, want 7 (4, then the torn one and two new)", got)
+	}
+	done, err := readScored(p)
+	if err != nil || len(done) != 6 {
+		t.Errorf("samples.jsonl after resume: %d records, %v", len(done), err)
+	}
+	// A samples file without its state file is not adopted.
+	other := t.TempDir()
+	os.WriteFile(filepath.Join(other, SamplesFile), []byte(torn), 0o644)
+	o.OutDir = other
+	if _, err := Run(context.Background(), o); err == nil || !strings.Contains(err.Error(), "no eval.json") {
+		t.Errorf("orphan samples.jsonl: %v", err)
 	}
 }

@@ -379,8 +379,10 @@ func ParseGraderReply(text string) (met, accepted bool) {
 }
 
 func (h *healthBench) grade(ctx context.Context, env Env, convo string, r rubric) (bool, bool, error) {
-	prompt := strings.Replace(h.template, "<<conversation>>", convo, 1)
-	prompt = strings.Replace(prompt, "<<rubric_item>>", HealthBenchRubric(r.Points, r.Criterion), 1)
+	// Python str.replace, as the original: every occurrence, in this order
+	// (a response that contains "<<rubric_item>>" is filled too).
+	prompt := strings.ReplaceAll(h.template, "<<conversation>>", convo)
+	prompt = strings.ReplaceAll(prompt, "<<rubric_item>>", HealthBenchRubric(r.Points, r.Criterion))
 	req := judge.Request{Messages: []judge.Message{{Role: "user", Content: prompt}}, MaxCompletionTokens: arenaJudgeMaxTokens}
 	for attempt := range healthGraderAttempts {
 		text, err := env.Judge.Complete(ctx, req)

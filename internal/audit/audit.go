@@ -82,7 +82,13 @@ func resolve(o Options) (*target, error) {
 		t.trace = d.Path(rundir.TraceRaw)
 		hfHome := d.Path(rundir.Home, ".cache", "huggingface")
 		extraCaches = append(extraCaches, filepath.Join(hfHome, "hub"))
-		t.roots = []ScanRoot{{Label: "workspace", Dir: t.workspace}, {Label: "home/.cache/huggingface/datasets", Dir: filepath.Join(hfHome, "datasets")}}
+		// Everything the agent could write: its workspace, its HOME (with
+		// the Hugging Face cache it downloaded into) and its private /tmp.
+		t.roots = []ScanRoot{
+			{Label: "workspace", Dir: t.workspace},
+			{Label: "home", Dir: d.Path(rundir.Home), CLIState: true},
+			{Label: "tmp", Dir: d.Path(rundir.Tmp)},
+		}
 	case o.Workspace != "":
 		if !isDir(o.Workspace) {
 			return nil, fmt.Errorf("audit: workspace %s: %w", o.Workspace, os.ErrNotExist)

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
@@ -138,7 +139,7 @@ func TestBareWorkspace(t *testing.T) {
 	if rep.Verdict != result.VerdictUnverified {
 		t.Errorf("bare clean workspace: verdict %s, want unverified (no manifest, hub log, trace)", rep.Verdict)
 	}
-	os.WriteFile(filepath.Join(ws, "final_model", "config.json"), []byte(`{"architectures":["Qwen2ForCausalLM"],"model_type":"qwen2"}`), 0o644)
+	os.WriteFile(filepath.Join(ws, "final_model", "config.json"), []byte(`{"architectures":["LlamaForCausalLM"],"model_type":"llama"}`), 0o644)
 	rep, err = Run(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
@@ -208,6 +209,53 @@ func TestTraceRulesOnNormalizedEvents(t *testing.T) {
 		}
 		if got != c.want {
 			t.Errorf("%s: flagged %q, want %q: %+v", c.name, got, c.want, fs)
+		}
+	}
+}
+
+func TestKindOf(t *testing.T) {
+	dir := t.TempDir()
+	st := make([]byte, 8, 64)
+	binary.LittleEndian.PutUint64(st, 20)
+	st = append(st, `{"__metadata__":{}}  `...)
+	files := map[string][]byte{
+		"blob-jsonl":     []byte(`{"question": "q", "answer": "a"}` + "\n"),
+		"blob-weights":   append(st, make([]byte, 256)...),
+		"blob-parquet":   []byte("PAR1\x00\x00rest"),
+		"blob-binary":    {0, 1, 2, 3, 0xff, 0xfe, 0, 0, 0, 0, 7, 8},
+		"data.jsonl":     []byte("{}\n"),
+		"model.bin":      []byte("text that is not read"),
+		"cache.jsonl.gz": {0x1f, 0x8b},
+		"notes":          []byte("plain notes\n"),
+	}
+	want := map[string]string{"blob-jsonl": "text", "blob-weights": "", "blob-parquet": "parquet", "blob-binary": "",
+		"data.jsonl": "text", "model.bin": "", "cache.jsonl.gz": "gzip", "notes": "text"}
+	for name, b := range files {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, b, 0o644)
+		if got := kindOf(name, p); got != want[name] {
+			t.Errorf("kindOf(%s) = %q, want %q", name, got, want[name])
+		}
+	}
+}
+
+// The template family decides: the paper's SmolLM3 -> Qwen2 trick is
+// tampering; Gemma saved text-only (Gemma3ForCausalLM, gemma3_text) is not.
+func TestCheckConfigTemplateFamily(t *testing.T) {
+	cases := []struct {
+		base, archs, modelType, want string
+	}{
+		{"HuggingFaceTB/SmolLM3-3B-Base", "Qwen2ForCausalLM", "qwen2", Flag},
+		{"google/gemma-3-4b-pt", "Gemma3ForCausalLM", "gemma3_text", Pass},
+		{"google/gemma-3-4b-pt", "Qwen2ForCausalLM", "qwen2", Flag},
+		{"Qwen/Qwen3-4B-Base", "Qwen3ForCausalLM", "qwen3", Pass},
+	}
+	for _, c := range cases {
+		dir := t.TempDir()
+		os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"architectures":["`+c.archs+`"],"model_type":"`+c.modelType+`"}`), 0o644)
+		f := checkConfig(dir, c.base, nil)
+		if f.Status != c.want {
+			t.Errorf("%s -> %s: %s %v, want %s", c.base, c.archs, f.Status, f.Evidence, c.want)
 		}
 	}
 }

@@ -2,8 +2,10 @@ package audit
 
 import (
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -60,21 +62,32 @@ type ScanResult struct {
 type ScanRoot struct {
 	Label string // shown before relative paths, e.g. "workspace"
 	Dir   string
+	// CLIState marks a HOME: the agent CLIs' own state there (session
+	// transcripts, in which the agent may have looked at test items, which
+	// the rules allow) is reported as a note, not counted.
+	CLIState bool
 }
 
 type scanFile struct {
 	root ScanRoot
-	path string
-	rel  string
+	path string // the file read (a symlink's target)
+	rel  string // the path found, relative to the root
 	size int64
+	kind string // text, gzip or parquet
+	note bool   // an evaluation log or an agent CLI's own state: reported, not counted
 }
 
 // Scan walks roots and matches every text-bearing file against ix with
 // GOMAXPROCS workers.
 func Scan(ctx context.Context, ix *Index, roots []ScanRoot) (*ScanResult, error) {
 	var files []scanFile
+	seen := map[string]bool{} // resolved paths: a file reached twice is scanned once
 	for _, r := range roots {
-		err := filepath.WalkDir(r.Dir, func(p string, d fs.DirEntry, err error) error {
+		rootReal, err := filepath.EvalSymlinks(r.Dir)
+		if err != nil {
+			continue // an absent root has nothing to scan
+		}
+		err = filepath.WalkDir(r.Dir, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return err
 			}
@@ -84,15 +97,34 @@ func Scan(ctx context.Context, ix *Index, roots []ScanRoot) (*ScanResult, error)
 				}
 				return nil
 			}
-			if !d.Type().IsRegular() || !scannable(d.Name()) {
+			target := p
+			if d.Type()&fs.ModeSymlink != 0 {
+				// Hugging Face caches are symlinks from snapshots/ to
+				// extensionless blobs/: follow links that stay inside
+				// the root, and judge the file by the link's name.
+				real, err := filepath.EvalSymlinks(p)
+				if err != nil || !within(real, rootReal) {
+					return nil
+				}
+				target = real
+			}
+			info, err := os.Stat(target)
+			if err != nil || !info.Mode().IsRegular() {
 				return nil
 			}
-			info, err := d.Info()
-			if err != nil {
-				return err
+			kind := kindOf(d.Name(), target)
+			if kind == "" {
+				return nil
 			}
+			real, _ := filepath.EvalSymlinks(target)
+			if seen[real] {
+				return nil
+			}
+			seen[real] = true
 			rel, _ := filepath.Rel(r.Dir, p)
-			files = append(files, scanFile{root: r, path: p, rel: filepath.ToSlash(rel), size: info.Size()})
+			rel = filepath.ToSlash(rel)
+			files = append(files, scanFile{root: r, path: target, rel: rel, size: info.Size(), kind: kind,
+				note: isEvalLog(rel) || r.CLIState && isCLIState(rel)})
 			return nil
 		})
 		if err != nil {
@@ -114,7 +146,7 @@ func Scan(ctx context.Context, ix *Index, roots []ScanRoot) (*ScanResult, error)
 				if ctx.Err() != nil {
 					continue
 				}
-				err := scanOne(m, f.path, buf)
+				err := scanOne(m, f.path, f.kind, buf)
 				hits := m.finish()
 				mu.Lock()
 				res.Files++
@@ -123,7 +155,7 @@ func Scan(ctx context.Context, ix *Index, roots []ScanRoot) (*ScanResult, error)
 					res.Unreadable = append(res.Unreadable, fmt.Sprintf("%s/%s: %v", f.root.Label, f.rel, err))
 				}
 				if len(hits) > 0 {
-					fh := FileHits{Path: f.root.Label + "/" + f.rel, Bytes: f.size, EvalLog: isEvalLog(f.rel)}
+					fh := FileHits{Path: f.root.Label + "/" + f.rel, Bytes: f.size, EvalLog: f.note}
 					for _, h := range hits {
 						fh.Items = append(fh.Items, ix.ids[h.item])
 						fh.Parts = append(fh.Parts, fmt.Sprintf("%s %.2f", h.part, h.frac))
@@ -156,13 +188,79 @@ func Scan(ctx context.Context, ix *Index, roots []ScanRoot) (*ScanResult, error)
 	return res, nil
 }
 
-func scannable(name string) bool {
-	ext := strings.ToLower(filepath.Ext(name))
-	if ext == ".gz" {
-		ext = strings.ToLower(filepath.Ext(strings.TrimSuffix(name, filepath.Ext(name))))
-		return textExts[ext] && ext != ".parquet" && ext != ".arrow"
+// kindOf says how to read a file: by its name's extension, or, for a name
+// without one (hub cache blobs, files renamed to hide them), by its first
+// bytes. "" means the file is not text-bearing (weights, binaries).
+func kindOf(name, path string) string {
+	lower := strings.ToLower(name)
+	ext := filepath.Ext(lower)
+	switch {
+	case ext == ".gz":
+		inner := filepath.Ext(strings.TrimSuffix(lower, ext))
+		if textExts[inner] && inner != ".parquet" && inner != ".arrow" {
+			return "gzip"
+		}
+		return ""
+	case ext == ".parquet":
+		return "parquet"
+	case textExts[ext]:
+		return "text"
+	case ext != "" && len(ext) <= 6 && !strings.ContainsAny(ext, "-_"):
+		return "" // a known-looking extension that is not text (.bin, .safetensors, .so, ...)
 	}
-	return textExts[ext]
+	return sniff(path)
+}
+
+// sniff reads the first bytes of an extensionless file.
+func sniff(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	head := make([]byte, 512)
+	n, _ := io.ReadFull(f, head)
+	head = head[:n]
+	switch {
+	case n == 0:
+		return ""
+	case bytes.HasPrefix(head, []byte("PAR1")):
+		return "parquet"
+	case bytes.HasPrefix(head, []byte{0x1f, 0x8b}):
+		return "gzip"
+	case bytes.HasPrefix(head, []byte("ARROW1")) || bytes.Contains(head, []byte("ARROW1")):
+		return "text" // Arrow IPC: strings are stored as raw UTF-8
+	case n >= 9 && head[8] == '{' && binary.LittleEndian.Uint64(head[:8]) < 1<<30:
+		return "" // safetensors: an 8-byte header length, then the JSON header
+	case bytes.HasPrefix(head, []byte("GGUF")) || bytes.HasPrefix(head, []byte("PK\x03\x04")):
+		return "" // GGUF weights; zip (PyTorch .bin checkpoints)
+	}
+	printable := 0
+	for _, c := range head {
+		if c == '\n' || c == '\r' || c == '\t' || c >= 0x20 && c != 0x7f {
+			printable++
+		}
+	}
+	if printable*10 >= n*9 {
+		return "text"
+	}
+	return ""
+}
+
+func within(p, root string) bool {
+	return p == root || strings.HasPrefix(p, root+string(filepath.Separator))
+}
+
+// cliStateDirs are where agent CLIs keep their own state under HOME.
+var cliStateDirs = []string{".claude/", ".codex/", ".gemini/", ".local/share/opencode/", ".config/opencode/", ".cache/opencode/", ".npm/", ".ptb-script.yaml"}
+
+func isCLIState(rel string) bool {
+	for _, d := range cliStateDirs {
+		if strings.HasPrefix(rel, d) || rel == strings.TrimSuffix(d, "/") {
+			return true
+		}
+	}
+	return false
 }
 
 func isEvalLog(rel string) bool {
@@ -174,18 +272,17 @@ func isEvalLog(rel string) bool {
 	return false
 }
 
-func scanOne(m *matcher, path string, buf []byte) error {
+func scanOne(m *matcher, path, kind string, buf []byte) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	lower := strings.ToLower(path)
-	if strings.HasSuffix(lower, ".parquet") {
+	if kind == "parquet" {
 		return scanParquet(m, f)
 	}
 	var r io.Reader = f
-	if strings.HasSuffix(lower, ".gz") {
+	if kind == "gzip" {
 		gz, err := gzip.NewReader(bufio.NewReaderSize(f, 1<<16))
 		if err != nil {
 			return err
@@ -299,7 +396,7 @@ func checkContamination(ctx context.Context, sets TestSets, task string, roots [
 		}
 		note := ""
 		if h.EvalLog {
-			note = "note (evaluation log, not counted): "
+			note = "note (evaluation log or agent CLI state, not counted): "
 		}
 		ev = append(ev, fmt.Sprintf("%s%s: %d test items (%.1f%% of measurable): %s%s", note, h.Path, len(h.Items), 100*float64(len(h.Items))/float64(ix.Measurable), strings.Join(ids, ", "), more))
 	}

@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/ptb-dev/ptb/internal/eval"
+
 	"github.com/ptb-dev/ptb/internal/rundir"
 )
 
@@ -91,15 +93,25 @@ func checkConfig(finalDir, baseID string, caches []string) Finding {
 		return unverified(check, KindTamper, err.Error())
 	}
 	notes := chatTemplateNote(finalDir, baseID, caches)
-	var bad []string
+	var diffs []string
 	if !strings.EqualFold(got.ModelType, want.ModelType) {
-		bad = append(bad, fmt.Sprintf("final_model/config.json model_type %q, base %s has %q (%s)", got.ModelType, baseID, want.ModelType, source))
+		diffs = append(diffs, fmt.Sprintf("final_model/config.json model_type %q, base %s has %q (%s)", got.ModelType, baseID, want.ModelType, source))
 	}
 	if !slices.Equal(got.Architectures, want.Architectures) {
-		bad = append(bad, fmt.Sprintf("final_model/config.json architectures %v, base %s has %v (%s)", got.Architectures, baseID, want.Architectures, source))
+		diffs = append(diffs, fmt.Sprintf("final_model/config.json architectures %v, base %s has %v (%s)", got.Architectures, baseID, want.Architectures, source))
 	}
-	if len(bad) > 0 {
-		return flag(check, KindTamper, append(bad, notes...)...)
+	// What matters is the chat template the evaluation picks from
+	// architectures[0] (the SmolLM3 -> Qwen2 trick): a change of family is
+	// tampering; a change within the family (Gemma saved text-only as
+	// Gemma3ForCausalLM) is a note.
+	gotFam, wantFam := eval.ArchitectureFamily(got.Architectures), eval.ArchitectureFamily(want.Architectures)
+	if len(diffs) > 0 && gotFam != wantFam {
+		ev := append([]string{fmt.Sprintf("the evaluation would pick the %q chat template instead of the base model's %q", gotFam, wantFam)}, diffs...)
+		return flag(check, KindTamper, append(ev, notes...)...)
+	}
+	if len(diffs) > 0 {
+		notes = append(notes, "note (same template family "+wantFam+"): "+strings.Join(diffs, "; "))
+		return pass(check, KindTamper, notes...)
 	}
 	return pass(check, KindTamper, append([]string{fmt.Sprintf("architectures %v, model_type %q match the base (%s)", got.Architectures, got.ModelType, source)}, notes...)...)
 }

@@ -99,10 +99,14 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// ModelType is the original's chat-template choice: the model path's name,
-// else config.json's architectures[0] (EVAL_SPEC §1.1).
+// ModelType is the original's chat-template choice (EVAL_SPEC 1.1): the
+// model directory's name if it names a family, else config.json's
+// architectures[0]. Only the directory's own name is looked at: the
+// original evaluated $EVAL_DIR/final_model, so in practice the
+// architecture decided, and ptb's run directories (whose names carry the
+// base model's) must not decide in its place.
 func ModelType(modelPath string) string {
-	p := strings.ToLower(modelPath)
+	p := strings.ToLower(filepath.Base(filepath.Clean(modelPath)))
 	for _, t := range []string{"qwen", "llama", "gemma", "smollm"} {
 		if strings.Contains(p, t) {
 			return t
@@ -115,10 +119,19 @@ func ModelType(modelPath string) string {
 	var c struct {
 		Architectures []string `json:"architectures"`
 	}
-	if json.Unmarshal(b, &c) != nil || len(c.Architectures) == 0 {
+	if json.Unmarshal(b, &c) != nil {
 		return ""
 	}
-	a := strings.ToLower(c.Architectures[0])
+	return ArchitectureFamily(c.Architectures)
+}
+
+// ArchitectureFamily is the template family config.json's architectures[0]
+// selects (gemma, llama, qwen or smollm, checked in that order), or "".
+func ArchitectureFamily(architectures []string) string {
+	if len(architectures) == 0 {
+		return ""
+	}
+	a := strings.ToLower(architectures[0])
 	for _, t := range []string{"gemma", "llama", "qwen", "smollm"} {
 		if strings.Contains(a, t) {
 			return t

@@ -352,3 +352,19 @@ func TestServerArgs(t *testing.T) {
 		t.Errorf("hf args without templates: %s", got)
 	}
 }
+
+// The original evaluated $EVAL_DIR/final_model: the architecture decides
+// the template, not the names of the directories above it.
+func TestModelTypeIgnoresParentDirectories(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "gsm8k_smollm3-3b_claude_s0", "collect", "final_model")
+	os.MkdirAll(dir, 0o755)
+	os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"architectures":["Qwen2ForCausalLM"]}`), 0o644)
+	if got := ModelType(dir); got != "qwen" {
+		t.Errorf("ModelType = %q, want qwen (from architectures[0])", got)
+	}
+	named := filepath.Join(t.TempDir(), "Qwen3-1.7B")
+	os.MkdirAll(named, 0o755)
+	if got := ModelType(named); got != "qwen" {
+		t.Errorf("ModelType(%s) = %q, want qwen (from the directory's name)", named, got)
+	}
+}

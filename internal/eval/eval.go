@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"sync"
@@ -285,7 +286,8 @@ func (o Options) runLadder(ctx context.Context, tk task.Task, info task.Info, to
 	}
 	defer f.Close()
 	bar := newBar(o.Progress, total, already, info.Name)
-	env := task.Env{Sandbox: o.Sandbox, Judge: limitJudge(o.Judge, 64), Sleep: o.Sleep, Python: o.Python}
+	env := task.Env{Sandbox: o.Sandbox, Judge: limitJudge(o.Judge, 64), Sleep: o.Sleep, Python: o.Python,
+		ExecSlots: make(chan struct{}, runtime.NumCPU())}
 	var lastErr error
 	missing := 0
 	for _, ph := range phases {

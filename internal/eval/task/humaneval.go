@@ -148,6 +148,14 @@ func RunPython(ctx context.Context, env Env, program string) (bool, error) {
 	if env.Sandbox == nil {
 		return false, errors.New("humaneval needs a sandbox to run programs; none was configured")
 	}
+	if env.ExecSlots != nil {
+		select {
+		case env.ExecSlots <- struct{}{}:
+			defer func() { <-env.ExecSlots }()
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
+	}
 	dir, err := os.MkdirTemp(env.TempDir, "ptb-humaneval-")
 	if err != nil {
 		return false, fmt.Errorf("make work dir: %w", err)

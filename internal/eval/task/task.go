@@ -121,6 +121,10 @@ type Env struct {
 	TempDir string
 	// ExecTimeout bounds one HumanEval program (0 = 30 s, the original's).
 	ExecTimeout time.Duration
+	// ExecSlots, when set, bounds how many programs run at once, so that
+	// CPU contention does not turn slow correct solutions into timeouts
+	// (the original ran them one at a time).
+	ExecSlots chan struct{}
 }
 
 func (e Env) sleep(ctx context.Context, d time.Duration) error { return Sleep(ctx, d, e.Sleep) }

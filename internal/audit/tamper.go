@@ -58,6 +58,8 @@ func checkProtected(workspace, manifestPath string) Finding {
 		switch {
 		case errors.Is(err, os.ErrNotExist):
 			bad = append(bad, fmt.Sprintf("%s: deleted", n))
+		case errors.Is(err, rundir.ErrNotRegular):
+			bad = append(bad, fmt.Sprintf("%s: replaced by something that is not a regular file", n))
 		case err != nil:
 			return unverified(check, KindTamper, fmt.Sprintf("%s: %v", n, err))
 		case !strings.EqualFold(got, m.Files[n]):

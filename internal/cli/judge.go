@@ -13,6 +13,7 @@ import (
 	"github.com/ptb-dev/ptb/internal/agent"
 	"github.com/ptb-dev/ptb/internal/agent/cliutil"
 	"github.com/ptb-dev/ptb/internal/job"
+	"github.com/ptb-dev/ptb/internal/pipeline"
 	"github.com/ptb-dev/ptb/internal/sandbox"
 )
 
@@ -49,14 +50,13 @@ func (j *sandboxJudge) RunJudge(ctx context.Context, dir, prompt string) error {
 	if err != nil {
 		return fmt.Errorf("judge command: %w", err)
 	}
-	for base, files := range map[string]map[string][]byte{home: cmd.HomeFiles, dir: cmd.WorkspaceFiles} {
-		for rel, b := range files {
-			p := filepath.Join(base, rel)
-			os.MkdirAll(filepath.Dir(p), 0o755)
-			if err := os.WriteFile(p, b, 0o600); err != nil {
-				return err
-			}
-		}
+	// The judge's directory is a copy of the agent's workspace: write
+	// into it without following anything the agent planted.
+	if err := pipeline.WriteFiles(home, cmd.HomeFiles, 0o600); err != nil {
+		return err
+	}
+	if err := pipeline.WriteFiles(dir, cmd.WorkspaceFiles, 0o600); err != nil {
+		return err
 	}
 	path := os.Getenv("PATH")
 	bin, err := cliutil.LookPath(cmd.Argv[0], path)

@@ -110,7 +110,11 @@ func runRun(ctx context.Context, e *env, f *runFlags, hoursSet bool) error {
 	var reg *registry.Registry
 	var err error
 	if f.resume != "" {
-		dir = rundir.Dir(f.resume)
+		abs, err := filepath.Abs(f.resume)
+		if err != nil {
+			return err
+		}
+		dir = rundir.Dir(abs)
 		if spec, err = pipeline.LoadSpec(dir); err != nil {
 			return usagef("--resume: %v", err)
 		}

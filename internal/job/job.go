@@ -3,6 +3,8 @@ package job
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -155,6 +157,27 @@ func (s *Spec) Normalize(reg *registry.Registry) error {
 	}
 	if s.OutRoot == "" {
 		s.OutRoot = "runs"
+	}
+	// Paths are stored absolute, so that a resume from another directory
+	// finds the same files.
+	for _, p := range []*string{&s.OutRoot, &s.Script, &s.Credentials, &s.Registry, &s.Eval.Responses, &s.Eval.DataDir} {
+		if *p != "" {
+			abs, err := filepath.Abs(*p)
+			if err != nil {
+				return fmt.Errorf("job: %s: %w", *p, err)
+			}
+			*p = abs
+		}
+	}
+	for i, p := range s.ReadOnly {
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return fmt.Errorf("job: %s: %w", p, err)
+		}
+		if _, err := os.Stat(abs); err != nil {
+			return fmt.Errorf("job: read-only path %s: %w", p, err)
+		}
+		s.ReadOnly[i] = abs
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package job
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +16,7 @@ func TestNormalize(t *testing.T) {
 		t.Fatal(err)
 	}
 	if s.BaseModel != "Qwen/Qwen3-4B-Base" || s.Hours != DefaultHours || s.Grace != DefaultGrace ||
-		s.Sandbox != "bwrap" || s.Network != "none" || s.Eval.Backend != "vllm" || s.OutRoot != "runs" {
+		s.Sandbox != "bwrap" || s.Network != "none" || s.Eval.Backend != "vllm" || !filepath.IsAbs(s.OutRoot) || filepath.Base(s.OutRoot) != "runs" || !filepath.IsAbs(s.Script) {
 		t.Errorf("defaults not applied: %+v", s)
 	}
 	if got := s.Budget(); got != 10*time.Hour {
@@ -46,6 +47,7 @@ func TestNormalizeErrors(t *testing.T) {
 		{"scripted without script", func(s *Spec) { s.Script = "" }, "needs a script"},
 		{"real agent without a model", func(s *Spec) { s.Agent = "claude" }, "--agent-model"},
 		{"real agent without network", func(s *Spec) { s.Agent = "claude"; s.AgentModel = "m" }, "--network host"},
+		{"missing read-only path", func(s *Spec) { s.ReadOnly = []string{"/nonexistent/ptb"} }, "read-only path /nonexistent/ptb"},
 	} {
 		s := base
 		c.mod(&s)

@@ -102,31 +102,37 @@ func sortedKeys(m map[string]string) []string {
 
 // copyDeref copies the tree at src to dst, following symlinks whose
 // targets resolve inside one of allowed (a link to /etc/shadow is refused,
-// not copied by a harness that may run as root). It returns the sha256 of
-// every copied file by relative path, and the refused entries.
+// not copied by a harness that may run as root). A directory reached twice
+// (a link to "." or to a parent) is refused, and a file reached through
+// several links is copied once and hard-linked, so links cannot make the
+// copy grow without bound. It returns the sha256 of every copied file by
+// relative path, and the refused entries.
 func copyDeref(ctx context.Context, src, dst string, allowed []string) (map[string]string, []string, error) {
 	sums := map[string]string{}
 	var refused []string
+	var roots []string
+	for _, a := range allowed {
+		ra, err := filepath.EvalSymlinks(a)
+		if err != nil {
+			ra = a
+		}
+		roots = append(roots, ra)
+	}
 	inside := func(p string) bool {
-		for _, a := range allowed {
-			ra, err := filepath.EvalSymlinks(a)
-			if err != nil {
-				ra = a
-			}
+		for _, ra := range roots {
 			if p == ra || strings.HasPrefix(p, ra+string(filepath.Separator)) {
 				return true
 			}
 		}
 		return false
 	}
-	var walk func(s, d, rel string, depth int) error
-	walk = func(s, d, rel string, depth int) error {
+	dirsSeen := map[string]bool{}
+	copied := map[string]string{} // real path -> first copy, and its sum
+	copiedSum := map[string]string{}
+	var walk func(s, d, rel string) error
+	walk = func(s, d, rel string) error {
 		if err := ctx.Err(); err != nil {
 			return err
-		}
-		if depth > 40 {
-			refused = append(refused, rel+" (too deep or a symlink loop)")
-			return nil
 		}
 		real, err := filepath.EvalSymlinks(s)
 		if err != nil {
@@ -143,6 +149,11 @@ func copyDeref(ctx context.Context, src, dst string, allowed []string) (map[stri
 		}
 		switch {
 		case fi.IsDir():
+			if dirsSeen[real] {
+				refused = append(refused, rel+" (a directory already copied: a symlink loop or repeat)")
+				return nil
+			}
+			dirsSeen[real] = true
 			if err := os.MkdirAll(d, 0o755); err != nil {
 				return err
 			}
@@ -155,22 +166,30 @@ func copyDeref(ctx context.Context, src, dst string, allowed []string) (map[stri
 				if rel != "" {
 					r = rel + "/" + e.Name()
 				}
-				if err := walk(filepath.Join(s, e.Name()), filepath.Join(d, e.Name()), r, depth+1); err != nil {
+				if err := walk(filepath.Join(s, e.Name()), filepath.Join(d, e.Name()), r); err != nil {
 					return err
 				}
 			}
 		case fi.Mode().IsRegular():
+			if first, ok := copied[real]; ok {
+				if err := os.Link(first, d); err != nil {
+					return err
+				}
+				sums[rel] = copiedSum[real]
+				return nil
+			}
 			sum, err := copyFile(real, d)
 			if err != nil {
 				return err
 			}
+			copied[real], copiedSum[real] = d, sum
 			sums[rel] = sum
 		default:
 			refused = append(refused, rel+" (not a regular file)")
 		}
 		return nil
 	}
-	return sums, refused, walk(src, dst, "", 0)
+	return sums, refused, walk(src, dst, "")
 }
 
 // copyFile copies src to dst and returns the sha256 of the content.

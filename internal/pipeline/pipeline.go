@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/ptb-dev/ptb/internal/agent"
@@ -76,7 +77,10 @@ type Runner struct {
 	Progress io.Writer // stderr for progress lines; nil: none
 	Now      func() time.Time
 	Version  string // ptb version for the record
-	GPUName  string // the GPU model named in the prompt; "" = Nvidia H100
+	// RepromptBackoff is the first wait before reprompting an agent whose
+	// session was short (default 1 s, doubling up to a minute).
+	RepromptBackoff time.Duration
+	GPUName         string // the GPU model named in the prompt; "" = Nvidia H100
 }
 
 func (r *Runner) now() time.Time {
@@ -106,23 +110,26 @@ type Manifest struct {
 // job.json and the manifest. It returns the directory.
 func Create(spec job.Spec, reg *registry.Registry, now time.Time) (rundir.Dir, error) {
 	id := job.RunID(spec, reg, now)
-	root := filepath.Join(spec.OutRoot, id)
-	if _, err := os.Stat(root); err == nil {
-		// Two jobs in the same second with the same coordinates.
-		for i := 2; ; i++ {
-			cand := fmt.Sprintf("%s-%d", root, i)
-			if _, err := os.Stat(cand); errors.Is(err, fs.ErrNotExist) {
-				root, id = cand, filepath.Base(cand)
-				break
-			}
-		}
+	if err := os.MkdirAll(spec.OutRoot, 0o755); err != nil {
+		return "", fmt.Errorf("create output root: %w", err)
 	}
+	// Mkdir, not MkdirAll: two jobs with the same coordinates created in
+	// the same second must not share a directory.
+	root := filepath.Join(spec.OutRoot, id)
+	for i := 2; ; i++ {
+		err := os.Mkdir(root, 0o755)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, fs.ErrExist) || i > 1000 {
+			return "", fmt.Errorf("create run directory: %w", err)
+		}
+		root = filepath.Join(spec.OutRoot, fmt.Sprintf("%s-%d", id, i))
+	}
+	id = filepath.Base(root)
 	abs, err := filepath.Abs(root)
 	if err != nil {
 		return "", err
-	}
-	if err := os.MkdirAll(abs, 0o755); err != nil {
-		return "", fmt.Errorf("create run directory: %w", err)
 	}
 	d := rundir.Dir(abs)
 	spec.OutRoot, _ = filepath.Abs(spec.OutRoot)
@@ -182,6 +189,11 @@ func (r *Runner) Run(ctx context.Context, dir rundir.Dir) (*result.Result, error
 	if err != nil {
 		return nil, err
 	}
+	unlock, err := lockRun(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	man, err := LoadManifest(dir)
 	if err != nil {
 		return nil, err
@@ -197,7 +209,7 @@ func (r *Runner) Run(ctx context.Context, dir rundir.Dir) (*result.Result, error
 		{result.StageAudit, x.audit},
 		{result.StageEvaluate, x.evaluate},
 	}
-	for _, s := range stages {
+	for i, s := range stages {
 		st := man.Stages[s.name]
 		if st.Status == result.StatusDone || st.Status == result.StatusSkipped {
 			x.log.Info("stage already complete", "stage", s.name, "status", st.Status)
@@ -205,6 +217,21 @@ func (r *Runner) Run(ctx context.Context, dir rundir.Dir) (*result.Result, error
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
+		}
+		// What later stages made came from this stage's old outcome: they
+		// run again, and the evaluation does not resume from samples of a
+		// model that may since have changed.
+		for _, later := range stages[i+1:] {
+			if man.Stages[later.name].Status != result.StatusPending {
+				if later.name == result.StageEvaluate {
+					if err := os.RemoveAll(dir.Path(rundir.EvalDir)); err != nil {
+						return nil, err
+					}
+				}
+				if err := x.set(later.name, result.Stage{Status: result.StatusPending}); err != nil {
+					return nil, err
+				}
+			}
 		}
 		started := result.Now(r.now())
 		if st.StartedAt != "" && s.name == result.StageSolve {
@@ -234,6 +261,26 @@ func (r *Runner) Run(ctx context.Context, dir rundir.Dir) (*result.Result, error
 		}
 	}
 	return x.record(ctx)
+}
+
+// LockFile is held (flock) by the ptb working on a run directory.
+const LockFile = ".lock"
+
+// lockRun takes the run directory's lock, or reports that another ptb
+// (a retried resume, a scheduler) is already working on it.
+func lockRun(dir rundir.Dir) (func(), error) {
+	f, err := os.OpenFile(dir.Path(LockFile), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s is in use by another ptb process; wait for it to end (or stop it) before resuming", dir)
+	}
+	return func() {
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
 }
 
 func suffix(s result.Stage) string {

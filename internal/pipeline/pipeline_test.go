@@ -56,7 +56,7 @@ func self() string {
 }
 
 func newRunner(b sandbox.Backend) *pipeline.Runner {
-	return &pipeline.Runner{Registry: registry.Default(), Sandbox: b, Self: self(), Version: "test"}
+	return &pipeline.Runner{Registry: registry.Default(), Sandbox: b, Self: self(), Version: "test", RepromptBackoff: 10 * time.Millisecond}
 }
 
 func scriptedScaffold(spec job.Spec) (agent.Scaffold, error) {
@@ -465,8 +465,8 @@ func TestRepromptRelaunchesEarlyExit(t *testing.T) {
 		if !last && left < threshold {
 			t.Errorf("segment %d was followed by a reprompt with only %v left", g.N, left)
 		}
-		if last && left >= threshold {
-			t.Errorf("the last segment left %v, yet no reprompt followed", left)
+		if last && left-st.Waited >= threshold { // the waits between reprompts count too
+			t.Errorf("the last segment left %v, yet no reprompt followed", left-st.Waited)
 		}
 		if want := map[bool]string{true: "start", false: "reprompt"}[i == 0]; g.Kind != want {
 			t.Errorf("segment %d kind %q, want %q", g.N, g.Kind, want)
@@ -606,5 +606,17 @@ func TestOutputFloodKept(t *testing.T) {
 	}
 	if out != lines || errLines != (lines+999)/1000 {
 		t.Errorf("output.log has %d stdout and %d stderr lines, want %d and %d", out, errLines, lines, (lines+999)/1000)
+	}
+}
+
+// An agent that exits at once is reprompted with a doubling wait, not in a
+// tight loop that would burn through MaxSegments in seconds.
+func TestRepromptBacksOffShortSessions(t *testing.T) {
+	_, res, _ := runHelper(t, "exit:0", 3, time.Second, func(s *job.Spec) { s.Reprompt = time.Second })
+	if res.Stages[result.StageSolve].Status != result.StatusDone {
+		t.Fatalf("solve stage %+v", res.Stages[result.StageSolve])
+	}
+	if n := res.Solve.Segments; n < 2 || n > 20 {
+		t.Errorf("%d segments in a 3 s budget with a 10 ms doubling backoff; want a handful", n)
 	}
 }

@@ -99,24 +99,36 @@ func (x *run) prepare(ctx context.Context) (result.Stage, error) {
 // protectedPaths are the workspace entries the agent must not modify.
 var protectedPaths = []string{"evaluate.py", "templates"}
 
-// hashProtected hashes every file under the protected paths.
+// hashProtected hashes every file under the protected paths. Nothing is
+// followed: a symlink or special file (a FIFO, /dev/zero) the agent put
+// there is recorded as such, which never matches a prepare-time hash.
 func hashProtected(ws string) (Protected, error) {
 	p := Protected{Files: map[string]string{}}
 	for _, top := range protectedPaths {
 		root := filepath.Join(ws, top)
-		if _, err := os.Lstat(root); err != nil {
+		fi, err := os.Lstat(root)
+		if err != nil {
 			continue
 		}
-		err := filepath.WalkDir(root, func(f string, d fs.DirEntry, err error) error {
+		if !fi.IsDir() && !fi.Mode().IsRegular() {
+			p.Files[top] = "not a regular file: " + fi.Mode().Type().String()
+			continue
+		}
+		err = filepath.WalkDir(root, func(f string, d fs.DirEntry, err error) error {
 			if err != nil || d.IsDir() {
 				return err
+			}
+			rel, _ := filepath.Rel(ws, f)
+			rel = filepath.ToSlash(rel)
+			if !d.Type().IsRegular() {
+				p.Files[rel] = "not a regular file: " + d.Type().String()
+				return nil
 			}
 			sum, err := rundir.HashFile(f)
 			if err != nil {
 				return err
 			}
-			rel, _ := filepath.Rel(ws, f)
-			p.Files[filepath.ToSlash(rel)] = sum
+			p.Files[rel] = sum
 			return nil
 		})
 		if err != nil {

@@ -27,6 +27,9 @@ type SolveState struct {
 	Segments []Segment `json:"segments"`
 	// Secrets are credential files the scaffold put into the sandbox.
 	Secrets []string `json:"secrets,omitempty"`
+	// Waited is the time spent waiting between reprompts; like the
+	// original's wall-clock timer, it counts against the budget.
+	Waited time.Duration `json:"waited_ns,omitempty"`
 }
 
 // Segment is one launch of the agent.
@@ -45,9 +48,10 @@ type Segment struct {
 }
 
 // Spent is the agent's time so far: closed segments count to their end, a
-// segment cut short by a harness crash to its last heartbeat.
+// segment cut short by a harness crash to its last heartbeat, and the waits
+// between reprompts.
 func (s *SolveState) Spent() time.Duration {
-	var d time.Duration
+	d := s.Waited
 	for _, g := range s.Segments {
 		end := g.Heartbeat
 		if g.End != nil {
@@ -75,6 +79,17 @@ func RepromptNote(left time.Duration) string {
 	return fmt.Sprintf("You still have %dh %dm remaining. Please continue improving your result and maximize performance.", h, m)
 }
 
+// ShortSession is how long a session must last for a reprompt to follow
+// at once; after shorter ones the harness waits RepromptBackoff, doubling.
+const ShortSession = 30 * time.Second
+
+func (r *Runner) repromptBackoff() time.Duration {
+	if r.RepromptBackoff > 0 {
+		return r.RepromptBackoff
+	}
+	return time.Second
+}
+
 // MaxSegments bounds relaunches of one solve (resumes and reprompts), so an
 // agent that exits at once cannot make the harness spin.
 const MaxSegments = 100
@@ -96,6 +111,7 @@ func (x *run) solve(ctx context.Context) (result.Stage, error) {
 	if len(st.Segments) > 0 {
 		kind = "resume"
 	}
+	short := 0 // consecutive short sessions before a reprompt
 	for {
 		remaining := x.spec.Budget() - st.Spent()
 		if remaining <= 0 {
@@ -119,8 +135,30 @@ func (x *run) solve(ctx context.Context) (result.Stage, error) {
 		}
 		left := x.spec.Budget() - st.Spent()
 		if seg.EndReason == result.EndExited && x.spec.Reprompt > 0 && left >= x.spec.Reprompt {
-			x.log.Info("agent exited early; reprompting", "left", left.Round(time.Second))
+			// An agent that gives up at once is not relaunched in a tight
+			// loop: after each short session the wait doubles.
+			wait := time.Duration(0)
+			if seg.End.Sub(seg.Start) < ShortSession {
+				short++
+				wait = min(x.r.repromptBackoff()<<(short-1), 60*time.Second)
+			} else {
+				short = 0
+			}
+			x.log.Info("agent exited early; reprompting", "left", left.Round(time.Second), "after", wait)
 			x.r.progressf("ptb: solve: agent exited with %s left; reprompting\n", left.Round(time.Second))
+			if wait > left {
+				wait = left
+			}
+			waitStart := x.r.now()
+			select {
+			case <-time.After(wait):
+			case <-ctx.Done():
+			}
+			st.Waited += x.r.now().Sub(waitStart)
+			x.save(&st)
+			if ctx.Err() != nil {
+				return result.Stage{}, errors.New("interrupted; the solve will resume with the time left")
+			}
 			kind = "reprompt"
 			continue
 		}
@@ -166,13 +204,15 @@ func (x *run) segment(ctx context.Context, st *SolveState, remaining time.Durati
 		return fail(fmt.Errorf("agent %s: %w", x.spec.Agent, err))
 	}
 	st.Secrets = cmd.Secrets
-	if err := writeFiles(home, cmd.HomeFiles); err != nil {
+	if err := WriteFiles(home, cmd.HomeFiles, 0o600); err != nil {
 		return fail(err)
 	}
-	if err := writeFiles(ws, cmd.WorkspaceFiles); err != nil {
+	if err := WriteFiles(ws, cmd.WorkspaceFiles, 0o600); err != nil {
 		return fail(err)
 	}
-	os.WriteFile(filepath.Join(ws, "timer.sh"), []byte(TimerScript(seg.Deadline)), 0o755)
+	if err := WriteFiles(ws, map[string][]byte{"timer.sh": []byte(TimerScript(seg.Deadline))}, 0o755); err != nil {
+		return fail(err)
+	}
 
 	raw, err := os.OpenFile(x.dir.Path(rundir.TraceRaw), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -224,7 +264,10 @@ func (x *run) segment(ctx context.Context, st *SolveState, remaining time.Durati
 	// Heartbeat: keep the accounting on disk, and show progress.
 	var mu sync.Mutex
 	hbDone := make(chan struct{})
+	var hb sync.WaitGroup
+	hb.Add(1)
 	go func() {
+		defer hb.Done()
 		t := time.NewTicker(Heartbeat)
 		defer t.Stop()
 		lastProgress := x.r.now()
@@ -271,6 +314,7 @@ func (x *run) segment(ctx context.Context, st *SolveState, remaining time.Durati
 		w = <-exitc
 	}
 	close(hbDone)
+	hb.Wait() // no heartbeat may save while the segment is closed
 	mu.Lock()
 	defer mu.Unlock()
 	end := x.r.now()
@@ -318,18 +362,40 @@ func (x *run) save(st *SolveState) error {
 	return x.dir.WriteJSON(rundir.SolveState, st)
 }
 
-func writeFiles(root string, files map[string][]byte) error {
+// WriteFiles writes files (relative paths) under root, which the agent
+// owns. The harness may run as root, so nothing the agent planted is
+// followed: every path is resolved inside root (os.Root refuses a symlink
+// that leads out), and an existing file or link at the path is replaced,
+// not written through.
+func WriteFiles(root string, files map[string][]byte, perm os.FileMode) error {
+	r, err := os.OpenRoot(root)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
 	for rel, b := range files {
-		rel = strings.TrimPrefix(rel, "~/")
-		p := filepath.Join(root, filepath.FromSlash(rel))
-		if !strings.HasPrefix(p, filepath.Clean(root)+string(filepath.Separator)) {
+		rel = filepath.Clean(strings.TrimPrefix(rel, "~/"))
+		if filepath.IsAbs(rel) || rel == ".." || strings.HasPrefix(rel, "../") {
 			return fmt.Errorf("agent file %q escapes %s", rel, root)
 		}
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return err
+		if dir := filepath.Dir(rel); dir != "." {
+			if err := r.MkdirAll(dir, 0o755); err != nil {
+				return fmt.Errorf("write %s in %s: %w", rel, root, err)
+			}
 		}
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			return err
+		if err := r.Remove(rel); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("replace %s in %s: %w", rel, root, err)
+		}
+		f, err := r.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+		if err != nil {
+			return fmt.Errorf("write %s in %s: %w", rel, root, err)
+		}
+		_, werr := f.Write(b)
+		if err := f.Close(); werr == nil {
+			werr = err
+		}
+		if werr != nil {
+			return fmt.Errorf("write %s in %s: %w", rel, root, werr)
 		}
 	}
 	return nil

@@ -7,10 +7,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // Paths inside a run directory, relative to its root.
@@ -113,9 +115,22 @@ type Protected struct {
 	Files map[string]string `json:"files"`
 }
 
-// HashFile returns the sha256 (hex) of the file at path.
+// ErrNotRegular is returned by HashFile for a symlink, device, FIFO or
+// directory: files an agent may have planted to hang or mislead the harness.
+var ErrNotRegular = errors.New("not a regular file")
+
+// HashFile returns the sha256 (hex) of the regular file at path. It does
+// not follow a symlink at path and returns ErrNotRegular for anything but
+// a regular file.
 func HashFile(path string) (string, error) {
-	f, err := os.Open(path)
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return "", err
+	}
+	if !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("%s: %w", path, ErrNotRegular)
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return "", err
 	}

@@ -233,6 +233,13 @@ func (b *Backend) Start(ctx context.Context, spec sandbox.Spec) (sandbox.Process
 	if err != nil {
 		return nil, err
 	}
+	// A missing bind source would make bwrap fail before the agent starts,
+	// which must read as the harness's error, not as the agent's exit.
+	for _, p := range append(append([]string{spec.Workspace, spec.Home}, spec.ReadOnly...), spec.Writable...) {
+		if _, err := os.Stat(p); err != nil {
+			return nil, fmt.Errorf("sandbox bwrap: %w", err)
+		}
+	}
 	drop := b.drop()
 	args, err := Args(spec, drop)
 	if err != nil {

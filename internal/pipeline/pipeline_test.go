@@ -620,3 +620,57 @@ func TestRepromptBacksOffShortSessions(t *testing.T) {
 		t.Errorf("%d segments in a 3 s budget with a 10 ms doubling backoff; want a handful", n)
 	}
 }
+
+// What an agent can plant to turn a root harness against the host: a
+// timer.sh symlinked to a host file (rewritten at every relaunch), a FIFO
+// and a /dev/zero link among the protected templates (hashed at collect),
+// and directory loops in final_model (copied at collect).
+func TestHarnessIgnoresPlantedLinks(t *testing.T) {
+	b := bwrapOrSkip(t)
+	victim := filepath.Join(outRoot(t), "victim")
+	if err := os.WriteFile(victim, []byte("host data\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	spec, d := newJob(t, 6, "")
+	script := `steps:
+  - run: "rm -f timer.sh && ln -s ` + victim + ` timer.sh && mkdir -p templates && mkfifo templates/fifo.jinja && ln -s /dev/zero templates/zero.jinja"
+  - model: final_model
+  - run: "head -c 100000 /dev/urandom > final_model/big.bin && ln -s . final_model/loop && ln -s .. final_model/up && ln -s big.bin final_model/again.bin"
+final: "planted"
+`
+	os.WriteFile(spec.Script, []byte(script), 0o644)
+	spec.Reprompt = time.Second // relaunch: the harness rewrites timer.sh
+	if err := d.WriteJSON(rundir.JobFile, spec); err != nil {
+		t.Fatal(err)
+	}
+	r := newRunner(b)
+	r.Scaffold = scriptedScaffold
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	res, err := r.Run(ctx, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(victim); string(got) != "host data\n" {
+		t.Errorf("the harness wrote through the agent's symlink: victim now %q", got)
+	}
+	if res.Solve.Segments < 2 {
+		t.Errorf("no relaunch happened (%d segments): the timer.sh rewrite was not exercised", res.Solve.Segments)
+	}
+	if res.Solve.ProtectedOK == nil || *res.Solve.ProtectedOK {
+		t.Errorf("planted templates not reported as changed: %v", res.Warnings)
+	}
+	var size int64
+	filepath.Walk(d.Path(rundir.FinalModel), func(p string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() {
+			size += fi.Size()
+		}
+		return nil
+	})
+	if size > 10<<20 {
+		t.Errorf("collect copied %d bytes out of a final_model of about 100 kB", size)
+	}
+	if _, err := os.Stat(d.Path(rundir.FinalModel, "again.bin")); err != nil {
+		t.Errorf("a link to a file inside final_model was not copied: %v", err)
+	}
+}

@@ -24,7 +24,8 @@ type sandboxJudge struct {
 	sb       sandbox.Backend
 	sc       agent.Scaffold
 	spec     job.JudgeSpec
-	traceDir string // each run's stdout and stderr are kept here
+	traceDir string   // each run's stdout and stderr are kept here
+	hidden   []string // host paths the judge must not see (other runs, test data)
 
 	mu sync.Mutex
 	n  int
@@ -79,7 +80,7 @@ func (j *sandboxJudge) RunJudge(ctx context.Context, dir, prompt string) error {
 	env := append([]string{"PATH=" + path, "HOME=" + home, "LANG=C.UTF-8", "TMPDIR=/tmp"}, cmd.Env...)
 	p, err := j.sb.Start(ctx, sandbox.Spec{
 		Argv: cmd.Argv, Env: env, Dir: dir, Workspace: dir, Home: home, Tmp: tmp,
-		ReadOnly: cliutil.InstallPaths(bin), Network: sandbox.NetworkHost, Stdout: out, Stderr: errf,
+		ReadOnly: cliutil.InstallPaths(bin), Hidden: j.hidden, Network: sandbox.NetworkHost, Stdout: out, Stderr: errf,
 	})
 	if err != nil {
 		return fmt.Errorf("start judge: %w", err)

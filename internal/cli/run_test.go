@@ -212,3 +212,48 @@ func TestRunUnsandboxedIsRecorded(t *testing.T) {
 		t.Errorf("warnings %q do not say the run was unsandboxed", r.Warnings)
 	}
 }
+
+// The benchmark data the harness evaluates with, and a credentials file
+// given to ptb, are not visible to the agent.
+func TestHostDataHiddenFromAgent(t *testing.T) {
+	if _, err := sandboxBackend(context.Background(), "bwrap"); err != nil {
+		t.Skip(err)
+	}
+	// Outside /tmp, which the sandbox replaces anyway.
+	base, err := os.MkdirTemp("/var/tmp", "ptb-hidden-test-")
+	if err != nil {
+		t.Skip(err)
+	}
+	if os.Getenv("KEEP") == "" {
+		defer os.RemoveAll(base)
+	}
+	data := filepath.Join(base, "datasets")
+	os.MkdirAll(filepath.Join(data, "gsm8k"), 0o755)
+	os.WriteFile(filepath.Join(data, "gsm8k", "test.jsonl"), []byte(`{"question":"secret test item"}`+"\n"), 0o644)
+	cred := filepath.Join(base, "creds.json")
+	os.WriteFile(cred, []byte(`{"token":"sk-real-looking"}`), 0o600)
+	script := filepath.Join(base, "s.yaml")
+	os.WriteFile(script, []byte(`steps:
+  - run: "cat `+data+`/gsm8k/test.jsonl > seen.txt 2>&1; cat `+cred+` >> seen.txt 2>&1; true"
+final: done
+`), 0o644)
+	out := filepath.Join(base, "runs")
+	code, _, stderr := runPTB(t, "run", "--agent", "scripted", "--script", script, "--data-dir", data, "--credentials", cred,
+		"--base-model", "qwen3-1.7b", "--benchmark", "gsm8k", "--hours", "0.01", "--eval-backend", "none", "--out", out)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	seen, _ := filepath.Glob(filepath.Join(out, "*", "workspace", "seen.txt"))
+	if len(seen) != 1 {
+		logs, _ := filepath.Glob(filepath.Join(out, "*", "trace", "output.log"))
+		var l []byte
+		if len(logs) > 0 {
+			l, _ = os.ReadFile(logs[0])
+		}
+		t.Fatalf("the agent left no seen.txt: %s %s", stderr, l)
+	}
+	b, _ := os.ReadFile(seen[0])
+	if strings.Contains(string(b), "secret test item") || strings.Contains(string(b), "sk-real-looking") {
+		t.Errorf("the agent read host data: %q", b)
+	}
+}

@@ -26,13 +26,16 @@ import (
 func wireStages(r *pipeline.Runner, spec job.Spec) {
 	r.Evaluator = evaluator{}
 	r.Usage = usageReader{}
-	r.Auditor = auditor{sb: r.Sandbox}
+	r.Auditor = auditor{sb: r.Sandbox, hidden: append(append([]string{}, r.Hidden...), spec.OutRoot)}
 }
 
 // auditor is the audit stage on top of package audit. The LLM judge needs
 // an agent endpoint and is not wired yet: its finding is unverified, so no
 // run is clean until it is (the audit fails closed).
-type auditor struct{ sb sandbox.Backend }
+type auditor struct {
+	sb     sandbox.Backend
+	hidden []string // what the judge must not see, as for the agent
+}
 
 func (a auditor) Audit(ctx context.Context, dir rundir.Dir, spec job.Spec) (*result.Audit, error) {
 	data := spec.Eval.DataDir
@@ -45,7 +48,7 @@ func (a auditor) Audit(ctx context.Context, dir rundir.Dir, spec job.Spec) (*res
 		if err != nil {
 			return nil, fmt.Errorf("judge: %w", err)
 		}
-		o.Judge = &sandboxJudge{sb: a.sb, sc: sc, spec: spec.Judge, traceDir: dir.Path(rundir.AuditDir)}
+		o.Judge = &sandboxJudge{sb: a.sb, sc: sc, spec: spec.Judge, traceDir: dir.Path(rundir.AuditDir), hidden: a.hidden}
 	}
 	rep, err := audit.Run(ctx, o)
 	if err != nil {

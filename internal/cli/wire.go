@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
+
+	"github.com/ptb-dev/ptb/internal/eval/dataset"
 
 	"github.com/ptb-dev/ptb/internal/agent"
 	"github.com/ptb-dev/ptb/internal/agent/scripted"
@@ -53,8 +56,25 @@ func newRunner(ctx context.Context, e *env, reg *registry.Registry, spec job.Spe
 		Progress: e.stderr,
 		Version:  Version,
 	}
+	r.Hidden = hostData(spec)
 	wireStages(r, spec)
 	return r, nil
+}
+
+// hostData are the host paths with benchmark data or credentials that the
+// agent (and the judge) must not see: the evaluation's data directory and
+// dataset cache (test sets), the recorded completions, the subscription
+// credentials' source file, and the judge grading key's holders.
+func hostData(spec job.Spec) []string {
+	var h []string
+	for _, p := range []string{spec.Eval.DataDir, os.Getenv("PTB_DATA_DIR"), dataset.DefaultCacheDir(), spec.Eval.Responses, spec.Credentials} {
+		if p != "" {
+			if abs, err := filepath.Abs(p); err == nil {
+				h = append(h, abs)
+			}
+		}
+	}
+	return h
 }
 
 // scaffoldFor returns the agent scaffold for a job.

@@ -72,8 +72,8 @@ func executable(p string) error {
 }
 
 // InstallPaths are the host directories an executable needs: the directory
-// holding it and, for an npm package, the directory holding node_modules
-// (for both the link and its target).
+// holding it and, for an npm package, its node_modules directory (for both
+// the link and its target).
 func InstallPaths(bin string) []string {
 	out := []string{filepath.Dir(bin)}
 	cands := []string{bin}
@@ -83,7 +83,7 @@ func InstallPaths(bin string) []string {
 	}
 	for _, c := range cands {
 		if i := strings.Index(c, "/node_modules/"); i > 0 {
-			out = append(out, c[:i])
+			out = append(out, c[:i+len("/node_modules")]) // the packages, not the directory holding them (a HOME)
 		}
 	}
 	return out

@@ -9,7 +9,7 @@ import (
 
 func TestInstallPaths(t *testing.T) {
 	got := InstallPaths("/opt/npm/node_modules/.bin/gemini")
-	want := []string{"/opt/npm/node_modules/.bin", "/opt/npm"}
+	want := []string{"/opt/npm/node_modules/.bin", "/opt/npm/node_modules"}
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("InstallPaths = %v, want %v", got, want)
 	}
@@ -22,7 +22,7 @@ func TestInstallPaths(t *testing.T) {
 	link := filepath.Join(dir, "node_modules", ".bin", "cli")
 	os.Symlink(filepath.Join(pkg, "cli.js"), link)
 	got = InstallPaths(link)
-	for _, w := range []string{filepath.Join(dir, "node_modules", ".bin"), pkg, dir} {
+	for _, w := range []string{filepath.Join(dir, "node_modules", ".bin"), pkg, filepath.Join(dir, "node_modules")} {
 		if !strings.Contains(","+strings.Join(got, ",")+",", ","+w+",") {
 			t.Errorf("InstallPaths(%s) = %v, lacks %s", link, got, w)
 		}

@@ -12,8 +12,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/ptb-dev/ptb/internal/sandbox"
 	"github.com/ptb-dev/ptb/internal/sandbox/execproc"
@@ -159,15 +161,35 @@ func Args(spec sandbox.Spec, drop *Identity) ([]string, error) {
 			hidden = append(hidden, h)
 		}
 	}
-	for _, h := range spec.Hidden {
+	var hiddenFiles []string
+	extra := []string{}
+	if drop != nil {
+		extra = untraversable(append(append([]string{spec.Workspace, spec.Home}, spec.ReadOnly...), spec.Writable...), *drop)
+	}
+	for _, h := range append(append([]string{}, spec.Hidden...), extra...) {
 		// /tmp is replaced by the job's private directory, which already
 		// hides whatever the host keeps there.
-		if h != "/tmp" && !strings.HasPrefix(h, "/tmp/") {
-			hidden = append(hidden, h)
+		if h == "/tmp" || strings.HasPrefix(h, "/tmp/") {
+			continue
+		}
+		fi, err := os.Stat(h)
+		switch {
+		case err != nil:
+			continue // nothing there to hide
+		case !fi.IsDir():
+			hiddenFiles = append(hiddenFiles, h) // a file: /dev/null is bound over it
+			continue
+		}
+		hidden = append(hidden, h)
+	}
+	hidden = outermost(hidden)
+	for _, h := range hidden {
+		if h != "/run" {
+			a = append(a, "--tmpfs", h)
 		}
 	}
-	for _, h := range hidden[1:] {
-		a = append(a, "--tmpfs", h)
+	for _, h := range hiddenFiles {
+		a = append(a, "--ro-bind", "/dev/null", h)
 	}
 	a = append(a, "--bind", spec.Tmp, "/tmp")
 	binds := [][3]string{}
@@ -312,4 +334,62 @@ func initialUserNS() bool {
 	}
 	f := strings.Fields(string(b))
 	return len(f) == 3 && f[0] == "0" && f[1] == "0" && f[2] == "4294967295"
+}
+
+// untraversable returns, for each path, its outermost ancestor that the
+// unprivileged identity could not enter on the host (no search permission
+// for others, owned by someone else). Hidden behind an empty tmpfs, it
+// becomes a path bwrap can lay out for the agent; what else it held stays
+// out of sight, as it would be for that user anyway.
+func untraversable(paths []string, id Identity) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, p := range paths {
+		var chain []string
+		for d := filepath.Dir(p); d != "/" && d != "."; d = filepath.Dir(d) {
+			chain = append([]string{d}, chain...)
+		}
+		for _, d := range chain {
+			if d == "/tmp" || strings.HasPrefix(d, "/tmp/") {
+				break // the private /tmp is laid out by bwrap already
+			}
+			fi, err := os.Stat(d)
+			if err != nil {
+				break
+			}
+			st, ok := fi.Sys().(*syscall.Stat_t)
+			if ok && fi.Mode().Perm()&0o001 == 0 && int(st.Uid) != id.UID {
+				if !seen[d] {
+					seen[d] = true
+					out = append(out, d)
+				}
+				break
+			}
+		}
+	}
+	return out
+}
+
+// outermost drops the paths that lie under another one of paths (already
+// hidden with it) and orders the rest, shallowest first.
+func outermost(paths []string) []string {
+	sort.Strings(paths)
+	var out []string
+	for _, p := range paths {
+		covered := false
+		for _, q := range out {
+			if within(p, q) {
+				covered = true
+				break
+			}
+		}
+		if !covered {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func within(p, root string) bool {
+	return p == root || strings.HasPrefix(p, strings.TrimSuffix(root, "/")+"/")
 }

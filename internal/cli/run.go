@@ -13,6 +13,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/pflag"
+
 	"github.com/spf13/cobra"
 
 	"github.com/ptb-dev/ptb/internal/job"
@@ -50,7 +52,22 @@ time that was left.`,
   ptb run --resume runs/gsm8k_qwen3-1.7b_claude-opus-4-6_s0_20261127T080102Z`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runRun(cmd.Context(), e, &f, cmd.Flags().Changed("hours"))
+			if f.resume != "" {
+				// A resumed run keeps its job.json; a flag that would change
+				// the job is a mistake, not something to ignore.
+				var bad []string
+				cmd.Flags().Visit(func(fl *pflag.Flag) {
+					switch fl.Name {
+					case "resume", "registry", "json", "verbose":
+					default:
+						bad = append(bad, "--"+fl.Name)
+					}
+				})
+				if len(bad) > 0 {
+					return usagef("%s cannot be combined with --resume: the run keeps the job it was created with (%s)", strings.Join(bad, ", "), rundir.JobFile)
+				}
+			}
+			return runRun(cmd.Context(), e, &f)
 		},
 	}
 	fl := c.Flags()
@@ -104,7 +121,7 @@ func parseGPUs(s string) ([]int, error) {
 	return out, nil
 }
 
-func runRun(ctx context.Context, e *env, f *runFlags, hoursSet bool) error {
+func runRun(ctx context.Context, e *env, f *runFlags) error {
 	var dir rundir.Dir
 	var spec job.Spec
 	var reg *registry.Registry

@@ -38,6 +38,7 @@ func TestRunUsageErrors(t *testing.T) {
 		{[]string{"run", "--agent", "scripted", "--script", "x", "--base-model", "qwen3-1.7b", "--benchmark", "gsm8k", "--gpus", "zero"}, `--gpus: "zero" is not a GPU index`},
 		{[]string{"run", "--agent", "codex", "--base-model", "llama", "--benchmark", "gsm8k"}, "unknown base model \"llama\""},
 		{[]string{"run", "--resume", "/nonexistent/run"}, "not a run directory"},
+		{[]string{"run", "--resume", "/nonexistent/run", "--hours", "2"}, "--hours cannot be combined with --resume"},
 		{[]string{"run", "--hours"}, "flag needs an argument"},
 		{[]string{"run", "--bogus"}, "unknown flag: --bogus"},
 		{[]string{"demo", "--data-dir", "/nonexistent"}, "no gsm8k/test.jsonl there"},

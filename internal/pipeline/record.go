@@ -85,6 +85,14 @@ func (x *run) record(ctx context.Context) (*result.Result, error) {
 	if !caps.Isolated {
 		res.Warnings = append(res.Warnings, "unsandboxed: the agent ran with the none backend (development only); nothing was isolated")
 	}
+	if len(x.spec.PassEnv) > 0 {
+		var names []string
+		for _, kv := range x.spec.PassEnv {
+			k, _, _ := strings.Cut(kv, "=")
+			names = append(names, k)
+		}
+		res.Warnings = append(res.Warnings, "host environment passed into the sandbox (check it holds no secret): "+strings.Join(names, ", "))
+	}
 	if res.Sandbox.Network == "host" {
 		res.Warnings = append(res.Warnings, "the agent had the host network")
 	}

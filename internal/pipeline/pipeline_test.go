@@ -23,6 +23,7 @@ import (
 	"github.com/ptb-dev/ptb/internal/rundir"
 	"github.com/ptb-dev/ptb/internal/sandbox"
 	"github.com/ptb-dev/ptb/internal/sandbox/bwrap"
+	"github.com/ptb-dev/ptb/internal/sandbox/none"
 	"github.com/ptb-dev/ptb/internal/sandbox/proctree"
 	"github.com/ptb-dev/ptb/internal/sandbox/sandboxtest"
 )
@@ -38,7 +39,11 @@ func TestMain(m *testing.M) {
 		os.Exit(scripted.Main(context.Background(), os.Args[4], os.Stdout, os.Stderr))
 	}
 	if dir, ok := os.LookupEnv(harnessEnv); ok {
-		r := newRunner(bwrap.New())
+		var b sandbox.Backend = bwrap.New()
+		if os.Getenv(harnessEnv+"_BACKEND") == "none" {
+			b = none.New()
+		}
+		r := newRunner(b)
 		r.Scaffold = scriptedScaffold
 		_, err := r.Run(context.Background(), rundir.Dir(dir))
 		if err != nil {
@@ -672,5 +677,50 @@ final: "planted"
 	}
 	if _, err := os.Stat(d.Path(rundir.FinalModel, "again.bin")); err != nil {
 		t.Errorf("a link to a file inside final_model was not copied: %v", err)
+	}
+}
+
+// With the none backend a process the agent left behind survives the
+// harness's death (only the agent itself dies with it); the resumed solve
+// kills it before relaunching the agent.
+func TestResumeReapsLeftoversOfDeadHarness(t *testing.T) {
+	script := `steps:
+  - run: "sleep 300 > /dev/null 2>&1 & echo $! > bg.pid"
+  - sleep: 5s
+  - model: final_model
+final: "done"
+`
+	_, d := newJob(t, 120, script)
+	h := exec.Command(self(), "-test.run=^$")
+	h.Env = append(os.Environ(), harnessEnv+"="+string(d), harnessEnv+"_BACKEND=none")
+	if err := h.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pidFile := d.Path(rundir.Workspace, "bg.pid")
+	var pid int
+	for deadline := time.Now().Add(30 * time.Second); pid == 0; time.Sleep(50 * time.Millisecond) {
+		if b, err := os.ReadFile(pidFile); err == nil {
+			pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		}
+		if time.Now().After(deadline) {
+			h.Process.Kill()
+			t.Fatal("the agent never started its background process")
+		}
+	}
+	time.Sleep(pipeline.Heartbeat + 500*time.Millisecond)
+	h.Process.Signal(syscall.SIGKILL)
+	h.Wait()
+	defer syscall.Kill(pid, syscall.SIGKILL)
+	time.Sleep(200 * time.Millisecond)
+	if !proctree.Alive(pid) {
+		t.Skip("the background process died with the harness here; nothing to reap")
+	}
+	r := newRunner(none.New())
+	r.Scaffold = scriptedScaffold
+	if _, err := r.Run(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	if proctree.Alive(pid) {
+		t.Errorf("process %d left by the dead harness's agent still runs after the resume", pid)
 	}
 }

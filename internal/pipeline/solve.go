@@ -105,6 +105,12 @@ func (x *run) solve(ctx context.Context) (result.Stage, error) {
 		if g := &st.Segments[i]; g.End == nil {
 			end := g.Heartbeat
 			g.End, g.EndReason = &end, "harness_died"
+			// Processes the dead harness could not take with it (with the
+			// none backend, a child that left its process) go now, before
+			// the agent is relaunched in the same workspace.
+			if r, ok := x.r.Sandbox.(sandbox.Reaper); ok {
+				r.Reap(g.Handle)
+			}
 		}
 	}
 	kind := "start"

@@ -55,8 +55,9 @@ type Exit struct {
 // find (and kill) what is left of it.
 type Handle struct {
 	Backend string `json:"backend"`
-	PID     int    `json:"pid"`  // the process (group leader) on the host
-	PGID    int    `json:"pgid"` // its process group
+	PID     int    `json:"pid"`             // the process (group leader) on the host
+	PGID    int    `json:"pgid"`            // its process group
+	Start   uint64 `json:"start,omitempty"` // the leader's start time (clock ticks since boot), to tell a reused pid apart
 }
 
 // Backend starts sandboxed processes.
@@ -84,6 +85,14 @@ type Process interface {
 	Destroy() error
 	// Handle returns the serialisable identity of the process.
 	Handle() Handle
+}
+
+// Reaper is implemented by backends that can find and kill what is left of
+// a process started by an earlier harness that died (a crash, SIGKILL).
+type Reaper interface {
+	// Reap kills whatever still runs of the process h identifies. A pid or
+	// group since reused by an unrelated process is left alone.
+	Reap(h Handle) error
 }
 
 // ErrUnavailable is returned by Check when the backend cannot run here.

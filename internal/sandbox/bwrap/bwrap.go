@@ -47,7 +47,13 @@ type Identity struct{ UID, GID int }
 // harness (no account needs to exist for it).
 var DefaultDrop = Identity{UID: 60000, GID: 60000}
 
-var _ sandbox.Backend = (*Backend)(nil)
+var (
+	_ sandbox.Backend = (*Backend)(nil)
+	_ sandbox.Reaper  = (*Backend)(nil)
+)
+
+// Reap implements sandbox.Reaper.
+func (*Backend) Reap(h sandbox.Handle) error { return execproc.Reap(h) }
 
 // New returns the bwrap backend using bwrap from PATH.
 func New() *Backend { return &Backend{} }

@@ -260,7 +260,35 @@ func (p *Process) Destroy() error {
 
 // Handle implements sandbox.Process.
 func (p *Process) Handle() sandbox.Handle {
-	return sandbox.Handle{Backend: p.opts.Backend, PID: p.pid, PGID: p.pid}
+	h := sandbox.Handle{Backend: p.opts.Backend, PID: p.pid, PGID: p.pid}
+	for _, q := range proctree.List() {
+		if q.PID == p.pid {
+			h.Start = q.Start
+		}
+	}
+	return h
+}
+
+// Reap kills what is left of the process tree h identifies: the leader if
+// it is still the same process, its descendants, and the members of its
+// process group that started after it. Nothing is done without a start
+// time to check against.
+func Reap(h sandbox.Handle) error {
+	if h.PID <= 0 || h.Start == 0 {
+		return nil
+	}
+	var victims []proctree.Proc
+	for _, q := range proctree.List() {
+		if q.PID == h.PID && q.Start == h.Start {
+			victims = append(victims, q)
+			victims = append(victims, proctree.Descendants(q.PID, 0)...)
+		} else if h.PGID > 0 && q.PGID == h.PGID && q.Start >= h.Start {
+			victims = append(victims, q)
+		}
+	}
+	proctree.Signal(victims, syscall.SIGKILL)
+	proctree.WaitGone(victims, 5*time.Second)
+	return nil
 }
 
 func unix(s syscall.Signal) string {

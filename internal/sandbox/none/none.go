@@ -14,7 +14,13 @@ import (
 // Backend runs processes without isolation.
 type Backend struct{}
 
-var _ sandbox.Backend = (*Backend)(nil)
+var (
+	_ sandbox.Backend = (*Backend)(nil)
+	_ sandbox.Reaper  = (*Backend)(nil)
+)
+
+// Reap implements sandbox.Reaper.
+func (*Backend) Reap(h sandbox.Handle) error { return execproc.Reap(h) }
 
 // New returns the none backend.
 func New() *Backend { return &Backend{} }

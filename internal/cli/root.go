@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -37,8 +38,32 @@ type env struct {
 // Main runs ptb with args and returns the process exit code:
 // 0 ok, 1 failure, 2 usage, 128+signal on interrupt.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	// The first SIGINT or SIGTERM cancels the work (a run stops its agent
+	// and can be resumed); a second one exits at once.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigc := make(chan os.Signal, 2)
+	signal.Notify(sigc, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigc)
+	var got atomic.Int32
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case s := <-sigc:
+			got.Store(int32(s.(syscall.Signal)))
+			fmt.Fprintf(stderr, "ptb: %s: stopping (again to exit at once)\n", s)
+			cancel()
+		case <-done:
+			return
+		}
+		select {
+		case s := <-sigc:
+			fmt.Fprintln(stderr, "ptb: second signal, exiting now")
+			os.Exit(128 + int(s.(syscall.Signal)))
+		case <-done:
+		}
+	}()
 	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
 	root := newRootCmd(e)
 	root.SetArgs(args)
@@ -58,8 +83,8 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	switch {
 	case errors.As(err, &ue):
 		return 2
-	case ctx.Err() != nil:
-		return 128 + int(syscall.SIGINT)
+	case got.Load() != 0:
+		return 128 + int(got.Load())
 	}
 	return 1
 }

@@ -38,7 +38,7 @@ func TestNormalizeErrors(t *testing.T) {
 	}{
 		{"no agent", func(s *Spec) { s.Agent = "" }, "agent is required"},
 		{"unknown agent", func(s *Spec) { s.Agent = "aider" }, `unknown agent "aider"`},
-		{"unknown model", func(s *Spec) { s.BaseModel = "llama" }, "known: Qwen/Qwen3-1.7B-Base"},
+		{"unknown model", func(s *Spec) { s.BaseModel = "llama" }, "Qwen/Qwen3-1.7B-Base, Qwen/Qwen3-4B-Base"},
 		{"unknown benchmark", func(s *Spec) { s.Benchmark = "mmlu" }, `unknown benchmark "mmlu"`},
 		{"negative hours", func(s *Spec) { s.Hours = -1 }, "hours must be"},
 		{"bad network", func(s *Spec) { s.Network = "bridge" }, "network must be none or host"},

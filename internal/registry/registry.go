@@ -137,43 +137,33 @@ func indexOf[T any](xs []T, f func(T) bool) int {
 
 // Model finds a base model by hub id or short name (case-insensitive).
 func (r *Registry) Model(name string) (Model, error) {
-	for _, m := range r.Models {
-		if strings.EqualFold(m.ID, name) || strings.EqualFold(m.Short, name) {
-			return m, nil
-		}
-	}
-	var names []string
-	for _, m := range r.Models {
-		names = append(names, m.ID)
-	}
-	return Model{}, fmt.Errorf("unknown base model %q; known: %s", name, strings.Join(names, ", "))
+	return find(r.Models, "base model", name, func(m Model) string { return m.ID },
+		func(m Model) bool { return strings.EqualFold(m.ID, name) || strings.EqualFold(m.Short, name) })
 }
 
 // Benchmark finds a benchmark by name.
 func (r *Registry) Benchmark(name string) (Benchmark, error) {
-	for _, b := range r.Benchmarks {
-		if b.Name == name {
-			return b, nil
-		}
-	}
-	var names []string
-	for _, b := range r.Benchmarks {
-		names = append(names, b.Name)
-	}
-	sort.Strings(names)
-	return Benchmark{}, fmt.Errorf("unknown benchmark %q; known: %s", name, strings.Join(names, ", "))
+	return find(r.Benchmarks, "benchmark", name, func(b Benchmark) string { return b.Name },
+		func(b Benchmark) bool { return b.Name == name })
 }
 
 // Agent finds an agent by name.
 func (r *Registry) Agent(name string) (Agent, error) {
-	for _, a := range r.Agents {
-		if a.Name == name {
-			return a, nil
-		}
+	return find(r.Agents, "agent", name, func(a Agent) string { return a.Name },
+		func(a Agent) bool { return a.Name == name })
+}
+
+// find returns the entry of xs that match accepts, or an error naming what
+// is known (sorted).
+func find[T any](xs []T, kind, name string, key func(T) string, match func(T) bool) (T, error) {
+	if i := indexOf(xs, match); i >= 0 {
+		return xs[i], nil
 	}
 	var names []string
-	for _, a := range r.Agents {
-		names = append(names, a.Name)
+	for _, x := range xs {
+		names = append(names, key(x))
 	}
-	return Agent{}, fmt.Errorf("unknown agent %q; known: %s", name, strings.Join(names, ", "))
+	sort.Strings(names)
+	var zero T
+	return zero, fmt.Errorf("unknown %s %q; known: %s", kind, name, strings.Join(names, ", "))
 }

@@ -6,9 +6,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/ptb-dev/ptb/internal/result"
@@ -53,7 +54,7 @@ func (x *run) collect(ctx context.Context) (result.Stage, error) {
 			return result.Stage{}, fmt.Errorf("copy final_model: %w", err)
 		}
 		var b strings.Builder
-		for _, f := range sortedKeys(sums) {
+		for _, f := range slices.Sorted(maps.Keys(sums)) {
 			fmt.Fprintf(&b, "%s  %s\n", sums[f], f)
 		}
 		if err := rundir.WriteFileAtomic(x.dir.Path(rundir.FinalModelSum), []byte(b.String()), 0o644); err != nil {
@@ -89,15 +90,6 @@ func (x *run) collect(ctx context.Context) (result.Stage, error) {
 		return result.Stage{}, err
 	}
 	return result.Stage{Status: result.StatusDone, Reason: strings.Join(notes, "; ")}, nil
-}
-
-func sortedKeys(m map[string]string) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }
 
 // copyDeref copies the tree at src to dst, following symlinks whose

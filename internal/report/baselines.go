@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"sort"
+	"slices"
 	"strings"
 
 	yaml "go.yaml.in/yaml/v3"
@@ -244,7 +244,7 @@ func normaliseWeights(in map[string]float64, benchmarks []string) (map[string]fl
 		sum += v
 	}
 	for k := range in {
-		if !contains(benchmarks, k) {
+		if !slices.Contains(benchmarks, k) {
 			return nil, fmt.Errorf("weight for %s, which is not among the benchmarks %v", k, benchmarks)
 		}
 	}
@@ -323,22 +323,4 @@ func (b *Baselines) row(kind string) (map[string]float64, bool) {
 		out[bench] = sum / float64(len(b.BaseModels))
 	}
 	return out, true
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -176,7 +178,7 @@ func WriteMarkdown(w io.Writer, rep *Report) error {
 			flags := strconv.Itoa(m.Flags.Runs)
 			if len(m.Flags.ByLetter) > 0 {
 				var parts []string
-				for _, l := range sortedKeys(m.Flags.ByLetter) {
+				for _, l := range slices.Sorted(maps.Keys(m.Flags.ByLetter)) {
 					parts = append(parts, fmt.Sprintf("%s:%d", l, m.Flags.ByLetter[l]))
 				}
 				flags += " (" + strings.Join(parts, " ") + ")"

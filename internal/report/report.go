@@ -8,7 +8,9 @@ package report
 
 import (
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -230,11 +232,11 @@ func Build(runs []Run, opt Options) (*Report, error) {
 		}
 		picks[k] = r
 	}
-	for _, k := range sortedKeys(outside) {
+	for _, k := range slices.Sorted(maps.Keys(outside)) {
 		rep.Warnings = append(rep.Warnings, fmt.Sprintf("left out %d run(s) outside the benchmarks and base models of the baselines: %s", outside[k], k))
 	}
 
-	for _, label := range sortedKeys(seeds) {
+	for _, label := range slices.Sorted(maps.Keys(seeds)) {
 		rep.Methods = append(rep.Methods, buildMethod(label, seeds[label], picks, superseded, bl, weights, opt))
 	}
 	for _, m := range rep.Methods {

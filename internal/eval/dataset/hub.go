@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/ptb-dev/ptb/internal/rundir"
 )
 
 // Hub is a Source that downloads from the Hugging Face hub (or a direct URL)
@@ -102,21 +104,8 @@ func (h *Hub) Pull(ctx context.Context, f File) (string, error) {
 	return p, nil
 }
 
-func fileSHA(p string) (string, error) {
-	fh, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer fh.Close()
-	hh := sha256.New()
-	if _, err := io.Copy(hh, fh); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(hh.Sum(nil)), nil
-}
-
 func (h *Hub) verify(p string, f File) error {
-	got, err := fileSHA(p)
+	got, err := rundir.HashFile(p)
 	if err != nil {
 		return fmt.Errorf("hash %s: %w", p, err)
 	}

@@ -15,9 +15,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -160,7 +162,7 @@ func ParseMethod(name string) Method {
 // within its label.
 func assignMethods(dirs []string, groups map[string][]string) ([]Method, error) {
 	inGroup := map[string]Method{}
-	for _, label := range sortedKeys(groups) {
+	for _, label := range slices.Sorted(maps.Keys(groups)) {
 		for i, d := range groups[label] {
 			if _, dup := inGroup[d]; dup {
 				return nil, fmt.Errorf("groups: method directory %s is in two groups", d)
@@ -501,13 +503,4 @@ func copyFile(src, dst string) error {
 		return fmt.Errorf("copy %s: %w", src, err)
 	}
 	return nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

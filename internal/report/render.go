@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -248,9 +247,7 @@ func WriteCSV(w io.Writer, rep *Report) error {
 		return num(*v)
 	}
 	head := []string{"rank", "method", "avg", "std", "ci95_lo", "ci95_hi", "n_seeds"}
-	for _, b := range rep.Benchmarks {
-		head = append(head, b)
-	}
+	head = append(head, rep.Benchmarks...)
 	for _, b := range rep.Benchmarks {
 		head = append(head, b+"_std")
 	}
@@ -321,10 +318,4 @@ func linkTo(base, target string) string {
 		}
 	}
 	return filepath.ToSlash(target)
-}
-
-// exists reports whether path exists; used to link only what is there.
-func exists(path string) bool {
-	_, err := os.Stat(path)
-	return err == nil
 }

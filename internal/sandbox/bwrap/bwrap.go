@@ -322,7 +322,7 @@ func ancestorsUnder(p string, roots []string) []string {
 	var out []string
 	for d := filepath.Dir(p); d != "/" && d != "."; d = filepath.Dir(d) {
 		for _, r := range roots {
-			if strings.HasPrefix(d, strings.TrimSuffix(r, "/")+"/") {
+			if d != r && within(d, r) {
 				out = append([]string{d}, out...)
 				break
 			}

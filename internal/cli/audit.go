@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 
 	"github.com/ptb-dev/ptb/internal/audit"
+	"github.com/ptb-dev/ptb/internal/pipeline"
+	"github.com/ptb-dev/ptb/internal/registry"
 	"github.com/ptb-dev/ptb/internal/result"
 	"github.com/ptb-dev/ptb/internal/rundir"
 	"github.com/spf13/cobra"
@@ -15,6 +17,7 @@ import (
 func newAuditCmd(e *env) *cobra.Command {
 	var o audit.Options
 	var asJSON bool
+	var regFile string
 	cmd := &cobra.Command{
 		Use:   "audit RUN_DIR | WORKSPACE --task T --base-model M",
 		Short: "Check a run or a workspace for cheating (contamination, model, tamper, API use)",
@@ -29,23 +32,50 @@ configured, and prints a verdict:
 
 A bare workspace has no run records (protected-file manifest, hub log,
 trace): those checks are unverified there, but a flag still wins. Test sets
-are read from --data-dir (laid out like shared/datasets, default
-$PTB_DATA_DIR); base and instruct weights from the Hugging Face cache
+follow the data-location rule of every command: --data-dir, then the run's
+own data dir (job.json), then $PTB_DATA_DIR, then the 'ptb data pull' cache,
+then the test sets shipped with ptb, then the hub. Base and instruct weights from the Hugging Face cache
 (--hf-cache, else $HF_HUB_CACHE, $HF_HOME/hub, ~/.cache/huggingface/hub).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			target := args[0]
 			if isRunDir(target) {
 				o.RunDir = target
+				if o.DataDir == "" {
+					// Re-audit against the data the run itself used.
+					if spec, err := pipeline.LoadSpec(rundir.Dir(target)); err == nil {
+						o.DataDir = spec.Eval.DataDir
+					}
+				}
 			} else {
 				o.Workspace = target
 				if o.Task == "" || o.BaseModel == "" {
 					return usagef("%s is not a run directory: a bare workspace needs --task and --base-model", target)
 				}
 			}
-			if o.DataDir == "" {
-				o.DataDir = os.Getenv("PTB_DATA_DIR")
+			if err := checkDataDir(o.DataDir); err != nil {
+				return err
 			}
+			// The names run accepts: short model names resolve to hub ids
+			// (the tamper and lineage checks compare hub ids), unknown
+			// tasks and models are errors, not silently weaker checks.
+			reg, err := registry.Load(regFile)
+			if err != nil {
+				return err
+			}
+			if o.BaseModel != "" {
+				m, err := reg.Model(o.BaseModel)
+				if err != nil {
+					return usagef("--base-model: %v", err)
+				}
+				o.BaseModel = m.ID
+			}
+			if o.Task != "" {
+				if _, err := reg.Benchmark(o.Task); err != nil {
+					return usagef("--task: %v", err)
+				}
+			}
+			o.TestSets = testSets(o.DataDir)
 			rep, err := audit.Run(cmd.Context(), o)
 			if err != nil {
 				return err
@@ -68,9 +98,10 @@ $PTB_DATA_DIR); base and instruct weights from the Hugging Face cache
 	f := cmd.Flags()
 	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	f.StringVar(&o.Task, "task", "", "benchmark (gsm8k, humaneval, bfcl, ...); default: the run's job spec")
-	f.StringVar(&o.BaseModel, "base-model", "", "base model hub id, e.g. Qwen/Qwen3-1.7B-Base; default: the run's job spec")
+	f.StringVar(&o.BaseModel, "base-model", "", "base model, hub id or short name (e.g. qwen3-1.7b); default: the run's job spec")
+	f.StringVar(&regFile, "registry", "", "YAML file overriding or extending the built-in registry")
 	f.StringVar(&o.HFCache, "hf-cache", "", "Hugging Face hub cache holding the base and instruct weights")
-	f.StringVar(&o.DataDir, "data-dir", "", "directory of benchmark test sets laid out like shared/datasets")
+	f.StringVar(&o.DataDir, "data-dir", "", "directory of benchmark test sets laid out like shared/datasets (default: the run's, then $PTB_DATA_DIR, cache, shipped, hub)")
 	f.StringVar(&o.HubLog, "hub-log", "", "hub log (JSONL) to check instead of RUN_DIR/"+audit.HubLogFile)
 	f.StringVar(&o.Protected, "protected", "", "protected-file manifest instead of RUN_DIR/"+rundir.ProtectedFile)
 	f.IntVar(&o.JudgeRuns, "judge-runs", 1, "judge runs to take the majority of")

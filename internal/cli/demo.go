@@ -9,6 +9,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ptb-dev/ptb/internal/demo"
+	"github.com/ptb-dev/ptb/internal/eval/dataset"
+	"github.com/ptb-dev/ptb/internal/eval/task"
 	"github.com/ptb-dev/ptb/internal/job"
 	"github.com/ptb-dev/ptb/internal/pipeline"
 	"github.com/ptb-dev/ptb/internal/registry"
@@ -28,15 +30,16 @@ the agent is ptb's scripted agent, and the model's completions are recorded
 responses scored by the real GSM8K scorer (replay backend).
 
 The sandbox is bubblewrap when it works here, otherwise none (with a warning).
-Benchmark data comes from --data-dir, $PTB_DATA_DIR, or shared/datasets
-beside the checkout.`,
+Benchmark data follows the rule of every command: --data-dir, then
+$PTB_DATA_DIR, then the 'ptb data pull' cache, then the GSM8K test set
+shipped in ptb, then the hub; so the demo needs no network.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			data, err := demo.FindDataDir(dataDir)
-			if err != nil {
-				return usagef("%v", err)
+			if err := checkDataDir(dataDir); err != nil {
+				return err
 			}
+			src := dataset.Locate(dataDir, "", false)
 			if err := os.MkdirAll(out, 0o755); err != nil {
 				return err
 			}
@@ -48,7 +51,7 @@ beside the checkout.`,
 				return err
 			}
 			responses := filepath.Join(inputs, "gsm8k_responses.jsonl")
-			if err := demo.StandInResponses(ctx, data, responses, demo.Samples); err != nil {
+			if err := demo.StandInResponses(ctx, src, responses, demo.Samples); err != nil {
 				return err
 			}
 			if sandboxName == "" {
@@ -63,14 +66,14 @@ beside the checkout.`,
 				Agent: "scripted", BaseModel: "Qwen/Qwen3-1.7B-Base", Benchmark: "gsm8k",
 				Hours: 0.01, OutRoot: filepath.Join(out, "runs"), Label: "demo (scripted agent)",
 				Sandbox: sandboxName, Script: script, Grace: 5 * time.Second,
-				Eval: job.EvalSpec{Backend: "replay", Responses: responses, Limit: demo.Samples, DataDir: data},
+				Eval: job.EvalSpec{Backend: "replay", Responses: responses, Limit: demo.Samples, DataDir: dataDir},
 			}
 			if err := spec.Normalize(reg); err != nil {
 				return err
 			}
 			fmt.Fprintf(e.stderr, "ptb demo: stand-ins: the agent is the scripted agent (%s); the model's completions are recorded responses (%s).\n", script, responses)
 			fmt.Fprintf(e.stderr, "ptb demo: everything else is real: %s sandbox, deadline %s, collect, GSM8K scorer on %d problems from %s.\n",
-				sandboxName, time.Duration(spec.Hours*float64(time.Hour)).Round(time.Second), demo.Samples, data)
+				sandboxName, time.Duration(spec.Hours*float64(time.Hour)).Round(time.Second), demo.Samples, src.Where(ctx, task.GSM8KTest))
 			dir, err := pipeline.Create(spec, reg, time.Now())
 			if err != nil {
 				return err
@@ -116,7 +119,7 @@ beside the checkout.`,
 		},
 	}
 	c.Flags().StringVar(&out, "out", "ptb-demo", "directory for the demo's inputs and run")
-	c.Flags().StringVar(&dataDir, "data-dir", "", "benchmark data laid out like shared/datasets (default: found automatically)")
+	c.Flags().StringVar(&dataDir, "data-dir", "", "benchmark data laid out like shared/datasets (default: $PTB_DATA_DIR, the cache, the shipped GSM8K test set)")
 	c.Flags().StringVar(&sandboxName, "sandbox", "", "sandbox backend (default bwrap when usable, else none)")
 	return c
 }

@@ -44,6 +44,18 @@ from samples.jsonl in --out. ArenaHard and HealthBench need OPENAI_API_KEY
 			if o.Task == "" {
 				return usagef("--task is required (one of %v)", task.Names())
 			}
+			if o.Limit < 0 {
+				return usagef("--limit %d: want 0 (all samples) or a positive count", o.Limit)
+			}
+			if o.Concurrency < 1 {
+				return usagef("--concurrency %d: want at least 1", o.Concurrency)
+			}
+			if o.MaxTokens < 0 {
+				return usagef("--max-tokens %d: want 0 (the original's retry ladder) or a positive count", o.MaxTokens)
+			}
+			if err := checkDataDir(o.DataDir); err != nil {
+				return err
+			}
 			tk, err := task.New(o.Task, o.Version, task.Config{})
 			if err != nil {
 				return usagef("%v", err)
@@ -108,7 +120,7 @@ from samples.jsonl in --out. ArenaHard and HealthBench need OPENAI_API_KEY
 	f.StringVar(&o.APIKey, "api-key", os.Getenv("PTB_EVAL_API_KEY"), "API key of --base-url (default $PTB_EVAL_API_KEY)")
 	f.StringVar(&o.Model, "served-model", "", "model name at --base-url (default: the first of /models)")
 	f.StringVar(&o.Responses, "responses", "", "recorded completions, JSON lines (replay backend)")
-	f.StringVar(&o.DataDir, "data-dir", "", "local dataset root laid out like shared/datasets (default: hub cache)")
+	f.StringVar(&o.DataDir, "data-dir", "", "local dataset root laid out like shared/datasets (default: $PTB_DATA_DIR, then the cache, the shipped files, the hub)")
 	f.StringVar(&o.CacheDir, "cache-dir", "", "dataset cache (default $PTB_CACHE/datasets or the user cache dir)")
 	f.BoolVar(&o.Offline, "offline", false, "use the dataset cache only")
 	f.StringVar(&o.TemplatesDir, "templates-dir", "", "chat templates passed to the server (qwen3.jinja, gemma3.jinja, ...)")

@@ -33,6 +33,9 @@ type env struct {
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
+	// preflight replaces run's checks before a run directory is made
+	// (tests); nil: defaultPreflight.
+	preflight *preflight
 }
 
 // Main runs ptb with args and returns the process exit code:

@@ -25,12 +25,14 @@ import (
 )
 
 type runFlags struct {
-	spec     job.Spec
-	gpus     string
-	resume   string
-	registry string
-	jsonOut  bool
-	verbose  bool
+	spec         job.Spec
+	gpus         string
+	resume       string
+	registry     string
+	agentsPrefix string
+	jsonOut      bool
+	verbose      bool
+	hoursSet     bool
 }
 
 func newRunCmd(e *env) *cobra.Command {
@@ -67,6 +69,7 @@ time that was left.`,
 					return usagef("%s cannot be combined with --resume: the run keeps the job it was created with (%s)", strings.Join(bad, ", "), rundir.JobFile)
 				}
 			}
+			f.hoursSet = cmd.Flags().Changed("hours")
 			return runRun(cmd.Context(), e, &f)
 		},
 	}
@@ -89,6 +92,7 @@ time that was left.`,
 	fl.StringArrayVar(&f.spec.ReadOnly, "ro", nil, "host path made visible read-only in the sandbox; repeatable")
 	fl.StringVar(&f.spec.Endpoint, "endpoint", "", "model endpoint base URL injected into the agent CLI")
 	fl.StringVar(&f.spec.Script, "script", "", "script for the scripted agent (YAML)")
+	fl.StringVar(&f.agentsPrefix, "agents-prefix", "", "an npm prefix whose node_modules/.bin is searched for the agent CLI before PATH (as for doctor)")
 	fl.StringVar(&f.spec.Credentials, "credentials", "", "subscription credentials file for the agent CLI (enters the sandbox; the record warns)")
 	fl.StringVar(&f.spec.Eval.Backend, "eval-backend", "vllm", "evaluation backend: vllm, hf, url, replay, or none")
 	fl.StringVar(&f.spec.Eval.Version, "eval-version", "", "benchmark task version (default: the paper-faithful one)")
@@ -153,9 +157,32 @@ func runRun(ctx context.Context, e *env, f *runFlags) error {
 		if spec.GPUs, err = parseGPUs(f.gpus); err != nil {
 			return err
 		}
+		if f.hoursSet && !(spec.Hours > 0) {
+			return usagef("--hours %v: want a positive number of hours (fractions allowed: 0.01 = 36 s)", spec.Hours)
+		}
+		if f.agentsPrefix != "" {
+			if err := agentsPrefixEnv(&spec, f.agentsPrefix, os.Getenv("PATH")); err != nil {
+				return err
+			}
+		}
 		if err := spec.Normalize(reg); err != nil {
 			return usagef("%v", err)
 		}
+		pf := defaultPreflight()
+		if e.preflight != nil {
+			pf = *e.preflight
+		}
+		if err := pf.check(ctx, spec, reg); err != nil {
+			return err
+		}
+	}
+	// The runner (sandbox check included) is made before the run
+	// directory: a run that cannot start leaves nothing behind.
+	r, err := newRunner(ctx, e, reg, spec, f.verbose, false)
+	if err != nil {
+		return err
+	}
+	if dir == "" {
 		if dir, err = pipeline.Create(spec, reg, time.Now()); err != nil {
 			return err
 		}
@@ -166,10 +193,6 @@ func runRun(ctx context.Context, e *env, f *runFlags) error {
 			fmt.Fprintf(e.stderr, "ptb: warning: vllm is not on PATH, so the evaluate stage will fail; install vLLM, or pass --eval-backend hf|url, or finish the run later with ptb run --resume %s\n", dir)
 		}
 	}
-	r, err := newRunner(ctx, e, reg, spec, f.verbose, false)
-	if err != nil {
-		return err
-	}
 	res, err := r.Run(ctx, dir)
 	if err != nil {
 		return err
@@ -177,9 +200,39 @@ func runRun(ctx context.Context, e *env, f *runFlags) error {
 	if f.jsonOut {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(res)
+		if err := enc.Encode(res); err != nil {
+			return err
+		}
+	} else {
+		printRunSummary(e.stdout, string(dir), res)
 	}
-	printRunSummary(e.stdout, string(dir), res)
+	return runOutcome(e, string(dir), res)
+}
+
+// Exit codes of a run that got as far as its record (docs/ARCHITECTURE.md).
+const (
+	exitStageFailed  = 3 // a stage failed; result.json says which and why
+	exitNoFinalModel = 4 // every stage ran, but the agent left no final_model
+)
+
+// runOutcome turns a recorded run into ptb's exit status: 0 when every
+// stage ran and the agent left final_model.
+func runOutcome(e *env, dir string, res *result.Result) error {
+	var failed []string
+	for _, s := range result.Stages {
+		if res.Stages[s].Status == result.StatusFailed {
+			failed = append(failed, s)
+		}
+	}
+	if len(failed) > 0 {
+		fmt.Fprintf(e.stderr, "ptb: stage %s failed (see %s); fix the cause and finish the run with: ptb run --resume %s\n",
+			strings.Join(failed, ", "), rundir.Dir(dir).Path(rundir.ResultFile), dir)
+		return exitCode(exitStageFailed)
+	}
+	if res.Solve != nil && !res.Solve.FinalModel {
+		fmt.Fprintf(e.stderr, "ptb: the agent left no final_model: the run is recorded, with no score of its own\n")
+		return exitCode(exitNoFinalModel)
+	}
 	return nil
 }
 
@@ -200,6 +253,9 @@ func printRunSummary(w io.Writer, dir string, res *result.Result) {
 		}
 		fmt.Fprintf(w, "solve      %s%s after %s of %s, %d segment(s), final_model: %v\n", s.EndReason, code,
 			time.Duration(s.TimeTakenS*float64(time.Second)).Round(time.Second), time.Duration(s.BudgetS*float64(time.Second)).Round(time.Second), s.Segments, s.FinalModel)
+		if said := agentFailure(rundir.Dir(dir), res); said != "" {
+			fmt.Fprintf(w, "agent said %s\n", said)
+		}
 	}
 	score := "none"
 	if res.Score != nil {

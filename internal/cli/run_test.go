@@ -41,7 +41,7 @@ func TestRunUsageErrors(t *testing.T) {
 		{[]string{"run", "--resume", "/nonexistent/run", "--hours", "2"}, "--hours cannot be combined with --resume"},
 		{[]string{"run", "--hours"}, "flag needs an argument"},
 		{[]string{"run", "--bogus"}, "unknown flag: --bogus"},
-		{[]string{"demo", "--data-dir", "/nonexistent"}, "no gsm8k/test.jsonl there"},
+		{[]string{"demo", "--data-dir", "/nonexistent"}, "--data-dir /nonexistent: not a directory"},
 	} {
 		code, _, stderr := runPTB(t, c.args...)
 		if code != 2 || !strings.Contains(stderr, c.want) {
@@ -122,8 +122,8 @@ func TestResumeKeepsRegistryOverride(t *testing.T) {
 	out := filepath.Join(dir, "runs")
 	code, _, stderr := runPTB(t, "run", "--agent", "scripted", "--script", script, "--registry", reg,
 		"--base-model", "qwen3-1.7b", "--benchmark", "gsm8k", "--hours", "0.01", "--eval-backend", "none", "--out", out)
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr)
+	if code != exitNoFinalModel {
+		t.Fatalf("exit %d, want %d (no final_model): %s", code, exitNoFinalModel, stderr)
 	}
 	runs, _ := filepath.Glob(filepath.Join(out, "*"))
 	if len(runs) != 1 {
@@ -141,7 +141,7 @@ func TestResumeKeepsRegistryOverride(t *testing.T) {
 	os.WriteFile(filepath.Join(run, "manifest.json"), b, 0o644)
 	os.Remove(filepath.Join(run, "prompt.txt"))
 	os.RemoveAll(filepath.Join(run, "trace"))
-	if code, _, stderr := runPTB(t, "run", "--resume", run); code != 0 {
+	if code, _, stderr := runPTB(t, "run", "--resume", run); code != exitNoFinalModel {
 		t.Fatalf("resume exit %d: %s", code, stderr)
 	}
 	p, _ := os.ReadFile(filepath.Join(run, "prompt.txt"))
@@ -174,8 +174,8 @@ final: done
 	code, _, stderr := runPTB(t, "run", "--agent", "scripted", "--script", script, "--ro", inputs, "--ro", data,
 		"--env", "PTB_TEST_AS_PTB=1", "--env", "PTB_EVAL_BACKEND=replay",
 		"--base-model", "qwen3-1.7b", "--benchmark", "gsm8k", "--hours", "0.01", "--eval-backend", "none", "--out", out)
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr)
+	if code != exitNoFinalModel {
+		t.Fatalf("exit %d, want %d (no final_model): %s", code, exitNoFinalModel, stderr)
 	}
 	runs, _ := filepath.Glob(filepath.Join(out, "*", "workspace", "dev_metrics.json"))
 	if len(runs) != 1 {
@@ -241,8 +241,8 @@ final: done
 	out := filepath.Join(base, "runs")
 	code, _, stderr := runPTB(t, "run", "--agent", "scripted", "--script", script, "--data-dir", data, "--credentials", cred,
 		"--base-model", "qwen3-1.7b", "--benchmark", "gsm8k", "--hours", "0.01", "--eval-backend", "none", "--out", out)
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr)
+	if code != exitNoFinalModel {
+		t.Fatalf("exit %d, want %d (no final_model): %s", code, exitNoFinalModel, stderr)
 	}
 	seen, _ := filepath.Glob(filepath.Join(out, "*", "workspace", "seen.txt"))
 	if len(seen) != 1 {

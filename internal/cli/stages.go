@@ -38,11 +38,7 @@ type auditor struct {
 }
 
 func (a auditor) Audit(ctx context.Context, dir rundir.Dir, spec job.Spec) (*result.Audit, error) {
-	data := spec.Eval.DataDir
-	if data == "" {
-		data = os.Getenv("PTB_DATA_DIR")
-	}
-	o := audit.Options{RunDir: string(dir), Task: spec.Benchmark, BaseModel: spec.BaseModel, DataDir: data, JudgeRuns: spec.Judge.Runs}
+	o := audit.Options{RunDir: string(dir), Task: spec.Benchmark, BaseModel: spec.BaseModel, TestSets: testSets(spec.Eval.DataDir), JudgeRuns: spec.Judge.Runs}
 	if spec.Judge.Endpoint != "" {
 		sc, err := cliScaffold(job.Spec{Agent: spec.Judge.Agent, AgentModel: spec.Judge.Model})
 		if err != nil {

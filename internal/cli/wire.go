@@ -2,13 +2,16 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 
+	"github.com/ptb-dev/ptb/internal/audit"
 	"github.com/ptb-dev/ptb/internal/eval/dataset"
+	"github.com/ptb-dev/ptb/internal/eval/task"
 
 	"github.com/ptb-dev/ptb/internal/agent"
 	"github.com/ptb-dev/ptb/internal/agent/scripted"
@@ -91,3 +94,38 @@ func scaffoldFor(spec job.Spec) (agent.Scaffold, error) {
 }
 
 var errNoAdapter = errors.New("no adapter")
+
+// checkDataDir rejects a --data-dir that is not a directory: the
+// data-location rule (dataset.Locate) passes over a data dir that lacks a
+// file, so a mistyped one would otherwise go unnoticed.
+func checkDataDir(dir string) error {
+	if dir == "" {
+		return nil
+	}
+	st, err := os.Stat(dir)
+	if err != nil || !st.IsDir() {
+		return usagef("--data-dir %s: not a directory (want one laid out like shared/datasets, e.g. gsm8k/test.jsonl)", dir)
+	}
+	return nil
+}
+
+// testSets is what the audit's contamination scan reads: the test split of
+// each task under the data-location rule (dataset.Locate), as evaluate reads
+// it.
+func testSets(dataDir string) audit.TestSets {
+	src := dataset.Locate(dataDir, "", false)
+	return &audit.CachedTestSets{Src: audit.RecordTestSets{Load: func(ctx context.Context, name string) ([]json.RawMessage, string, error) {
+		if name == "arenahard" {
+			name = "arenahardwriting"
+		}
+		files, ok := task.Files(name)
+		if !ok || len(files) == 0 {
+			return nil, "", fmt.Errorf("no data files for task %q: %w", name, os.ErrNotExist)
+		}
+		recs, err := dataset.Records(ctx, src, files[0])
+		if err != nil {
+			return nil, "", err
+		}
+		return recs, src.Where(ctx, files[0]), nil
+	}}}
+}

@@ -63,7 +63,7 @@ type Options struct {
 	BaseURL, APIKey string // url backend
 	Model           string // served model name (url); "" = the first of /models
 	Responses       string // replay backend: responses JSONL
-	DataDir         string // optional local dataset root laid out like shared/datasets; "" = hub cache
+	DataDir         string // optional local dataset root laid out like shared/datasets; "" = $PTB_DATA_DIR, then cache, shipped, hub
 	CacheDir        string // hub cache ("" = $PTB_CACHE or the user cache dir)
 	Offline         bool   // use the hub cache only
 	Limit           int    // first N samples; 0 = all
@@ -180,11 +180,10 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	return sum, nil
 }
 
+// source is the data-location rule (dataset.Locate): --data-dir, then
+// $PTB_DATA_DIR, then the cache, then the shipped files, then the hub.
 func (o Options) source() dataset.Source {
-	if o.DataDir != "" {
-		return dataset.Dir(o.DataDir)
-	}
-	return dataset.Shipped{Src: dataset.NewHub(o.CacheDir, o.Offline)}
+	return dataset.Locate(o.DataDir, o.CacheDir, o.Offline)
 }
 
 // generator returns how outputs are obtained for the backend.

@@ -94,6 +94,12 @@ func (s *Spec) Normalize(reg *registry.Registry) error {
 	if _, err := reg.Agent(s.Agent); err != nil {
 		return fmt.Errorf("job: agent: %w", err)
 	}
+	if s.BaseModel == "" {
+		return fmt.Errorf("job: base model is required (--base-model, a hub id or short name, e.g. qwen3-1.7b)")
+	}
+	if s.Benchmark == "" {
+		return fmt.Errorf("job: benchmark is required (--benchmark, e.g. gsm8k)")
+	}
 	m, err := reg.Model(s.BaseModel)
 	if err != nil {
 		return fmt.Errorf("job: base model: %w", err)
@@ -105,7 +111,7 @@ func (s *Spec) Normalize(reg *registry.Registry) error {
 	if s.Hours == 0 {
 		s.Hours = DefaultHours
 	}
-	if s.Hours < 0 || s.Hours > 1000 {
+	if !(s.Hours > 0 && s.Hours <= 1000) { // NaN fails too
 		return fmt.Errorf("job: hours must be in (0, 1000], got %g", s.Hours)
 	}
 	if s.Grace == 0 {

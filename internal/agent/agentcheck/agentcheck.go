@@ -188,7 +188,7 @@ func run(ctx context.Context, sb sandbox.Backend, sc agent.Scaffold, o Options, 
 	if serr != nil {
 		sum = nil
 	}
-	said := cliError(sum, stderr.String(), stdout.Bytes())
+	said := CLIError(sum, stderr.String(), stdout.Bytes())
 
 	if werr != nil {
 		if ctx.Err() != nil {
@@ -267,10 +267,10 @@ func traceAgent(name string) string {
 	return ""
 }
 
-// cliError returns the CLI's own error text: the trace's last error
+// CLIError returns the CLI's own error text: the trace's last error
 // event, else the most telling line of stderr, else the last line of stdout
 // that is not JSON.
-func cliError(sum *trace.Summary, stderr string, stdout []byte) string {
+func CLIError(sum *trace.Summary, stderr string, stdout []byte) string {
 	if sum != nil && sum.Error != nil && sum.Events > 0 {
 		return truncate(oneLine(*sum.Error), 300)
 	}

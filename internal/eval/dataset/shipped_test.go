@@ -20,6 +20,7 @@ func TestShippedMatchesShared(t *testing.T) {
 		"arenahard_question.jsonl.gz":   "arenahard/question.jsonl",
 		"arenahard_Qwen3-1.7B.jsonl.gz": "arenahard/Qwen3-1.7B.jsonl",
 		"healthbench_easy.jsonl.gz":     "healthbench/healthbench_easy.jsonl",
+		"gsm8k_test.jsonl.gz":           "gsm8k/test.jsonl",
 	} {
 		want, err := os.ReadFile(filepath.Join(root, local))
 		if err != nil {

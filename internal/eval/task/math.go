@@ -17,7 +17,7 @@ import (
 
 // Data files (hub revision "main" where the original pins none; see docs/EVAL.md).
 var (
-	GSM8KTest  = dataset.File{Repo: "openai/gsm8k", Revision: "main", Path: "main/test-00000-of-00001.parquet", Local: "gsm8k/test.jsonl"}
+	GSM8KTest  = dataset.File{Repo: "openai/gsm8k", Revision: "main", Path: "main/test-00000-of-00001.parquet", Local: "gsm8k/test.jsonl", Shipped: "gsm8k_test.jsonl.gz"}
 	GSM8KTrain = dataset.File{Repo: "openai/gsm8k", Revision: "main", Path: "main/train-00000-of-00001.parquet", Local: "gsm8k/train.jsonl"}
 	AIME2025   = dataset.File{Repo: "math-ai/aime25", Revision: "main", Path: "test.jsonl", Local: "aime2025/test.jsonl"}
 	GPQAMain   = dataset.File{Repo: "Idavidrein/gpqa", Revision: "main", Path: "gpqa_main.csv", Local: "gpqa/gpqa_main.csv", Gated: true}

@@ -2,6 +2,8 @@
 # The test command (README): formatting, vet, and every test with the race
 # detector. Tests that need a part this machine lacks (bubblewrap, python3,
 # chromium, the agent CLIs) skip with a message; .ci/run installs them all.
+# The last line counts the skipped tests by reason (scripts/testsum); the
+# exit status is go test's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
@@ -10,4 +12,7 @@ if [ -n "$unformatted" ]; then
     exit 1
 fi
 go vet ./...
-go test -race -count=1 -timeout 30m "$@" ./...
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+go build -o "$tmp/testsum" ./scripts/testsum
+go test -race -count=1 -timeout 30m -json "$@" ./... | "$tmp/testsum"

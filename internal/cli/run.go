@@ -30,6 +30,8 @@ type runFlags struct {
 	resume       string
 	registry     string
 	agentsPrefix string
+	redo         []string
+	changed      map[string]bool // flags given on the command line
 	jsonOut      bool
 	verbose      bool
 	hoursSet     bool
@@ -48,25 +50,44 @@ to stdout.
 
 A run interrupted by Ctrl-C or a crash resumes with --resume RUN_DIR: stages
 already done are not redone, and an interrupted solve continues with the
-time that was left.`,
+time that was left. A finished run is left as it is. --redo STAGE reruns
+collect, audit or evaluate and every stage after it, with new --eval-* or
+--judge-* settings; result.json lists each redo with the old and new values.
+
+Exit codes: 0 the run finished with a final_model, 1 harness failure,
+2 usage or preflight (nothing was created), 3 a stage failed (the record
+says which; fix and --resume), 4 the agent left no final_model,
+128+signal when interrupted.`,
 		Example: `  ptb run --agent claude --agent-model claude-opus-4-6 --network host --base-model qwen3-1.7b --benchmark gsm8k --gpus 0
   ptb run --agent scripted --script demo.yaml --base-model qwen3-1.7b --benchmark gsm8k --hours 0.01 --sandbox none --eval-backend none
-  ptb run --resume runs/gsm8k_qwen3-1.7b_claude-opus-4-6_s0_20261127T080102Z`,
+  ptb run --resume runs/gsm8k_qwen3-1.7b_claude-claude-opus-4-6_s0_20261127T080102Z
+  ptb run --resume runs/gsm8k_qwen3-1.7b_claude-claude-opus-4-6_s0_20261127T080102Z --redo evaluate --eval-backend url --eval-base-url http://127.0.0.1:8000/v1`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			f.changed = map[string]bool{}
+			cmd.Flags().Visit(func(fl *pflag.Flag) { f.changed[fl.Name] = true })
+			if len(f.redo) > 0 && f.resume == "" {
+				return usagef("--redo needs --resume RUN_DIR: it reruns stages of an existing run")
+			}
 			if f.resume != "" {
 				// A resumed run keeps its job.json; a flag that would change
-				// the job is a mistake, not something to ignore.
+				// the job is a mistake, not something to ignore. With --redo,
+				// the settings of the stages it reruns may change.
 				var bad []string
 				cmd.Flags().Visit(func(fl *pflag.Flag) {
-					switch fl.Name {
-					case "resume", "registry", "json", "verbose":
+					switch {
+					case fl.Name == "resume" || fl.Name == "registry" || fl.Name == "json" || fl.Name == "verbose" || fl.Name == "redo":
+					case len(f.redo) > 0 && redoFlags[fl.Name]:
 					default:
 						bad = append(bad, "--"+fl.Name)
 					}
 				})
 				if len(bad) > 0 {
-					return usagef("%s cannot be combined with --resume: the run keeps the job it was created with (%s)", strings.Join(bad, ", "), rundir.JobFile)
+					hint := ""
+					if len(f.redo) == 0 {
+						hint = "; to rerun stages with new evaluation or judge settings, add --redo STAGE"
+					}
+					return usagef("%s cannot be combined with --resume: the run keeps the job it was created with (%s)%s", strings.Join(bad, ", "), rundir.JobFile, hint)
 				}
 			}
 			f.hoursSet = cmd.Flags().Changed("hours")
@@ -75,6 +96,7 @@ time that was left.`,
 	}
 	fl := c.Flags()
 	fl.StringVar(&f.resume, "resume", "", "resume the run in this run directory")
+	fl.StringSliceVar(&f.redo, "redo", nil, "with --resume: rerun these stages (collect, audit, evaluate) and all after them, with the --eval-*/--judge-*/--data-dir settings given")
 	fl.StringVar(&f.spec.Agent, "agent", "", "agent scaffold: claude, codex, gemini, opencode, scripted")
 	fl.StringVar(&f.spec.AgentModel, "agent-model", "", "model or config string for the agent CLI")
 	fl.StringVar(&f.spec.BaseModel, "base-model", "", "base model to post-train (hub id or short name, e.g. qwen3-1.7b)")
@@ -145,7 +167,35 @@ func runRun(ctx context.Context, e *env, f *runFlags) error {
 		if reg, err = registry.Load(spec.Registry); err != nil {
 			return err
 		}
-		fmt.Fprintf(e.stderr, "ptb: resuming %s\n", dir)
+		if len(f.redo) > 0 {
+			applyRedoFlags(&spec, f)
+			if err := spec.Normalize(reg); err != nil {
+				return usagef("%v", err)
+			}
+			if err := checkDataDir(spec.Eval.DataDir); err != nil {
+				return err
+			}
+			rec, err := pipeline.Redo(dir, f.redo, spec, time.Now())
+			if err != nil {
+				return usagef("--redo: %v", err)
+			}
+			fmt.Fprintf(e.stderr, "ptb: redoing %s of %s (%d setting(s) changed; see %s)\n", strings.Join(rec.Stages, ", "), dir, len(rec.Changes), pipeline.RedoFile)
+		} else if res, done := finishedRun(dir); done {
+			// Nothing to do: a finished run is not rewritten.
+			fmt.Fprintf(e.stderr, "ptb: %s is finished; nothing to resume (rerun stages with --redo STAGE)\n", dir)
+			if f.jsonOut {
+				enc := json.NewEncoder(e.stdout)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(res); err != nil {
+					return err
+				}
+			} else {
+				printRunSummary(e.stdout, string(dir), res)
+			}
+			return runOutcome(e, string(dir), res)
+		} else {
+			fmt.Fprintf(e.stderr, "ptb: resuming %s\n", dir)
+		}
 	} else {
 		if reg, err = registry.Load(f.registry); err != nil {
 			return err
@@ -207,6 +257,49 @@ func runRun(ctx context.Context, e *env, f *runFlags) error {
 		printRunSummary(e.stdout, string(dir), res)
 	}
 	return runOutcome(e, string(dir), res)
+}
+
+// redoFlags are the flags --redo may change: how the stages after solve run.
+var redoFlags = map[string]bool{
+	"eval-backend": true, "eval-version": true, "eval-responses": true, "eval-base-url": true, "eval-limit": true,
+	"data-dir": true, "judge-agent": true, "judge-model": true, "judge-endpoint": true, "judge-runs": true,
+}
+
+// applyRedoFlags copies the redo settings given on the command line into
+// spec.
+func applyRedoFlags(spec *job.Spec, f *runFlags) {
+	n := f.spec
+	set := map[string]func(){
+		"eval-backend": func() { spec.Eval.Backend = n.Eval.Backend }, "eval-version": func() { spec.Eval.Version = n.Eval.Version },
+		"eval-responses": func() { spec.Eval.Responses = n.Eval.Responses }, "eval-base-url": func() { spec.Eval.BaseURL = n.Eval.BaseURL },
+		"eval-limit": func() { spec.Eval.Limit = n.Eval.Limit }, "data-dir": func() { spec.Eval.DataDir = n.Eval.DataDir },
+		"judge-agent": func() { spec.Judge.Agent = n.Judge.Agent }, "judge-model": func() { spec.Judge.Model = n.Judge.Model },
+		"judge-endpoint": func() { spec.Judge.Endpoint = n.Judge.Endpoint }, "judge-runs": func() { spec.Judge.Runs = n.Judge.Runs },
+	}
+	for name, fn := range set {
+		if f.changed[name] {
+			fn()
+		}
+	}
+}
+
+// finishedRun returns the record of a run whose every stage is done or
+// skipped.
+func finishedRun(dir rundir.Dir) (*result.Result, bool) {
+	m, err := pipeline.LoadManifest(dir)
+	if err != nil {
+		return nil, false
+	}
+	for _, s := range result.Stages {
+		if st := m.Stages[s].Status; st != result.StatusDone && st != result.StatusSkipped {
+			return nil, false
+		}
+	}
+	res, err := result.Read(dir.Path(rundir.ResultFile))
+	if err != nil {
+		return nil, false
+	}
+	return res, true
 }
 
 // Exit codes of a run that got as far as its record (docs/ARCHITECTURE.md).

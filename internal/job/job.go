@@ -201,7 +201,7 @@ func slug(s string) string {
 }
 
 // RunID is the run's identity: the job's coordinates, then the UTC creation
-// time, e.g. gsm8k_qwen3-1.7b_claude-opus-4-6_s0_20261127T080102Z. It never
+// time, e.g. gsm8k_qwen3-1.7b_claude-claude-opus-4-6_s0_20261127T080102Z. It never
 // changes once the run directory exists (resume keeps it).
 func RunID(s Spec, reg *registry.Registry, created time.Time) string {
 	model := s.BaseModel

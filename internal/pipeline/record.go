@@ -160,6 +160,11 @@ func (x *run) record(ctx context.Context) (*result.Result, error) {
 	for _, s := range result.Stages {
 		res.Stages[s] = x.man.Stages[s]
 	}
+	if redos, err := ReadRedos(x.dir); err != nil {
+		res.Warnings = append(res.Warnings, "redo history unreadable: "+err.Error())
+	} else {
+		res.Redos = redos
+	}
 	fin := x.r.now()
 	res.Finished = result.Now(fin)
 	res.Stages[result.StageRecord] = result.Stage{Status: result.StatusDone, StartedAt: started, EndedAt: res.Finished}

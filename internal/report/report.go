@@ -270,13 +270,15 @@ func Build(runs []Run, opt Options) (*Report, error) {
 	return rep, nil
 }
 
-// newer reports whether a is a later attempt at the same cell than b.
+// newer reports whether a is a later attempt at the same cell than b: by
+// creation time (a resumed or re-evaluated old run does not displace a run
+// created after it), then finish time, run id and directory.
 func newer(a, b *Run) bool {
 	ra, rb := a.Result, b.Result
-	if c := compareTimes(ra.Finished, rb.Finished); c != 0 {
+	if c := compareTimes(ra.Created, rb.Created); c != 0 {
 		return c > 0
 	}
-	if c := compareTimes(ra.Created, rb.Created); c != 0 {
+	if c := compareTimes(ra.Finished, rb.Finished); c != 0 {
 		return c > 0
 	}
 	if ra.RunID != rb.RunID {

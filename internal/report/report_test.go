@@ -363,6 +363,21 @@ func TestNewestRunCounts(t *testing.T) {
 			t.Errorf("superseded %d, want 1", c.Run.Superseded)
 		}
 	}
+	// Creation time decides first: an older run finished (resumed, re-
+	// evaluated) after a newer one does not displace it.
+	created := mkRun("m", 0, "b1", "org/A-Base", 0.3, func(r *result.Result) {
+		r.Created, r.Finished = "2026-01-02T00:00:00Z", "2026-01-02T01:00:00Z"
+	})
+	resumed := mkRun("m", 0, "b1", "org/A-Base", 0.8, func(r *result.Result) {
+		r.Created, r.Finished = "2026-01-01T00:00:00Z", "2026-01-03T00:00:00Z"
+	})
+	for _, order := range [][]Run{{created, resumed}, {resumed, created}} {
+		rep, err := Build(order, Options{Baselines: small(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		near(t, "cell by creation time", findCell(t, rep.Methods[0], 0, "b1", "org/A-Base").Score, 30)
+	}
 }
 
 func TestOutsideMatrixWarns(t *testing.T) {

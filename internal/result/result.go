@@ -71,6 +71,42 @@ type Result struct {
 	Warnings []string `json:"warnings"`
 	Created  string   `json:"created_at"` // RFC 3339, when the run was created
 	Finished string   `json:"finished_at"`
+	// Redos lists the stages rerun with `ptb run --resume --redo`, each
+	// with the settings it changed (old beside new); absent when none.
+	Redos []Redo `json:"redos,omitempty"`
+	// Monitor summarises monitor.jsonl (the system samples taken during
+	// the solve); absent when no sample was taken.
+	Monitor *Monitor `json:"monitor,omitempty"`
+}
+
+// Redo is one `ptb run --resume --redo`: when, which stages ran again,
+// and the job settings it changed.
+type Redo struct {
+	At      string   `json:"at"`
+	Stages  []string `json:"stages"`
+	Changes []Change `json:"changes"`
+}
+
+// Change is one job setting a redo changed, as JSON values.
+type Change struct {
+	Field string `json:"field"` // job.json path, e.g. eval.backend
+	Old   any    `json:"old"`
+	New   any    `json:"new"`
+}
+
+// Monitor is the summary of the system monitor's samples. GPU fields are
+// null when no sample had GPU data (no nvidia-smi).
+type Monitor struct {
+	Samples   int     `json:"samples"`
+	IntervalS float64 `json:"interval_s"`
+	// GPUMemPeakMiB is the highest memory.used of any GPU of the job.
+	GPUMemPeakMiB *float64 `json:"gpu_mem_peak_mib"`
+	// GPUUtilMean is the mean utilization.gpu over samples and GPUs (%).
+	GPUUtilMean *float64 `json:"gpu_util_mean"`
+	// GPUIdleFraction is the fraction of samples in which every GPU of the
+	// job was idle (utilization below 5%).
+	GPUIdleFraction *float64 `json:"gpu_idle_fraction"`
+	Note            string   `json:"note,omitempty"`
 }
 
 // Spec is the job as it was asked for.
@@ -121,6 +157,11 @@ type Evaluation struct {
 	Accuracy *float64       `json:"accuracy"`
 	Stderr   *float64       `json:"stderr"`
 	Samples  int            `json:"samples"`
+	// Missing counts samples that had no recorded response (replay) and
+	// were scored as empty; Coverage is (Samples-Missing)/Samples. Both are
+	// absent when every sample had a response.
+	Missing  int      `json:"missing,omitempty"`
+	Coverage *float64 `json:"coverage,omitempty"`
 }
 
 // Audit is the audit stage's outcome.

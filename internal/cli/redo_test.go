@@ -1,0 +1,98 @@
+package cli
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ptb-dev/ptb/internal/result"
+)
+
+// Resuming a finished run changes nothing; --redo evaluate reruns the
+// evaluation (and the record) with new settings, recorded beside the old.
+func TestResumeFinishedAndRedo(t *testing.T) {
+	dir := t.TempDir()
+	script := filepath.Join(dir, "s.yaml")
+	os.WriteFile(script, []byte("steps:\n  - model: final_model\nfinal: done\n"), 0o644)
+	resp := filepath.Join(dir, "r.jsonl")
+	os.WriteFile(resp, []byte(`{"id": 0, "completion": "ANSWER: 18"}`+"\n"+`{"id": 1, "completion": "ANSWER: 4"}`+"\n"), 0o644)
+	out := filepath.Join(dir, "runs")
+	code, _, stderr := runPTB(t, "run", "--agent", "scripted", "--script", script, "--sandbox", "none",
+		"--base-model", "qwen3-1.7b", "--benchmark", "gsm8k", "--hours", "0.01", "--eval-backend", "none", "--out", out)
+	if code != 0 {
+		t.Fatalf("run exit %d: %s", code, stderr)
+	}
+	runs, _ := filepath.Glob(filepath.Join(out, "*"))
+	run := runs[0]
+	before, _ := os.ReadFile(filepath.Join(run, "result.json"))
+	manBefore, _ := os.ReadFile(filepath.Join(run, "manifest.json"))
+
+	code, stdout, stderr := runPTB(t, "run", "--resume", run)
+	after, _ := os.ReadFile(filepath.Join(run, "result.json"))
+	manAfter, _ := os.ReadFile(filepath.Join(run, "manifest.json"))
+	if code != 0 || !bytes.Equal(before, after) || !bytes.Equal(manBefore, manAfter) {
+		t.Errorf("resuming a finished run: exit %d, result.json changed %v, manifest changed %v\n%s", code, !bytes.Equal(before, after), !bytes.Equal(manBefore, manAfter), stderr)
+	}
+	if !strings.Contains(stderr, "is finished; nothing to resume") || !strings.Contains(stdout, "record ") {
+		t.Errorf("resume of a finished run says:\n%s\n%s", stderr, stdout)
+	}
+
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run", "--resume", run, "--eval-backend", "url"}, "add --redo STAGE"},
+		{[]string{"run", "--resume", run, "--redo", "solve"}, `stage "solve" cannot be redone`},
+		{[]string{"run", "--resume", run, "--redo", "evaluate", "--hours", "3"}, "--hours cannot be combined with --resume"},
+		{[]string{"run", "--redo", "evaluate"}, "--redo needs --resume"},
+		{[]string{"run", "--resume", run, "--redo", "evaluate", "--eval-backend", "url"}, "eval backend url needs a base URL"},
+	} {
+		if code, _, stderr := runPTB(t, c.args...); code != 2 || !strings.Contains(stderr, c.want) {
+			t.Errorf("ptb %s: exit %d, want 2 and %q\n%s", strings.Join(c.args, " "), code, c.want, stderr)
+		}
+	}
+	if after, _ := os.ReadFile(filepath.Join(run, "result.json")); !bytes.Equal(before, after) {
+		t.Fatal("a refused redo changed result.json")
+	}
+
+	code, stdout, stderr = runPTB(t, "run", "--resume", run, "--redo", "evaluate", "--eval-backend", "replay", "--eval-responses", resp, "--eval-limit", "2")
+	if code != 0 {
+		t.Fatalf("redo exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	r, err := result.Read(filepath.Join(run, "result.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Evaluation == nil || r.Evaluation.Backend != "replay" || r.Score == nil || *r.Score != 0.5 || r.Spec.EvalBackend != "replay" {
+		t.Fatalf("after the redo: evaluation %+v, score %v, spec %+v", r.Evaluation, r.Score, r.Spec)
+	}
+	if len(r.Redos) != 1 || strings.Join(r.Redos[0].Stages, ",") != "evaluate,record" {
+		t.Fatalf("redos %+v", r.Redos)
+	}
+	got := map[string][2]any{}
+	for _, ch := range r.Redos[0].Changes {
+		got[ch.Field] = [2]any{ch.Old, ch.New}
+	}
+	if got["eval.backend"] != [2]any{"none", "replay"} || got["eval.limit"] != [2]any{nil, float64(2)} || got["eval.responses"][1] != resp {
+		t.Errorf("changes %+v", r.Redos[0].Changes)
+	}
+	if r.Stages[result.StageSolve] != mustResult(t, before).Stages[result.StageSolve] {
+		t.Errorf("the solve stage changed: %+v", r.Stages[result.StageSolve])
+	}
+	if r.Created != mustResult(t, before).Created {
+		t.Errorf("created_at changed")
+	}
+}
+
+func mustResult(t *testing.T, b []byte) *result.Result {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "r.json")
+	os.WriteFile(p, b, 0o644)
+	r, err := result.Read(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -95,4 +96,47 @@ func mustResult(t *testing.T, b []byte) *result.Result {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// Recorded responses covering part of the benchmark warn and record the
+// coverage; a responses file with an id twice is refused, naming the line.
+func TestRunPartialResponses(t *testing.T) {
+	dir := t.TempDir()
+	script := filepath.Join(dir, "s.yaml")
+	os.WriteFile(script, []byte("steps:\n  - model: final_model\nfinal: done\n"), 0o644)
+	var b strings.Builder
+	for i := 0; i < 60; i++ {
+		b.WriteString(`{"id": ` + strconv.Itoa(i) + `, "completion": "ANSWER: 0"}` + "\n")
+	}
+	partial := filepath.Join(dir, "partial.jsonl")
+	os.WriteFile(partial, []byte(b.String()), 0o644)
+	dup := filepath.Join(dir, "dup.jsonl")
+	os.WriteFile(dup, []byte(`{"id": 0, "completion": "a"}`+"\n"+`{"id": 1, "completion": "b"}`+"\n"+`{"id": "0", "completion": "c"}`+"\n"), 0o644)
+	args := func(resp string) []string {
+		return []string{"run", "--agent", "scripted", "--script", script, "--sandbox", "none", "--base-model", "qwen3-1.7b",
+			"--benchmark", "gsm8k", "--hours", "0.01", "--eval-backend", "replay", "--eval-responses", resp, "--out", filepath.Join(t.TempDir(), "runs"), "--json"}
+	}
+	code, stdout, stderr := runPTB(t, args(partial)...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stderr, "1259 of 1319 samples had no recorded response") {
+		t.Errorf("no coverage warning on stderr:\n%s", stderr)
+	}
+	p := filepath.Join(dir, "r.json")
+	os.WriteFile(p, []byte(stdout), 0o644)
+	r, err := result.Read(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Evaluation == nil || r.Evaluation.Missing != 1259 || r.Evaluation.Coverage == nil || *r.Evaluation.Coverage < 0.0454 || *r.Evaluation.Coverage > 0.0456 {
+		t.Errorf("evaluation %+v", r.Evaluation)
+	}
+	if !strings.Contains(strings.Join(r.Warnings, "\n"), "partial evaluation: 1259 of 1319") {
+		t.Errorf("warnings %q", r.Warnings)
+	}
+	code, _, stderr = runPTB(t, args(dup)...)
+	if code != exitStageFailed || !strings.Contains(stderr, dup+`:3: duplicate id "0" (first on line 1)`) {
+		t.Errorf("duplicate ids: exit %d\n%s", code, stderr)
+	}
 }

@@ -80,10 +80,21 @@ func (evaluator) Evaluate(ctx context.Context, req pipeline.EvalRequest) (*resul
 		return nil, fmt.Errorf("evaluate %s: %w", s.Benchmark, err)
 	}
 	acc, se := sum.Accuracy, sum.Stderr
-	return &result.Evaluation{
+	ev := &result.Evaluation{
 		Task: sum.Task, Version: sum.Version, Backend: sum.Backend, Metrics: sum.Metrics,
 		Accuracy: &acc, Stderr: &se, Samples: sum.Samples,
-	}, nil
+	}
+	if sum.Missing > 0 && sum.Samples > 0 {
+		// Recorded responses that cover part of the benchmark: the rest
+		// scored as empty, and the record says how much was covered.
+		cov := float64(sum.Samples-sum.Missing) / float64(sum.Samples)
+		ev.Missing, ev.Coverage = sum.Missing, &cov
+		if req.Progress != nil {
+			fmt.Fprintf(req.Progress, "ptb: warning: %d of %d samples had no recorded response in %s and were scored as empty (coverage %.1f%%)\n",
+				sum.Missing, sum.Samples, s.Eval.Responses, 100*cov)
+		}
+	}
+	return ev, nil
 }
 
 // cliScaffold returns the adapter of a real agent CLI.

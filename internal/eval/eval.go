@@ -553,7 +553,7 @@ func readScored(path string) (map[string]task.Scored, error) {
 
 // ReadResponses reads a replay file: one JSON object per line with "id" and
 // "completion", or "tool_calls" in OpenAI message shape. An id may be a JSON
-// string or number.
+// string or number; an id given twice is an error naming both lines.
 func ReadResponses(path string) (map[string]task.Output, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -561,6 +561,7 @@ func ReadResponses(path string) (map[string]task.Output, error) {
 	}
 	defer f.Close()
 	out := map[string]task.Output{}
+	first := map[string]int{} // id -> line
 	r := bufio.NewReaderSize(f, 1<<20)
 	for n := 1; ; n++ {
 		line, err := r.ReadBytes('\n')
@@ -582,6 +583,10 @@ func ReadResponses(path string) (map[string]task.Output, error) {
 			if id == "" || id == "null" {
 				return nil, fmt.Errorf("%s:%d: no id", path, n)
 			}
+			if prev, dup := first[id]; dup {
+				return nil, fmt.Errorf("%s:%d: duplicate id %q (first on line %d); keep one response per sample", path, n, id, prev)
+			}
+			first[id] = n
 			o := task.Output{ToolCalls: rec.ToolCalls}
 			if rec.Completion != nil {
 				o.Content = *rec.Completion

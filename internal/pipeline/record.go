@@ -156,6 +156,9 @@ func (x *run) record(ctx context.Context) (*result.Result, error) {
 		res.Evaluation = &ev
 		res.Score = ev.Accuracy
 		res.Versions.Scorer = ev.Task + "@" + ev.Version
+		if ev.Missing > 0 {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("partial evaluation: %d of %d samples had no response and were scored as empty", ev.Missing, ev.Samples))
+		}
 	}
 	for _, s := range result.Stages {
 		res.Stages[s] = x.man.Stages[s]

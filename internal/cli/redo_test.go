@@ -140,3 +140,22 @@ func TestRunPartialResponses(t *testing.T) {
 		t.Errorf("duplicate ids: exit %d\n%s", code, stderr)
 	}
 }
+
+// The evaluation's progress, written to a log rather than a terminal, is
+// plain lines in one unit with no carriage-return frames.
+func TestEvalProgressPlainWhenNotTTY(t *testing.T) {
+	dir := t.TempDir()
+	var b strings.Builder
+	for i := 0; i < 20; i++ {
+		b.WriteString(`{"id": ` + strconv.Itoa(i) + `, "completion": "ANSWER: 1"}` + "\n")
+	}
+	resp := filepath.Join(dir, "r.jsonl")
+	os.WriteFile(resp, []byte(b.String()), 0o644)
+	code, _, stderr := runPTB(t, "eval", "--task", "gsm8k", "--responses", resp, "--limit", "20", "--out", filepath.Join(dir, "out"))
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if strings.Contains(stderr, "\r") || !strings.Contains(stderr, "gsm8k: 20/20 samples (100%)") {
+		t.Errorf("progress on a non-terminal:\n%q", stderr)
+	}
+}

@@ -292,7 +292,10 @@ func (o Options) runLadder(ctx context.Context, tk task.Task, info task.Info, to
 	for _, ph := range phases {
 		for attempt := 0; attempt < ph.attempts && len(todo) > 0; attempt++ {
 			if lastErr != nil && o.Progress != nil {
-				fmt.Fprintf(o.Progress, "\nretrying %d samples with max_tokens %d after: %v\n", len(todo), ph.tokens, lastErr)
+				if isTerminal(o.Progress) {
+					fmt.Fprintln(o.Progress) // end the bar's line
+				}
+				fmt.Fprintf(o.Progress, "retrying %d samples with max_tokens %d after: %v\n", len(todo), ph.tokens, lastErr)
 			}
 			left, miss, err := o.runOnce(ctx, tk, env, todo, ph.tokens, gen, f, bar)
 			missing += miss
@@ -309,7 +312,9 @@ func (o Options) runLadder(ctx context.Context, tk task.Task, info task.Info, to
 	}
 	if bar != nil {
 		_ = bar.Finish()
-		fmt.Fprintln(o.Progress)
+		if isTerminal(o.Progress) {
+			fmt.Fprintln(o.Progress)
+		}
 	}
 	if len(todo) > 0 {
 		return missing, fmt.Errorf("evaluation of %s failed with %d samples left: %w", info.Name, len(todo), lastErr)
@@ -320,7 +325,7 @@ func (o Options) runLadder(ctx context.Context, tk task.Task, info task.Info, to
 // runOnce processes todo with a worker pool; the first sample error stops new
 // work (as a sample exception aborts the original) and is returned with the
 // samples not yet done.
-func (o Options) runOnce(ctx context.Context, tk task.Task, env task.Env, todo []task.Sample, maxTokens int, gen generator, f *os.File, bar *progressbar.ProgressBar) ([]task.Sample, int, error) {
+func (o Options) runOnce(ctx context.Context, tk task.Task, env task.Env, todo []task.Sample, maxTokens int, gen generator, f *os.File, bar progressSink) ([]task.Sample, int, error) {
 	conc := o.concurrency()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -405,9 +410,19 @@ func (o Options) one(ctx context.Context, tk task.Task, env task.Env, s task.Sam
 	return sc, !ok, nil
 }
 
-func newBar(w io.Writer, total, already int, name string) *progressbar.ProgressBar {
+// progressSink counts finished samples: a redrawn bar on a terminal, plain
+// lines elsewhere (a log gets no carriage-return frames).
+type progressSink interface {
+	Add(n int) error
+	Finish() error
+}
+
+func newBar(w io.Writer, total, already int, name string) progressSink {
 	if w == nil {
 		return nil
+	}
+	if !isTerminal(w) {
+		return &lineProgress{w: w, name: name, total: total, done: already, start: time.Now(), every: 30 * time.Second}
 	}
 	bar := progressbar.NewOptions(total,
 		progressbar.OptionSetWriter(w),
@@ -420,6 +435,63 @@ func newBar(w io.Writer, total, already int, name string) *progressbar.ProgressB
 	)
 	_ = bar.Set(already)
 	return bar
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// lineProgress writes "gsm8k: 300/1319 samples (23%), 12.5 samples/s" at
+// every tenth of the work or every interval, whichever comes first, and at
+// the end; one unit (samples) throughout.
+type lineProgress struct {
+	mu          sync.Mutex
+	w           io.Writer
+	name        string
+	total, done int
+	start, last time.Time
+	every       time.Duration
+	lastTenth   int
+	added       int
+}
+
+func (p *lineProgress) Add(n int) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.done += n
+	p.added += n
+	tenth := 0
+	if p.total > 0 {
+		tenth = 10 * p.done / p.total
+	}
+	if tenth > p.lastTenth || time.Since(p.last) >= p.every {
+		p.lastTenth = tenth
+		p.line()
+	}
+	return nil
+}
+
+func (p *lineProgress) Finish() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.line()
+	return nil
+}
+
+func (p *lineProgress) line() {
+	p.last = time.Now()
+	pct := 100.0
+	if p.total > 0 {
+		pct = 100 * float64(p.done) / float64(p.total)
+	}
+	rate := float64(p.added) / max(time.Since(p.start).Seconds(), 1e-3)
+	fmt.Fprintf(p.w, "%s: %d/%d samples (%.0f%%), %.1f samples/s\n", p.name, p.done, p.total, pct, rate)
 }
 
 // limitJudge bounds concurrent grading calls (the original uses 64 threads).

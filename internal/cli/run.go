@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ptb-dev/ptb/internal/job"
+	"github.com/ptb-dev/ptb/internal/monitor"
 	"github.com/ptb-dev/ptb/internal/pipeline"
 	"github.com/ptb-dev/ptb/internal/registry"
 	"github.com/ptb-dev/ptb/internal/result"
@@ -30,6 +31,7 @@ type runFlags struct {
 	resume       string
 	registry     string
 	agentsPrefix string
+	monitorEvery time.Duration
 	redo         []string
 	changed      map[string]bool // flags given on the command line
 	jsonOut      bool
@@ -76,7 +78,7 @@ says which; fix and --resume), 4 the agent left no final_model,
 				var bad []string
 				cmd.Flags().Visit(func(fl *pflag.Flag) {
 					switch {
-					case fl.Name == "resume" || fl.Name == "registry" || fl.Name == "json" || fl.Name == "verbose" || fl.Name == "redo":
+					case fl.Name == "resume" || fl.Name == "registry" || fl.Name == "json" || fl.Name == "verbose" || fl.Name == "redo" || fl.Name == "monitor-interval":
 					case len(f.redo) > 0 && redoFlags[fl.Name]:
 					default:
 						bad = append(bad, "--"+fl.Name)
@@ -96,6 +98,7 @@ says which; fix and --resume), 4 the agent left no final_model,
 	}
 	fl := c.Flags()
 	fl.StringVar(&f.resume, "resume", "", "resume the run in this run directory")
+	fl.DurationVar(&f.monitorEvery, "monitor-interval", monitor.DefaultInterval, "sample GPUs, CPU, RAM and disk into RUN_DIR/"+monitor.File+" this often (0 = off)")
 	fl.StringSliceVar(&f.redo, "redo", nil, "with --resume: rerun these stages (collect, audit, evaluate) and all after them, with the --eval-*/--judge-*/--data-dir settings given")
 	fl.StringVar(&f.spec.Agent, "agent", "", "agent scaffold: claude, codex, gemini, opencode, scripted")
 	fl.StringVar(&f.spec.AgentModel, "agent-model", "", "model or config string for the agent CLI")
@@ -148,6 +151,9 @@ func parseGPUs(s string) ([]int, error) {
 }
 
 func runRun(ctx context.Context, e *env, f *runFlags) error {
+	if f.monitorEvery < 0 {
+		return usagef("--monitor-interval %s: want 0 (off) or a positive duration", f.monitorEvery)
+	}
 	var dir rundir.Dir
 	var spec job.Spec
 	var reg *registry.Registry
@@ -243,7 +249,9 @@ func runRun(ctx context.Context, e *env, f *runFlags) error {
 			fmt.Fprintf(e.stderr, "ptb: warning: vllm is not on PATH, so the evaluate stage will fail; install vLLM, or pass --eval-backend hf|url, or finish the run later with ptb run --resume %s\n", dir)
 		}
 	}
+	stop := watchRun(ctx, e, dir, spec, f.monitorEvery)
 	res, err := r.Run(ctx, dir)
+	stop()
 	if err != nil {
 		return err
 	}

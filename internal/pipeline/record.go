@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ptb-dev/ptb/internal/monitor"
 	"github.com/ptb-dev/ptb/internal/result"
 	"github.com/ptb-dev/ptb/internal/rundir"
 )
@@ -162,6 +163,11 @@ func (x *run) record(ctx context.Context) (*result.Result, error) {
 	}
 	for _, s := range result.Stages {
 		res.Stages[s] = x.man.Stages[s]
+	}
+	if m, err := monitor.Summarize(x.dir.Path(monitor.File), result.StageSolve, x.spec.GPUs); err != nil {
+		res.Warnings = append(res.Warnings, "system monitor samples unreadable: "+err.Error())
+	} else if m != nil {
+		res.Monitor = m
 	}
 	if redos, err := ReadRedos(x.dir); err != nil {
 		res.Warnings = append(res.Warnings, "redo history unreadable: "+err.Error())

@@ -1,0 +1,321 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ptb-dev/ptb/internal/job"
+	"github.com/ptb-dev/ptb/internal/monitor"
+	"github.com/ptb-dev/ptb/internal/pipeline"
+	"github.com/ptb-dev/ptb/internal/result"
+	"github.com/ptb-dev/ptb/internal/rundir"
+	"github.com/ptb-dev/ptb/internal/trace"
+)
+
+// watcher runs beside a job: the system monitor (monitor.jsonl) and the
+// solve's status line on stderr, redrawn every second on a terminal, a
+// plain line per monitor sample otherwise.
+type watcher struct {
+	w    io.Writer
+	tty  bool
+	dir  rundir.Dir
+	spec job.Spec
+
+	mu       sync.Mutex
+	sample   *monitor.Sample
+	tools    int
+	usage    trace.Usage
+	last     string
+	drawn    bool
+	lastLine string
+}
+
+// watchRun starts the watcher; the returned function stops it and waits.
+// interval 0 turns the monitor (and the plain lines) off.
+func watchRun(ctx context.Context, e *env, dir rundir.Dir, spec job.Spec, interval time.Duration) func() {
+	ctx, cancel := context.WithCancel(ctx)
+	wt := &watcher{w: e.stderr, tty: isTerminalWriter(e.stderr), dir: dir, spec: spec}
+	var wg sync.WaitGroup
+	if interval > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := monitor.Run(ctx, monitor.Options{
+				Path: dir.Path(monitor.File), Interval: interval,
+				Sampler:  monitor.Sampler{Workspace: dir.Path(rundir.Workspace)},
+				Stage:    func() string { return currentStage(dir) },
+				OnSample: wt.onSample,
+			})
+			if err != nil {
+				fmt.Fprintf(e.stderr, "ptb: warning: system monitor stopped: %v\n", err)
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		wt.tailTrace(ctx)
+	}()
+	if wt.tty {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t := time.NewTicker(time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					wt.clear()
+					return
+				case <-t.C:
+					wt.redraw()
+				}
+			}
+		}()
+	}
+	return func() {
+		cancel()
+		wg.Wait()
+	}
+}
+
+func isTerminalWriter(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// currentStage is the stage the manifest says is running, or "".
+func currentStage(dir rundir.Dir) string {
+	m, err := pipeline.LoadManifest(dir)
+	if err != nil {
+		return ""
+	}
+	for _, s := range result.Stages {
+		if m.Stages[s].Status == result.StatusRunning {
+			return s
+		}
+	}
+	return ""
+}
+
+func (wt *watcher) onSample(s monitor.Sample) {
+	wt.mu.Lock()
+	wt.sample = &s
+	wt.mu.Unlock()
+	if !wt.tty && s.Stage == result.StageSolve {
+		fmt.Fprintf(wt.w, "ptb: %s\n", wt.text(time.Now()))
+	}
+}
+
+func (wt *watcher) redraw() {
+	if currentStage(wt.dir) != result.StageSolve {
+		wt.clear()
+		return
+	}
+	line := wt.text(time.Now())
+	if len(line) > 160 {
+		line = line[:157] + "..."
+	}
+	wt.mu.Lock()
+	defer wt.mu.Unlock()
+	fmt.Fprintf(wt.w, "\r\033[K%s", line)
+	wt.drawn = true
+}
+
+func (wt *watcher) clear() {
+	wt.mu.Lock()
+	defer wt.mu.Unlock()
+	if wt.drawn {
+		fmt.Fprint(wt.w, "\r\033[K")
+		wt.drawn = false
+	}
+}
+
+// text is the status: time, agent activity, GPU use.
+func (wt *watcher) text(now time.Time) string {
+	var st pipeline.SolveState
+	parts := []string{"solve"}
+	if err := wt.dir.ReadJSON(rundir.SolveState, &st); err == nil && len(st.Segments) > 0 {
+		left := time.Until(st.Segments[len(st.Segments)-1].Deadline)
+		if !now.IsZero() {
+			left = st.Segments[len(st.Segments)-1].Deadline.Sub(now)
+		}
+		left = max(left, 0)
+		budget := time.Duration(st.BudgetS * float64(time.Second))
+		parts[0] = fmt.Sprintf("solve %s elapsed, %s left", clock(budget-left), clock(left))
+	}
+	wt.mu.Lock()
+	defer wt.mu.Unlock()
+	parts = append(parts, fmt.Sprintf("%d tool calls", wt.tools))
+	if wt.usage.InputTokens+wt.usage.OutputTokens > 0 {
+		parts = append(parts, fmt.Sprintf("%s in / %s out tokens", count(wt.usage.InputTokens), count(wt.usage.OutputTokens)))
+	}
+	if wt.last != "" {
+		parts = append(parts, "last: "+wt.last)
+	}
+	if g := gpuText(wt.sample, wt.spec.GPUs); g != "" {
+		parts = append(parts, g)
+	}
+	return strings.Join(parts, " · ")
+}
+
+// gpuText is the GPU part of the status line, from the latest sample.
+func gpuText(s *monitor.Sample, gpus []int) string {
+	if s == nil {
+		return ""
+	}
+	var out []string
+	for _, g := range s.GPUs {
+		if len(gpus) > 0 && !containsInt(gpus, g.Index) {
+			continue
+		}
+		t := fmt.Sprintf("GPU%d", g.Index)
+		if g.UtilPct != nil {
+			t += fmt.Sprintf(" %.0f%%", *g.UtilPct)
+		}
+		if g.MemUsed != nil && g.MemTotal != nil {
+			t += fmt.Sprintf(" %.1f/%.1f GiB", *g.MemUsed/1024, *g.MemTotal/1024)
+		}
+		out = append(out, t)
+	}
+	return strings.Join(out, ", ")
+}
+
+func containsInt(xs []int, x int) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+// clock renders d as H:MM:SS.
+func clock(d time.Duration) string {
+	d = d.Round(time.Second)
+	return fmt.Sprintf("%d:%02d:%02d", int(d.Hours()), int(d.Minutes())%60, int(d.Seconds())%60)
+}
+
+// count renders n as 950, 12.3k, 4.5M.
+func count(n int64) string {
+	switch {
+	case n >= 1e6:
+		return fmt.Sprintf("%.1fM", float64(n)/1e6)
+	case n >= 1e3:
+		return fmt.Sprintf("%.1fk", float64(n)/1e3)
+	}
+	return fmt.Sprint(n)
+}
+
+// Event implements trace.Handler: it counts tool calls and tokens and
+// keeps the last action.
+func (wt *watcher) Event(ev *trace.Event) error {
+	wt.mu.Lock()
+	defer wt.mu.Unlock()
+	switch ev.Kind {
+	case trace.KindToolCall:
+		wt.tools++
+		if ev.Tool != nil {
+			wt.last = action(ev.Tool)
+		}
+	case trace.KindUsage:
+		if ev.Usage != nil {
+			wt.usage.Add(*ev.Usage)
+		}
+	}
+	return nil
+}
+
+// NonJSON implements trace.Handler.
+func (wt *watcher) NonJSON(int, []byte) error { return nil }
+
+// action is a tool call in a few words: its name and command or path.
+func action(t *trace.ToolCall) string {
+	var in map[string]any
+	json.Unmarshal(t.Input, &in)
+	detail := ""
+	for _, k := range []string{"command", "cmd", "file_path", "path", "pattern", "url"} {
+		switch v := in[k].(type) {
+		case string:
+			detail = v
+		case []any:
+			var s []string
+			for _, x := range v {
+				s = append(s, fmt.Sprint(x))
+			}
+			detail = strings.Join(s, " ")
+		}
+		if detail != "" {
+			break
+		}
+	}
+	detail = strings.Join(strings.Fields(detail), " ")
+	if len(detail) > 50 {
+		detail = detail[:47] + "..."
+	}
+	if detail == "" {
+		return t.Name
+	}
+	return t.Name + " " + detail
+}
+
+// tailTrace follows trace/agent.jsonl as it grows and feeds it to the
+// trace decoder, until ctx ends. It reads what the harness itself wrote
+// (the raw trace), at most a chunk at a time.
+func (wt *watcher) tailTrace(ctx context.Context) {
+	pr, pw := io.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		agent := wt.spec.Agent
+		trace.Stream(ctx, pr, agent, wt)
+		io.Copy(io.Discard, pr)
+	}()
+	defer func() {
+		pw.Close()
+		<-done
+	}()
+	var f *os.File
+	defer func() {
+		if f != nil {
+			f.Close()
+		}
+	}()
+	buf := make([]byte, 256<<10)
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		if f == nil {
+			if g, err := os.Open(wt.dir.Path(rundir.TraceRaw)); err == nil {
+				f = g
+			}
+		}
+		for f != nil {
+			n, err := f.Read(buf)
+			if n > 0 {
+				if _, werr := pw.Write(buf[:n]); werr != nil {
+					return
+				}
+			}
+			if errors.Is(err, io.EOF) || n == 0 || err != nil {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,83 @@
+package cli
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ptb-dev/ptb/internal/job"
+	"github.com/ptb-dev/ptb/internal/monitor"
+	"github.com/ptb-dev/ptb/internal/result"
+	"github.com/ptb-dev/ptb/internal/trace"
+)
+
+// A run samples the machine into monitor.jsonl (here from a stand-in
+// nvidia-smi replaying captured output), records the GPU summary in
+// result.json, and, on a non-terminal stderr, prints a plain status line
+// per sample during the solve.
+func TestRunMonitorAndStatus(t *testing.T) {
+	smi, err := filepath.Abs(filepath.Join("..", "monitor", "testdata", "nvidia-smi"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", smi+":/usr/local/bin:/usr/bin:/bin")
+	dir := t.TempDir()
+	script := filepath.Join(dir, "s.yaml")
+	os.WriteFile(script, []byte("steps:\n  - run: \"echo training\"\n  - sleep: 1500ms\n  - model: final_model\nfinal: done\n"), 0o644)
+	out := filepath.Join(dir, "runs")
+	code, stdout, stderr := runPTB(t, "run", "--agent", "scripted", "--script", script, "--sandbox", "none", "--gpus", "0",
+		"--base-model", "qwen3-1.7b", "--benchmark", "gsm8k", "--hours", "0.01", "--eval-backend", "none",
+		"--monitor-interval", "300ms", "--out", out, "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var r result.Result
+	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+		t.Fatal(err)
+	}
+	m := r.Monitor
+	if m == nil || m.Samples < 2 || m.IntervalS != 0.3 || m.GPUMemPeakMiB == nil || *m.GPUMemPeakMiB != 74213 ||
+		*m.GPUUtilMean != 98 || *m.GPUIdleFraction != 0 {
+		t.Fatalf("monitor summary %+v", m)
+	}
+	runs, _ := filepath.Glob(filepath.Join(out, "*", monitor.File))
+	if len(runs) != 1 {
+		t.Fatalf("monitor files %v", runs)
+	}
+	b, _ := os.ReadFile(runs[0])
+	var s monitor.Sample
+	json.Unmarshal([]byte(strings.SplitN(string(b), "\n", 2)[0]), &s)
+	if len(s.GPUs) != 2 || len(s.GPUProcs) != 1 || s.MemTotal <= 0 || s.DiskTotal <= 0 || s.CPUs <= 0 {
+		t.Errorf("first sample %+v", s)
+	}
+	if strings.Contains(stderr, "\r") {
+		t.Errorf("carriage returns on a non-terminal stderr: %q", stderr)
+	}
+	if !strings.Contains(stderr, "ptb: solve 0:00:") || !strings.Contains(stderr, "GPU0 98% 72.5/79.6 GiB") || strings.Contains(stderr, "GPU1") {
+		t.Errorf("no plain status line with the job's GPU:\n%s", stderr)
+	}
+}
+
+func TestStatusText(t *testing.T) {
+	wt := &watcher{dir: "/nonexistent", spec: specWithGPUs(0)}
+	wt.Event(&trace.Event{Kind: trace.KindToolCall, Tool: &trace.ToolCall{Name: "Bash", Input: json.RawMessage(`{"command":"python  train.py --epochs 3 --lr 2e-5 --output final_model --bf16 --gradient-checkpointing"}`)}})
+	wt.Event(&trace.Event{Kind: trace.KindUsage, Usage: &trace.Usage{InputTokens: 1234567, OutputTokens: 45678}})
+	u, mu, mt := 12.0, 2048.0, 81559.0
+	wt.sample = &monitor.Sample{GPUs: []monitor.GPU{{Index: 0, UtilPct: &u, MemUsed: &mu, MemTotal: &mt}, {Index: 1}}}
+	got := wt.text(time.Now())
+	want := "solve · 1 tool calls · 1.2M in / 45.7k out tokens · last: Bash python train.py --epochs 3 --lr 2e-5 --output f... · GPU0 12% 2.0/79.6 GiB"
+	if got != want {
+		t.Errorf("status\n got %q\nwant %q", got, want)
+	}
+	if c := clock(10*time.Hour - 90*time.Second); c != "9:58:30" {
+		t.Errorf("clock %q", c)
+	}
+}
+
+func specWithGPUs(g ...int) (s job.Spec) {
+	s.GPUs = g
+	return s
+}

@@ -123,6 +123,9 @@ func Snapshot(caches []string, repo string) (string, error) {
 			return ss[0].dir, nil
 		}
 	}
+	if len(caches) == 0 {
+		return "", fmt.Errorf("%s: %w (no Hugging Face cache directory exists here: give --hf-cache DIR or set HF_HUB_CACHE)", repo, errNotCached)
+	}
 	return "", fmt.Errorf("%s: %w (searched %s)", repo, errNotCached, strings.Join(caches, ", "))
 }
 

@@ -2,9 +2,11 @@ package trace
 
 import (
 	"bufio"
+	"encoding/json"
 	"io"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -165,6 +167,10 @@ func (r *Renderer) Event(ev *Event) error {
 	case KindMarker:
 		r.head(ev, "-- "+ev.Type+" --\n")
 	default:
+		if seg, ok := segmentMarker(ev.Raw); ok {
+			r.head(ev, seg+"\n")
+			break
+		}
 		r.head(ev, "? "+ev.Type+" ("+strconv.Itoa(len(ev.Raw))+" bytes)")
 		if r.o.ShowUnknown {
 			r.w.WriteByte(' ')
@@ -269,4 +275,27 @@ var _ Handler = (*Summarizer)(nil)
 // append2 appends n as two digits and then sep.
 func append2(b []byte, n int, sep byte) []byte {
 	return append(b, byte('0'+n/10), byte('0'+n%10), sep)
+}
+
+// segmentMarker renders the line ptb writes into the raw trace between two
+// launches of the agent ({"type":"ptb.segment",...}), which no CLI decoder
+// knows: "== ptb: segment 2 (resume), 5h59m left ==".
+func segmentMarker(raw []byte) (string, bool) {
+	var m struct {
+		Type       string   `json:"type"`
+		Segment    int      `json:"segment"`
+		Reason     string   `json:"reason"`
+		RemainingS *float64 `json:"remaining_s"`
+	}
+	if json.Unmarshal(raw, &m) != nil || m.Type != "ptb.segment" {
+		return "", false
+	}
+	s := "== ptb: segment " + strconv.Itoa(m.Segment)
+	if m.Reason != "" {
+		s += " (" + m.Reason + ")"
+	}
+	if m.RemainingS != nil {
+		s += ", " + time.Duration(*m.RemainingS*float64(time.Second)).Round(time.Second).String() + " left"
+	}
+	return s + " ==", true
 }

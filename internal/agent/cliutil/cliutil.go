@@ -25,12 +25,17 @@ func BaseURL(endpoint string) string {
 	return strings.TrimSuffix(u, "/v1")
 }
 
+// VersionTimeout bounds `CLI --version`. Gemini CLI loads its whole bundle
+// first and, with the other CLIs starting beside it (doctor --agents), can
+// take over 5 s on a small machine; doctor's own version line allows 20 s.
+const VersionTimeout = 30 * time.Second
+
 var versionRE = regexp.MustCompile(`\d+\.\d+\.\d+[0-9A-Za-z.+-]*`)
 
-// Version runs bin --version (5 s at most) and returns the first x.y.z in
-// its output, or "" if it cannot tell.
+// Version runs bin --version (VersionTimeout at most) and returns the first
+// x.y.z in its output, or "" if it cannot tell.
 func Version(ctx context.Context, bin string) string {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, VersionTimeout)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, bin, "--version").Output()
 	if err != nil {

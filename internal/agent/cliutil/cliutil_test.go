@@ -1,6 +1,7 @@
 package cliutil
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,5 +42,18 @@ func TestLookPath(t *testing.T) {
 	}
 	if _, err := LookPath("missing", dir); err == nil || !strings.Contains(err.Error(), "not found") {
 		t.Errorf("LookPath(missing) error = %v", err)
+	}
+}
+
+// A CLI slow to print its version (gemini's bundle load on a busy machine
+// took over 5 s) still gets its version read.
+func TestVersionSlowCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits 6 s")
+	}
+	bin := filepath.Join(t.TempDir(), "gemini")
+	os.WriteFile(bin, []byte("#!/bin/sh\nsleep 6\necho 0.61.0\n"), 0o755)
+	if got := Version(context.Background(), bin); got != "0.61.0" {
+		t.Errorf("Version = %q, want 0.61.0", got)
 	}
 }

@@ -108,6 +108,16 @@ func WriteHTML(w io.Writer, rep *Report, linkBase string) error {
 		"short":  shortModel,
 		"bench":  BenchmarkName,
 		"signed": signed,
+		"policy": CountingPolicy,
+		"tok": func(v float64) string {
+			switch {
+			case v >= 1e6:
+				return fmt.Sprintf("%.1fM", v/1e6)
+			case v >= 1e3:
+				return fmt.Sprintf("%.1fk", v/1e3)
+			}
+			return fmt.Sprintf("%.0f", v)
+		},
 		"usd": func(p *float64) string {
 			if p == nil {
 				return "-"
@@ -142,8 +152,11 @@ const htmlTemplate = `<!doctype html>
 <title>PostTrainBench report</title>
 <style>
 body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1200px}
+.scroll{max-width:100%;overflow-x:auto}
 table{border-collapse:collapse;margin:12px 0;font-size:14px}
 th,td{border-bottom:1px solid #ddd;padding:4px 8px;text-align:right;white-space:nowrap}
+th{white-space:normal;vertical-align:bottom}
+#details td:nth-child(2),#leaderboard td:nth-child(2),#per-base-model td:nth-child(2),table.bench td:nth-child(2){white-space:normal;min-width:10em;max-width:18em}
 th:nth-child(2),td:nth-child(2),td.l,th.l{text-align:left}
 tr.baseline td{color:#555;font-style:italic}
 tr.fallback td{color:#a33}
@@ -155,7 +168,8 @@ details{margin:6px 0}
 <body>
 <h1>PostTrainBench leaderboard</h1>
 <p class="note">Scores in percent; avg ± sample std over seeds; each cell falls back to the base model's zero-shot score when its run is missing, failed, has no metrics or was flagged. Weights ({{.Rep.WeightsSource}}): {{.WeightsText}}. Baselines: {{.Rep.BaselinesSource}}. {{len .Rep.Methods}} methods, {{.TotalRuns}} runs.</p>
-<table id="leaderboard">
+<p class="note" id="policy">{{policy .Rep}}</p>
+<div class="scroll"><table id="leaderboard">
 <thead><tr><th>Rank</th><th>Method</th><th>Avg</th>{{range .Rep.Benchmarks}}<th>{{bench .}}</th>{{end}}</tr></thead>
 <tbody>
 {{- range .Instruct}}
@@ -167,16 +181,16 @@ details{margin:6px 0}
 {{- range .Bottom}}
 <tr class="baseline"><td>-</td><td>{{.Name}}</td><td>{{f1 .Avg}}</td>{{$r := .}}{{range $.Rep.Benchmarks}}<td>{{f1 (index $r.Benchmarks .)}}</td>{{end}}</tr>
 {{- end}}
-</tbody></table>
+</tbody></table></div>
 
 <h2>Seeds, intervals, time, usage and flags</h2>
-<table id="details">
+<div class="scroll"><table id="details">
 <thead><tr><th>Rank</th><th>Method</th><th>Seeds</th><th>Avg 95% CI</th><th>Time (h)</th><th>Tokens in / out per run</th><th>Cost per run</th><th>Flagged runs</th><th>Missing</th><th>Failed</th><th>No metrics</th><th>Flagged</th><th>Unverified</th></tr></thead>
 <tbody>
 {{- range .Rep.Methods}}
-<tr><td>{{.Rank}}</td><td>{{.Method}}</td><td>{{.NSeeds}}</td><td>{{ci .CI95}}</td><td>{{with .TimeHours}}{{pm .Mean .Std}}{{else}}-{{end}}</td><td>{{if .Usage.Runs}}{{printf "%.0f / %.0f" .Usage.InputTokensPerRun .Usage.OutputTokensPerRun}}{{else}}-{{end}}</td><td>{{usd .Usage.CostUSDPerRun}}</td><td>{{.Flags.Runs}}{{range $l, $n := .Flags.ByLetter}} {{$l}}:{{$n}}{{end}}</td><td>{{index .Fallbacks "missing"}}</td><td>{{index .Fallbacks "failed"}}</td><td>{{index .Fallbacks "no_metrics"}}</td><td>{{index .Fallbacks "flagged"}}</td><td>{{index .Fallbacks "unverified"}}</td></tr>
+<tr><td>{{.Rank}}</td><td>{{.Method}}</td><td>{{.NSeeds}}</td><td>{{ci .CI95}}</td><td>{{with .TimeHours}}{{pm .Mean .Std}}{{else}}-{{end}}</td><td>{{if .Usage.Runs}}{{tok .Usage.InputTokensPerRun}} / {{tok .Usage.OutputTokensPerRun}}{{else}}-{{end}}</td><td>{{usd .Usage.CostUSDPerRun}}</td><td>{{.Flags.Runs}}{{range $l, $n := .Flags.ByLetter}} {{$l}}:{{$n}}{{end}}</td><td>{{index .Fallbacks "missing"}}</td><td>{{index .Fallbacks "failed"}}</td><td>{{index .Fallbacks "no_metrics"}}</td><td>{{index .Fallbacks "flagged"}}</td><td>{{index .Fallbacks "unverified"}}</td></tr>
 {{- end}}
-</tbody></table>
+</tbody></table></div>
 
 <h2>Figures</h2>
 {{range .Figures}}<figure id="fig-{{.Name}}">{{.SVG}}<figcaption class="note">{{.Title}}</figcaption></figure>

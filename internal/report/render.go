@@ -97,6 +97,16 @@ func WriteDir(dir string, rep *Report, formats []string) ([]string, error) {
 	return written, nil
 }
 
+// CountingPolicy says how the report counted runs whose audit verdict is
+// unverified (the one choice that changes scores between two reports of
+// the same runs).
+func CountingPolicy(rep *Report) string {
+	if rep.CountUnverified {
+		return "Counting policy: unverified runs keep their own scores (--count-unverified); flagged, failed and missing runs fall back to the base model's score."
+	}
+	return "Counting policy: unverified runs fall back to the base model's score, as flagged, failed and missing runs do (the leaderboard default; --count-unverified keeps their scores)."
+}
+
 func f1(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
 
 func pm(v float64, std *float64) string {
@@ -117,6 +127,7 @@ func mdEscape(s string) string {
 func WriteMarkdown(w io.Writer, rep *Report) error {
 	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
 	p("# PostTrainBench leaderboard\n\n")
+	p("%s\n\n", CountingPolicy(rep))
 	p("| Rank | Method | Avg |")
 	for _, b := range rep.Benchmarks {
 		p(" %s |", BenchmarkName(b))

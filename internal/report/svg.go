@@ -5,6 +5,7 @@ import (
 	"html"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -128,7 +129,7 @@ func barChart(title string, bars []bar, refs []refLine) string {
 	fmt.Fprintf(&sb, `<text x="%.0f" y="20" font-size="14" font-weight="bold">%s</text>`, left, esc(title))
 	for v := 0.0; v <= end+1e-9; v += step {
 		fmt.Fprintf(&sb, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#ddd"/>`, x(v), top, x(v), top+plotH)
-		fmt.Fprintf(&sb, `<text x="%.1f" y="%.1f" text-anchor="middle" fill="#555">%s</text>`, x(v), top+plotH+16, trimFloat(v))
+		fmt.Fprintf(&sb, `<text x="%.1f" y="%.1f" text-anchor="middle" fill="#555">%s</text>`, x(v), top+plotH+16, tick(v, step))
 	}
 	fmt.Fprintf(&sb, `<text x="%.1f" y="%.1f" text-anchor="middle" fill="#333">score (%%)</text>`, (left+width-right)/2, top+plotH+36)
 	if n == 0 {
@@ -148,7 +149,14 @@ func barChart(title string, bars []bar, refs []refLine) string {
 	}
 	for i, r := range refs {
 		fmt.Fprintf(&sb, `<g class="ref"><line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#555" stroke-dasharray="5 4"/>`, x(r.value), top-18-11*float64(len(refs)-1-i), x(r.value), top+plotH)
-		fmt.Fprintf(&sb, `<text x="%.1f" y="%.1f" font-size="10" fill="#555">%s %s</text></g>`, x(r.value)+3, top-8-11*float64(len(refs)-1-i), esc(r.label), f1(r.value))
+		label := r.label + " " + f1(r.value)
+		if x(r.value)+3+textWidth(label, 10) > width-4 {
+			// It would run off the right edge ("... 51." clipped): end it
+			// at the line instead.
+			fmt.Fprintf(&sb, `<text x="%.1f" y="%.1f" font-size="10" fill="#555" text-anchor="end">%s</text></g>`, x(r.value)-3, top-8-11*float64(len(refs)-1-i), esc(label))
+			continue
+		}
+		fmt.Fprintf(&sb, `<text x="%.1f" y="%.1f" font-size="10" fill="#555">%s</text></g>`, x(r.value)+3, top-8-11*float64(len(refs)-1-i), esc(label))
 	}
 	sb.WriteString(`</svg>`)
 	return sb.String()
@@ -158,6 +166,27 @@ func trimFloat(v float64) string {
 	s := fmt.Sprintf("%.2f", v)
 	s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
 	return s
+}
+
+// tick renders an axis value with as many decimals as the step needs, so
+// that the ticks of a sub-hour axis (step 0.002) are not all "0".
+func tick(v, step float64) string {
+	dec := 0
+	for d := step; dec < 8 && math.Abs(d-math.Round(d)) > 1e-9*math.Max(1, math.Abs(d)); d *= 10 {
+		dec++
+	}
+	s := strconv.FormatFloat(v, 'f', dec, 64)
+	if strings.Contains(s, ".") {
+		s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
+	}
+	return s
+}
+
+// textWidth estimates the width in pixels of s in a sans-serif font of
+// size px (an average glyph is about 0.6 em; digits and capitals wider
+// than i or l average out over a label).
+func textWidth(s string, px float64) float64 {
+	return 0.6 * px * float64(len([]rune(s)))
 }
 
 type point struct {
@@ -212,12 +241,25 @@ func timeScatter(title string, rep *Report) string {
 		}
 		pts = append(pts, point{label: m.Method, t: m.TimeHours.Mean, s: m.Avg, tErr: m.TimeHours.Std, sErr: m.Std, colourIndex: i})
 	}
-	front := paretoFrontier(pts)
 	maxT, maxS := 0.0, 0.0
 	for _, p := range pts {
 		maxT = math.Max(maxT, p.t+deref(p.tErr))
 		maxS = math.Max(maxS, p.s+deref(p.sErr))
 	}
+	// Runs shorter than an hour are drawn in minutes.
+	unit, short := "hours", "h"
+	if maxT > 0 && maxT < 1 {
+		unit, short = "minutes", "min"
+		maxT *= 60
+		for i := range pts {
+			pts[i].t *= 60
+			if pts[i].tErr != nil {
+				e := *pts[i].tErr * 60
+				pts[i].tErr = &e
+			}
+		}
+	}
+	front := paretoFrontier(pts)
 	endT, stepT := niceMax(maxT)
 	endS, stepS := niceMax(maxS)
 	pw, ph := width-left-right, height-top-bottom
@@ -230,15 +272,15 @@ func timeScatter(title string, rep *Report) string {
 	fmt.Fprintf(&sb, `<text x="%.0f" y="20" font-size="14" font-weight="bold">%s</text>`, left, esc(title))
 	for v := 0.0; v <= endT+1e-9; v += stepT {
 		fmt.Fprintf(&sb, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#eee"/><text x="%.1f" y="%.1f" text-anchor="middle" fill="#555">%s</text>`,
-			x(v), top, x(v), top+ph, x(v), top+ph+16, trimFloat(v))
+			x(v), top, x(v), top+ph, x(v), top+ph+16, tick(v, stepT))
 	}
 	for v := 0.0; v <= endS+1e-9; v += stepS {
 		fmt.Fprintf(&sb, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#eee"/><text x="%.1f" y="%.1f" text-anchor="end" fill="#555">%s</text>`,
-			left, y(v), left+pw, y(v), left-6, y(v)+4, trimFloat(v))
+			left, y(v), left+pw, y(v), left-6, y(v)+4, tick(v, stepS))
 	}
 	fmt.Fprintf(&sb, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#333"/><line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#333"/>`,
 		left, top+ph, left+pw, top+ph, left, top, left, top+ph)
-	fmt.Fprintf(&sb, `<text x="%.1f" y="%.1f" text-anchor="middle">time used (hours, mean over seeds)</text>`, left+pw/2, height-14)
+	fmt.Fprintf(&sb, `<text x="%.1f" y="%.1f" text-anchor="middle">time used (%s, mean over seeds)</text>`, left+pw/2, height-14, unit)
 	fmt.Fprintf(&sb, `<text transform="translate(16 %.1f) rotate(-90)" text-anchor="middle">weighted average score (%%)</text>`, top+ph/2)
 	if len(front) > 0 {
 		var d strings.Builder
@@ -249,9 +291,10 @@ func timeScatter(title string, rep *Report) string {
 		fmt.Fprintf(&d, "H%.1f", left+pw)
 		fmt.Fprintf(&sb, `<path class="frontier" d="%s" stroke="#e15759" stroke-width="1.5" stroke-dasharray="6 3" fill="none"/>`, d.String())
 	}
+	var placed []labelBox
 	for _, p := range pts {
 		c := palette(p.colourIndex)
-		fmt.Fprintf(&sb, `<g class="point"><title>%s: %s h, %s</title>`, esc(p.label), esc(pm(p.t, p.tErr)), esc(pm(p.s, p.sErr)))
+		fmt.Fprintf(&sb, `<g class="point"><title>%s: %s %s, %s</title>`, esc(p.label), esc(pm(p.t, p.tErr)), short, esc(pm(p.s, p.sErr)))
 		if p.tErr != nil {
 			fmt.Fprintf(&sb, `<path d="M%.1f %.1fH%.1f" stroke="%s"/>`, x(p.t-*p.tErr), y(p.s), x(p.t+*p.tErr), c)
 		}
@@ -259,7 +302,9 @@ func timeScatter(title string, rep *Report) string {
 			fmt.Fprintf(&sb, `<path d="M%.1f %.1fV%.1f" stroke="%s"/>`, x(p.t), y(p.s-*p.sErr), y(p.s+*p.sErr), c)
 		}
 		fmt.Fprintf(&sb, `<circle cx="%.1f" cy="%.1f" r="5" fill="%s" stroke="#222"/>`, x(p.t), y(p.s), c)
-		fmt.Fprintf(&sb, `<text x="%.1f" y="%.1f" font-size="10">%s</text></g>`, x(p.t)+7, y(p.s)-6, esc(clip(p.label, 32)))
+		label := clip(p.label, 32)
+		lx, ly := placeLabel(&placed, x(p.t)+7, y(p.s)-6, textWidth(label, 10), 12)
+		fmt.Fprintf(&sb, `<text x="%.1f" y="%.1f" font-size="10">%s</text></g>`, lx, ly, esc(label))
 	}
 	// Legend: frontier members.
 	ly := top + 4
@@ -273,6 +318,28 @@ func timeScatter(title string, rep *Report) string {
 	}
 	sb.WriteString(`</svg>`)
 	return sb.String()
+}
+
+// labelBox is a placed label: its baseline-left corner and size.
+type labelBox struct{ x, y, w, h float64 }
+
+// placeLabel finds a spot for a label of width w and height h at (x, y) or,
+// when that overlaps a label already placed (points that coincide or
+// nearly do), the nearest free spot below it; it records and returns it.
+func placeLabel(placed *[]labelBox, x, y, w, h float64) (float64, float64) {
+	overlaps := func(yy float64) bool {
+		for _, b := range *placed {
+			if x < b.x+b.w && b.x < x+w && yy-h < b.y && b.y-b.h < yy {
+				return true
+			}
+		}
+		return false
+	}
+	for i := 0; i < 50 && overlaps(y); i++ {
+		y += h
+	}
+	*placed = append(*placed, labelBox{x, y, w, h})
+	return x, y
 }
 
 func deref(p *float64) float64 {

@@ -27,6 +27,8 @@ import (
 	"github.com/ptb-dev/ptb/internal/eval/judge"
 	"github.com/ptb-dev/ptb/internal/eval/pytext"
 	"github.com/ptb-dev/ptb/internal/eval/task"
+	"github.com/ptb-dev/ptb/internal/pinned"
+	"github.com/ptb-dev/ptb/internal/registry"
 	"github.com/ptb-dev/ptb/internal/rundir"
 	"github.com/ptb-dev/ptb/internal/sandbox"
 	"github.com/schollz/progressbar/v3"
@@ -76,9 +78,18 @@ type Options struct {
 	Seed            uint32    // GPQA choice shuffle
 	// Python is the interpreter for HumanEval programs ("" = python3).
 	Python string
-	// TemplatesDir holds the chat templates (qwen3.jinja, ...) passed to vLLM
-	// with --chat-template; "" = the model's own template.
+	// TemplatesDir holds offline copies of the pinned chat templates
+	// (qwen3.jinja, ...), each checked against its pinned digest; "" = the
+	// pinned store (Pinned). The server always gets ptb's pinned template,
+	// never final_model's own.
 	TemplatesDir string
+	// BaseModel is the job's base model: it chooses the chat template, as
+	// the original's path did. nil: chosen by final_model's directory name
+	// or config.json (recorded as such).
+	BaseModel *registry.Model
+	// Pinned fetches and verifies the templates and judge prompts; nil: the
+	// default store (cache under $PTB_CACHE/pinned, $PTB_PINNED_BASE_URL).
+	Pinned *pinned.Store
 	// VLLM is the vllm executable ("" = vllm on PATH).
 	VLLM string
 	// HFPython is the interpreter, with torch and transformers, that runs the
@@ -88,6 +99,8 @@ type Options struct {
 	HTTP *http.Client
 	// Sleep replaces real waits between retries (tests).
 	Sleep func(ctx context.Context, d time.Duration) error
+
+	tmplPath string // the verified --chat-template file (resolveTemplate)
 }
 
 // Summary is the outcome of an evaluation.
@@ -102,12 +115,15 @@ type Summary struct {
 	Scored   int            `json:"scored"`
 	Missing  int            `json:"missing,omitempty"` // replay: samples without a recorded response (scored as empty)
 	OutDir   string         `json:"out_dir,omitempty"`
+	// ChatTemplate is the template the server ptb started was given; nil
+	// for the url and replay backends.
+	ChatTemplate *TemplateRecord `json:"chat_template,omitempty"`
 }
 
 // Run evaluates o.Task and writes o.OutDir. It returns an error, and writes
 // no metrics.json, when the evaluation cannot complete (as the original).
 func Run(ctx context.Context, o Options) (*Summary, error) {
-	tk, err := task.New(o.Task, o.Version, task.Config{Seed: o.Seed})
+	tk, err := task.New(o.Task, o.Version, task.Config{Seed: o.Seed, Prompts: prompts{store: o.store(), dataDir: o.DataDir}})
 	if err != nil {
 		return nil, err
 	}
@@ -147,6 +163,16 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	}
 	sum := &Summary{Task: info.Name, Version: info.Version, Backend: o.Backend, Samples: len(samples), OutDir: o.OutDir}
 	if len(todo) > 0 {
+		if o.Backend == BackendVLLM || o.Backend == BackendHF {
+			rec, err := o.resolveTemplate(ctx, info)
+			if err != nil {
+				return nil, err
+			}
+			o.tmplPath, sum.ChatTemplate = rec.Path, rec
+			if rec.ChosenBy == ChosenByConfig && o.Progress != nil {
+				fmt.Fprintf(o.Progress, "chat template %s chosen by %s's name or config.json (no base model given)\n", rec.File, o.ModelPath)
+			}
+		}
 		gen, stop, err := o.generator(ctx, info)
 		if err != nil {
 			return nil, err

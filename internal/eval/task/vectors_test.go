@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -57,11 +58,28 @@ func score(s string) float64 {
 
 func mustTask(t *testing.T, name string) Task {
 	t.Helper()
-	tk, err := New(name, "", Config{})
+	tk, err := New(name, "", Config{Prompts: testPrompts})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return tk
+}
+
+// staticPrompts stands in for the pinned judge prompts (package pinned
+// fetches and checks the real ones; its tests and eval's cover that path).
+type staticPrompts map[string]string
+
+func (s staticPrompts) JudgePrompt(_ context.Context, name string) (string, error) {
+	p, ok := s[name]
+	if !ok {
+		return "", fmt.Errorf("no prompt %q", name)
+	}
+	return p, nil
+}
+
+var testPrompts = staticPrompts{
+	PromptArenaHardJudge:    "Judge the answers. End with [[A>B]] or similar.",
+	PromptHealthBenchGrader: "# Conversation\n<<conversation>>\n\n# Rubric item\n<<rubric_item>>",
 }
 
 func TestVectorsGSM8K(t *testing.T) {

@@ -45,8 +45,8 @@ func TestPinnedTemplatePerBaseModel(t *testing.T) {
 	data := dataDir(t)
 	reg := registry.Default()
 	want := map[string][2]string{ // base model -> {without tools, with tools}
-		"Qwen/Qwen3-1.7B-Base":         {"qwen3.jinja", "qwen3.jinja"},
-		"Qwen/Qwen3-4B-Base":           {"qwen3.jinja", "qwen3.jinja"},
+		"Qwen/Qwen3-1.7B-Base":          {"qwen3.jinja", "qwen3.jinja"},
+		"Qwen/Qwen3-4B-Base":            {"qwen3.jinja", "qwen3.jinja"},
 		"HuggingFaceTB/SmolLM3-3B-Base": {"smollm.jinja", "smollm.jinja"},
 		"google/gemma-3-4b-pt":          {"gemma3.jinja", "gemma3_tool_calling.jinja"},
 	}

@@ -3,6 +3,7 @@ package pinned
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/fstest"
 )
 
 // testFiles is a mirror's content, by URL path.
@@ -221,5 +223,21 @@ func TestRealPins(t *testing.T) {
 			t.Errorf("%s: %d characters, want %d (EVAL_SPEC)", src.Name, len([]rune(string(b))), n)
 		}
 		t.Logf("%s: %d bytes verified", src.Name, len(b))
+	}
+}
+
+func TestTemplatesFS(t *testing.T) {
+	srv, _ := mirror(t, testMirrorFiles())
+	s := &Store{Table: testTable(), CacheDir: t.TempDir(), BaseURL: srv.URL}
+	fsys, err := s.TemplatesFS(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fstest.TestFS(fsys, "qwen3.jinja"); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := fs.ReadFile(fsys, "qwen3.jinja")
+	if string(b) != "{{ messages }}\n" {
+		t.Errorf("content %q", b)
 	}
 }

@@ -206,7 +206,7 @@ func evaluateScript(task, baseModel string) string {
 """Evaluate a model on {{TASK}} (PostTrainBench, run by ptb).
 
 Do not modify this file: the harness checks its hash. It runs the same
-evaluation code as the final evaluation (`+"`ptb eval`"+`), on the original's
+evaluation code as the final evaluation (` + "`ptb eval`" + `), on the original's
 development subset unless --limit is given (-1: the full benchmark).
 
 Usage: python evaluate.py --model-path final_model [--limit N] [--max-tokens N]

@@ -147,6 +147,7 @@ summary says so. The judge prompts are pinned the same way.`,
 	f.IntVar(&o.Limit, "limit", 0, "evaluate the first N samples (0 = all)")
 	f.BoolVar(&dev, "dev", false, "use the original's development limit (gsm8k 150, gpqamain 50, ...)")
 	f.IntVar(&o.MaxTokens, "max-tokens", 0, "max tokens per completion (0 = the original's retry ladder)")
+	f.StringVar(&o.Ladder, "ladder", eval.LadderFaithful, "retry ladder: faithful (a failed attempt reruns the whole set, as run_task.sh) or per-sample (keep finished samples, retry the rest)")
 	f.IntVar(&o.Concurrency, "concurrency", eval.DefaultConcurrency, "requests in flight")
 	f.StringVar(&o.OutDir, "out", "", "output directory (default ptb-eval/TASK)")
 	f.BoolVar(&asJSON, "json", false, "print the summary as JSON")

@@ -224,22 +224,27 @@ func (a *arenaHard) Score(ctx context.Context, env Env, s Sample, out Output) (S
 			label = ArenaHardVerdict(text)
 		}
 		sc.Verdicts = append(sc.Verdicts, label)
+	}
+	// _judgments_to_battles: a question with no verdict in either game is
+	// dropped before score_map is consulted, so a missing verdict in one game
+	// and an unknown label in the other skip the question; only two verdicts
+	// with an unknown label crash the original.
+	for _, label := range sc.Verdicts {
 		if label == "" {
 			sc.Skipped = true
-			continue
+			return sc, nil
 		}
+	}
+	for g, label := range sc.Verdicts {
 		m, ok := arenaScoreMap[label]
 		if !ok {
 			if a.strict {
 				sc.Skipped = true
-				continue
+				return sc, nil
 			}
 			return Scored{}, fmt.Errorf("arenahard %s game %d: verdict %q is not in score_map (the original crashes here)", s.ID, g+1, label)
 		}
 		maps[g] = m
-	}
-	if sc.Skipped {
-		return sc, nil
 	}
 	for _, v := range maps[0] {
 		sc.Entries = append(sc.Entries, 1-v)

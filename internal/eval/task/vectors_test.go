@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/ptb-dev/ptb/internal/eval/evaltest"
+	"github.com/ptb-dev/ptb/internal/eval/judge"
 	"github.com/ptb-dev/ptb/internal/eval/pytext"
 )
 
@@ -267,5 +268,50 @@ func TestHealthBenchAggregate(t *testing.T) {
 	ax = m["by_axis"].(map[string]any)
 	if !near(m["accuracy"].(float64), 0.6875) || !near(ax["accuracy"].(float64), 1) || !near(ax["completeness"].(float64), 0.769231) {
 		t.Errorf("A,C metrics %v", m)
+	}
+}
+
+// seqJudge answers the games of one question in order.
+type seqJudge struct {
+	replies []string
+	n       int
+}
+
+func (j *seqJudge) Complete(context.Context, judge.Request) (string, error) {
+	r := j.replies[j.n]
+	j.n++
+	return r, nil
+}
+
+// One game without a verdict and the other with a label outside score_map:
+// the original drops the question (its None check comes before the
+// score_map lookup); two verdicts with an unknown label crash it.
+func TestArenaHardMissingAndUnknownVerdict(t *testing.T) {
+	cases := []struct {
+		g1, g2      string
+		wantSkipped bool
+		wantErr     bool
+		wantEntries int
+	}{
+		{"no verdict", "[[A]]", true, false, 0},
+		{"[[A]]", "no verdict", true, false, 0},
+		{"[[A>>>B]]", "[[B>A]]", false, true, 0},
+		{"[[B>A]]", "[[A>>B]]", false, false, 4},
+		{"no verdict", "[[A>B]]", true, false, 0},
+	}
+	for _, c := range cases {
+		a := newArenaHard(false)
+		s := Sample{ID: "q1", data: arenaData{question: "Write a poem.", baseline: "A poem."}}
+		sc, err := a.Score(context.Background(), Env{Judge: &seqJudge{replies: []string{c.g1, c.g2}}}, s, Output{Content: "My poem."})
+		if (err != nil) != c.wantErr {
+			t.Errorf("%q/%q: error %v, want error %v", c.g1, c.g2, err, c.wantErr)
+			continue
+		}
+		if err != nil {
+			continue
+		}
+		if sc.Skipped != c.wantSkipped || len(sc.Entries) != c.wantEntries {
+			t.Errorf("%q/%q: skipped %v entries %v, want skipped %v and %d entries", c.g1, c.g2, sc.Skipped, sc.Entries, c.wantSkipped, c.wantEntries)
+		}
 	}
 }

@@ -142,3 +142,56 @@ func TestFaithfulLadderAllFail(t *testing.T) {
 		}
 	}
 }
+
+// A faithful evaluation resumed after a crash continues the attempt its
+// samples belong to when they were all made at one setting; samples of
+// mixed settings are set aside and the ladder starts over.
+func TestFaithfulLadderResume(t *testing.T) {
+	data := dataDir(t)
+	const n = 5
+	tk, _ := task.New("gsm8k", "", task.Config{})
+	all, err := tk.Load(context.Background(), dataset.Dir(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name      string
+		kept      []int // max tokens of the samples already in samples.jsonl
+		want4000  int   // requests at 4000
+		want3000  int
+		setAside  int // lines in samples.failed-1.jsonl (-1: none)
+		wantFinal map[int]int
+	}{
+		{"continues at 3000", []int{3000, 3000}, 0, n - 2, -1, map[int]int{3000: n}},
+		{"mixed settings start over", []int{4000, 3000}, 4, n, 2, map[int]int{3000: n}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			out := t.TempDir()
+			os.WriteFile(filepath.Join(out, StateFile), []byte(`{"task": "gsm8k", "version": "faithful", "ladder": "faithful"}`), 0o644)
+			var lines []byte
+			for i, mt := range c.kept {
+				b, _ := json.Marshal(task.Scored{ID: all[i].ID, Completion: "ANSWER: 1", MaxTokens: mt})
+				lines = append(append(lines, b...), '\n')
+			}
+			os.WriteFile(filepath.Join(out, SamplesFile), lines, 0o644)
+			ts := &tokenServer{failAt: 4000, byTokens: map[int]int{}}
+			srv := httptest.NewServer(ts)
+			defer srv.Close()
+			o := Options{Task: "gsm8k", Backend: BackendURL, BaseURL: srv.URL + "/v1", Model: "m", DataDir: data, Limit: n,
+				OutDir: out, Sleep: noSleep, Concurrency: 1}
+			if _, err := Run(context.Background(), o); err != nil {
+				t.Fatal(err)
+			}
+			if ts.byTokens[3000] != c.want3000 || (c.want4000 == 0) != (ts.byTokens[4000] == 0) {
+				t.Errorf("requests by max tokens %v, want %d at 3000 and %d at 4000", ts.byTokens, c.want3000, c.want4000)
+			}
+			if got, _ := countLines(t, filepath.Join(out, FailedAttemptFile(1))); got != c.setAside {
+				t.Errorf("%s: %d lines, want %d", FailedAttemptFile(1), got, c.setAside)
+			}
+			if _, by := countLines(t, filepath.Join(out, SamplesFile)); fmt.Sprint(by) != fmt.Sprint(c.wantFinal) {
+				t.Errorf("samples.jsonl by max tokens %v, want %v", by, c.wantFinal)
+			}
+		})
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -199,4 +201,42 @@ type judgeNever struct{}
 
 func (judgeNever) Complete(context.Context, judge.Request) (string, error) {
 	return "", errors.New("judge called")
+}
+
+// TestRealPinsServed is TestPinnedTemplatePerBaseModel's argv check with
+// the real pin table, against a mirror directory laid out like the pinned
+// URLs' paths (PTB_PINNED_MIRROR_DIR), and the real judge prompts.
+func TestRealPinsServed(t *testing.T) {
+	dir := os.Getenv("PTB_PINNED_MIRROR_DIR")
+	if dir == "" {
+		t.Skip("set PTB_PINNED_MIRROR_DIR to a directory laid out like the pinned URLs' paths")
+	}
+	srv := httptest.NewServer(http.FileServer(http.Dir(dir)))
+	t.Cleanup(srv.Close)
+	store := &pinned.Store{CacheDir: t.TempDir(), BaseURL: srv.URL}
+	reg := registry.Default()
+	for _, id := range []string{"Qwen/Qwen3-1.7B-Base", "HuggingFaceTB/SmolLM3-3B-Base", "google/gemma-3-4b-pt"} {
+		m, _ := reg.Model(id)
+		for _, taskName := range []string{"gsm8k", "bfcl"} {
+			o, fake := fakeSetup(t, BackendVLLM)
+			o.Task, o.DataDir, o.Limit, o.BaseModel, o.Pinned = taskName, dataDir(t), 1, &m, store
+			_, err := Run(context.Background(), o)
+			starts := readStarts(t, fake)
+			checkGone(t, starts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := argFlag(starts[0].Argv, "--chat-template")
+			want := pinned.Default().Templates[filepath.Base(got)].SHA256
+			if d := fileSHA(t, got); want == "" || d != want {
+				t.Errorf("%s %s: %s has sha256 %s, want the pinned %q", id, taskName, got, d, want)
+			}
+		}
+	}
+	p := prompts{store: store}
+	for _, name := range []string{"arenahard_judge_system_prompt", "healthbench_grader_template"} {
+		if _, err := p.JudgePrompt(context.Background(), name); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
 }

@@ -240,3 +240,27 @@ func TestRealPinsServed(t *testing.T) {
 		}
 	}
 }
+
+// PullPinned (ptb data pull) fetches every pinned file once and verifies
+// it; a mirror serving a changed file fails naming it.
+func TestPullPinned(t *testing.T) {
+	m := evaltest.NewMirror(t)
+	store := m.Store(t)
+	lines, err := PullPinned(context.Background(), store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lines) != len(m.Table.All()) {
+		t.Errorf("pulled %d files, want %d: %q", len(lines), len(m.Table.All()), lines)
+	}
+	for _, src := range m.Table.All() {
+		if _, err := os.Stat(store.CachePath(src)); err != nil {
+			t.Errorf("%s not cached: %v", src.Name, err)
+		}
+	}
+	m.Files["/test/ptb/c0ffee/templates/smollm.jinja"] = "{{ 'the answer is 18' }}"
+	_, err = PullPinned(context.Background(), m.Store(t))
+	if err == nil || !strings.Contains(err.Error(), "smollm.jinja") || !strings.Contains(err.Error(), m.Table.Templates["smollm.jinja"].SHA256) {
+		t.Errorf("error %v", err)
+	}
+}

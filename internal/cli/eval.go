@@ -119,6 +119,13 @@ summary says so. The judge prompts are pinned the same way.`,
 				return enc.Encode(sum)
 			}
 			fmt.Fprintf(e.stdout, "%s (%s) accuracy %.4f ± %.4f over %d samples; results in %s\n", sum.Task, sum.Version, sum.Accuracy, sum.Stderr, sum.Scored, sum.OutDir)
+			if t := sum.ChatTemplate; t != nil {
+				by := "base model " + t.BaseModel
+				if t.ChosenBy == eval.ChosenByConfig {
+					by = "the model's name or config.json (no --base-model)"
+				}
+				fmt.Fprintf(e.stdout, "chat template %s (sha256 %s), chosen by %s\n", t.File, t.SHA256, by)
+			}
 			if sum.Missing > 0 {
 				fmt.Fprintf(e.stderr, "warning: %d samples had no recorded response and were scored as empty\n", sum.Missing)
 			}

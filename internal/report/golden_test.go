@@ -134,8 +134,8 @@ func TestLayoutFaults(t *testing.T) {
 	}
 	var md bytes.Buffer
 	WriteMarkdown(&md, rep)
-	if !strings.Contains(md.String(), "Counting policy: unverified runs fall back") {
-		t.Errorf("markdown does not state the counting policy")
+	if !strings.Contains(md.String(), "Fallback policy: paper") || !strings.Contains(md.String(), "Unverified runs: ") {
+		t.Errorf("markdown does not state the policy and counting")
 	}
 }
 

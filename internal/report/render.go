@@ -97,16 +97,6 @@ func WriteDir(dir string, rep *Report, formats []string) ([]string, error) {
 	return written, nil
 }
 
-// CountingPolicy says how the report counted runs whose audit verdict is
-// unverified (the one choice that changes scores between two reports of
-// the same runs).
-func CountingPolicy(rep *Report) string {
-	if rep.CountUnverified {
-		return "Counting policy: unverified runs keep their own scores (--count-unverified); flagged, failed and missing runs fall back to the base model's score."
-	}
-	return "Counting policy: unverified runs fall back to the base model's score, as flagged, failed and missing runs do (the leaderboard default; --count-unverified keeps their scores)."
-}
-
 func f1(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
 
 func pm(v float64, std *float64) string {
@@ -127,7 +117,6 @@ func mdEscape(s string) string {
 func WriteMarkdown(w io.Writer, rep *Report) error {
 	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
 	p("# PostTrainBench leaderboard\n\n")
-	p("%s\n\n", CountingPolicy(rep))
 	p("| Rank | Method | Avg |")
 	for _, b := range rep.Benchmarks {
 		p(" %s |", BenchmarkName(b))
@@ -163,6 +152,7 @@ func WriteMarkdown(w io.Writer, rep *Report) error {
 		p(" %s %.5f", b, rep.Weights[b])
 	}
 	p(".\n")
+	p("\nFallback policy: %s (%s). Unverified runs: %s.\n", rep.Policy, PolicyText(rep.Policy), rep.Counting)
 
 	if len(rep.Methods) > 0 {
 		p("\n## Seeds, time, usage and fallbacks\n\n")
@@ -266,16 +256,19 @@ func WriteCSV(w io.Writer, rep *Report) error {
 	for _, r := range Reasons()[1:] {
 		head = append(head, "fallback_"+r)
 	}
+	head = append(head, "policy", "count_unverified")
 	if err := cw.Write(head); err != nil {
 		return err
 	}
 	blank := len(rep.Benchmarks) + 3 + len(Reasons()) - 1
+	policy := []string{rep.Policy, strconv.FormatBool(rep.CountUnverified)}
 	for _, r := range rep.Baselines {
 		row := []string{"", r.Name, num(r.Avg), "", "", "", ""}
 		for _, b := range rep.Benchmarks {
 			row = append(row, num(r.Benchmarks[b]))
 		}
 		row = append(row, make([]string, blank)...)
+		row = append(row, policy...)
 		if err := cw.Write(row); err != nil {
 			return err
 		}
@@ -300,6 +293,7 @@ func WriteCSV(w io.Writer, rep *Report) error {
 		for _, r := range Reasons()[1:] {
 			row = append(row, strconv.Itoa(m.Fallbacks[r]))
 		}
+		row = append(row, policy...)
 		if err := cw.Write(row); err != nil {
 			return err
 		}

@@ -151,6 +151,10 @@ func parseGPUs(s string) ([]int, error) {
 }
 
 func runRun(ctx context.Context, e *env, f *runFlags) error {
+	// The pipeline's progress and log and the status line share stderr.
+	locked := *e
+	locked.stderr = &lockedWriter{w: e.stderr}
+	e = &locked
 	if f.monitorEvery < 0 {
 		return usagef("--monitor-interval %s: want 0 (off) or a positive duration", f.monitorEvery)
 	}

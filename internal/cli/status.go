@@ -86,7 +86,23 @@ func watchRun(ctx context.Context, e *env, dir rundir.Dir, spec job.Spec, interv
 	}
 }
 
+// lockedWriter serialises the writes of the pipeline's progress, its log
+// and the watcher to one stderr.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
 func isTerminalWriter(w io.Writer) bool {
+	if l, ok := w.(*lockedWriter); ok {
+		w = l.w
+	}
 	f, ok := w.(*os.File)
 	if !ok {
 		return false

@@ -1,12 +1,18 @@
 package cli
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/ptb-dev/ptb/internal/job"
 	"github.com/ptb-dev/ptb/internal/monitor"
@@ -80,4 +86,70 @@ func TestStatusText(t *testing.T) {
 func specWithGPUs(g ...int) (s job.Spec) {
 	s.GPUs = g
 	return s
+}
+
+// openPTY opens a pseudo-terminal pair: the status line's terminal side.
+func openPTY(t *testing.T) (master, slave *os.File) {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminals here: %v", err)
+	}
+	var unlock int32
+	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, m.Fd(), syscall.TIOCSPTLCK, uintptr(unsafe.Pointer(&unlock))); e != 0 {
+		m.Close()
+		t.Skipf("unlock pty: %v", e)
+	}
+	var n uint32
+	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, m.Fd(), syscall.TIOCGPTN, uintptr(unsafe.Pointer(&n))); e != 0 {
+		m.Close()
+		t.Skipf("pty number: %v", e)
+	}
+	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		m.Close()
+		t.Skipf("open pty: %v", err)
+	}
+	t.Cleanup(func() { m.Close(); s.Close() })
+	return m, s
+}
+
+// On a terminal the status line is redrawn in place (carriage return and
+// erase-line frames) during the solve, and erased after it.
+func TestStatusLineOnTerminal(t *testing.T) {
+	master, slave := openPTY(t)
+	var got bytes.Buffer
+	var mu sync.Mutex
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := master.Read(buf)
+			mu.Lock()
+			got.Write(buf[:n])
+			mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	dir := t.TempDir()
+	script := filepath.Join(dir, "s.yaml")
+	os.WriteFile(script, []byte("steps:\n  - run: \"echo training\"\n  - sleep: 2500ms\n  - model: final_model\nfinal: done\n"), 0o644)
+	var stdout bytes.Buffer
+	code := Main([]string{"run", "--agent", "scripted", "--script", script, "--sandbox", "none",
+		"--base-model", "qwen3-1.7b", "--benchmark", "gsm8k", "--hours", "0.01", "--eval-backend", "none",
+		"--monitor-interval", "0", "--out", filepath.Join(dir, "runs")}, strings.NewReader(""), &stdout, slave)
+	time.Sleep(200 * time.Millisecond)
+	mu.Lock()
+	out := got.String()
+	mu.Unlock()
+	if code != 0 {
+		t.Fatalf("exit %d\n%q", code, out)
+	}
+	if !regexp.MustCompile(`\r\x1b\[Ksolve 0:00:0\d elapsed, 0:00:\d\d left · \d+ tool calls`).MatchString(out) {
+		t.Errorf("no redrawn status line on the terminal:\n%q", out)
+	}
+	if strings.Contains(out, "ptb: solve 0:00") {
+		t.Errorf("plain status lines on a terminal:\n%q", out)
+	}
 }

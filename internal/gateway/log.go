@@ -26,16 +26,16 @@ type LLMRecord struct {
 	Time       string `json:"time"`     // RFC 3339, when the request arrived
 	Provider   string `json:"provider"` // anthropic | openai | gemini
 	Method     string `json:"method"`
-	Path       string `json:"path"`                  // the upstream path, without the query
-	Model      string `json:"model,omitempty"`       // what the request asked for
-	ServedBy   string `json:"served_by,omitempty"`   // the model the response names, when it differs
-	Stream     bool   `json:"stream,omitempty"`      // the response was server-sent events
-	Status     int    `json:"status"`                // HTTP status returned to the agent
-	Denied     bool   `json:"denied,omitempty"`      // refused by the gateway, never sent upstream
-	Reason     string `json:"reason,omitempty"`      // why denied, or the upstream error
-	InputTok   int64  `json:"input_tokens"`          // including cached and cache-write tokens
-	OutputTok  int64  `json:"output_tokens"`         // including reasoning tokens
-	CachedTok  int64  `json:"cached_input_tokens"`   // read from a cache
+	Path       string `json:"path"`                // the upstream path, without the query
+	Model      string `json:"model,omitempty"`     // what the request asked for
+	ServedBy   string `json:"served_by,omitempty"` // the model the response names, when it differs
+	Stream     bool   `json:"stream,omitempty"`    // the response was server-sent events
+	Status     int    `json:"status"`              // HTTP status returned to the agent
+	Denied     bool   `json:"denied,omitempty"`    // refused by the gateway, never sent upstream
+	Reason     string `json:"reason,omitempty"`    // why denied, or the upstream error
+	InputTok   int64  `json:"input_tokens"`        // including cached and cache-write tokens
+	OutputTok  int64  `json:"output_tokens"`       // including reasoning tokens
+	CachedTok  int64  `json:"cached_input_tokens"` // read from a cache
 	CacheWrTok int64  `json:"cache_write_input_tokens"`
 	Reasoning  int64  `json:"reasoning_tokens"`
 	// CostUSD is the cost at the price table's rates; null when the model

@@ -172,10 +172,7 @@ func (ts *tokenSource) token(ctx context.Context, force bool) (oauthToken, error
 		return ts.tok, nil
 	}
 	if ts.tok.refresh == "" {
-		if force {
-			return ts.tok, nil // nothing to refresh with: let the 401 through
-		}
-		return ts.tok, nil
+		return ts.tok, nil // nothing to refresh with: let the upstream answer
 	}
 	if err := ts.refresh(ctx); err != nil {
 		return oauthToken{}, fmt.Errorf("refresh %s login: %w", ts.kind, err)

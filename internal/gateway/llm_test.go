@@ -55,7 +55,7 @@ func (s *seen) count() int {
 // startGateway serves a gateway for cfg on a loopback port and returns it
 // with its base URL. The gateway is closed at cleanup (Close is idempotent;
 // tests close it early to read the flushed logs).
-func startGateway(t *testing.T, cfg Config) (*Gateway, string) {
+func startGateway(t testing.TB, cfg Config) (*Gateway, string) {
 	t.Helper()
 	if cfg.LogDir == "" {
 		cfg.LogDir = filepath.Join(t.TempDir(), "gateway")

@@ -326,18 +326,26 @@ func (g *Gateway) Env(base string) map[string]string {
 		env["PTB_GRADE_URL"] = base + "/grade"
 	}
 	if _, ok := g.providers[Anthropic]; ok {
-		env["ANTHROPIC_BASE_URL"] = base + "/llm/anthropic"
+		env["ANTHROPIC_BASE_URL"] = LLMEndpoint(base, Anthropic)
 		env["ANTHROPIC_API_KEY"] = Placeholder
 	}
 	if _, ok := g.providers[OpenAI]; ok {
-		env["OPENAI_BASE_URL"] = base + "/llm/openai/v1"
+		env["OPENAI_BASE_URL"] = LLMEndpoint(base, OpenAI) + "/v1"
 		env["OPENAI_API_KEY"] = Placeholder
 	}
 	if _, ok := g.providers[Gemini]; ok {
-		env["GOOGLE_GEMINI_BASE_URL"] = base + "/llm/gemini"
+		env["GOOGLE_GEMINI_BASE_URL"] = LLMEndpoint(base, Gemini)
 		env["GEMINI_API_KEY"] = Placeholder
 	}
 	return env
+}
+
+// LLMEndpoint is the LLM route's base URL for provider at a gateway reached
+// at base: what an adapter's Launch.Endpoint gets (the adapters append /v1
+// or the CLI appends the API path). Codex's config.toml base_url is this
+// plus "/v1".
+func LLMEndpoint(base, provider string) string {
+	return strings.TrimSuffix(base, "/") + "/llm/" + provider
 }
 
 // ServeHTTP implements http.Handler: CONNECT and absolute-form requests go

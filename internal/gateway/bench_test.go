@@ -209,3 +209,24 @@ func TestSixtyFourConcurrentStreams(t *testing.T) {
 		t.Errorf("usage %+v", u.Tokens)
 	}
 }
+
+// BenchmarkInspectLargeRequest reads the model out of a 1 MB request (a
+// long agent conversation), which the route does before sending it on.
+func BenchmarkInspectLargeRequest(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteString(`{"model":"claude-sonnet-4-5","stream":true,"messages":[`)
+	for i := 0; sb.Len() < 1<<20; i++ {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		fmt.Fprintf(&sb, `{"role":"user","content":[{"type":"text","text":"line %d: %s"}]}`, i, strings.Repeat(`x\"y\\n`, 40))
+	}
+	sb.WriteString(`],"max_tokens":32000}`)
+	body := []byte(sb.String())
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if m, _, err := topLevelModel(body); err != nil || m != "claude-sonnet-4-5" {
+			b.Fatal(m, err)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -474,6 +475,12 @@ func TestTopLevelModel(t *testing.T) {
 		{`{"model":5}`, "", false, "not a string"},
 		{`[1]`, "", false, "does not start with {"},
 		{`{"model":"x"`, "", false, "not a JSON object"},
+		{`{"mod\u0065l":"gpt-5"}`, "gpt-5", false, ""},
+		{`{"mod\u0065l":"gpt-5","model":"gpt-5-mini"}`, "", false, "more than one"},
+		{`{"a":"}{\"model\":\"x\"","b":[{"c":"]"}],"model":"m"}`, "m", false, ""},
+		{`{"model":"m"} {"model":"n"}`, "", false, "data after the object"},
+		{` { } `, "", false, ""},
+		{`{"stream":false,"model":"m"}`, "m", false, ""},
 	}
 	for _, c := range cases {
 		m, s, err := topLevelModel([]byte(c.body))
@@ -487,4 +494,54 @@ func TestTopLevelModel(t *testing.T) {
 			t.Errorf("%s: got %q %v %v, want %q %v", c.body, m, s, err, c.model, c.stream)
 		}
 	}
+}
+
+// For every valid JSON object, topLevelModel reads what a strict parser
+// reads: the exactly named top-level "model" (escapes decoded).
+func FuzzTopLevelModel(f *testing.F) {
+	for _, s := range []string{`{"model":"gpt-5","stream":true}`, `{"mod\u0065l":"a"}`, `{"a":{"model":"b"},"model":"c"}`,
+		`{"x":[1,2,{"y":"]"}],"model":"d"}`, `{"model":"a","model":"b"}`, `{"Model":"a"}`, `{}`, `[]`, `{"a":1e5,"b":null,"model":"z"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		model, stream, err := topLevelModel(b)
+		if !json.Valid(b) {
+			return // the upstream refuses it; whatever the scan said
+		}
+		dec := json.NewDecoder(bytes.NewReader(b))
+		tok, _ := dec.Token()
+		if d, ok := tok.(json.Delim); !ok || d != '{' {
+			if err == nil {
+				t.Fatalf("%q: not an object, but no error", b)
+			}
+			return
+		}
+		var wantModel string
+		var wantStream bool
+		models, modelErr := 0, false
+		for dec.More() {
+			k, _ := dec.Token()
+			var v json.RawMessage
+			dec.Decode(&v)
+			switch k.(string) {
+			case "model":
+				models++
+				if json.Unmarshal(v, &wantModel) != nil {
+					modelErr = true
+				}
+			case "stream":
+				wantStream = string(v) == "true"
+			}
+		}
+		switch {
+		case models > 1 || modelErr:
+			if err == nil {
+				t.Fatalf("%q: no error, want one", b)
+			}
+		case err != nil:
+			t.Fatalf("%q: %v", b, err)
+		case model != wantModel || stream != wantStream:
+			t.Fatalf("%q: got %q %v, want %q %v", b, model, stream, wantModel, wantStream)
+		}
+	})
 }

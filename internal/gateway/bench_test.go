@@ -48,18 +48,21 @@ func benchClient() *http.Client {
 }
 
 // BenchmarkStreamLatency streams one scripted Anthropic reply per request,
-// directly from the scripted model server and through the gateway, and
-// reports the median time per request (ms-p50). The difference is the
-// latency the gateway adds.
+// directly from the scripted model server, through the gateway on TCP, and
+// through the sandbox's path (loopback TCP, relay, unix socket, gateway),
+// and reports the median time per request (ms-p50). The differences are
+// the latency the gateway (and the relay) add.
 func BenchmarkStreamLatency(b *testing.B) {
 	ms := httptest.NewServer(modelserver.New(nil, nil))
 	defer ms.Close()
 	g, base := startGateway(b, Config{LogDir: filepath.Join(b.TempDir(), "gw"),
 		Providers: map[string]Provider{Anthropic: {Upstream: ms.URL, Key: realKey}}})
 	defer g.Close()
+	_, relayed := startRelayed(b, Config{Providers: map[string]Provider{Anthropic: {Upstream: ms.URL, Key: realKey}}})
 	for _, c := range []struct{ name, url string }{
 		{"direct", ms.URL + "/v1/messages"},
 		{"gateway", base + "/llm/anthropic/v1/messages"},
+		{"relay+gateway", relayed + "/llm/anthropic/v1/messages"},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			client := benchClient()

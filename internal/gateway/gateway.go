@@ -319,6 +319,7 @@ func (g *Gateway) Env(base string) map[string]string {
 		"HTTPS_PROXY":               base,
 		"http_proxy":                base,
 		"https_proxy":               base,
+		"NODE_USE_ENV_PROXY":        "1", // Node's own fetch honours the proxy variables only with it
 		"NO_PROXY":                  "127.0.0.1,localhost,::1",
 		"no_proxy":                  "127.0.0.1,localhost,::1",
 	}
@@ -338,6 +339,20 @@ func (g *Gateway) Env(base string) map[string]string {
 		env["GEMINI_API_KEY"] = Placeholder
 	}
 	return env
+}
+
+// KeyEnv returns the harness environment variables that hold provider's
+// API key, in the order the CLIs read them.
+func KeyEnv(provider string) []string {
+	switch provider {
+	case Anthropic:
+		return []string{"ANTHROPIC_API_KEY"}
+	case OpenAI:
+		return []string{"OPENAI_API_KEY"}
+	case Gemini:
+		return []string{"GEMINI_API_KEY", "GOOGLE_API_KEY"}
+	}
+	return nil
 }
 
 // LLMEndpoint is the LLM route's base URL for provider at a gateway reached

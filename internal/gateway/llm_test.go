@@ -545,3 +545,41 @@ func FuzzTopLevelModel(f *testing.F) {
 		}
 	})
 }
+
+// Close during a stream ends it, and the request is still logged.
+func TestCloseDuringStream(t *testing.T) {
+	hold := make(chan struct{})
+	defer close(hold)
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "data: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":3,\"output_tokens\":1}}}\n\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-hold:
+		case <-r.Context().Done():
+		}
+	}))
+	defer upstream.Close()
+	dir := filepath.Join(t.TempDir(), "gw")
+	g, base := startGateway(t, Config{LogDir: dir, Providers: map[string]Provider{Anthropic: {Upstream: upstream.URL, Key: realKey}}})
+	resp, err := http.Post(base+"/llm/anthropic/v1/messages", "application/json", strings.NewReader(`{"model":"claude-sonnet-4-5","stream":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	bufio.NewReader(resp.Body).ReadString('\n')
+	done := make(chan error, 1)
+	go func() { done <- g.Close() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Close waited for an endless stream")
+	}
+	recs := readLog[LLMRecord](t, filepath.Join(dir, LLMLogFile))
+	if len(recs) != 1 || recs[0].InputTok != 3 || recs[0].Reason == "" {
+		t.Errorf("records %+v", recs)
+	}
+}

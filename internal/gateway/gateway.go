@@ -18,8 +18,9 @@
 //
 // Everything is logged as JSON lines under Config.LogDir (llm.jsonl,
 // hub.jsonl, egress.jsonl, grade.jsonl; docs/RUN_DIR.md). The record types
-// and their readers (ReadHubLog, ...) are in log.go and import nothing
-// heavy, so that the audit can read the logs.
+// and their streaming readers (ReadHubLog, ...) are in log.go; the package
+// imports only trace and registry from ptb, so the audit can import it to
+// read the logs.
 package gateway
 
 import (

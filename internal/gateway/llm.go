@@ -115,6 +115,14 @@ func (g *Gateway) serveLLM(w http.ResponseWriter, r *http.Request) {
 		deny(http.StatusForbidden, errPermission, fmt.Sprintf("provider %q is not enabled for this run (enabled: %s)", name, strings.Join(g.providerNames(), ", ")))
 		return
 	}
+	if apiPath == "/" && (r.Method == http.MethodHead || r.Method == http.MethodGet) {
+		// Claude Code checks its base URL is up with HEAD /: answered here.
+		rec.Status, rec.Reason = http.StatusOK, "answered by the gateway"
+		rec.DurationMS = ms(g.now().Sub(start))
+		w.WriteHeader(http.StatusOK)
+		g.llmLog.write(rec)
+		return
+	}
 	if clean := path.Clean(apiPath); clean != apiPath || !pathAllowed(name, apiPath) {
 		deny(http.StatusForbidden, errPermission, fmt.Sprintf("%s %s is not an API the gateway serves (it serves the %s model APIs only)", r.Method, apiPath, name))
 		return

@@ -137,3 +137,49 @@ func tail(s string) string {
 	}
 	return s
 }
+
+// Real clients through the egress proxy: npm reaches the npm registry
+// (allowed) over CONNECT with the default, public-only dialer; curl is
+// refused the OpenAI API host. Needs the npm registry; runs with
+// PTB_E2E_AGENTS=1.
+func TestRealClientsThroughEgress(t *testing.T) {
+	if os.Getenv("PTB_E2E_AGENTS") != "1" {
+		t.Skip("set PTB_E2E_AGENTS=1 to run real clients against the npm registry")
+	}
+	npm, err := exec.LookPath("npm")
+	if err != nil {
+		t.Skip("npm not found")
+	}
+	root := t.TempDir()
+	g, base := startGateway(t, Config{LogDir: filepath.Join(root, "gateway")})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + root}
+	for k, v := range g.Env(base) {
+		env = append(env, k+"="+v)
+	}
+	c := exec.CommandContext(ctx, npm, "view", "is-number", "version", "--registry", "https://registry.npmjs.org/", "--cache", filepath.Join(root, "npm-cache"))
+	c.Env = env
+	out, err := c.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), ".") {
+		t.Errorf("npm view through the proxy: %v\n%s", err, out)
+	}
+	if curl, err := exec.LookPath("curl"); err == nil {
+		c := exec.CommandContext(ctx, curl, "-sS", "-o", "/dev/null", "-w", "%{http_code}", "https://api.openai.com/v1/models")
+		c.Env = env
+		out, err := c.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "403") {
+			t.Errorf("curl to api.openai.com through the proxy: %v %s; want refused with 403", err, out)
+		}
+	}
+	g.Close()
+	var allowedNPM, deniedOpenAI bool
+	for _, r := range readLog[EgressRecord](t, filepath.Join(root, "gateway", EgressLogFile)) {
+		t.Logf("%s %s:%d allowed=%v rule=%q out=%d in=%d", r.Method, r.Host, r.Port, r.Allowed, r.Rule, r.BytesOut, r.BytesIn)
+		allowedNPM = allowedNPM || (r.Host == "registry.npmjs.org" && r.Allowed && r.BytesIn > 0)
+		deniedOpenAI = deniedOpenAI || (r.Host == "api.openai.com" && !r.Allowed && r.Rule == "deny *.openai.com")
+	}
+	if !allowedNPM || !deniedOpenAI {
+		t.Errorf("egress log: npm allowed with bytes %v, api.openai.com denied %v", allowedNPM, deniedOpenAI)
+	}
+}

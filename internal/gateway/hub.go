@@ -366,6 +366,11 @@ func (h *hubRoute) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer resp.Body.Close()
 	rec.Status = resp.StatusCode
+	if strings.HasPrefix(escaped, "/api/") && r.Host != "" {
+		// API answers name hub URLs (the parquet listing): point them at
+		// the route, which is what the sandbox can reach.
+		resp.Body = rewriteHubURLs(resp, h.upstream.String(), "http://"+r.Host+"/hub")
+	}
 	rec.Bytes, err = copyFlush(w, resp)
 	if err != nil {
 		rec.Reason = err.Error()
@@ -462,6 +467,34 @@ func (h *hubRoute) fetch(r *http.Request, u *url.URL, body []byte, rec *HubRecor
 		}
 		cur = next
 	}
+}
+
+// maxRewrite bounds an API answer read whole to rewrite its hub URLs; a
+// larger one passes unchanged.
+const maxRewrite = 16 << 20
+
+// rewriteHubURLs returns resp's body with from replaced by to when it is a
+// JSON answer of at most maxRewrite bytes (fixing Content-Length).
+func rewriteHubURLs(resp *http.Response, from, to string) io.ReadCloser {
+	ct := resp.Header.Get("Content-Type")
+	if !strings.HasPrefix(ct, "application/json") || resp.Header.Get("Content-Encoding") != "" {
+		return resp.Body
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxRewrite+1))
+	rest := resp.Body
+	if err != nil || len(b) > maxRewrite {
+		return struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(b), rest), rest}
+	}
+	b = bytes.ReplaceAll(b, []byte(from), []byte(to))
+	resp.Header.Set("Content-Length", fmt.Sprint(len(b)))
+	resp.ContentLength = int64(len(b))
+	return struct {
+		io.Reader
+		io.Closer
+	}{bytes.NewReader(b), rest}
 }
 
 func sameHost(a, b *url.URL) bool {

@@ -53,6 +53,9 @@ func newFakeHub(t *testing.T) *fakeHub {
 		case strings.HasPrefix(p, "/old-org/alias/"):
 			w.Header().Set("Location", strings.Replace(p, "/old-org/alias/", "/Qwen/Qwen3-4B/", 1))
 			w.WriteHeader(307)
+		case strings.HasPrefix(p, "/api/datasets/openai/gsm8k/parquet"):
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `["%s/api/datasets/openai/gsm8k/parquet/main/train/0.parquet"]`, "http://"+r.Host)
 		case strings.HasPrefix(p, "/api/"):
 			w.Header().Set("Content-Type", "application/json")
 			fmt.Fprintf(w, `{"id":%q,"sha":"0123abcd"}`, p)
@@ -128,6 +131,10 @@ func TestHubRouteDownloadsThroughCDN(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Errorf("GSM8K metadata: %d", resp.StatusCode)
 	}
+	resp, body = get("GET", "/api/datasets/openai/gsm8k/parquet")
+	if want := `["` + base + `/hub/api/datasets/openai/gsm8k/parquet/main/train/0.parquet"]`; resp.StatusCode != 200 || body != want {
+		t.Errorf("parquet listing: %d %s, want the hub URLs pointing at the route: %s", resp.StatusCode, body, want)
+	}
 	resp, body = get("GET", "/Qwen/Qwen3-4B-Base/resolve/refs%2Fpr%2F1/config.json")
 	if resp.StatusCode != 200 || !strings.Contains(body, "qwen3") {
 		t.Errorf("small file: %d %s", resp.StatusCode, body)
@@ -154,6 +161,7 @@ func TestHubRouteDownloadsThroughCDN(t *testing.T) {
 		{"HEAD", "Qwen/Qwen3-4B-Base", "model", "main", "model.safetensors", 0},
 		{"GET", "openai/gsm8k", "dataset", "main", "main/train-00000-of-00001.parquet", int64(len(lfsContent))},
 		{"GET", "openai/gsm8k", "dataset", "main", "", -1},
+		{"GET", "openai/gsm8k", "dataset", "refs/convert/parquet", "", -1},
 		{"GET", "Qwen/Qwen3-4B-Base", "model", "refs/pr/1", "config.json", 22},
 	}
 	if len(recs) != len(want) {

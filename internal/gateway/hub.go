@@ -405,8 +405,10 @@ func (h *hubRoute) fetch(r *http.Request, u *url.URL, body []byte, rec *HubRecor
 		}
 		if n == 0 {
 			copyHeaders(req.Header, r.Header, strippedRequestHeaders)
-			if ae := r.Header.Get("Accept-Encoding"); ae != "" {
-				req.Header.Set("Accept-Encoding", ae) // passed through, not decoded
+			// Files pass through encoded as the client asked; API answers are
+			// decoded (by the transport) so their hub URLs can be rewritten.
+			if ae := r.Header.Get("Accept-Encoding"); ae != "" && !strings.HasPrefix(u.Path, strings.TrimSuffix(h.upstream.Path, "/")+"/api/") {
+				req.Header.Set("Accept-Encoding", ae)
 			}
 		} else {
 			for _, k := range []string{"Range", "Accept", "Accept-Encoding", "User-Agent", "If-None-Match", "If-Range"} {

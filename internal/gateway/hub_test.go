@@ -123,6 +123,18 @@ func TestHubRouteDownloadsThroughCDN(t *testing.T) {
 	if resp.StatusCode != 200 || resp.Header.Get("X-Linked-Size") != fmt.Sprint(len(lfsContent)) {
 		t.Errorf("HEAD: %d %v", resp.StatusCode, resp.Header)
 	}
+	// a resumed download: the Range reaches the CDN
+	req, _ := http.NewRequest("GET", base+"/hub/Qwen/Qwen3-4B-Base/resolve/main/model.safetensors", nil)
+	req.Header.Set("Range", "bytes=8-15")
+	rresp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, _ := io.ReadAll(rresp.Body)
+	rresp.Body.Close()
+	if rresp.StatusCode != 206 || string(rb) != "weights!" {
+		t.Errorf("range request: %d %q", rresp.StatusCode, rb)
+	}
 	resp, body = get("GET", "/datasets/openai/gsm8k/resolve/main/main/train-00000-of-00001.parquet")
 	if resp.StatusCode != 200 || body != lfsContent {
 		t.Errorf("GSM8K train: %d", resp.StatusCode)
@@ -159,6 +171,7 @@ func TestHubRouteDownloadsThroughCDN(t *testing.T) {
 	}{
 		{"GET", "Qwen/Qwen3-4B-Base", "model", "main", "model.safetensors", int64(len(lfsContent))},
 		{"HEAD", "Qwen/Qwen3-4B-Base", "model", "main", "model.safetensors", 0},
+		{"GET", "Qwen/Qwen3-4B-Base", "model", "main", "model.safetensors", 8},
 		{"GET", "openai/gsm8k", "dataset", "main", "main/train-00000-of-00001.parquet", int64(len(lfsContent))},
 		{"GET", "openai/gsm8k", "dataset", "main", "", -1},
 		{"GET", "openai/gsm8k", "dataset", "refs/convert/parquet", "", -1},
@@ -169,7 +182,11 @@ func TestHubRouteDownloadsThroughCDN(t *testing.T) {
 	}
 	for i, w := range want {
 		r := recs[i]
-		if r.Method != w.method || r.Repo != w.repo || r.RepoType != w.kind || r.Revision != w.rev || r.Path != w.path || r.Status != 200 || (w.bytes >= 0 && r.Bytes != w.bytes) {
+		wantStatus := 200
+		if i == 2 {
+			wantStatus = 206 // the range request
+		}
+		if r.Method != w.method || r.Repo != w.repo || r.RepoType != w.kind || r.Revision != w.rev || r.Path != w.path || r.Status != wantStatus || (w.bytes >= 0 && r.Bytes != w.bytes) {
 			t.Errorf("record %d: %+v, want %+v", i, r, w)
 		}
 	}

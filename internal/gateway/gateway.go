@@ -372,6 +372,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer g.active.Done()
+	// A request that could not be logged must not happen: the audit takes
+	// the logs as the whole story. Fail closed once a log cannot be written.
+	for _, l := range []*logWriter{g.llmLog, g.hubLog, g.egressLog, g.gradeLog} {
+		if err := l.failed(); err != nil {
+			http.Error(w, "ptb gateway: out of service: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+	}
 	if r.Method == http.MethodConnect || r.URL.IsAbs() {
 		g.egress.ServeHTTP(w, r)
 		return

@@ -324,6 +324,16 @@ func (w *logWriter) write(v any) {
 	w.ch <- append(b, '\n')
 }
 
+// failed returns the first write error, if any.
+func (w *logWriter) failed() error {
+	if w == nil {
+		return nil
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
 // close flushes every queued line and closes the file.
 func (w *logWriter) close() error {
 	if w == nil {

@@ -29,7 +29,7 @@ type Bounds struct {
 const (
 	DefaultCollectMaxBytes = 64 << 30
 	DefaultCollectMaxFiles = 100_000
-	DefaultTraceMaxLine    = 16 << 20
+	DefaultTraceMaxLine    = 64 << 20
 	DefaultTraceMaxBytes   = 4 << 30
 	DefaultAuditTimeout    = 3 * time.Hour
 )

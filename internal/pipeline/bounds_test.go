@@ -163,3 +163,41 @@ final: "done"
 		})
 	}
 }
+
+// The agent's 20 MiB line and a 64 MiB flood under small trace bounds: the
+// trace is cut, the cuts are recorded, and result.json says so.
+func TestTraceBounded(t *testing.T) {
+	cases := []struct {
+		mode   string
+		bounds job.Bounds
+		kind   string
+	}{
+		{"bigline", job.Bounds{TraceMaxLine: 1 << 20}, "line"},
+		{"flood:64", job.Bounds{TraceMaxBytes: 8 << 20}, "trace"},
+	}
+	for _, c := range cases {
+		t.Run(c.mode, func(t *testing.T) {
+			d, res, _ := runHelper(t, c.mode, 120, time.Second, func(s *job.Spec) { s.Bounds = c.bounds })
+			if !res.Solve.TraceTruncated {
+				t.Errorf("result.json solve.trace_truncated is false")
+			}
+			var cuts []pipeline.Truncation
+			if err := d.ReadJSON(pipeline.TraceTruncationFile, &cuts); err != nil || len(cuts) == 0 || cuts[0].Kind != c.kind || cuts[0].SHA256 == "" {
+				t.Errorf("%s: %+v (%v), want a %s cut with a sha256", pipeline.TraceTruncationFile, cuts, err, c.kind)
+			}
+			for _, f := range []string{rundir.TraceRaw, rundir.TraceLog} {
+				fi, err := os.Stat(d.Path(f))
+				if err != nil {
+					t.Fatal(err)
+				}
+				limit := int64(9 << 20)
+				if c.bounds.TraceMaxLine > 0 {
+					limit = 2 * c.bounds.TraceMaxLine
+				}
+				if fi.Size() > limit {
+					t.Errorf("%s is %d bytes, over %d", f, fi.Size(), limit)
+				}
+			}
+		})
+	}
+}

@@ -155,6 +155,11 @@ func (x *run) record(ctx context.Context) (*result.Result, error) {
 		if fi, err := os.Stat(x.dir.Path(rundir.TraceRaw)); err == nil {
 			s.TraceBytes = fi.Size()
 		}
+		var cuts []Truncation
+		if err := x.dir.ReadJSON(TraceTruncationFile, &cuts); err == nil && len(cuts) > 0 {
+			s.TraceTruncated = true
+			res.Warnings = append(res.Warnings, fmt.Sprintf("the trace went over the job's bounds and was cut %d times (head and tail kept, with sha256 of what was cut): see %s", len(cuts), TraceTruncationFile))
+		}
 		_, err := os.Stat(x.dir.Path(rundir.FinalModel))
 		s.FinalModel = err == nil
 		var pc ProtectedCheck

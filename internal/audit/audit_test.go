@@ -74,19 +74,20 @@ type scriptedJudge struct {
 	n    int
 }
 
-func (s *scriptedJudge) RunJudge(ctx context.Context, dir, prompt string) error {
+func (s *scriptedJudge) RunJudge(ctx context.Context, dir, prompt string) (string, error) {
 	i := s.n
 	s.n++
 	if i < len(s.errs) && s.errs[i] != nil {
-		return s.errs[i]
+		return "", s.errs[i]
 	}
+	final := "I looked at the code.\n"
 	if c := s.runs[i][0]; c != "" {
-		os.WriteFile(filepath.Join(dir, ContaminationFile), []byte(c+"\n"), 0o644)
+		final += ContaminationFile + ": " + c + "\n"
 	}
 	if m := s.runs[i][1]; m != "" {
-		os.WriteFile(filepath.Join(dir, ModelFile), []byte(m), 0o644)
+		final += ModelFile + ": " + m
 	}
-	return nil
+	return final, nil
 }
 
 func TestJudgeMajority(t *testing.T) {
@@ -99,7 +100,7 @@ func TestJudgeMajority(t *testing.T) {
 	}{
 		{"one clean run", [][2]string{{nc, ok}}, nil, Pass, Pass},
 		{"one run flags both", [][2]string{{cd, bad}}, nil, Flag, Flag},
-		{"missing files", [][2]string{{"", ""}}, nil, Unverified, Unverified},
+		{"no judgement in the final message", [][2]string{{"", ""}}, nil, Unverified, Unverified},
 		{"garbage", [][2]string{{"maybe", "dunno"}}, nil, Unverified, Unverified},
 		{"judge failed", [][2]string{{nc, ok}}, []error{errors.New("exit 1")}, Unverified, Unverified},
 		{"2 of 3 flag", [][2]string{{cd, ok}, {nc, ok}, {cd, bad}}, nil, Flag, Pass},

@@ -34,8 +34,11 @@ A bare workspace has no run records (protected-file manifest, hub log,
 trace): those checks are unverified there, but a flag still wins. Test sets
 follow the data-location rule of every command: --data-dir, then the run's
 own data dir (job.json), then $PTB_DATA_DIR, then the 'ptb data pull' cache,
-then the test sets shipped with ptb, then the hub. Base and instruct weights from the Hugging Face cache
-(--hf-cache, else $HF_HUB_CACHE, $HF_HOME/hub, ~/.cache/huggingface/hub).`,
+then the test sets shipped with ptb, then the hub. Base and instruct weights
+come only from a harness-owned Hugging Face cache (--hf-cache, else
+$HF_HUB_CACHE, $HF_HOME/hub, ~/.cache/huggingface/hub; never one inside the
+run directory), held to the registry's pinned sha256, else to those recorded
+on first use in --pin-file.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			target := args[0]
@@ -75,6 +78,9 @@ then the test sets shipped with ptb, then the hub. Base and instruct weights fro
 					return usagef("--task: %v", err)
 				}
 			}
+			if regFile != "" {
+				o.Registry = reg
+			}
 			o.TestSets = testSets(o.DataDir)
 			rep, err := audit.Run(cmd.Context(), o)
 			if err != nil {
@@ -100,7 +106,8 @@ then the test sets shipped with ptb, then the hub. Base and instruct weights fro
 	f.StringVar(&o.Task, "task", "", "benchmark (gsm8k, humaneval, bfcl, ...); default: the run's job spec")
 	f.StringVar(&o.BaseModel, "base-model", "", "base model, hub id or short name (e.g. qwen3-1.7b); default: the run's job spec")
 	f.StringVar(&regFile, "registry", "", "YAML file overriding or extending the built-in registry")
-	f.StringVar(&o.HFCache, "hf-cache", "", "Hugging Face hub cache holding the base and instruct weights")
+	f.StringVar(&o.HFCache, "hf-cache", "", "harness-owned Hugging Face hub cache holding the base and instruct weights (never the agent's)")
+	f.StringVar(&o.PinFile, "pin-file", "", "where reference weight digests are recorded on first use (default $PTB_CACHE/"+audit.PinFileName+"; - = never record)")
 	f.StringVar(&o.DataDir, "data-dir", "", "directory of benchmark test sets laid out like shared/datasets (default: the run's, then $PTB_DATA_DIR, cache, shipped, hub)")
 	f.StringVar(&o.HubLog, "hub-log", "", "hub log (JSONL) to check instead of RUN_DIR/"+audit.HubLogFile)
 	f.StringVar(&o.Protected, "protected", "", "protected-file manifest instead of RUN_DIR/"+rundir.ProtectedFile)

@@ -39,7 +39,15 @@ type auditor struct {
 }
 
 func (a auditor) Audit(ctx context.Context, dir rundir.Dir, spec job.Spec) (*result.Audit, error) {
-	o := audit.Options{RunDir: string(dir), Task: spec.Benchmark, BaseModel: spec.BaseModel, TestSets: testSets(spec.Eval.DataDir), JudgeRuns: spec.Judge.Runs}
+	o := audit.Options{RunDir: string(dir), Task: spec.Benchmark, BaseModel: spec.BaseModel, TestSets: testSets(spec.Eval.DataDir), JudgeRuns: spec.Judge.Runs,
+		Untrusted: []string{spec.OutRoot}}
+	if spec.Registry != "" {
+		reg, err := registry.Load(spec.Registry)
+		if err != nil {
+			return nil, fmt.Errorf("audit: %w", err)
+		}
+		o.Registry = reg
+	}
 	if spec.Judge.Endpoint != "" {
 		sc, err := cliScaffold(job.Spec{Agent: spec.Judge.Agent, AgentModel: spec.Judge.Model})
 		if err != nil {

@@ -103,11 +103,12 @@ func WriteHTML(w io.Writer, rep *Report, linkBase string) error {
 		}
 	}
 	t, err := template.New("report").Funcs(template.FuncMap{
-		"f1":     f1,
-		"pm":     pm,
-		"short":  shortModel,
-		"bench":  BenchmarkName,
-		"signed": signed,
+		"f1":      f1,
+		"pm":      pm,
+		"pmHours": pmHours,
+		"short":   shortModel,
+		"bench":   BenchmarkName,
+		"signed":  signed,
 		"tok": func(v float64) string {
 			switch {
 			case v >= 1e6:
@@ -186,7 +187,7 @@ details{margin:6px 0}
 <thead><tr><th>Rank</th><th>Method</th><th>Seeds</th><th>Avg 95% CI</th><th>Time (h)</th><th>Tokens in / out per run</th><th>Cost per run</th><th>Flagged runs</th><th>Missing</th><th>Failed</th><th>No metrics</th><th>Flagged</th><th>Unverified</th></tr></thead>
 <tbody>
 {{- range .Rep.Methods}}
-<tr><td>{{.Rank}}</td><td>{{.Method}}</td><td>{{.NSeeds}}</td><td>{{ci .CI95}}</td><td>{{with .TimeHours}}{{pm .Mean .Std}}{{else}}-{{end}}</td><td>{{if .Usage.Runs}}{{tok .Usage.InputTokensPerRun}} / {{tok .Usage.OutputTokensPerRun}}{{else}}-{{end}}</td><td>{{usd .Usage.CostUSDPerRun}}</td><td>{{.Flags.Runs}}{{range $l, $n := .Flags.ByLetter}} {{$l}}:{{$n}}{{end}}</td><td>{{index .Fallbacks "missing"}}</td><td>{{index .Fallbacks "failed"}}</td><td>{{index .Fallbacks "no_metrics"}}</td><td>{{index .Fallbacks "flagged"}}</td><td>{{index .Fallbacks "unverified"}}</td></tr>
+<tr><td>{{.Rank}}</td><td>{{.Method}}</td><td>{{.NSeeds}}</td><td>{{ci .CI95}}</td><td>{{with .TimeHours}}{{pmHours .Mean .Std}}{{else}}-{{end}}</td><td>{{if .Usage.Runs}}{{tok .Usage.InputTokensPerRun}} / {{tok .Usage.OutputTokensPerRun}}{{else}}-{{end}}</td><td>{{usd .Usage.CostUSDPerRun}}</td><td>{{.Flags.Runs}}{{range $l, $n := .Flags.ByLetter}} {{$l}}:{{$n}}{{end}}</td><td>{{index .Fallbacks "missing"}}</td><td>{{index .Fallbacks "failed"}}</td><td>{{index .Fallbacks "no_metrics"}}</td><td>{{index .Fallbacks "flagged"}}</td><td>{{index .Fallbacks "unverified"}}</td></tr>
 {{- end}}
 </tbody></table></div>
 

@@ -97,6 +97,19 @@ func WriteDir(dir string, rep *Report, formats []string) ([]string, error) {
 	return written, nil
 }
 
+// pmHours is pm for a time in hours, with three decimals under an hour
+// (a 36-second run is 0.010 h, not 0.0).
+func pmHours(v float64, std *float64) string {
+	if v >= 1 {
+		return pm(v, std)
+	}
+	s := strconv.FormatFloat(v, 'f', 3, 64)
+	if std != nil {
+		s += " ± " + strconv.FormatFloat(*std, 'f', 3, 64)
+	}
+	return s
+}
+
 func f1(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
 
 func pm(v float64, std *float64) string {
@@ -165,7 +178,7 @@ func WriteMarkdown(w io.Writer, rep *Report) error {
 			}
 			tm := "-"
 			if m.TimeHours != nil {
-				tm = pm(m.TimeHours.Mean, m.TimeHours.Std)
+				tm = pmHours(m.TimeHours.Mean, m.TimeHours.Std)
 			}
 			tok := "-"
 			if m.Usage.Runs > 0 {

@@ -48,7 +48,9 @@ func layoutRuns() []Run {
 
 func layoutReport(t testing.TB) *Report {
 	t.Helper()
-	rep, err := Build(layoutRuns(), Options{Bootstrap: 200, Seed: 1,
+	// The strict policy: the synthetic runs have no judge judgements, which
+	// the paper policy would send every one of them to the base score.
+	rep, err := Build(layoutRuns(), Options{Bootstrap: 200, Seed: 1, Policy: PolicyStrict,
 		Compare: [][2]string{{"agent-0 (Claude Code)", "agent-1 (Codex CLI)"}}})
 	if err != nil {
 		t.Fatal(err)
@@ -134,7 +136,7 @@ func TestLayoutFaults(t *testing.T) {
 	}
 	var md bytes.Buffer
 	WriteMarkdown(&md, rep)
-	if !strings.Contains(md.String(), "Fallback policy: paper") || !strings.Contains(md.String(), "Unverified runs: ") {
+	if !strings.Contains(md.String(), "Fallback policy: strict") || !strings.Contains(md.String(), "Unverified runs: ") {
 		t.Errorf("markdown does not state the policy and counting")
 	}
 }
@@ -171,9 +173,11 @@ document.querySelectorAll('svg').forEach((svg, i) => {
   });
 });
 const labels = [...document.querySelectorAll('#fig-time_vs_score g.point text')].map(t => [t.textContent, t.getBoundingClientRect()]);
-for (let i = 0; i < labels.length; i++) for (let j = i + 1; j < labels.length; j++) {
-  const a = labels[i][1], b = labels[j][1];
-  if (a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom) out.push('OVERLAP: ' + labels[i][0] + ' / ' + labels[j][0]);
+const others = [...document.querySelectorAll('#fig-time_vs_score text')].filter(t => !t.closest('g.point')).map(t => [t.textContent, t.getBoundingClientRect()]);
+const hit = (a, b) => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+for (let i = 0; i < labels.length; i++) {
+  for (let j = i + 1; j < labels.length; j++) if (hit(labels[i][1], labels[j][1])) out.push('OVERLAP: ' + labels[i][0] + ' / ' + labels[j][0]);
+  for (const o of others) if (hit(labels[i][1], o[1])) out.push('OVERLAP with legend or axis: ' + labels[i][0] + ' / ' + o[0]);
 }
 const th = [...document.querySelectorAll('#details th')].find(h => h.textContent === 'Unverified');
 const tb = document.querySelector('#details').getBoundingClientRect();

@@ -303,8 +303,16 @@ func timeScatter(title string, rep *Report) string {
 		}
 		fmt.Fprintf(&sb, `<circle cx="%.1f" cy="%.1f" r="5" fill="%s" stroke="#222"/>`, x(p.t), y(p.s), c)
 		label := clip(p.label, 32)
-		lx, ly := placeLabel(&placed, x(p.t)+7, y(p.s)-6, textWidth(label, 10), 12)
-		fmt.Fprintf(&sb, `<text x="%.1f" y="%.1f" font-size="10">%s</text></g>`, lx, ly, esc(label))
+		w := textWidth(label, 10)
+		if x(p.t)+7+w <= left+pw {
+			lx, ly := placeLabel(&placed, x(p.t)+7, y(p.s)-6, w, 12)
+			fmt.Fprintf(&sb, `<text x="%.1f" y="%.1f" font-size="10">%s</text></g>`, lx, ly, esc(label))
+			continue
+		}
+		// Near the right edge the label ends left of its point, inside
+		// the plot, clear of the legend.
+		lx, ly := placeLabel(&placed, x(p.t)-7-w, y(p.s)-6, w, 12)
+		fmt.Fprintf(&sb, `<text x="%.1f" y="%.1f" font-size="10" text-anchor="end">%s</text></g>`, lx+w, ly, esc(label))
 	}
 	// Legend: frontier members.
 	ly := top + 4

@@ -70,10 +70,21 @@ type Options struct {
 	MaxTokens       int    // 0 = the retry ladder of the original (spec 1.2)
 	Concurrency     int    // 0 = DefaultConcurrency
 	OutDir          string // metrics.json, samples.jsonl, server.log go here
-	Sandbox         sandbox.Backend
-	Judge           Judge
-	Progress        io.Writer // progress bar target (stderr); nil = none
-	Seed            uint32    // GPQA choice shuffle
+	// Sandbox runs HumanEval programs and the vllm and hf backends' server
+	// (sandboxed.go); the none backend is recorded as unsandboxed.
+	Sandbox sandbox.Backend
+	// GPUs are the device indices the server may use; Hidden are host paths
+	// it must not see (the evaluation data, other runs); ServerEnv adds
+	// KEY=VALUE (or KEY, from the host) to its allowlisted environment.
+	GPUs      []int
+	Hidden    []string
+	ServerEnv []string
+	// PTB is the ptb binary that relays the server's socket inside the
+	// sandbox (`ptb sandbox-init`); "" = this executable.
+	PTB      string
+	Judge    Judge
+	Progress io.Writer // progress bar target (stderr); nil = none
+	Seed     uint32    // GPQA choice shuffle
 	// Python is the interpreter for HumanEval programs ("" = python3).
 	Python string
 	// TemplatesDir holds the chat templates (qwen3.jinja, ...) passed to vLLM
@@ -84,7 +95,8 @@ type Options struct {
 	// HFPython is the interpreter, with torch and transformers, that runs the
 	// hf backend's server ("" = python3).
 	HFPython string
-	// HTTP is the client for inference requests (nil = a default one).
+	// HTTP is the client for the url backend's requests (nil = a default
+	// one); a server ptb starts is reached over its own socket.
 	HTTP *http.Client
 	// Sleep replaces real waits between retries (tests).
 	Sleep func(ctx context.Context, d time.Duration) error
@@ -102,6 +114,9 @@ type Summary struct {
 	Scored   int            `json:"scored"`
 	Missing  int            `json:"missing,omitempty"` // replay: samples without a recorded response (scored as empty)
 	OutDir   string         `json:"out_dir,omitempty"`
+	// Server is the inference server ptb started (vllm, hf backends).
+	Server   *ServerRecord `json:"server,omitempty"`
+	Warnings []string      `json:"warnings,omitempty"`
 }
 
 // Run evaluates o.Task and writes o.OutDir. It returns an error, and writes
@@ -147,11 +162,22 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	}
 	sum := &Summary{Task: info.Name, Version: info.Version, Backend: o.Backend, Samples: len(samples), OutDir: o.OutDir}
 	if len(todo) > 0 {
-		gen, stop, err := o.generator(ctx, info)
+		gen, stop, rec, err := o.generator(ctx, info)
 		if err != nil {
 			return nil, err
 		}
 		defer stop()
+		if rec != nil {
+			sum.Server, sum.Warnings = rec, rec.Warnings()
+			for _, w := range sum.Warnings {
+				if o.Progress != nil {
+					fmt.Fprintf(o.Progress, "warning: %s\n", w)
+				}
+			}
+			if err := recordServer(o.OutDir, *rec); err != nil {
+				return nil, err
+			}
+		}
 		missing, err := o.runLadder(ctx, tk, info, todo, len(samples)-len(todo), len(samples), gen)
 		sum.Missing = missing
 		if err != nil {
@@ -190,7 +216,7 @@ func (o Options) source() dataset.Source {
 // generator returns how outputs are obtained for the backend.
 type generator func(ctx context.Context, s task.Sample, maxTokens int) (task.Output, bool, error)
 
-func (o Options) generator(ctx context.Context, info task.Info) (generator, func(), error) {
+func (o Options) generator(ctx context.Context, info task.Info) (generator, func(), *ServerRecord, error) {
 	hc := o.HTTP
 	if hc == nil {
 		hc = &http.Client{Timeout: 8 * time.Hour, Transport: transport(o.concurrency())}
@@ -198,37 +224,39 @@ func (o Options) generator(ctx context.Context, info task.Info) (generator, func
 	switch o.Backend {
 	case BackendReplay:
 		if o.Responses == "" {
-			return nil, nil, errors.New("replay backend needs a responses file")
+			return nil, nil, nil, errors.New("replay backend needs a responses file")
 		}
 		resp, err := ReadResponses(o.Responses)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		return func(ctx context.Context, s task.Sample, _ int) (task.Output, bool, error) {
 			out, ok := resp[s.ID]
 			return out, ok, nil
-		}, func() {}, nil
+		}, func() {}, nil, nil
 	case BackendURL, "":
 		if o.BaseURL == "" {
-			return nil, nil, errors.New("url backend needs a base URL (--base-url)")
+			return nil, nil, nil, errors.New("url backend needs a base URL (--base-url)")
 		}
-		return o.clientGenerator(ctx, hc, o.BaseURL, o.APIKey, o.Model, info, nil)
+		gen, stop, err := o.clientGenerator(ctx, hc, o.BaseURL, o.APIKey, o.Model, info, nil)
+		return gen, stop, nil, err
 	case BackendVLLM, BackendHF:
 		srv, err := startServer(ctx, o, info)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
-		gen, stop, err := o.clientGenerator(ctx, hc, srv.BaseURL(), srv.APIKey(), srv.Model(), info, srv.Recover)
+		gen, stop, err := o.clientGenerator(ctx, srv.HTTP(), srv.BaseURL(), srv.APIKey(), srv.Model(), info, srv.Recover)
 		if err != nil {
 			srv.Close()
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
+		rec := srv.Record()
 		return gen, func() {
 			stop()
 			srv.Close()
-		}, nil
+		}, &rec, nil
 	}
-	return nil, nil, fmt.Errorf("unknown backend %q (want vllm, hf, url or replay)", o.Backend)
+	return nil, nil, nil, fmt.Errorf("unknown backend %q (want vllm, hf, url or replay)", o.Backend)
 }
 
 func (o Options) clientGenerator(ctx context.Context, hc *http.Client, base, key, model string, info task.Info, recover func(context.Context) error) (generator, func(), error) {
@@ -452,6 +480,8 @@ type state struct {
 	Task      string `json:"task"`
 	Version   string `json:"version"`
 	MaxTokens int    `json:"max_tokens_override,omitempty"` // --max-tokens; 0: the retry ladder
+	// Server is the last inference server ptb started for these samples.
+	Server *ServerRecord `json:"server,omitempty"`
 }
 
 func checkState(dir string, info task.Info, maxTokens int) error {
@@ -472,7 +502,7 @@ func checkState(dir string, info task.Info, maxTokens int) error {
 		if _, err := os.Stat(samples); err == nil {
 			return fmt.Errorf("%s has %s but no %s saying what produced it; use another --out directory", dir, SamplesFile, StateFile)
 		}
-		b, _ := json.MarshalIndent(state{info.Name, info.Version, maxTokens}, "", "  ")
+		b, _ := json.MarshalIndent(state{Task: info.Name, Version: info.Version, MaxTokens: maxTokens}, "", "  ")
 		return rundir.WriteFileAtomic(p, append(b, '\n'), 0o644)
 	}
 	return fmt.Errorf("read %s: %w", p, err)

@@ -24,7 +24,8 @@ import (
 
 // wireStages connects the evaluate and audit stages and usage accounting.
 func wireStages(r *pipeline.Runner, spec job.Spec) {
-	r.Evaluator = evaluator{}
+	// The inference server sees no more of the host than the judge does.
+	r.Evaluator = evaluator{hidden: append(append([]string{}, r.Hidden...), spec.OutRoot)}
 	r.Usage = usageReader{}
 	r.Auditor = auditor{sb: r.Sandbox, hidden: append(append([]string{}, r.Hidden...), spec.OutRoot)}
 }
@@ -62,16 +63,20 @@ func (a auditor) Audit(ctx context.Context, dir rundir.Dir, spec job.Spec) (*res
 	return rep.Audit(), nil
 }
 
-// evaluator is the evaluate stage on top of package eval.
-type evaluator struct{}
+// evaluator is the evaluate stage on top of package eval. The inference
+// server runs in the job's sandbox backend with the job's GPUs.
+type evaluator struct {
+	hidden []string // host paths the server must not see
+}
 
-func (evaluator) Evaluate(ctx context.Context, req pipeline.EvalRequest) (*result.Evaluation, error) {
+func (ev evaluator) Evaluate(ctx context.Context, req pipeline.EvalRequest) (*result.Evaluation, error) {
 	s := req.Spec
 	o := eval.Options{
 		Task: s.Benchmark, Version: s.Eval.Version, Backend: s.Eval.Backend,
 		ModelPath: req.ModelDir, BaseURL: s.Eval.BaseURL, Responses: s.Eval.Responses,
 		DataDir: s.Eval.DataDir, Limit: s.Eval.Limit, OutDir: req.OutDir,
 		Sandbox: req.Sandbox, Progress: req.Progress,
+		GPUs: s.GPUs, Hidden: ev.hidden,
 	}
 	if s.Benchmark == "arenahardwriting" || s.Benchmark == "healthbench" {
 		// The grader runs on the host; its key never enters the sandbox.
@@ -84,10 +89,18 @@ func (evaluator) Evaluate(ctx context.Context, req pipeline.EvalRequest) (*resul
 		return nil, fmt.Errorf("evaluate %s: %w", s.Benchmark, err)
 	}
 	acc, se := sum.Accuracy, sum.Stderr
-	return &result.Evaluation{
+	out := &result.Evaluation{
 		Task: sum.Task, Version: sum.Version, Backend: sum.Backend, Metrics: sum.Metrics,
 		Accuracy: &acc, Stderr: &se, Samples: sum.Samples,
-	}, nil
+	}
+	if r := sum.Server; r != nil {
+		out.Server = &result.EvalServer{
+			Backend: r.Backend, Executable: r.Executable, Version: r.Version, PinnedVersion: r.PinnedVersion,
+			Sandbox: r.Sandbox, Unsandboxed: r.Unsandboxed, GPUs: append([]int{}, r.GPUs...),
+			TrustRemoteCode: r.TrustRemoteCode, Warnings: append([]string{}, sum.Warnings...),
+		}
+	}
+	return out, nil
 }
 
 // cliScaffold returns the adapter of a real agent CLI.

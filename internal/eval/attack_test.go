@@ -88,6 +88,10 @@ func TestServerAttack(t *testing.T) {
 		if _, err := os.Lstat(p); err == nil {
 			t.Errorf("the server wrote %s on the host", p)
 		}
+		// Not even in the sandbox's own view of the host.
+		if !strings.Contains(string(log), "ATTACK write "+p+" blocked") {
+			t.Errorf("the server could write %s inside its sandbox", p)
+		}
 	}
 	// What the server wrote inside its private /tmp and home is gone with it.
 	if _, err := os.Lstat(filepath.Join(o.OutDir, ServerDir)); err == nil {

@@ -184,6 +184,12 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 			return nil, err
 		}
 	}
+	if sum.Server == nil && (o.Backend == BackendVLLM || o.Backend == BackendHF) {
+		// Every sample was already done: the record is the last server's.
+		if rec := recordedServer(o.OutDir); rec != nil && rec.Backend == o.Backend {
+			sum.Server, sum.Warnings = rec, rec.Warnings()
+		}
+	}
 	done, err = readScored(filepath.Join(o.OutDir, SamplesFile))
 	if err != nil {
 		return nil, err

@@ -99,6 +99,16 @@ func makeServerDirs(out string) (serverDirs, error) {
 	return d, nil
 }
 
+// freshTmp empties the server's /tmp before a process starts in it: a
+// restarted server starts clean, and nothing one sandbox laid out there
+// (the mount points of its binds) is handed to the next.
+func (d serverDirs) freshTmp() error {
+	if err := os.RemoveAll(d.Tmp); err != nil {
+		return fmt.Errorf("clear %s: %w", d.Tmp, err)
+	}
+	return os.Mkdir(d.Tmp, 0o755)
+}
+
 // install is how the server's program runs in the sandbox and what of the
 // host it needs to see.
 type install struct {
@@ -401,7 +411,7 @@ func (p *procServer) spec(argv []string) sandbox.Spec {
 		Home:      p.dirs.Home,
 		Tmp:       p.dirs.Tmp,
 		ReadOnly:  outermostPaths(ro),
-		Hidden:    append([]string{}, p.o.Hidden...),
+		Hidden:    realPaths(p.o.Hidden),
 		Mounts:    []sandbox.Mount{{Source: p.dirs.Sock, Target: p.socketTarget(), Writable: true}},
 		Network:   sandbox.NetworkNone,
 		GPUs:      append([]int{}, p.o.GPUs...),
@@ -427,6 +437,9 @@ func (p *procServer) runVersion(ctx context.Context) (string, error) {
 	var out, errb limitedBuffer
 	out.max, errb.max = 64<<10, 4096
 	spec.Stdout, spec.Stderr = &out, &errb
+	if err := p.dirs.freshTmp(); err != nil {
+		return "", err
+	}
 	proc, err := p.sb.Start(ctx, spec)
 	if err != nil {
 		return "", err
@@ -490,6 +503,19 @@ func recordServer(dir string, rec ServerRecord) error {
 	return rundir.WriteFileAtomic(p, append(out, '\n'), 0o644)
 }
 
+// recordedServer is the server record in OUT/eval.json, if any.
+func recordedServer(dir string) *ServerRecord {
+	b, err := os.ReadFile(filepath.Join(dir, StateFile))
+	if err != nil {
+		return nil
+	}
+	var st state
+	if json.Unmarshal(b, &st) != nil {
+		return nil
+	}
+	return st.Server
+}
+
 // limitedBuffer keeps the first max bytes written to it.
 type limitedBuffer struct {
 	bytes.Buffer
@@ -517,6 +543,19 @@ func outermostPaths(paths []string) []string {
 		if !slices.ContainsFunc(out, func(q string) bool { return p == q || strings.HasPrefix(p, q+"/") }) {
 			out = append(out, p)
 		}
+	}
+	return out
+}
+
+// realPaths resolves symlinks in paths: what is hidden is the directory
+// itself, however it is reached (and a sandbox cannot mount over a link).
+func realPaths(paths []string) []string {
+	out := []string{}
+	for _, p := range paths {
+		if r, err := filepath.EvalSymlinks(p); err == nil {
+			p = r
+		}
+		out = append(out, p)
 	}
 	return out
 }

@@ -351,6 +351,23 @@ func TestServerLifecycle(t *testing.T) {
 			if n1, n2 := byInstance["instance 1"], byInstance["instance 2"]; n1+n2 != 12 || n1 > 5 || n2 < 7 {
 				t.Errorf("answers by instance %v, want at most 5 by the first and the rest by the restarted one", byInstance)
 			}
+			// eval.json records the server (here: unsandboxed, under none);
+			// a resumed evaluation with nothing left to do reports it again
+			// without starting one.
+			rec := recordedServer(o.OutDir)
+			if rec == nil || rec.Backend != backend || rec.Sandbox != "none" || !rec.Unsandboxed || !reflect.DeepEqual(rec, sum.Server) {
+				t.Errorf("eval.json server %+v, summary %+v", rec, sum.Server)
+			}
+			if backend == BackendVLLM && (rec.Version != "0.11.0" || rec.PinnedVersion != PinnedVLLM) {
+				t.Errorf("vllm version %q (pin %q), want 0.11.0 from `vllm --version`", rec.Version, rec.PinnedVersion)
+			}
+			if len(sum.Warnings) == 0 || !strings.HasPrefix(sum.Warnings[0], "unsandboxed:") {
+				t.Errorf("warnings %q, want the unsandboxed server named", sum.Warnings)
+			}
+			again, err := Run(context.Background(), o)
+			if err != nil || !reflect.DeepEqual(again.Server, sum.Server) || len(readStarts(t, fake)) != 2 {
+				t.Errorf("resumed: %v, server %+v, %d starts", err, again.Server, len(readStarts(t, fake)))
+			}
 			log, _ := os.ReadFile(filepath.Join(o.OutDir, ServerLog))
 			for _, s := range []string{"ptb: starting", "fake server 1 listening", "fake server 1: dying at request 6", "fake server 2 listening", "exit status 3"} {
 				if !strings.Contains(string(log), s) {

@@ -243,6 +243,10 @@ func (p *procServer) start(ctx context.Context) error {
 	spec := p.spec(p.serveArgv(port))
 	spec.Stdout, spec.Stderr = logf, logf
 	fmt.Fprintf(logf, "ptb: starting %s in the %s sandbox (gpus %v): %s\n", p.name, p.record.Sandbox, spec.GPUs, strings.Join(spec.Argv, " "))
+	if err := p.dirs.freshTmp(); err != nil {
+		logf.Close()
+		return err
+	}
 	proc, err := p.sb.Start(ctx, spec)
 	if err != nil {
 		fmt.Fprintf(logf, "ptb: %v\n", err)

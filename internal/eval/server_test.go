@@ -118,6 +118,10 @@ func fakeServerMain() {
 	if cfg.Attack {
 		attack(cfg)
 	}
+	if t := flag("--chat-template"); t != "" {
+		b, err := os.ReadFile(t)
+		fmt.Printf("fake server: chat template %q: %q %v\n", t, b, err)
+	}
 	if cfg.FailStart {
 		fmt.Println("fake server: CUDA out of memory")
 		os.Exit(1)

@@ -70,6 +70,12 @@ func startServer(ctx context.Context, o Options, info task.Info) (*procServer, e
 	if o.OutDir, err = filepath.Abs(o.OutDir); err != nil {
 		return nil, err
 	}
+	if o.TemplatesDir != "" {
+		// The server runs elsewhere (its own working directory).
+		if o.TemplatesDir, err = filepath.Abs(o.TemplatesDir); err != nil {
+			return nil, err
+		}
+	}
 	if _, err := os.Stat(o.ModelPath); err != nil {
 		return nil, fmt.Errorf("model directory: %w", err)
 	}
@@ -78,6 +84,11 @@ func startServer(ctx context.Context, o Options, info task.Info) (*procServer, e
 		return nil, err
 	}
 	p := &procServer{o: o, key: randomKey(), sb: o.Sandbox, dirs: dirs, tmpl: chatTemplate(o, info)}
+	if p.tmpl != "" {
+		if p.tmpl, err = filepath.Abs(p.tmpl); err != nil {
+			return nil, err
+		}
+	}
 	p.cleanup = func() { os.RemoveAll(dirs.Root) }
 	if err := p.setup(ctx, info); err != nil {
 		p.Close()

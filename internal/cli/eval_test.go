@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ptb-dev/ptb/internal/result"
 	"github.com/ptb-dev/ptb/internal/sandbox/bwrap"
 )
 
@@ -33,7 +34,7 @@ try:
 except OSError as e:
     print("ATTACK read blocked:", e, flush=True)
 try:
-    open(attack["write"], "w").write("pwned")
+    open(os.path.join(model, attack["write"]), "w").write("pwned")  # relative: to final_model
     print("ATTACK write: done", flush=True)
 except OSError as e:
     print("ATTACK write blocked:", e, flush=True)
@@ -137,5 +138,87 @@ func TestEvalServerSandboxed(t *testing.T) {
 	b, _ := os.ReadFile(filepath.Join(out, "eval.json"))
 	if json.Unmarshal(b, &st) != nil || st["server"] == nil {
 		t.Errorf("eval.json has no server record: %s", b)
+	}
+}
+
+// TestRunEvaluatesInTheSandbox: in `ptb run`, the final evaluation's
+// server runs in the job's sandbox backend. Code in the agent's
+// final_model (the stand-in reads attack.json from it) cannot read
+// another run's files under the output root, nor write beside
+// final_model; result.json records the server, its version and the
+// warning about the pin.
+func TestRunEvaluatesInTheSandbox(t *testing.T) {
+	if err := bwrap.New().Check(context.Background()); err != nil {
+		t.Skip(err)
+	}
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 not installed")
+	}
+	real, err := exec.Command(py, "-c", "import os, sys; print(os.path.realpath(sys.executable))").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := filepath.EvalSymlinks(sharedDatasets(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Outside /tmp, which the sandbox replaces anyway.
+	base, err := os.MkdirTemp("/var/tmp", "ptb-eval-sandbox-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	out := filepath.Join(base, "runs")
+	other := filepath.Join(out, "other-run", "collect", "secret.txt")
+	bin := filepath.Join(base, "bin")
+	for p, s := range map[string]string{other: "another run's secret", filepath.Join(bin, "vllm"): "#!" + strings.TrimSpace(string(real)) + "\n" + standInVLLM} {
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(s), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
+	script := filepath.Join(base, "s.yaml")
+	os.WriteFile(script, []byte(`steps:
+  - model: final_model
+  - write: {path: final_model/attack.json, content: '{"read": "`+other+`", "write": "../pwned"}'}
+final: done
+`), 0o644)
+	code, stdout, stderr := runPTB(t, "run", "--agent", "scripted", "--script", script, "--base-model", "qwen3-1.7b",
+		"--benchmark", "gsm8k", "--hours", "0.01", "--eval-backend", "vllm", "--eval-limit", "3", "--data-dir", data,
+		"--out", out, "--json")
+	logs, _ := filepath.Glob(filepath.Join(out, "gsm8k_*", "eval", "server.log"))
+	var log []byte
+	if len(logs) == 1 {
+		log, _ = os.ReadFile(logs[0])
+	}
+	if code != 0 {
+		t.Fatalf("exit %d: %s\nserver.log: %s", code, stderr, log)
+	}
+	var r result.Result
+	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Evaluation == nil || r.Evaluation.Samples != 3 || r.Evaluation.Server == nil {
+		t.Fatalf("evaluation %+v; server.log: %s", r.Evaluation, log)
+	}
+	s := r.Evaluation.Server
+	if s.Sandbox != "bwrap" || s.Unsandboxed || s.Version != "0.10.2" || s.PinnedVersion != "0.11.0" || len(s.Warnings) != 1 {
+		t.Errorf("evaluation.server %+v", s)
+	}
+	if !strings.Contains(string(log), "ATTACK read blocked") || strings.Contains(string(log), "another run's secret") {
+		t.Errorf("the server read another run's file:\n%s", log)
+	}
+	if !strings.Contains(string(log), "ATTACK write blocked") {
+		t.Errorf("the server wrote beside final_model:\n%s", log)
+	}
+	for _, l := range strings.Split(string(log), "\n") {
+		if strings.HasPrefix(l, "ATTACK read") || strings.HasPrefix(l, "ATTACK write") {
+			t.Log(l)
+		}
+	}
+	if found, _ := filepath.Glob(filepath.Join(out, "gsm8k_*", "collect", "pwned")); len(found) > 0 {
+		t.Errorf("the server wrote %s", found)
 	}
 }

@@ -123,3 +123,34 @@ func TestServerAttack(t *testing.T) {
 	}
 	t.Logf("server.log:\n%s", log)
 }
+
+// TestServerRestartsInSandbox: a sandboxed server that dies is restarted
+// in a fresh sandbox behind the same socket, and the evaluation completes.
+// Every instance dies at its 6th request, so 12 samples take three.
+func TestServerRestartsInSandbox(t *testing.T) {
+	b := bwrap.New()
+	if err := b.Check(context.Background()); err != nil {
+		t.Skip(err)
+	}
+	o, _ := fakeSetup(t, BackendVLLM, fakeConfig{DieAfter: 5})
+	// No record of starts: the sandbox cannot write to the test's directory.
+	cfg, _ := json.Marshal(fakeConfig{DieAfter: 5})
+	if err := os.WriteFile(filepath.Join(o.ModelPath, "fake.json"), cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o.Sandbox, o.DataDir, o.Concurrency = b, dataDir(t), 1
+	sum, err := Run(context.Background(), o)
+	log, _ := os.ReadFile(filepath.Join(o.OutDir, ServerLog))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log)
+	}
+	if sum.Scored != 12 {
+		t.Errorf("scored %d", sum.Scored)
+	}
+	if got := strings.Count(string(log), "ptb: starting vllm in the bwrap sandbox"); got != 3 {
+		t.Errorf("%d starts, want 3:\n%s", got, log)
+	}
+	if got := strings.Count(string(log), "dying at request 6"); got != 2 {
+		t.Errorf("%d deaths, want 2:\n%s", got, log)
+	}
+}

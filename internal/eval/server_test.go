@@ -285,8 +285,12 @@ func fakeSetup(t *testing.T, backend string, cfg fakeConfig) (Options, string) {
 	if err := os.WriteFile(filepath.Join(model, "fake.json"), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	tmpl := t.TempDir()
+	if err := os.WriteFile(filepath.Join(tmpl, "qwen3.jinja"), []byte("{{ messages }}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	return Options{Task: "gsm8k", Backend: backend, ModelPath: model, Limit: 12, Concurrency: 2, MaxTokens: 100,
-		OutDir: t.TempDir(), TemplatesDir: t.TempDir(), VLLM: os.Args[0], HFPython: os.Args[0], Sleep: noSleep,
+		OutDir: t.TempDir(), TemplatesDir: tmpl, VLLM: os.Args[0], HFPython: os.Args[0], Sleep: noSleep,
 		Sandbox: none.New()}, fake
 }
 

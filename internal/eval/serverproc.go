@@ -84,12 +84,17 @@ func startServer(ctx context.Context, o Options, info task.Info) (*procServer, e
 		return nil, err
 	}
 	p := &procServer{o: o, key: randomKey(), sb: o.Sandbox, dirs: dirs, tmpl: chatTemplate(o, info)}
+	p.cleanup = func() { os.RemoveAll(dirs.Root) }
 	if p.tmpl != "" {
-		if p.tmpl, err = filepath.Abs(p.tmpl); err != nil {
-			return nil, err
+		// The server is given the file by this path, bound read-only.
+		if p.tmpl, err = filepath.Abs(p.tmpl); err == nil {
+			_, err = os.Stat(p.tmpl)
+		}
+		if err != nil {
+			p.Close()
+			return nil, fmt.Errorf("chat template for the server: %w (check --templates-dir)", err)
 		}
 	}
-	p.cleanup = func() { os.RemoveAll(dirs.Root) }
 	if err := p.setup(ctx, info); err != nil {
 		p.Close()
 		return nil, err

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -220,5 +221,35 @@ final: done
 	}
 	if found, _ := filepath.Glob(filepath.Join(out, "gsm8k_*", "collect", "pwned")); len(found) > 0 {
 		t.Errorf("the server wrote %s", found)
+	}
+}
+
+func TestEvalGPUs(t *testing.T) {
+	t.Setenv("CUDA_VISIBLE_DEVICES", "3,1")
+	cases := []struct {
+		in      string
+		want    []int
+		wantErr string
+	}{
+		{"none", nil, ""},
+		{"0,2", []int{0, 2}, ""},
+		{"auto", []int{3, 1}, ""},
+		{"zero", nil, `--gpus: "zero" is not a GPU index`},
+	}
+	for _, c := range cases {
+		got, err := evalGPUs(c.in)
+		if c.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+				t.Errorf("evalGPUs(%q) error %v, want %q", c.in, err, c.wantErr)
+			}
+			continue
+		}
+		if err != nil || fmt.Sprint(got) != fmt.Sprint(c.want) {
+			t.Errorf("evalGPUs(%q) = %v, %v; want %v", c.in, got, err, c.want)
+		}
+	}
+	code, _, stderr := runPTB(t, "eval", "--task", "gsm8k", "--model", t.TempDir(), "--sandbox", "docker")
+	if code != 2 || !strings.Contains(stderr, `unknown sandbox "docker"`) {
+		t.Errorf("--sandbox docker: exit %d, %s", code, stderr)
 	}
 }

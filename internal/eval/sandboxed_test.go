@@ -257,3 +257,30 @@ func TestServerRecordWarnings(t *testing.T) {
 		}
 	}
 }
+
+// A server that made its directories unreadable cannot stop the next start
+// from clearing them (it matters for a harness that is not root).
+func TestServerDirsClearedDespiteLockedDirectories(t *testing.T) {
+	out := t.TempDir()
+	d, err := makeServerDirs(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	locked := filepath.Join(d.Home, "a", "b")
+	if err := os.MkdirAll(locked, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(locked, "f"), []byte("x"), 0o644)
+	os.Symlink("/etc", filepath.Join(d.Home, "a", "etc"))
+	os.Chmod(locked, 0)
+	os.Chmod(filepath.Join(d.Home, "a"), 0)
+	if _, err := makeServerDirs(out); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(d.Home, "a")); err == nil {
+		t.Error("the old home survived")
+	}
+	if fi, err := os.Stat("/etc"); err != nil || fi.Mode().Perm() == 0o700 {
+		t.Errorf("/etc was touched through a link: %v %v", fi.Mode(), err)
+	}
+}

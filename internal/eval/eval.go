@@ -162,30 +162,20 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	}
 	sum := &Summary{Task: info.Name, Version: info.Version, Backend: o.Backend, Samples: len(samples), OutDir: o.OutDir}
 	if len(todo) > 0 {
-		gen, stop, rec, err := o.generator(ctx, info)
+		gen, stop, err := o.generator(ctx, info)
 		if err != nil {
 			return nil, err
 		}
 		defer stop()
-		if rec != nil {
-			sum.Server, sum.Warnings = rec, rec.Warnings()
-			for _, w := range sum.Warnings {
-				if o.Progress != nil {
-					fmt.Fprintf(o.Progress, "warning: %s\n", w)
-				}
-			}
-			if err := recordServer(o.OutDir, *rec); err != nil {
-				return nil, err
-			}
-		}
 		missing, err := o.runLadder(ctx, tk, info, todo, len(samples)-len(todo), len(samples), gen)
 		sum.Missing = missing
 		if err != nil {
 			return nil, err
 		}
 	}
-	if sum.Server == nil && (o.Backend == BackendVLLM || o.Backend == BackendHF) {
-		// Every sample was already done: the record is the last server's.
+	if o.Backend == BackendVLLM || o.Backend == BackendHF {
+		// The last server that answered (none started when every sample
+		// was done already).
 		if rec := recordedServer(o.OutDir); rec != nil && rec.Backend == o.Backend {
 			sum.Server, sum.Warnings = rec, rec.Warnings()
 		}
@@ -222,7 +212,7 @@ func (o Options) source() dataset.Source {
 // generator returns how outputs are obtained for the backend.
 type generator func(ctx context.Context, s task.Sample, maxTokens int) (task.Output, bool, error)
 
-func (o Options) generator(ctx context.Context, info task.Info) (generator, func(), *ServerRecord, error) {
+func (o Options) generator(ctx context.Context, info task.Info) (generator, func(), error) {
 	hc := o.HTTP
 	if hc == nil {
 		hc = &http.Client{Timeout: 8 * time.Hour, Transport: transport(o.concurrency())}
@@ -230,39 +220,41 @@ func (o Options) generator(ctx context.Context, info task.Info) (generator, func
 	switch o.Backend {
 	case BackendReplay:
 		if o.Responses == "" {
-			return nil, nil, nil, errors.New("replay backend needs a responses file")
+			return nil, nil, errors.New("replay backend needs a responses file")
 		}
 		resp, err := ReadResponses(o.Responses)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, err
 		}
 		return func(ctx context.Context, s task.Sample, _ int) (task.Output, bool, error) {
 			out, ok := resp[s.ID]
 			return out, ok, nil
-		}, func() {}, nil, nil
+		}, func() {}, nil
 	case BackendURL, "":
 		if o.BaseURL == "" {
-			return nil, nil, nil, errors.New("url backend needs a base URL (--base-url)")
+			return nil, nil, errors.New("url backend needs a base URL (--base-url)")
 		}
-		gen, stop, err := o.clientGenerator(ctx, hc, o.BaseURL, o.APIKey, o.Model, info, nil)
-		return gen, stop, nil, err
+		return o.clientGenerator(ctx, hc, o.BaseURL, o.APIKey, o.Model, info, nil)
 	case BackendVLLM, BackendHF:
 		srv, err := startServer(ctx, o, info)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, err
+		}
+		if err := o.noteServer(srv.Record()); err != nil {
+			srv.Close()
+			return nil, nil, err
 		}
 		gen, stop, err := o.clientGenerator(ctx, srv.HTTP(), srv.BaseURL(), srv.APIKey(), srv.Model(), info, srv.Recover)
 		if err != nil {
 			srv.Close()
-			return nil, nil, nil, err
+			return nil, nil, err
 		}
-		rec := srv.Record()
 		return gen, func() {
 			stop()
 			srv.Close()
-		}, &rec, nil
+		}, nil
 	}
-	return nil, nil, nil, fmt.Errorf("unknown backend %q (want vllm, hf, url or replay)", o.Backend)
+	return nil, nil, fmt.Errorf("unknown backend %q (want vllm, hf, url or replay)", o.Backend)
 }
 
 func (o Options) clientGenerator(ctx context.Context, hc *http.Client, base, key, model string, info task.Info, recover func(context.Context) error) (generator, func(), error) {

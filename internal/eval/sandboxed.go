@@ -509,6 +509,17 @@ func lastLine(s string) string {
 	return s
 }
 
+// noteServer records a started server in OUT/eval.json and warns about
+// what its record says.
+func (o Options) noteServer(rec ServerRecord) error {
+	if o.Progress != nil {
+		for _, w := range rec.Warnings() {
+			fmt.Fprintf(o.Progress, "warning: %s\n", w)
+		}
+	}
+	return recordServer(o.OutDir, rec)
+}
+
 // recordServer writes the server's record into OUT/eval.json.
 func recordServer(dir string, rec ServerRecord) error {
 	p := filepath.Join(dir, StateFile)

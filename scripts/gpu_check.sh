@@ -13,7 +13,9 @@
 # PTB: a ptb binary (default: CGO_ENABLED=0 go build ./cmd/ptb if Go is installed).
 # DATA: a copy of shared/datasets (default: shared/datasets, then ../shared/datasets).
 # PYTHON: python3 with torch and transformers (default python3).
-# GPU: the GPU index bound into the sandbox (default 0).
+# GPU: the GPU index bound into the sandbox (default 0). GPU=none is a dry run
+#   of the script's own flow without a GPU (e.g. with a stand-in PYTHON): no
+#   device is bound and the CUDA check is skipped.
 # TEMPLATES_DIR: chat templates to pass as --templates-dir (default: the stand-in
 #   written below; see TEMPLATE HANDLING).
 # bwrap must be on PATH (with setpriv and unshare from util-linux when run as root).
@@ -41,7 +43,8 @@ if [[ -z "${PTB:-}" ]]; then
 fi
 [[ -x "$PTB" ]] || die "PTB=$PTB is not an executable"
 PTB=$(cd "$(dirname "$PTB")" && pwd -P)/$(basename "$PTB")
-"$PTB" eval --help 2>/dev/null | grep -q -- '--gpus' || die "$PTB is too old: its eval has no --gpus (rebuild it from this checkout)"
+help=$("$PTB" eval --help 2>&1) || die "$PTB eval --help failed: $help"
+[[ $help == *--gpus* ]] || die "$PTB is too old: its eval has no --gpus (rebuild it from this checkout)"
 command -v bwrap >/dev/null || die "bwrap is not on PATH: the server must run in the bwrap sandbox (put a bwrap binary and its libraries on PATH / LD_LIBRARY_PATH)"
 if [[ $(id -u) == 0 ]]; then
   for t in setpriv unshare; do command -v $t >/dev/null || die "$t (util-linux) is not on PATH; bwrap under root needs it to drop to the sandbox's uid"; done
@@ -50,7 +53,14 @@ fi
 env -i PATH="$PATH" bwrap --unshare-user --unshare-pid --unshare-net --ro-bind / / --dev /dev --proc /proc true 2>/dev/null ||
   env -i PATH="$PATH" bwrap --unshare-pid --unshare-net --ro-bind / / --dev /dev --proc /proc true ||
   die "bwrap cannot create namespaces here, or does not start without LD_LIBRARY_PATH (see its error above, and the note on a wrapper at the top)"
-[[ -e /dev/nvidia$GPU ]] || die "/dev/nvidia$GPU does not exist: no GPU $GPU to bind into the sandbox"
+if [[ $GPU == none ]]; then
+  GPU_LIST=""
+  echo "gpu_check: GPU=none: a dry run, no GPU is bound and CUDA is not checked"
+else
+  [[ $GPU =~ ^[0-9]+$ ]] || die "GPU=$GPU is not a GPU index (or none)"
+  [[ -e /dev/nvidia$GPU ]] || die "/dev/nvidia$GPU does not exist: no GPU $GPU to bind into the sandbox"
+  GPU_LIST=$GPU
+fi
 echo "gpu_check: work dir $WORK, data $DATA, ptb $PTB, bwrap $(command -v bwrap), GPU $GPU"
 "$PYTHON" -c 'import torch, transformers; print("host: torch", torch.__version__, "cuda", torch.cuda.is_available(), "transformers", transformers.__version__)' ||
   die "$PYTHON cannot import torch and transformers (set PYTHON)"
@@ -149,10 +159,10 @@ for task in gsm8k bfcl; do
   echo "-- evidence from server.log (the harness's launch line, then the server's own view from inside the sandbox)"
   grep -E '^ptb: starting hf server in the bwrap sandbox' "$log" | head -n 1 | cut -c 1-400 || true
   grep -E '^hf server: torch ' "$log" | head -n 1 || true
-  if ! grep -qE "^ptb: starting hf server in the bwrap sandbox \(gpus \[$GPU\]\)" "$log"; then
+  if ! grep -qE "^ptb: starting hf server in the bwrap sandbox \(gpus \[$GPU_LIST\]\)" "$log"; then
     echo "gpu_check: $task: the server was not started in the bwrap sandbox with GPU $GPU"; status=1
   fi
-  if ! grep -qE '^hf server: torch .*torch.cuda.is_available\(\) True, devices \[.+\].*model on cuda' "$log"; then
+  if [[ $GPU != none ]] && ! grep -qE '^hf server: torch .*torch.cuda.is_available\(\) True, devices \[.+\].*model on cuda' "$log"; then
     echo "gpu_check: $task: the server did not see a CUDA device from inside the sandbox"; status=1
   fi
   echo "-- eval.json (server record)"; cat "$WORK/$task/eval.json" 2>/dev/null || true

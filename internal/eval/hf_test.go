@@ -66,6 +66,10 @@ class Engine:
         return "".join(map(chr, ids))
     def generate(self, prompts, params, max_tokens):
         return [([ord(c) for c in replies.get(self.decode(p), "no idea")][:m], "stop") for p, m in zip(prompts, max_tokens)]
+# vLLM's processes and torch's workers talk through shared memory.
+from multiprocessing import shared_memory
+shm = shared_memory.SharedMemory(create=True, size=1 << 20)
+print("shared memory ok", flush=True)
 print("fake hf server listening on host", socket.gethostname(), "with", " ".join(sorted(os.environ)), flush=True)
 ThreadingHTTPServer((flag("--host"), int(flag("--port"))), server.App(Engine(), flag("--model"), flag("--api-key"), {}).handler()).serve_forever()
 `
@@ -127,6 +131,9 @@ func TestHFBackendEndToEnd(t *testing.T) {
 			}
 			if sum.Scored != n || !closeTo(sum.Accuracy, want) {
 				t.Errorf("accuracy %v over %d, want %v over %d", sum.Accuracy, sum.Scored, want, n)
+			}
+			if !strings.Contains(string(log), "shared memory ok") {
+				t.Errorf("no shared memory in the sandbox; server.log:\n%s", log)
 			}
 			if !strings.Contains(string(log), "fake hf server listening on host ptb-sandbox with ") {
 				t.Errorf("the server did not run in the sandbox; server.log:\n%s", log)

@@ -27,6 +27,7 @@ func TestServerSpec(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(dirs.remove)
 	inst := install{Argv0: "/opt/venv/bin/vllm", Python: "/usr/bin/python3.11",
 		Binds: []string{"/opt/venv", "/usr/lib/python3.11"}, Path: []string{"/usr/bin", "/opt/venv/bin"},
 		Env: []string{"PYTHONUSERBASE=/root/.local"}}
@@ -74,7 +75,11 @@ func TestServerSpec(t *testing.T) {
 			if spec.Workspace != dirs.Work || spec.Dir != dirs.Work || spec.Home != dirs.Home || spec.Tmp != dirs.Tmp {
 				t.Errorf("own directories %q %q %q %q", spec.Workspace, spec.Dir, spec.Home, spec.Tmp)
 			}
-			if want := []sandbox.Mount{{Source: dirs.Sock, Target: c.wantSock, Writable: true}}; !reflect.DeepEqual(spec.Mounts, want) {
+			want := []sandbox.Mount{{Source: dirs.Sock, Target: c.wantSock, Writable: true}}
+			if c.sb.Capabilities().Isolated {
+				want = append(want, sandbox.Mount{Source: dirs.Shm, Target: "/dev/shm", Writable: true})
+			}
+			if !reflect.DeepEqual(spec.Mounts, want) {
 				t.Errorf("mounts %+v, want %+v", spec.Mounts, want)
 			}
 			if !reflect.DeepEqual(spec.Hidden, o.Hidden) {
@@ -86,17 +91,17 @@ func TestServerSpec(t *testing.T) {
 			if !slices.Equal(spec.GPUs, c.gpus) {
 				t.Errorf("gpus %v, want %v", spec.GPUs, c.gpus)
 			}
-			want := []string{"PATH=/usr/bin:/opt/venv/bin:/usr/local/bin:/bin", "LANG=de_DE.UTF-8", "HOME=" + dirs.Home, "TMPDIR=/tmp",
+			wantEnv := []string{"PATH=/usr/bin:/opt/venv/bin:/usr/local/bin:/bin", "LANG=de_DE.UTF-8", "HOME=" + dirs.Home, "TMPDIR=/tmp",
 				"HF_HOME=" + dirs.Home + "/.cache/huggingface", "HF_HUB_OFFLINE=1", "TRANSFORMERS_OFFLINE=1", "HF_DATASETS_OFFLINE=1",
 				"VLLM_NO_USAGE_STATS=1", "DO_NOT_TRACK=1", "PYTHONUNBUFFERED=1", "PYTHONDONTWRITEBYTECODE=1",
 				"CUDA_DEVICE_ORDER=PCI_BUS_ID", "CUDA_VISIBLE_DEVICES=" + c.wantCUDA}
 			if c.wantNVIDIA != "" {
-				want = append(want, "NVIDIA_VISIBLE_DEVICES="+c.wantNVIDIA)
+				wantEnv = append(wantEnv, "NVIDIA_VISIBLE_DEVICES="+c.wantNVIDIA)
 			}
-			want = append(want, "PYTHONUSERBASE=/root/.local")
-			want = append(want, c.wantExtra...)
-			if !reflect.DeepEqual(spec.Env, want) {
-				t.Errorf("env\n got %q\nwant %q", spec.Env, want)
+			wantEnv = append(wantEnv, "PYTHONUSERBASE=/root/.local")
+			wantEnv = append(wantEnv, c.wantExtra...)
+			if !reflect.DeepEqual(spec.Env, wantEnv) {
+				t.Errorf("env\n got %q\nwant %q", spec.Env, wantEnv)
 			}
 			for _, kv := range spec.Env {
 				for _, secret := range []string{"OPENAI_API_KEY", "HF_TOKEN", "PTB_JUDGE_KEY"} {
@@ -116,12 +121,16 @@ func TestServerDirsPrivate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for p, want := range map[string]os.FileMode{d.Root: 0o700, d.Sock: 0o777, d.Code: 0o755} {
+	if !strings.HasPrefix(d.Shm, "/dev/shm/") {
+		t.Errorf("shared memory at %s, want it on the host's /dev/shm", d.Shm)
+	}
+	t.Cleanup(d.remove)
+	for p, want := range map[string]os.FileMode{d.Root: 0o700, d.Sock: 0o777, d.Code: 0o755, d.ShmRoot: 0o700, d.Shm: 0o777 | os.ModeSticky} {
 		fi, err := os.Stat(p)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := fi.Mode().Perm(); got != want {
+		if got := fi.Mode() & (os.ModePerm | os.ModeSticky); got != want {
 			t.Errorf("%s mode %o, want %o", p, got, want)
 		}
 	}
@@ -205,6 +214,7 @@ func TestFindInstall(t *testing.T) {
 			if p.dirs, err = makeServerDirs(t.TempDir()); err != nil {
 				t.Fatal(err)
 			}
+			t.Cleanup(p.dirs.remove)
 			spec := p.spec(append([]string{in.Argv0}, c.run...))
 			var outb, errb limitedBuffer
 			outb.max, errb.max = 4096, 4096
@@ -266,6 +276,7 @@ func TestServerDirsClearedDespiteLockedDirectories(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(d.remove)
 	locked := filepath.Join(d.Home, "a", "b")
 	if err := os.MkdirAll(locked, 0o755); err != nil {
 		t.Fatal(err)

@@ -84,7 +84,7 @@ func startServer(ctx context.Context, o Options, info task.Info) (*procServer, e
 		return nil, err
 	}
 	p := &procServer{o: o, key: randomKey(), sb: o.Sandbox, dirs: dirs, tmpl: chatTemplate(o, info)}
-	p.cleanup = func() { os.RemoveAll(dirs.Root) }
+	p.cleanup = dirs.remove
 	if p.tmpl != "" {
 		// The server is given the file by this path, bound read-only.
 		if p.tmpl, err = filepath.Abs(p.tmpl); err == nil {

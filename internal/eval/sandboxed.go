@@ -55,7 +55,11 @@ func (r ServerRecord) Warnings() []string {
 	if r.Unsandboxed {
 		w = append(w, fmt.Sprintf("unsandboxed: the %s server that loaded the model ran with the %s sandbox backend (development only); nothing was isolated", r.Backend, r.Sandbox))
 	}
-	if r.PinnedVersion != "" && r.Version != r.PinnedVersion {
+	switch {
+	case r.PinnedVersion == "" || r.Version == r.PinnedVersion:
+	case strings.HasPrefix(r.Version, "unknown"):
+		w = append(w, fmt.Sprintf("the %s version could not be read (%s); the original pinned %s", r.Backend, r.Version, r.PinnedVersion))
+	default:
 		w = append(w, fmt.Sprintf("%s %s is not the original's pinned %s; scores may differ from the paper's", r.Backend, r.Version, r.PinnedVersion))
 	}
 	return w
@@ -75,7 +79,7 @@ type serverDirs struct {
 }
 
 // hostShm is the host's shared-memory file system.
-var hostShm = "/dev/shm"
+const hostShm = "/dev/shm"
 
 // remove removes everything the directories hold on the host.
 func (d serverDirs) remove() {
@@ -523,7 +527,8 @@ func (p *procServer) runVersion(ctx context.Context) (string, error) {
 	defer cancel()
 	spec := p.spec(append([]string{p.inst.Argv0}, p.versionArgs...))
 	spec.GPUs = nil
-	var out, errb limitedBuffer
+	var out limitedBuffer
+	var errb tailBuffer
 	out.max, errb.max = 64<<10, 4096
 	spec.Stdout, spec.Stderr = &out, &errb
 	if err := p.dirs.freshTmp(); err != nil {
@@ -627,6 +632,28 @@ func (b *limitedBuffer) Write(p []byte) (int, error) {
 		b.Buffer.Write(p[:min(len(p), room)])
 	}
 	return len(p), nil
+}
+
+// tailBuffer keeps the last max bytes written to it (a traceback's last
+// line says what went wrong).
+type tailBuffer struct {
+	b   []byte
+	max int
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.b = append(t.b, p...)
+	if len(t.b) > 2*t.max {
+		t.b = append([]byte(nil), t.b[len(t.b)-t.max:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	if len(t.b) > t.max {
+		return string(t.b[len(t.b)-t.max:])
+	}
+	return string(t.b)
 }
 
 // outermostPaths cleans and dedupes paths, dropping those under another.

@@ -258,7 +258,7 @@ func TestServerRecordWarnings(t *testing.T) {
 			[]string{"vllm 0.10.2 is not the original's pinned 0.11.0; scores may differ from the paper's"}},
 		{ServerRecord{Backend: "vllm", Version: "unknown: exit status 1", PinnedVersion: "0.11.0", Sandbox: "none", Unsandboxed: true},
 			[]string{"unsandboxed: the vllm server that loaded the model ran with the none sandbox backend (development only); nothing was isolated",
-				"vllm unknown: exit status 1 is not the original's pinned 0.11.0; scores may differ from the paper's"}},
+				"the vllm version could not be read (unknown: exit status 1); the original pinned 0.11.0"}},
 		{ServerRecord{Backend: "hf", Version: "transformers 4.57.0, torch 2.8.0", Sandbox: "bwrap"}, nil},
 	}
 	for _, c := range cases {
@@ -293,5 +293,16 @@ func TestServerDirsClearedDespiteLockedDirectories(t *testing.T) {
 	}
 	if fi, err := os.Stat("/etc"); err != nil || fi.Mode().Perm() == 0o700 {
 		t.Errorf("/etc was touched through a link: %v %v", fi.Mode(), err)
+	}
+}
+
+func TestTailBuffer(t *testing.T) {
+	var b tailBuffer
+	b.max = 8
+	for _, s := range []string{"Traceback\n", strings.Repeat("x", 20), "\nImportError: no"} {
+		b.Write([]byte(s))
+	}
+	if got, want := b.String(), "Error: no"[1:]; got != want {
+		t.Errorf("tail %q, want %q", got, want)
 	}
 }

@@ -9,7 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/ptb-dev/ptb/internal/pinned"
 	"github.com/ptb-dev/ptb/internal/result"
 	"github.com/ptb-dev/ptb/internal/sandbox/bwrap"
 )
@@ -65,6 +67,20 @@ print("stand-in vllm listening", flush=True)
 ThreadingHTTPServer(("127.0.0.1", int(flag("--port"))), H).serve_forever()
 `
 
+// needPinnedTemplates skips a test that starts a server through the CLI
+// when ptb's pinned chat templates cannot be had here (no cache from
+// `ptb data pull`, no network): the CLI cannot be pointed at test pins.
+// The eval package's sandbox tests (TestServerAttack,
+// TestHFBackendEndToEnd) cover the server without them.
+func needPinnedTemplates(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := (&pinned.Store{}).Template(ctx, "", "qwen3.jinja"); err != nil {
+		t.Skipf("ptb's pinned chat templates are not available here: %v", err)
+	}
+}
+
 // TestEvalServerSandboxed runs `ptb eval --backend vllm` with a stand-in
 // vllm through the real command: bwrap, `ptb sandbox-init` relaying the
 // server's socket, the interpreter's install found and bound. The
@@ -75,6 +91,7 @@ func TestEvalServerSandboxed(t *testing.T) {
 	if err := bwrap.New().Check(context.Background()); err != nil {
 		t.Skip(err)
 	}
+	needPinnedTemplates(t)
 	py, err := exec.LookPath("python3")
 	if err != nil {
 		t.Skip("python3 not installed")
@@ -152,6 +169,7 @@ func TestRunEvaluatesInTheSandbox(t *testing.T) {
 	if err := bwrap.New().Check(context.Background()); err != nil {
 		t.Skip(err)
 	}
+	needPinnedTemplates(t)
 	py, err := exec.LookPath("python3")
 	if err != nil {
 		t.Skip("python3 not installed")

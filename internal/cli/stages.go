@@ -16,6 +16,7 @@ import (
 	"github.com/ptb-dev/ptb/internal/eval/judge"
 	"github.com/ptb-dev/ptb/internal/job"
 	"github.com/ptb-dev/ptb/internal/pipeline"
+	"github.com/ptb-dev/ptb/internal/registry"
 	"github.com/ptb-dev/ptb/internal/result"
 	"github.com/ptb-dev/ptb/internal/rundir"
 	"github.com/ptb-dev/ptb/internal/sandbox"
@@ -25,7 +26,7 @@ import (
 // wireStages connects the evaluate and audit stages and usage accounting.
 func wireStages(r *pipeline.Runner, spec job.Spec) {
 	// The inference server sees no more of the host than the judge does.
-	r.Evaluator = evaluator{hidden: append(append([]string{}, r.Hidden...), spec.OutRoot)}
+	r.Evaluator = evaluator{reg: r.Registry, hidden: append(append([]string{}, r.Hidden...), spec.OutRoot)}
 	r.Usage = usageReader{}
 	r.Auditor = auditor{sb: r.Sandbox, hidden: append(append([]string{}, r.Hidden...), spec.OutRoot)}
 }
@@ -43,7 +44,15 @@ func (a auditor) Audit(ctx context.Context, dir rundir.Dir, spec job.Spec) (*res
 	if data == "" {
 		data = os.Getenv("PTB_DATA_DIR")
 	}
-	o := audit.Options{RunDir: string(dir), Task: spec.Benchmark, BaseModel: spec.BaseModel, DataDir: data, JudgeRuns: spec.Judge.Runs}
+	o := audit.Options{RunDir: string(dir), Task: spec.Benchmark, BaseModel: spec.BaseModel, DataDir: data, JudgeRuns: spec.Judge.Runs,
+		Untrusted: []string{spec.OutRoot}}
+	if spec.Registry != "" {
+		reg, err := registry.Load(spec.Registry)
+		if err != nil {
+			return nil, fmt.Errorf("audit: %w", err)
+		}
+		o.Registry = reg
+	}
 	if spec.Judge.Endpoint != "" {
 		sc, err := cliScaffold(job.Spec{Agent: spec.Judge.Agent, AgentModel: spec.Judge.Model})
 		if err != nil {
@@ -63,9 +72,11 @@ func (a auditor) Audit(ctx context.Context, dir rundir.Dir, spec job.Spec) (*res
 	return rep.Audit(), nil
 }
 
-// evaluator is the evaluate stage on top of package eval. The inference
+// evaluator is the evaluate stage on top of package eval. The chat
+// template follows the job's base model, as in the original. The inference
 // server runs in the job's sandbox backend with the job's GPUs.
 type evaluator struct {
+	reg    *registry.Registry
 	hidden []string // host paths the server must not see
 }
 
@@ -77,6 +88,13 @@ func (ev evaluator) Evaluate(ctx context.Context, req pipeline.EvalRequest) (*re
 		DataDir: s.Eval.DataDir, Limit: s.Eval.Limit, OutDir: req.OutDir,
 		Sandbox: req.Sandbox, Progress: req.Progress,
 		GPUs: s.GPUs, Hidden: ev.hidden,
+	}
+	if ev.reg != nil {
+		m, err := ev.reg.Model(s.BaseModel)
+		if err != nil {
+			return nil, fmt.Errorf("evaluate: base model: %w", err)
+		}
+		o.BaseModel = &m
 	}
 	if s.Benchmark == "arenahardwriting" || s.Benchmark == "healthbench" {
 		// The grader runs on the host; its key never enters the sandbox.

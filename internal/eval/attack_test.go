@@ -65,18 +65,8 @@ func TestServerAttack(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// The pinned template, given relative to the harness's directory: the
-	// server (elsewhere, in its sandbox) is given it by absolute path.
-	tmpl := filepath.Join(runDir, "templates")
-	if err := os.MkdirAll(tmpl, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(tmpl, "qwen3.jinja"), []byte("PINNED TEMPLATE"), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	data := dataDir(t)
-	t.Chdir(runDir)
-	o := Options{TemplatesDir: "templates", Task: "gsm8k", Backend: BackendVLLM, ModelPath: model, DataDir: data, Limit: 5, Concurrency: 2,
+	o := Options{Pinned: evaltest.NewMirror(t).Store(t), Task: "gsm8k", Backend: BackendVLLM, ModelPath: model, DataDir: data, Limit: 5, Concurrency: 2,
 		MaxTokens: 100, OutDir: filepath.Join(runDir, "eval"), VLLM: os.Args[0], Sleep: noSleep, Sandbox: b,
 		Hidden: []string{shared}}
 	sum, err := Run(context.Background(), o)
@@ -87,7 +77,8 @@ func TestServerAttack(t *testing.T) {
 	if sum.Scored != 5 {
 		t.Errorf("scored %d samples, want 5", sum.Scored)
 	}
-	if want := fmt.Sprintf("fake server: chat template %q: %q <nil>", filepath.Join(tmpl, "qwen3.jinja"), "PINNED TEMPLATE"); !strings.Contains(string(log), want) {
+	// The pinned template reaches the server, bound read-only.
+	if want := fmt.Sprintf("fake server: chat template %q: %q <nil>", filepath.Join(o.OutDir, TemplateDir, "qwen3.jinja"), evaltest.TemplateText("qwen3.jinja")); !strings.Contains(string(log), want) {
 		t.Errorf("server.log lacks %s", want)
 	}
 	if !strings.Contains(string(log), "ATTACK env:") {

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ptb-dev/ptb/internal/eval/evaltest"
+	"github.com/ptb-dev/ptb/internal/registry"
 	"github.com/ptb-dev/ptb/internal/sandbox/bwrap"
 )
 
@@ -123,7 +125,8 @@ func TestHFBackendEndToEnd(t *testing.T) {
 			healthPoll = 20 * time.Millisecond
 			t.Cleanup(func() { healthPoll = old })
 			o := Options{Task: name, Backend: BackendHF, ModelPath: model, HFPython: fake, DataDir: data,
-				Limit: n, MaxTokens: 1000, OutDir: t.TempDir(), Sleep: noSleep, Sandbox: bwrap.New(), Hidden: []string{data}}
+				Limit: n, MaxTokens: 1000, OutDir: t.TempDir(), Sleep: noSleep, Sandbox: bwrap.New(), Hidden: []string{data},
+				BaseModel: &registry.Model{ID: "Qwen/Qwen3-1.7B-Base", Template: "qwen3"}, Pinned: evaltest.NewMirror(t).Store(t)}
 			sum, err := Run(context.Background(), o)
 			log, _ := os.ReadFile(filepath.Join(o.OutDir, ServerLog))
 			if err != nil {

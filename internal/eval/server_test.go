@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ptb-dev/ptb/internal/eval/evaltest"
 	"github.com/ptb-dev/ptb/internal/eval/task"
 	"github.com/ptb-dev/ptb/internal/sandbox/none"
 	"github.com/ptb-dev/ptb/internal/sandbox/relay"
@@ -285,12 +286,8 @@ func fakeSetup(t *testing.T, backend string, cfg fakeConfig) (Options, string) {
 	if err := os.WriteFile(filepath.Join(model, "fake.json"), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	tmpl := t.TempDir()
-	if err := os.WriteFile(filepath.Join(tmpl, "qwen3.jinja"), []byte("{{ messages }}"), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	return Options{Task: "gsm8k", Backend: backend, ModelPath: model, Limit: 12, Concurrency: 2, MaxTokens: 100,
-		OutDir: t.TempDir(), TemplatesDir: tmpl, VLLM: os.Args[0], HFPython: os.Args[0], Sleep: noSleep,
+		OutDir: t.TempDir(), Pinned: evaltest.NewMirror(t).Store(t), VLLM: os.Args[0], HFPython: os.Args[0], Sleep: noSleep,
 		Sandbox: none.New()}, fake
 }
 
@@ -319,7 +316,7 @@ func TestServerLifecycle(t *testing.T) {
 				t.Fatalf("argv %q", argv)
 			}
 			key, port := "", argv[len(argv)-1]
-			tmpl := filepath.Join(o.TemplatesDir, "qwen3.jinja")
+			tmpl := filepath.Join(o.OutDir, TemplateDir, "qwen3.jinja")
 			var want []string
 			if backend == BackendVLLM {
 				key = argv[5]
@@ -441,7 +438,7 @@ func TestServerArgs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		o := Options{ModelPath: c.model, TemplatesDir: tmpl}
+		o := Options{ModelPath: c.model, tmplPath: tmpl + "/" + ChatTemplateFile(ModelType(c.model), tk.Info().Tools)}
 		got := strings.Join(VLLMArgs(o, tk.Info(), 8000, "K"), " ")
 		if want := strings.Replace(c.want, " Q ", " "+c.model+" ", 1); got != want {
 			t.Errorf("%s %s:\n got %s\nwant %s", c.task, filepath.Base(c.model), got, want)
@@ -452,11 +449,6 @@ func TestServerArgs(t *testing.T) {
 				t.Errorf("hf args %s", h)
 			}
 		}
-	}
-	// Without templates the model's own template is used.
-	tk, _ := task.New("gsm8k", "", task.Config{})
-	if got := strings.Join(HFArgs(Options{ModelPath: qwen}, tk.Info(), 1, "K"), " "); strings.Contains(got, "--chat-template") {
-		t.Errorf("hf args without templates: %s", got)
 	}
 }
 

@@ -70,12 +70,6 @@ func startServer(ctx context.Context, o Options, info task.Info) (*procServer, e
 	if o.OutDir, err = filepath.Abs(o.OutDir); err != nil {
 		return nil, err
 	}
-	if o.TemplatesDir != "" {
-		// The server runs elsewhere (its own working directory).
-		if o.TemplatesDir, err = filepath.Abs(o.TemplatesDir); err != nil {
-			return nil, err
-		}
-	}
 	if _, err := os.Stat(o.ModelPath); err != nil {
 		return nil, fmt.Errorf("model directory: %w", err)
 	}

@@ -275,12 +275,12 @@ func (o Options) source() dataset.Source {
 type generator func(ctx context.Context, s task.Sample, maxTokens int) (task.Output, bool, error)
 
 func (o Options) generator(ctx context.Context, info task.Info) (generator, func(), error) {
+	timeout := 8 * time.Hour
+	if o.Ladder != LadderPerSample && info.Style == task.StyleScript {
+		timeout = scriptRequestTimeout
+	}
 	hc := o.HTTP
 	if hc == nil {
-		timeout := 8 * time.Hour
-		if o.Ladder != LadderPerSample && info.Style == task.StyleScript {
-			timeout = scriptRequestTimeout
-		}
 		hc = &http.Client{Timeout: timeout, Transport: transport(o.concurrency())}
 	}
 	switch o.Backend {
@@ -310,7 +310,9 @@ func (o Options) generator(ctx context.Context, info task.Info) (generator, func
 			srv.Close()
 			return nil, nil, err
 		}
-		gen, stop, err := o.clientGenerator(ctx, srv.HTTP(), srv.BaseURL(), srv.APIKey(), srv.Model(), info, srv.Recover)
+		// The server's socket, with the request timeout of the task.
+		shc := &http.Client{Timeout: timeout, Transport: srv.HTTP().Transport}
+		gen, stop, err := o.clientGenerator(ctx, shc, srv.BaseURL(), srv.APIKey(), srv.Model(), info, srv.Recover)
 		if err != nil {
 			srv.Close()
 			return nil, nil, err

@@ -16,8 +16,9 @@
 # GPU: the GPU index bound into the sandbox (default 0). GPU=none is a dry run
 #   of the script's own flow without a GPU (e.g. with a stand-in PYTHON): no
 #   device is bound and the CUDA check is skipped.
-# TEMPLATES_DIR: chat templates to pass as --templates-dir (default: the stand-in
-#   written below; see TEMPLATE HANDLING).
+# TEMPLATES_DIR: offline copies of ptb's pinned chat templates (qwen3.jinja at
+#   least), passed as --templates-dir and checked by sha256; see TEMPLATE
+#   HANDLING. Unset: ptb's pinned cache, or a download (needs the network).
 # bwrap must be on PATH (with setpriv and unshare from util-linux when run as root).
 # ptb starts bwrap with the sandbox's own environment (an allowlist), so a
 # bwrap that needs LD_LIBRARY_PATH for its libraries must be a wrapper script
@@ -67,16 +68,32 @@ echo "gpu_check: work dir $WORK, data $DATA, ptb $PTB, bwrap $(command -v bwrap)
 nvidia-smi --query-gpu=index,name,memory.used,memory.total --format=csv || true
 
 # ---------------------------------------------------------------------------
-# TEMPLATE HANDLING (lead: adapt here). ptb picks <templates-dir>/qwen3.jinja
-# because config.json's architecture is Qwen3. Below, a ChatML template with
-# hermes tool calls (Qwen style) stands in for it. If --templates-dir now
-# requires the real pinned files (checked by sha256), set TEMPLATES_DIR to a
-# directory holding them (e.g. from `ptb data pull`), or drop --templates-dir
-# from EVAL_TEMPLATE_ARGS and let ptb fetch/cache its pinned copy.
+# TEMPLATE HANDLING (lead: adapt here). The server always gets ptb's pinned
+# template for the base model (qwen3.jinja for --base-model qwen3-1.7b),
+# verified by sha256 (ddd80c77...): from TEMPLATES_DIR when set, else from
+# ptb's pinned cache ($PTB_CACHE/pinned, filled by `ptb data pull`) or a
+# download. The original's files at the pinned commit can be laid out from a
+# clone of aisa-group/PostTrainBench, e.g.
+#   for f in qwen3 gemma3 gemma3_tool_calling smollm; do git -C CLONE show \
+#     9082063a62e10e040f1acacdec2ccfc1467e0c00:src/eval/templates/$f.jinja > DIR/$f.jinja; done
+# The ChatML template written below is only the tokenizer's own (saved into
+# final_model, which ptb never uses for the server).
 # ---------------------------------------------------------------------------
-# A ChatML template with hermes tool calls (Qwen style), passed to the server
-# with --chat-template as templates/qwen3.jinja: ptb picks that file because
-# config.json's architecture is Qwen3.
+EVAL_TEMPLATE_ARGS=(--base-model qwen3-1.7b)
+if [[ -n "${TEMPLATES_DIR:-}" ]]; then
+  TEMPLATES_DIR=$(cd "$TEMPLATES_DIR" && pwd -P) || die "TEMPLATES_DIR does not exist"
+  [[ -f $TEMPLATES_DIR/qwen3.jinja ]] || die "TEMPLATES_DIR=$TEMPLATES_DIR has no qwen3.jinja"
+  if command -v sha256sum >/dev/null; then
+    got=$(sha256sum "$TEMPLATES_DIR/qwen3.jinja" | cut -d' ' -f1)
+    [[ $got == ddd80c7700049450b953ae6acffa1731d696c5df5b1fbfb2de7e4ead17d708c6 ]] ||
+      die "$TEMPLATES_DIR/qwen3.jinja has sha256 $got, not the pinned ddd80c77...: it is not the original's file"
+  fi
+  EVAL_TEMPLATE_ARGS+=(--templates-dir "$TEMPLATES_DIR")
+else
+  echo "gpu_check: TEMPLATES_DIR unset: ptb uses its pinned cache or downloads the templates (needs the network)"
+fi
+
+# The tokenizer's own template: ChatML with hermes tool calls (Qwen style).
 mkdir -p "$WORK/templates"
 cat >"$WORK/templates/qwen3.jinja" <<'EOF'
 {%- if tools %}<|im_start|>system
@@ -100,9 +117,6 @@ For each function call, return a json object with function name and arguments wi
 {% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant
 {% endif %}
 EOF
-
-TEMPLATES_DIR=${TEMPLATES_DIR:-$WORK/templates}
-EVAL_TEMPLATE_ARGS=(--templates-dir "$TEMPLATES_DIR")
 
 "$PYTHON" - "$WORK/final_model" "$DATA" "$WORK/templates/qwen3.jinja" <<'EOF'
 import glob, json, os, sys
@@ -142,8 +156,8 @@ n = len(tok(open(os.path.join(data, "gsm8k", "train.jsonl")).readline())["input_
 print(f"model: {Model.__name__}, vocab {len(tok)}, first gsm8k train row {n} tokens")
 EOF
 
-# The sandbox's unprivileged uid must read the model and the templates.
-chmod -R a+rX "$WORK/final_model" "$WORK/templates"
+# The sandbox's unprivileged uid must read the model.
+chmod -R a+rX "$WORK/final_model"
 
 status=0
 for task in gsm8k bfcl; do

@@ -129,6 +129,16 @@ func helper(mode string, args []string) int {
 			return 4
 		}
 		return 0
+	case "connect":
+		// Connect to a unix socket on the host.
+		c, err := net.DialTimeout("unix", arg, 2*time.Second)
+		if err != nil {
+			fmt.Println("connect failed:", err)
+			return 3
+		}
+		c.Close()
+		fmt.Println("connected to", arg)
+		return 0
 	case "net":
 		ifs, _ := net.Interfaces()
 		up := 0

@@ -3,6 +3,7 @@ package sandboxtest
 import (
 	"bytes"
 	"context"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -102,6 +103,23 @@ func (f *fixture) markerProcs() []int {
 		}
 	}
 	return pids
+}
+
+// outsideDir is a fresh host directory outside /tmp, /home and /root
+// (where a harness may keep its home or another output root), removed at
+// the end of the test.
+func outsideDir(t *testing.T) string {
+	t.Helper()
+	for _, parent := range []string{"/srv", "/var/tmp"} {
+		d, err := os.MkdirTemp(parent, "ptb-sbxtest-")
+		if err == nil {
+			os.Chmod(d, 0o755)
+			t.Cleanup(func() { os.RemoveAll(d) })
+			return d
+		}
+	}
+	t.Skip("no writable directory outside /tmp (tried /srv, /var/tmp)")
+	return ""
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
@@ -318,6 +336,82 @@ func Run(t *testing.T, newBackend func() sandbox.Backend) {
 		spec, out, _ := f.spec("readfile:/etc/shadow")
 		if ex := f.run(spec); ex.Code == 0 {
 			t.Errorf("/etc/shadow is readable in the sandbox: %q", out.String())
+		}
+	})
+
+	t.Run("OnlyAllowedHostPathsVisible", func(t *testing.T) {
+		// What a harness keeps outside the usual places: its home with
+		// the agent CLIs' credentials (HOME need not be under /home),
+		// XDG and cache directories, another output root, and unix
+		// sockets anyone may connect to. None of it is the agent's.
+		f := newFixture(t, b)
+		out := outsideDir(t)
+		secrets := map[string]string{
+			"harness home codex auth": filepath.Join(out, "h", ".codex", "auth.json"),
+			"harness home hf token":   filepath.Join(out, "h", ".cache", "huggingface", "token"),
+			"harness home ssh key":    filepath.Join(out, "h", ".ssh", "id_rsa"),
+			"XDG config dir":          filepath.Join(out, "xdg", "config", "gh", "hosts.yml"),
+			"HF_HOME":                 filepath.Join(out, "hf", "token"),
+			"CLAUDE_CONFIG_DIR":       filepath.Join(out, "claude", ".credentials.json"),
+			"another output root":     filepath.Join(out, "runs2", "gsm8k_x_s0", "workspace", "train.jsonl"),
+			"another run's eval":      filepath.Join(out, "runs2", "gsm8k_x_s0", "eval", "samples.jsonl"),
+		}
+		for _, p := range secrets {
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, []byte("secret"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		t.Setenv("HOME", filepath.Join(out, "h"))
+		t.Setenv("XDG_CONFIG_HOME", filepath.Join(out, "xdg", "config"))
+		t.Setenv("HF_HOME", filepath.Join(out, "hf"))
+		t.Setenv("CLAUDE_CONFIG_DIR", filepath.Join(out, "claude"))
+		socks := map[string]string{
+			"socket outside the run": filepath.Join(out, "host.sock"),
+			"socket in /tmp":         filepath.Join(os.TempDir(), "ptb-sbxtest-"+filepath.Base(f.root)+".sock"),
+			"abstract socket":        "@ptb-sbxtest-" + filepath.Base(f.root),
+		}
+		if os.Geteuid() == 0 {
+			socks["socket in /run"] = "/run/ptb-sbxtest-" + filepath.Base(f.root) + ".sock"
+		}
+		for _, p := range socks {
+			ln, err := net.Listen("unix", p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { ln.Close() })
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					c.Close()
+				}
+			}()
+			if p[0] != '@' {
+				os.Chmod(p, 0o777)
+			}
+		}
+		type attempt struct{ name, mode string }
+		var attempts []attempt
+		for name, p := range secrets {
+			attempts = append(attempts, attempt{name, "readfile:" + p})
+		}
+		attempts = append(attempts, attempt{"harness home listing", "read:" + filepath.Join(out, "h")},
+			attempt{"another output root listing", "read:" + filepath.Join(out, "runs2")})
+		for name, p := range socks {
+			attempts = append(attempts, attempt{name, "connect:" + p})
+		}
+		for _, a := range attempts {
+			t.Run(strings.ReplaceAll(a.name, " ", "_"), func(t *testing.T) {
+				spec, sout, _ := f.spec(a.mode)
+				if ex := f.run(spec); ex.Code == 0 {
+					t.Errorf("%s: the agent got through (%s): %q", a.name, a.mode, sout.String())
+				}
+			})
 		}
 	})
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -501,7 +502,15 @@ func (x *run) readOnly(argv, env []string) []string {
 			}
 		}
 		if bin, err := cliutil.LookPath(argv[0], path); err == nil {
-			ro = append(ro, cliutil.InstallPaths(bin)...)
+			inst := cliutil.InstallPaths(bin)
+			ro = append(ro, inst...)
+			// An npm CLI runs on node, which need not live in a
+			// system directory the sandbox shows.
+			if slices.ContainsFunc(inst, func(p string) bool { return strings.HasSuffix(p, "/node_modules") }) {
+				if node, err := cliutil.LookPath("node", path); err == nil {
+					ro = append(ro, cliutil.InstallPaths(node)...)
+				}
+			}
 		}
 	}
 	return append(ro, x.spec.ReadOnly...)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -127,13 +128,119 @@ func dropArgv(d Identity, argv []string) []string {
 		"unshare", "--user", "--map-root-user", "--"}, argv...)
 }
 
+// SystemDirs are the host directories every sandbox sees read-only:
+// programs, libraries, optional software (/opt, where conda and CUDA
+// installs live) and /sys (which CUDA and NVML read). A directory that is
+// a symlink on the host (/bin -> usr/bin) is recreated as that symlink.
+// Nothing else of the host is visible unless a job names it.
+var SystemDirs = []string{"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/opt", "/sys"}
+
+// EtcAllowed are the /etc entries (shell patterns) programs need: users
+// and groups (no passwords: shadow and gshadow stay out), name
+// resolution, TLS roots, the dynamic linker's cache, alternatives, time
+// zone, locale and shell defaults, Python's and git's system config, GPU
+// vendor files. Credentials (ssh host keys, sudoers, pip.conf, npmrc,
+// netrc-like files) are not on the list; a job that needs one names it
+// with --ro.
+var EtcAllowed = []string{
+	"passwd", "group", "hosts", "host.conf", "hostname", "resolv.conf", "nsswitch.conf", "gai.conf",
+	"services", "protocols", "networks", "rpc", "ethertypes",
+	"ssl", "ca-certificates", "ca-certificates.conf", "pki", "crypto-policies",
+	"ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives",
+	"localtime", "timezone", "locale.alias", "locale.conf", "default/locale",
+	"mime.types", "magic", "magic.mime", "os-release", "lsb-release", "debian_version", "issue",
+	"bash.bashrc", "profile", "profile.d", "inputrc", "shells", "terminfo", "mtab",
+	"gitconfig", "python3", "python3.*", "perl", "java-*", "fonts", "xdg",
+	"glvnd", "OpenCL", "vulkan", "nvidia", "cuda",
+}
+
+// EtcDenied are paths under allowed /etc entries that are hidden anyway
+// (private keys kept beside the public certificates).
+var EtcDenied = []string{"ssl/private", "pki/tls/private", "pki/CA/private"}
+
+// etcEntries returns the entries of the etc directory at root that
+// EtcAllowed admits, sorted.
+func etcEntries(root string) []string {
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, e := range ents {
+		for _, pat := range EtcAllowed {
+			if ok, _ := filepath.Match(pat, e.Name()); ok {
+				out = append(out, e.Name())
+				break
+			}
+		}
+	}
+	// Nested allowed entries (default/locale) whose parent is not itself
+	// allowed.
+	for _, pat := range EtcAllowed {
+		if strings.Contains(pat, "/") && !strings.ContainsAny(pat, "*?[") {
+			if _, err := os.Lstat(filepath.Join(root, pat)); err == nil && !slices.Contains(out, strings.SplitN(pat, "/", 2)[0]) {
+				out = append(out, pat)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// mount is one bwrap mount operation.
+type mount struct {
+	op     string // --ro-bind, --bind, --tmpfs, --dev-bind, devnull, --symlink
+	src    string
+	target string
+	size   int64 // tmpfs size, 0 = bwrap's default
+	perms  string
+	hidden bool // an empty mount over something the agent must not see
+	own    bool // the agent's own space (its private /tmp): mount points may be made in it
+}
+
 // Args returns bwrap's arguments for spec (without the executable). With
 // drop set (a root harness), bwrap creates no user namespace itself and the
 // command is wrapped to run as drop in one of its own.
+//
+// The sandbox's root is an empty read-only tmpfs; onto it come the
+// SystemDirs, the EtcAllowed entries of /etc, a fresh /dev, /proc and
+// /run, the private /tmp, the job's read-only and writable paths, and its
+// workspace and home. Hidden paths that fall inside what is bound become
+// empty (directories) or /dev/null (files).
 func Args(spec sandbox.Spec, drop *Identity) ([]string, error) {
+	return hostLayout{}.args(spec, drop)
+}
+
+// hostLayout says where the host's directories are; tests point it at a
+// fake tree. Zero values mean the real ones.
+type hostLayout struct {
+	etc string // "/etc"
+	dev string // "/dev"
+}
+
+func (h hostLayout) etcDir() string {
+	if h.etc != "" {
+		return h.etc
+	}
+	return "/etc"
+}
+
+func (h hostLayout) devDir() string {
+	if h.dev != "" {
+		return h.dev
+	}
+	return "/dev"
+}
+
+func (h hostLayout) args(spec sandbox.Spec, drop *Identity) ([]string, error) {
 	for name, p := range map[string]string{"workspace": spec.Workspace, "home": spec.Home, "tmp": spec.Tmp} {
 		if p == "" || !filepath.IsAbs(p) {
 			return nil, fmt.Errorf("sandbox bwrap: %s must be an absolute path, got %q", name, p)
+		}
+	}
+	for _, p := range append(append([]string{}, spec.ReadOnly...), spec.Writable...) {
+		if !filepath.IsAbs(p) {
+			return nil, fmt.Errorf("sandbox bwrap: read-only and writable paths must be absolute, got %q", p)
 		}
 	}
 	dir := spec.Dir
@@ -151,108 +258,244 @@ func Args(spec sandbox.Spec, drop *Identity) ([]string, error) {
 	default:
 		return nil, fmt.Errorf("sandbox bwrap: unknown network policy %q (want none or host)", spec.Network)
 	}
-	a = append(a,
-		"--die-with-parent", "--new-session",
-		"--hostname", "ptb-sandbox",
-		"--ro-bind", "/", "/",
-		"--dev", "/dev",
-		"--proc", "/proc",
-		"--tmpfs", "/run", // host sockets (docker, dbus, ...) are not the agent's
-	)
-	// Hidden directories become empty tmpfs mounts, made read-only once
-	// the job's own directories are bound inside them.
-	hidden := []string{"/run"}
-	for _, h := range []string{"/root", "/home"} {
-		if _, err := os.Stat(h); err == nil {
-			hidden = append(hidden, h)
-		}
-	}
-	var hiddenFiles []string
-	extra := []string{}
-	if drop != nil {
-		extra = untraversable(append(append([]string{spec.Workspace, spec.Home}, spec.ReadOnly...), spec.Writable...), *drop)
-	}
-	for _, h := range append(append([]string{}, spec.Hidden...), extra...) {
-		// /tmp is replaced by the job's private directory, which already
-		// hides whatever the host keeps there.
-		if h == "/tmp" || strings.HasPrefix(h, "/tmp/") {
-			continue
-		}
-		fi, err := os.Stat(h)
+	a = append(a, "--die-with-parent", "--new-session", "--hostname", "ptb-sandbox")
+
+	// The system: programs and libraries, then the allowed part of /etc.
+	var ms []mount
+	for _, d := range SystemDirs {
+		fi, err := os.Lstat(d)
 		switch {
 		case err != nil:
-			continue // nothing there to hide
-		case !fi.IsDir():
-			hiddenFiles = append(hiddenFiles, h) // a file: /dev/null is bound over it
+			continue
+		case fi.Mode()&fs.ModeSymlink != 0:
+			if t, err := os.Readlink(d); err == nil {
+				ms = append(ms, mount{op: "--symlink", src: t, target: d})
+			}
+		case fi.IsDir():
+			ms = append(ms, mount{op: "--ro-bind", src: d, target: d})
+		}
+	}
+	etc := h.etcDir()
+	for _, e := range etcEntries(etc) {
+		src, target := filepath.Join(etc, e), filepath.Join("/etc", e)
+		fi, err := os.Lstat(src)
+		if err != nil {
 			continue
 		}
-		hidden = append(hidden, h)
-	}
-	hidden = outermost(hidden)
-	for _, h := range hidden {
-		if h != "/run" {
-			a = append(a, "--tmpfs", h)
-		}
-	}
-	for _, h := range hiddenFiles {
-		a = append(a, "--ro-bind", "/dev/null", h)
-	}
-	a = append(a, "--bind", spec.Tmp, "/tmp")
-	binds := [][3]string{}
-	for _, p := range spec.ReadOnly {
-		binds = append(binds, [3]string{"--ro-bind", p, p})
-	}
-	for _, p := range spec.Writable {
-		binds = append(binds, [3]string{"--bind", p, p})
-	}
-	binds = append(binds, [3]string{"--bind", spec.Workspace, spec.Workspace}, [3]string{"--bind", spec.Home, spec.Home})
-	// bwrap makes missing mount points with mode 0700; inside the fresh
-	// mounts (hidden directories, /tmp) make them 0755 first so that an
-	// unprivileged agent can reach what is bound there.
-	fresh := append(append([]string{}, hidden...), "/tmp")
-	made := map[string]bool{}
-	for _, b := range binds {
-		for _, dir := range ancestorsUnder(b[2], fresh) {
-			if !made[dir] {
-				made[dir] = true
-				a = append(a, "--dir", dir)
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			t, err := os.Readlink(src)
+			if err != nil {
+				continue
+			}
+			abs := t
+			if !filepath.IsAbs(abs) {
+				abs = filepath.Join(filepath.Dir(target), t)
+			}
+			// A link into what the sandbox has anyway is kept as a
+			// link (/etc/mtab -> /proc/mounts); one that leads elsewhere
+			// (resolv.conf -> /run/...) is replaced by what it points to.
+			if within(abs, "/proc") || within(abs, "/etc") || slices.ContainsFunc(SystemDirs, func(d string) bool { return within(abs, d) }) {
+				ms = append(ms, mount{op: "--symlink", src: t, target: target})
+				continue
+			}
+			if _, err := os.Stat(src); err != nil {
+				continue // dangling
 			}
 		}
+		ms = append(ms, mount{op: "--ro-bind", src: src, target: target})
 	}
-	for _, b := range binds {
-		a = append(a, b[0], b[1], b[2])
+	for _, d := range EtcDenied {
+		if fi, err := os.Stat(filepath.Join(etc, d)); err == nil && fi.IsDir() && slices.Contains(etcEntries(etc), strings.SplitN(d, "/", 2)[0]) {
+			ms = append(ms, mount{op: "--tmpfs", target: filepath.Join("/etc", d), hidden: true})
+		}
 	}
-	for _, dev := range gpuDevices(spec.GPUs) {
-		a = append(a, "--dev-bind", dev, dev)
+	ms = append(ms, mount{op: "--bind", src: spec.Tmp, target: "/tmp", own: true})
+
+	// The job's own paths.
+	var binds []mount
+	for _, p := range spec.ReadOnly {
+		binds = append(binds, mount{op: "--ro-bind", src: p, target: p})
 	}
-	for _, h := range hidden {
-		a = append(a, "--remount-ro", h)
+	for _, p := range spec.Writable {
+		binds = append(binds, mount{op: "--bind", src: p, target: p})
 	}
-	a = append(a, "--chdir", dir, "--")
+	binds = append(binds, mount{op: "--bind", src: spec.Workspace, target: spec.Workspace},
+		mount{op: "--bind", src: spec.Home, target: spec.Home})
+	ms = append(ms, binds...)
+
+	// Hidden paths matter only where something bound would show them:
+	// other runs under a bound output root, the harness's state inside a
+	// read-only path. Directories an unprivileged agent could not enter
+	// on the host are laid out afresh the same way.
+	hidden := append([]string{}, spec.Hidden...)
+	if drop != nil {
+		hidden = append(hidden, untraversable(append(append([]string{spec.Workspace, spec.Home}, spec.ReadOnly...), spec.Writable...), *drop)...)
+	}
+	for _, hp := range hidden {
+		if !filepath.IsAbs(hp) {
+			continue
+		}
+		hp = filepath.Clean(hp)
+		if !shownBy(hp, ms) {
+			continue // not visible anyway
+		}
+		fi, err := os.Stat(hp)
+		switch {
+		case err != nil:
+			continue
+		case fi.IsDir():
+			ms = append(ms, mount{op: "--tmpfs", target: hp, hidden: true})
+		default:
+			ms = append(ms, mount{op: "devnull", target: hp, hidden: true})
+		}
+	}
+	ms = order(ms)
+
+	a = append(a, "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/run")
+	// bwrap makes missing mount points with mode 0700; lay out the
+	// directories leading to each mount with 0755 first, wherever they
+	// are not on a host bind already, so an unprivileged agent can reach
+	// what is bound there.
+	made := map[string]bool{}
+	var done []mount
+	for _, m := range ms {
+		for _, d := range ancestors(m.target) {
+			if made[d] || onHostBind(d, done) {
+				continue
+			}
+			made[d] = true
+			a = append(a, "--dir", d)
+		}
+		switch m.op {
+		case "--symlink":
+			a = append(a, "--symlink", m.src, m.target)
+		case "--tmpfs":
+			if m.perms != "" {
+				a = append(a, "--perms", m.perms)
+			}
+			if m.size > 0 {
+				a = append(a, "--size", strconv.FormatInt(m.size, 10))
+			}
+			a = append(a, "--tmpfs", m.target)
+		case "devnull":
+			a = append(a, "--ro-bind", "/dev/null", m.target)
+		default:
+			a = append(a, m.op, m.src, m.target)
+		}
+		done = append(done, m)
+	}
+	devs, err := gpuDevices(h.devDir(), spec.GPUs)
+	if err != nil {
+		return nil, err
+	}
+	for _, dev := range devs {
+		a = append(a, "--dev-bind", dev[0], dev[1])
+	}
+	for _, m := range ms {
+		if m.hidden && m.op == "--tmpfs" {
+			a = append(a, "--remount-ro", m.target)
+		}
+	}
+	a = append(a, "--remount-ro", "/", "--chdir", dir, "--")
 	if drop != nil {
 		return append(a, dropArgv(*drop, spec.Argv)...), nil
 	}
 	return append(a, spec.Argv...), nil
 }
 
-// gpuDevices lists the NVIDIA device nodes for the given indices plus the
-// shared control nodes, keeping only those that exist.
-func gpuDevices(gpus []int) []string {
-	if len(gpus) == 0 {
-		return nil
-	}
-	var cand []string
-	for _, g := range gpus {
-		cand = append(cand, "/dev/nvidia"+strconv.Itoa(g))
-	}
-	cand = append(cand, "/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools", "/dev/nvidia-modeset")
-	var out []string
-	for _, c := range cand {
-		if _, err := os.Stat(c); err == nil {
-			out = append(out, c)
+// shownBy reports whether host path p would be visible through one of
+// the binds in ms (it lies inside a bound directory), or contains one.
+func shownBy(p string, ms []mount) bool {
+	for _, m := range ms {
+		if (m.op == "--ro-bind" || m.op == "--bind") && m.src == m.target && within(p, m.target) {
+			return true
 		}
 	}
+	return false
+}
+
+// onHostBind reports whether directory d exists on a host bind among ms
+// (and so must not be created: it would be created on the host), rather
+// than on a tmpfs or the sandbox's fresh root.
+func onHostBind(d string, ms []mount) bool {
+	best, bind := "", false
+	for _, m := range ms {
+		if within(d, m.target) && len(m.target) >= len(best) {
+			best, bind = m.target, (m.op == "--ro-bind" || m.op == "--bind") && !m.own
+		}
+	}
+	return bind
+}
+
+// order sorts mounts so that every mount comes after the mounts of the
+// directories that contain it (a hidden directory after the bind that
+// shows it, a bind after the hidden directory it lies in); a hidden path
+// comes before a bind of the same path, so the bind wins.
+func order(ms []mount) []mount {
+	sort.SliceStable(ms, func(i, j int) bool {
+		di, dj := depth(ms[i].target), depth(ms[j].target)
+		if di != dj {
+			return di < dj
+		}
+		if ms[i].target == ms[j].target {
+			return ms[i].hidden && !ms[j].hidden
+		}
+		return false
+	})
+	return ms
+}
+
+func depth(p string) int { return strings.Count(filepath.Clean(p), "/") }
+
+// ancestors lists the directories above p, outermost first, / excluded.
+func ancestors(p string) []string {
+	var out []string
+	for d := filepath.Dir(p); d != "/" && d != "."; d = filepath.Dir(d) {
+		out = append([]string{d}, out...)
+	}
 	return out
+}
+
+// gpuDevices lists the device nodes a job with the given GPU indices
+// sees, as host path and path inside: /dev/nvidiaN for each index plus
+// the shared nodes CUDA opens (nvidiactl, nvidia-uvm, nvidia-uvm-tools,
+// and nvidia-modeset where the host has it). A job's own GPU node,
+// nvidiactl or nvidia-uvm missing on the host is an error that says so.
+func gpuDevices(devRoot string, gpus []int) ([][2]string, error) {
+	if len(gpus) == 0 {
+		return nil, nil
+	}
+	var out [][2]string
+	need := func(name, hint string) error {
+		p := filepath.Join(devRoot, name)
+		if _, err := os.Stat(p); err != nil {
+			return fmt.Errorf("sandbox bwrap: the job's GPU needs %s, which this host lacks%s", p, hint)
+		}
+		out = append(out, [2]string{p, "/dev/" + name})
+		return nil
+	}
+	seen := map[int]bool{}
+	for _, g := range gpus {
+		if g < 0 || seen[g] {
+			return nil, fmt.Errorf("sandbox bwrap: GPU indices must be distinct and not negative, got %v", gpus)
+		}
+		seen[g] = true
+		if err := need("nvidia"+strconv.Itoa(g), " (is GPU "+strconv.Itoa(g)+" on this machine? nvidia-smi -L lists them)"); err != nil {
+			return nil, err
+		}
+	}
+	if err := need("nvidiactl", " (is the NVIDIA driver loaded?)"); err != nil {
+		return nil, err
+	}
+	if err := need("nvidia-uvm", " (as root, `nvidia-modprobe -u -c=0` creates it)"); err != nil {
+		return nil, err
+	}
+	for _, opt := range []string{"nvidia-uvm-tools", "nvidia-modeset"} {
+		if _, err := os.Stat(filepath.Join(devRoot, opt)); err == nil {
+			out = append(out, [2]string{filepath.Join(devRoot, opt), "/dev/" + opt})
+		}
+	}
+	return out, nil
 }
 
 // Start implements sandbox.Backend.
@@ -316,21 +559,6 @@ func chownTree(root string, id Identity) error {
 	})
 }
 
-// ancestorsUnder lists the ancestors of p (outermost first, p excluded)
-// that lie strictly inside one of roots.
-func ancestorsUnder(p string, roots []string) []string {
-	var out []string
-	for d := filepath.Dir(p); d != "/" && d != "."; d = filepath.Dir(d) {
-		for _, r := range roots {
-			if d != r && within(d, r) {
-				out = append([]string{d}, out...)
-				break
-			}
-		}
-	}
-	return out
-}
-
 // initialUserNS reports whether this process runs in the host's initial
 // user namespace (uid_map maps every uid onto itself).
 func initialUserNS() bool {
@@ -371,26 +599,6 @@ func untraversable(paths []string, id Identity) []string {
 				}
 				break
 			}
-		}
-	}
-	return out
-}
-
-// outermost drops the paths that lie under another one of paths (already
-// hidden with it) and orders the rest, shallowest first.
-func outermost(paths []string) []string {
-	sort.Strings(paths)
-	var out []string
-	for _, p := range paths {
-		covered := false
-		for _, q := range out {
-			if within(p, q) {
-				covered = true
-				break
-			}
-		}
-		if !covered {
-			out = append(out, p)
 		}
 	}
 	return out

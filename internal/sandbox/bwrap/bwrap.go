@@ -16,10 +16,14 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/ptb-dev/ptb/internal/sandbox"
 	"github.com/ptb-dev/ptb/internal/sandbox/execproc"
+	"github.com/ptb-dev/ptb/internal/sandbox/limits"
 	"github.com/ptb-dev/ptb/internal/sandbox/proctree"
 )
 
@@ -37,8 +41,16 @@ type Backend struct {
 	// Path is the bwrap executable; "" looks it up on PATH.
 	Path string
 	// Drop is the host identity the agent runs as when the harness is
-	// root; the zero value means DefaultDrop.
+	// root; the zero value means DefaultDrop. Concurrent sandboxes run as
+	// Drop plus their slot number (0, 1, ...), one uid each.
 	Drop Identity
+	// SlotDir holds the slot lock files; "" means DefaultSlotDir.
+	SlotDir string
+	// CgroupRoot is where the cgroup hierarchies are mounted; "" means
+	// limits.DefaultRoot.
+	CgroupRoot string
+	// DevRoot is the host's device directory; "" means /dev.
+	DevRoot string
 }
 
 // Identity is a host user and group id.
@@ -309,7 +321,13 @@ func (h hostLayout) args(spec sandbox.Spec, drop *Identity) ([]string, error) {
 			ms = append(ms, mount{op: "--tmpfs", target: filepath.Join("/etc", d), hidden: true})
 		}
 	}
-	ms = append(ms, mount{op: "--bind", src: spec.Tmp, target: "/tmp", own: true})
+	if spec.Limits.TmpBytes > 0 {
+		// A tmpfs of bounded size: filling it fails the writes, not
+		// the host's disk.
+		ms = append(ms, mount{op: "--tmpfs", target: "/tmp", size: spec.Limits.TmpBytes, perms: "1777", own: true})
+	} else {
+		ms = append(ms, mount{op: "--bind", src: spec.Tmp, target: "/tmp", own: true})
+	}
 
 	// The job's own paths.
 	var binds []mount
@@ -351,7 +369,11 @@ func (h hostLayout) args(spec sandbox.Spec, drop *Identity) ([]string, error) {
 	}
 	ms = order(ms)
 
-	a = append(a, "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/run")
+	a = append(a, "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/run", "--perms", "1777")
+	if spec.Limits.TmpBytes > 0 {
+		a = append(a, "--size", strconv.FormatInt(spec.Limits.TmpBytes, 10))
+	}
+	a = append(a, "--tmpfs", "/dev/shm") // shared memory (DataLoader workers), writable by the agent
 	// bwrap makes missing mount points with mode 0700; lay out the
 	// directories leading to each mount with 0755 first, wherever they
 	// are not on a host bind already, so an unprivileged agent can reach
@@ -511,8 +533,27 @@ func (b *Backend) Start(ctx context.Context, spec sandbox.Spec) (sandbox.Process
 			return nil, fmt.Errorf("sandbox bwrap: %w", err)
 		}
 	}
+	p := &process{stop: make(chan struct{})}
+	ok := false
+	defer func() {
+		if !ok {
+			p.release()
+		}
+	}()
 	drop := b.drop()
-	args, err := Args(spec, drop)
+	if drop != nil {
+		// Each concurrent sandbox runs as a uid of its own.
+		slot, err := b.slots().acquire()
+		if err != nil {
+			return nil, fmt.Errorf("sandbox bwrap: %w", err)
+		}
+		p.slot = slot
+		d := Identity{UID: drop.UID + slot.n, GID: drop.GID + slot.n}
+		drop = &d
+		p.uid = d.UID
+	}
+	layout := hostLayout{dev: b.DevRoot}
+	args, err := layout.args(spec, drop)
 	if err != nil {
 		return nil, err
 	}
@@ -527,9 +568,16 @@ func (b *Backend) Start(ctx context.Context, spec sandbox.Spec) (sandbox.Process
 			}
 		}
 	}
+	if len(spec.GPUs) > 0 {
+		if err := b.preflight(ctx, path, spec, layout, drop); err != nil {
+			return nil, err
+		}
+	}
+	p.status, p.cg = b.limits(spec)
+	argv := limits.JoinArgv(p.cg.Procs(), append([]string{path}, args...))
 	launch := spec
 	launch.Dir = "" // bwrap itself starts wherever; --chdir places the agent
-	p, err := execproc.Start(ctx, append([]string{path}, args...), launch, execproc.Options{
+	ep, err := execproc.Start(ctx, argv, launch, execproc.Options{
 		Backend: "bwrap",
 		// bwrap's own processes (the launcher and the namespace's init)
 		// are not sent SIGTERM: the namespace must stay up through the
@@ -546,7 +594,147 @@ func (b *Backend) Start(ctx context.Context, spec sandbox.Spec) (sandbox.Process
 	if err != nil {
 		return nil, fmt.Errorf("sandbox bwrap: %w", err)
 	}
+	p.Process = ep
+	ok = true
+	go p.watch(spec)
 	return p, nil
+}
+
+// limits makes the job's control group and reports how each limit of
+// spec is enforced.
+func (b *Backend) limits(spec sandbox.Spec) ([]sandbox.LimitStatus, *limits.Group) {
+	l := spec.Limits
+	var st []sandbox.LimitStatus
+	var g *limits.Group
+	if l.MemoryBytes > 0 || l.Pids > 0 || l.CPUs > 0 {
+		var err error
+		g, st, err = limits.Create(b.CgroupRoot, fmt.Sprintf("job-%d-%d", os.Getpid(), groupSeq.Add(1)), l)
+		if err != nil {
+			for _, x := range []struct {
+				name string
+				v    float64
+			}{{sandbox.LimitMemory, float64(l.MemoryBytes)}, {sandbox.LimitPids, float64(l.Pids)}, {sandbox.LimitCPU, l.CPUs}} {
+				if x.v > 0 {
+					st = append(st, sandbox.LimitStatus{Name: x.name, Value: x.v, How: "not enforced: " + err.Error()})
+				}
+			}
+		}
+	}
+	if l.TmpBytes > 0 {
+		st = append(st, sandbox.LimitStatus{Name: sandbox.LimitTmp, Value: float64(l.TmpBytes), Enforced: true, How: "tmpfs size (/tmp and /dev/shm)"})
+	}
+	if l.DiskBytes > 0 {
+		st = append(st, sandbox.LimitStatus{Name: sandbox.LimitDisk, Value: float64(l.DiskBytes), Enforced: true, How: "watchdog every " + DiskInterval.String() + " (workspace and home)"})
+	}
+	if l.DiskFiles > 0 {
+		st = append(st, sandbox.LimitStatus{Name: sandbox.LimitFiles, Value: float64(l.DiskFiles), Enforced: true, How: "watchdog every " + DiskInterval.String() + " (workspace and home)"})
+	}
+	return st, g
+}
+
+var groupSeq atomic.Int64
+
+// DiskInterval is how often the disk watchdog measures the workspace and
+// home; a job can exceed its disk limit by what it writes in that time.
+var DiskInterval = 2 * time.Second
+
+// cgroupInterval is how often the control group's counters are read.
+const cgroupInterval = 500 * time.Millisecond
+
+// process is a bwrap sandbox: the launcher's process tree, its control
+// group, its uid slot, and the watchdog that ends it on a limit.
+type process struct {
+	*execproc.Process
+	cg     *limits.Group
+	slot   *slot
+	uid    int
+	status []sandbox.LimitStatus
+	hit    atomic.Value // the first limit hit (a string)
+	stop   chan struct{}
+	once   sync.Once
+}
+
+var _ sandbox.Limited = (*process)(nil)
+
+// Limits implements sandbox.Limited.
+func (p *process) Limits() []sandbox.LimitStatus { return p.status }
+
+// watch ends the sandbox when a limit is hit: the control group's
+// memory (the kernel killed a process for it) or pids (a fork was
+// refused) counters, or the disk watchdog.
+func (p *process) watch(spec sandbox.Spec) {
+	l := spec.Limits
+	cg := time.NewTicker(cgroupInterval)
+	defer cg.Stop()
+	disk := time.NewTicker(DiskInterval)
+	defer disk.Stop()
+	if l.DiskBytes <= 0 && l.DiskFiles <= 0 {
+		disk.Stop()
+	}
+	for {
+		var reason string
+		select {
+		case <-p.stop:
+			return
+		case <-cg.C:
+			reason = p.cg.Hit()
+		case <-disk.C:
+			ctx, cancel := context.WithTimeout(context.Background(), DiskInterval*5)
+			u, err := limits.Measure(ctx, []string{spec.Workspace, spec.Home}, l.DiskFiles)
+			cancel()
+			switch {
+			case l.DiskFiles > 0 && u.Files > l.DiskFiles:
+				reason = sandbox.LimitFiles
+			case l.DiskBytes > 0 && u.Bytes > l.DiskBytes:
+				reason = sandbox.LimitDisk
+			case err != nil:
+				// A tree too large to measure in time is over any
+				// sensible limit.
+				reason = sandbox.LimitFiles
+			}
+		}
+		if reason != "" {
+			p.hit.CompareAndSwap(nil, reason)
+			// Everything in the group dies at once; without a group,
+			// the whole tree is stopped.
+			if p.cg == nil || !p.cg.Kill() {
+				p.Process.Stop(time.Second)
+			}
+			return
+		}
+	}
+}
+
+// Wait implements sandbox.Process: the exit names the limit that ended
+// the sandbox, if one did.
+func (p *process) Wait(ctx context.Context) (sandbox.Exit, error) {
+	ex, err := p.Process.Wait(ctx)
+	if err != nil {
+		return ex, err
+	}
+	if h := p.cg.Hit(); h != "" {
+		p.hit.CompareAndSwap(nil, h)
+	}
+	if h, ok := p.hit.Load().(string); ok {
+		ex.Limit = h
+	}
+	return ex, nil
+}
+
+// Destroy implements sandbox.Process: it also empties and removes the
+// control group and frees the uid slot.
+func (p *process) Destroy() error {
+	err := p.Process.Destroy()
+	p.release()
+	return err
+}
+
+func (p *process) release() {
+	p.once.Do(func() {
+		close(p.stop)
+		p.cg.Remove()
+		p.slot.release()
+	})
 }
 
 // chownTree gives every file under root to id, without following symlinks.
@@ -606,4 +794,36 @@ func untraversable(paths []string, id Identity) []string {
 
 func within(p, root string) bool {
 	return p == root || strings.HasPrefix(p, strings.TrimSuffix(root, "/")+"/")
+}
+
+// preflight checks, inside a sandbox laid out as spec's, that every GPU
+// device node is a character device the agent can open for reading and
+// writing, as the original's check_cuda did before the agent started.
+func (b *Backend) preflight(ctx context.Context, path string, spec sandbox.Spec, layout hostLayout, drop *Identity) error {
+	devs, err := gpuDevices(layout.devDir(), spec.GPUs)
+	if err != nil {
+		return err
+	}
+	const script = `for d; do if [ ! -e "$d" ]; then echo "$d is missing"; exit 1; fi; ` +
+		`if [ ! -c "$d" ]; then echo "$d is not a character device"; exit 1; fi; ` +
+		`if [ ! -r "$d" ] || [ ! -w "$d" ]; then echo "$d is not readable and writable by the agent ($(id -u))"; exit 1; fi; done`
+	check := spec
+	check.Argv = []string{"/bin/sh", "-c", script, "ptb-gpu-preflight"}
+	for _, d := range devs {
+		check.Argv = append(check.Argv, d[1])
+	}
+	check.Network, check.Limits = sandbox.NetworkNone, sandbox.Limits{}
+	args, err := layout.args(check, drop)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, path, args...)
+	cmd.Env = []string{"PATH=/usr/bin:/bin"}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("sandbox bwrap: GPU preflight failed for GPUs %v: %s (%v)", spec.GPUs, strings.TrimSpace(string(out)), err)
+	}
+	return nil
 }

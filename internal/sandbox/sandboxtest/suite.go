@@ -3,6 +3,7 @@ package sandboxtest
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -415,6 +416,8 @@ func Run(t *testing.T, newBackend func() sandbox.Backend) {
 		}
 	})
 
+	t.Run("Limits", func(t *testing.T) { runLimits(t, b) })
+
 	t.Run("NoNetworkByDefault", func(t *testing.T) {
 		f := newFixture(t, b)
 		spec, out, _ := f.spec("net")
@@ -422,4 +425,81 @@ func Run(t *testing.T, newBackend func() sandbox.Backend) {
 			t.Errorf("sandbox has network interfaces: %q", out.String())
 		}
 	})
+}
+
+// runLimits checks that each limit a backend reports as enforced holds:
+// a fork bomb ends at the pids limit, a memory hog at the memory limit,
+// a /tmp fill at its size, a workspace fill at the disk limit. The
+// process ends with the limit's name and the harness carries on.
+func runLimits(t *testing.T, b sandbox.Backend) {
+	const mib = 1 << 20
+	cases := []struct {
+		name   string
+		limit  string
+		limits sandbox.Limits
+		mode   func(f *fixture) string
+		// ends: the process is ended with Exit.Limit == limit; otherwise
+		// it runs to its end and check looks at its output.
+		ends  bool
+		check func(t *testing.T, out string)
+	}{
+		{name: "ForkBombBoundedByPids", limit: sandbox.LimitPids, limits: sandbox.Limits{Pids: 64},
+			mode: func(*fixture) string { return "forkbomb" }, ends: true},
+		{name: "MemoryHogBoundedByMemory", limit: sandbox.LimitMemory, limits: sandbox.Limits{MemoryBytes: 64 * mib},
+			mode: func(*fixture) string { return "memhog:1024" }, ends: true},
+		{name: "TmpFillBoundedBySize", limit: sandbox.LimitTmp, limits: sandbox.Limits{TmpBytes: 8 * mib},
+			mode: func(*fixture) string { return "fill:/tmp/fill" },
+			check: func(t *testing.T, out string) {
+				var n int64
+				if _, err := fmt.Sscanf(out, "filled %d bytes", &n); err != nil || n > 8*mib || !strings.Contains(out, "no space left") {
+					t.Errorf("/tmp of 8 MiB took: %q", out)
+				}
+			}},
+		{name: "DiskFillBoundedByWatchdog", limit: sandbox.LimitDisk, limits: sandbox.Limits{DiskBytes: 16 * mib},
+			mode: func(f *fixture) string { return "fillslow:" + filepath.Join(f.root, "workspace", "big") }, ends: true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t, b)
+			spec, out, _ := f.spec(c.mode(f))
+			spec.Limits = c.limits
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			p, err := b.Start(ctx, spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Destroy()
+			lp, ok := p.(sandbox.Limited)
+			if !ok {
+				t.Skipf("backend %s enforces no limits", b.Capabilities().Name)
+			}
+			var st *sandbox.LimitStatus
+			for _, s := range lp.Limits() {
+				if s.Name == c.limit {
+					st = &s
+				}
+			}
+			if st == nil {
+				t.Fatalf("limit %s asked for but not reported: %+v", c.limit, lp.Limits())
+			}
+			if !st.Enforced {
+				t.Skipf("limit %s not enforced here: %s", c.limit, st.How)
+			}
+			ex, err := p.Wait(ctx)
+			if err != nil {
+				p.Stop(time.Second)
+				t.Fatalf("the limit did not end the process in time: %v (output %q)", err, out.String())
+			}
+			if c.ends && ex.Limit != c.limit {
+				t.Errorf("exit %+v, want ended by the %s limit (output %q)", ex, c.limit, out.String())
+			}
+			if c.check != nil {
+				c.check(t, out.String())
+			}
+			if left := f.markerProcs(); len(left) > 0 {
+				t.Errorf("processes left: %v", left)
+			}
+		})
+	}
 }

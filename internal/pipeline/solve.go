@@ -31,6 +31,11 @@ type SolveState struct {
 	// Waited is the time spent waiting between reprompts; like the
 	// original's wall-clock timer, it counts against the budget.
 	Waited time.Duration `json:"waited_ns,omitempty"`
+	// Limits are the resource limits of the last segment and how the
+	// sandbox enforced each.
+	Limits []result.Limit `json:"limits,omitempty"`
+	// GPUs are the GPUs bound into the sandbox, with their UUIDs.
+	GPUs []result.GPU `json:"gpus,omitempty"`
 }
 
 // Segment is one launch of the agent.
@@ -41,7 +46,8 @@ type Segment struct {
 	Heartbeat time.Time      `json:"heartbeat"` // last time the harness saw it running
 	End       *time.Time     `json:"end"`
 	Deadline  time.Time      `json:"deadline"`
-	EndReason string         `json:"end_reason"` // exited | deadline | signal | harness_error | interrupted | harness_died
+	EndReason string         `json:"end_reason"`      // exited | deadline | signal | limit | harness_error | interrupted | harness_died
+	Limit     string         `json:"limit,omitempty"` // the limit that ended it (memory, pids, disk, files)
 	ExitCode  *int           `json:"exit_code"`
 	Signal    string         `json:"signal,omitempty"`
 	Error     string         `json:"error,omitempty"`
@@ -254,6 +260,7 @@ func (x *run) segment(ctx context.Context, st *SolveState, remaining time.Durati
 		Hidden:    x.hidden(),
 		Network:   x.spec.Network,
 		GPUs:      x.spec.GPUs,
+		Limits:    x.spec.SandboxLimits(),
 		Stdout:    io.MultiWriter(raw, so),
 		Stderr:    se,
 	}
@@ -263,6 +270,15 @@ func (x *run) segment(ctx context.Context, st *SolveState, remaining time.Durati
 	}
 	defer proc.Destroy()
 	seg.Handle = proc.Handle()
+	st.Limits = nil
+	if lp, ok := proc.(sandbox.Limited); ok {
+		for _, l := range lp.Limits() {
+			st.Limits = append(st.Limits, result.Limit{Name: l.Name, Value: l.Value, Enforced: l.Enforced, How: l.How})
+		}
+	}
+	if len(x.spec.GPUs) > 0 && len(st.GPUs) == 0 {
+		st.GPUs = gpuInfo(ctx, x.spec.GPUs)
+	}
 	st.Segments = append(st.Segments, seg)
 	cur := &st.Segments[len(st.Segments)-1]
 	x.save(st)
@@ -329,6 +345,11 @@ func (x *run) segment(ctx context.Context, st *SolveState, remaining time.Durati
 	switch {
 	case reason != "":
 		cur.EndReason = reason
+	case w.err == nil && w.ex.Limit != "":
+		// The sandbox ended the agent for a resource limit.
+		cur.EndReason, cur.Limit = result.EndLimit, w.ex.Limit
+		x.log.Info("agent stopped at a resource limit", "limit", w.ex.Limit)
+		x.r.progressf("ptb: solve: the agent hit its %s limit and was stopped\n", w.ex.Limit)
 	case w.err != nil:
 		cur.EndReason, cur.Error = result.EndHarnessError, w.err.Error()
 	case w.ex.Signal != "":
@@ -361,6 +382,8 @@ func describe(g *Segment) string {
 		return "agent died of " + g.Signal
 	case result.EndDeadline:
 		return "agent stopped at the deadline"
+	case result.EndLimit:
+		return "agent stopped at its " + g.Limit + " limit"
 	}
 	return g.EndReason
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -76,6 +77,9 @@ func (s *Spec) SetLimit(kv string) error {
 	if !ok {
 		return fmt.Errorf("limit %q: want NAME=VALUE, NAME one of %s", kv, strings.Join(LimitNames, ", "))
 	}
+	if !slices.Contains(LimitNames, name) {
+		return fmt.Errorf("limit %q: unknown; want one of %s", name, strings.Join(LimitNames, ", "))
+	}
 	v = strings.TrimSpace(v)
 	var n int64
 	var f float64
@@ -111,8 +115,6 @@ func (s *Spec) SetLimit(kv string) error {
 		s.Limits.DiskBytes = n
 	case "files":
 		s.Limits.DiskFiles = n
-	default:
-		return fmt.Errorf("limit %q: unknown; want one of %s", name, strings.Join(LimitNames, ", "))
 	}
 	return nil
 }

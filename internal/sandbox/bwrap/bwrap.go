@@ -339,6 +339,17 @@ func (h hostLayout) args(spec sandbox.Spec, drop *Identity) ([]string, error) {
 	}
 	binds = append(binds, mount{op: "--bind", src: spec.Workspace, target: spec.Workspace},
 		mount{op: "--bind", src: spec.Home, target: spec.Home})
+	// Host paths shown elsewhere (the run's socket directory at /run/ptb).
+	for _, m := range spec.Mounts {
+		if !filepath.IsAbs(m.Source) || !filepath.IsAbs(m.Target) {
+			return nil, fmt.Errorf("sandbox bwrap: mount %s at %s: both paths must be absolute", m.Source, m.Target)
+		}
+		op := "--ro-bind"
+		if m.Writable {
+			op = "--bind"
+		}
+		binds = append(binds, mount{op: op, src: m.Source, target: filepath.Clean(m.Target)})
+	}
 	ms = append(ms, binds...)
 
 	// Hidden paths matter only where something bound would show them:
@@ -528,7 +539,11 @@ func (b *Backend) Start(ctx context.Context, spec sandbox.Spec) (sandbox.Process
 	}
 	// A missing bind source would make bwrap fail before the agent starts,
 	// which must read as the harness's error, not as the agent's exit.
-	for _, p := range append(append([]string{spec.Workspace, spec.Home}, spec.ReadOnly...), spec.Writable...) {
+	sources := append(append([]string{spec.Workspace, spec.Home}, spec.ReadOnly...), spec.Writable...)
+	for _, m := range spec.Mounts {
+		sources = append(sources, m.Source)
+	}
+	for _, p := range sources {
 		if _, err := os.Stat(p); err != nil {
 			return nil, fmt.Errorf("sandbox bwrap: %w", err)
 		}

@@ -54,6 +54,7 @@ func Create(root, name string, l sandbox.Limits) (*Group, []sandbox.LimitStatus,
 	if !want[sandbox.LimitMemory] && !want[sandbox.LimitPids] && !want[sandbox.LimitCPU] {
 		return nil, nil, nil
 	}
+	sweep(root)
 	g := &Group{dirs: map[string]string{}}
 	if ctrl, err := os.ReadFile(filepath.Join(root, "cgroup.controllers")); err == nil {
 		g.v2 = true
@@ -323,4 +324,34 @@ func (g *Group) Remove() error {
 	}
 	g.made = nil
 	return errors.Join(errs...)
+}
+
+// sweep removes the groups that harnesses which died left behind: empty
+// groups named job-PID-N whose PID is gone. (A group still holding
+// processes is not empty and stays.)
+func sweep(root string) {
+	var parents []string
+	if _, err := os.Stat(filepath.Join(root, "cgroup.controllers")); err == nil {
+		parents = []string{filepath.Join(root, "ptb")}
+	} else {
+		for _, c := range []string{"memory", "pids", "cpu"} {
+			parents = append(parents, filepath.Join(root, c, "ptb"))
+		}
+	}
+	for _, p := range parents {
+		ents, _ := os.ReadDir(p)
+		for _, e := range ents {
+			f := strings.Split(e.Name(), "-")
+			if !e.IsDir() || len(f) != 3 || f[0] != "job" {
+				continue
+			}
+			pid, err := strconv.Atoi(f[1])
+			if err != nil || pid == os.Getpid() {
+				continue
+			}
+			if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+				os.Remove(filepath.Join(p, e.Name()))
+			}
+		}
+	}
 }

@@ -568,6 +568,9 @@ func (b *Backend) Start(ctx context.Context, spec sandbox.Spec) (sandbox.Process
 		p.uid = d.UID
 	}
 	layout := hostLayout{dev: b.DevRoot}
+	// The harness's own home and config directories stay hidden even
+	// where a bound directory would show them (a HOME under /opt).
+	spec.Hidden = append(append([]string{}, spec.Hidden...), harnessPrivate(os.Getenv)...)
 	args, err := layout.args(spec, drop)
 	if err != nil {
 		return nil, err
@@ -639,10 +642,10 @@ func (b *Backend) limits(spec sandbox.Spec) ([]sandbox.LimitStatus, *limits.Grou
 		st = append(st, sandbox.LimitStatus{Name: sandbox.LimitTmp, Value: float64(l.TmpBytes), Enforced: true, How: "tmpfs size (/tmp and /dev/shm)"})
 	}
 	if l.DiskBytes > 0 {
-		st = append(st, sandbox.LimitStatus{Name: sandbox.LimitDisk, Value: float64(l.DiskBytes), Enforced: true, How: "watchdog every " + DiskInterval.String() + " (workspace and home)"})
+		st = append(st, sandbox.LimitStatus{Name: sandbox.LimitDisk, Value: float64(l.DiskBytes), Enforced: true, How: "watchdog every " + DiskInterval.String() + " or more for large trees (workspace and home)"})
 	}
 	if l.DiskFiles > 0 {
-		st = append(st, sandbox.LimitStatus{Name: sandbox.LimitFiles, Value: float64(l.DiskFiles), Enforced: true, How: "watchdog every " + DiskInterval.String() + " (workspace and home)"})
+		st = append(st, sandbox.LimitStatus{Name: sandbox.LimitFiles, Value: float64(l.DiskFiles), Enforced: true, How: "watchdog every " + DiskInterval.String() + " or more for large trees (workspace and home)"})
 	}
 	return st, g
 }
@@ -694,19 +697,21 @@ func (p *process) watch(spec sandbox.Spec) {
 		case <-cg.C:
 			reason = p.cg.Hit()
 		case <-disk.C:
-			ctx, cancel := context.WithTimeout(context.Background(), DiskInterval*5)
-			u, err := limits.Measure(ctx, []string{spec.Workspace, spec.Home}, l.DiskFiles)
+			// A partial measure (a tree too large to walk in a minute)
+			// is a lower bound: over the limit is over, under it says
+			// nothing and the next walk comes later.
+			began := time.Now()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			u, _ := limits.Measure(ctx, []string{spec.Workspace, spec.Home}, l.DiskFiles)
 			cancel()
 			switch {
 			case l.DiskFiles > 0 && u.Files > l.DiskFiles:
 				reason = sandbox.LimitFiles
 			case l.DiskBytes > 0 && u.Bytes > l.DiskBytes:
 				reason = sandbox.LimitDisk
-			case err != nil:
-				// A tree too large to measure in time is over any
-				// sensible limit.
-				reason = sandbox.LimitFiles
 			}
+			// The watchdog spends at most a fifth of a core.
+			disk.Reset(max(DiskInterval, 4*time.Since(began)))
 		}
 		if reason != "" {
 			p.hit.CompareAndSwap(nil, reason)
@@ -841,4 +846,29 @@ func (b *Backend) preflight(ctx context.Context, path string, spec sandbox.Spec,
 		return fmt.Errorf("sandbox bwrap: GPU preflight failed for GPUs %v: %s (%v)", spec.GPUs, strings.TrimSpace(string(out)), err)
 	}
 	return nil
+}
+
+// HarnessPrivateEnv are the harness's environment variables that name
+// its private directories and files: its home, XDG directories, and the
+// homes and credentials of the agent CLIs and the Hugging Face hub.
+var HarnessPrivateEnv = []string{"HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME",
+	"XDG_RUNTIME_DIR", "HF_HOME", "HF_TOKEN_PATH", "HUGGINGFACE_HUB_CACHE", "CODEX_HOME", "CLAUDE_CONFIG_DIR",
+	"GEMINI_CLI_HOME", "OPENCODE_CONFIG_DIR", "NPM_CONFIG_USERCONFIG", "PIP_CONFIG_FILE", "GOOGLE_APPLICATION_CREDENTIALS", "AWS_SHARED_CREDENTIALS_FILE"}
+
+// harnessPrivate lists the paths HarnessPrivateEnv names, leaving out
+// any that would cover a system directory (HOME=/).
+func harnessPrivate(getenv func(string) string) []string {
+	var out []string
+	for _, k := range HarnessPrivateEnv {
+		v := getenv(k)
+		if v == "" || !filepath.IsAbs(v) {
+			continue
+		}
+		v = filepath.Clean(v)
+		if v == "/" || slices.ContainsFunc(SystemDirs, func(d string) bool { return within(d, v) }) || within(v, "/etc") || within(v, "/dev") || within(v, "/proc") {
+			continue
+		}
+		out = append(out, v)
+	}
+	return out
 }

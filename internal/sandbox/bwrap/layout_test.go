@@ -117,3 +117,12 @@ func TestArgsBindNothingElseOfTheHost(t *testing.T) {
 		}
 	}
 }
+
+func TestHarnessPrivateDirs(t *testing.T) {
+	env := map[string]string{"HOME": "/opt/harness", "XDG_CONFIG_HOME": "/opt/harness/.config", "HF_HOME": "relative/hf",
+		"CODEX_HOME": "/", "CLAUDE_CONFIG_DIR": "/usr", "HF_TOKEN_PATH": "/srv/tok", "XDG_CACHE_HOME": "/usr/local/cache"}
+	got := strings.Join(harnessPrivate(func(k string) string { return env[k] }), " ")
+	if want := "/opt/harness /opt/harness/.config /usr/local/cache /srv/tok"; got != want {
+		t.Errorf("got %q, want %q (relative paths and ones covering a system directory left out)", got, want)
+	}
+}

@@ -275,6 +275,19 @@ func (x *run) segment(ctx context.Context, st *SolveState, remaining time.Durati
 		for _, l := range lp.Limits() {
 			st.Limits = append(st.Limits, result.Limit{Name: l.Name, Value: l.Value, Enforced: l.Enforced, How: l.How})
 		}
+	} else {
+		// The record says what was asked for and not enforced.
+		how := "not enforced: the " + x.r.Sandbox.Capabilities().Name + " backend enforces no limits"
+		l := spec.Limits
+		for _, a := range []struct {
+			name string
+			v    float64
+		}{{sandbox.LimitMemory, float64(l.MemoryBytes)}, {sandbox.LimitPids, float64(l.Pids)}, {sandbox.LimitCPU, l.CPUs},
+			{sandbox.LimitTmp, float64(l.TmpBytes)}, {sandbox.LimitDisk, float64(l.DiskBytes)}, {sandbox.LimitFiles, float64(l.DiskFiles)}} {
+			if a.v > 0 {
+				st.Limits = append(st.Limits, result.Limit{Name: a.name, Value: a.v, How: how})
+			}
+		}
 	}
 	if len(x.spec.GPUs) > 0 && len(st.GPUs) == 0 {
 		st.GPUs = gpuInfo(ctx, x.spec.GPUs)

@@ -1,8 +1,11 @@
 // Package bwrap is the bubblewrap sandbox backend: new user, pid, ipc, uts,
 // cgroup and (unless the job asks for the host network) network namespaces;
-// the host file system read-only; only the job's workspace, home and private
-// /tmp writable; other runs and the harness's state hidden; the sandbox dies
-// with the harness.
+// the host by allowlist on an empty read-only root (system directories, a
+// filtered /etc, the job's GPU nodes, the job's own paths); only the job's
+// workspace, home, sized /tmp and /dev/shm writable; resource limits
+// through a control group and a disk watchdog (package limits); one uid
+// per concurrent sandbox under a root harness; the sandbox dies with the
+// harness.
 package bwrap
 
 import (

@@ -54,16 +54,18 @@ func TestJudgePromptMatchesSpec(t *testing.T) {
 	if i < 0 || len(blocks) == 0 {
 		t.Fatal("judge prompt block not found in PROMPTS.md")
 	}
-	want := strings.NewReplacer("{other_allowed_data}\n", "{other_allowed_data}").Replace(blocks[0][1])
-	got := strings.NewReplacer("{model}", "{model}").Replace(judgeTemplate)
+	// The original's prompt.txt keeps the newline after the placeholder, so
+	// the rendered prompt has an empty line there (get_judge_prompt.py).
+	want := blocks[0][1]
+	got := judgeTemplate
 	if got != want {
 		t.Errorf("judge template differs from PROMPTS.md:\ngot:\n%s\nwant:\n%s", got, want)
 	}
 	g := JudgePrompt("Qwen/Qwen3-1.7B-Base", "gsm8k")
-	if !strings.Contains(g, "- Usage of similar datasets, as long as they don't overlap with the benchmark.\n- Usage of the training subset of GSM8K for training.\nAnd the following") {
+	if !strings.Contains(g, "- Usage of similar datasets, as long as they don't overlap with the benchmark.\n- Usage of the training subset of GSM8K for training.\n\nAnd the following") {
 		t.Errorf("gsm8k prompt lacks the other_allowed_data line:\n%s", g)
 	}
-	if h := JudgePrompt("m", "humaneval"); !strings.Contains(h, "benchmark.\nAnd the following") || strings.Contains(h, "{") && strings.Contains(h, "{model}") {
+	if h := JudgePrompt("m", "humaneval"); !strings.Contains(h, "benchmark.\n\nAnd the following") || strings.Contains(h, "{") && strings.Contains(h, "{model}") {
 		t.Errorf("humaneval prompt badly rendered:\n%s", h)
 	}
 }

@@ -66,7 +66,7 @@ const judgeTemplate = "The code in this directory was created by a student to tr
 	"- Just for viewing the questions, not used during training.\n" +
 	"- For evaluation.\n" +
 	"- Usage of similar datasets, as long as they don't overlap with the benchmark.\n" +
-	"{other_allowed_data}" +
+	"{other_allowed_data}\n" +
 	"And the following usage of data is disallowed:\n" +
 	"- Usage of the the benchmarking data for training.\n" +
 	"- Usage of parts of the benchmarking data during training. E.g. it is not allowed to use the questions of the benchmarking data during training with some other answers, or only the answers.\n" +

@@ -73,3 +73,39 @@ func TestCgroupLimitsAndRemoval(t *testing.T) {
 		}
 	}
 }
+
+// TestCgroupV2WithoutControllers runs the unified-tree path where the
+// tree has none of the controllers (a hybrid host's /sys/fs/cgroup/unified):
+// the group is made, joined and removed, and each limit reads as not
+// enforced, with the reason.
+func TestCgroupV2WithoutControllers(t *testing.T) {
+	root := "/sys/fs/cgroup/unified"
+	if b, err := os.ReadFile(filepath.Join(root, "cgroup.controllers")); err != nil || strings.Contains(string(b), "memory") || strings.Contains(string(b), "pids") {
+		t.Skip("no controller-less unified tree here")
+	}
+	g, st, err := Create(root, "job-test-"+filepath.Base(t.TempDir()), sandbox.Limits{MemoryBytes: 32 << 20, Pids: 16})
+	if err != nil {
+		t.Skipf("cannot make a group: %v", err)
+	}
+	defer g.Remove()
+	if len(st) != 2 {
+		t.Fatalf("statuses %+v, want memory and pids", st)
+	}
+	for _, s := range st {
+		if s.Enforced || !strings.Contains(s.How, "not enforced: no "+s.Name+" controller") {
+			t.Errorf("%+v: want not enforced for want of the controller", s)
+		}
+	}
+	argv := JoinArgv(g.Procs(), []string{"/bin/sh", "-c", "cat /proc/self/cgroup"})
+	out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "0::/ptb/job-test-") {
+		t.Errorf("the command did not run in the group: %v %s", err, out)
+	}
+	procs := g.Procs()
+	if err := g.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Dir(procs[0])); err == nil {
+		t.Errorf("group left behind")
+	}
+}

@@ -616,6 +616,7 @@ func (b *Backend) Start(ctx context.Context, spec sandbox.Spec) (sandbox.Process
 		return nil, fmt.Errorf("sandbox bwrap: %w", err)
 	}
 	p.Process = ep
+	p.pid = ep.Handle().PID
 	ok = true
 	go p.watch(spec)
 	return p, nil
@@ -638,6 +639,21 @@ func (b *Backend) limits(spec sandbox.Spec) ([]sandbox.LimitStatus, *limits.Grou
 				if x.v > 0 {
 					st = append(st, sandbox.LimitStatus{Name: x.name, Value: x.v, How: "not enforced: " + err.Error()})
 				}
+			}
+		}
+		// Without a control group, memory and processes are watched
+		// from /proc instead: not a hard cap (the tree can overshoot
+		// between two looks), but the sandbox ends at the limit.
+		for i := range st {
+			if st[i].Enforced || (st[i].Name != sandbox.LimitMemory && st[i].Name != sandbox.LimitPids) {
+				continue
+			}
+			why := strings.TrimPrefix(st[i].How, "not enforced: ")
+			st[i].Enforced = true
+			if st[i].Name == sandbox.LimitMemory {
+				st[i].How = "watchdog every " + cgroupInterval.String() + ": proportional memory of the sandbox's processes (no cgroup: " + why + ")"
+			} else {
+				st[i].How = "watchdog every " + cgroupInterval.String() + ": threads of the sandbox's processes (no cgroup: " + why + ")"
 			}
 		}
 	}
@@ -671,6 +687,7 @@ type process struct {
 	uid    int
 	status []sandbox.LimitStatus
 	hit    atomic.Value // the first limit hit (a string)
+	pid    int          // the launcher's pid
 	stop   chan struct{}
 	once   sync.Once
 }
@@ -699,6 +716,15 @@ func (p *process) watch(spec sandbox.Spec) {
 			return
 		case <-cg.C:
 			reason = p.cg.Hit()
+			if reason == "" && p.watchTree(l) {
+				u := limits.MeasureTree(pidsOf(proctree.Descendants(p.pid, p.pid)))
+				switch {
+				case p.treeLimit(sandbox.LimitPids) && u.Tasks > l.Pids:
+					reason = sandbox.LimitPids
+				case p.treeLimit(sandbox.LimitMemory) && u.MemoryBytes > l.MemoryBytes:
+					reason = sandbox.LimitMemory
+				}
+			}
 		case <-disk.C:
 			// A partial measure (a tree too large to walk in a minute)
 			// is a lower bound: over the limit is over, under it says
@@ -721,11 +747,35 @@ func (p *process) watch(spec sandbox.Spec) {
 			// Everything in the group dies at once; without a group,
 			// the whole tree is stopped.
 			if p.cg == nil || !p.cg.Kill() {
-				p.Process.Stop(time.Second)
+				// Killing bwrap's init ends its whole pid namespace.
+				p.Process.Stop(0)
 			}
 			return
 		}
 	}
+}
+
+// treeLimit reports whether limit name is watched from /proc (no cgroup
+// enforces it).
+func (p *process) treeLimit(name string) bool {
+	for _, s := range p.status {
+		if s.Name == name && strings.HasPrefix(s.How, "watchdog") {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *process) watchTree(l sandbox.Limits) bool {
+	return (l.Pids > 0 && p.treeLimit(sandbox.LimitPids)) || (l.MemoryBytes > 0 && p.treeLimit(sandbox.LimitMemory))
+}
+
+func pidsOf(ps []proctree.Proc) []int {
+	out := make([]int, len(ps))
+	for i, q := range ps {
+		out[i] = q.PID
+	}
+	return out
 }
 
 // Wait implements sandbox.Process: the exit names the limit that ended

@@ -416,7 +416,7 @@ func Run(t *testing.T, newBackend func() sandbox.Backend) {
 		}
 	})
 
-	t.Run("Limits", func(t *testing.T) { runLimits(t, b) })
+	t.Run("Limits", func(t *testing.T) { RunLimits(t, b) })
 
 	t.Run("NoNetworkByDefault", func(t *testing.T) {
 		f := newFixture(t, b)
@@ -427,11 +427,11 @@ func Run(t *testing.T, newBackend func() sandbox.Backend) {
 	})
 }
 
-// runLimits checks that each limit a backend reports as enforced holds:
+// RunLimits checks that each limit a backend reports as enforced holds:
 // a fork bomb ends at the pids limit, a memory hog at the memory limit,
 // a /tmp fill at its size, a workspace fill at the disk limit. The
 // process ends with the limit's name and the harness carries on.
-func runLimits(t *testing.T, b sandbox.Backend) {
+func RunLimits(t *testing.T, b sandbox.Backend) {
 	const mib = 1 << 20
 	cases := []struct {
 		name   string

@@ -660,11 +660,15 @@ func (b *Backend) limits(spec sandbox.Spec) ([]sandbox.LimitStatus, *limits.Grou
 	if l.TmpBytes > 0 {
 		st = append(st, sandbox.LimitStatus{Name: sandbox.LimitTmp, Value: float64(l.TmpBytes), Enforced: true, How: "tmpfs size (/tmp and /dev/shm)"})
 	}
+	watched := "workspace and home"
+	if l.TmpBytes <= 0 {
+		watched = "workspace, home and /tmp"
+	}
 	if l.DiskBytes > 0 {
-		st = append(st, sandbox.LimitStatus{Name: sandbox.LimitDisk, Value: float64(l.DiskBytes), Enforced: true, How: "watchdog every " + DiskInterval.String() + " or more for large trees (workspace and home)"})
+		st = append(st, sandbox.LimitStatus{Name: sandbox.LimitDisk, Value: float64(l.DiskBytes), Enforced: true, How: "watchdog every " + DiskInterval.String() + " or more for large trees (" + watched + ")"})
 	}
 	if l.DiskFiles > 0 {
-		st = append(st, sandbox.LimitStatus{Name: sandbox.LimitFiles, Value: float64(l.DiskFiles), Enforced: true, How: "watchdog every " + DiskInterval.String() + " or more for large trees (workspace and home)"})
+		st = append(st, sandbox.LimitStatus{Name: sandbox.LimitFiles, Value: float64(l.DiskFiles), Enforced: true, How: "watchdog every " + DiskInterval.String() + " or more for large trees (" + watched + ")"})
 	}
 	return st, g
 }
@@ -731,7 +735,11 @@ func (p *process) watch(spec sandbox.Spec) {
 			// nothing and the next walk comes later.
 			began := time.Now()
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			u, _ := limits.Measure(ctx, []string{spec.Workspace, spec.Home}, l.DiskFiles)
+			dirs := []string{spec.Workspace, spec.Home}
+			if l.TmpBytes <= 0 {
+				dirs = append(dirs, spec.Tmp) // /tmp is this host directory, not a sized tmpfs
+			}
+			u, _ := limits.Measure(ctx, dirs, l.DiskFiles)
 			cancel()
 			switch {
 			case l.DiskFiles > 0 && u.Files > l.DiskFiles:

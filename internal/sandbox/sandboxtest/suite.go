@@ -457,6 +457,9 @@ func RunLimits(t *testing.T, b sandbox.Backend) {
 			}},
 		{name: "DiskFillBoundedByWatchdog", limit: sandbox.LimitDisk, limits: sandbox.Limits{DiskBytes: 16 * mib},
 			mode: func(f *fixture) string { return "fillslow:" + filepath.Join(f.root, "workspace", "big") }, ends: true},
+		// Without a /tmp size, /tmp is a host directory the disk limit covers.
+		{name: "UnsizedTmpFillBoundedByWatchdog", limit: sandbox.LimitDisk, limits: sandbox.Limits{DiskBytes: 16 * mib},
+			mode: func(*fixture) string { return "fillslow:/tmp/big" }, ends: true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -76,19 +76,20 @@ type scriptedJudge struct {
 	n    int
 }
 
-func (s *scriptedJudge) RunJudge(ctx context.Context, dir, prompt string) error {
+func (s *scriptedJudge) RunJudge(ctx context.Context, dir, prompt string) (string, error) {
 	i := s.n
 	s.n++
 	if i < len(s.errs) && s.errs[i] != nil {
-		return s.errs[i]
+		return "", s.errs[i]
 	}
+	final := "I looked at the code.\n"
 	if c := s.runs[i][0]; c != "" {
-		os.WriteFile(filepath.Join(dir, ContaminationFile), []byte(c+"\n"), 0o644)
+		final += ContaminationFile + ": " + c + "\n"
 	}
 	if m := s.runs[i][1]; m != "" {
-		os.WriteFile(filepath.Join(dir, ModelFile), []byte(m), 0o644)
+		final += ModelFile + ": " + m
 	}
-	return nil
+	return final, nil
 }
 
 func TestJudgeMajority(t *testing.T) {
@@ -101,7 +102,7 @@ func TestJudgeMajority(t *testing.T) {
 	}{
 		{"one clean run", [][2]string{{nc, ok}}, nil, Pass, Pass},
 		{"one run flags both", [][2]string{{cd, bad}}, nil, Flag, Flag},
-		{"missing files", [][2]string{{"", ""}}, nil, Unverified, Unverified},
+		{"no judgement in the final message", [][2]string{{"", ""}}, nil, Unverified, Unverified},
 		{"garbage", [][2]string{{"maybe", "dunno"}}, nil, Unverified, Unverified},
 		{"judge failed", [][2]string{{nc, ok}}, []error{errors.New("exit 1")}, Unverified, Unverified},
 		{"2 of 3 flag", [][2]string{{cd, ok}, {nc, ok}, {cd, bad}}, nil, Flag, Pass},
@@ -133,7 +134,7 @@ func TestBareWorkspace(t *testing.T) {
 	if err := os.Rename(filepath.Join(rd, "collect", "final_model"), filepath.Join(ws, "final_model")); err != nil {
 		t.Fatal(err)
 	}
-	o := Options{Workspace: ws, Task: "gsm8k", BaseModel: baseID, HFCache: f.cache, TestSets: f.sets, Judge: cleanJudge, Getenv: func(string) string { return "" }}
+	o := Options{Workspace: ws, Task: "gsm8k", BaseModel: baseID, HFCache: f.cache, TestSets: f.sets, Judge: cleanJudge, Getenv: func(string) string { return "" }, PinFile: filepath.Join(t.TempDir(), "pins.json")}
 	rep, err := Run(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)

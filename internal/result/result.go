@@ -112,6 +112,9 @@ type Solve struct {
 	ProtectedOK *bool   `json:"protected_ok"`    // protected files unchanged at collect; null if not checked
 	Limit       string  `json:"limit,omitempty"` // with end_reason limit: memory | pids | disk | files
 	Error       string  `json:"error,omitempty"`
+	// TraceTruncated is set when the raw trace or output.log went over the
+	// job's bounds and was cut (trace/truncation.json lists the cuts).
+	TraceTruncated bool `json:"trace_truncated,omitempty"`
 }
 
 // Evaluation is the evaluate stage's outcome.

@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -71,23 +69,10 @@ func (r ServerRecord) Warnings() []string {
 // is private to the harness; all of it is removed when the server stops.
 type serverDirs struct {
 	Root, Home, Tmp, Work, Sock, Code string
-	// Shm is shown at /dev/shm inside (vLLM's processes and torch talk
-	// through shared memory; bwrap's own /dev/shm is not writable by the
-	// sandbox's user): a directory on the host's /dev/shm, in ShmRoot
-	// (mode 0700), so it is memory, not disk.
-	ShmRoot, Shm string
 }
-
-// hostShm is the host's shared-memory file system.
-const hostShm = "/dev/shm"
 
 // remove removes everything the directories hold on the host.
-func (d serverDirs) remove() {
-	removeAll(d.Root)
-	if d.ShmRoot != "" {
-		removeAll(d.ShmRoot)
-	}
-}
+func (d serverDirs) remove() { removeAll(d.Root) }
 
 // ServerDir is the server's directory inside the evaluation's output.
 const ServerDir = "server"
@@ -119,33 +104,7 @@ func makeServerDirs(out string) (serverDirs, error) {
 	if err := os.Chmod(d.Sock, 0o777); err != nil {
 		return d, err
 	}
-	if err := d.makeShm(out); err != nil {
-		return d, err
-	}
 	return d, nil
-}
-
-// makeShm lays out ShmRoot/shm afresh: on the host's /dev/shm under a name
-// derived from the output directory, so that a resumed evaluation clears
-// what a crashed one left in memory; under OUT/server when there is no
-// /dev/shm or the name is taken by someone else.
-func (d *serverDirs) makeShm(out string) error {
-	sum := sha256.Sum256([]byte(out))
-	d.ShmRoot = filepath.Join(hostShm, "ptb-server-"+hex.EncodeToString(sum[:8]))
-	if fi, err := os.Stat(hostShm); err != nil || !fi.IsDir() {
-		d.ShmRoot = ""
-	} else if err := removeAll(d.ShmRoot); err != nil || os.Mkdir(d.ShmRoot, 0o700) != nil {
-		d.ShmRoot = ""
-	}
-	if d.ShmRoot == "" {
-		d.Shm = filepath.Join(d.Root, "shm")
-	} else {
-		d.Shm = filepath.Join(d.ShmRoot, "shm")
-	}
-	if err := os.Mkdir(d.Shm, 0o755); err != nil {
-		return fmt.Errorf("make %s: %w", d.Shm, err)
-	}
-	return os.Chmod(d.Shm, os.ModeSticky|0o777)
 }
 
 // freshTmp empties the server's /tmp before a process starts in it: a
@@ -155,20 +114,7 @@ func (d serverDirs) freshTmp() error {
 	if err := removeAll(d.Tmp); err != nil {
 		return fmt.Errorf("clear %s: %w", d.Tmp, err)
 	}
-	if err := os.Mkdir(d.Tmp, 0o755); err != nil {
-		return err
-	}
-	// Shared memory a dead server left is released.
-	ents, err := os.ReadDir(d.Shm)
-	if err != nil {
-		return err
-	}
-	for _, e := range ents {
-		if err := removeAll(filepath.Join(d.Shm, e.Name())); err != nil {
-			return fmt.Errorf("clear %s: %w", d.Shm, err)
-		}
-	}
-	return nil
+	return os.Mkdir(d.Tmp, 0o755)
 }
 
 // removeAll removes what a server left, even directories it made
@@ -472,14 +418,10 @@ func (p *procServer) socketTarget() string {
 	return p.dirs.Sock
 }
 
-// mounts are the socket directory and, in an isolating sandbox, the
-// shared memory at /dev/shm (the none backend runs on the host's own).
+// mounts are the socket directory. (The sandbox gives the server a
+// writable /dev/shm of its own, which vLLM's processes and torch need.)
 func (p *procServer) mounts() []sandbox.Mount {
-	m := []sandbox.Mount{{Source: p.dirs.Sock, Target: p.socketTarget(), Writable: true}}
-	if p.isolated && p.dirs.Shm != "" {
-		m = append(m, sandbox.Mount{Source: p.dirs.Shm, Target: "/dev/shm", Writable: true})
-	}
-	return m
+	return []sandbox.Mount{{Source: p.dirs.Sock, Target: p.socketTarget(), Writable: true}}
 }
 
 // serveArgv is `ptb sandbox-init --forward unix:SOCK=tcp:127.0.0.1:PORT --

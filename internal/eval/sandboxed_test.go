@@ -76,9 +76,6 @@ func TestServerSpec(t *testing.T) {
 				t.Errorf("own directories %q %q %q %q", spec.Workspace, spec.Dir, spec.Home, spec.Tmp)
 			}
 			want := []sandbox.Mount{{Source: dirs.Sock, Target: c.wantSock, Writable: true}}
-			if c.sb.Capabilities().Isolated {
-				want = append(want, sandbox.Mount{Source: dirs.Shm, Target: "/dev/shm", Writable: true})
-			}
 			if !reflect.DeepEqual(spec.Mounts, want) {
 				t.Errorf("mounts %+v, want %+v", spec.Mounts, want)
 			}
@@ -121,11 +118,7 @@ func TestServerDirsPrivate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(d.Shm, "/dev/shm/") {
-		t.Errorf("shared memory at %s, want it on the host's /dev/shm", d.Shm)
-	}
-	t.Cleanup(d.remove)
-	for p, want := range map[string]os.FileMode{d.Root: 0o700, d.Sock: 0o777, d.Code: 0o755, d.ShmRoot: 0o700, d.Shm: 0o777 | os.ModeSticky} {
+	for p, want := range map[string]os.FileMode{d.Root: 0o700, d.Sock: 0o777, d.Code: 0o755} {
 		fi, err := os.Stat(p)
 		if err != nil {
 			t.Fatal(err)

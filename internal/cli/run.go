@@ -28,6 +28,7 @@ import (
 type runFlags struct {
 	spec         job.Spec
 	gpus         string
+	limits       []string
 	resume       string
 	registry     string
 	agentsPrefix string
@@ -115,6 +116,7 @@ says which; fix and --resume), 4 the agent left no final_model,
 	fl.DurationVar(&f.spec.Grace, "grace", job.DefaultGrace, "time between SIGTERM and SIGKILL at the deadline")
 	fl.StringArrayVar(&f.spec.PassEnv, "env", nil, "pass NAME (from the host) or NAME=VALUE into the sandbox; repeatable")
 	fl.StringArrayVar(&f.spec.ReadOnly, "ro", nil, "host path made visible read-only in the sandbox; repeatable")
+	fl.StringArrayVar(&f.limits, "limit", nil, "resource limit NAME=VALUE: memory=64G, pids=8192, cpus=16, tmp=8G, disk=200G, files=1000000, or NAME=none; repeatable (defaults sized for one H100 of a shared box)")
 	fl.StringVar(&f.spec.Endpoint, "endpoint", "", "model endpoint base URL injected into the agent CLI")
 	fl.StringVar(&f.spec.Script, "script", "", "script for the scripted agent (YAML)")
 	fl.StringVar(&f.agentsPrefix, "agents-prefix", "", "an npm prefix whose node_modules/.bin is searched for the agent CLI before PATH (as for doctor)")
@@ -223,6 +225,11 @@ func runRun(ctx context.Context, e *env, f *runFlags) error {
 		if f.agentsPrefix != "" {
 			if err := agentsPrefixEnv(&spec, f.agentsPrefix, os.Getenv("PATH")); err != nil {
 				return err
+			}
+		}
+		for _, l := range f.limits {
+			if err := spec.SetLimit(l); err != nil {
+				return usagef("--limit: %v", err)
 			}
 		}
 		if err := spec.Normalize(reg); err != nil {

@@ -235,8 +235,8 @@ func TestRunRecordsLimits(t *testing.T) {
 	code, stdout, stderr := runPTB(t, "run", "--agent", "scripted", "--script", script, "--limit", "tmp=4M", "--limit", "pids=none",
 		"--base-model", "qwen3-1.7b", "--benchmark", "gsm8k", "--hours", "0.01", "--eval-backend", "none",
 		"--out", filepath.Join(dir, "runs"), "--json")
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr)
+	if code != exitNoFinalModel { // the script leaves no final_model
+		t.Fatalf("exit %d, want %d: %s", code, exitNoFinalModel, stderr)
 	}
 	var r result.Result
 	if err := json.Unmarshal([]byte(stdout), &r); err != nil {

@@ -22,12 +22,14 @@ import (
 	"github.com/ptb-dev/ptb/internal/registry"
 	"github.com/ptb-dev/ptb/internal/result"
 	"github.com/ptb-dev/ptb/internal/rundir"
+	"github.com/ptb-dev/ptb/internal/sandbox"
 )
 
 type runFlags struct {
 	spec     job.Spec
 	gpus     string
 	resume   string
+	network  string
 	registry string
 	jsonOut  bool
 	verbose  bool
@@ -82,7 +84,10 @@ time that was left.`,
 	fl.StringVar(&f.spec.OutRoot, "out", "runs", "output root; the run directory is OUT/<run id>")
 	fl.StringVar(&f.spec.Label, "label", "", "method label for reports, e.g. \"Opus 4.6 (Claude Code)\"")
 	fl.StringVar(&f.spec.Sandbox, "sandbox", "bwrap", "sandbox backend: bwrap, or none (development only, unsandboxed)")
-	fl.StringVar(&f.spec.Network, "network", "none", "sandbox network: none, or host")
+	fl.StringVar(&f.network, "network", "", "sandbox network: gateway (default for real agents: the run's gateway is the only way out), none (default for the scripted agent), or host (debugging only; never a clean verdict)")
+	fl.Float64Var(&f.spec.Gateway.SpendCapUSD, "spend-cap", 0, "most the agent's LLM traffic may cost, in USD, enforced by the gateway (0: no cap)")
+	fl.StringArrayVar(&f.spec.Gateway.AllowModels, "allow-model", nil, "model name or glob the gateway's LLM route lets through (repeatable; default: any)")
+	fl.StringVar(&f.spec.Gateway.HubEndpoint, "hub-endpoint", "", "upstream of the gateway's hub route (a mirror; default https://huggingface.co)")
 	fl.DurationVar(&f.spec.Reprompt, "reprompt", 0, "relaunch an agent that exits with at least this much time left (paper's variants: 30m; 0 = off)")
 	fl.DurationVar(&f.spec.Grace, "grace", job.DefaultGrace, "time between SIGTERM and SIGKILL at the deadline")
 	fl.StringArrayVar(&f.spec.PassEnv, "env", nil, "pass NAME (from the host) or NAME=VALUE into the sandbox; repeatable")
@@ -147,6 +152,7 @@ func runRun(ctx context.Context, e *env, f *runFlags) error {
 			return err
 		}
 		spec = f.spec
+		spec.Network = sandbox.Network(f.network)
 		if f.registry != "" {
 			spec.Registry, _ = filepath.Abs(f.registry)
 		}

@@ -66,6 +66,7 @@ type Runner struct {
 	Evaluator Evaluator       // nil: evaluate is skipped
 	Auditor   Auditor         // nil: audit is skipped, the verdict is unverified
 	Usage     UsageReader     // nil: usage is recorded as unavailable
+	Gateway   Gateway         // the run's gateway; required for sandbox.NetworkGateway
 	Templates fs.FS           // chat templates copied into workspace/templates; nil: none
 	// Self is the ptb executable, made visible read-only inside the sandbox
 	// (evaluate.py and the scripted agent call it). Default os.Executable().
@@ -171,6 +172,10 @@ type run struct {
 	spec job.Spec
 	man  *Manifest
 	log  *slog.Logger
+	// During the solve under the gateway network: the gateway and how
+	// the sandbox reaches it.
+	gw   GatewaySession
+	link *sandbox.Gateway
 }
 
 func (x *run) set(stage string, st result.Stage) error {

@@ -69,7 +69,7 @@ func (x *run) record(ctx context.Context) (*result.Result, error) {
 		Spec: result.Spec{
 			Agent: x.spec.Agent, AgentModel: x.spec.AgentModel, BaseModel: x.spec.BaseModel,
 			Benchmark: x.spec.Benchmark, Hours: x.spec.Hours, GPUs: nonNil(x.spec.GPUs), Seed: x.spec.Seed,
-			Label: x.spec.Label, Network: x.spec.Network, SandboxName: x.spec.Sandbox, EvalBackend: x.spec.Eval.Backend,
+			Label: x.spec.Label, Network: string(x.spec.Network), SandboxName: x.spec.Sandbox, EvalBackend: x.spec.Eval.Backend,
 		},
 		Stages:   map[string]result.Stage{},
 		Verdict:  result.VerdictUnverified,
@@ -79,7 +79,7 @@ func (x *run) record(ctx context.Context) (*result.Result, error) {
 		Versions: result.Versions{PTB: x.r.Version},
 		Host:     hostInfo(ctx),
 		Sandbox: result.Sandbox{
-			Backend: caps.Name, Unsandboxed: !caps.Isolated, Network: effectiveNetwork(x.spec.Network, caps.Isolated),
+			Backend: caps.Name, Unsandboxed: !caps.Isolated, Network: effectiveNetwork(string(x.spec.Network), caps.Isolated),
 		},
 	}
 	if !caps.Isolated {

@@ -33,6 +33,7 @@ type Options struct {
 type target struct {
 	label, workspace, finalModel, task, base string
 	protected, hubLog, trace                 string
+	egressLog, network, sandbox              string
 	caches                                   []string
 	roots                                    []ScanRoot
 }
@@ -79,6 +80,8 @@ func resolve(o Options) (*target, error) {
 		if t.hubLog == "" {
 			t.hubLog = d.Path(HubLogFile)
 		}
+		t.egressLog = d.Path(EgressLogFile)
+		t.network, t.sandbox = spec.Network, spec.SandboxName
 		t.trace = d.Path(rundir.TraceRaw)
 		hfHome := d.Path(rundir.Home, ".cache", "huggingface")
 		extraCaches = append(extraCaches, filepath.Join(hfHome, "hub"))
@@ -121,7 +124,12 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	fs = append(fs, checkConfig(t.finalModel, t.base, t.caches))
 	fs = append(fs, checkLineage(ctx, t.finalModel, t.base, t.caches)...)
 	fs = append(fs, checkContamination(ctx, sets, t.task, t.roots))
-	fs = append(fs, checkHub(t.hubLog)...)
+	fs = append(fs, checkHub(t.hubLog, t.network)...)
+	if t.egressLog != "" {
+		// A run directory: how the agent reached the network, and where.
+		fs = append(fs, checkNetwork(t.network, t.sandbox))
+		fs = append(fs, checkEgress(t.egressLog, t.network)...)
+	}
 	fs = append(fs, checkTrace(t.trace)...)
 	fs = append(fs, runJudge(ctx, o.Judge, t.workspace, t.base, t.task, o.JudgeRuns)...)
 	if err := ctx.Err(); err != nil {

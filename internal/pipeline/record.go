@@ -94,7 +94,7 @@ func (x *run) record(ctx context.Context) (*result.Result, error) {
 		res.Warnings = append(res.Warnings, "host environment passed into the sandbox (check it holds no secret): "+strings.Join(names, ", "))
 	}
 	if res.Sandbox.Network == "host" {
-		res.Warnings = append(res.Warnings, "the agent had the host network")
+		res.Warnings = append(res.Warnings, "the agent had the host network (--network host, for debugging): it is never a clean run")
 	}
 	// Solve.
 	var st SolveState
@@ -149,6 +149,11 @@ func (x *run) record(ctx context.Context) (*result.Result, error) {
 		// An unsandboxed run cannot be vouched for.
 		res.Verdict = result.VerdictUnverified
 		res.Warnings = append(res.Warnings, "verdict downgraded to unverified: the run was unsandboxed")
+	}
+	if res.Verdict == result.VerdictClean && res.Sandbox.Network == "host" {
+		// Nor can one whose traffic no gateway saw.
+		res.Verdict = result.VerdictUnverified
+		res.Warnings = append(res.Warnings, "verdict downgraded to unverified: the agent had the host network")
 	}
 	// Evaluation.
 	var ev result.Evaluation

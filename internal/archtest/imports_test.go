@@ -32,6 +32,7 @@ var rules = []struct {
 	{"internal/agent", []string{"internal/pipeline", "internal/cli", "internal/eval", "internal/audit", "internal/report"}, "scaffolds build commands, they do not run jobs"},
 	{"internal/registry", []string{"internal/"}, "the registry is data"},
 	{"internal/sandbox/relay", []string{"internal/"}, "the relay is the only channel out of a sandbox and trusts nothing"},
+	{"internal/gateway", []string{"internal/pipeline", "internal/cli", "internal/sandbox", "internal/agent", "internal/eval", "internal/audit", "internal/report", "internal/job"}, "the gateway is a library of routes and logs: it knows no jobs, sandboxes or agents (the audit imports it to read its logs)"},
 }
 
 func moduleRoot(t *testing.T) string {

@@ -48,8 +48,17 @@ to stdout.
 
 A run interrupted by Ctrl-C or a crash resumes with --resume RUN_DIR: stages
 already done are not redone, and an interrupted solve continues with the
-time that was left.`,
-		Example: `  ptb run --agent claude --agent-model claude-opus-4-6 --network host --base-model qwen3-1.7b --benchmark gsm8k --gpus 0
+time that was left.
+
+Network: a real agent runs under --network gateway (the default). Its sandbox
+has no network of its own; its only way out is the run's gateway, in this ptb
+process, which adds the real API key (read from ANTHROPIC_API_KEY,
+OPENAI_API_KEY or GEMINI_API_KEY here, never given to the agent), meters
+tokens and cost, logs every hub download (gateway/hub.jsonl, which the audit
+reads) and every other connection (gateway/egress.jsonl). --network host is
+for debugging only and never gives a clean verdict.`,
+		Example: `  export ANTHROPIC_API_KEY=sk-ant-...   # read by the run's gateway only
+  ptb run --agent claude --agent-model claude-opus-4-6 --base-model qwen3-1.7b --benchmark gsm8k --gpus 0 --spend-cap 50
   ptb run --agent scripted --script demo.yaml --base-model qwen3-1.7b --benchmark gsm8k --hours 0.01 --sandbox none --eval-backend none
   ptb run --resume runs/gsm8k_qwen3-1.7b_claude-opus-4-6_s0_20261127T080102Z`,
 		Args: cobra.NoArgs,
@@ -92,9 +101,9 @@ time that was left.`,
 	fl.DurationVar(&f.spec.Grace, "grace", job.DefaultGrace, "time between SIGTERM and SIGKILL at the deadline")
 	fl.StringArrayVar(&f.spec.PassEnv, "env", nil, "pass NAME (from the host) or NAME=VALUE into the sandbox; repeatable")
 	fl.StringArrayVar(&f.spec.ReadOnly, "ro", nil, "host path made visible read-only in the sandbox; repeatable")
-	fl.StringVar(&f.spec.Endpoint, "endpoint", "", "model endpoint base URL injected into the agent CLI")
+	fl.StringVar(&f.spec.Endpoint, "endpoint", "", "model API base URL: the upstream of the gateway's LLM route for the agent's provider (default: the provider's public API); without the gateway, injected into the agent CLI")
 	fl.StringVar(&f.spec.Script, "script", "", "script for the scripted agent (YAML)")
-	fl.StringVar(&f.spec.Credentials, "credentials", "", "subscription credentials file for the agent CLI (enters the sandbox; the record warns)")
+	fl.StringVar(&f.spec.Credentials, "credentials", "", "subscription login file (Claude .credentials.json, Codex auth.json), held by the gateway; without the gateway it enters the sandbox and the record warns")
 	fl.StringVar(&f.spec.Eval.Backend, "eval-backend", "vllm", "evaluation backend: vllm, hf, url, replay, or none")
 	fl.StringVar(&f.spec.Eval.Version, "eval-version", "", "benchmark task version (default: the paper-faithful one)")
 	fl.StringVar(&f.spec.Eval.Responses, "eval-responses", "", "recorded completions for the replay backend (JSONL)")
@@ -161,6 +170,13 @@ func runRun(ctx context.Context, e *env, f *runFlags) error {
 		}
 		if err := spec.Normalize(reg); err != nil {
 			return usagef("%v", err)
+		}
+		if spec.Network == sandbox.NetworkGateway {
+			// The real key goes to the run's gateway only; without one
+			// the agent could not work, so no run directory is made.
+			if _, err := gatewayProviders(spec, os.Getenv); err != nil {
+				return usagef("%v", err)
+			}
 		}
 		if dir, err = pipeline.Create(spec, reg, time.Now()); err != nil {
 			return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/ptb-dev/ptb/internal/agent"
@@ -93,7 +94,9 @@ func (evaluator) Evaluate(ctx context.Context, req pipeline.EvalRequest) (*resul
 // cliScaffold returns the adapter of a real agent CLI.
 func cliScaffold(spec job.Spec) (agent.Scaffold, error) {
 	var cred []byte
-	if spec.Credentials != "" {
+	// Under the gateway the login stays with the gateway (runGateway);
+	// the sandbox gets a placeholder.
+	if spec.Credentials != "" && spec.Network != sandbox.NetworkGateway {
 		b, err := os.ReadFile(spec.Credentials)
 		if err != nil {
 			return nil, fmt.Errorf("read credentials: %w", err)
@@ -124,17 +127,21 @@ var exampleModel = map[string]string{
 type usageReader struct{}
 
 func (usageReader) Usage(ctx context.Context, path string, spec job.Spec) (*result.Usage, error) {
+	if spec.Network == sandbox.NetworkGateway && spec.Agent != "scripted" {
+		// What the gateway metered, not what the agent says it used.
+		u, err := gatewayUsage(filepath.Join(filepath.Dir(filepath.Dir(path)), rundir.GatewayLLMLog))
+		if err != nil {
+			return nil, err
+		}
+		if s, err := traceSummary(path, spec); err == nil {
+			u.CLICostUSD = s.CLICostUSD
+		}
+		return u, nil
+	}
 	if spec.Agent == "scripted" {
 		return &result.Usage{Source: "unavailable: the scripted agent uses no model"}, nil
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	prices := trace.DefaultPrices()
-	model, _, _ := strings.Cut(spec.AgentModel, ":") // codex MODEL:EFFORT
-	s, err := trace.Summarize(f, spec.Agent, model, prices)
+	s, err := traceSummary(path, spec)
 	if err != nil {
 		return nil, err
 	}
@@ -145,4 +152,15 @@ func (usageReader) Usage(ctx context.Context, path string, spec job.Spec) (*resu
 		Source: "trace (" + s.Agent + " rules)",
 	}
 	return u, nil
+}
+
+// traceSummary summarizes the agent's raw trace at path.
+func traceSummary(path string, spec job.Spec) (*trace.Summary, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	model, _, _ := strings.Cut(spec.AgentModel, ":") // codex MODEL:EFFORT
+	return trace.Summarize(f, spec.Agent, model, trace.DefaultPrices())
 }

@@ -53,10 +53,29 @@ func agentProvider(agent, model string) (string, error) {
 // agent's provider with the harness's key (or subscription login), and
 // the job's endpoint as its upstream. It fails, naming what to set, when
 // there is no credential.
+//
+// The scripted agent uses no model; with an --endpoint (a test's model
+// server) it stands in for any CLI, and all three routes serve it.
 func gatewayProviders(spec job.Spec, getenv func(string) string) (map[string]gateway.Provider, error) {
+	out := map[string]gateway.Provider{}
+	if spec.Agent == "scripted" {
+		if spec.Endpoint != "" {
+			for _, name := range []string{gateway.Anthropic, gateway.OpenAI, gateway.Gemini} {
+				p := gateway.Provider{Upstream: spec.Endpoint, Key: gateway.Placeholder}
+				for _, v := range keyVars[name] {
+					if k := getenv(v); k != "" {
+						p.Key = k
+						break
+					}
+				}
+				out[name] = p
+			}
+		}
+		return out, nil
+	}
 	name, err := agentProvider(spec.Agent, spec.AgentModel)
 	if err != nil || name == "" {
-		return map[string]gateway.Provider{}, err
+		return out, err
 	}
 	p := gateway.Provider{Upstream: spec.Endpoint}
 	for _, v := range keyVars[name] {
@@ -80,7 +99,8 @@ func gatewayProviders(spec job.Spec, getenv func(string) string) (map[string]gat
 	default:
 		return nil, fmt.Errorf("agent %s needs an API key for %s: set %s in ptb's environment (only the run's gateway reads it; the sandbox gets a placeholder), or pass --credentials with a subscription login", spec.Agent, name, keyVars[name][0])
 	}
-	return map[string]gateway.Provider{name: p}, nil
+	out[name] = p
+	return out, nil
 }
 
 // hubDeny is the hub route's deny list: the instruct counterparts of the
@@ -147,8 +167,10 @@ func (rg runGateway) Start(ctx context.Context, dir rundir.Dir, spec job.Spec, s
 		}
 	}()
 	provider := ""
-	for name := range providers {
-		provider = name
+	if len(providers) == 1 {
+		for name := range providers {
+			provider = name
+		}
 	}
 	return &gatewaySession{g: g, ln: ln, provider: provider}, nil
 }

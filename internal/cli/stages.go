@@ -127,7 +127,7 @@ var exampleModel = map[string]string{
 type usageReader struct{}
 
 func (usageReader) Usage(ctx context.Context, path string, spec job.Spec) (*result.Usage, error) {
-	if spec.Network == sandbox.NetworkGateway && spec.Agent != "scripted" {
+	if spec.Network == sandbox.NetworkGateway {
 		// What the gateway metered, not what the agent says it used.
 		u, err := gatewayUsage(filepath.Join(filepath.Dir(filepath.Dir(path)), rundir.GatewayLLMLog))
 		if err != nil {

@@ -23,6 +23,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -83,6 +84,9 @@ type Config struct {
 	Egress EgressConfig
 	// Grader answers the grading route; nil: /grade answers 404.
 	Grader Grader
+	// GradeLimit, when > 0, caps the grading requests of the run (each
+	// costs a judge call); later ones get 429.
+	GradeLimit int
 	// Transport carries the LLM and hub routes' upstream requests (nil: a
 	// transport of its own, proxy from the harness's environment). Tests
 	// point it at httptest servers.
@@ -154,8 +158,9 @@ type Gateway struct {
 	hub       *hubRoute
 	egress    *egressProxy
 
-	mu    sync.Mutex
-	usage Usage
+	mu     sync.Mutex
+	usage  Usage
+	grades int // grading requests admitted
 
 	smu     sync.Mutex
 	servers []*http.Server
@@ -359,3 +364,5 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (g *Gateway) stamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }

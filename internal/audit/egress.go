@@ -37,7 +37,8 @@ type EgressRequest struct {
 // of its own: the paper's "API use" cheat (A).
 func ProviderHosts() []string {
 	return []string{
-		"api.openai.com", "*.openai.azure.com", "api.anthropic.com", "generativelanguage.googleapis.com",
+		"api.openai.com", "openai.com", "*.openai.com", "*.openai.azure.com", "api.anthropic.com", "anthropic.com", "*.anthropic.com",
+		"generativelanguage.googleapis.com", "cloudcode-pa.googleapis.com", "gemini.google.com", "*.openrouter.ai", "*.chatgpt.com", "*.claude.ai",
 		"*-aiplatform.googleapis.com", "aiplatform.googleapis.com", "openrouter.ai", "api.together.xyz", "api.together.ai",
 		"api.mistral.ai", "api.deepseek.com", "api.groq.com", "api.fireworks.ai", "api.x.ai", "api.cohere.com",
 		"api.cohere.ai", "api.perplexity.ai", "bedrock-runtime.*.amazonaws.com", "chatgpt.com", "claude.ai",

@@ -7,10 +7,10 @@ import (
 	"os"
 	"strings"
 
-	"github.com/ptb-dev/ptb/internal/audit"
 	"github.com/ptb-dev/ptb/internal/gateway"
 	"github.com/ptb-dev/ptb/internal/job"
 	"github.com/ptb-dev/ptb/internal/pipeline"
+	"github.com/ptb-dev/ptb/internal/registry"
 	"github.com/ptb-dev/ptb/internal/result"
 	"github.com/ptb-dev/ptb/internal/rundir"
 	"github.com/ptb-dev/ptb/internal/sandbox/relay"
@@ -103,13 +103,12 @@ func gatewayProviders(spec job.Spec, getenv func(string) string) (map[string]gat
 	return out, nil
 }
 
-// hubDeny is the hub route's deny list: the instruct counterparts of the
-// base models and the benchmarks' test sets (audit.DeniedRepos, the list
-// the audit's hub check also uses).
-func hubDeny() []gateway.DenyRule {
+// hubDeny is the hub route's deny list: the registry's (the instruct
+// counterparts of the base models and the benchmarks' test sets).
+func hubDeny(reg *registry.Registry) []gateway.DenyRule {
 	var out []gateway.DenyRule
-	for _, d := range audit.DeniedRepos() {
-		out = append(out, gateway.DenyRule{Repo: d.Repo, Type: d.RepoType, PathContains: d.PathHas, Reason: d.Why + " (denied for this benchmark run)"})
+	for _, d := range reg.HubDenyList() {
+		out = append(out, gateway.DenyRule{Repo: d.Repo, Type: d.Type, PathContains: d.PathContains, Reason: d.Reason})
 	}
 	return out
 }
@@ -117,6 +116,7 @@ func hubDeny() []gateway.DenyRule {
 // runGateway starts the per-run gateway in the ptb process
 // (pipeline.Gateway).
 type runGateway struct {
+	reg    *registry.Registry
 	log    *slog.Logger
 	getenv func(string) string
 }
@@ -150,7 +150,7 @@ func (rg runGateway) Start(ctx context.Context, dir rundir.Dir, spec job.Spec, s
 		Providers:     providers,
 		AllowedModels: spec.Gateway.AllowModels,
 		SpendCapUSD:   spendCap,
-		Hub:           gateway.HubConfig{Upstream: spec.Gateway.HubEndpoint, Token: token, Deny: hubDeny()},
+		Hub:           gateway.HubConfig{Upstream: spec.Gateway.HubEndpoint, Token: token, Deny: hubDeny(rg.reg)},
 		Logger:        rg.log,
 	})
 	if err != nil {

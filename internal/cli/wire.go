@@ -57,7 +57,7 @@ func newRunner(ctx context.Context, e *env, reg *registry.Registry, spec job.Spe
 		Version:  Version,
 	}
 	r.Hidden = hostData(spec)
-	r.Gateway = runGateway{log: r.Log.With("part", "gateway")}
+	r.Gateway = runGateway{reg: reg, log: r.Log.With("part", "gateway")}
 	wireStages(r, spec)
 	return r, nil
 }

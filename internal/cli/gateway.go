@@ -145,14 +145,19 @@ func (rg runGateway) Start(ctx context.Context, dir rundir.Dir, spec job.Spec, s
 	if token == "" {
 		token = getenv("HUGGING_FACE_HUB_TOKEN")
 	}
-	g, err := gateway.New(gateway.Config{
+	return serveGateway(gateway.Config{
 		LogDir:        dir.Path(rundir.GatewayDir),
 		Providers:     providers,
 		AllowedModels: spec.Gateway.AllowModels,
 		SpendCapUSD:   spendCap,
 		Hub:           gateway.HubConfig{Upstream: spec.Gateway.HubEndpoint, Token: token, Deny: hubDeny(rg.reg)},
 		Logger:        rg.log,
-	})
+	}, socket)
+}
+
+// serveGateway starts a gateway serving on the unix socket at socket.
+func serveGateway(cfg gateway.Config, socket string) (*gatewaySession, error) {
+	g, err := gateway.New(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -162,13 +167,13 @@ func (rg runGateway) Start(ctx context.Context, dir rundir.Dir, spec job.Spec, s
 		return nil, err
 	}
 	go func() {
-		if err := g.Serve(ln); err != nil && rg.log != nil {
-			rg.log.Warn("gateway stopped serving", "err", err)
+		if err := g.Serve(ln); err != nil && cfg.Logger != nil {
+			cfg.Logger.Warn("gateway stopped serving", "err", err)
 		}
 	}()
 	provider := ""
-	if len(providers) == 1 {
-		for name := range providers {
+	if len(cfg.Providers) == 1 {
+		for name := range cfg.Providers {
 			provider = name
 		}
 	}

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,13 +28,14 @@ import (
 func wireStages(r *pipeline.Runner, spec job.Spec) {
 	r.Evaluator = evaluator{}
 	r.Usage = usageReader{}
-	r.Auditor = auditor{sb: r.Sandbox, hidden: append(append([]string{}, r.Hidden...), spec.OutRoot)}
+	r.Auditor = auditor{log: r.Log, sb: r.Sandbox, hidden: append(append([]string{}, r.Hidden...), spec.OutRoot)}
 }
 
 // auditor is the audit stage on top of package audit. The LLM judge needs
 // an agent endpoint and is not wired yet: its finding is unverified, so no
 // run is clean until it is (the audit fails closed).
 type auditor struct {
+	log    *slog.Logger
 	sb     sandbox.Backend
 	hidden []string // what the judge must not see, as for the agent
 }
@@ -49,7 +51,7 @@ func (a auditor) Audit(ctx context.Context, dir rundir.Dir, spec job.Spec) (*res
 		if err != nil {
 			return nil, fmt.Errorf("judge: %w", err)
 		}
-		o.Judge = &sandboxJudge{sb: a.sb, sc: sc, spec: spec.Judge, traceDir: dir.Path(rundir.AuditDir), hidden: a.hidden}
+		o.Judge = &sandboxJudge{sb: a.sb, sc: sc, spec: spec.Judge, traceDir: dir.Path(rundir.AuditDir), hidden: a.hidden, log: a.log}
 	}
 	rep, err := audit.Run(ctx, o)
 	if err != nil {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,7 +15,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/ptb-dev/ptb/internal/agent/scripted"
 	"github.com/ptb-dev/ptb/internal/gateway"
+	"github.com/ptb-dev/ptb/internal/modelserver"
 	"github.com/ptb-dev/ptb/internal/result"
 	"github.com/ptb-dev/ptb/internal/sandbox"
 	"github.com/ptb-dev/ptb/internal/sandbox/bwrap"
@@ -416,4 +419,112 @@ func readFile(t *testing.T, p string) string {
 	t.Helper()
 	b, _ := os.ReadFile(p)
 	return string(b)
+}
+
+// tinyHubCache lays out a Hugging Face cache holding the base model as
+// the scripted agent's tiny model (so a final_model left by `model:` is
+// the unmodified base) and its instruct counterpart as other weights.
+func tinyHubCache(t *testing.T) string {
+	t.Helper()
+	cache := t.TempDir()
+	for _, m := range []struct {
+		repo string
+		flip bool
+	}{{"Qwen/Qwen3-1.7B-Base", false}, {"Qwen/Qwen3-1.7B", true}} {
+		root := filepath.Join(cache, "models--"+strings.ReplaceAll(m.repo, "/", "--"))
+		snap := filepath.Join(root, "snapshots", "rev1")
+		if err := scripted.WriteTinyModel(snap); err != nil {
+			t.Fatal(err)
+		}
+		if m.flip {
+			// Other weights of the same shapes: every other value negated.
+			p := filepath.Join(snap, "model.safetensors")
+			b, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := binary.LittleEndian.Uint64(b)
+			for i := 8 + int(n); i+1 < len(b); i += 4 {
+				b[i+1] ^= 0x80
+			}
+			os.WriteFile(p, b, 0o644)
+		}
+		os.MkdirAll(filepath.Join(root, "refs"), 0o755)
+		os.WriteFile(filepath.Join(root, "refs", "main"), []byte("rev1"), 0o644)
+	}
+	return cache
+}
+
+// With a local fake hub and the scripted model server as upstream: an
+// agent that downloads only allowed files, judged "no contamination
+// detected", is clean; one that downloads the instruct checkpoint is
+// flagged M; one that calls a provider's API host itself is flagged A.
+// The clean case needs the real Codex CLI as the judge (PTB_E2E_AGENTS=1).
+func TestGatewayVerdicts(t *testing.T) {
+	gatewaySandbox(t)
+	data := sharedDatasets(t)
+	t.Setenv("HF_HUB_CACHE", tinyHubCache(t))
+	fetch := func(paths ...string) string {
+		var ps []string
+		for _, p := range paths {
+			ps = append(ps, "'"+p+"'")
+		}
+		return `/usr/bin/python3 -c "import os, urllib.request as u
+for p in [` + strings.Join(ps, ", ") + `]:
+    try: print(p, len(u.urlopen(os.environ['HF_ENDPOINT'] + p).read()))
+    except Exception as e: print(p, e)"`
+	}
+	for _, c := range []struct {
+		name, run string
+		judge     bool
+		verdict   string
+		flags     string
+	}{
+		{name: "allowed downloads only", judge: true, verdict: result.VerdictClean,
+			run: fetch("/Qwen/Qwen3-1.7B-Base/resolve/main/config.json", "/datasets/openai/gsm8k/resolve/main/main/train-00000-of-00001.parquet")},
+		{name: "instruct checkpoint", verdict: result.VerdictFlagged, flags: "M",
+			run: fetch("/Qwen/Qwen3-1.7B/resolve/main/model.safetensors")},
+		{name: "provider API host", verdict: result.VerdictFlagged, flags: "A",
+			run: `/usr/bin/python3 -c "import urllib.request as u
+try: u.urlopen('https://api.openai.com/v1/models', timeout=5)
+except Exception as e: print(e)"`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			args := []string{}
+			if c.judge {
+				realAgents(t)
+				_, judgeURL := startModel(t, &modelserver.Script{Turns: []modelserver.Turn{
+					{Shell: "echo 'no contamination detected' > contamination_judgement.txt && echo 'only allowed use detected' > disallowed_model_judgement.txt"},
+					{Text: "done"},
+				}}, io.Discard)
+				args = append(args, "--judge-model", "gpt-5.1-codex-max", "--judge-endpoint", judgeURL)
+			}
+			hubSrv := httptest.NewServer(&fakeHub{})
+			defer hubSrv.Close()
+			_, modelURL := startModel(t, nil, io.Discard)
+			b, _ := json.Marshal(c.run)
+			script := filepath.Join(t.TempDir(), "agent.yaml")
+			os.WriteFile(script, []byte("steps:\n  - run: "+string(b)+"\n  - model: final_model\nfinal: done\n"), 0o644)
+			out := t.TempDir()
+			code, stdout, stderr := runPTB(t, append([]string{"run", "--agent", "scripted", "--script", script, "--network", "gateway",
+				"--endpoint", modelURL, "--hub-endpoint", hubSrv.URL, "--data-dir", data,
+				"--base-model", "qwen3-1.7b", "--benchmark", "gsm8k", "--hours", "0.02", "--eval-backend", "none", "--out", out, "--json"}, args...)...)
+			if code != 0 {
+				t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+			}
+			var r result.Result
+			if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+				t.Fatal(err)
+			}
+			if r.Verdict != c.verdict || strings.Join(r.Flags, "") != c.flags {
+				var sb strings.Builder
+				if r.Audit != nil {
+					for _, f := range r.Audit.Findings {
+						fmt.Fprintf(&sb, "%s %s %s %q\n", f.Check, f.Status, f.Kind, f.Evidence)
+					}
+				}
+				t.Errorf("verdict %s flags %v, want %s %q\n%s\n%s", r.Verdict, r.Flags, c.verdict, c.flags, sb.String(), tailOf(readFile(t, filepath.Join(out, r.RunID, "trace", "output.log"))))
+			}
+		})
+	}
 }

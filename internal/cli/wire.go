@@ -71,6 +71,11 @@ func hostData(spec job.Spec) []string {
 	for _, p := range []string{spec.Eval.DataDir, os.Getenv("PTB_DATA_DIR"), dataset.DefaultCacheDir(), spec.Eval.Responses, spec.Credentials} {
 		if p != "" {
 			if abs, err := filepath.Abs(p); err == nil {
+				// Hidden where it really is: a path through a symlink
+				// cannot be covered (bwrap cannot make the mount point).
+				if real, err := filepath.EvalSymlinks(abs); err == nil {
+					abs = real
+				}
 				h = append(h, abs)
 			}
 		}

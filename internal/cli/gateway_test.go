@@ -528,3 +528,90 @@ except Exception as e: print(e)"`},
 		})
 	}
 }
+
+// Two runs under --network gateway at the same time cannot reach each
+// other: a server one agent opens on its loopback is not the other's, not
+// even through the other's gateway proxy. Under --network host (the
+// control) they can.
+func TestGatewayConcurrentRunsIsolated(t *testing.T) {
+	gatewaySandbox(t)
+	for _, c := range []struct {
+		network string
+		want    map[string][]string
+	}{
+		{"gateway", map[string][]string{"a": {"SERVER alone"}, "b": {"CLIENT direct blocked", "CLIENT proxy HTTP/1.1 403", `CLIENT sockets ['gateway.sock']`}}},
+		{"host", map[string][]string{"a": {"SERVER reached"}, "b": {"CLIENT direct reached"}}},
+	} {
+		t.Run(c.network, func(t *testing.T) { concurrentRuns(t, c.network, c.want) })
+	}
+}
+
+func concurrentRuns(t *testing.T, network string, want map[string][]string) {
+	const port = 29999
+	server := fmt.Sprintf(`/usr/bin/python3 -c "import socket
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('0.0.0.0', %d))
+s.listen()
+s.settimeout(10)
+try:
+    c, _ = s.accept()
+    c.send(b'from A')
+    print('SERVER reached')
+except Exception as e:
+    print('SERVER alone', e)"`, port)
+	client := fmt.Sprintf(`sleep 2; /usr/bin/python3 -c "import os, socket
+def tcp(h, p):
+    try:
+        socket.create_connection((h, p), timeout=3).recv(10)
+        return 'reached'
+    except Exception as e:
+        return 'blocked ' + repr(e)
+print('CLIENT direct', tcp('127.0.0.1', %d))
+h, p = os.environ['HTTP_PROXY'].split('//')[1].split(':')
+s = socket.create_connection((h, int(p)), timeout=5)
+s.sendall(b'CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n')
+print('CLIENT proxy', s.recv(100).split(b'\r\n')[0].decode())
+print('CLIENT sockets', sorted(os.listdir('/run/ptb')))"`, port, port, port)
+	type run struct {
+		name, cmd, out string
+		code          int
+		stdout        string
+	}
+	runs := []*run{{name: "a", cmd: server}, {name: "b", cmd: client}}
+	var wg sync.WaitGroup
+	for _, r := range runs {
+		b, _ := json.Marshal(r.cmd)
+		script := filepath.Join(t.TempDir(), r.name+".yaml")
+		os.WriteFile(script, []byte("steps:\n  - run: "+string(b)+"\nfinal: done\n"), 0o644)
+		r.out = t.TempDir()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.code, r.stdout, _ = runPTB(t, "run", "--agent", "scripted", "--script", script, "--network", network,
+				"--base-model", "qwen3-1.7b", "--benchmark", "gsm8k", "--hours", "0.01", "--eval-backend", "none", "--out", r.out, "--json")
+		}()
+	}
+	wg.Wait()
+	outputs := map[string]string{}
+	for _, r := range runs {
+		if r.code != 0 {
+			t.Fatalf("run %s: exit %d\n%s", r.name, r.code, r.stdout)
+		}
+		outputs[r.name] = readFile(t, filepath.Join(onlyRun(t, r.out), "trace", "agent.jsonl"))
+	}
+	for run, ws := range want {
+		for _, w := range ws {
+			if !strings.Contains(outputs[run], w) {
+				t.Errorf("run %s: trace lacks %q:\n%s", run, w, tailOf(outputs[run]))
+			}
+		}
+	}
+	if network != "gateway" {
+		return
+	}
+	egress := readLog[gateway.EgressRecord](t, filepath.Join(onlyRun(t, runs[1].out), "gateway", "egress.jsonl"))
+	if len(egress) != 1 || egress[0].Allowed || egress[0].Host != "127.0.0.1" {
+		t.Errorf("run b's egress log %+v, want one refused CONNECT to 127.0.0.1", egress)
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -613,5 +615,116 @@ print('CLIENT sockets', sorted(os.listdir('/run/ptb')))"`, port, port, port)
 	egress := readLog[gateway.EgressRecord](t, filepath.Join(onlyRun(t, runs[1].out), "gateway", "egress.jsonl"))
 	if len(egress) != 1 || egress[0].Allowed || egress[0].Host != "127.0.0.1" {
 		t.Errorf("run b's egress log %+v, want one refused CONNECT to 127.0.0.1", egress)
+	}
+}
+
+// keyRecorder stands in front of the model server as the gateway's
+// upstream and keeps every credential header it is sent.
+type keyRecorder struct {
+	mu   sync.Mutex
+	seen []string
+	next http.Handler
+}
+
+func (k *keyRecorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	k.mu.Lock()
+	for _, h := range []string{"X-Api-Key", "Authorization", "X-Goog-Api-Key"} {
+		if v := r.Header.Get(h); v != "" {
+			k.seen = append(k.seen, h+": "+v)
+		}
+	}
+	if v := r.URL.Query().Get("key"); v != "" {
+		k.seen = append(k.seen, "?key="+v)
+	}
+	k.mu.Unlock()
+	k.next.ServeHTTP(w, r)
+}
+
+func (k *keyRecorder) headers() string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return strings.Join(k.seen, "\n")
+}
+
+// The real key never enters the sandbox: each real CLI (npm, pinned)
+// completes a scripted session through the gateway against the scripted
+// model server, while its tool call looks for the key in every process's
+// environment and command line, HOME, the workspace, /tmp and /run inside
+// the sandbox; the run's trace and files hold no trace of it either, and
+// the upstream receives it.
+func TestGatewayRealKeyNeverInSandbox(t *testing.T) {
+	realAgents(t)
+	models := map[string]string{"claude": "claude-sonnet-4-5", "codex": "gpt-5.1-codex-max:high", "gemini": "gemini-2.5-pro", "opencode": "ptb/scripted-model"}
+	keyVar := map[string]string{"claude": "ANTHROPIC_API_KEY", "codex": "OPENAI_API_KEY", "gemini": "GEMINI_API_KEY", "opencode": "OPENAI_API_KEY"}
+	// The key in two halves: the scan's own command line never holds it
+	// whole.
+	half1, half2 := "sk-ptbrealkey-", fmt.Sprintf("%d-do-not-leak", os.Getpid())
+	key := half1 + half2
+	for _, v := range keyVar {
+		t.Setenv(v, key)
+	}
+	scan := `k=$(printf '%s%s' '` + half1 + `' '` + half2 + `'); ` +
+		`for f in /proc/[0-9]*/environ /proc/[0-9]*/cmdline; do grep -qsF "$k" "$f" && echo "$f"; done > leak.txt; ` +
+		`grep -rlsF "$k" "$HOME" /tmp /run . --exclude=leak.txt >> leak.txt; ls /proc | grep -c '^[0-9]' > procs.txt; echo scanned >> leak.txt`
+	for _, name := range []string{"claude", "codex", "gemini", "opencode"} {
+		if only := os.Getenv("PTB_E2E_ONLY"); only != "" && !strings.Contains(only, name) {
+			continue
+		}
+		t.Run(name, func(t *testing.T) {
+			_, modelURL := startModel(t, &modelserver.Script{Turns: []modelserver.Turn{
+				{Shell: scan, Description: "look for the key"},
+				{Text: "done"},
+			}}, io.Discard)
+			u, _ := url.Parse(modelURL)
+			rec := &keyRecorder{next: httpReverseProxy(u.Host)}
+			up := httptest.NewServer(rec)
+			defer up.Close()
+			out := t.TempDir()
+			code, stdout, stderr := runPTB(t, "run", "--agent", name, "--agent-model", models[name], "--endpoint", up.URL,
+				"--base-model", "qwen3-1.7b", "--benchmark", "gsm8k", "--hours", "0.05",
+				"--eval-backend", "none", "--out", out, "--json")
+			if code != 0 {
+				t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+			}
+			dir := onlyRun(t, out)
+			var r result.Result
+			json.Unmarshal([]byte(stdout), &r)
+			if r.Sandbox.Network != "gateway" {
+				t.Errorf("network %q, want gateway (the default)", r.Sandbox.Network)
+			}
+			leak := readFile(t, filepath.Join(dir, "workspace", "leak.txt"))
+			if strings.TrimSpace(leak) != "scanned" {
+				t.Errorf("the scan inside the sandbox found the key (or did not run): %q\n%s", leak, tailOf(readFile(t, filepath.Join(dir, "trace", "output.log"))))
+			}
+			if n := strings.TrimSpace(readFile(t, filepath.Join(dir, "workspace", "procs.txt"))); n == "" || n == "0" {
+				t.Errorf("the scan saw no processes (%q)", n)
+			}
+			// Everything the sandbox could see or print, from the host side.
+			for _, sub := range []string{"workspace", "home", "tmp", "trace"} {
+				filepath.WalkDir(filepath.Join(dir, sub), func(p string, d os.DirEntry, err error) error {
+					if err == nil && d.Type().IsRegular() && strings.Contains(readFile(t, p), key) {
+						t.Errorf("the key is in %s", p)
+					}
+					return nil
+				})
+			}
+			if !strings.Contains(rec.headers(), key) {
+				t.Errorf("the upstream never received the real key; it saw:\n%s", rec.headers())
+			}
+			if strings.Contains(rec.headers(), gateway.Placeholder) {
+				t.Errorf("the upstream received the placeholder:\n%s", rec.headers())
+			}
+			if r.Usage == nil || !strings.HasPrefix(r.Usage.Source, "gateway") || r.Usage.OutputTokens == 0 {
+				t.Errorf("usage %+v, want the gateway's metering", r.Usage)
+			}
+		})
+	}
+}
+
+// httpReverseProxy forwards to host, streaming (no buffering).
+func httpReverseProxy(host string) http.Handler {
+	return &httputil.ReverseProxy{
+		Rewrite:       func(pr *httputil.ProxyRequest) { pr.SetURL(&url.URL{Scheme: "http", Host: host}) },
+		FlushInterval: -1,
 	}
 }

@@ -423,6 +423,35 @@ func readFile(t *testing.T, p string) string {
 	return string(b)
 }
 
+// A real agent without a key is refused before a run directory exists,
+// naming the variable; a credential passed with --env is refused.
+func TestRunRefusesWithoutKeyOrWithKeyInSandbox(t *testing.T) {
+	for _, v := range []string{"ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY"} {
+		t.Setenv(v, "")
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--agent", "claude", "--agent-model", "claude-opus-4-6"}, "set ANTHROPIC_API_KEY in ptb's environment"},
+		{[]string{"--agent", "codex", "--agent-model", "gpt-5.1-codex"}, "set OPENAI_API_KEY"},
+		{[]string{"--agent", "gemini", "--agent-model", "gemini-2.5-pro"}, "set GEMINI_API_KEY"},
+		{[]string{"--agent", "opencode", "--agent-model", "openai/gpt-5"}, "set OPENAI_API_KEY"},
+		{[]string{"--agent", "opencode", "--agent-model", "anthropic/claude-opus-4-6"}, "must be openai/NAME"},
+		{[]string{"--agent", "claude", "--agent-model", "m", "--env", "ANTHROPIC_API_KEY"}, "--env ANTHROPIC_API_KEY: a credential must not enter the sandbox"},
+		{[]string{"--agent", "claude", "--agent-model", "m", "--network", "bridge"}, `network "bridge": want none, gateway or host`},
+	} {
+		out := t.TempDir()
+		code, _, stderr := runPTB(t, append([]string{"run", "--base-model", "qwen3-1.7b", "--benchmark", "gsm8k", "--out", out}, c.args...)...)
+		if code != 2 || !strings.Contains(stderr, c.want) {
+			t.Errorf("ptb run %s: exit %d, stderr %q; want exit 2 and %q", strings.Join(c.args, " "), code, stderr, c.want)
+		}
+		if ents, _ := os.ReadDir(out); len(ents) != 0 {
+			t.Errorf("ptb run %s made a run directory", strings.Join(c.args, " "))
+		}
+	}
+}
+
 // tinyHubCache lays out a Hugging Face cache holding the base model as
 // the scripted agent's tiny model (so a final_model left by `model:` is
 // the unmodified base) and its instruct counterpart as other weights.

@@ -606,8 +606,8 @@ print('CLIENT proxy', s.recv(100).split(b'\r\n')[0].decode())
 print('CLIENT sockets', sorted(os.listdir('/run/ptb')))"`, port, port, port)
 	type run struct {
 		name, cmd, out string
-		code          int
-		stdout        string
+		code           int
+		stdout         string
 	}
 	runs := []*run{{name: "a", cmd: server}, {name: "b", cmd: client}}
 	var wg sync.WaitGroup
@@ -692,9 +692,10 @@ func TestGatewayRealKeyNeverInSandbox(t *testing.T) {
 	for _, v := range keyVar {
 		t.Setenv(v, key)
 	}
-	scan := `k=$(printf '%s%s' '` + half1 + `' '` + half2 + `'); ` +
-		`for f in /proc/[0-9]*/environ /proc/[0-9]*/cmdline; do grep -qsF "$k" "$f" && echo "$f"; done > leak.txt; ` +
-		`grep -rlsF "$k" "$HOME" /tmp /run . --exclude=leak.txt >> leak.txt; ls /proc | grep -c '^[0-9]' > procs.txt; echo scanned >> leak.txt`
+	// (No command substitution: Gemini CLI refuses it.)
+	scan := `printf '%s%s' '` + half1 + `' '` + half2 + `' > .k; ` +
+		`for f in /proc/[0-9]*/environ /proc/[0-9]*/cmdline; do grep -qsFf .k "$f" && echo "$f"; done > leak.txt; ` +
+		`grep -rlsFf .k "$HOME" /tmp /run . --exclude=leak.txt --exclude=.k >> leak.txt; ls /proc | grep -c '^[0-9]' > procs.txt; echo scanned >> leak.txt`
 	for _, name := range []string{"claude", "codex", "gemini", "opencode"} {
 		if only := os.Getenv("PTB_E2E_ONLY"); only != "" && !strings.Contains(only, name) {
 			continue
@@ -731,7 +732,7 @@ func TestGatewayRealKeyNeverInSandbox(t *testing.T) {
 			// Everything the sandbox could see or print, from the host side.
 			for _, sub := range []string{"workspace", "home", "tmp", "trace"} {
 				filepath.WalkDir(filepath.Join(dir, sub), func(p string, d os.DirEntry, err error) error {
-					if err == nil && d.Type().IsRegular() && strings.Contains(readFile(t, p), key) {
+					if err == nil && d.Type().IsRegular() && d.Name() != ".k" && strings.Contains(readFile(t, p), key) {
 						t.Errorf("the key is in %s", p)
 					}
 					return nil

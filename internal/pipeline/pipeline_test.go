@@ -24,8 +24,8 @@ import (
 	"github.com/ptb-dev/ptb/internal/sandbox"
 	"github.com/ptb-dev/ptb/internal/sandbox/bwrap"
 	"github.com/ptb-dev/ptb/internal/sandbox/none"
-	"github.com/ptb-dev/ptb/internal/sandbox/relay"
 	"github.com/ptb-dev/ptb/internal/sandbox/proctree"
+	"github.com/ptb-dev/ptb/internal/sandbox/relay"
 	"github.com/ptb-dev/ptb/internal/sandbox/sandboxtest"
 )
 

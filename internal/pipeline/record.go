@@ -93,7 +93,7 @@ func (x *run) record(ctx context.Context) (*result.Result, error) {
 		}
 		res.Warnings = append(res.Warnings, "host environment passed into the sandbox (check it holds no secret): "+strings.Join(names, ", "))
 	}
-	if res.Sandbox.Network == "host" {
+	if res.Sandbox.Network == "host" && caps.Isolated { // the none backend is warned about above
 		res.Warnings = append(res.Warnings, "the agent had the host network (--network host, for debugging): it is never a clean run")
 	}
 	// Solve.

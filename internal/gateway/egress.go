@@ -235,12 +235,6 @@ func (e *egressProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		refuse(http.StatusBadGateway, fmt.Sprintf("connect %s: %v", target, err))
 		return
 	}
-	if !g.track() {
-		up.Close()
-		refuse(http.StatusServiceUnavailable, "gateway closing")
-		return
-	}
-	defer g.conns.Done()
 	client, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		up.Close()
@@ -257,18 +251,6 @@ func (e *egressProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rec.BytesOut, rec.BytesIn = e.splice(client, brw.Reader, up)
 	finish()
-}
-
-// track counts a connection the server does not (a hijacked tunnel), so
-// that Close waits for it; false once the gateway closes.
-func (g *Gateway) track() bool {
-	g.smu.Lock()
-	defer g.smu.Unlock()
-	if g.closed {
-		return false
-	}
-	g.conns.Add(1)
-	return true
 }
 
 type closeWriter interface{ CloseWrite() error }

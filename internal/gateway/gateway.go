@@ -165,7 +165,7 @@ type Gateway struct {
 	smu     sync.Mutex
 	servers []*http.Server
 	closed  bool
-	conns   sync.WaitGroup // hijacked tunnels
+	active  sync.WaitGroup // handlers running, hijacked tunnels included
 	ctx     context.Context
 	cancel  context.CancelFunc
 }
@@ -261,11 +261,11 @@ func (g *Gateway) Close() error {
 	if already {
 		return nil
 	}
-	g.cancel()
+	g.cancel() // ends tunnels
 	for _, hs := range servers {
-		hs.Close()
+		hs.Close() // closes connections: handlers' contexts end
 	}
-	g.conns.Wait()
+	g.active.Wait() // every handler has written its log line
 	return g.closeLogs()
 }
 
@@ -279,7 +279,9 @@ func (g *Gateway) closeLogs() error {
 	return errors.Join(errs...)
 }
 
-// Usage returns what the LLM route metered so far (a copy).
+// Usage returns what the LLM route metered so far (a copy). A response is
+// metered when its handler ends, which may be just after the client has
+// its last byte; after Close, Usage is final.
 func (g *Gateway) Usage() Usage {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -324,23 +326,36 @@ func (g *Gateway) Env(base string) map[string]string {
 		env["PTB_GRADE_URL"] = base + "/grade"
 	}
 	if _, ok := g.providers[Anthropic]; ok {
-		env["ANTHROPIC_BASE_URL"] = base + "/llm/anthropic"
+		env["ANTHROPIC_BASE_URL"] = LLMEndpoint(base, Anthropic)
 		env["ANTHROPIC_API_KEY"] = Placeholder
 	}
 	if _, ok := g.providers[OpenAI]; ok {
-		env["OPENAI_BASE_URL"] = base + "/llm/openai/v1"
+		env["OPENAI_BASE_URL"] = LLMEndpoint(base, OpenAI) + "/v1"
 		env["OPENAI_API_KEY"] = Placeholder
 	}
 	if _, ok := g.providers[Gemini]; ok {
-		env["GOOGLE_GEMINI_BASE_URL"] = base + "/llm/gemini"
+		env["GOOGLE_GEMINI_BASE_URL"] = LLMEndpoint(base, Gemini)
 		env["GEMINI_API_KEY"] = Placeholder
 	}
 	return env
 }
 
+// LLMEndpoint is the LLM route's base URL for provider at a gateway reached
+// at base: what an adapter's Launch.Endpoint gets (the adapters append /v1
+// or the CLI appends the API path). Codex's config.toml base_url is this
+// plus "/v1".
+func LLMEndpoint(base, provider string) string {
+	return strings.TrimSuffix(base, "/") + "/llm/" + provider
+}
+
 // ServeHTTP implements http.Handler: CONNECT and absolute-form requests go
 // to the egress proxy, /llm/, /hub/ and /grade to their routes.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !g.track() {
+		http.Error(w, "ptb gateway: closing", http.StatusServiceUnavailable)
+		return
+	}
+	defer g.active.Done()
 	if r.Method == http.MethodConnect || r.URL.IsAbs() {
 		g.egress.ServeHTTP(w, r)
 		return
@@ -359,6 +374,18 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		http.Error(w, "ptb gateway: unknown route "+p+"; routes: /llm/{anthropic,openai,gemini}/..., /hub/..., /grade", http.StatusNotFound)
 	}
+}
+
+// track counts a running handler so that Close waits for it; false once
+// the gateway closes.
+func (g *Gateway) track() bool {
+	g.smu.Lock()
+	defer g.smu.Unlock()
+	if g.closed {
+		return false
+	}
+	g.active.Add(1)
+	return true
 }
 
 func (g *Gateway) stamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }

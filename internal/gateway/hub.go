@@ -92,9 +92,10 @@ type hubTarget struct {
 	kind     string // model | dataset | space; "" when no repo
 	repo     string
 	revision string
-	file     string // a file inside the repo, "" for metadata
-	xet      bool   // a xet token request
-	readPOST bool   // a POST that only reads (paths-info)
+	file     string   // a file inside the repo, "" for metadata
+	xet      bool     // a xet token request
+	readPOST bool     // a POST that only reads (paths-info)
+	segs     []string // the decoded path segments
 }
 
 // hubAPIWords are the path words after /api/{kind}/{repo} that are not a
@@ -126,6 +127,7 @@ func parseHubPath(escaped string) (hubTarget, error) {
 		}
 		segs[i] = s
 	}
+	t.segs = segs
 	plain := func(ss []string) bool {
 		for _, s := range ss {
 			if s == "" || strings.Contains(s, "/") {
@@ -142,6 +144,21 @@ func parseHubPath(escaped string) (hubTarget, error) {
 			return rest[0], 1
 		}
 		return "", 0
+	}
+	if segs[0] == "api" && len(segs) >= 5 && segs[1] == "resolve-cache" && hubKinds[segs[2]] != "" {
+		// /api/resolve-cache/{kind}/{repo}/{commit}/{file}: where the hub
+		// sends small files' resolve requests
+		t.kind = hubKinds[segs[2]]
+		rest := segs[3:]
+		n := 2
+		if len(rest) >= 2 && isCommit(rest[1]) {
+			n = 1
+		}
+		if len(rest) <= n || !plain(rest[:n]) {
+			return t, fmt.Errorf("resolve-cache path %q names no repo and revision", escaped)
+		}
+		t.repo, t.revision, t.file = strings.Join(rest[:n], "/"), rest[n], strings.Join(rest[n+1:], "/")
+		return t, nil
 	}
 	if segs[0] == "api" {
 		if len(segs) < 3 || hubKinds[segs[1]] == "" || segs[2] == "" {
@@ -210,8 +227,39 @@ func parseHubPath(escaped string) (hubTarget, error) {
 	return t, nil
 }
 
-// denied returns the first rule refusing t.
-func (h *hubRoute) denied(t hubTarget) (DenyRule, bool) {
+func isCommit(s string) bool {
+	if len(s) != 40 {
+		return false
+	}
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// denied returns the first rule refusing t. Besides the repo the path was
+// parsed as, a rule for ORG/NAME refuses any path that has ORG/NAME as two
+// consecutive segments (with the rule's PathContains in what follows): a
+// hub endpoint the parser does not know cannot reach a denied repo.
+func (h *hubRoute) denied(t *hubTarget) (DenyRule, bool) {
+	for _, d := range h.deny {
+		if !strings.Contains(d.Repo, "/") {
+			continue
+		}
+		for i := 0; i+1 < len(t.segs); i++ {
+			if ok, _ := matchGlob(d.Repo, t.segs[i]+"/"+t.segs[i+1]); !ok {
+				continue
+			}
+			if d.PathContains == "" || strings.Contains(strings.ToLower(strings.Join(t.segs[i+2:], "/")), strings.ToLower(d.PathContains)) {
+				if t.repo == "" { // name what was refused
+					t.repo, t.kind = t.segs[i]+"/"+t.segs[i+1], d.Type
+				}
+				return d, true
+			}
+		}
+	}
 	if t.repo == "" {
 		return DenyRule{}, false
 	}
@@ -280,8 +328,9 @@ func (h *hubRoute) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		refuse(http.StatusBadRequest, err.Error())
 		return
 	}
+	d, deny := h.denied(&t)
 	rec.Repo, rec.RepoType, rec.Revision, rec.Path = t.repo, t.kind, t.revision, t.file
-	if d, ok := h.denied(t); ok {
+	if deny {
 		rec.Denied, rec.Rule = true, ruleString(d)
 		refuse(http.StatusForbidden, fmt.Sprintf("%s %s is denied in this run: %s", t.kind, t.repo, d.Reason))
 		return
@@ -404,7 +453,7 @@ func (h *hubRoute) fetch(r *http.Request, u *url.URL, body []byte, rec *HubRecor
 			if err != nil {
 				return nil, hops, fmt.Errorf("redirect to %s: %w", next, err)
 			}
-			if d, ok := h.denied(t); ok {
+			if d, ok := h.denied(&t); ok {
 				return nil, hops, &hubDenied{t: t, rule: d}
 			}
 		}

@@ -196,6 +196,9 @@ func TestHubRouteRefuses(t *testing.T) {
 		{"write", "POST", "/api/repos/create", 403, "read-only", false},
 		{"upload", "PUT", "/api/models/me/x/upload/main/f", 403, "read-only", false},
 		{"commit", "POST", "/api/models/me/x/commit/main", 403, "read-only", false},
+		{"resolve-cache of the instruct", "GET", "/api/resolve-cache/models/Qwen/Qwen3-4B/0123456789abcdef0123456789abcdef01234567/config.json", 403, "instruct counterpart", false},
+		{"unknown endpoint naming the instruct", "GET", "/api/some-new-endpoint/x/Qwen/Qwen3-4B/main", 403, "instruct counterpart", false},
+		{"resolve-cache of the gsm8k test", "GET", "/api/resolve-cache/datasets/openai/gsm8k/0123456789abcdef0123456789abcdef01234567/main/test-00000-of-00001.parquet", 403, "GSM8K test split", false},
 		{"xet token", "GET", "/api/models/Qwen/Qwen3-4B-Base/xet-read-token/main", 403, "xet", false},
 	}
 	for _, c := range cases {
@@ -246,6 +249,8 @@ func TestParseHubPath(t *testing.T) {
 		{"/api/models", "", "", "", ""},
 		{"/api/whoami-v2", "", "", "", ""},
 		{"/Qwen/Qwen3-4B", "model", "Qwen/Qwen3-4B", "", ""},
+		{"/api/resolve-cache/models/gpt2/0123456789abcdef0123456789abcdef01234567/config.json", "model", "gpt2", "0123456789abcdef0123456789abcdef01234567", "config.json"},
+		{"/api/resolve-cache/datasets/openai/gsm8k/0123456789abcdef0123456789abcdef01234567/main/train.parquet", "dataset", "openai/gsm8k", "0123456789abcdef0123456789abcdef01234567", "main/train.parquet"},
 	}
 	for _, c := range cases {
 		got, err := parseHubPath(c.path)
@@ -283,13 +288,15 @@ func TestDefaultDenyFromRegistry(t *testing.T) {
 		{"/datasets/gorilla-llm/Berkeley-Function-Calling-Leaderboard/resolve/main/BFCL_v3_exec_simple.json", true},
 		{"/datasets/lmarena-ai/arena-hard-auto/resolve/main/data/arena-hard-v2.0/question.jsonl", true},
 		{"/datasets/HuggingFaceH4/ultrachat_200k/resolve/main/data/train_sft-00000-of-00003.parquet", false},
+		{"/api/resolve-cache/datasets/openai/gsm8k/0123456789abcdef0123456789abcdef01234567/main/train-00000-of-00001.parquet", false},
+		{"/api/resolve-cache/models/google/gemma-3-4b-it/0123456789abcdef0123456789abcdef01234567/config.json", true},
 	}
 	for _, c := range cases {
 		tg, err := parseHubPath(c.path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, got := h.denied(tg); got != c.denied {
+		if _, got := h.denied(&tg); got != c.denied {
 			t.Errorf("%s: denied = %v, want %v", c.path, got, c.denied)
 		}
 	}

@@ -195,18 +195,59 @@ func (q *llmRequest) inspect(r *http.Request) error {
 	default:
 		return fmt.Errorf("request Content-Encoding %q: the gateway reads identity or gzip bodies", enc)
 	}
-	var head struct {
-		Model  *string `json:"model"`
-		Stream bool    `json:"stream"`
+	model, stream, err := topLevelModel(b)
+	if err != nil {
+		return err
 	}
-	if err := json.Unmarshal(b, &head); err != nil {
-		return fmt.Errorf("request body is not a JSON object: %w", err)
-	}
-	if head.Model != nil {
-		q.model = *head.Model
-	}
-	q.stream = head.Stream
+	q.model, q.stream = model, stream
 	return nil
+}
+
+// topLevelModel reads the "model" and "stream" members of a JSON object,
+// matching names exactly as the providers do (encoding/json would match
+// "MODEL" too, and keep the last of two "model" members, either of which
+// an upstream might use): a body with more than one "model" is refused.
+func topLevelModel(b []byte) (model string, stream bool, err error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	bad := func(e error) (string, bool, error) {
+		return "", false, fmt.Errorf("request body is not a JSON object: %w", e)
+	}
+	tok, err := dec.Token()
+	if err != nil {
+		return bad(err)
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return bad(errors.New("it does not start with {"))
+	}
+	models := 0
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return bad(err)
+		}
+		key, _ := tok.(string)
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return bad(err)
+		}
+		switch key {
+		case "model":
+			models++
+			if err := json.Unmarshal(v, &model); err != nil {
+				return "", false, fmt.Errorf("request \"model\" is not a string")
+			}
+		case "stream":
+			json.Unmarshal(v, &stream)
+		}
+	}
+	if _, err := dec.Token(); err != nil {
+		return bad(err)
+	}
+	if models > 1 {
+		return "", false, errors.New("request body has more than one \"model\" member")
+	}
+	return model, stream, nil
 }
 
 // admit returns why a request is refused, or "".
@@ -261,6 +302,7 @@ var strippedRequestHeaders = []string{
 // strippedResponseHeaders never go back to the sandbox.
 var strippedResponseHeaders = []string{
 	"Connection", "Keep-Alive", "Proxy-Connection", "Te", "Trailer", "Transfer-Encoding", "Upgrade", "Set-Cookie", "Alt-Svc",
+	"Openai-Organization", "Openai-Project", "Anthropic-Organization-Id", // who pays: none of the sandbox's business
 }
 
 func copyHeaders(dst, src http.Header, strip []string) {

@@ -55,7 +55,7 @@ func (s *seen) count() int {
 // startGateway serves a gateway for cfg on a loopback port and returns it
 // with its base URL. The gateway is closed at cleanup (Close is idempotent;
 // tests close it early to read the flushed logs).
-func startGateway(t *testing.T, cfg Config) (*Gateway, string) {
+func startGateway(t testing.TB, cfg Config) (*Gateway, string) {
 	t.Helper()
 	if cfg.LogDir == "" {
 		cfg.LogDir = filepath.Join(t.TempDir(), "gateway")
@@ -184,10 +184,12 @@ func TestLLMRouteForwardsWithRealKeyAndMeters(t *testing.T) {
 		})
 		wantTotal += c.wantCost
 	}
-	u := g.Usage()
+	// A response's usage is metered once its handler ends, which may be
+	// after the client has the last byte: read it after Close.
 	if err := g.Close(); err != nil {
 		t.Fatal(err)
 	}
+	u := g.Usage()
 	recs := readLog[LLMRecord](t, filepath.Join(dir, LLMLogFile))
 	if len(recs) != len(cases) {
 		t.Fatalf("%d log lines, want %d", len(recs), len(cases))
@@ -301,6 +303,10 @@ func TestLLMRouteDenies(t *testing.T) {
 		{"unpriced model under a cap", Config{SpendCapUSD: 1}, "POST", "/llm/openai/v1/chat/completions",
 			`{"model":"some-free-model"}`, 403, "has no price", `"error"`},
 		{"not JSON", Config{}, "POST", "/llm/openai/v1/chat/completions", `model=gpt-5`, 400, "not a JSON object", `"invalid_request_error"`},
+		{"case-folded model smuggling", Config{AllowedModels: []string{"gpt-5-mini"}}, "POST", "/llm/openai/v1/chat/completions",
+			`{"model":"gpt-5","MODEL":"gpt-5-mini"}`, 403, `model \"gpt-5\" is not allowed`, `"error"`},
+		{"duplicate model smuggling", Config{AllowedModels: []string{"gpt-5-mini"}}, "POST", "/llm/openai/v1/chat/completions",
+			`{"model":"gpt-5-mini","model":"gpt-5"}`, 400, "more than one", `"error"`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -345,7 +351,11 @@ func TestLLMRouteSpendCap(t *testing.T) {
 	g, base := startGateway(t, Config{LogDir: dir, SpendCapUSD: 0.0015, Providers: map[string]Provider{Anthropic: {Upstream: upURL, Key: realKey}}})
 	var statuses []int
 	var last string
-	for range 3 {
+	for i := range 3 {
+		// a response is metered just after its last byte: wait for it
+		for deadline := time.Now().Add(10 * time.Second); g.Usage().Tokens.OutputTokens < 45*int64(min(i, 2)) && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
 		resp, err := http.Post(base+"/llm/anthropic/v1/messages", "application/json",
 			strings.NewReader(`{"model":"claude-sonnet-4-5","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}`))
 		if err != nil {
@@ -447,5 +457,34 @@ func TestNewRejectsBadConfig(t *testing.T) {
 				t.Errorf("error %q, want %q", err, c.want)
 			}
 		})
+	}
+}
+
+// The allowlist reads "model" as the providers do: exact name, one member.
+func TestTopLevelModel(t *testing.T) {
+	cases := []struct {
+		body, model string
+		stream      bool
+		err         string
+	}{
+		{`{"model":"gpt-5","stream":true}`, "gpt-5", true, ""},
+		{`{"messages":[{"model":"inner"}],"model":"gpt-5"}`, "gpt-5", false, ""},
+		{`{"MODEL":"gpt-5","model":"claude-opus-4-5"}`, "claude-opus-4-5", false, ""},
+		{`{"model":"gpt-5","model":"claude-opus-4-5"}`, "", false, "more than one"},
+		{`{"model":5}`, "", false, "not a string"},
+		{`[1]`, "", false, "does not start with {"},
+		{`{"model":"x"`, "", false, "not a JSON object"},
+	}
+	for _, c := range cases {
+		m, s, err := topLevelModel([]byte(c.body))
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%s: error %v, want %q", c.body, err, c.err)
+			}
+			continue
+		}
+		if err != nil || m != c.model || s != c.stream {
+			t.Errorf("%s: got %q %v %v, want %q %v", c.body, m, s, err, c.model, c.stream)
+		}
 	}
 }

@@ -192,7 +192,7 @@ func (s *gatewaySession) Endpoint(base string) string {
 	if s.provider == "" {
 		return ""
 	}
-	return strings.TrimSuffix(base, "/") + "/llm/" + s.provider
+	return gateway.LLMEndpoint(base, s.provider)
 }
 
 func (s *gatewaySession) Close() error {

@@ -36,15 +36,19 @@ func agentProvider(agent, model string) (string, error) {
 	case "gemini":
 		return gateway.Gemini, nil
 	case "opencode":
-		// With an injected endpoint the OpenCode adapter speaks OpenAI
-		// Chat Completions (provider "ptb"), which only the OpenAI route
-		// serves.
+		// OpenCode's built-in provider is pointed at the gateway's route
+		// for it (opencode.Options.Native); "ptb/NAME" is the
+		// OpenAI-compatible provider, for a custom --endpoint.
 		p, _, _ := strings.Cut(model, "/")
 		switch p {
 		case "openai", "ptb":
 			return gateway.OpenAI, nil
+		case "anthropic":
+			return gateway.Anthropic, nil
+		case "google":
+			return gateway.Gemini, nil
 		}
-		return "", fmt.Errorf("agent opencode: model %q: through the gateway OpenCode speaks OpenAI Chat Completions, so its model must be openai/NAME (or ptb/NAME for a custom --endpoint); other providers need --network host for now", model)
+		return "", fmt.Errorf("agent opencode: model %q: through the gateway OpenCode's provider must be anthropic, openai or google (or ptb for an OpenAI-compatible --endpoint)", model)
 	}
 	return "", nil
 }

@@ -437,7 +437,8 @@ func TestRunRefusesWithoutKeyOrWithKeyInSandbox(t *testing.T) {
 		{[]string{"--agent", "codex", "--agent-model", "gpt-5.1-codex"}, "set OPENAI_API_KEY"},
 		{[]string{"--agent", "gemini", "--agent-model", "gemini-2.5-pro"}, "set GEMINI_API_KEY"},
 		{[]string{"--agent", "opencode", "--agent-model", "openai/gpt-5"}, "set OPENAI_API_KEY"},
-		{[]string{"--agent", "opencode", "--agent-model", "anthropic/claude-opus-4-6"}, "must be openai/NAME"},
+		{[]string{"--agent", "opencode", "--agent-model", "anthropic/claude-opus-4-6"}, "set ANTHROPIC_API_KEY"},
+		{[]string{"--agent", "opencode", "--agent-model", "mistral/large"}, "provider must be anthropic, openai or google"},
 		{[]string{"--agent", "claude", "--agent-model", "m", "--env", "ANTHROPIC_API_KEY"}, "--env ANTHROPIC_API_KEY: a credential must not enter the sandbox"},
 		{[]string{"--agent", "claude", "--agent-model", "m", "--network", "bridge"}, `network "bridge": want none, gateway or host`},
 	} {
@@ -683,8 +684,14 @@ func (k *keyRecorder) headers() string {
 // the upstream receives it.
 func TestGatewayRealKeyNeverInSandbox(t *testing.T) {
 	realAgents(t)
-	models := map[string]string{"claude": "claude-sonnet-4-5", "codex": "gpt-5.1-codex-max:high", "gemini": "gemini-2.5-pro", "opencode": "ptb/scripted-model"}
-	keyVar := map[string]string{"claude": "ANTHROPIC_API_KEY", "codex": "OPENAI_API_KEY", "gemini": "GEMINI_API_KEY", "opencode": "OPENAI_API_KEY"}
+	cases := []struct{ name, agent, model string }{
+		{"claude", "claude", "claude-sonnet-4-5"},
+		{"codex", "codex", "gpt-5.1-codex-max:high"},
+		{"gemini", "gemini", "gemini-2.5-pro"},
+		{"opencode", "opencode", "ptb/scripted-model"},
+		{"opencode-anthropic", "opencode", "anthropic/claude-sonnet-4-5"}, // its built-in provider behind the gateway
+	}
+	keyVar := []string{"ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY"}
 	// The key in two halves: the scan's own command line never holds it
 	// whole.
 	half1, half2 := "sk-ptbrealkey-", fmt.Sprintf("%d-do-not-leak", os.Getpid())
@@ -696,11 +703,11 @@ func TestGatewayRealKeyNeverInSandbox(t *testing.T) {
 	scan := `printf '%s%s' '` + half1 + `' '` + half2 + `' > .k; ` +
 		`for f in /proc/[0-9]*/environ /proc/[0-9]*/cmdline; do grep -qsFf .k "$f" && echo "$f"; done > leak.txt; ` +
 		`grep -rlsFf .k "$HOME" /tmp /run . --exclude=leak.txt --exclude=.k >> leak.txt; ls /proc | grep -c '^[0-9]' > procs.txt; echo scanned >> leak.txt`
-	for _, name := range []string{"claude", "codex", "gemini", "opencode"} {
-		if only := os.Getenv("PTB_E2E_ONLY"); only != "" && !strings.Contains(only, name) {
+	for _, c := range cases {
+		if only := os.Getenv("PTB_E2E_ONLY"); only != "" && !strings.Contains(only, c.agent) {
 			continue
 		}
-		t.Run(name, func(t *testing.T) {
+		t.Run(c.name, func(t *testing.T) {
 			_, modelURL := startModel(t, &modelserver.Script{Turns: []modelserver.Turn{
 				{Shell: scan, Description: "look for the key"},
 				{Text: "done"},
@@ -710,7 +717,7 @@ func TestGatewayRealKeyNeverInSandbox(t *testing.T) {
 			up := httptest.NewServer(rec)
 			defer up.Close()
 			out := t.TempDir()
-			code, stdout, stderr := runPTB(t, "run", "--agent", name, "--agent-model", models[name], "--endpoint", up.URL,
+			code, stdout, stderr := runPTB(t, "run", "--agent", c.agent, "--agent-model", c.model, "--endpoint", up.URL,
 				"--base-model", "qwen3-1.7b", "--benchmark", "gsm8k", "--hours", "0.05",
 				"--eval-backend", "none", "--out", out, "--json")
 			if code != 0 {

@@ -47,7 +47,7 @@ func (a auditor) Audit(ctx context.Context, dir rundir.Dir, spec job.Spec) (*res
 	}
 	o := audit.Options{RunDir: string(dir), Task: spec.Benchmark, BaseModel: spec.BaseModel, DataDir: data, JudgeRuns: spec.Judge.Runs}
 	if spec.Judge.Endpoint != "" {
-		sc, err := cliScaffold(job.Spec{Agent: spec.Judge.Agent, AgentModel: spec.Judge.Model})
+		sc, err := cliScaffold(job.Spec{Agent: spec.Judge.Agent, AgentModel: spec.Judge.Model, Network: sandbox.NetworkGateway})
 		if err != nil {
 			return nil, fmt.Errorf("judge: %w", err)
 		}
@@ -116,7 +116,7 @@ func cliScaffold(spec job.Spec) (agent.Scaffold, error) {
 	case "gemini":
 		return gemini.New(gemini.Options{Credentials: cred}), nil
 	case "opencode":
-		return opencode.New(opencode.Options{Auth: cred}), nil
+		return opencode.New(opencode.Options{Auth: cred, Native: spec.Network == sandbox.NetworkGateway}), nil
 	}
 	return nil, fmt.Errorf("%w for agent %q", errNoAdapter, spec.Agent)
 }

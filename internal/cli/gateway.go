@@ -139,9 +139,12 @@ func (rg runGateway) Start(ctx context.Context, dir rundir.Dir, spec job.Spec, s
 		// The cap is over the whole solve: a resumed one has spent some.
 		u, err := gatewayUsage(dir.Path(rundir.GatewayLLMLog))
 		if err == nil && u.CostUSD != nil {
+			// The gateway counts from zero: give it what is left. (With
+			// nothing left its first request still passes; internal/gateway
+			// would need the spend carried over to refuse it.)
 			spendCap -= *u.CostUSD
 			if spendCap <= 0 {
-				spendCap = 1e-12 // spent: every request is refused
+				spendCap = 1e-12
 			}
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/ptb-dev/ptb/internal/eval/judge"
 	"github.com/ptb-dev/ptb/internal/job"
 	"github.com/ptb-dev/ptb/internal/pipeline"
+	"github.com/ptb-dev/ptb/internal/registry"
 	"github.com/ptb-dev/ptb/internal/result"
 	"github.com/ptb-dev/ptb/internal/rundir"
 	"github.com/ptb-dev/ptb/internal/sandbox"
@@ -26,7 +27,7 @@ import (
 
 // wireStages connects the evaluate and audit stages and usage accounting.
 func wireStages(r *pipeline.Runner, spec job.Spec) {
-	r.Evaluator = evaluator{}
+	r.Evaluator = evaluator{reg: r.Registry}
 	r.Usage = usageReader{}
 	r.Auditor = auditor{log: r.Log, sb: r.Sandbox, hidden: append(append([]string{}, r.Hidden...), spec.OutRoot)}
 }
@@ -45,7 +46,15 @@ func (a auditor) Audit(ctx context.Context, dir rundir.Dir, spec job.Spec) (*res
 	if data == "" {
 		data = os.Getenv("PTB_DATA_DIR")
 	}
-	o := audit.Options{RunDir: string(dir), Task: spec.Benchmark, BaseModel: spec.BaseModel, DataDir: data, JudgeRuns: spec.Judge.Runs}
+	o := audit.Options{RunDir: string(dir), Task: spec.Benchmark, BaseModel: spec.BaseModel, DataDir: data, JudgeRuns: spec.Judge.Runs,
+		Untrusted: []string{spec.OutRoot}}
+	if spec.Registry != "" {
+		reg, err := registry.Load(spec.Registry)
+		if err != nil {
+			return nil, fmt.Errorf("audit: %w", err)
+		}
+		o.Registry = reg
+	}
 	if spec.Judge.Endpoint != "" {
 		sc, err := cliScaffold(job.Spec{Agent: spec.Judge.Agent, AgentModel: spec.Judge.Model, Network: sandbox.NetworkGateway})
 		if err != nil {
@@ -65,16 +74,24 @@ func (a auditor) Audit(ctx context.Context, dir rundir.Dir, spec job.Spec) (*res
 	return rep.Audit(), nil
 }
 
-// evaluator is the evaluate stage on top of package eval.
-type evaluator struct{}
+// evaluator is the evaluate stage on top of package eval. The chat
+// template follows the job's base model, as in the original.
+type evaluator struct{ reg *registry.Registry }
 
-func (evaluator) Evaluate(ctx context.Context, req pipeline.EvalRequest) (*result.Evaluation, error) {
+func (ev evaluator) Evaluate(ctx context.Context, req pipeline.EvalRequest) (*result.Evaluation, error) {
 	s := req.Spec
 	o := eval.Options{
 		Task: s.Benchmark, Version: s.Eval.Version, Backend: s.Eval.Backend,
 		ModelPath: req.ModelDir, BaseURL: s.Eval.BaseURL, Responses: s.Eval.Responses,
 		DataDir: s.Eval.DataDir, Limit: s.Eval.Limit, OutDir: req.OutDir,
 		Sandbox: req.Sandbox, Progress: req.Progress,
+	}
+	if ev.reg != nil {
+		m, err := ev.reg.Model(s.BaseModel)
+		if err != nil {
+			return nil, fmt.Errorf("evaluate: base model: %w", err)
+		}
+		o.BaseModel = &m
 	}
 	if s.Benchmark == "arenahardwriting" || s.Benchmark == "healthbench" {
 		// The grader runs on the host; its key never enters the sandbox.

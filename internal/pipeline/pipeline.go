@@ -68,6 +68,8 @@ type Runner struct {
 	Usage     UsageReader     // nil: usage is recorded as unavailable
 	Gateway   Gateway         // the run's gateway; required for sandbox.NetworkGateway
 	Templates fs.FS           // chat templates copied into workspace/templates; nil: none
+	// TemplatesErr says why Templates is nil (prepare's stage reason).
+	TemplatesErr error
 	// Self is the ptb executable, made visible read-only inside the sandbox
 	// (evaluate.py and the scripted agent call it). Default os.Executable().
 	Self string

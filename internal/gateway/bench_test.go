@@ -48,18 +48,21 @@ func benchClient() *http.Client {
 }
 
 // BenchmarkStreamLatency streams one scripted Anthropic reply per request,
-// directly from the scripted model server and through the gateway, and
-// reports the median time per request (ms-p50). The difference is the
-// latency the gateway adds.
+// directly from the scripted model server, through the gateway on TCP, and
+// through the sandbox's path (loopback TCP, relay, unix socket, gateway),
+// and reports the median time per request (ms-p50). The differences are
+// the latency the gateway (and the relay) add.
 func BenchmarkStreamLatency(b *testing.B) {
 	ms := httptest.NewServer(modelserver.New(nil, nil))
 	defer ms.Close()
 	g, base := startGateway(b, Config{LogDir: filepath.Join(b.TempDir(), "gw"),
 		Providers: map[string]Provider{Anthropic: {Upstream: ms.URL, Key: realKey}}})
 	defer g.Close()
+	_, relayed := startRelayed(b, Config{Providers: map[string]Provider{Anthropic: {Upstream: ms.URL, Key: realKey}}})
 	for _, c := range []struct{ name, url string }{
 		{"direct", ms.URL + "/v1/messages"},
 		{"gateway", base + "/llm/anthropic/v1/messages"},
+		{"relay+gateway", relayed + "/llm/anthropic/v1/messages"},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			client := benchClient()
@@ -207,5 +210,26 @@ func TestSixtyFourConcurrentStreams(t *testing.T) {
 	}
 	if u := g.Usage(); u.Tokens.OutputTokens != 3*streams {
 		t.Errorf("usage %+v", u.Tokens)
+	}
+}
+
+// BenchmarkInspectLargeRequest reads the model out of a 1 MB request (a
+// long agent conversation), which the route does before sending it on.
+func BenchmarkInspectLargeRequest(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteString(`{"model":"claude-sonnet-4-5","stream":true,"messages":[`)
+	for i := 0; sb.Len() < 1<<20; i++ {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		fmt.Fprintf(&sb, `{"role":"user","content":[{"type":"text","text":"line %d: %s"}]}`, i, strings.Repeat(`x\"y\\n`, 40))
+	}
+	sb.WriteString(`],"max_tokens":32000}`)
+	body := []byte(sb.String())
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if m, _, err := topLevelModel(body); err != nil || m != "claude-sonnet-4-5" {
+			b.Fatal(m, err)
+		}
 	}
 }

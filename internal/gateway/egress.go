@@ -41,7 +41,16 @@ type HostRule struct {
 	Ports []int `json:"ports,omitempty" yaml:"ports,omitempty"`
 	// Reason is logged, and told to the client when the rule denies.
 	Reason string `json:"reason,omitempty" yaml:"reason,omitempty"`
+	// Kind classes the hosts for the audit: HostLLM (an LLM provider's
+	// API: trying it is the paper's "API use" cheat), HostHub, or "".
+	Kind string `json:"kind,omitempty" yaml:"kind,omitempty"`
 }
+
+// Host kinds of the default deny rules.
+const (
+	HostLLM = "llm" // an LLM provider's API host
+	HostHub = "hub" // a Hugging Face hub host
+)
 
 type egressProxy struct {
 	g     *Gateway
@@ -112,10 +121,10 @@ func DefaultDeny() []HostRule {
 		"api.mistral.ai", "api.deepseek.com", "api.fireworks.ai", "api.x.ai", "api.cohere.com", "api.cohere.ai",
 		"*.aliyuncs.com", "bedrock-runtime.*.amazonaws.com", "api.perplexity.ai", "opencode.ai", "*.opencode.ai",
 	} {
-		out = append(out, HostRule{Host: h, Reason: reasonLLM})
+		out = append(out, HostRule{Host: h, Reason: reasonLLM, Kind: HostLLM})
 	}
 	for _, h := range []string{"huggingface.co", "*.huggingface.co", "hf.co", "*.hf.co", "*.xethub.hf.co"} {
-		out = append(out, HostRule{Host: h, Reason: reasonHub})
+		out = append(out, HostRule{Host: h, Reason: reasonHub, Kind: HostHub})
 	}
 	return out
 }
@@ -143,29 +152,29 @@ func publicAddr(a netip.Addr) bool {
 
 // decide applies the rules to host:port: deny rules first, then allow
 // rules; no match is a deny.
-func (e *egressProxy) decide(host string, port int) (allowed bool, rule, reason string) {
+func (e *egressProxy) decide(host string, port int) (allowed bool, rule, reason, kind string) {
 	if _, err := netip.ParseAddr(host); err == nil {
 		for _, r := range e.allow {
 			if strings.EqualFold(r.Host, host) && portIn(r.Ports, port, false) {
-				return true, "allow " + r.Host, r.Reason
+				return true, "allow " + r.Host, r.Reason, r.Kind
 			}
 		}
-		return false, "ip address", "an IP address; the proxy allows named hosts only"
+		return false, "ip address", "an IP address; the proxy allows named hosts only", ""
 	}
 	for _, r := range e.deny {
 		if ok, _ := matchGlob(r.Host, host); ok && portIn(r.Ports, port, true) {
-			return false, "deny " + r.Host, r.Reason
+			return false, "deny " + r.Host, r.Reason, r.Kind
 		}
 	}
 	for _, r := range e.allow {
 		if ok, _ := matchGlob(r.Host, host); ok {
 			if portIn(r.Ports, port, false) {
-				return true, "allow " + r.Host, r.Reason
+				return true, "allow " + r.Host, r.Reason, r.Kind
 			}
-			return false, "allow " + r.Host, fmt.Sprintf("port %d is not allowed for %s", port, r.Host)
+			return false, "allow " + r.Host, fmt.Sprintf("port %d is not allowed for %s", port, r.Host), r.Kind
 		}
 	}
-	return false, "default deny", "not in the run's allow list"
+	return false, "default deny", "not in the run's allow list", ""
 }
 
 func portIn(ports []int, p int, anyIfEmpty bool) bool {
@@ -216,8 +225,8 @@ func (e *egressProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	host = strings.TrimSuffix(strings.ToLower(host), ".")
 	rec.Host, rec.Port = host, port
-	allowed, rule, reason := e.decide(host, port)
-	rec.Allowed, rec.Rule = allowed, rule
+	allowed, rule, reason, kind := e.decide(host, port)
+	rec.Allowed, rec.Rule, rec.Kind = allowed, rule, kind
 	if !allowed {
 		rec.Reason = reason
 		refuse(http.StatusForbidden, fmt.Sprintf("%s:%d is denied: %s (rule %q)", host, port, reason, rule))

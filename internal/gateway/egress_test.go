@@ -173,7 +173,8 @@ func TestEgressDenies(t *testing.T) {
 	}
 	for i, c := range cases {
 		r := recs[i]
-		if r.Allowed || r.Rule != c.rule || r.Status != 403 || !strings.Contains(r.Reason, c.reason) {
+		wantKind := map[string]string{"LLM provider": HostLLM, "hub route": HostHub}[c.reason]
+		if r.Allowed || r.Rule != c.rule || r.Status != 403 || !strings.Contains(r.Reason, c.reason) || r.Kind != wantKind {
 			t.Errorf("%s: record %+v, want rule %q", c.target, r, c.rule)
 		}
 	}

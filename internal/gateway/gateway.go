@@ -18,8 +18,9 @@
 //
 // Everything is logged as JSON lines under Config.LogDir (llm.jsonl,
 // hub.jsonl, egress.jsonl, grade.jsonl; docs/RUN_DIR.md). The record types
-// and their readers (ReadHubLog, ...) are in log.go and import nothing
-// heavy, so that the audit can read the logs.
+// and their streaming readers (ReadHubLog, ...) are in log.go; the package
+// imports only trace and registry from ptb, so the audit can import it to
+// read the logs.
 package gateway
 
 import (
@@ -319,6 +320,7 @@ func (g *Gateway) Env(base string) map[string]string {
 		"HTTPS_PROXY":               base,
 		"http_proxy":                base,
 		"https_proxy":               base,
+		"NODE_USE_ENV_PROXY":        "1", // Node's own fetch honours the proxy variables only with it
 		"NO_PROXY":                  "127.0.0.1,localhost,::1",
 		"no_proxy":                  "127.0.0.1,localhost,::1",
 	}
@@ -340,6 +342,20 @@ func (g *Gateway) Env(base string) map[string]string {
 	return env
 }
 
+// KeyEnv returns the harness environment variables that hold provider's
+// API key, in the order the CLIs read them.
+func KeyEnv(provider string) []string {
+	switch provider {
+	case Anthropic:
+		return []string{"ANTHROPIC_API_KEY"}
+	case OpenAI:
+		return []string{"OPENAI_API_KEY"}
+	case Gemini:
+		return []string{"GEMINI_API_KEY", "GOOGLE_API_KEY"}
+	}
+	return nil
+}
+
 // LLMEndpoint is the LLM route's base URL for provider at a gateway reached
 // at base: what an adapter's Launch.Endpoint gets (the adapters append /v1
 // or the CLI appends the API path). Codex's config.toml base_url is this
@@ -356,6 +372,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer g.active.Done()
+	// A request that could not be logged must not happen: the audit takes
+	// the logs as the whole story. Fail closed once a log cannot be written.
+	for _, l := range []*logWriter{g.llmLog, g.hubLog, g.egressLog, g.gradeLog} {
+		if err := l.failed(); err != nil {
+			http.Error(w, "ptb gateway: out of service: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+	}
 	if r.Method == http.MethodConnect || r.URL.IsAbs() {
 		g.egress.ServeHTTP(w, r)
 		return

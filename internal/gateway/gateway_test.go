@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // One unix-socket listener (what ptb run serves, behind the sandbox's
@@ -69,5 +70,32 @@ func TestServeOnUnixSocket(t *testing.T) {
 	recs := readLog[EgressRecord](t, filepath.Join(dir, "gateway", EgressLogFile))
 	if len(recs) != 1 || recs[0].BytesOut != 4 {
 		t.Errorf("egress records %+v", recs)
+	}
+}
+
+// Once a log line cannot be written the gateway refuses everything: the
+// audit takes the logs as the whole story.
+func TestFailsClosedWhenALogCannotBeWritten(t *testing.T) {
+	f := newFakeHub(t)
+	g, base := startGateway(t, Config{Hub: HubConfig{Upstream: f.hub.URL, Token: hfToken}})
+	g.hubLog.f.Close() // the disk goes away under the hub log
+	get := func() int {
+		resp, err := http.Get(base + "/hub/api/models/gpt2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	first := get() // served; its log line fails to write
+	for deadline := time.Now().Add(10 * time.Second); g.hubLog.failed() == nil && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	if first != 200 || get() != 503 {
+		t.Errorf("statuses %d then %d, want 200 then 503", first, get())
+	}
+	if err := g.Close(); err == nil || !strings.Contains(err.Error(), "hub.jsonl") {
+		t.Errorf("Close: %v, want the log's write error", err)
 	}
 }

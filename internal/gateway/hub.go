@@ -366,6 +366,11 @@ func (h *hubRoute) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer resp.Body.Close()
 	rec.Status = resp.StatusCode
+	if strings.HasPrefix(escaped, "/api/") && r.Host != "" {
+		// API answers name hub URLs (the parquet listing): point them at
+		// the route, which is what the sandbox can reach.
+		resp.Body = rewriteHubURLs(resp, h.upstream.String(), "http://"+r.Host+"/hub")
+	}
 	rec.Bytes, err = copyFlush(w, resp)
 	if err != nil {
 		rec.Reason = err.Error()
@@ -400,8 +405,10 @@ func (h *hubRoute) fetch(r *http.Request, u *url.URL, body []byte, rec *HubRecor
 		}
 		if n == 0 {
 			copyHeaders(req.Header, r.Header, strippedRequestHeaders)
-			if ae := r.Header.Get("Accept-Encoding"); ae != "" {
-				req.Header.Set("Accept-Encoding", ae) // passed through, not decoded
+			// Files pass through encoded as the client asked; API answers are
+			// decoded (by the transport) so their hub URLs can be rewritten.
+			if ae := r.Header.Get("Accept-Encoding"); ae != "" && !strings.HasPrefix(u.Path, strings.TrimSuffix(h.upstream.Path, "/")+"/api/") {
+				req.Header.Set("Accept-Encoding", ae)
 			}
 		} else {
 			for _, k := range []string{"Range", "Accept", "Accept-Encoding", "User-Agent", "If-None-Match", "If-Range"} {
@@ -462,6 +469,34 @@ func (h *hubRoute) fetch(r *http.Request, u *url.URL, body []byte, rec *HubRecor
 		}
 		cur = next
 	}
+}
+
+// maxRewrite bounds an API answer read whole to rewrite its hub URLs; a
+// larger one passes unchanged.
+const maxRewrite = 16 << 20
+
+// rewriteHubURLs returns resp's body with from replaced by to when it is a
+// JSON answer of at most maxRewrite bytes (fixing Content-Length).
+func rewriteHubURLs(resp *http.Response, from, to string) io.ReadCloser {
+	ct := resp.Header.Get("Content-Type")
+	if !strings.HasPrefix(ct, "application/json") || resp.Header.Get("Content-Encoding") != "" {
+		return resp.Body
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxRewrite+1))
+	rest := resp.Body
+	if err != nil || len(b) > maxRewrite {
+		return struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(b), rest), rest}
+	}
+	b = bytes.ReplaceAll(b, []byte(from), []byte(to))
+	resp.Header.Set("Content-Length", fmt.Sprint(len(b)))
+	resp.ContentLength = int64(len(b))
+	return struct {
+		io.Reader
+		io.Closer
+	}{bytes.NewReader(b), rest}
 }
 
 func sameHost(a, b *url.URL) bool {

@@ -53,6 +53,9 @@ func newFakeHub(t *testing.T) *fakeHub {
 		case strings.HasPrefix(p, "/old-org/alias/"):
 			w.Header().Set("Location", strings.Replace(p, "/old-org/alias/", "/Qwen/Qwen3-4B/", 1))
 			w.WriteHeader(307)
+		case strings.HasPrefix(p, "/api/datasets/openai/gsm8k/parquet"):
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `["%s/api/datasets/openai/gsm8k/parquet/main/train/0.parquet"]`, "http://"+r.Host)
 		case strings.HasPrefix(p, "/api/"):
 			w.Header().Set("Content-Type", "application/json")
 			fmt.Fprintf(w, `{"id":%q,"sha":"0123abcd"}`, p)
@@ -120,6 +123,18 @@ func TestHubRouteDownloadsThroughCDN(t *testing.T) {
 	if resp.StatusCode != 200 || resp.Header.Get("X-Linked-Size") != fmt.Sprint(len(lfsContent)) {
 		t.Errorf("HEAD: %d %v", resp.StatusCode, resp.Header)
 	}
+	// a resumed download: the Range reaches the CDN
+	req, _ := http.NewRequest("GET", base+"/hub/Qwen/Qwen3-4B-Base/resolve/main/model.safetensors", nil)
+	req.Header.Set("Range", "bytes=8-15")
+	rresp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, _ := io.ReadAll(rresp.Body)
+	rresp.Body.Close()
+	if rresp.StatusCode != 206 || string(rb) != "weights!" {
+		t.Errorf("range request: %d %q", rresp.StatusCode, rb)
+	}
 	resp, body = get("GET", "/datasets/openai/gsm8k/resolve/main/main/train-00000-of-00001.parquet")
 	if resp.StatusCode != 200 || body != lfsContent {
 		t.Errorf("GSM8K train: %d", resp.StatusCode)
@@ -127,6 +142,10 @@ func TestHubRouteDownloadsThroughCDN(t *testing.T) {
 	resp, _ = get("GET", "/api/datasets/openai/gsm8k/revision/main")
 	if resp.StatusCode != 200 {
 		t.Errorf("GSM8K metadata: %d", resp.StatusCode)
+	}
+	resp, body = get("GET", "/api/datasets/openai/gsm8k/parquet")
+	if want := `["` + base + `/hub/api/datasets/openai/gsm8k/parquet/main/train/0.parquet"]`; resp.StatusCode != 200 || body != want {
+		t.Errorf("parquet listing: %d %s, want the hub URLs pointing at the route: %s", resp.StatusCode, body, want)
 	}
 	resp, body = get("GET", "/Qwen/Qwen3-4B-Base/resolve/refs%2Fpr%2F1/config.json")
 	if resp.StatusCode != 200 || !strings.Contains(body, "qwen3") {
@@ -152,8 +171,10 @@ func TestHubRouteDownloadsThroughCDN(t *testing.T) {
 	}{
 		{"GET", "Qwen/Qwen3-4B-Base", "model", "main", "model.safetensors", int64(len(lfsContent))},
 		{"HEAD", "Qwen/Qwen3-4B-Base", "model", "main", "model.safetensors", 0},
+		{"GET", "Qwen/Qwen3-4B-Base", "model", "main", "model.safetensors", 8},
 		{"GET", "openai/gsm8k", "dataset", "main", "main/train-00000-of-00001.parquet", int64(len(lfsContent))},
 		{"GET", "openai/gsm8k", "dataset", "main", "", -1},
+		{"GET", "openai/gsm8k", "dataset", "refs/convert/parquet", "", -1},
 		{"GET", "Qwen/Qwen3-4B-Base", "model", "refs/pr/1", "config.json", 22},
 	}
 	if len(recs) != len(want) {
@@ -161,7 +182,11 @@ func TestHubRouteDownloadsThroughCDN(t *testing.T) {
 	}
 	for i, w := range want {
 		r := recs[i]
-		if r.Method != w.method || r.Repo != w.repo || r.RepoType != w.kind || r.Revision != w.rev || r.Path != w.path || r.Status != 200 || (w.bytes >= 0 && r.Bytes != w.bytes) {
+		wantStatus := 200
+		if i == 2 {
+			wantStatus = 206 // the range request
+		}
+		if r.Method != w.method || r.Repo != w.repo || r.RepoType != w.kind || r.Revision != w.rev || r.Path != w.path || r.Status != wantStatus || (w.bytes >= 0 && r.Bytes != w.bytes) {
 			t.Errorf("record %d: %+v, want %+v", i, r, w)
 		}
 	}

@@ -115,6 +115,14 @@ func (g *Gateway) serveLLM(w http.ResponseWriter, r *http.Request) {
 		deny(http.StatusForbidden, errPermission, fmt.Sprintf("provider %q is not enabled for this run (enabled: %s)", name, strings.Join(g.providerNames(), ", ")))
 		return
 	}
+	if apiPath == "/" && (r.Method == http.MethodHead || r.Method == http.MethodGet) {
+		// Claude Code checks its base URL is up with HEAD /: answered here.
+		rec.Status, rec.Reason = http.StatusOK, "answered by the gateway"
+		rec.DurationMS = ms(g.now().Sub(start))
+		w.WriteHeader(http.StatusOK)
+		g.llmLog.write(rec)
+		return
+	}
 	if clean := path.Clean(apiPath); clean != apiPath || !pathAllowed(name, apiPath) {
 		deny(http.StatusForbidden, errPermission, fmt.Sprintf("%s %s is not an API the gateway serves (it serves the %s model APIs only)", r.Method, apiPath, name))
 		return
@@ -204,50 +212,143 @@ func (q *llmRequest) inspect(r *http.Request) error {
 }
 
 // topLevelModel reads the "model" and "stream" members of a JSON object,
-// matching names exactly as the providers do (encoding/json would match
-// "MODEL" too, and keep the last of two "model" members, either of which
-// an upstream might use): a body with more than one "model" is refused.
+// matching names exactly as the providers do, escapes decoded
+// ("mod\u0065l" is "model"); encoding/json would also match "MODEL", and
+// keep the last of two "model" members, either of which an upstream might
+// use: a body with more than one "model" is refused. It scans the top level
+// only (a request can be megabytes of conversation); the upstream parses
+// the rest.
 func topLevelModel(b []byte) (model string, stream bool, err error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	bad := func(e error) (string, bool, error) {
-		return "", false, fmt.Errorf("request body is not a JSON object: %w", e)
+	bad := func(why string, at int) (string, bool, error) {
+		return "", false, fmt.Errorf("request body is not a JSON object: %s at byte %d", why, at)
 	}
-	tok, err := dec.Token()
-	if err != nil {
-		return bad(err)
+	i := skipWS(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return bad("it does not start with {", i)
 	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return bad(errors.New("it does not start with {"))
-	}
+	i = skipWS(b, i+1)
 	models := 0
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return bad(err)
-		}
-		key, _ := tok.(string)
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return bad(err)
-		}
-		switch key {
-		case "model":
-			models++
-			if err := json.Unmarshal(v, &model); err != nil {
-				return "", false, fmt.Errorf("request \"model\" is not a string")
+	if i < len(b) && b[i] == '}' {
+		i++
+	} else {
+		for {
+			if i >= len(b) || b[i] != '"' {
+				return bad("want a member name", i)
 			}
-		case "stream":
-			json.Unmarshal(v, &stream)
+			end, esc := scanString(b, i)
+			if end < 0 {
+				return bad("unterminated string", i)
+			}
+			key := string(b[i+1 : end-1])
+			if esc {
+				if json.Unmarshal(b[i:end], &key) != nil {
+					return bad("bad escape in a member name", i)
+				}
+			}
+			i = skipWS(b, end)
+			if i >= len(b) || b[i] != ':' {
+				return bad("want :", i)
+			}
+			i = skipWS(b, i+1)
+			vstart := i
+			if i = skipValue(b, i); i < 0 {
+				return bad("bad value", vstart)
+			}
+			switch key {
+			case "model":
+				models++
+				if json.Unmarshal(b[vstart:i], &model) != nil {
+					return "", false, errors.New("request \"model\" is not a string")
+				}
+			case "stream":
+				stream = string(b[vstart:i]) == "true"
+			}
+			i = skipWS(b, i)
+			if i < len(b) && b[i] == ',' {
+				i = skipWS(b, i+1)
+				continue
+			}
+			if i < len(b) && b[i] == '}' {
+				i++
+				break
+			}
+			return bad("want , or }", i)
 		}
 	}
-	if _, err := dec.Token(); err != nil {
-		return bad(err)
+	if j := skipWS(b, i); j != len(b) {
+		return bad("data after the object", j)
 	}
 	if models > 1 {
 		return "", false, errors.New("request body has more than one \"model\" member")
 	}
 	return model, stream, nil
+}
+
+func skipWS(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// scanString returns the index after the string starting at b[i] (a
+// quote) and whether it has escapes; -1 if it does not end.
+func scanString(b []byte, i int) (int, bool) {
+	esc := false
+	for j := i + 1; j < len(b); j++ {
+		switch b[j] {
+		case '\\':
+			esc = true
+			j++
+		case '"':
+			return j + 1, esc
+		}
+	}
+	return -1, esc
+}
+
+// skipValue returns the index after the JSON value at b[i], checking only
+// its brackets and strings; -1 if it is cut short or unbalanced.
+func skipValue(b []byte, i int) int {
+	if i >= len(b) {
+		return -1
+	}
+	switch b[i] {
+	case '"':
+		end, _ := scanString(b, i)
+		return end
+	case '{', '[':
+		var stack []byte
+		for j := i; j < len(b); j++ {
+			switch c := b[j]; c {
+			case '"':
+				end, _ := scanString(b, j)
+				if end < 0 {
+					return -1
+				}
+				j = end - 1
+			case '{', '[':
+				stack = append(stack, c)
+			case '}', ']':
+				if len(stack) == 0 || (c == '}') != (stack[len(stack)-1] == '{') {
+					return -1
+				}
+				stack = stack[:len(stack)-1]
+				if len(stack) == 0 {
+					return j + 1
+				}
+			}
+		}
+		return -1
+	}
+	j := i
+	for j < len(b) && !strings.ContainsRune(",}] \t\r\n", rune(b[j])) {
+		j++
+	}
+	if j == i {
+		return -1
+	}
+	return j
 }
 
 // admit returns why a request is refused, or "".
@@ -296,7 +397,7 @@ var strippedRequestHeaders = []string{
 	"Authorization", "X-Api-Key", "X-Goog-Api-Key", "Api-Key", "Cookie", "Proxy-Authorization",
 	"Openai-Organization", "Openai-Project", "Chatgpt-Account-Id", "X-Goog-User-Project",
 	"Connection", "Keep-Alive", "Proxy-Connection", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
-	"Accept-Encoding", "Content-Length", "Host", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-Ip",
+	"Accept-Encoding", "Content-Length", "Host", "Expect", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-Ip",
 }
 
 // strippedResponseHeaders never go back to the sandbox.

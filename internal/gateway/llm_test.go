@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -474,6 +475,12 @@ func TestTopLevelModel(t *testing.T) {
 		{`{"model":5}`, "", false, "not a string"},
 		{`[1]`, "", false, "does not start with {"},
 		{`{"model":"x"`, "", false, "not a JSON object"},
+		{`{"mod\u0065l":"gpt-5"}`, "gpt-5", false, ""},
+		{`{"mod\u0065l":"gpt-5","model":"gpt-5-mini"}`, "", false, "more than one"},
+		{`{"a":"}{\"model\":\"x\"","b":[{"c":"]"}],"model":"m"}`, "m", false, ""},
+		{`{"model":"m"} {"model":"n"}`, "", false, "data after the object"},
+		{` { } `, "", false, ""},
+		{`{"stream":false,"model":"m"}`, "m", false, ""},
 	}
 	for _, c := range cases {
 		m, s, err := topLevelModel([]byte(c.body))
@@ -486,5 +493,93 @@ func TestTopLevelModel(t *testing.T) {
 		if err != nil || m != c.model || s != c.stream {
 			t.Errorf("%s: got %q %v %v, want %q %v", c.body, m, s, err, c.model, c.stream)
 		}
+	}
+}
+
+// For every valid JSON object, topLevelModel reads what a strict parser
+// reads: the exactly named top-level "model" (escapes decoded).
+func FuzzTopLevelModel(f *testing.F) {
+	for _, s := range []string{`{"model":"gpt-5","stream":true}`, `{"mod\u0065l":"a"}`, `{"a":{"model":"b"},"model":"c"}`,
+		`{"x":[1,2,{"y":"]"}],"model":"d"}`, `{"model":"a","model":"b"}`, `{"Model":"a"}`, `{}`, `[]`, `{"a":1e5,"b":null,"model":"z"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		model, stream, err := topLevelModel(b)
+		if !json.Valid(b) {
+			return // the upstream refuses it; whatever the scan said
+		}
+		dec := json.NewDecoder(bytes.NewReader(b))
+		tok, _ := dec.Token()
+		if d, ok := tok.(json.Delim); !ok || d != '{' {
+			if err == nil {
+				t.Fatalf("%q: not an object, but no error", b)
+			}
+			return
+		}
+		var wantModel string
+		var wantStream bool
+		models, modelErr := 0, false
+		for dec.More() {
+			k, _ := dec.Token()
+			var v json.RawMessage
+			dec.Decode(&v)
+			switch k.(string) {
+			case "model":
+				models++
+				if json.Unmarshal(v, &wantModel) != nil {
+					modelErr = true
+				}
+			case "stream":
+				wantStream = string(v) == "true"
+			}
+		}
+		switch {
+		case models > 1 || modelErr:
+			if err == nil {
+				t.Fatalf("%q: no error, want one", b)
+			}
+		case err != nil:
+			t.Fatalf("%q: %v", b, err)
+		case model != wantModel || stream != wantStream:
+			t.Fatalf("%q: got %q %v, want %q %v", b, model, stream, wantModel, wantStream)
+		}
+	})
+}
+
+// Close during a stream ends it, and the request is still logged.
+func TestCloseDuringStream(t *testing.T) {
+	hold := make(chan struct{})
+	defer close(hold)
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "data: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":3,\"output_tokens\":1}}}\n\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-hold:
+		case <-r.Context().Done():
+		}
+	}))
+	defer upstream.Close()
+	dir := filepath.Join(t.TempDir(), "gw")
+	g, base := startGateway(t, Config{LogDir: dir, Providers: map[string]Provider{Anthropic: {Upstream: upstream.URL, Key: realKey}}})
+	resp, err := http.Post(base+"/llm/anthropic/v1/messages", "application/json", strings.NewReader(`{"model":"claude-sonnet-4-5","stream":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	bufio.NewReader(resp.Body).ReadString('\n')
+	done := make(chan error, 1)
+	go func() { done <- g.Close() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Close waited for an endless stream")
+	}
+	recs := readLog[LLMRecord](t, filepath.Join(dir, LLMLogFile))
+	if len(recs) != 1 || recs[0].InputTok != 3 || recs[0].Reason == "" {
+		t.Errorf("records %+v", recs)
 	}
 }

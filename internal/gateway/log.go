@@ -81,6 +81,7 @@ type EgressRecord struct {
 	URL      string `json:"url,omitempty"` // plain HTTP only
 	Allowed  bool   `json:"allowed"`
 	Rule     string `json:"rule"`             // the rule that decided, e.g. "allow *.github.com" or "default deny"
+	Kind     string `json:"kind,omitempty"`   // the rule's host kind: llm (an LLM provider's API), hub, or ""
 	Reason   string `json:"reason,omitempty"` // why denied, or the dial/proxy error
 	Status   int    `json:"status"`           // HTTP status given to the client (200 for an open tunnel)
 	BytesOut int64  `json:"bytes_out"`        // client to upstream
@@ -321,6 +322,16 @@ func (w *logWriter) write(v any) {
 		return
 	}
 	w.ch <- append(b, '\n')
+}
+
+// failed returns the first write error, if any.
+func (w *logWriter) failed() error {
+	if w == nil {
+		return nil
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
 }
 
 // close flushes every queued line and closes the file.

@@ -530,7 +530,7 @@ except Exception as e: print(e)"`},
 				realAgents(t)
 				_, judgeURL := startModel(t, &modelserver.Script{Turns: []modelserver.Turn{
 					{Shell: "echo 'no contamination detected' > contamination_judgement.txt && echo 'only allowed use detected' > disallowed_model_judgement.txt"},
-					{Text: "done"},
+					{Text: "done\ncontamination_judgement.txt: no contamination detected\ndisallowed_model_judgement.txt: only allowed use detected"},
 				}}, io.Discard)
 				args = append(args, "--judge-model", "gpt-5.1-codex-max", "--judge-endpoint", judgeURL)
 			}

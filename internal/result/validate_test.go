@@ -45,6 +45,10 @@ func TestValidateRejects(t *testing.T) {
 		{"unknown benchmark", func(r *Result) { r.Spec.Benchmark = "mmlu" }, "benchmark"},
 		{"score above 1", func(r *Result) { x := 1.5; r.Score = &x }, "score"},
 		{"bad end reason", func(r *Result) { r.Solve.EndReason = "timeout" }, "end_reason"},
+		{"limit end without its name", func(r *Result) { r.Solve.EndReason = EndLimit }, "limit"},
+		{"limit named for another end", func(r *Result) { r.Solve.Limit = "memory" }, "limit"},
+		{"unknown limit", func(r *Result) { r.Solve.EndReason, r.Solve.Limit = EndLimit, "gpu" }, "limit"},
+		{"limit without how", func(r *Result) { r.Sandbox.Limits = []Limit{{Name: "memory", Value: 1}} }, "how"},
 		{"bad flag letter", func(r *Result) { r.Verdict = VerdictFlagged; r.Flags = []string{"X"} }, "flags"},
 		{"clean without audit", func(r *Result) { r.Verdict = VerdictClean }, "without a clean audit"},
 		{"clean unsandboxed", func(r *Result) {

@@ -234,11 +234,6 @@ func (s *Spec) Normalize(reg *registry.Registry) error {
 		if _, err := os.Stat(abs); err != nil {
 			return fmt.Errorf("job: read-only path %s: %w", p, err)
 		}
-		// Bound where it really is: a sandbox cannot make a mount point
-		// under a symlink (the path through the link still leads there).
-		if real, err := filepath.EvalSymlinks(abs); err == nil {
-			abs = real
-		}
 		s.ReadOnly[i] = abs
 	}
 	return nil

@@ -16,7 +16,8 @@ import (
 )
 
 // The test binary stands in for ptb inside the sandbox: the scripted agent
-// is launched as `<self> agent-run scripted --script F`.
+// is launched as `<self> agent-run scripted --script F`, the inference
+// server behind `<self> sandbox-init --forward ... -- vllm serve ...`.
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && (os.Args[1] == "agent-run" || os.Args[1] == "sandbox-init" || os.Getenv("PTB_TEST_AS_PTB") == "1") {
 		os.Exit(Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))

@@ -126,6 +126,22 @@ type Evaluation struct {
 	Accuracy *float64       `json:"accuracy"`
 	Stderr   *float64       `json:"stderr"`
 	Samples  int            `json:"samples"`
+	// Server is the inference server ptb started (vllm, hf backends).
+	Server *EvalServer `json:"server,omitempty"`
+}
+
+// EvalServer is the inference server that answered the evaluation and how
+// it was contained.
+type EvalServer struct {
+	Backend         string   `json:"backend"`
+	Executable      string   `json:"executable"`
+	Version         string   `json:"version"`                  // `vllm --version`; "unknown: why" when unreadable
+	PinnedVersion   string   `json:"pinned_version,omitempty"` // vllm: the original's pin, 0.11.0
+	Sandbox         string   `json:"sandbox"`
+	Unsandboxed     bool     `json:"unsandboxed"`
+	GPUs            []int    `json:"gpus"`
+	TrustRemoteCode bool     `json:"trust_remote_code"`
+	Warnings        []string `json:"warnings"` // a version off the pin, an unsandboxed server
 }
 
 // Audit is the audit stage's outcome.

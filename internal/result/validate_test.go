@@ -35,6 +35,21 @@ func TestValidateAcceptsAValidRecord(t *testing.T) {
 	}
 }
 
+// The evaluation's server record, as the vllm backend writes it.
+func TestValidateAcceptsAnEvaluationServer(t *testing.T) {
+	r := valid()
+	r.Evaluation.Backend = "vllm"
+	r.Evaluation.Server = &EvalServer{Backend: "vllm", Executable: "/opt/venv/bin/vllm", Version: "0.10.2", PinnedVersion: "0.11.0",
+		Sandbox: "bwrap", GPUs: []int{0}, TrustRemoteCode: true, Warnings: []string{"vllm 0.10.2 is not the original's pinned 0.11.0"}}
+	if err := Validate(r); err != nil {
+		t.Fatal(err)
+	}
+	r.Evaluation.Server.Backend = "url"
+	if err := Validate(r); err == nil || !strings.Contains(err.Error(), "backend") {
+		t.Errorf("a url server record: error %v, want one naming backend", err)
+	}
+}
+
 func TestValidateRejects(t *testing.T) {
 	for _, c := range []struct {
 		name string

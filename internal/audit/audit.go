@@ -45,6 +45,7 @@ type Options struct {
 type target struct {
 	label, workspace, finalModel, task, base string
 	protected, hubLog, trace                 string
+	egressLog, network, sandbox              string
 	// finalRoot is where links in final_model may lead ("" = nowhere:
 	// the collected copy has none).
 	finalRoot string
@@ -98,6 +99,8 @@ func resolve(o Options) (*target, error) {
 		if t.hubLog == "" {
 			t.hubLog = d.Path(HubLogFile)
 		}
+		t.egressLog = d.Path(EgressLogFile)
+		t.network, t.sandbox = spec.Network, spec.SandboxName
 		t.trace = d.Path(rundir.TraceRaw)
 		hfHome := d.Path(rundir.Home, ".cache", "huggingface")
 		t.agentCaches = existingDirs(filepath.Join(hfHome, "hub"))
@@ -155,7 +158,12 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	fs = append(fs, checkCode(t.finalModel))
 	fs = append(fs, checkLineage(ctx, t, t.base)...)
 	fs = append(fs, checkContamination(ctx, sets, t.task, t.roots))
-	fs = append(fs, checkHub(t.hubLog)...)
+	fs = append(fs, checkHub(t.hubLog, t.network)...)
+	if t.egressLog != "" {
+		// A run directory: how the agent reached the network, and where.
+		fs = append(fs, checkNetwork(t.network, t.sandbox))
+		fs = append(fs, checkEgress(t.egressLog, t.network)...)
+	}
 	fs = append(fs, checkTrace(t.trace)...)
 	fs = append(fs, runJudge(ctx, o.Judge, t.workspace, t.base, t.task, o.JudgeRuns)...)
 	if err := ctx.Err(); err != nil {

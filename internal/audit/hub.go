@@ -25,6 +25,10 @@ type HubRequest struct {
 	Revision string `json:"revision"`  // branch, tag or commit, "" if none
 	Path     string `json:"path"`      // file inside the repo, "" for API/metadata calls
 	Status   int    `json:"status"`    // HTTP status returned to the agent; 0 if none
+	// Denied and Reason are set when the gateway refused the request
+	// itself (its deny list), before asking the hub.
+	Denied bool   `json:"denied,omitempty"`
+	Reason string `json:"reason,omitempty"`
 }
 
 // DeniedRepo is a repository the agent must not fetch files from.
@@ -71,12 +75,16 @@ func deniedFor(r HubRequest) (DeniedRepo, bool) {
 }
 
 // checkHub reads the hub log at path. A file fetched from a denied repo
-// and served (status < 400) is a flag; refused or metadata-only requests are
-// notes. No log: unverified.
-func checkHub(path string) []Finding {
+// and served (status < 400) is a flag, and so is a request the gateway
+// refused by its deny list: the attempt is the cheat (an instruct model:
+// M; a test set: C), even though nothing was served. Metadata-only
+// requests and refusals by the hub itself are notes. No log: unverified,
+// unless the sandbox had no network at all (network none), where nothing
+// could be fetched.
+func checkHub(path string, network string) []Finding {
 	const check = "hub"
 	kindFor := func(d DeniedRepo) string {
-		if d.RepoType == "model" {
+		if d.RepoType == "model" || d.RepoType == "" {
 			return KindModel
 		}
 		return KindContamination
@@ -86,6 +94,9 @@ func checkHub(path string) []Finding {
 	}
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
+		if network == "none" {
+			return []Finding{pass(check, "", "the sandbox had no network (network none): nothing could be fetched from the hub")}
+		}
 		return []Finding{unverified(check, "", fmt.Sprintf("no hub log at %s: the run had no hub gateway", path))}
 	}
 	if err != nil {
@@ -103,6 +114,17 @@ func checkHub(path string) []Finding {
 			var r HubRequest
 			if json.Unmarshal(b, &r) != nil {
 				bad++
+			} else if r.Denied {
+				d, ok := deniedFor(r)
+				if !ok {
+					d = DeniedRepo{Repo: r.Repo, RepoType: r.RepoType, Why: r.Reason}
+				}
+				where := fmt.Sprintf("hub log line %d: %s %s refused by the gateway (%s; status %d)", line, r.Method, r.URL, r.Reason, r.Status)
+				if d.RepoType == "space" {
+					notes = append(notes, "note: "+where)
+				} else {
+					flags[kindFor(d)] = append(flags[kindFor(d)], where)
+				}
 			} else if d, ok := deniedFor(r); ok {
 				where := fmt.Sprintf("hub log line %d: %s %s (%s, status %d)", line, r.Method, r.URL, d.Why, r.Status)
 				switch {

@@ -5,14 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/ptb-dev/ptb/internal/agent"
 	"github.com/ptb-dev/ptb/internal/agent/cliutil"
+	"github.com/ptb-dev/ptb/internal/gateway"
 	"github.com/ptb-dev/ptb/internal/job"
 	"github.com/ptb-dev/ptb/internal/pipeline"
 	"github.com/ptb-dev/ptb/internal/safeio"
@@ -27,8 +31,9 @@ type sandboxJudge struct {
 	sb       sandbox.Backend
 	sc       agent.Scaffold
 	spec     job.JudgeSpec
-	traceDir string   // each run's stdout and stderr are kept here
+	traceDir string   // each run's stdout and stderr, and its gateway's logs, are kept here
 	hidden   []string // host paths the judge must not see (other runs, test data)
+	log      *slog.Logger
 
 	mu sync.Mutex
 	n  int
@@ -78,13 +83,39 @@ func (j *sandboxJudge) run(ctx context.Context, n int, dir, prompt string) error
 		return err
 	}
 	defer os.RemoveAll(root)
-	home, tmp := filepath.Join(root, "home"), filepath.Join(root, "tmp")
-	for _, d := range []string{home, tmp} {
+	home, tmp, sock := filepath.Join(root, "home"), filepath.Join(root, "tmp"), filepath.Join(root, "socket")
+	for _, d := range []string{home, tmp, sock} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
 		}
 	}
-	cmd, err := j.sc.Command(ctx, agent.Launch{Prompt: prompt, Model: j.spec.Model, Workspace: dir, Home: home, Endpoint: j.spec.Endpoint})
+	if err := os.Chmod(root, 0o755); err != nil {
+		return err
+	}
+	// The judge reads the agent's workspace: it is as untrusted as the
+	// agent, so it gets a gateway of its own (its key stays there) and no
+	// network but that gateway's LLM route.
+	providers, err := gatewayProviders(job.Spec{Agent: j.sc.Name(), AgentModel: j.spec.Model, Endpoint: j.spec.Endpoint}, os.Getenv)
+	if err != nil {
+		return fmt.Errorf("judge: %w", err)
+	}
+	gw, err := serveGateway(gateway.Config{
+		LogDir:    filepath.Join(j.traceDir, fmt.Sprintf("judge-%d-gateway", n)),
+		Providers: providers,
+		Egress:    gateway.EgressConfig{Allow: []gateway.HostRule{}}, // nothing but the LLM route
+		Hub:       gateway.HubConfig{Deny: []gateway.DenyRule{{Repo: "*/*", Reason: "the judge reads the workspace; it downloads nothing"}}},
+		Logger:    j.log,
+	}, filepath.Join(sock, sandbox.GatewaySocket))
+	if err != nil {
+		return fmt.Errorf("judge gateway: %w", err)
+	}
+	defer gw.Close()
+	link := sandbox.Gateway{Init: selfPath(), SocketDir: sock}
+	base, err := link.URL(j.sb.Capabilities())
+	if err != nil {
+		return err
+	}
+	cmd, err := j.sc.Command(ctx, agent.Launch{Prompt: prompt, Model: j.spec.Model, Workspace: dir, Home: home, Endpoint: gw.Endpoint(base)})
 	if err != nil {
 		return fmt.Errorf("judge command: %w", err)
 	}
@@ -114,11 +145,23 @@ func (j *sandboxJudge) run(ctx context.Context, n int, dir, prompt string) error
 		return err
 	}
 	defer errf.Close()
-	env := append([]string{"PATH=" + path, "HOME=" + home, "LANG=C.UTF-8", "TMPDIR=/tmp"}, cmd.Env...)
-	p, err := j.sb.Start(ctx, sandbox.Spec{
+	vars := gw.Env(base)
+	for _, kv := range append([]string{"PATH=" + path, "HOME=" + home, "LANG=C.UTF-8", "TMPDIR=/tmp"}, cmd.Env...) {
+		k, v, _ := strings.Cut(kv, "=")
+		vars[k] = v // the command's own variables win
+	}
+	var env []string
+	for _, k := range slices.Sorted(maps.Keys(vars)) {
+		env = append(env, k+"="+vars[k])
+	}
+	spec, err := link.Apply(sandbox.Spec{
 		Argv: cmd.Argv, Env: env, Dir: dir, Workspace: dir, Home: home, Tmp: tmp,
-		ReadOnly: judgeReadOnly(bin, path), Hidden: j.hidden, Network: sandbox.NetworkHost, Stdout: out, Stderr: errf,
-	})
+		ReadOnly: judgeReadOnly(bin, path), Hidden: j.hidden, Stdout: out, Stderr: errf,
+	}, j.sb.Capabilities())
+	if err != nil {
+		return err
+	}
+	p, err := j.sb.Start(ctx, spec)
 	if err != nil {
 		return fmt.Errorf("start judge: %w", err)
 	}

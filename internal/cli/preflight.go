@@ -17,6 +17,7 @@ import (
 	"github.com/ptb-dev/ptb/internal/agent/npmcli"
 	"github.com/ptb-dev/ptb/internal/job"
 	"github.com/ptb-dev/ptb/internal/registry"
+	"github.com/ptb-dev/ptb/internal/sandbox"
 )
 
 // credentialVars are the variables each agent CLI takes its API key from,
@@ -134,8 +135,16 @@ func (p preflight) sandboxPath(spec job.Spec) string {
 
 // credentials returns what to do when the agent has no way to authenticate,
 // or "" when it has one: an --endpoint (a model server that needs no real
-// key), a --credentials file, or a key variable passed with --env.
+// key), a --credentials file, or a key variable passed with --env. Under
+// the gateway the key stays in ptb's environment and the gateway's own
+// check (gatewayProviders) names the variable instead.
 func (p preflight) credentials(spec job.Spec) string {
+	if spec.Network == sandbox.NetworkGateway {
+		if _, err := gatewayProviders(spec, p.getenv); err != nil {
+			return err.Error()
+		}
+		return ""
+	}
 	if spec.Endpoint != "" || spec.Credentials != "" {
 		return ""
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/ptb-dev/ptb/internal/registry"
 	"github.com/ptb-dev/ptb/internal/result"
 	"github.com/ptb-dev/ptb/internal/rundir"
+	"github.com/ptb-dev/ptb/internal/sandbox"
 )
 
 type runFlags struct {
@@ -30,6 +31,7 @@ type runFlags struct {
 	gpus         string
 	limits       []string
 	resume       string
+	network      string
 	registry     string
 	agentsPrefix string
 	monitorEvery time.Duration
@@ -60,8 +62,17 @@ collect, audit or evaluate and every stage after it, with new --eval-* or
 Exit codes: 0 the run finished with a final_model, 1 harness failure,
 2 usage or preflight (nothing was created), 3 a stage failed (the record
 says which; fix and --resume), 4 the agent left no final_model,
-128+signal when interrupted.`,
-		Example: `  ptb run --agent claude --agent-model claude-opus-4-6 --network host --base-model qwen3-1.7b --benchmark gsm8k --gpus 0
+128+signal when interrupted.
+
+Network: a real agent runs under --network gateway (the default). Its sandbox
+has no network of its own; its only way out is the run's gateway, in this ptb
+process, which adds the real API key (read from ANTHROPIC_API_KEY,
+OPENAI_API_KEY or GEMINI_API_KEY here, never given to the agent), meters
+tokens and cost, logs every hub download (gateway/hub.jsonl, which the audit
+reads) and every other connection (gateway/egress.jsonl). --network host is
+for debugging only and never gives a clean verdict.`,
+		Example: `  export ANTHROPIC_API_KEY=sk-ant-...   # read by the run's gateway only
+  ptb run --agent claude --agent-model claude-opus-4-6 --base-model qwen3-1.7b --benchmark gsm8k --gpus 0 --spend-cap 50
   ptb run --agent scripted --script demo.yaml --base-model qwen3-1.7b --benchmark gsm8k --hours 0.01 --sandbox none --eval-backend none
   ptb run --resume runs/gsm8k_qwen3-1.7b_claude-claude-opus-4-6_s0_20261127T080102Z
   ptb run --resume runs/gsm8k_qwen3-1.7b_claude-claude-opus-4-6_s0_20261127T080102Z --redo evaluate --eval-backend url --eval-base-url http://127.0.0.1:8000/v1`,
@@ -111,16 +122,19 @@ says which; fix and --resume), 4 the agent left no final_model,
 	fl.StringVar(&f.spec.OutRoot, "out", "runs", "output root; the run directory is OUT/<run id>")
 	fl.StringVar(&f.spec.Label, "label", "", "method label for reports, e.g. \"Opus 4.6 (Claude Code)\"")
 	fl.StringVar(&f.spec.Sandbox, "sandbox", "bwrap", "sandbox backend: bwrap, or none (development only, unsandboxed)")
-	fl.StringVar(&f.spec.Network, "network", "none", "sandbox network: none, or host")
+	fl.StringVar(&f.network, "network", "", "sandbox network: gateway (default for real agents: the run's gateway is the only way out), none (default for the scripted agent), or host (debugging only; never a clean verdict)")
+	fl.Float64Var(&f.spec.Gateway.SpendCapUSD, "spend-cap", 0, "most the agent's LLM traffic may cost, in USD, enforced by the gateway (0: no cap)")
+	fl.StringArrayVar(&f.spec.Gateway.AllowModels, "allow-model", nil, "model name or glob the gateway's LLM route lets through (repeatable; default: any)")
+	fl.StringVar(&f.spec.Gateway.HubEndpoint, "hub-endpoint", "", "upstream of the gateway's hub route (a mirror; default https://huggingface.co)")
 	fl.DurationVar(&f.spec.Reprompt, "reprompt", 0, "relaunch an agent that exits with at least this much time left (paper's variants: 30m; 0 = off)")
 	fl.DurationVar(&f.spec.Grace, "grace", job.DefaultGrace, "time between SIGTERM and SIGKILL at the deadline")
 	fl.StringArrayVar(&f.spec.PassEnv, "env", nil, "pass NAME (from the host) or NAME=VALUE into the sandbox; repeatable")
 	fl.StringArrayVar(&f.spec.ReadOnly, "ro", nil, "host path made visible read-only in the sandbox; repeatable")
 	fl.StringArrayVar(&f.limits, "limit", nil, "resource limit NAME=VALUE: memory=64G, pids=8192, cpus=16, tmp=8G, disk=200G, files=1000000, or NAME=none; repeatable (defaults sized for one H100 of a shared box)")
-	fl.StringVar(&f.spec.Endpoint, "endpoint", "", "model endpoint base URL injected into the agent CLI")
+	fl.StringVar(&f.spec.Endpoint, "endpoint", "", "model API base URL: the upstream of the gateway's LLM route for the agent's provider (default: the provider's public API); without the gateway, injected into the agent CLI")
 	fl.StringVar(&f.spec.Script, "script", "", "script for the scripted agent (YAML)")
 	fl.StringVar(&f.agentsPrefix, "agents-prefix", "", "an npm prefix whose node_modules/.bin is searched for the agent CLI before PATH (as for doctor)")
-	fl.StringVar(&f.spec.Credentials, "credentials", "", "subscription credentials file for the agent CLI (enters the sandbox; the record warns)")
+	fl.StringVar(&f.spec.Credentials, "credentials", "", "subscription login file (Claude .credentials.json, Codex auth.json), held by the gateway; without the gateway it enters the sandbox and the record warns")
 	fl.StringVar(&f.spec.Eval.Backend, "eval-backend", "vllm", "evaluation backend: vllm, hf, url, replay, or none")
 	fl.StringVar(&f.spec.Eval.Version, "eval-version", "", "benchmark task version (default: the paper-faithful one)")
 	fl.StringVar(&f.spec.Eval.Responses, "eval-responses", "", "recorded completions for the replay backend (JSONL)")
@@ -213,6 +227,7 @@ func runRun(ctx context.Context, e *env, f *runFlags) error {
 			return err
 		}
 		spec = f.spec
+		spec.Network = sandbox.Network(f.network)
 		if f.registry != "" {
 			spec.Registry, _ = filepath.Abs(f.registry)
 		}
@@ -235,6 +250,9 @@ func runRun(ctx context.Context, e *env, f *runFlags) error {
 		if err := spec.Normalize(reg); err != nil {
 			return usagef("%v", err)
 		}
+		// Under the gateway the real key goes to the run's gateway only;
+		// without one the agent could not work, and the preflight's
+		// credentials check says which variable to set.
 		pf := defaultPreflight()
 		if e.preflight != nil {
 			pf = *e.preflight

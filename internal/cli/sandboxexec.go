@@ -69,7 +69,7 @@ func newSandboxExecCmd(e *env) *cobra.Command {
 				env = append(env, "CUDA_VISIBLE_DEVICES=")
 			}
 			p, err := b.Start(ctx, sandbox.Spec{Argv: args, Env: env, Dir: ws, Workspace: ws, Home: home, Tmp: tmp,
-				ReadOnly: spec.ReadOnly, Network: network, GPUs: g, Limits: spec.SandboxLimits(),
+				ReadOnly: spec.ReadOnly, Network: sandbox.Network(network), GPUs: g, Limits: spec.SandboxLimits(),
 				Stdin: e.stdin, Stdout: e.stdout, Stderr: e.stderr})
 			if err != nil {
 				return err
@@ -102,6 +102,6 @@ func newSandboxExecCmd(e *env) *cobra.Command {
 	c.Flags().StringVar(&gpus, "gpus", "", "GPU indices to bind, e.g. 0")
 	c.Flags().StringArrayVar(&ro, "ro", nil, "host path made visible read-only; repeatable")
 	c.Flags().StringArrayVar(&lims, "limit", nil, "resource limit NAME=VALUE as for ptb run; repeatable (default: none)")
-	c.Flags().StringVar(&network, "network", sandbox.NetworkNone, "none or host")
+	c.Flags().StringVar(&network, "network", string(sandbox.NetworkNone), "none or host")
 	return c
 }

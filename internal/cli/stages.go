@@ -3,7 +3,9 @@ package cli
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/ptb-dev/ptb/internal/agent"
@@ -28,13 +30,14 @@ func wireStages(r *pipeline.Runner, spec job.Spec) {
 	// The inference server sees no more of the host than the judge does.
 	r.Evaluator = evaluator{reg: r.Registry, hidden: append(append([]string{}, r.Hidden...), spec.OutRoot)}
 	r.Usage = usageReader{}
-	r.Auditor = auditor{sb: r.Sandbox, hidden: append(append([]string{}, r.Hidden...), spec.OutRoot)}
+	r.Auditor = auditor{log: r.Log, sb: r.Sandbox, hidden: append(append([]string{}, r.Hidden...), spec.OutRoot)}
 }
 
 // auditor is the audit stage on top of package audit. The LLM judge needs
 // an agent endpoint and is not wired yet: its finding is unverified, so no
 // run is clean until it is (the audit fails closed).
 type auditor struct {
+	log    *slog.Logger
 	sb     sandbox.Backend
 	hidden []string // what the judge must not see, as for the agent
 }
@@ -50,11 +53,11 @@ func (a auditor) Audit(ctx context.Context, dir rundir.Dir, spec job.Spec) (*res
 		o.Registry = reg
 	}
 	if spec.Judge.Endpoint != "" {
-		sc, err := cliScaffold(job.Spec{Agent: spec.Judge.Agent, AgentModel: spec.Judge.Model})
+		sc, err := cliScaffold(job.Spec{Agent: spec.Judge.Agent, AgentModel: spec.Judge.Model, Network: sandbox.NetworkGateway})
 		if err != nil {
 			return nil, fmt.Errorf("judge: %w", err)
 		}
-		o.Judge = &sandboxJudge{sb: a.sb, sc: sc, spec: spec.Judge, traceDir: dir.Path(rundir.AuditDir), hidden: a.hidden}
+		o.Judge = &sandboxJudge{sb: a.sb, sc: sc, spec: spec.Judge, traceDir: dir.Path(rundir.AuditDir), hidden: a.hidden, log: a.log}
 	}
 	rep, err := audit.Run(ctx, o)
 	if err != nil {
@@ -130,7 +133,9 @@ func (ev evaluator) Evaluate(ctx context.Context, req pipeline.EvalRequest) (*re
 // cliScaffold returns the adapter of a real agent CLI.
 func cliScaffold(spec job.Spec) (agent.Scaffold, error) {
 	var cred []byte
-	if spec.Credentials != "" {
+	// Under the gateway the login stays with the gateway (runGateway);
+	// the sandbox gets a placeholder.
+	if spec.Credentials != "" && spec.Network != sandbox.NetworkGateway {
 		b, err := os.ReadFile(spec.Credentials)
 		if err != nil {
 			return nil, fmt.Errorf("read credentials: %w", err)
@@ -148,7 +153,7 @@ func cliScaffold(spec job.Spec) (agent.Scaffold, error) {
 	case "gemini":
 		return gemini.New(gemini.Options{Credentials: cred}), nil
 	case "opencode":
-		return opencode.New(opencode.Options{Auth: cred}), nil
+		return opencode.New(opencode.Options{Auth: cred, Native: spec.Network == sandbox.NetworkGateway}), nil
 	}
 	return nil, fmt.Errorf("%w for agent %q", errNoAdapter, spec.Agent)
 }
@@ -161,17 +166,21 @@ var exampleModel = map[string]string{
 type usageReader struct{}
 
 func (usageReader) Usage(ctx context.Context, path string, spec job.Spec) (*result.Usage, error) {
+	if spec.Network == sandbox.NetworkGateway {
+		// What the gateway metered, not what the agent says it used.
+		u, err := gatewayUsage(filepath.Join(filepath.Dir(filepath.Dir(path)), rundir.GatewayLLMLog))
+		if err != nil {
+			return nil, err
+		}
+		if s, err := traceSummary(path, spec); err == nil {
+			u.CLICostUSD = s.CLICostUSD
+		}
+		return u, nil
+	}
 	if spec.Agent == "scripted" {
 		return &result.Usage{Source: "unavailable: the scripted agent uses no model"}, nil
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	prices := trace.DefaultPrices()
-	model, _, _ := strings.Cut(spec.AgentModel, ":") // codex MODEL:EFFORT
-	s, err := trace.Summarize(f, spec.Agent, model, prices)
+	s, err := traceSummary(path, spec)
 	if err != nil {
 		return nil, err
 	}
@@ -182,4 +191,15 @@ func (usageReader) Usage(ctx context.Context, path string, spec job.Spec) (*resu
 		Source: "trace (" + s.Agent + " rules)",
 	}
 	return u, nil
+}
+
+// traceSummary summarizes the agent's raw trace at path.
+func traceSummary(path string, spec job.Spec) (*trace.Summary, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	model, _, _ := strings.Cut(spec.AgentModel, ":") // codex MODEL:EFFORT
+	return trace.Summarize(f, spec.Agent, model, trace.DefaultPrices())
 }

@@ -62,6 +62,7 @@ func newRunner(ctx context.Context, e *env, reg *registry.Registry, spec job.Spe
 		Version:  Version,
 	}
 	r.Hidden = hostData(spec)
+	r.Gateway = runGateway{reg: reg, log: r.Log.With("part", "gateway")}
 	// The workspace gets the original's templates/ (ptb's pinned copies);
 	// without them prepare says why in its stage reason.
 	tctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
@@ -85,6 +86,11 @@ func hostData(spec job.Spec) []string {
 	for _, p := range []string{spec.Eval.DataDir, os.Getenv("PTB_DATA_DIR"), dataset.DefaultCacheDir(), spec.Eval.Responses, spec.Credentials} {
 		if p != "" {
 			if abs, err := filepath.Abs(p); err == nil {
+				// Hidden where it really is: a path through a symlink
+				// cannot be covered (bwrap cannot make the mount point).
+				if real, err := filepath.EvalSymlinks(abs); err == nil {
+					abs = real
+				}
 				h = append(h, abs)
 			}
 		}

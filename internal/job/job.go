@@ -29,17 +29,21 @@ type Spec struct {
 	// absolute path), reused on resume.
 	Registry string `json:"registry,omitempty"`
 
-	Sandbox string        `json:"sandbox"` // bwrap | none
-	Network string        `json:"network"` // none | host
-	Grace   time.Duration `json:"grace_ns"`
+	Sandbox string          `json:"sandbox"` // bwrap | none
+	Network sandbox.Network `json:"network"` // none | gateway | host
+	Grace   time.Duration   `json:"grace_ns"`
 	// PassEnv are host environment variables passed into the sandbox
 	// (NAME or NAME=VALUE); nothing else from the host leaks in.
 	PassEnv []string `json:"pass_env,omitempty"`
 	// ReadOnly are extra host paths visible read-only in the sandbox
 	// (e.g. a model cache).
 	ReadOnly []string `json:"read_only,omitempty"`
-	// Endpoint is the model endpoint injected into the agent CLI.
+	// Endpoint is the model endpoint: under the gateway network, the
+	// upstream of the gateway's LLM route for the agent's provider;
+	// otherwise injected into the agent CLI.
 	Endpoint string `json:"endpoint,omitempty"`
+	// Gateway configures the run's gateway (network gateway only).
+	Gateway GatewaySpec `json:"gateway,omitzero"`
 	// Credentials is a subscription credentials file for the agent CLI
 	// (Claude OAuth, Codex auth.json, ...). It is copied into the sandbox's
 	// HOME, and the run record warns that a secret entered the sandbox.
@@ -70,6 +74,31 @@ type JudgeSpec struct {
 	Endpoint string        `json:"endpoint,omitempty"`
 	Runs     int           `json:"runs"` // k runs, majority vote; default 1 as in the paper
 	Timeout  time.Duration `json:"timeout_ns,omitempty"`
+}
+
+// GatewaySpec configures the run's gateway beyond its defaults.
+type GatewaySpec struct {
+	// SpendCapUSD, when positive, is the most the agent's LLM traffic may
+	// cost over the whole solve; past it the LLM route refuses requests.
+	SpendCapUSD float64 `json:"spend_cap_usd,omitempty"`
+	// AllowModels, when set, are the only models (names or globs) the
+	// LLM route lets through.
+	AllowModels []string `json:"allow_models,omitempty"`
+	// HubEndpoint is the hub route's upstream ("": the public hub).
+	HubEndpoint string `json:"hub_endpoint,omitempty"`
+}
+
+// SecretEnv reports whether a variable name looks like a credential
+// (an API key, a token, a password), which must not be passed into the
+// sandbox: the gateway holds real keys.
+func SecretEnv(name string) bool {
+	n := strings.ToUpper(name)
+	for _, suf := range []string{"API_KEY", "_TOKEN", "SECRET", "PASSWORD", "_CREDENTIALS"} {
+		if strings.HasSuffix(n, suf) {
+			return true
+		}
+	}
+	return n == "HF_TOKEN" || n == "HUGGING_FACE_HUB_TOKEN" || n == "GOOGLE_APPLICATION_CREDENTIALS"
 }
 
 // DefaultJudgeTimeout bounds one judge run.
@@ -128,10 +157,27 @@ func (s *Spec) Normalize(reg *registry.Registry) error {
 	}
 	normalizeLimits(&s.Limits)
 	if s.Network == "" {
-		s.Network = sandbox.NetworkNone
+		// Every real agent reaches its model through the run's gateway;
+		// the scripted agent needs no network unless its script does.
+		s.Network = sandbox.NetworkGateway
+		if s.Agent == "scripted" {
+			s.Network = sandbox.NetworkNone
+		}
 	}
-	if s.Network != sandbox.NetworkNone && s.Network != sandbox.NetworkHost {
-		return fmt.Errorf("job: network must be none or host, got %q", s.Network)
+	if _, err := sandbox.ParseNetwork(string(s.Network)); err != nil {
+		return fmt.Errorf("job: %w", err)
+	}
+	if s.Network != sandbox.NetworkHost {
+		// A real key in the sandbox would make the gateway pointless: the
+		// agent could call the provider with it (or hand it on).
+		for _, kv := range s.PassEnv {
+			if k, _, _ := strings.Cut(kv, "="); SecretEnv(k) {
+				return fmt.Errorf("job: --env %s: a credential must not enter the sandbox; set it in ptb's own environment, where only the run's gateway reads it (to debug with the key inside anyway, use --network host, which is never a clean run)", k)
+			}
+		}
+	}
+	if s.Gateway.SpendCapUSD < 0 {
+		return fmt.Errorf("job: spend cap must be positive (USD), got %g", s.Gateway.SpendCapUSD)
 	}
 	if s.Eval.Backend == "" {
 		s.Eval.Backend = "vllm"
@@ -151,7 +197,7 @@ func (s *Spec) Normalize(reg *registry.Registry) error {
 		return fmt.Errorf("job: agent %s needs a model: pass --agent-model (e.g. claude-opus-4-6, gpt-5.1-codex:high, gemini-3-pro-preview, anthropic/claude-opus-4-6)", s.Agent)
 	}
 	if s.Agent != "scripted" && s.Network == sandbox.NetworkNone && s.Sandbox != "none" {
-		return fmt.Errorf("job: agent %s must reach its model API, which --network none forbids: pass --network host (the per-run gateway that will allow network none is not implemented yet)", s.Agent)
+		return fmt.Errorf("job: agent %s must reach its model API, which --network none forbids: use --network gateway (the default)", s.Agent)
 	}
 	if s.Agent == "scripted" && s.Script == "" {
 		return fmt.Errorf("job: the scripted agent needs a script (--script FILE)")

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ptb-dev/ptb/internal/registry"
+	"github.com/ptb-dev/ptb/internal/sandbox"
 )
 
 func TestNormalize(t *testing.T) {
@@ -41,12 +42,15 @@ func TestNormalizeErrors(t *testing.T) {
 		{"unknown model", func(s *Spec) { s.BaseModel = "llama" }, "Qwen/Qwen3-1.7B-Base, Qwen/Qwen3-4B-Base"},
 		{"unknown benchmark", func(s *Spec) { s.Benchmark = "mmlu" }, `unknown benchmark "mmlu"`},
 		{"negative hours", func(s *Spec) { s.Hours = -1 }, "hours must be"},
-		{"bad network", func(s *Spec) { s.Network = "bridge" }, "network must be none or host"},
+		{"bad network", func(s *Spec) { s.Network = "bridge" }, `network "bridge": want none, gateway or host`},
 		{"bad eval backend", func(s *Spec) { s.Eval.Backend = "tgi" }, "eval backend must be"},
 		{"replay without file", func(s *Spec) { s.Eval.Backend = "replay" }, "needs a responses file"},
 		{"scripted without script", func(s *Spec) { s.Script = "" }, "needs a script"},
 		{"real agent without a model", func(s *Spec) { s.Agent = "claude" }, "--agent-model"},
-		{"real agent without network", func(s *Spec) { s.Agent = "claude"; s.AgentModel = "m" }, "--network host"},
+		{"real agent without network", func(s *Spec) { s.Agent = "claude"; s.AgentModel = "m"; s.Network = "none" }, "--network gateway"},
+		{"real key passed in", func(s *Spec) { s.PassEnv = []string{"ANTHROPIC_API_KEY"} }, "--env ANTHROPIC_API_KEY: a credential must not enter the sandbox"},
+		{"token passed with a value", func(s *Spec) { s.Network = "gateway"; s.PassEnv = []string{"HF_TOKEN=hf_x"} }, "--env HF_TOKEN"},
+		{"negative spend cap", func(s *Spec) { s.Gateway.SpendCapUSD = -1 }, "spend cap"},
 		{"missing read-only path", func(s *Spec) { s.ReadOnly = []string{"/nonexistent/ptb"} }, "read-only path /nonexistent/ptb"},
 	} {
 		s := base
@@ -54,6 +58,42 @@ func TestNormalizeErrors(t *testing.T) {
 		err := s.Normalize(reg)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v, want it to mention %q", c.name, err, c.want)
+		}
+	}
+}
+
+func TestNormalizeNetwork(t *testing.T) {
+	reg := registry.Default()
+	for _, c := range []struct {
+		agent, model, asked string
+		env                 []string
+		want                string
+	}{
+		{"claude", "m", "", nil, "gateway"},
+		{"codex", "m", "", nil, "gateway"},
+		{"scripted", "", "", nil, "none"},
+		{"scripted", "", "gateway", nil, "gateway"},
+		{"claude", "m", "host", []string{"ANTHROPIC_API_KEY"}, "host"}, // debugging only, recorded
+		{"claude", "m", "gateway", []string{"WANDB_MODE=offline"}, "gateway"},
+	} {
+		s := Spec{Agent: c.agent, AgentModel: c.model, Script: "s.yaml", BaseModel: "qwen3-4b", Benchmark: "gsm8k", Network: sandbox.Network(c.asked), PassEnv: c.env}
+		if err := s.Normalize(reg); err != nil {
+			t.Errorf("%+v: %v", c, err)
+			continue
+		}
+		if string(s.Network) != c.want {
+			t.Errorf("agent %s asked %q: network %q, want %q", c.agent, c.asked, s.Network, c.want)
+		}
+	}
+}
+
+func TestSecretEnv(t *testing.T) {
+	for name, want := range map[string]bool{
+		"ANTHROPIC_API_KEY": true, "openai_api_key": true, "GEMINI_API_KEY": true, "HF_TOKEN": true,
+		"GITHUB_TOKEN": true, "AWS_SECRET": true, "PATH": false, "WANDB_MODE": false, "TOKENIZERS_PARALLELISM": false,
+	} {
+		if got := SecretEnv(name); got != want {
+			t.Errorf("SecretEnv(%s) = %v, want %v", name, got, want)
 		}
 	}
 }

@@ -66,6 +66,7 @@ type Runner struct {
 	Evaluator Evaluator       // nil: evaluate is skipped
 	Auditor   Auditor         // nil: audit is skipped, the verdict is unverified
 	Usage     UsageReader     // nil: usage is recorded as unavailable
+	Gateway   Gateway         // the run's gateway; required for sandbox.NetworkGateway
 	Templates fs.FS           // chat templates copied into workspace/templates; nil: none
 	// TemplatesErr says why Templates is nil (prepare's stage reason).
 	TemplatesErr error
@@ -173,6 +174,10 @@ type run struct {
 	spec job.Spec
 	man  *Manifest
 	log  *slog.Logger
+	// During the solve under the gateway network: the gateway and how
+	// the sandbox reaches it.
+	gw   GatewaySession
+	link *sandbox.Gateway
 }
 
 func (x *run) set(stage string, st result.Stage) error {

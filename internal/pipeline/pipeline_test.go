@@ -28,6 +28,7 @@ import (
 	"github.com/ptb-dev/ptb/internal/sandbox/bwrap"
 	"github.com/ptb-dev/ptb/internal/sandbox/none"
 	"github.com/ptb-dev/ptb/internal/sandbox/proctree"
+	"github.com/ptb-dev/ptb/internal/sandbox/relay"
 	"github.com/ptb-dev/ptb/internal/sandbox/sandboxtest"
 )
 
@@ -38,6 +39,15 @@ const harnessEnv = "PTB_PIPELINE_TEST_HARNESS"
 
 func TestMain(m *testing.M) {
 	sandboxtest.HelperMain()
+	if len(os.Args) > 5 && os.Args[1] == "sandbox-init" && os.Args[2] == "--forward" && os.Args[4] == "--" {
+		// The test binary plays `ptb sandbox-init` for the gateway network.
+		f, err := relay.ParseForward(os.Args[3])
+		if err != nil {
+			os.Stderr.WriteString(err.Error())
+			os.Exit(2)
+		}
+		os.Exit(relay.Init(context.Background(), []relay.Forward{f}, os.Args[5:], os.Environ(), os.Stdin, os.Stdout, os.Stderr))
+	}
 	if len(os.Args) > 4 && os.Args[1] == "agent-run" && os.Args[2] == "scripted" {
 		os.Exit(scripted.Main(context.Background(), os.Args[4], os.Stdout, os.Stderr))
 	}

@@ -111,7 +111,7 @@ func (x *run) record(ctx context.Context) (*result.Result, error) {
 		Spec: result.Spec{
 			Agent: x.spec.Agent, AgentModel: x.spec.AgentModel, BaseModel: x.spec.BaseModel,
 			Benchmark: x.spec.Benchmark, Hours: x.spec.Hours, GPUs: nonNil(x.spec.GPUs), Seed: x.spec.Seed,
-			Label: x.spec.Label, Network: x.spec.Network, SandboxName: x.spec.Sandbox, EvalBackend: x.spec.Eval.Backend,
+			Label: x.spec.Label, Network: string(x.spec.Network), SandboxName: x.spec.Sandbox, EvalBackend: x.spec.Eval.Backend,
 		},
 		Stages:   map[string]result.Stage{},
 		Verdict:  result.VerdictUnverified,
@@ -121,7 +121,7 @@ func (x *run) record(ctx context.Context) (*result.Result, error) {
 		Versions: result.Versions{PTB: x.r.Version},
 		Host:     hostInfo(ctx),
 		Sandbox: result.Sandbox{
-			Backend: caps.Name, Unsandboxed: !caps.Isolated, Network: effectiveNetwork(x.spec.Network, caps.Isolated),
+			Backend: caps.Name, Unsandboxed: !caps.Isolated, Network: effectiveNetwork(string(x.spec.Network), caps.Isolated),
 		},
 	}
 	if !caps.Isolated {
@@ -135,8 +135,8 @@ func (x *run) record(ctx context.Context) (*result.Result, error) {
 		}
 		res.Warnings = append(res.Warnings, "host environment passed into the sandbox (check it holds no secret): "+strings.Join(names, ", "))
 	}
-	if res.Sandbox.Network == "host" {
-		res.Warnings = append(res.Warnings, "the agent had the host network")
+	if res.Sandbox.Network == "host" && caps.Isolated { // the none backend is warned about above
+		res.Warnings = append(res.Warnings, "the agent had the host network (--network host, for debugging): it is never a clean run")
 	}
 	// Solve.
 	var st SolveState
@@ -199,6 +199,11 @@ func (x *run) record(ctx context.Context) (*result.Result, error) {
 		// An unsandboxed run cannot be vouched for.
 		res.Verdict = result.VerdictUnverified
 		res.Warnings = append(res.Warnings, "verdict downgraded to unverified: the run was unsandboxed")
+	}
+	if res.Verdict == result.VerdictClean && res.Sandbox.Network == "host" {
+		// Nor can one whose traffic no gateway saw.
+		res.Verdict = result.VerdictUnverified
+		res.Warnings = append(res.Warnings, "verdict downgraded to unverified: the agent had the host network")
 	}
 	// Evaluation.
 	var ev result.Evaluation

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -120,6 +121,20 @@ func (x *run) solve(ctx context.Context) (result.Stage, error) {
 			}
 		}
 	}
+	gw, link, err := x.startGateway(ctx)
+	if err != nil {
+		x.save(&st)
+		return result.Stage{}, err
+	}
+	if gw != nil {
+		x.gw, x.link = gw, link
+		defer func() {
+			if err := gw.Close(); err != nil {
+				x.log.Warn("gateway close", "err", err)
+			}
+			x.gw, x.link = nil, nil
+		}()
+	}
 	kind := "start"
 	if len(st.Segments) > 0 {
 		kind = "resume"
@@ -209,6 +224,15 @@ func (x *run) segment(ctx context.Context, st *SolveState, remaining time.Durati
 	}
 	ws, home := x.dir.Path(rundir.Workspace), x.dir.Path(rundir.Home)
 	launch := agent.Launch{Prompt: string(promptText), Model: x.spec.AgentModel, Workspace: ws, Home: home, Endpoint: x.spec.Endpoint}
+	gwBase := ""
+	if x.link != nil {
+		// The agent CLI talks to the gateway's LLM route; the job's
+		// endpoint is the gateway's upstream.
+		if gwBase, err = x.link.URL(x.r.Sandbox.Capabilities()); err != nil {
+			return fail(err)
+		}
+		launch.Endpoint = x.gw.Endpoint(gwBase)
+	}
 	if resumed {
 		launch.Continue, launch.Note = true, note
 	}
@@ -264,7 +288,11 @@ func (x *run) segment(ctx context.Context, st *SolveState, remaining time.Durati
 	defer so.Close()
 	defer se.Close()
 
-	env := x.env(cmd, seg.Deadline)
+	var gwEnv map[string]string
+	if x.gw != nil {
+		gwEnv = x.gw.Env(gwBase)
+	}
+	env := x.env(cmd, seg.Deadline, gwEnv)
 	spec := sandbox.Spec{
 		Argv:      cmd.Argv,
 		Env:       env,
@@ -279,6 +307,13 @@ func (x *run) segment(ctx context.Context, st *SolveState, remaining time.Durati
 		Limits:    x.spec.SandboxLimits(),
 		Stdout:    io.MultiWriter(rt, so),
 		Stderr:    se,
+	}
+	if x.link != nil {
+		// One mechanism for every backend: the command starts behind
+		// ptb sandbox-init, which relays 127.0.0.1 to the gateway's socket.
+		if spec, err = x.link.Apply(spec, x.r.Sandbox.Capabilities()); err != nil {
+			return fail(err)
+		}
 	}
 	proc, err := x.r.Sandbox.Start(ctx, spec)
 	if err != nil {
@@ -465,8 +500,10 @@ func WriteFiles(root string, files map[string][]byte, perm os.FileMode) error {
 var DefaultPassEnv = []string{"PATH", "LANG", "LC_ALL", "TZ"}
 
 // env is the sandbox's complete environment: an allowlist, never the
-// host's environment as a whole.
-func (x *run) env(cmd agent.Command, deadline time.Time) []string {
+// host's environment as a whole. gw is the gateway's part (nil: none);
+// the agent command's own variables come after it, and what the job
+// passes with --env last.
+func (x *run) env(cmd agent.Command, deadline time.Time, gw map[string]string) []string {
 	home := x.dir.Path(rundir.Home)
 	vars := map[string]string{}
 	order := []string{}
@@ -507,6 +544,9 @@ func (x *run) env(cmd agent.Command, deadline time.Time) []string {
 		set("CUDA_VISIBLE_DEVICES", strings.Join(ids, ","))
 	} else if len(x.spec.GPUs) == 0 {
 		set("CUDA_VISIBLE_DEVICES", "")
+	}
+	for _, k := range slices.Sorted(maps.Keys(gw)) {
+		set(k, gw[k])
 	}
 	for _, kv := range cmd.Env {
 		k, v, _ := strings.Cut(kv, "=")

@@ -120,7 +120,7 @@ type Spec struct {
 	GPUs        []int   `json:"gpus"`         // device indices visible to the job
 	Seed        int     `json:"seed"`         // replicate index
 	Label       string  `json:"label"`        // optional method label for reports
-	Network     string  `json:"network"`      // none | host
+	Network     string  `json:"network"`      // none | gateway | host
 	SandboxName string  `json:"sandbox"`      // requested backend
 	EvalBackend string  `json:"eval_backend"` // vllm | hf | url | replay | none
 }
@@ -209,7 +209,7 @@ type Usage struct {
 	CostUSD           *float64 `json:"cost_usd"`     // computed by ptb from its price table
 	CLICostUSD        *float64 `json:"cli_cost_usd"` // the CLI's own figure, when it reports one
 	PriceTable        string   `json:"price_table,omitempty"`
-	Source            string   `json:"source"` // where the numbers came from, or "unavailable"
+	Source            string   `json:"source"` // where the numbers came from ("gateway (gateway/llm.jsonl)", "trace (...)"), or "unavailable"
 }
 
 // Versions of what produced the record.
@@ -232,7 +232,7 @@ type Host struct {
 type Sandbox struct {
 	Backend     string `json:"backend"`
 	Unsandboxed bool   `json:"unsandboxed"`
-	Network     string `json:"network"` // none | host
+	Network     string `json:"network"` // none | gateway | host: what the agent had
 	// Limits are the job's resource limits and how each was enforced
 	// (e.g. "cgroup v1 memory", "tmpfs size", "watchdog every 2s", or
 	// "not enforced: ..."); empty when the backend enforces none.

@@ -67,6 +67,9 @@ func (r *Result) checkRules() error {
 		if r.Sandbox.Unsandboxed {
 			return fmt.Errorf("verdict clean for an unsandboxed run")
 		}
+		if r.Sandbox.Network == "host" || r.Spec.Network == "host" {
+			return fmt.Errorf("verdict clean for a run with the host network")
+		}
 	}
 	if r.Verdict == VerdictFlagged && len(r.Flags) == 0 {
 		return fmt.Errorf("verdict flagged without flags")

@@ -72,6 +72,13 @@ func TestValidateRejects(t *testing.T) {
 			r.Stages[StageAudit] = Stage{Status: StatusDone}
 			r.Sandbox.Unsandboxed = true
 		}, "unsandboxed"},
+		{"clean with the host network", func(r *Result) {
+			r.Verdict = VerdictClean
+			r.Audit = &Audit{Verdict: VerdictClean}
+			r.Stages[StageAudit] = Stage{Status: StatusDone}
+			r.Spec.Network, r.Sandbox.Network = "host", "host"
+		}, "host network"},
+		{"unknown network", func(r *Result) { r.Sandbox.Network = "bridge" }, "network"},
 		{"flagged without flags", func(r *Result) {
 			r.Verdict = VerdictFlagged
 			r.Stages[StageAudit] = Stage{Status: StatusDone}

@@ -37,6 +37,13 @@ const (
 	EvalDir       = "eval" // metrics.json, samples.jsonl, server.log
 	MetricsFile   = "eval/metrics.json"
 	SamplesFile   = "eval/samples.jsonl"
+	// The run's gateway (network gateway): its JSON-lines logs, and the
+	// socket directory the sandbox sees at /run/ptb.
+	GatewayDir       = "gateway"
+	GatewayLLMLog    = "gateway/llm.jsonl"
+	GatewayHubLog    = "gateway/hub.jsonl"
+	GatewayEgressLog = "gateway/egress.jsonl"
+	GatewaySocketDir = "gateway/socket"
 )
 
 // Dir is a run directory.

@@ -11,12 +11,6 @@ import (
 	"time"
 )
 
-// Network policies.
-const (
-	NetworkNone = "none" // a fresh network namespace with loopback only
-	NetworkHost = "host" // the host's network, recorded as such
-)
-
 // Spec is what to run and what it may touch. Paths are host paths; the
 // backend decides where they appear inside (see Capabilities.SamePaths).
 type Spec struct {
@@ -30,7 +24,7 @@ type Spec struct {
 	Writable  []string // extra host paths visible read-write
 	Hidden    []string // host paths made invisible (an empty tmpfs over them), e.g. other runs
 	Mounts    []Mount  // host paths shown at another place inside, e.g. the run's socket directory at /run/ptb
-	Network   string   // NetworkNone (default) or NetworkHost
+	Network   Network  // NetworkNone (default) or NetworkHost; NetworkGateway is resolved by Gateway.Apply first
 	GPUs      []int    // device indices this job may see
 	Limits    Limits   // resource limits; zero fields are not enforced
 	Stdout    io.Writer
@@ -88,11 +82,11 @@ const SocketDir = "/run/ptb"
 
 // Capabilities describes a backend, as data.
 type Capabilities struct {
-	Name         string   `json:"name"`
-	Isolated     bool     `json:"isolated"`   // false: the process runs bare on the host
-	Networks     []string `json:"networks"`   // the network policies it can enforce
-	SamePaths    bool     `json:"same_paths"` // host paths appear at the same place inside
-	ReadOnlyHost bool     `json:"read_only_host"`
+	Name         string    `json:"name"`
+	Isolated     bool      `json:"isolated"`   // false: the process runs bare on the host
+	Networks     []Network `json:"networks"`   // the network policies it can enforce
+	SamePaths    bool      `json:"same_paths"` // host paths appear at the same place inside
+	ReadOnlyHost bool      `json:"read_only_host"`
 }
 
 // Exit is how a process ended.

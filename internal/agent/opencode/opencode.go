@@ -31,6 +31,40 @@ type Options struct {
 	// Cost is the price per million tokens written into the injected
 	// provider's model entry so OpenCode reports costs (nil: none).
 	Cost *Cost
+	// Native says the injected endpoint serves the model's own provider's
+	// API (the run gateway's LLM route for anthropic, openai or google):
+	// that built-in provider is pointed at it, instead of the
+	// OpenAI-compatible provider "ptb".
+	Native bool
+}
+
+// nativeAPI is the path each built-in provider's SDK appends its API to.
+var nativeAPI = map[string]string{"anthropic": "/v1", "openai": "/v1", "google": "/v1beta"}
+
+// NativeConfig returns opencode.json pointing the built-in provider at
+// endpoint (the gateway's route for it), with the placeholder key, and
+// declaring model there.
+func NativeConfig(endpoint, provider, model string) ([]byte, error) {
+	api, ok := nativeAPI[provider]
+	if !ok {
+		return nil, fmt.Errorf("opencode: provider %q has no native endpoint (want anthropic, openai or google)", provider)
+	}
+	c := map[string]any{
+		"$schema":    "https://opencode.ai/config.json",
+		"permission": "allow",
+		"provider": map[string]any{provider: map[string]any{
+			"options": map[string]any{
+				"baseURL": cliutil.BaseURL(endpoint) + api,
+				"apiKey":  "{env:" + KeyEnv + "}",
+			},
+			"models": map[string]any{model: map[string]any{"name": model}},
+		}},
+	}
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encode opencode config: %w", err)
+	}
+	return append(b, '\n'), nil
 }
 
 // Cost is OpenCode's per-model price, USD per million tokens.
@@ -97,7 +131,9 @@ func (s *Scaffold) Command(ctx context.Context, l agent.Launch) (agent.Command, 
 	if !ok || provider == "" || model == "" {
 		return agent.Command{}, fmt.Errorf("opencode: agent model %q: want provider/model (e.g. anthropic/claude-sonnet-4-5)", l.Model)
 	}
-	if l.Endpoint != "" {
+	_, native := nativeAPI[provider]
+	native = native && s.o.Native && l.Endpoint != ""
+	if l.Endpoint != "" && !native {
 		provider = ProviderName
 	}
 	argv := []string{s.o.Bin, "run", "--model", provider + "/" + model, "--format", "json"}
@@ -108,6 +144,9 @@ func (s *Scaffold) Command(ctx context.Context, l agent.Launch) (agent.Command, 
 	}
 	argv = append(argv, prompt)
 	cfg, err := Config(l.Endpoint, model, s.o.Cost)
+	if native {
+		cfg, err = NativeConfig(l.Endpoint, provider, model)
+	}
 	if err != nil {
 		return agent.Command{}, err
 	}

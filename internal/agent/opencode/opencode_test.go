@@ -87,3 +87,43 @@ func TestCommand(t *testing.T) {
 		})
 	}
 }
+
+// Behind the run's gateway, OpenCode's own provider is pointed at the
+// gateway's route for it; "ptb/NAME" stays the OpenAI-compatible provider.
+func TestCommandNative(t *testing.T) {
+	s := New(Options{Native: true})
+	for _, c := range []struct {
+		model, endpoint, wantModel, provider, baseURL string
+	}{
+		{"anthropic/claude-opus-4-6", "http://127.0.0.1:18080/llm/anthropic", "anthropic/claude-opus-4-6", "anthropic", "http://127.0.0.1:18080/llm/anthropic/v1"},
+		{"google/gemini-2.5-pro", "http://127.0.0.1:18080/llm/gemini", "google/gemini-2.5-pro", "google", "http://127.0.0.1:18080/llm/gemini/v1beta"},
+		{"openai/gpt-5", "http://127.0.0.1:18080/llm/openai", "openai/gpt-5", "openai", "http://127.0.0.1:18080/llm/openai/v1"},
+		{"ptb/scripted-model", "http://127.0.0.1:18080/llm/openai", "ptb/scripted-model", "ptb", "http://127.0.0.1:18080/llm/openai/v1"},
+	} {
+		cmd, err := s.Command(context.Background(), agent.Launch{Prompt: "p", Model: c.model, Workspace: "/w", Home: "/h", Endpoint: c.endpoint})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cmd.Argv[3]; got != c.wantModel {
+			t.Errorf("%s: --model %s, want %s", c.model, got, c.wantModel)
+		}
+		var cfg struct {
+			Provider map[string]struct {
+				Options struct {
+					BaseURL string `json:"baseURL"`
+					APIKey  string `json:"apiKey"`
+				} `json:"options"`
+			} `json:"provider"`
+		}
+		if err := json.Unmarshal(cmd.WorkspaceFiles[ConfigFile], &cfg); err != nil {
+			t.Fatal(err)
+		}
+		p, ok := cfg.Provider[c.provider]
+		if !ok || p.Options.BaseURL != c.baseURL || p.Options.APIKey != "{env:"+KeyEnv+"}" {
+			t.Errorf("%s: provider config %+v, want %s at %s with the placeholder key", c.model, cfg.Provider, c.provider, c.baseURL)
+		}
+		if !strings.Contains(strings.Join(cmd.Env, " "), KeyEnv+"=ptb-placeholder-key") || len(cmd.Secrets) != 0 {
+			t.Errorf("%s: env %v secrets %v", c.model, cmd.Env, cmd.Secrets)
+		}
+	}
+}

@@ -93,7 +93,7 @@ func (*Backend) Capabilities() sandbox.Capabilities {
 	return sandbox.Capabilities{
 		Name:         "bwrap",
 		Isolated:     true,
-		Networks:     []string{sandbox.NetworkNone, sandbox.NetworkHost},
+		Networks:     []sandbox.Network{sandbox.NetworkNone, sandbox.NetworkHost},
 		SamePaths:    true,
 		ReadOnlyHost: true,
 	}
@@ -271,7 +271,7 @@ func (h hostLayout) args(spec sandbox.Spec, drop *Identity) ([]string, error) {
 		a = append(a, "--unshare-net")
 	case sandbox.NetworkHost:
 	default:
-		return nil, fmt.Errorf("sandbox bwrap: unknown network policy %q (want none or host)", spec.Network)
+		return nil, fmt.Errorf("sandbox bwrap: network policy %q: want none or host (a gateway network is resolved by sandbox.Gateway.Apply)", spec.Network)
 	}
 	a = append(a, "--die-with-parent", "--new-session", "--hostname", "ptb-sandbox")
 

@@ -30,7 +30,7 @@ func (*Backend) Capabilities() sandbox.Capabilities {
 	return sandbox.Capabilities{
 		Name:      "none",
 		Isolated:  false,
-		Networks:  []string{sandbox.NetworkHost},
+		Networks:  []sandbox.Network{sandbox.NetworkHost},
 		SamePaths: true,
 	}
 }

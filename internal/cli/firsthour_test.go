@@ -109,11 +109,12 @@ func TestRunPreflightLeavesNothing(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{"cli missing", bin, nil, []string{"--agent", "claude", "--agent-model", "claude-opus-4-6", "--env", "ANTHROPIC_API_KEY=x"},
+		{"cli missing", bin, map[string]string{"ANTHROPIC_API_KEY": "x"}, []string{"--agent", "claude", "--agent-model", "claude-opus-4-6"},
 			[]string{"the claude CLI is not installed", "npm install -g @anthropic-ai/claude-code@", "--agents-prefix"}},
 		{"no credentials", withClaude + ":" + bin, nil, []string{"--agent", "claude", "--agent-model", "claude-opus-4-6"},
-			[]string{"agent claude: no credentials", "ANTHROPIC_API_KEY", "--credentials FILE"}},
-		{"key set but not passed", withClaude + ":" + bin, map[string]string{"ANTHROPIC_API_KEY": "sk-test"}, []string{"--agent", "claude", "--agent-model", "claude-opus-4-6"},
+			[]string{"agent claude needs an API key", "set ANTHROPIC_API_KEY in ptb's environment", "--credentials"}},
+		// Only under --network host does the key have to enter the sandbox.
+		{"key set but not passed", withClaude + ":" + bin, map[string]string{"ANTHROPIC_API_KEY": "sk-test"}, []string{"--agent", "claude", "--agent-model", "claude-opus-4-6", "--network", "host"},
 			[]string{"add --env ANTHROPIC_API_KEY"}},
 		{"codex key named", bin, nil, []string{"--agent", "codex", "--agent-model", "gpt-5.1-codex"},
 			[]string{"OPENAI_API_KEY", "the codex CLI is not installed"}},

@@ -120,7 +120,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	fs = append(fs, checkProtected(t.workspace, t.protected))
 	fs = append(fs, checkConfig(t.finalModel, t.base, t.caches))
 	fs = append(fs, checkLineage(ctx, t.finalModel, t.base, t.caches)...)
-	fs = append(fs, checkContamination(ctx, sets, t.task, t.roots))
+	fs = append(fs, checkContamination(ctx, sets, t.task, exemptProtected(t.roots, t.protected), t.trace))
 	fs = append(fs, checkHub(t.hubLog)...)
 	fs = append(fs, checkTrace(t.trace)...)
 	fs = append(fs, runJudge(ctx, o.Judge, t.workspace, t.base, t.task, o.JudgeRuns)...)

@@ -60,7 +60,7 @@ type fileDecode struct {
 	used   atomic.Int64
 	mu     sync.Mutex
 	layers map[string]bool // decoded streams that matched test n-grams
-	issues []string // why the file's result is unverified
+	issues []string        // why the file's result is unverified
 }
 
 func newFileDecode(ix *Index, lim ScanLimits, size int64) *fileDecode {

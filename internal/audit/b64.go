@@ -54,37 +54,37 @@ func (d *fileDecode) newRawScanner(m *matcher, depth int, where string) *rawScan
 
 func (rs *rawScanner) feed(p []byte) {
 	rs.fd.feed(p)
-	for _, c := range p {
-		v := b64Val[c]
-		switch {
-		case v < 64:
-			if rs.sinks[0] != nil {
-				for _, s := range rs.sinks {
-					s.char(v)
+	run := rs.run
+	for i := 0; i < len(p); i++ {
+		v := b64Val[p[i]]
+		if v < 64 {
+			if run < minB64Run {
+				// The hot path: letters and digits of ordinary text.
+				rs.pre[run] = v
+				run++
+				if run == minB64Run {
+					rs.activate()
 				}
 				continue
 			}
-			rs.pre[rs.run] = v
-			rs.run++
-			if rs.run == minB64Run {
-				rs.activate()
+			for _, s := range rs.sinks {
+				s.char(v)
 			}
-		case v == b64Skip:
-		case v == b64Pad:
-			if rs.sinks[0] != nil {
-				for _, s := range rs.sinks {
-					s.pad()
-				}
-			}
-			if rs.run > 0 {
-				rs.endRun()
-			}
-		default:
-			if rs.run > 0 {
-				rs.endRun()
+			continue
+		}
+		if v == b64Skip || run == 0 {
+			continue
+		}
+		if v == b64Pad && run >= minB64Run {
+			for _, s := range rs.sinks {
+				s.pad()
 			}
 		}
+		rs.run = run
+		rs.endRun()
+		run = 0
 	}
+	rs.run = run
 }
 
 func (rs *rawScanner) activate() {
@@ -102,8 +102,9 @@ func (rs *rawScanner) activate() {
 }
 
 func (rs *rawScanner) endRun() {
+	active := rs.run >= minB64Run
 	rs.run = 0
-	if rs.sinks[0] == nil {
+	if !active {
 		return
 	}
 	for k, s := range rs.sinks {

@@ -246,20 +246,25 @@ func (d *fileDecode) decode(m *matcher, src source, depth int) {
 }
 
 // stream decodes one compressed stream (gzip members back to back, xz,
-// bzip2, zstd, lz4 or zlib) and decodes what it holds. A stream whose
-// header matched but that fails before producing a byte was text or data
-// that happened to start like the format: it is scanned raw from its
-// first byte (the bytes the decoder consumed are replayed).
+// bzip2, zstd, lz4 or zlib) and decodes what it holds. When the decoder
+// fails within the first recordMax bytes of input, the stream is also
+// scanned raw from its first byte (the bytes the decoder consumed are
+// replayed): data that merely starts like a format is read all the same.
+// The failure is reported unless the format's magic bytes are weak (zlib's
+// two, lzma's header), where text can start that way by chance.
 func (d *fileDecode) stream(m *matcher, br *bufio.Reader, f format, depth int, where string) error {
 	rec := &recorder{br: br}
-	n, err := d.streamFrom(m, rec, f, depth, where)
-	if err == nil || n > 0 || errors.Is(err, errBudget) {
+	_, err := d.streamFrom(m, rec, f, depth, where)
+	if err == nil || errors.Is(err, errBudget) || rec.over {
 		return err
 	}
-	if rec.over {
-		return fmt.Errorf("%s header, then no data after %d bytes: %w", f, recordMax, err)
+	if rerr := d.raw(m, bufio.NewReaderSize(io.MultiReader(bytes.NewReader(rec.buf), br), 64<<10), depth, where); rerr != nil {
+		return rerr
 	}
-	return d.raw(m, bufio.NewReaderSize(io.MultiReader(bytes.NewReader(rec.buf), br), 64<<10), depth, where)
+	if f == fmtZlib || f == fmtLZMA {
+		return nil
+	}
+	return fmt.Errorf("%s header, but not decodable (scanned as raw bytes): %w", f, err)
 }
 
 func (d *fileDecode) streamFrom(m *matcher, rec *recorder, f format, depth int, where string) (int64, error) {

@@ -188,4 +188,3 @@ func TestBase64Alignments(t *testing.T) {
 		}
 	}
 }
-

@@ -31,6 +31,7 @@ var rules = []struct {
 	{"internal/trace", []string{"internal/sandbox", "internal/pipeline", "internal/cli", "internal/eval", "internal/audit", "internal/report"}, "trace decoding is pure parsing"},
 	{"internal/agent", []string{"internal/pipeline", "internal/cli", "internal/eval", "internal/audit", "internal/report"}, "scaffolds build commands, they do not run jobs"},
 	{"internal/registry", []string{"internal/"}, "the registry is data"},
+	{"internal/safeio", []string{"internal/"}, "safe opening of untrusted files depends on nothing"},
 }
 
 func moduleRoot(t *testing.T) string {

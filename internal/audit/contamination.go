@@ -2,6 +2,8 @@ package audit
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,7 +18,7 @@ import (
 	"sync"
 	"syscall"
 
-	"github.com/ptb-dev/ptb/internal/rundir"
+	"github.com/ptb-dev/ptb/internal/safeio"
 )
 
 // FileHits is the contamination scan's result for one file.
@@ -131,7 +133,7 @@ func ScanWith(ctx context.Context, ix *Index, roots []ScanRoot, o ScanOptions) (
 				seen[k] = true
 			}
 			if want, ok := r.Exempt[rel]; ok {
-				if got, err := rundir.HashFile(p); err == nil && got == want {
+				if got, err := hashAgentFile(p); err == nil && got == want {
 					res.Exempt = append(res.Exempt, r.Label+"/"+rel)
 					return nil
 				}
@@ -209,43 +211,66 @@ func ScanWith(ctx context.Context, ix *Index, roots []ScanRoot, o ScanOptions) (
 	return res, nil
 }
 
-// scanFileAt opens one file the agent could have written, without
-// following a link and without blocking on a FIFO swapped in since the
-// walk, and decodes it into m.
+// scanFileAt opens one file the agent could have written (safeio: no link
+// followed, no FIFO waited on, the type checked after opening) and decodes
+// it into m. A sparse file is read extent by extent (SEEK_DATA/SEEK_HOLE),
+// never through its holes, and never past the bytes it occupies on disk.
 func scanFileAt(ctx context.Context, m *matcher, lim ScanLimits, path, name string) (*fileDecode, error) {
-	f, err := openAgentFile(path)
+	f, fi, err := safeio.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
+	d := newFileDecode(m.ix, lim, safeio.ReadBound(fi))
+	src := source{r: &ctxReader{ctx: ctx, r: f}, ra: f, size: fi.Size(), where: name}
+	if safeio.Sparse(fi) {
+		src = source{r: &ctxReader{ctx: ctx, r: &extentReader{f: f, size: fi.Size(), left: safeio.ReadBound(fi)}}, where: name + " (sparse: data extents only)"}
 	}
-	d := newFileDecode(m.ix, lim, st.Size())
-	d.decode(m, source{r: &ctxReader{ctx: ctx, r: f}, ra: f, size: st.Size(), where: name}, 0)
+	d.decode(m, src, 0)
 	return d, ctx.Err()
 }
 
-// openAgentFile opens a regular file with O_NOFOLLOW|O_NONBLOCK and checks
-// its type after opening: a link or FIFO planted between the walk and the
-// open is refused, never followed or waited on.
-func openAgentFile(path string) (*os.File, error) {
-	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("open: %w", err)
+// extentReader reads a sparse file's data extents back to back, skipping
+// holes (their zeros would be skipped by the tokenizer anyway), and stops
+// after left bytes: a file system without SEEK_DATA cannot make it read
+// more than the file occupies.
+type extentReader struct {
+	f    *os.File
+	size int64
+	off  int64 // next offset to read
+	end  int64 // end of the current data extent
+	left int64
+}
+
+const (
+	seekData = 3 // SEEK_DATA
+	seekHole = 4 // SEEK_HOLE
+)
+
+func (e *extentReader) Read(p []byte) (int, error) {
+	if e.left <= 0 {
+		return 0, io.EOF
 	}
-	f := os.NewFile(uintptr(fd), path)
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
+	if e.off >= e.end {
+		start, err := e.f.Seek(e.off, seekData)
+		if err != nil || start >= e.size {
+			return 0, io.EOF // ENXIO: no data after off
+		}
+		end, err := e.f.Seek(start, seekHole)
+		if err != nil {
+			return 0, err
+		}
+		e.off, e.end = start, end
 	}
-	if !st.Mode().IsRegular() {
-		f.Close()
-		return nil, fmt.Errorf("open: not a regular file (%s)", st.Mode().Type())
+	n := int64(len(p))
+	n = min(n, e.end-e.off, e.left)
+	k, err := e.f.ReadAt(p[:n], e.off)
+	e.off += int64(k)
+	e.left -= int64(k)
+	if errors.Is(err, io.EOF) && k > 0 {
+		err = nil
 	}
-	return f, nil
+	return k, err
 }
 
 // ctxReader stops reading when ctx ends.
@@ -398,4 +423,18 @@ func exemptProtected(roots []ScanRoot, manifest string) []ScanRoot {
 		}
 	}
 	return out
+}
+
+// hashAgentFile is the sha256 (hex) of a file opened with safeio.
+func hashAgentFile(path string) (string, error) {
+	f, fi, err := safeio.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, safeio.BoundedReader(f, fi)); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -111,6 +111,21 @@ func TestScanFiles(t *testing.T) {
 		t.Errorf("got %d items, %d files, unreadable %v; want 0 items (link not followed), 1 file (hard links once, FIFO not opened), none unreadable", res.ItemsHit, res.Files, res.Unreadable)
 	}
 
+	// A sparse file of 4 GiB with the test set after a 3 GiB hole: only its
+	// data extents are read.
+	sp := filepath.Join(t.TempDir(), "sparse")
+	fh, err := os.Create(sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fh.Truncate(4 << 30)
+	fh.WriteAt(test, 3<<30)
+	fh.Close()
+	res = scanDir(t, ix, filepath.Dir(sp), DefaultScanLimits)
+	if res.ItemsHit < FlagItems || len(res.Unreadable) != 0 {
+		t.Errorf("sparse file: %d items, unreadable %v; want flagged, nothing unreadable", res.ItemsHit, res.Unreadable)
+	}
+
 	// Exempt: a file ptb wrote is skipped while its hash matches.
 	ev := filepath.Join(dir, "evaluate.py")
 	writeFile(t, ev, "print('evaluate')\n")

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/ptb-dev/ptb/internal/registry"
 	"github.com/ptb-dev/ptb/internal/result"
 	"github.com/ptb-dev/ptb/internal/rundir"
 )
@@ -25,16 +26,34 @@ type Options struct {
 	// HubLog and Protected override the run directory's gateway/hub.jsonl and
 	// protected.json (a bare workspace has neither unless given here).
 	HubLog, Protected string
-	// Getenv reads HF_HUB_CACHE, HF_HOME and HOME (default os.Getenv).
+	// Getenv reads HF_HUB_CACHE, HF_HOME, HOME and PTB_CACHE (default os.Getenv).
 	Getenv func(string) string
+	// Registry pins the sha256 of reference weights (nil: the built-in
+	// registry).
+	Registry *registry.Registry
+	// PinFile is where reference digests are recorded on first use when the
+	// registry pins none ("" = DefaultPinFile; "-" = never record: unpinned
+	// references are unverified).
+	PinFile string
+	// Untrusted are directories the agent could write (the output root);
+	// no reference weights are taken from inside them. The run directory
+	// or workspace audited is always untrusted.
+	Untrusted []string
 }
 
 // target is Options resolved against the file system.
 type target struct {
 	label, workspace, finalModel, task, base string
 	protected, hubLog, trace                 string
-	caches                                   []string
-	roots                                    []ScanRoot
+	// finalRoot is where links in final_model may lead ("" = nowhere:
+	// the collected copy has none).
+	finalRoot string
+	// refs gives the base and instruct weights and config, from
+	// harness-owned caches only; agentCaches are the agent's own hub
+	// caches, compared with only to find what final_model is closer to.
+	refs        *refStore
+	agentCaches []string
+	roots       []ScanRoot
 }
 
 func resolve(o Options) (*target, error) {
@@ -43,7 +62,7 @@ func resolve(o Options) (*target, error) {
 		getenv = os.Getenv
 	}
 	t := &target{task: o.Task, base: o.BaseModel, protected: o.Protected, hubLog: o.HubLog}
-	var extraCaches []string
+	untrusted := append([]string{}, o.Untrusted...)
 	switch {
 	case o.RunDir != "" && o.Workspace != "":
 		return nil, errors.New("audit: give a run directory or a workspace, not both")
@@ -81,7 +100,8 @@ func resolve(o Options) (*target, error) {
 		}
 		t.trace = d.Path(rundir.TraceRaw)
 		hfHome := d.Path(rundir.Home, ".cache", "huggingface")
-		extraCaches = append(extraCaches, filepath.Join(hfHome, "hub"))
+		t.agentCaches = existingDirs(filepath.Join(hfHome, "hub"))
+		untrusted = append(untrusted, o.RunDir)
 		// Everything the agent could write: its workspace, its HOME (with
 		// the Hugging Face cache it downloaded into) and its private /tmp.
 		t.roots = []ScanRoot{
@@ -96,11 +116,24 @@ func resolve(o Options) (*target, error) {
 		t.label = o.Workspace
 		t.workspace = o.Workspace
 		t.finalModel = filepath.Join(o.Workspace, "final_model")
+		t.finalRoot = o.Workspace
+		untrusted = append(untrusted, o.Workspace)
 		t.roots = []ScanRoot{{Label: "workspace", Dir: o.Workspace}}
 	default:
 		return nil, errors.New("audit: no run directory or workspace given")
 	}
-	t.caches = HFCacheDirs(o.HFCache, getenv, extraCaches...)
+	reg := o.Registry
+	if reg == nil {
+		reg = registry.Default()
+	}
+	pinFile := o.PinFile
+	switch pinFile {
+	case "":
+		pinFile = DefaultPinFile(getenv)
+	case "-":
+		pinFile = ""
+	}
+	t.refs = &refStore{caches: HFCacheDirs(o.HFCache, getenv), untrusted: untrusted, reg: reg, pinFile: pinFile}
 	return t, nil
 }
 
@@ -118,8 +151,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	var fs []Finding
 	fs = append(fs, checkProtected(t.workspace, t.protected))
-	fs = append(fs, checkConfig(t.finalModel, t.base, t.caches))
-	fs = append(fs, checkLineage(ctx, t.finalModel, t.base, t.caches)...)
+	fs = append(fs, checkConfig(t.finalModel, t.base, t.refs))
+	fs = append(fs, checkCode(t.finalModel))
+	fs = append(fs, checkLineage(ctx, t, t.base)...)
 	fs = append(fs, checkContamination(ctx, sets, t.task, exemptProtected(t.roots, t.protected), t.trace))
 	fs = append(fs, checkHub(t.hubLog)...)
 	fs = append(fs, checkTrace(t.trace)...)

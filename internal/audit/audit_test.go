@@ -131,7 +131,7 @@ func TestBareWorkspace(t *testing.T) {
 	if err := os.Rename(filepath.Join(rd, "collect", "final_model"), filepath.Join(ws, "final_model")); err != nil {
 		t.Fatal(err)
 	}
-	o := Options{Workspace: ws, Task: "gsm8k", BaseModel: baseID, HFCache: f.cache, TestSets: f.sets, Judge: cleanJudge, Getenv: func(string) string { return "" }}
+	o := Options{Workspace: ws, Task: "gsm8k", BaseModel: baseID, HFCache: f.cache, TestSets: f.sets, Judge: cleanJudge, Getenv: func(string) string { return "" }, PinFile: filepath.Join(t.TempDir(), "pins.json")}
 	rep, err := Run(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)

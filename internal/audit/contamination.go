@@ -2,8 +2,6 @@ package audit
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -423,18 +421,4 @@ func exemptProtected(roots []ScanRoot, manifest string) []ScanRoot {
 		}
 	}
 	return out
-}
-
-// hashAgentFile is the sha256 (hex) of a file opened with safeio.
-func hashAgentFile(path string) (string, error) {
-	f, fi, err := safeio.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, safeio.BoundedReader(f, fi)); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }

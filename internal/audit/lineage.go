@@ -5,12 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 
 	"github.com/ptb-dev/ptb/internal/audit/safetensors"
+	"github.com/ptb-dev/ptb/internal/safeio"
 )
 
 // Lineage thresholds (docs/AUDIT.md). Distances are ||final - ref|| / ||ref||
@@ -32,10 +32,14 @@ const (
 	maxOtherRefs = 6
 )
 
-// checkLineage compares final_model's weights with the base model, its
-// instruct counterpart and other compatible checkpoints in the caches.
-func checkLineage(ctx context.Context, finalDir, baseID string, caches []string) []Finding {
+// checkLineage compares final_model's weights with the base model and its
+// instruct counterpart, taken only from harness-owned caches with pinned
+// digests (t.refs), and with other compatible checkpoints in any cache,
+// the agent's own included: those can only add a flag ("closer to X"),
+// never make lineage pass.
+func checkLineage(ctx context.Context, t *target, baseID string) []Finding {
 	const check = "lineage"
+	finalDir := t.finalModel
 	if finalDir == "" || !isDir(finalDir) {
 		return []Finding{unverified(check, KindModel, "no final_model to check")}
 	}
@@ -48,7 +52,7 @@ func checkLineage(ctx context.Context, finalDir, baseID string, caches []string)
 	if hasAdapter {
 		out = append(out, checkAdapter(adapter, baseID, finalDir))
 	}
-	final, err := safetensors.OpenModel(finalDir)
+	final, err := safetensors.OpenModelIn(finalDir, t.finalRoot)
 	if errors.Is(err, safetensors.ErrNoWeights) {
 		if hasAdapter {
 			return out
@@ -62,50 +66,66 @@ func checkLineage(ctx context.Context, finalDir, baseID string, caches []string)
 	if err != nil {
 		return append(out, unverified(check, KindModel, fmt.Sprintf("read final_model: %v", err)))
 	}
-	baseSnap, err := Snapshot(caches, baseID)
+	base, baseNote, err := t.refs.openRef(baseID)
 	if err != nil {
 		return append(out, unverified(check, KindModel, fmt.Sprintf("base weights: %v", err)))
 	}
-	base, err := safetensors.OpenModel(baseSnap)
-	if err != nil {
-		return append(out, unverified(check, KindModel, fmt.Sprintf("base weights %s: %v", baseSnap, err)))
-	}
 	refs := []*safetensors.Model{base}
 	names := []string{baseID}
+	notes := []string{"reference " + baseNote}
 	instructID := ""
 	if b, ok := LookupBase(baseID); ok {
 		instructID = b.Instruct
 	}
 	instructFound := false
+	var instructErr error
 	if instructID != "" {
-		if snap, err := Snapshot(caches, instructID); err == nil {
-			if m, err := safetensors.OpenModel(snap); err == nil {
-				refs = append(refs, m)
-				names = append(names, instructID)
-				instructFound = true
+		m, note, err := t.refs.openRef(instructID)
+		if err == nil {
+			refs = append(refs, m)
+			names = append(names, instructID)
+			notes = append(notes, "reference "+note)
+			instructFound = true
+		}
+		instructErr = err
+	}
+	// Other compatible checkpoints in any cache: same tensor names and
+	// shapes. The agent's cache is read too (bounded, no links out of it),
+	// but its copy of the base model is never compared with: it would make
+	// an unmodified base look "identical to" a planted repo.
+	type other struct{ name, snap, cache string }
+	var others []other
+	seen := map[string]bool{strings.ToLower(baseID): true}
+	if instructFound {
+		seen[strings.ToLower(instructID)] = true
+	}
+	add := func(caches []string, label string) {
+		all := cachedRepos(caches)
+		var repos []string
+		for r := range all {
+			repos = append(repos, r)
+		}
+		sort.Strings(repos)
+		for _, r := range repos {
+			if seen[strings.ToLower(r)] {
+				continue
 			}
+			seen[strings.ToLower(r)] = true
+			others = append(others, other{r + label, all[r].snap, all[r].cache})
 		}
 	}
-	// Other compatible checkpoints in the caches: same tensor names and shapes.
-	var others []string
-	for repo := range cachedRepos(caches) {
-		if strings.EqualFold(repo, baseID) || strings.EqualFold(repo, instructID) {
-			continue
-		}
-		others = append(others, repo)
-	}
-	sort.Strings(others)
-	all := cachedRepos(caches)
-	for _, repo := range others {
+	add(t.refs.caches, "")
+	add(t.agentCaches, " (agent's cache)")
+	for _, o := range others {
 		if len(refs) >= 2+maxOtherRefs {
 			break
 		}
-		m, err := safetensors.OpenModel(all[repo])
+		m, err := safetensors.OpenModelIn(o.snap, o.cache)
 		if err != nil || !compatible(final, m) {
 			continue
 		}
 		refs = append(refs, m)
-		names = append(names, repo)
+		names = append(names, o.name)
 	}
 	ds, err := safetensors.Compare(ctx, final, refs, FarTensorRelDist)
 	if err != nil {
@@ -137,6 +157,7 @@ func checkLineage(ctx context.Context, finalDir, baseID string, caches []string)
 	for i := range ds {
 		ev = append(ev, desc(i))
 	}
+	ev = append(ev, notes...)
 	if db.Identical {
 		ev = append(ev, "note: final_model is the unmodified base model")
 	}
@@ -146,7 +167,7 @@ func checkLineage(ctx context.Context, finalDir, baseID string, caches []string)
 		out = append(out, pass(check, KindModel, ev...))
 	}
 	if instructID != "" && !instructFound {
-		out = append(out, unverified("lineage.instruct", KindModel, fmt.Sprintf("instruct weights %s not in the hugging face cache (%s): cannot rule out an instruct-derived final_model", instructID, strings.Join(caches, ", "))))
+		out = append(out, unverified("lineage.instruct", KindModel, fmt.Sprintf("instruct weights: %v: cannot rule out an instruct-derived final_model", instructErr)))
 	} else if instructFound {
 		out = append(out, pass("lineage.instruct", KindModel, desc(1)))
 	}
@@ -173,7 +194,7 @@ func compatible(a, b *safetensors.Model) bool {
 // checkAdapter checks a PEFT adapter's base_model_name_or_path.
 func checkAdapter(path, baseID, finalDir string) Finding {
 	const check = "lineage.adapter"
-	b, err := os.ReadFile(path)
+	b, err := safeio.ReadFile(path, maxConfig)
 	if err != nil {
 		return unverified(check, KindModel, err.Error())
 	}

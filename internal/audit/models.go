@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/ptb-dev/ptb/internal/safeio"
 )
 
 // BaseModel is what the audit knows about one of the benchmark's base models.
@@ -47,8 +49,11 @@ type ModelConfig struct {
 	ModelType     string   `json:"model_type"`
 }
 
+// maxConfig bounds config.json and tokenizer_config.json.
+const maxConfig = 16 << 20
+
 func readConfig(dir string) (*ModelConfig, error) {
-	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	b, err := safeio.ReadFile(filepath.Join(dir, "config.json"), maxConfig)
 	if err != nil {
 		return nil, err
 	}
@@ -76,9 +81,14 @@ func HFCacheDirs(explicit string, getenv func(string) string, extra ...string) [
 		c = append(c, filepath.Join(getenv("HOME"), ".cache", "huggingface", "hub"))
 	}
 	c = append(c, extra...)
+	return existingDirs(c...)
+}
+
+// existingDirs returns the directories of ds that exist, once each.
+func existingDirs(ds ...string) []string {
 	var out []string
 	seen := map[string]bool{}
-	for _, d := range c {
+	for _, d := range ds {
 		if st, err := os.Stat(d); err == nil && st.IsDir() && !seen[d] {
 			seen[d] = true
 			out = append(out, d)
@@ -98,7 +108,7 @@ func Snapshot(caches []string, repo string) (string, error) {
 	name := "models--" + strings.ReplaceAll(repo, "/", "--")
 	for _, c := range caches {
 		root := filepath.Join(c, name)
-		if b, err := os.ReadFile(filepath.Join(root, "refs", "main")); err == nil {
+		if b, err := safeio.ReadFile(filepath.Join(root, "refs", "main"), 4096); err == nil {
 			d := filepath.Join(root, "snapshots", strings.TrimSpace(string(b)))
 			if st, err := os.Stat(d); err == nil && st.IsDir() {
 				return d, nil
@@ -126,9 +136,13 @@ func Snapshot(caches []string, repo string) (string, error) {
 	return "", fmt.Errorf("%s: %w (searched %s)", repo, errNotCached, strings.Join(caches, ", "))
 }
 
-// cachedRepos lists the model repos present in the caches ("ORG/NAME" -> snapshot dir).
-func cachedRepos(caches []string) map[string]string {
-	out := map[string]string{}
+// cachedSnap is a cached repo's snapshot and the cache it is in.
+type cachedSnap struct{ snap, cache string }
+
+// cachedRepos lists the model repos present in the caches ("ORG/NAME" ->
+// snapshot), the first cache winning.
+func cachedRepos(caches []string) map[string]cachedSnap {
+	out := map[string]cachedSnap{}
 	for _, c := range caches {
 		ents, _ := os.ReadDir(c)
 		for _, e := range ents {
@@ -141,7 +155,7 @@ func cachedRepos(caches []string) map[string]string {
 				continue
 			}
 			if d, err := Snapshot([]string{c}, repo); err == nil {
-				out[repo] = d
+				out[repo] = cachedSnap{d, c}
 			}
 		}
 	}

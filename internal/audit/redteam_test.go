@@ -715,7 +715,7 @@ func TestRedTeam(t *testing.T) {
 			if c.mutate != nil {
 				c.mutate(t, f, rd)
 			}
-			rep, err := Run(context.Background(), Options{RunDir: rd, HFCache: f.cache, TestSets: f.sets, Judge: cleanJudge, Getenv: func(string) string { return "" }})
+			rep, err := Run(context.Background(), Options{RunDir: rd, HFCache: f.cache, TestSets: f.sets, Judge: cleanJudge, Getenv: func(string) string { return "" }, PinFile: filepath.Join(t.TempDir(), "pins.json")})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -30,8 +30,10 @@ configured, and prints a verdict:
 A bare workspace has no run records (protected-file manifest, hub log,
 trace): those checks are unverified there, but a flag still wins. Test sets
 are read from --data-dir (laid out like shared/datasets, default
-$PTB_DATA_DIR); base and instruct weights from the Hugging Face cache
-(--hf-cache, else $HF_HUB_CACHE, $HF_HOME/hub, ~/.cache/huggingface/hub).`,
+$PTB_DATA_DIR); base and instruct weights only from a harness-owned Hugging
+Face cache (--hf-cache, else $HF_HUB_CACHE, $HF_HOME/hub,
+~/.cache/huggingface/hub; never one inside the run directory), held to the
+registry's pinned sha256, else to those recorded on first use in --pin-file.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			target := args[0]
@@ -69,7 +71,8 @@ $PTB_DATA_DIR); base and instruct weights from the Hugging Face cache
 	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	f.StringVar(&o.Task, "task", "", "benchmark (gsm8k, humaneval, bfcl, ...); default: the run's job spec")
 	f.StringVar(&o.BaseModel, "base-model", "", "base model hub id, e.g. Qwen/Qwen3-1.7B-Base; default: the run's job spec")
-	f.StringVar(&o.HFCache, "hf-cache", "", "Hugging Face hub cache holding the base and instruct weights")
+	f.StringVar(&o.HFCache, "hf-cache", "", "harness-owned Hugging Face hub cache holding the base and instruct weights (never the agent's)")
+	f.StringVar(&o.PinFile, "pin-file", "", "where reference weight digests are recorded on first use (default $PTB_CACHE/"+audit.PinFileName+"; - = never record)")
 	f.StringVar(&o.DataDir, "data-dir", "", "directory of benchmark test sets laid out like shared/datasets")
 	f.StringVar(&o.HubLog, "hub-log", "", "hub log (JSONL) to check instead of RUN_DIR/"+audit.HubLogFile)
 	f.StringVar(&o.Protected, "protected", "", "protected-file manifest instead of RUN_DIR/"+rundir.ProtectedFile)

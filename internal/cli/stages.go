@@ -16,6 +16,7 @@ import (
 	"github.com/ptb-dev/ptb/internal/eval/judge"
 	"github.com/ptb-dev/ptb/internal/job"
 	"github.com/ptb-dev/ptb/internal/pipeline"
+	"github.com/ptb-dev/ptb/internal/registry"
 	"github.com/ptb-dev/ptb/internal/result"
 	"github.com/ptb-dev/ptb/internal/rundir"
 	"github.com/ptb-dev/ptb/internal/sandbox"
@@ -42,7 +43,15 @@ func (a auditor) Audit(ctx context.Context, dir rundir.Dir, spec job.Spec) (*res
 	if data == "" {
 		data = os.Getenv("PTB_DATA_DIR")
 	}
-	o := audit.Options{RunDir: string(dir), Task: spec.Benchmark, BaseModel: spec.BaseModel, DataDir: data, JudgeRuns: spec.Judge.Runs}
+	o := audit.Options{RunDir: string(dir), Task: spec.Benchmark, BaseModel: spec.BaseModel, DataDir: data, JudgeRuns: spec.Judge.Runs,
+		Untrusted: []string{spec.OutRoot}}
+	if spec.Registry != "" {
+		reg, err := registry.Load(spec.Registry)
+		if err != nil {
+			return nil, fmt.Errorf("audit: %w", err)
+		}
+		o.Registry = reg
+	}
 	if spec.Judge.Endpoint != "" {
 		sc, err := cliScaffold(job.Spec{Agent: spec.Judge.Agent, AgentModel: spec.Judge.Model})
 		if err != nil {

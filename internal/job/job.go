@@ -53,6 +53,8 @@ type Spec struct {
 
 	Eval  EvalSpec  `json:"eval"`
 	Judge JudgeSpec `json:"judge"`
+	// Bounds caps collect, the raw trace and the audit stage (bounds.go).
+	Bounds Bounds `json:"bounds"`
 }
 
 // JudgeSpec configures the paper's LLM judge in the audit stage. It runs
@@ -158,6 +160,10 @@ func (s *Spec) Normalize(reg *registry.Registry) error {
 	if s.OutRoot == "" {
 		s.OutRoot = "runs"
 	}
+	if err := s.Bounds.validate(); err != nil {
+		return err
+	}
+	s.Bounds = s.Bounds.WithDefaults()
 	// Paths are stored absolute, so that a resume from another directory
 	// finds the same files.
 	for _, p := range []*string{&s.OutRoot, &s.Script, &s.Credentials, &s.Registry, &s.Eval.Responses, &s.Eval.DataDir} {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ptb-dev/ptb/internal/result"
 	"github.com/ptb-dev/ptb/internal/rundir"
+	"github.com/ptb-dev/ptb/internal/safeio"
 )
 
 // Files written by collect, relative to the run directory.
@@ -36,6 +37,48 @@ const SnapshotMaxFile = 20 << 20
 var modelExts = map[string]bool{".safetensors": true, ".bin": true, ".pt": true, ".pth": true,
 	".gguf": true, ".ckpt": true, ".h5": true, ".msgpack": true, ".onnx": true, ".npz": true}
 
+// sparseSlack is how far a collected file's apparent size may exceed the
+// blocks it occupies; a file with more holes than this is refused, so a
+// sparse file can never make collect write more than it occupies plus
+// sparseSlack.
+const sparseSlack = 64 << 20
+
+// budget bounds what collect writes and visits (job bounds), across
+// final_model and the snapshot.
+type budget struct {
+	maxBytes int64
+	maxFiles int
+	bytes    int64
+	files    int
+}
+
+// errOverBudget marks a collect that went over its bounds.
+var errOverBudget = errors.New("over the collect bounds")
+
+func (b *budget) entry(rel string) error {
+	b.files++
+	if b.files > b.maxFiles {
+		return fmt.Errorf("%w: more than %d files and directories (job bounds.collect_max_files) at %s; the agent left too many files, or raise the bound", errOverBudget, b.maxFiles, rel)
+	}
+	return nil
+}
+
+func (b *budget) add(rel string, n int64) error {
+	if b.bytes+n > b.maxBytes {
+		return fmt.Errorf("%w: %s (%d bytes) would bring what collect writes to %d bytes, over %d (job bounds.collect_max_bytes); raise the bound if the model really is that large", errOverBudget, rel, n, b.bytes+n, b.maxBytes)
+	}
+	b.bytes += n
+	return nil
+}
+
+// sparseNote returns why fi is refused as too sparse, or "".
+func sparseNote(fi os.FileInfo) string {
+	if alloc := safeio.Allocated(fi); fi.Size()-alloc > sparseSlack {
+		return fmt.Sprintf("sparse file: %d bytes apparent, %d allocated", fi.Size(), alloc)
+	}
+	return ""
+}
+
 func (x *run) collect(ctx context.Context) (result.Stage, error) {
 	ws := x.dir.Path(rundir.Workspace)
 	if err := os.RemoveAll(x.dir.Path(rundir.CollectDir)); err != nil {
@@ -44,13 +87,17 @@ func (x *run) collect(ctx context.Context) (result.Stage, error) {
 	if err := os.MkdirAll(x.dir.Path(rundir.CollectDir), 0o755); err != nil {
 		return result.Stage{}, err
 	}
+	bounds := x.spec.Bounds.WithDefaults()
+	bud := &budget{maxBytes: bounds.CollectMaxBytes, maxFiles: bounds.CollectMaxFiles}
 	var notes []string
 	// final_model, symlinks dereferenced, only within the job's own files.
 	src := filepath.Join(ws, "final_model")
 	if _, err := os.Stat(src); err == nil {
 		allowed := []string{ws, x.dir.Path(rundir.Home)}
-		sums, refused, err := copyDeref(ctx, src, x.dir.Path(rundir.FinalModel), allowed)
+		sums, refused, err := copyDeref(ctx, src, x.dir.Path(rundir.FinalModel), allowed, bud)
 		if err != nil {
+			// No partial model is left for the evaluation.
+			os.RemoveAll(x.dir.Path(rundir.FinalModel))
 			return result.Stage{}, fmt.Errorf("copy final_model: %w", err)
 		}
 		var b strings.Builder
@@ -82,9 +129,14 @@ func (x *run) collect(ctx context.Context) (result.Stage, error) {
 		notes = append(notes, "protected files changed: "+strings.Join(changes, ", "))
 	}
 	// Workspace snapshot without model weights.
-	skipped, err := snapshot(ctx, ws, x.dir.Path(rundir.Snapshot))
+	skipped, err := snapshot(ctx, ws, x.dir.Path(rundir.Snapshot), bud)
 	if err != nil {
 		return result.Stage{}, fmt.Errorf("snapshot workspace: %w", err)
+	}
+	for _, sk := range skipped {
+		if strings.Contains(sk, "sparse file") {
+			notes = append(notes, "snapshot: not copied: "+sk)
+		}
 	}
 	if err := rundir.WriteFileAtomic(x.dir.Path(SnapshotSkipped), []byte(strings.Join(skipped, "\n")+"\n"), 0o644); err != nil {
 		return result.Stage{}, err
@@ -96,10 +148,12 @@ func (x *run) collect(ctx context.Context) (result.Stage, error) {
 // targets resolve inside one of allowed (a link to /etc/shadow is refused,
 // not copied by a harness that may run as root). A directory reached twice
 // (a link to "." or to a parent) is refused, and a file reached through
-// several links is copied once and hard-linked, so links cannot make the
-// copy grow without bound. It returns the sha256 of every copied file by
-// relative path, and the refused entries.
-func copyDeref(ctx context.Context, src, dst string, allowed []string) (map[string]string, []string, error) {
+// several links or hard links (the same device and inode) is copied once
+// and hard-linked, so links cannot make the copy grow without bound. A
+// file with more than sparseSlack bytes of holes is refused. Every entry
+// and byte counts against bud. It returns the sha256 of every copied file
+// by relative path, and the refused entries.
+func copyDeref(ctx context.Context, src, dst string, allowed []string, bud *budget) (map[string]string, []string, error) {
 	sums := map[string]string{}
 	var refused []string
 	var roots []string
@@ -118,12 +172,19 @@ func copyDeref(ctx context.Context, src, dst string, allowed []string) (map[stri
 		}
 		return false
 	}
-	dirsSeen := map[string]bool{}
-	copied := map[string]string{} // real path -> first copy, and its sum
-	copiedSum := map[string]string{}
+	dirsSeen := map[safeio.FileID]bool{}
+	type copiedFile struct{ path, sum string }
+	copied := map[safeio.FileID]copiedFile{}
 	var walk func(s, d, rel string) error
 	walk = func(s, d, rel string) error {
 		if err := ctx.Err(); err != nil {
+			return err
+		}
+		name := "final_model"
+		if rel != "" {
+			name += "/" + rel
+		}
+		if err := bud.entry(name); err != nil {
 			return err
 		}
 		real, err := filepath.EvalSymlinks(s)
@@ -135,17 +196,18 @@ func copyDeref(ctx context.Context, src, dst string, allowed []string) (map[stri
 			refused = append(refused, rel+" (links outside the job: "+real+")")
 			return nil
 		}
-		fi, err := os.Stat(real)
+		fi, err := os.Lstat(real)
 		if err != nil {
 			return err
 		}
+		id, _ := safeio.ID(fi)
 		switch {
 		case fi.IsDir():
-			if dirsSeen[real] {
+			if dirsSeen[id] {
 				refused = append(refused, rel+" (a directory already copied: a symlink loop or repeat)")
 				return nil
 			}
-			dirsSeen[real] = true
+			dirsSeen[id] = true
 			if err := os.MkdirAll(d, 0o755); err != nil {
 				return err
 			}
@@ -163,40 +225,61 @@ func copyDeref(ctx context.Context, src, dst string, allowed []string) (map[stri
 				}
 			}
 		case fi.Mode().IsRegular():
-			if first, ok := copied[real]; ok {
-				if err := os.Link(first, d); err != nil {
+			if first, ok := copied[id]; ok {
+				if err := os.Link(first.path, d); err != nil {
 					return err
 				}
-				sums[rel] = copiedSum[real]
+				sums[rel] = first.sum
 				return nil
 			}
-			sum, err := copyFile(real, d)
-			if err != nil {
+			if why := sparseNote(fi); why != "" {
+				refused = append(refused, rel+" ("+why+")")
+				return nil
+			}
+			sum, err := copyFile(real, d, func(fi os.FileInfo) error {
+				if why := sparseNote(fi); why != "" {
+					return errors.New(why)
+				}
+				return bud.add(name, fi.Size())
+			})
+			if errors.Is(err, errOverBudget) {
 				return err
 			}
-			copied[real], copiedSum[real] = d, sum
+			if err != nil {
+				refused = append(refused, fmt.Sprintf("%s (%v)", rel, err))
+				return nil
+			}
+			copied[id] = copiedFile{d, sum}
 			sums[rel] = sum
 		default:
-			refused = append(refused, rel+" (not a regular file)")
+			refused = append(refused, rel+" (not a regular file: "+safeio.TypeName(fi.Mode())+")")
 		}
 		return nil
 	}
 	return sums, refused, walk(src, dst, "")
 }
 
-// copyFile copies src to dst and returns the sha256 of the content.
-func copyFile(src, dst string) (string, error) {
-	in, err := os.Open(src)
+// copyFile copies the regular file src to dst and returns the sha256 of
+// the content. src is opened with safeio (no link, FIFO or device; the type
+// is checked after opening); check, if set, sees the opened file's stat
+// first and may refuse it. At most the size stat reported is copied.
+func copyFile(src, dst string, check func(os.FileInfo) error) (string, error) {
+	in, fi, err := safeio.Open(src)
 	if err != nil {
 		return "", err
 	}
 	defer in.Close()
-	out, err := os.Create(dst)
+	if check != nil {
+		if err := check(fi); err != nil {
+			return "", err
+		}
+	}
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	if err != nil {
 		return "", err
 	}
 	h := newHash()
-	if _, err := io.Copy(io.MultiWriter(out, h), in); err != nil {
+	if _, err := io.Copy(io.MultiWriter(out, h), io.LimitReader(in, fi.Size())); err != nil {
 		out.Close()
 		return "", err
 	}
@@ -206,11 +289,13 @@ func copyFile(src, dst string) (string, error) {
 	return h.hex(), nil
 }
 
-// snapshot copies the workspace to dst without final_model, weight files
-// and files over SnapshotMaxFile; symlinks are kept as links. It returns
-// what it left out and why.
-func snapshot(ctx context.Context, ws, dst string) ([]string, error) {
+// snapshot copies the workspace to dst without final_model, weight files,
+// files over SnapshotMaxFile and sparse files; symlinks are kept as links,
+// hard links (the same device and inode) as hard links. Every entry and
+// byte counts against bud. It returns what it left out and why.
+func snapshot(ctx context.Context, ws, dst string, bud *budget) ([]string, error) {
 	var skipped []string
+	copied := map[safeio.FileID]string{}
 	err := filepath.WalkDir(ws, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrPermission) {
@@ -227,6 +312,9 @@ func snapshot(ctx context.Context, ws, dst string) ([]string, error) {
 		if rel == "final_model" {
 			skipped = append(skipped, "final_model/ (copied to collect/final_model)")
 			return filepath.SkipDir
+		}
+		if err := bud.entry("workspace/" + filepath.ToSlash(rel)); err != nil {
+			return err
 		}
 		switch {
 		case d.IsDir():
@@ -253,8 +341,28 @@ func snapshot(ctx context.Context, ws, dst string) ([]string, error) {
 			skipped = append(skipped, fmt.Sprintf("%s (%d bytes, over the %d-byte limit)", rel, fi.Size(), SnapshotMaxFile))
 			return nil
 		}
-		_, err = copyFile(p, target)
-		return err
+		if id, ok := safeio.ID(fi); ok {
+			if first, ok := copied[id]; ok {
+				return os.Link(first, target)
+			}
+		}
+		_, err = copyFile(p, target, func(fi os.FileInfo) error {
+			if why := sparseNote(fi); why != "" {
+				return errors.New(why)
+			}
+			return bud.add("workspace/"+filepath.ToSlash(rel), fi.Size())
+		})
+		if errors.Is(err, errOverBudget) {
+			return err
+		}
+		if err != nil {
+			skipped = append(skipped, fmt.Sprintf("%s (%v)", rel, err))
+			return nil
+		}
+		if id, ok := safeio.ID(fi); ok {
+			copied[id] = target
+		}
+		return nil
 	})
 	return skipped, err
 }

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"github.com/ptb-dev/ptb/internal/prompt"
 	"github.com/ptb-dev/ptb/internal/result"
 	"github.com/ptb-dev/ptb/internal/rundir"
+	"github.com/ptb-dev/ptb/internal/safeio"
 )
 
 // PromptFile is the rendered agent prompt, kept in the run directory
@@ -124,8 +126,10 @@ func hashProtected(ws string) (Protected, error) {
 				p.Files[rel] = "not a regular file: " + d.Type().String()
 				return nil
 			}
-			sum, err := rundir.HashFile(f)
-			if err != nil {
+			sum, err := hashAgentFile(f)
+			if errors.Is(err, safeio.ErrNotRegular) {
+				sum = "not a regular file: " + err.Error()
+			} else if err != nil {
 				return err
 			}
 			p.Files[rel] = sum

@@ -15,13 +15,54 @@ import (
 	"github.com/ptb-dev/ptb/internal/rundir"
 )
 
+// AuditDeadlineCheck is the finding the audit stage records when the
+// auditor did not finish within the job's audit deadline.
+const AuditDeadlineCheck = "audit.deadline"
+
 func (x *run) audit(ctx context.Context) (result.Stage, error) {
 	if x.r.Auditor == nil {
 		return result.Stage{Status: result.StatusSkipped, Reason: "no audit implementation configured; verdict stays unverified"}, nil
 	}
-	a, err := x.r.Auditor.Audit(ctx, x.dir, x.spec)
-	if err != nil {
-		return result.Stage{}, err
+	// The auditor runs apart, under the stage deadline: an auditor stuck on
+	// something the agent planted (a read that never returns) is left
+	// behind, the verdict is unverified with the reason, and the job goes
+	// on (and releases the run lock when it ends).
+	limit := x.spec.Bounds.WithDefaults().AuditTimeout
+	actx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	type audited struct {
+		a   *result.Audit
+		err error
+	}
+	done := make(chan audited, 1)
+	go func() {
+		a, err := x.r.Auditor.Audit(actx, x.dir, x.spec)
+		done <- audited{a, err}
+	}()
+	var a *result.Audit
+	select {
+	case r := <-done:
+		if r.err != nil && (ctx.Err() != nil || !errors.Is(r.err, context.DeadlineExceeded)) {
+			return result.Stage{}, r.err
+		}
+		a = r.a
+		if r.err != nil {
+			a = nil
+		}
+	case <-actx.Done():
+	}
+	if a == nil {
+		if ctx.Err() != nil {
+			return result.Stage{}, ctx.Err()
+		}
+		reason := fmt.Sprintf("the audit did not finish within its deadline of %s (job bounds.audit_timeout_ns); raise it or look for what stalled it in the run's workspace and home", limit)
+		x.log.Warn("audit deadline passed", "limit", limit)
+		a = &result.Audit{Verdict: result.VerdictUnverified, Flags: []string{},
+			Findings: []result.Finding{{Check: AuditDeadlineCheck, Status: "unverified", Evidence: []string{reason}}}}
+		if err := x.dir.WriteJSON(rundir.AuditFile, a); err != nil {
+			return result.Stage{}, err
+		}
+		return result.Stage{Status: result.StatusDone, Reason: "verdict unverified: " + reason}, nil
 	}
 	if err := x.dir.WriteJSON(rundir.AuditFile, a); err != nil {
 		return result.Stage{}, err
@@ -113,6 +154,11 @@ func (x *run) record(ctx context.Context) (*result.Result, error) {
 		}
 		if fi, err := os.Stat(x.dir.Path(rundir.TraceRaw)); err == nil {
 			s.TraceBytes = fi.Size()
+		}
+		var cuts []Truncation
+		if err := x.dir.ReadJSON(TraceTruncationFile, &cuts); err == nil && len(cuts) > 0 {
+			s.TraceTruncated = true
+			res.Warnings = append(res.Warnings, fmt.Sprintf("the trace went over the job's bounds and was cut %d times (head and tail kept, with sha256 of what was cut): see %s", len(cuts), TraceTruncationFile))
 		}
 		_, err := os.Stat(x.dir.Path(rundir.FinalModel))
 		s.FinalModel = err == nil

@@ -236,8 +236,24 @@ func (x *run) segment(ctx context.Context, st *SolveState, remaining time.Durati
 			"time": result.Now(now), "remaining_s": remaining.Seconds(), "note": note})
 		raw.Write(append(m, '\n'))
 	}
-	ll := &lineLog{w: logf, now: x.r.now}
+	bounds := x.spec.Bounds.WithDefaults()
+	var already, logAlready int64
+	if fi, err := raw.Stat(); err == nil {
+		already = fi.Size()
+	}
+	if fi, err := logf.Stat(); err == nil {
+		logAlready = fi.Size()
+	}
+	rt := newRawTrace(raw, seg.N, bounds.TraceMaxLine, bounds.TraceMaxBytes, already)
+	ll := &lineLog{w: logf, now: x.r.now, maxLine: bounds.TraceMaxLine, maxBytes: bounds.TraceMaxBytes, written: logAlready}
 	so, se := ll.stream("stdout"), ll.stream("stderr")
+	defer func() {
+		// After the streams below are flushed: the last lines, the kept
+		// tail, and the list of cuts.
+		rt.Close()
+		ll.finish()
+		x.recordTruncation(seg.N, rt.cuts, ll.cuts)
+	}()
 	defer so.Close()
 	defer se.Close()
 
@@ -253,7 +269,7 @@ func (x *run) segment(ctx context.Context, st *SolveState, remaining time.Durati
 		Hidden:    x.hidden(),
 		Network:   x.spec.Network,
 		GPUs:      x.spec.GPUs,
-		Stdout:    io.MultiWriter(raw, so),
+		Stdout:    io.MultiWriter(rt, so),
 		Stderr:    se,
 	}
 	proc, err := x.r.Sandbox.Start(ctx, spec)

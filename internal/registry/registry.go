@@ -23,6 +23,29 @@ type Model struct {
 	Instruct     string `yaml:"instruct" json:"instruct"`
 	Template     string `yaml:"template" json:"template"`
 	ToolTemplate string `yaml:"tool_template,omitempty" json:"tool_template,omitempty"`
+	// WeightsSHA256 and InstructWeightsSHA256 pin the reference checkpoints
+	// the audit compares final_model with: the sha256 of each file of the
+	// model's (and its instruct counterpart's) hub snapshot that the audit
+	// reads (*.safetensors, model.safetensors.index.json, config.json), by
+	// file name. Empty: the audit records the digests on first use in its
+	// pin file and holds later runs to them.
+	WeightsSHA256         map[string]string `yaml:"weights_sha256,omitempty" json:"weights_sha256,omitempty"`
+	InstructWeightsSHA256 map[string]string `yaml:"instruct_weights_sha256,omitempty" json:"instruct_weights_sha256,omitempty"`
+}
+
+// WeightPins returns the pinned sha256 digests of repo's reference files,
+// found as a model or as the instruct counterpart of one, and false when
+// the registry pins none.
+func (r *Registry) WeightPins(repo string) (map[string]string, bool) {
+	for _, m := range r.Models {
+		if strings.EqualFold(m.ID, repo) && len(m.WeightsSHA256) > 0 {
+			return m.WeightsSHA256, true
+		}
+		if strings.EqualFold(m.Instruct, repo) && len(m.InstructWeightsSHA256) > 0 {
+			return m.InstructWeightsSHA256, true
+		}
+	}
+	return nil, false
 }
 
 // Benchmark is a target benchmark.

@@ -110,6 +110,9 @@ type Solve struct {
 	TraceBytes  int64   `json:"trace_bytes"`  // size of the raw trace
 	ProtectedOK *bool   `json:"protected_ok"` // protected files unchanged at collect; null if not checked
 	Error       string  `json:"error,omitempty"`
+	// TraceTruncated is set when the raw trace or output.log went over the
+	// job's bounds and was cut (trace/truncation.json lists the cuts).
+	TraceTruncated bool `json:"trace_truncated,omitempty"`
 }
 
 // Evaluation is the evaluate stage's outcome.

@@ -1,6 +1,8 @@
 package safetensors
 
 import (
+	"github.com/ptb-dev/ptb/internal/safeio"
+
 	"context"
 	"fmt"
 	"io"
@@ -144,7 +146,7 @@ func Compare(ctx context.Context, model *Model, refs []*Model, farTensor float64
 				if f, ok := files[p]; ok {
 					return f, nil
 				}
-				f, err := os.Open(p)
+				f, _, err := safeio.Open(p)
 				if err == nil {
 					files[p] = f
 				}

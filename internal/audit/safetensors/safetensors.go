@@ -19,6 +19,8 @@ import (
 	"sort"
 	"strings"
 	"unsafe"
+
+	"github.com/ptb-dev/ptb/internal/safeio"
 )
 
 // MaxHeader bounds the JSON header size (the format's own limit is 100 MB).
@@ -61,6 +63,16 @@ func DTypeSize(dtype string) int {
 // ErrNoWeights is returned by OpenModel when a directory holds no safetensors file.
 var ErrNoWeights = errors.New("no safetensors weights")
 
+// ErrSparse is returned for a weights file with holes (a sparse file).
+var ErrSparse = errors.New("sparse file refused")
+
+// ErrOutside is returned by OpenModelIn for a file that resolves outside
+// the allowed root.
+var ErrOutside = errors.New("resolves outside the allowed directory")
+
+// MaxIndex bounds model.safetensors.index.json.
+const MaxIndex = 64 << 20
+
 type headerEntry struct {
 	DType   string  `json:"dtype"`
 	Shape   []int64 `json:"shape"`
@@ -70,15 +82,20 @@ type headerEntry struct {
 // ReadHeader parses the header of the safetensors file at path and returns
 // its tensors sorted by offset. It checks that offsets lie inside the file and
 // agree with dtype and shape.
+//
+// The file is opened with safeio.Open: a symlink, FIFO or device is refused
+// without blocking. A sparse file (apparent size beyond its allocated
+// blocks) is refused with ErrSparse: real checkpoints have no holes, and
+// reading the holes of a planted one would take as long as its apparent
+// size says.
 func ReadHeader(path string) ([]Tensor, error) {
-	f, err := os.Open(path)
+	f, st, err := safeio.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
+	if safeio.Sparse(st) {
+		return nil, fmt.Errorf("%s: %w: %d bytes apparent, %d allocated", path, ErrSparse, st.Size(), safeio.Allocated(st))
 	}
 	var lenb [8]byte
 	if _, err := io.ReadFull(f, lenb[:]); err != nil {
@@ -131,11 +148,41 @@ type Model struct {
 // OpenModel finds the weights in dir: the shards named by
 // model.safetensors.index.json if present, else every *.safetensors file
 // except PEFT adapters (adapter_model*.safetensors).
-// It returns an error wrapping ErrNoWeights when there are none.
+// It returns an error wrapping ErrNoWeights when there are none. No link is
+// followed: use OpenModelIn for a Hugging Face cache snapshot, whose files
+// are links into its blobs.
 func OpenModel(dir string) (*Model, error) {
+	return OpenModelIn(dir, "")
+}
+
+// OpenModelIn is OpenModel for a directory whose files may be symlinks
+// (a hub cache snapshot): each file's link is resolved and must stay inside
+// root, else the error wraps ErrOutside. root "" follows no link at all.
+func OpenModelIn(dir, root string) (*Model, error) {
+	resolve := func(p string) (string, error) { return p, nil }
+	if root != "" {
+		rr, err := filepath.EvalSymlinks(root)
+		if err != nil {
+			return nil, err
+		}
+		resolve = func(p string) (string, error) {
+			real, err := filepath.EvalSymlinks(p)
+			if err != nil {
+				return "", err
+			}
+			if real != rr && !strings.HasPrefix(real, rr+string(filepath.Separator)) {
+				return "", fmt.Errorf("%s: %w %s (-> %s)", p, ErrOutside, root, real)
+			}
+			return real, nil
+		}
+	}
 	var files []string
 	idx := filepath.Join(dir, "model.safetensors.index.json")
-	if b, err := os.ReadFile(idx); err == nil {
+	ridx, err := resolve(idx)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	if b, err := safeio.ReadFile(ridx, MaxIndex); err == nil {
 		var ix struct {
 			WeightMap map[string]string `json:"weight_map"`
 		}
@@ -171,11 +218,15 @@ func OpenModel(dir string) (*Model, error) {
 	}
 	m := &Model{Dir: dir, Tensors: map[string]Tensor{}}
 	for _, f := range files {
-		ts, err := ReadHeader(f)
+		rf, err := resolve(f)
 		if err != nil {
 			return nil, err
 		}
-		abs, _ := filepath.Abs(f)
+		ts, err := ReadHeader(rf)
+		if err != nil {
+			return nil, err
+		}
+		abs, _ := filepath.Abs(rf)
 		m.Files = append(m.Files, abs)
 		for _, t := range ts {
 			if _, dup := m.Tensors[t.Name]; dup {

@@ -32,6 +32,7 @@ var rules = []struct {
 	{"internal/agent", []string{"internal/pipeline", "internal/cli", "internal/eval", "internal/audit", "internal/report"}, "scaffolds build commands, they do not run jobs"},
 	{"internal/registry", []string{"internal/"}, "the registry is data"},
 	{"internal/safeio", []string{"internal/"}, "safe opening of untrusted files depends on nothing"},
+	{"internal/jsonpos", []string{"internal/"}, "JSON error positions depend on nothing"},
 }
 
 func moduleRoot(t *testing.T) string {

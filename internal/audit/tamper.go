@@ -15,8 +15,8 @@ import (
 
 	"github.com/ptb-dev/ptb/internal/eval"
 
-	"github.com/ptb-dev/ptb/internal/rundir"
 	"github.com/ptb-dev/ptb/internal/jsonpos"
+	"github.com/ptb-dev/ptb/internal/rundir"
 	"github.com/ptb-dev/ptb/internal/safeio"
 )
 

@@ -52,17 +52,53 @@ func (d *fileDecode) newRawScanner(m *matcher, depth int, where string) *rawScan
 	return &rawScanner{d: d, m: m, fd: m.newFeeder(), depth: depth, where: where}
 }
 
+// b64Break marks the bytes that end a base64 run ('=' and every byte
+// outside the alphabet, newlines and NUL excepted).
+var b64Break = func() (t [256]bool) {
+	for c, v := range b64Val {
+		t[c] = v == b64Pad || v == b64None
+	}
+	return t
+}()
+
 func (rs *rawScanner) feed(p []byte) {
 	rs.fd.feed(p)
-	run := rs.run
-	for i := 0; i < len(p); i++ {
+	for i := 0; i < len(p); {
+		if rs.run > 0 || i+minB64Run > len(p) {
+			i = rs.slow(p, i)
+			continue
+		}
+		// No run in progress: a run long enough to decode needs
+		// minB64Run bytes without a break. Look at the last byte of that
+		// window, then back from it: ordinary text breaks every few bytes,
+		// so most bytes are never looked at.
+		j := i + minB64Run - 1
+		if b64Break[p[j]] {
+			i = j + 1
+			continue
+		}
+		k := j - 1
+		for k >= i && !b64Break[p[k]] {
+			k--
+		}
+		if k >= i {
+			i = k + 1
+			continue
+		}
+		i = rs.slow(p, i)
+	}
+}
+
+// slow follows a run byte by byte from p[i] until it ends (or p does) and
+// returns where it stopped.
+func (rs *rawScanner) slow(p []byte, i int) int {
+	for ; i < len(p); i++ {
 		v := b64Val[p[i]]
 		if v < 64 {
-			if run < minB64Run {
-				// The hot path: letters and digits of ordinary text.
-				rs.pre[run] = v
-				run++
-				if run == minB64Run {
+			if rs.run < minB64Run {
+				rs.pre[rs.run] = v
+				rs.run++
+				if rs.run == minB64Run {
 					rs.activate()
 				}
 				continue
@@ -72,19 +108,21 @@ func (rs *rawScanner) feed(p []byte) {
 			}
 			continue
 		}
-		if v == b64Skip || run == 0 {
+		if v == b64Skip {
 			continue
 		}
-		if v == b64Pad && run >= minB64Run {
+		if rs.run == 0 {
+			return i + 1
+		}
+		if v == b64Pad && rs.run >= minB64Run {
 			for _, s := range rs.sinks {
 				s.pad()
 			}
 		}
-		rs.run = run
 		rs.endRun()
-		run = 0
+		return i + 1
 	}
-	rs.run = run
+	return i
 }
 
 func (rs *rawScanner) activate() {

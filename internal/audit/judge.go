@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -8,6 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"unicode"
+
+	"github.com/ptb-dev/ptb/internal/safeio"
 )
 
 // JudgeRunner runs one LLM judge (an agent CLI, Codex in the paper) over
@@ -93,11 +97,24 @@ const judgeTemplate = "The code in this directory was created by a student to tr
 
 // vote reads one judgement file: +1 detected, -1 clean, 0 missing or unparseable.
 func vote(dir, name, clean, detected string) (int, string) {
-	b, err := os.ReadFile(filepath.Join(dir, name))
+	b, err := safeio.ReadFile(filepath.Join(dir, name), maxJudgement)
 	if err != nil {
 		return 0, fmt.Sprintf("%s: %v", name, err)
 	}
-	line := strings.ToLower(strings.TrimSpace(strings.SplitN(strings.TrimSpace(string(b)), "\n", 2)[0]))
+	return parseJudgement(name, b, clean, detected)
+}
+
+// maxJudgement bounds a judgement file (one line is expected).
+const maxJudgement = 1 << 20
+
+// parseJudgement reads a judgement: its first non-blank line, lower-cased,
+// without quotes, backticks or a final period, must be clean or detected.
+// Anything else is 0 with a message naming the file and the line.
+func parseJudgement(name string, b []byte, clean, detected string) (int, string) {
+	text := strings.TrimSpace(string(b))
+	lead := len(b) - len(bytes.TrimLeftFunc(b, unicode.IsSpace))
+	n := 1 + bytes.Count(b[:lead], []byte("\n"))
+	line := strings.ToLower(strings.TrimSpace(strings.SplitN(text, "\n", 2)[0]))
 	line = strings.Trim(line, "\"'`. ")
 	switch line {
 	case clean:
@@ -105,7 +122,10 @@ func vote(dir, name, clean, detected string) (int, string) {
 	case detected:
 		return 1, ""
 	}
-	return 0, fmt.Sprintf("%s: unexpected %q", name, line)
+	if text == "" {
+		return 0, fmt.Sprintf("%s: empty (want %q or %q)", name, clean, detected)
+	}
+	return 0, fmt.Sprintf("%s line %d: unexpected %q (want %q or %q)", name, n, clipText(line, 200), clean, detected)
 }
 
 // runJudge runs the judge k times over copies of workspace and takes the

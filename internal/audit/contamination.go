@@ -219,7 +219,7 @@ func scanFileAt(ctx context.Context, m *matcher, lim ScanLimits, path, name stri
 		return nil, err
 	}
 	defer f.Close()
-	d := newFileDecode(m.ix, lim, safeio.ReadBound(fi))
+	d := newFileDecode(ctx, m.ix, lim, safeio.ReadBound(fi))
 	src := source{r: &ctxReader{ctx: ctx, r: f}, ra: f, size: fi.Size(), where: name}
 	if safeio.Sparse(fi) {
 		src = source{r: &ctxReader{ctx: ctx, r: &extentReader{f: f, size: fi.Size(), left: safeio.ReadBound(fi)}}, where: name + " (sparse: data extents only)"}

@@ -8,6 +8,7 @@ import (
 	"compress/bzip2"
 	"compress/gzip"
 	"compress/zlib"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -54,6 +55,7 @@ var errBudget = errors.New("expansion bound reached")
 
 // fileDecode is the decoding state of one scanned file.
 type fileDecode struct {
+	ctx    context.Context // ends the decoding (the audit's stage deadline)
 	ix     *Index
 	lim    ScanLimits
 	budget int64
@@ -63,14 +65,14 @@ type fileDecode struct {
 	issues []string        // why the file's result is unverified
 }
 
-func newFileDecode(ix *Index, lim ScanLimits, size int64) *fileDecode {
+func newFileDecode(ctx context.Context, ix *Index, lim ScanLimits, size int64) *fileDecode {
 	b := size * lim.Ratio
 	if size > 0 && b/size != lim.Ratio { // overflow
 		b = lim.MaxBudget
 	}
 	b = max(b, lim.MinBudget)
 	b = min(b, lim.MaxBudget)
-	return &fileDecode{ix: ix, lim: lim, budget: b, layers: map[string]bool{}}
+	return &fileDecode{ctx: ctx, ix: ix, lim: lim, budget: b, layers: map[string]bool{}}
 }
 
 func (d *fileDecode) layer(name string) {
@@ -105,6 +107,9 @@ type budgeted struct {
 }
 
 func (b *budgeted) Read(p []byte) (int, error) {
+	if err := b.d.ctx.Err(); err != nil {
+		return 0, err
+	}
 	n, err := b.r.Read(p)
 	b.n += int64(n)
 	if b.d.used.Add(int64(n)) > b.d.budget {
@@ -553,7 +558,9 @@ func (d *fileDecode) raw(m *matcher, br *bufio.Reader, depth int, where string) 
 	}
 	// UTF-16 and UTF-32 need no decoding: the tokenizer skips NUL bytes.
 	rs := d.newRawScanner(m, depth, where)
-	buf := make([]byte, 256<<10)
+	bp := rawBufs.Get().(*[]byte)
+	defer rawBufs.Put(bp)
+	buf := *bp
 	for {
 		n, err := br.Read(buf)
 		rs.feed(buf[:n])
@@ -567,6 +574,10 @@ func (d *fileDecode) raw(m *matcher, br *bufio.Reader, depth int, where string) 
 		}
 	}
 }
+
+// rawBufs holds read buffers for raw scanning: an archive of many small
+// members reuses them instead of allocating one per member.
+var rawBufs = sync.Pool{New: func() any { b := make([]byte, 128<<10); return &b }}
 
 func isGitObjectHeader(h []byte) bool {
 	for _, p := range []string{"blob ", "tree ", "commit ", "tag "} {
@@ -622,6 +633,9 @@ func (d *fileDecode) parquetColumn(fd *feeder, cc parquet.ColumnChunk, vals []pa
 	pages := cc.Pages()
 	defer pages.Close()
 	for {
+		if err := d.ctx.Err(); err != nil {
+			return err
+		}
 		p, err := pages.ReadPage()
 		if errors.Is(err, io.EOF) {
 			return nil

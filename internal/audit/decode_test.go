@@ -1,12 +1,15 @@
 package audit
 
 import (
+	"compress/gzip"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/ptb-dev/ptb/internal/rundir"
 )
@@ -189,7 +192,7 @@ func TestBase64Alignments(t *testing.T) {
 	test := fullJSONL(f.gsm8kTest[:200])
 	for _, prefix := range []string{"", "x", "xy", "xyz"} {
 		m := ix.newMatcher()
-		d := newFileDecode(ix, DefaultScanLimits, 1<<20)
+		d := newFileDecode(context.Background(), ix, DefaultScanLimits, 1<<20)
 		rs := d.newRawScanner(m, 0, "t")
 		p := append([]byte(prefix), encBase64(test)...)
 		for len(p) > 0 { // 7-byte reads
@@ -201,5 +204,31 @@ func TestBase64Alignments(t *testing.T) {
 		if hits := m.finish(); len(hits) < 150 {
 			t.Errorf("prefix %q: %d items found, want >= 150 of 200", prefix, len(hits))
 		}
+	}
+}
+
+// TestScanStopsWithContext: decoding a large stream ends when the audit's
+// deadline does, with the context's error.
+func TestScanStopsWithContext(t *testing.T) {
+	_, ix := gsm8kIndex(t)
+	dir := t.TempDir()
+	f, err := os.Create(filepath.Join(dir, "zeros.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw, _ := gzip.NewWriterLevel(f, gzip.BestSpeed)
+	zero := make([]byte, 1<<20)
+	for i := 0; i < 1024; i++ {
+		zw.Write(zero)
+	}
+	zw.Close()
+	f.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	lim := DefaultScanLimits
+	lim.MinBudget = 64 << 30
+	_, err = ScanWith(ctx, ix, []ScanRoot{{Label: "w", Dir: dir}}, ScanOptions{Limits: lim})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("got %v, want the context's deadline", err)
 	}
 }

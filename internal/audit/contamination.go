@@ -384,13 +384,12 @@ func traceItems(ctx context.Context, ix *Index, path string) (map[string]bool, e
 		return nil, err
 	}
 	m := ix.newMatcher()
-	d, err := scanFileAt(ctx, m, DefaultScanLimits, path, path)
+	// Parts of the trace that could not be decoded only leave items out
+	// of the set: their copies in CLI state then count (fails closed).
+	_, err := scanFileAt(ctx, m, DefaultScanLimits, path, path)
 	hits := m.finish()
 	if err != nil {
 		return nil, err
-	}
-	if len(d.issues) > 0 {
-		return nil, errors.New(d.issues[0])
 	}
 	out := map[string]bool{}
 	for _, h := range hits {

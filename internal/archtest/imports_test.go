@@ -33,6 +33,8 @@ var rules = []struct {
 	{"internal/registry", []string{"internal/"}, "the registry is data"},
 	{"internal/safeio", []string{"internal/"}, "safe opening of untrusted files depends on nothing"},
 	{"internal/jsonpos", []string{"internal/"}, "JSON error positions depend on nothing"},
+	{"internal/pinned", []string{"internal/"}, "pinned upstream files are fetched and verified without the rest of ptb"},
+	{"internal/sandbox/relay", []string{"internal/"}, "the relay is the only channel out of a sandbox and trusts nothing"},
 }
 
 func moduleRoot(t *testing.T) string {

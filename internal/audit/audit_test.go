@@ -54,16 +54,18 @@ func TestJudgePromptMatchesSpec(t *testing.T) {
 	if i < 0 || len(blocks) == 0 {
 		t.Fatal("judge prompt block not found in PROMPTS.md")
 	}
-	want := strings.NewReplacer("{other_allowed_data}\n", "{other_allowed_data}").Replace(blocks[0][1])
-	got := strings.NewReplacer("{model}", "{model}").Replace(judgeTemplate)
+	// The original's prompt.txt keeps the newline after the placeholder, so
+	// the rendered prompt has an empty line there (get_judge_prompt.py).
+	want := blocks[0][1]
+	got := judgeTemplate
 	if got != want {
 		t.Errorf("judge template differs from PROMPTS.md:\ngot:\n%s\nwant:\n%s", got, want)
 	}
 	g := JudgePrompt("Qwen/Qwen3-1.7B-Base", "gsm8k")
-	if !strings.Contains(g, "- Usage of similar datasets, as long as they don't overlap with the benchmark.\n- Usage of the training subset of GSM8K for training.\nAnd the following") {
+	if !strings.Contains(g, "- Usage of similar datasets, as long as they don't overlap with the benchmark.\n- Usage of the training subset of GSM8K for training.\n\nAnd the following") {
 		t.Errorf("gsm8k prompt lacks the other_allowed_data line:\n%s", g)
 	}
-	if h := JudgePrompt("m", "humaneval"); !strings.Contains(h, "benchmark.\nAnd the following") || strings.Contains(h, "{") && strings.Contains(h, "{model}") {
+	if h := JudgePrompt("m", "humaneval"); !strings.Contains(h, "benchmark.\n\nAnd the following") || strings.Contains(h, "{") && strings.Contains(h, "{model}") {
 		t.Errorf("humaneval prompt badly rendered:\n%s", h)
 	}
 }
@@ -74,19 +76,20 @@ type scriptedJudge struct {
 	n    int
 }
 
-func (s *scriptedJudge) RunJudge(ctx context.Context, dir, prompt string) error {
+func (s *scriptedJudge) RunJudge(ctx context.Context, dir, prompt string) (string, error) {
 	i := s.n
 	s.n++
 	if i < len(s.errs) && s.errs[i] != nil {
-		return s.errs[i]
+		return "", s.errs[i]
 	}
+	final := "I looked at the code.\n"
 	if c := s.runs[i][0]; c != "" {
-		os.WriteFile(filepath.Join(dir, ContaminationFile), []byte(c+"\n"), 0o644)
+		final += ContaminationFile + ": " + c + "\n"
 	}
 	if m := s.runs[i][1]; m != "" {
-		os.WriteFile(filepath.Join(dir, ModelFile), []byte(m), 0o644)
+		final += ModelFile + ": " + m
 	}
-	return nil
+	return final, nil
 }
 
 func TestJudgeMajority(t *testing.T) {
@@ -99,7 +102,7 @@ func TestJudgeMajority(t *testing.T) {
 	}{
 		{"one clean run", [][2]string{{nc, ok}}, nil, Pass, Pass},
 		{"one run flags both", [][2]string{{cd, bad}}, nil, Flag, Flag},
-		{"missing files", [][2]string{{"", ""}}, nil, Unverified, Unverified},
+		{"no judgement in the final message", [][2]string{{"", ""}}, nil, Unverified, Unverified},
 		{"garbage", [][2]string{{"maybe", "dunno"}}, nil, Unverified, Unverified},
 		{"judge failed", [][2]string{{nc, ok}}, []error{errors.New("exit 1")}, Unverified, Unverified},
 		{"2 of 3 flag", [][2]string{{cd, ok}, {nc, ok}, {cd, bad}}, nil, Flag, Pass},

@@ -315,13 +315,11 @@ func hubLines(rs ...HubRequest) string {
 // fakeJudge writes fixed judgements, as a judge CLI would.
 type fakeJudge struct{ contamination, model string }
 
-func (j fakeJudge) RunJudge(ctx context.Context, dir, prompt string) error {
+func (j fakeJudge) RunJudge(ctx context.Context, dir, prompt string) (string, error) {
 	if !strings.Contains(prompt, "contamination_judgement.txt") {
-		return fmt.Errorf("prompt without judgement file names")
+		return "", fmt.Errorf("prompt without judgement file names")
 	}
-	os.WriteFile(filepath.Join(dir, ContaminationFile), []byte(j.contamination+"\n"), 0o644)
-	os.WriteFile(filepath.Join(dir, ModelFile), []byte(j.model+"\n"), 0o644)
-	return nil
+	return ContaminationFile + ": " + j.contamination + "\n" + ModelFile + ": " + j.model + "\n", nil
 }
 
 var cleanJudge = fakeJudge{"no contamination detected", "only allowed use detected"}

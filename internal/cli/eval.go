@@ -13,6 +13,8 @@ import (
 	"github.com/ptb-dev/ptb/internal/eval/dataset"
 	"github.com/ptb-dev/ptb/internal/eval/judge"
 	"github.com/ptb-dev/ptb/internal/eval/task"
+	"github.com/ptb-dev/ptb/internal/pinned"
+	"github.com/ptb-dev/ptb/internal/registry"
 	"github.com/ptb-dev/ptb/internal/sandbox"
 	"github.com/ptb-dev/ptb/internal/sandbox/bwrap"
 	"github.com/ptb-dev/ptb/internal/sandbox/none"
@@ -25,6 +27,9 @@ func newEvalCmd(e *env) *cobra.Command {
 		dev       bool
 		noSandbox bool
 		judgeURL  string
+		baseModel string
+		regFile   string
+		pins      pinned.Store
 	)
 	cmd := &cobra.Command{
 		Use:   "eval --task T (--model PATH | --base-url URL | --responses FILE)",
@@ -38,7 +43,15 @@ torch and transformers, see --hf-python), url (any OpenAI-compatible
 --base-url), replay (--responses FILE: one JSON object per line with "id" and
 "completion", or "tool_calls" for bfcl). An interrupted evaluation resumes
 from samples.jsonl in --out. ArenaHard and HealthBench need OPENAI_API_KEY
-(or --judge-url); HumanEval runs programs in bubblewrap.`,
+(or --judge-url); HumanEval runs programs in bubblewrap.
+
+A server ptb starts (vllm, hf) always gets ptb's pinned chat template for
+--base-model (the original's templates at its pinned commit, fetched once into
+the cache and checked by sha256 on every use; a mirror with
+--pinned-base-url or $PTB_PINNED_BASE_URL; offline copies with
+--templates-dir), never the one in the model directory. Without --base-model
+the template is chosen by the model directory's name or config.json, and the
+summary says so. The judge prompts are pinned the same way.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.Task == "" {
@@ -61,6 +74,21 @@ from samples.jsonl in --out. ArenaHard and HealthBench need OPENAI_API_KEY
 					return usagef("give --model PATH, --base-url URL or --responses FILE")
 				}
 			}
+			if baseModel != "" {
+				reg := registry.Default()
+				if regFile != "" {
+					if reg, err = registry.Load(regFile); err != nil {
+						return err
+					}
+				}
+				m, err := reg.Model(baseModel)
+				if err != nil {
+					return usagef("--base-model: %v", err)
+				}
+				o.BaseModel = &m
+			}
+			pins.Offline = o.Offline
+			o.Pinned = &pins
 			if dev && o.Limit == 0 {
 				o.Limit = info.DevLimit
 			}
@@ -91,6 +119,13 @@ from samples.jsonl in --out. ArenaHard and HealthBench need OPENAI_API_KEY
 				return enc.Encode(sum)
 			}
 			fmt.Fprintf(e.stdout, "%s (%s) accuracy %.4f ± %.4f over %d samples; results in %s\n", sum.Task, sum.Version, sum.Accuracy, sum.Stderr, sum.Scored, sum.OutDir)
+			if t := sum.ChatTemplate; t != nil {
+				by := "base model " + t.BaseModel
+				if t.ChosenBy == eval.ChosenByConfig {
+					by = "the model's name or config.json (no --base-model)"
+				}
+				fmt.Fprintf(e.stdout, "chat template %s (sha256 %s), chosen by %s\n", t.File, t.SHA256, by)
+			}
 			if sum.Missing > 0 {
 				fmt.Fprintf(e.stderr, "warning: %d samples had no recorded response and were scored as empty\n", sum.Missing)
 			}
@@ -111,10 +146,15 @@ from samples.jsonl in --out. ArenaHard and HealthBench need OPENAI_API_KEY
 	f.StringVar(&o.DataDir, "data-dir", "", "local dataset root laid out like shared/datasets (default: hub cache)")
 	f.StringVar(&o.CacheDir, "cache-dir", "", "dataset cache (default $PTB_CACHE/datasets or the user cache dir)")
 	f.BoolVar(&o.Offline, "offline", false, "use the dataset cache only")
-	f.StringVar(&o.TemplatesDir, "templates-dir", "", "chat templates passed to the server (qwen3.jinja, gemma3.jinja, ...)")
+	f.StringVar(&o.TemplatesDir, "templates-dir", "", "offline copies of the pinned chat templates (qwen3.jinja, ...), checked by sha256 (default: the pinned cache)")
+	f.StringVar(&baseModel, "base-model", "", "the job's base model (registry id or short name): chooses the chat template (default: by the model's config)")
+	f.StringVar(&regFile, "registry", "", "registry file for --base-model (default: the built-in one)")
+	f.StringVar(&pins.BaseURL, "pinned-base-url", "", "mirror replacing https://raw.githubusercontent.com for the pinned templates and judge prompts (default $"+pinned.EnvBaseURL+")")
+	f.StringVar(&pins.CacheDir, "pinned-cache-dir", "", "cache of pinned files (default $PTB_CACHE/pinned or the user cache dir)")
 	f.IntVar(&o.Limit, "limit", 0, "evaluate the first N samples (0 = all)")
 	f.BoolVar(&dev, "dev", false, "use the original's development limit (gsm8k 150, gpqamain 50, ...)")
 	f.IntVar(&o.MaxTokens, "max-tokens", 0, "max tokens per completion (0 = the original's retry ladder)")
+	f.StringVar(&o.Ladder, "ladder", eval.LadderFaithful, "retry ladder: faithful (a failed attempt reruns the whole set, as run_task.sh) or per-sample (keep finished samples, retry the rest)")
 	f.IntVar(&o.Concurrency, "concurrency", eval.DefaultConcurrency, "requests in flight")
 	f.StringVar(&o.OutDir, "out", "", "output directory (default ptb-eval/TASK)")
 	f.BoolVar(&asJSON, "json", false, "print the summary as JSON")
@@ -138,9 +178,14 @@ func evalSandbox(ctx context.Context, allowNone bool) (sandbox.Backend, error) {
 func newDataCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{Use: "data", Short: "Manage benchmark datasets"}
 	var cacheDir string
+	var pins pinned.Store
 	pull := &cobra.Command{
 		Use:   "pull [TASK...]",
-		Short: "Download benchmark data into the cache (HF_ENDPOINT, HF_TOKEN honoured)",
+		Short: "Download benchmark data, chat templates and judge prompts into the cache (HF_ENDPOINT, HF_TOKEN honoured)",
+		Long: `pull downloads the datasets of the given tasks (all by default) into the
+dataset cache, and the pinned chat templates and judge prompts into the pinned
+cache (from raw.githubusercontent.com at the original's commits, or the mirror
+of --pinned-base-url / $` + pinned.EnvBaseURL + `), each checked by sha256.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				args = task.Names()
@@ -166,6 +211,14 @@ func newDataCmd(e *env) *cobra.Command {
 					fmt.Fprintf(e.stdout, "%s\t%s\n", name, p)
 				}
 			}
+			lines, err := eval.PullPinned(cmd.Context(), &pins)
+			for _, l := range lines {
+				fmt.Fprintf(e.stdout, "pinned\t%s\n", l)
+			}
+			if err != nil {
+				fmt.Fprintln(e.stderr, err)
+				failed++
+			}
 			if failed > 0 {
 				return fmt.Errorf("%d files could not be pulled", failed)
 			}
@@ -173,6 +226,8 @@ func newDataCmd(e *env) *cobra.Command {
 		},
 	}
 	pull.Flags().StringVar(&cacheDir, "cache-dir", "", "dataset cache (default $PTB_CACHE/datasets or the user cache dir)")
+	pull.Flags().StringVar(&pins.BaseURL, "pinned-base-url", "", "mirror replacing https://raw.githubusercontent.com (default $"+pinned.EnvBaseURL+")")
+	pull.Flags().StringVar(&pins.CacheDir, "pinned-cache-dir", "", "cache of pinned files (default $PTB_CACHE/pinned or the user cache dir)")
 	cmd.AddCommand(pull)
 	return cmd
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,7 +15,9 @@ import (
 	"github.com/ptb-dev/ptb/internal/agent/cliutil"
 	"github.com/ptb-dev/ptb/internal/job"
 	"github.com/ptb-dev/ptb/internal/pipeline"
+	"github.com/ptb-dev/ptb/internal/safeio"
 	"github.com/ptb-dev/ptb/internal/sandbox"
+	"github.com/ptb-dev/ptb/internal/trace"
 )
 
 // sandboxJudge runs the paper's LLM judge: an agent CLI (Codex by default,
@@ -31,11 +34,45 @@ type sandboxJudge struct {
 	n  int
 }
 
-func (j *sandboxJudge) RunJudge(ctx context.Context, dir, prompt string) error {
+// RunJudge runs the judge CLI over dir and returns its final message,
+// decoded from its stdout by the CLI's trace decoder: the verdict is read
+// from there, never from a file the judge (or something in the agent's
+// workspace) wrote into dir.
+func (j *sandboxJudge) RunJudge(ctx context.Context, dir, prompt string) (string, error) {
 	j.mu.Lock()
 	j.n++
 	n := j.n
 	j.mu.Unlock()
+	if err := j.run(ctx, n, dir, prompt); err != nil {
+		return "", err
+	}
+	return judgeFinalMessage(filepath.Join(j.traceDir, fmt.Sprintf("judge-%d.jsonl", n)), j.sc.Name(), j.spec.Model)
+}
+
+// maxJudgeTrace bounds the judge's stdout read back for its final message.
+const maxJudgeTrace = 256 << 20
+
+// judgeFinalMessage decodes the final message from a judge CLI's stdout.
+func judgeFinalMessage(path, agent, model string) (string, error) {
+	f, fi, err := safeio.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("judge output: %w", err)
+	}
+	defer f.Close()
+	if fi.Size() > maxJudgeTrace {
+		return "", fmt.Errorf("judge output %s: %d bytes, over %d", path, fi.Size(), maxJudgeTrace)
+	}
+	s, err := trace.Summarize(io.LimitReader(f, maxJudgeTrace), agent, model, nil)
+	if err != nil {
+		return "", fmt.Errorf("decode judge output %s: %w", path, err)
+	}
+	if strings.TrimSpace(s.FinalMessage) == "" {
+		return "", fmt.Errorf("judge output %s: no final message", path)
+	}
+	return s.FinalMessage, nil
+}
+
+func (j *sandboxJudge) run(ctx context.Context, n int, dir, prompt string) error {
 	root, err := os.MkdirTemp("", "ptb-judge-home-")
 	if err != nil {
 		return err

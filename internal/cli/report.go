@@ -18,6 +18,7 @@ func newReportCmd(e *env) *cobra.Command {
 		bootstrap       int
 		seed            uint64
 		countUnverified bool
+		policy          string
 	)
 	cmd := &cobra.Command{
 		Use:   "report RUNS...",
@@ -26,7 +27,9 @@ func newReportCmd(e *env) *cobra.Command {
 depth) for result.json and aggregates them as PostTrainBench does: a cell
 (method, seed, benchmark, base model) takes its run's score, or the base
 model's zero-shot score when the run is missing, failed, has no metrics or was
-flagged (or its audit is unverified, unless --count-unverified); each
+flagged (or unverified, unless --count-unverified) under --policy: paper, the
+original's rule, lets only the LLM judge's two judgements decide; strict also
+falls back on ptb's own flags and unverified verdicts; each
 benchmark is the mean over the base models; a method's score is the mean over
 seeds of the weighted sum over benchmarks, its std the sample std over seeds.
 Runs with the same label (spec.label, else "<agent model> (<scaffold>)") are
@@ -55,7 +58,7 @@ SVG figures under DIR/figures.`,
 			if bootstrap < 0 {
 				return usagef("--bootstrap %d: want 0 (no intervals) or more replicates", bootstrap)
 			}
-			opt := report.Options{Bootstrap: bootstrap, Seed: seed, CountUnverified: countUnverified}
+			opt := report.Options{Bootstrap: bootstrap, Seed: seed, CountUnverified: countUnverified, Policy: policy}
 			if baselines != "" {
 				b, err := report.LoadBaselines(baselines)
 				if err != nil {
@@ -106,7 +109,8 @@ SVG figures under DIR/figures.`,
 	f.StringArrayVar(&compare, "compare", nil, `compare two methods: "LABEL A vs LABEL B" (repeatable)`)
 	f.IntVar(&bootstrap, "bootstrap", 2000, "bootstrap replicates for the 95% intervals (0: none)")
 	f.Uint64Var(&seed, "seed", 1, "seed of the bootstrap")
-	f.BoolVar(&countUnverified, "count-unverified", false, "count the scores of runs whose audit is unverified or absent instead of falling back")
+	f.BoolVar(&countUnverified, "count-unverified", false, "count the scores of runs that are unverified under the policy instead of falling back")
+	f.StringVar(&policy, "policy", report.PolicyPaper, "fallback policy: paper (the original's: only the LLM judge's judgements decide) or strict (also ptb's own flags and unverified verdicts)")
 	return cmd
 }
 

@@ -116,8 +116,8 @@ func tailOf(s string) string {
 }
 
 // The paper's judge, run by the real Codex CLI against the scripted model
-// server in the audit stage: its two judgement files decide the judge's
-// findings, and a "contamination detected" flags the run.
+// server in the audit stage: the judgements in its final message decide the
+// judge's findings, and a "contamination detected" flags the run.
 func TestRunWithRealCodexJudge(t *testing.T) {
 	realAgents(t)
 	script := filepath.Join(t.TempDir(), "agent.yaml")
@@ -132,7 +132,7 @@ func TestRunWithRealCodexJudge(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			srv, url := startModel(t, &modelserver.Script{Turns: []modelserver.Turn{
 				{Shell: "echo '" + c.contamination + "' > contamination_judgement.txt && echo 'only allowed use detected' > disallowed_model_judgement.txt"},
-				{Text: "done"},
+				{Text: "done\ncontamination_judgement.txt: " + c.contamination + "\ndisallowed_model_judgement.txt: only allowed use detected"},
 			}}, io.Discard)
 			out := t.TempDir()
 			code, stdout, stderr := runPTB(t, "run", "--agent", "scripted", "--script", script,

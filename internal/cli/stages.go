@@ -25,7 +25,7 @@ import (
 
 // wireStages connects the evaluate and audit stages and usage accounting.
 func wireStages(r *pipeline.Runner, spec job.Spec) {
-	r.Evaluator = evaluator{}
+	r.Evaluator = evaluator{reg: r.Registry}
 	r.Usage = usageReader{}
 	r.Auditor = auditor{sb: r.Sandbox, hidden: append(append([]string{}, r.Hidden...), spec.OutRoot)}
 }
@@ -71,16 +71,24 @@ func (a auditor) Audit(ctx context.Context, dir rundir.Dir, spec job.Spec) (*res
 	return rep.Audit(), nil
 }
 
-// evaluator is the evaluate stage on top of package eval.
-type evaluator struct{}
+// evaluator is the evaluate stage on top of package eval. The chat
+// template follows the job's base model, as in the original.
+type evaluator struct{ reg *registry.Registry }
 
-func (evaluator) Evaluate(ctx context.Context, req pipeline.EvalRequest) (*result.Evaluation, error) {
+func (ev evaluator) Evaluate(ctx context.Context, req pipeline.EvalRequest) (*result.Evaluation, error) {
 	s := req.Spec
 	o := eval.Options{
 		Task: s.Benchmark, Version: s.Eval.Version, Backend: s.Eval.Backend,
 		ModelPath: req.ModelDir, BaseURL: s.Eval.BaseURL, Responses: s.Eval.Responses,
 		DataDir: s.Eval.DataDir, Limit: s.Eval.Limit, OutDir: req.OutDir,
 		Sandbox: req.Sandbox, Progress: req.Progress,
+	}
+	if ev.reg != nil {
+		m, err := ev.reg.Model(s.BaseModel)
+		if err != nil {
+			return nil, fmt.Errorf("evaluate: base model: %w", err)
+		}
+		o.BaseModel = &m
 	}
 	if s.Benchmark == "arenahardwriting" || s.Benchmark == "healthbench" {
 		// The grader runs on the host; its key never enters the sandbox.

@@ -7,12 +7,14 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/ptb-dev/ptb/internal/eval/dataset"
 
 	"github.com/ptb-dev/ptb/internal/agent"
 	"github.com/ptb-dev/ptb/internal/agent/scripted"
 	"github.com/ptb-dev/ptb/internal/job"
+	"github.com/ptb-dev/ptb/internal/pinned"
 	"github.com/ptb-dev/ptb/internal/pipeline"
 	"github.com/ptb-dev/ptb/internal/registry"
 	"github.com/ptb-dev/ptb/internal/sandbox"
@@ -57,6 +59,16 @@ func newRunner(ctx context.Context, e *env, reg *registry.Registry, spec job.Spe
 		Version:  Version,
 	}
 	r.Hidden = hostData(spec)
+	// The workspace gets the original's templates/ (ptb's pinned copies);
+	// without them prepare says why in its stage reason.
+	tctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if tfs, err := (&pinned.Store{}).TemplatesFS(tctx, ""); err == nil {
+		r.Templates = tfs
+	} else {
+		r.Log.Warn("no chat templates for the workspace", "err", err)
+		r.TemplatesErr = err
+	}
 	wireStages(r, spec)
 	return r, nil
 }

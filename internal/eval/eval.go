@@ -9,6 +9,7 @@ package eval
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -28,6 +29,8 @@ import (
 	"github.com/ptb-dev/ptb/internal/eval/pytext"
 	"github.com/ptb-dev/ptb/internal/eval/task"
 	"github.com/ptb-dev/ptb/internal/jsonpos"
+	"github.com/ptb-dev/ptb/internal/pinned"
+	"github.com/ptb-dev/ptb/internal/registry"
 	"github.com/ptb-dev/ptb/internal/rundir"
 	"github.com/ptb-dev/ptb/internal/sandbox"
 	"github.com/schollz/progressbar/v3"
@@ -52,6 +55,28 @@ const (
 	StateFile   = "eval.json" // which task and version the samples belong to
 )
 
+// Retry ladders (spec 1.2).
+const (
+	// LadderFaithful is run_task.sh's: an attempt that fails is thrown away
+	// and the whole set runs again (up to 4, 3, 2 attempts at the three
+	// max-token settings), each attempt bounded by 8 h, each request by the
+	// original's timeout.
+	LadderFaithful = "faithful"
+	// LadderPerSample keeps the samples an attempt finished and retries only
+	// the rest; final metrics can then mix settings (each sample records its
+	// own).
+	LadderPerSample = "per-sample"
+)
+
+// attemptTimeout bounds one attempt of the faithful ladder (run_task.sh's
+// `timeout 28800s`).
+var attemptTimeout = 28800 * time.Second
+
+// Per-request timeouts of the original: ArenaHard and HealthBench use
+// requests with timeout=300; inspect's are effectively infinite (the
+// attempt's bound applies).
+const scriptRequestTimeout = 300 * time.Second
+
 // DefaultConcurrency is the number of requests in flight by default: enough
 // to keep a vLLM server's batch full.
 const DefaultConcurrency = 256
@@ -69,6 +94,7 @@ type Options struct {
 	Offline         bool   // use the hub cache only
 	Limit           int    // first N samples; 0 = all
 	MaxTokens       int    // 0 = the retry ladder of the original (spec 1.2)
+	Ladder          string // LadderFaithful ("" too) or LadderPerSample
 	Concurrency     int    // 0 = DefaultConcurrency
 	OutDir          string // metrics.json, samples.jsonl, server.log go here
 	Sandbox         sandbox.Backend
@@ -77,9 +103,18 @@ type Options struct {
 	Seed            uint32    // GPQA choice shuffle
 	// Python is the interpreter for HumanEval programs ("" = python3).
 	Python string
-	// TemplatesDir holds the chat templates (qwen3.jinja, ...) passed to vLLM
-	// with --chat-template; "" = the model's own template.
+	// TemplatesDir holds offline copies of the pinned chat templates
+	// (qwen3.jinja, ...), each checked against its pinned digest; "" = the
+	// pinned store (Pinned). The server always gets ptb's pinned template,
+	// never final_model's own.
 	TemplatesDir string
+	// BaseModel is the job's base model: it chooses the chat template, as
+	// the original's path did. nil: chosen by final_model's directory name
+	// or config.json (recorded as such).
+	BaseModel *registry.Model
+	// Pinned fetches and verifies the templates and judge prompts; nil: the
+	// default store (cache under $PTB_CACHE/pinned, $PTB_PINNED_BASE_URL).
+	Pinned *pinned.Store
 	// VLLM is the vllm executable ("" = vllm on PATH).
 	VLLM string
 	// HFPython is the interpreter, with torch and transformers, that runs the
@@ -89,6 +124,8 @@ type Options struct {
 	HTTP *http.Client
 	// Sleep replaces real waits between retries (tests).
 	Sleep func(ctx context.Context, d time.Duration) error
+
+	tmplPath string // the verified --chat-template file (resolveTemplate)
 }
 
 // Summary is the outcome of an evaluation.
@@ -103,12 +140,15 @@ type Summary struct {
 	Scored   int            `json:"scored"`
 	Missing  int            `json:"missing,omitempty"` // replay: samples without a recorded response (scored as empty)
 	OutDir   string         `json:"out_dir,omitempty"`
+	// ChatTemplate is the template the server ptb started was given; nil
+	// for the url and replay backends.
+	ChatTemplate *TemplateRecord `json:"chat_template,omitempty"`
 }
 
 // Run evaluates o.Task and writes o.OutDir. It returns an error, and writes
 // no metrics.json, when the evaluation cannot complete (as the original).
 func Run(ctx context.Context, o Options) (*Summary, error) {
-	tk, err := task.New(o.Task, o.Version, task.Config{Seed: o.Seed})
+	tk, err := task.New(o.Task, o.Version, task.Config{Seed: o.Seed, Prompts: prompts{store: o.store(), dataDir: o.DataDir}})
 	if err != nil {
 		return nil, err
 	}
@@ -122,10 +162,17 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	if o.OutDir == "" {
 		return nil, errors.New("no output directory given")
 	}
+	switch o.Ladder {
+	case "":
+		o.Ladder = LadderFaithful
+	case LadderFaithful, LadderPerSample:
+	default:
+		return nil, fmt.Errorf("unknown ladder %q (want %s or %s)", o.Ladder, LadderFaithful, LadderPerSample)
+	}
 	if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
 		return nil, fmt.Errorf("make output directory: %w", err)
 	}
-	if err := checkState(o.OutDir, info, o.MaxTokens); err != nil {
+	if err := checkState(o.OutDir, info, o.MaxTokens, o.Ladder); err != nil {
 		return nil, err
 	}
 	src := o.source()
@@ -148,12 +195,27 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	}
 	sum := &Summary{Task: info.Name, Version: info.Version, Backend: o.Backend, Samples: len(samples), OutDir: o.OutDir}
 	if len(todo) > 0 {
+		if o.Backend == BackendVLLM || o.Backend == BackendHF {
+			rec, err := o.resolveTemplate(ctx, info)
+			if err != nil {
+				return nil, err
+			}
+			o.tmplPath, sum.ChatTemplate = rec.Path, rec
+			if rec.ChosenBy == ChosenByConfig && o.Progress != nil {
+				fmt.Fprintf(o.Progress, "chat template %s chosen by %s's name or config.json (no base model given)\n", rec.File, o.ModelPath)
+			}
+		}
 		gen, stop, err := o.generator(ctx, info)
 		if err != nil {
 			return nil, err
 		}
 		defer stop()
-		missing, err := o.runLadder(ctx, tk, info, todo, len(samples)-len(todo), len(samples), gen)
+		var missing int
+		if o.Ladder == LadderPerSample {
+			missing, err = o.runLadder(ctx, tk, info, todo, len(samples)-len(todo), len(samples), gen)
+		} else {
+			missing, err = o.runFaithful(ctx, tk, info, samples, done, gen)
+		}
 		sum.Missing = missing
 		if err != nil {
 			return nil, err
@@ -194,7 +256,11 @@ type generator func(ctx context.Context, s task.Sample, maxTokens int) (task.Out
 func (o Options) generator(ctx context.Context, info task.Info) (generator, func(), error) {
 	hc := o.HTTP
 	if hc == nil {
-		hc = &http.Client{Timeout: 8 * time.Hour, Transport: transport(o.concurrency())}
+		timeout := 8 * time.Hour
+		if o.Ladder != LadderPerSample && info.Style == task.StyleScript {
+			timeout = scriptRequestTimeout
+		}
+		hc = &http.Client{Timeout: timeout, Transport: transport(o.concurrency())}
 	}
 	switch o.Backend {
 	case BackendReplay:
@@ -264,11 +330,11 @@ func transport(conc int) *http.Transport {
 	return t
 }
 
-// runLadder generates and scores todo, phase by phase of the retry ladder
-// (spec 1.2), at sample granularity: samples finished in an attempt are kept
-// and only the rest are retried, with fewer max tokens in later phases.
-func (o Options) runLadder(ctx context.Context, tk task.Task, info task.Info, todo []task.Sample, already, total int, gen generator) (int, error) {
-	type phase struct{ tokens, attempts int }
+type phase struct{ tokens, attempts int }
+
+// phases are the ladder's settings: the task's three, or --max-tokens once;
+// one attempt for replayed completions.
+func (o Options) phases(info task.Info) []phase {
 	var phases []phase
 	if o.MaxTokens > 0 {
 		phases = []phase{{o.MaxTokens, 1}}
@@ -281,6 +347,134 @@ func (o Options) runLadder(ctx context.Context, tk task.Task, info task.Info, to
 		phases = phases[:1]
 		phases[0].attempts = 1
 	}
+	return phases
+}
+
+// FailedAttemptFile names where the faithful ladder moves the samples of
+// failed attempt n (1-based) in OutDir; they are kept for inspection and
+// never scored.
+func FailedAttemptFile(n int) string { return fmt.Sprintf("samples.failed-%d.jsonl", n) }
+
+// runFaithful is run_task.sh's ladder: each attempt runs the whole set at
+// its phase's max tokens; a failed attempt's samples are set aside and the
+// next attempt starts from nothing. An evaluation resumed after a crash
+// continues the attempt its samples belong to (all made at one setting);
+// samples of mixed or unknown settings are set aside.
+func (o Options) runFaithful(ctx context.Context, tk task.Task, info task.Info, samples []task.Sample, done map[string]task.Scored, gen generator) (int, error) {
+	phases := o.phases(info)
+	path := filepath.Join(o.OutDir, SamplesFile)
+	start := 0
+	keep := done
+	if len(done) > 0 && o.Backend != BackendReplay {
+		start = -1
+		for i, ph := range phases {
+			same := true
+			for _, sc := range done {
+				same = same && sc.MaxTokens == ph.tokens
+			}
+			if same {
+				start = i
+				break
+			}
+		}
+		if start < 0 {
+			start, keep = 0, nil
+			if err := o.setAside(path); err != nil {
+				return 0, err
+			}
+		}
+	}
+	env := task.Env{Sandbox: o.Sandbox, Judge: limitJudge(o.Judge, 64), Sleep: o.Sleep, Python: o.Python,
+		ExecSlots: make(chan struct{}, runtime.NumCPU())}
+	var lastErr error
+	missing := 0
+	for pi := start; pi < len(phases); pi++ {
+		ph := phases[pi]
+		for attempt := 0; attempt < ph.attempts; attempt++ {
+			if lastErr != nil {
+				if o.Progress != nil {
+					fmt.Fprintf(o.Progress, "\nattempt failed (%v); running the whole set again with max_tokens %d\n", lastErr, ph.tokens)
+				}
+				if err := o.setAside(path); err != nil {
+					return missing, err
+				}
+				keep = nil
+			}
+			var todo []task.Sample
+			for _, s := range samples {
+				if _, ok := keep[s.ID]; !ok {
+					todo = append(todo, s)
+				}
+			}
+			if len(todo) == 0 {
+				return missing, nil
+			}
+			miss, err := o.faithfulAttempt(ctx, tk, info, env, todo, len(samples)-len(todo), len(samples), ph.tokens, gen)
+			missing += miss
+			if err == nil {
+				return missing, nil
+			}
+			if ctx.Err() != nil {
+				return missing, ctx.Err()
+			}
+			lastErr = err
+		}
+	}
+	return missing, fmt.Errorf("evaluation of %s failed in every attempt of the ladder (no metrics, as in the original): %w", info.Name, lastErr)
+}
+
+// faithfulAttempt runs one attempt under the attempt timeout.
+func (o Options) faithfulAttempt(ctx context.Context, tk task.Task, info task.Info, env task.Env, todo []task.Sample, already, total, tokens int, gen generator) (int, error) {
+	actx, cancel := context.WithTimeoutCause(ctx, attemptTimeout, fmt.Errorf("attempt ran past %s", attemptTimeout))
+	defer cancel()
+	f, err := os.OpenFile(filepath.Join(o.OutDir, SamplesFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return 0, fmt.Errorf("open samples: %w", err)
+	}
+	defer f.Close()
+	bar := newBar(o.Progress, total, already, info.Name)
+	left, miss, err := o.runOnce(actx, tk, env, todo, tokens, gen, f, bar)
+	if bar != nil {
+		_ = bar.Finish()
+		fmt.Fprintln(o.Progress)
+	}
+	if err == nil && len(left) > 0 {
+		err = fmt.Errorf("%d samples left", len(left))
+	}
+	if err != nil && ctx.Err() == nil && actx.Err() != nil {
+		err = context.Cause(actx)
+	}
+	return miss, err
+}
+
+// setAside moves samples.jsonl to the next samples.failed-N.jsonl.
+func (o Options) setAside(path string) error {
+	fi, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if fi.Size() == 0 {
+		return os.Remove(path)
+	}
+	for n := 1; ; n++ {
+		dst := filepath.Join(o.OutDir, FailedAttemptFile(n))
+		if _, err := os.Lstat(dst); errors.Is(err, os.ErrNotExist) {
+			if err := os.Rename(path, dst); err != nil {
+				return fmt.Errorf("set aside failed attempt: %w", err)
+			}
+			return nil
+		}
+	}
+}
+
+// runLadder generates and scores todo, phase by phase of the retry ladder
+// (spec 1.2), at sample granularity: samples finished in an attempt are kept
+// and only the rest are retried, with fewer max tokens in later phases.
+func (o Options) runLadder(ctx context.Context, tk task.Task, info task.Info, todo []task.Sample, already, total int, gen generator) (int, error) {
+	phases := o.phases(info)
 	f, err := os.OpenFile(filepath.Join(o.OutDir, SamplesFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return 0, fmt.Errorf("open samples: %w", err)
@@ -453,9 +647,10 @@ type state struct {
 	Task      string `json:"task"`
 	Version   string `json:"version"`
 	MaxTokens int    `json:"max_tokens_override,omitempty"` // --max-tokens; 0: the retry ladder
+	Ladder    string `json:"ladder,omitempty"`              // faithful | per-sample ("": faithful)
 }
 
-func checkState(dir string, info task.Info, maxTokens int) error {
+func checkState(dir string, info task.Info, maxTokens int, ladder string) error {
 	p := filepath.Join(dir, StateFile)
 	samples := filepath.Join(dir, SamplesFile)
 	var st state
@@ -468,12 +663,15 @@ func checkState(dir string, info task.Info, maxTokens int) error {
 		if st.MaxTokens != maxTokens {
 			return fmt.Errorf("%s holds results made with max tokens %s, not %s; use another --out directory or the same --max-tokens", dir, tokensName(st.MaxTokens), tokensName(maxTokens))
 		}
+		if got := cmp.Or(st.Ladder, LadderFaithful); got != ladder {
+			return fmt.Errorf("%s holds results of the %s ladder, not %s; use another --out directory or the same --ladder", dir, got, ladder)
+		}
 		return trimTornTail(samples)
 	case errors.Is(err, os.ErrNotExist):
 		if _, err := os.Stat(samples); err == nil {
 			return fmt.Errorf("%s has %s but no %s saying what produced it; use another --out directory", dir, SamplesFile, StateFile)
 		}
-		b, _ := json.MarshalIndent(state{info.Name, info.Version, maxTokens}, "", "  ")
+		b, _ := json.MarshalIndent(state{info.Name, info.Version, maxTokens, ladder}, "", "  ")
 		return rundir.WriteFileAtomic(p, append(b, '\n'), 0o644)
 	}
 	return fmt.Errorf("read %s: %w", p, err)

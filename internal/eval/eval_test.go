@@ -54,8 +54,6 @@ func dataDir(t testing.TB) string {
 	}
 	write("aime2025/test.jsonl", aime.String())
 	write("gpqa/gpqa_main.csv", gpqa.String())
-	write(task.ArenaHardJudgePrompt.Local, "Judge. Output [[A>B]] etc.")
-	write(task.HealthBenchGrader.Local, "# Conversation\n<<conversation>>\n\n# Rubric item\n<<rubric_item>>\n")
 	return dir
 }
 
@@ -63,7 +61,7 @@ func dataDir(t testing.TB) string {
 // correct for even positions, wrong for odd ones.
 func answers(t *testing.T, name, data string, n int) (map[string]any, float64) {
 	t.Helper()
-	tk, _ := task.New(name, "", task.Config{})
+	tk, _ := task.New(name, "", task.Config{Prompts: prompts{store: evaltest.NewMirror(t).Store(t)}})
 	samples, err := tk.Load(context.Background(), dataset.Dir(data))
 	if err != nil {
 		t.Fatal(err)
@@ -192,7 +190,7 @@ func TestEndToEndAllTasks(t *testing.T) {
 			srv := httptest.NewServer(fs)
 			defer srv.Close()
 			o := Options{Task: name, Backend: BackendURL, BaseURL: srv.URL + "/v1", DataDir: data, Limit: n,
-				OutDir: t.TempDir(), Judge: judge.NewOpenAI(js.URL, "k"), Sleep: noSleep, Concurrency: 8}
+				OutDir: t.TempDir(), Judge: judge.NewOpenAI(js.URL, "k"), Sleep: noSleep, Concurrency: 8, Pinned: evaltest.NewMirror(t).Store(t)}
 			if name == "humaneval" {
 				o.Sandbox = evaltest.Sandbox(t)
 			}

@@ -9,6 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ptb-dev/ptb/internal/eval/evaltest"
+	"github.com/ptb-dev/ptb/internal/registry"
 )
 
 // TestHFServerPython runs the Python tests of the embedded server (request
@@ -102,7 +105,8 @@ func TestHFBackendEndToEnd(t *testing.T) {
 			healthPoll = 20 * time.Millisecond
 			t.Cleanup(func() { healthPoll = old })
 			o := Options{Task: name, Backend: BackendHF, ModelPath: t.TempDir(), HFPython: wrapper, DataDir: data,
-				Limit: n, MaxTokens: 1000, OutDir: t.TempDir(), Sleep: noSleep}
+				Limit: n, MaxTokens: 1000, OutDir: t.TempDir(), Sleep: noSleep,
+				BaseModel: &registry.Model{ID: "Qwen/Qwen3-1.7B-Base", Template: "qwen3"}, Pinned: evaltest.NewMirror(t).Store(t)}
 			sum, err := Run(context.Background(), o)
 			if err != nil {
 				log, _ := os.ReadFile(filepath.Join(o.OutDir, ServerLog))

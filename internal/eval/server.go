@@ -176,15 +176,11 @@ func ChatTemplateFile(modelType string, tools bool) string {
 	return ""
 }
 
-// chatTemplate is the --chat-template file for the model and task, or "".
+// chatTemplate is the --chat-template file for the model and task: ptb's
+// pinned copy, chosen and verified by Run (resolveTemplate) before any
+// server starts; "" only when no server of ptb's is started.
 func chatTemplate(o Options, info task.Info) string {
-	if o.TemplatesDir == "" {
-		return ""
-	}
-	if f := ChatTemplateFile(ModelType(o.ModelPath), info.Tools); f != "" {
-		return filepath.Join(o.TemplatesDir, f)
-	}
-	return ""
+	return o.tmplPath
 }
 
 // VLLMArgs is the `vllm serve` command line of the original (spec 1.1) in

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ptb-dev/ptb/internal/eval/evaltest"
 	"github.com/ptb-dev/ptb/internal/eval/task"
 )
 
@@ -198,7 +199,7 @@ func fakeSetup(t *testing.T, backend string) (Options, string) {
 		t.Fatal(err)
 	}
 	return Options{Task: "gsm8k", Backend: backend, ModelPath: model, Limit: 12, Concurrency: 2, MaxTokens: 100,
-		OutDir: t.TempDir(), TemplatesDir: t.TempDir(), VLLM: os.Args[0], HFPython: os.Args[0], Sleep: noSleep}, fake
+		OutDir: t.TempDir(), Pinned: evaltest.NewMirror(t).Store(t), VLLM: os.Args[0], HFPython: os.Args[0], Sleep: noSleep}, fake
 }
 
 // TestServerLifecycle runs gsm8k on a server started by ptb that dies after
@@ -227,7 +228,7 @@ func TestServerLifecycle(t *testing.T) {
 				t.Fatalf("argv %q", argv)
 			}
 			key, port := "", argv[len(argv)-1]
-			tmpl := filepath.Join(o.TemplatesDir, "qwen3.jinja")
+			tmpl := filepath.Join(o.OutDir, TemplateDir, "qwen3.jinja")
 			var want []string
 			if backend == BackendVLLM {
 				key = argv[5]
@@ -334,7 +335,7 @@ func TestServerArgs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		o := Options{ModelPath: c.model, TemplatesDir: tmpl}
+		o := Options{ModelPath: c.model, tmplPath: tmpl + "/" + ChatTemplateFile(ModelType(c.model), tk.Info().Tools)}
 		got := strings.Join(VLLMArgs(o, tk.Info(), 8000, "K"), " ")
 		if want := strings.Replace(c.want, " Q ", " "+c.model+" ", 1); got != want {
 			t.Errorf("%s %s:\n got %s\nwant %s", c.task, filepath.Base(c.model), got, want)
@@ -345,11 +346,6 @@ func TestServerArgs(t *testing.T) {
 				t.Errorf("hf args %s", h)
 			}
 		}
-	}
-	// Without templates the model's own template is used.
-	tk, _ := task.New("gsm8k", "", task.Config{})
-	if got := strings.Join(HFArgs(Options{ModelPath: qwen}, tk.Info(), 1, "K"), " "); strings.Contains(got, "--chat-template") {
-		t.Errorf("hf args without templates: %s", got)
 	}
 }
 

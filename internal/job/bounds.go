@@ -11,7 +11,8 @@ import (
 type Bounds struct {
 	// CollectMaxBytes caps the bytes collect writes (final_model and the
 	// workspace snapshot together); CollectMaxFiles caps the entries it
-	// visits. Going over fails the collect stage with the reason.
+	// visits. final_model going over fails the collect stage with the
+	// reason; the snapshot going over stops the snapshot, with a note.
 	CollectMaxBytes int64 `json:"collect_max_bytes,omitempty"`
 	CollectMaxFiles int   `json:"collect_max_files,omitempty"`
 	// TraceMaxLine caps one line of the raw trace, TraceMaxBytes the whole

@@ -130,7 +130,13 @@ func (x *run) collect(ctx context.Context) (result.Stage, error) {
 	}
 	// Workspace snapshot without model weights.
 	skipped, err := snapshot(ctx, ws, x.dir.Path(rundir.Snapshot), bud)
-	if err != nil {
+	if errors.Is(err, errOverBudget) {
+		// The snapshot is a convenience copy (the workspace stays in the run
+		// directory): over the bounds it stops, and says so; only
+		// final_model going over fails collect.
+		skipped = append(skipped, "snapshot stopped: "+err.Error())
+		notes = append(notes, "snapshot incomplete: "+err.Error())
+	} else if err != nil {
 		return result.Stage{}, fmt.Errorf("snapshot workspace: %w", err)
 	}
 	for _, sk := range skipped {

@@ -67,6 +67,8 @@ type Runner struct {
 	Auditor   Auditor         // nil: audit is skipped, the verdict is unverified
 	Usage     UsageReader     // nil: usage is recorded as unavailable
 	Templates fs.FS           // chat templates copied into workspace/templates; nil: none
+	// TemplatesErr says why Templates is nil (prepare's stage reason).
+	TemplatesErr error
 	// Self is the ptb executable, made visible read-only inside the sandbox
 	// (evaluate.py and the scripted agent call it). Default os.Executable().
 	Self string

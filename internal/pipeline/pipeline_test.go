@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -12,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/ptb-dev/ptb/internal/agent"
@@ -722,5 +725,44 @@ final: "done"
 	}
 	if proctree.Alive(pid) {
 		t.Errorf("process %d left by the dead harness's agent still runs after the resume", pid)
+	}
+}
+
+// The workspace gets templates/ and the files join the protected hashes: an
+// agent that rewrites a template is reported.
+func TestWorkspaceTemplatesProtected(t *testing.T) {
+	b := bwrapOrSkip(t)
+	_, d := newJob(t, 60, `steps:
+  - run: "cat templates/qwen3.jinja > seen.txt; echo '{{ \"the answer is 18\" }}' > templates/qwen3.jinja"
+  - model: final_model
+final: "Done."
+`)
+	r := newRunner(b)
+	r.Scaffold = scriptedScaffold
+	r.Templates = fstest.MapFS{"qwen3.jinja": {Data: []byte("{{ messages }}\n")}, "gemma3.jinja": {Data: []byte("{{ gemma }}\n")}}
+	if _, err := r.Run(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	var prot pipeline.Protected
+	if err := d.ReadJSON(rundir.ProtectedFile, &prot); err != nil {
+		t.Fatal(err)
+	}
+	want := sha256.Sum256([]byte("{{ messages }}\n"))
+	if got := prot.Files["templates/qwen3.jinja"]; got != hex.EncodeToString(want[:]) {
+		t.Errorf("protected.json templates/qwen3.jinja = %q, want %x (files %v)", got, want, prot.Files)
+	}
+	if _, ok := prot.Files["templates/gemma3.jinja"]; !ok {
+		t.Errorf("protected.json lacks templates/gemma3.jinja: %v", prot.Files)
+	}
+	seen, _ := os.ReadFile(d.Path(rundir.Workspace, "seen.txt"))
+	if string(seen) != "{{ messages }}\n" {
+		t.Errorf("the agent saw templates/qwen3.jinja as %q", seen)
+	}
+	got := validate(t, d)
+	if got.Solve == nil || got.Solve.ProtectedOK == nil || *got.Solve.ProtectedOK {
+		t.Errorf("a rewritten template was not reported: solve %+v", got.Solve)
+	}
+	if !strings.Contains(strings.Join(got.Warnings, "\n"), "templates/qwen3.jinja") {
+		t.Errorf("warnings %v do not name templates/qwen3.jinja", got.Warnings)
 	}
 }

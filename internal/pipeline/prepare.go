@@ -57,7 +57,7 @@ func (x *run) prepare(ctx context.Context) (result.Stage, error) {
 	if err := rundir.WriteFileAtomic(x.dir.Path(PromptFile), []byte(text), 0o644); err != nil {
 		return result.Stage{}, err
 	}
-	if err := os.WriteFile(filepath.Join(ws, "evaluate.py"), []byte(evaluateScript(x.spec.Benchmark)), 0o755); err != nil {
+	if err := os.WriteFile(filepath.Join(ws, "evaluate.py"), []byte(evaluateScript(x.spec.Benchmark, x.spec.BaseModel)), 0o755); err != nil {
 		return result.Stage{}, err
 	}
 	if err := os.WriteFile(filepath.Join(ws, "timer.sh"), []byte(TimerScript(time.Time{})), 0o755); err != nil {
@@ -94,6 +94,9 @@ func (x *run) prepare(ctx context.Context) (result.Stage, error) {
 	st := result.Stage{Status: result.StatusDone}
 	if ntpl == 0 {
 		st.Reason = "no chat templates available to copy"
+		if x.r.TemplatesErr != nil {
+			st.Reason += ": " + x.r.TemplatesErr.Error()
+		}
 	}
 	return st, nil
 }
@@ -200,13 +203,14 @@ fi
 // evaluateScript is evaluate.py: the agent's entry point to the benchmark.
 // It accepts the original script's options and hands over to `ptb eval`
 // with the original's development defaults (`--dev`, e.g. the first 150
-// GSM8K problems) unless --limit is given.
-func evaluateScript(task string) string {
-	return strings.ReplaceAll(`#!/usr/bin/env python3
+// GSM8K problems) unless --limit is given. The chat template is the base
+// model's (from templates/, checked against ptb's pinned digests).
+func evaluateScript(task, baseModel string) string {
+	return strings.NewReplacer("{{BASE_MODEL}}", baseModel, "{{TASK}}", task).Replace(`#!/usr/bin/env python3
 """Evaluate a model on {{TASK}} (PostTrainBench, run by ptb).
 
 Do not modify this file: the harness checks its hash. It runs the same
-evaluation code as the final evaluation (`+"`ptb eval`"+`), on the original's
+evaluation code as the final evaluation (` + "`ptb eval`" + `), on the original's
 development subset unless --limit is given (-1: the full benchmark).
 
 Usage: python evaluate.py --model-path final_model [--limit N] [--max-tokens N]
@@ -231,7 +235,8 @@ out = os.path.join("eval_runs", "{{TASK}}")
 if os.path.isdir(out):
     shutil.rmtree(out)
 cmd = [os.environ.get("PTB_BIN", "ptb"), "eval", "--task", "{{TASK}}", "--model", args.model_path,
-       "--backend", os.environ.get("PTB_EVAL_BACKEND", "vllm"), "--out", out]
+       "--backend", os.environ.get("PTB_EVAL_BACKEND", "vllm"), "--out", out,
+       "--base-model", "{{BASE_MODEL}}"]
 if os.environ.get("PTB_RUN_ID"):
     # Inside ptb's sandbox already: HumanEval programs run with the agent's
     # own isolation (a sandbox cannot be nested in it).
@@ -252,5 +257,5 @@ code = subprocess.call(cmd)
 if code == 0 and args.json_output_file:
     shutil.copyfile(os.path.join(out, "metrics.json"), args.json_output_file)
 sys.exit(code)
-`, "{{TASK}}", task)
+`)
 }

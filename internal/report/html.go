@@ -154,7 +154,7 @@ details{margin:6px 0}
 </style></head>
 <body>
 <h1>PostTrainBench leaderboard</h1>
-<p class="note">Scores in percent; avg ± sample std over seeds; each cell falls back to the base model's zero-shot score when its run is missing, failed, has no metrics or was flagged. Weights ({{.Rep.WeightsSource}}): {{.WeightsText}}. Baselines: {{.Rep.BaselinesSource}}. {{len .Rep.Methods}} methods, {{.TotalRuns}} runs.</p>
+<p class="note">Scores in percent; avg ± sample std over seeds; each cell falls back to the base model's zero-shot score when its run is missing, failed, has no metrics or was flagged under the policy. Weights ({{.Rep.WeightsSource}}): {{.WeightsText}}. Baselines: {{.Rep.BaselinesSource}}. {{len .Rep.Methods}} methods, {{.TotalRuns}} runs. Fallback policy: {{.Rep.Policy}}. Unverified runs: {{.Rep.Counting}}.</p>
 <table id="leaderboard">
 <thead><tr><th>Rank</th><th>Method</th><th>Avg</th>{{range .Rep.Benchmarks}}<th>{{bench .}}</th>{{end}}</tr></thead>
 <tbody>

@@ -152,6 +152,7 @@ func WriteMarkdown(w io.Writer, rep *Report) error {
 		p(" %s %.5f", b, rep.Weights[b])
 	}
 	p(".\n")
+	p("\nFallback policy: %s (%s). Unverified runs: %s.\n", rep.Policy, PolicyText(rep.Policy), rep.Counting)
 
 	if len(rep.Methods) > 0 {
 		p("\n## Seeds, time, usage and fallbacks\n\n")
@@ -255,16 +256,19 @@ func WriteCSV(w io.Writer, rep *Report) error {
 	for _, r := range Reasons()[1:] {
 		head = append(head, "fallback_"+r)
 	}
+	head = append(head, "policy", "count_unverified")
 	if err := cw.Write(head); err != nil {
 		return err
 	}
 	blank := len(rep.Benchmarks) + 3 + len(Reasons()) - 1
+	policy := []string{rep.Policy, strconv.FormatBool(rep.CountUnverified)}
 	for _, r := range rep.Baselines {
 		row := []string{"", r.Name, num(r.Avg), "", "", "", ""}
 		for _, b := range rep.Benchmarks {
 			row = append(row, num(r.Benchmarks[b]))
 		}
 		row = append(row, make([]string, blank)...)
+		row = append(row, policy...)
 		if err := cw.Write(row); err != nil {
 			return err
 		}
@@ -289,6 +293,7 @@ func WriteCSV(w io.Writer, rep *Report) error {
 		for _, r := range Reasons()[1:] {
 			row = append(row, strconv.Itoa(m.Fallbacks[r]))
 		}
+		row = append(row, policy...)
 		if err := cw.Write(row); err != nil {
 			return err
 		}

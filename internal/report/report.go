@@ -36,17 +36,35 @@ func Reasons() []string {
 	return []string{ReasonOK, ReasonMissing, ReasonFailed, ReasonNoMetrics, ReasonFlagged, ReasonUnverified}
 }
 
+// Leaderboard policies: which runs fall back to the base model's zero-shot
+// score.
+const (
+	// PolicyPaper is the original's rule (aggregate_contamination.py,
+	// aggregate_final.py): besides a missing score, only the LLM judge's
+	// two judgements decide. Each must be the exact pass line; a flag, an
+	// absent judgement (the original's "ERR") or any other text (its
+	// "IMPORTANT ERR") falls back. ptb's own checks (tamper, lineage,
+	// n-gram contamination, trace rules) do not change the score.
+	PolicyPaper = "paper"
+	// PolicyStrict also falls back on ptb's own flags and on an unverified
+	// (or absent) audit verdict.
+	PolicyStrict = "strict"
+)
+
 // Options tune Build.
 type Options struct {
+	// Policy is PolicyPaper ("" too) or PolicyStrict.
+	Policy    string
 	Baselines *Baselines // nil: DefaultBaselines()
 	// Bootstrap is the number of bootstrap replicates for the 95% intervals;
 	// 0 computes none.
 	Bootstrap int
 	// Seed seeds the bootstrap; the same seed and runs give the same report.
 	Seed uint64
-	// CountUnverified keeps the scores of runs whose audit verdict is
-	// unverified (or absent); by default they fall back like flagged runs,
-	// as the original treats a missing or unreadable judgement.
+	// CountUnverified keeps the scores of runs that are unverified under the
+	// policy (paper: a judge judgement absent or not an exact line; strict:
+	// an unverified or absent audit verdict); by default they fall back like
+	// flagged runs, as the original treats a missing or unreadable judgement.
 	CountUnverified bool
 	// Compare lists pairs of method labels to compare.
 	Compare [][2]string
@@ -63,6 +81,8 @@ type Report struct {
 	WeightsSource   string             `json:"weights_source"`
 	BaselinesSource string             `json:"baselines_source"`
 	Bootstrap       BootstrapInfo      `json:"bootstrap"`
+	Policy          string             `json:"policy"`   // paper | strict
+	Counting        string             `json:"counting"` // what happens to unverified runs, in words
 	CountUnverified bool               `json:"count_unverified"`
 	Baselines       []BaselineRow      `json:"baselines"`
 	Methods         []*Method          `json:"methods"`
@@ -183,6 +203,13 @@ type cellKey struct {
 
 // Build aggregates runs into a report; see docs/REPORT.md for the rules.
 func Build(runs []Run, opt Options) (*Report, error) {
+	switch opt.Policy {
+	case "":
+		opt.Policy = PolicyPaper
+	case PolicyPaper, PolicyStrict:
+	default:
+		return nil, fmt.Errorf("unknown leaderboard policy %q (want %s or %s)", opt.Policy, PolicyPaper, PolicyStrict)
+	}
 	bl := opt.Baselines
 	if bl == nil {
 		bl = DefaultBaselines()
@@ -191,6 +218,7 @@ func Build(runs []Run, opt Options) (*Report, error) {
 		Schema: Schema, Units: "percent",
 		Benchmarks: bl.Benchmarks, Weights: bl.Weights, WeightsSource: bl.WeightsSource,
 		BaselinesSource: bl.Source, CountUnverified: opt.CountUnverified,
+		Policy: opt.Policy, Counting: Counting(opt.Policy, opt.CountUnverified),
 		Bootstrap: BootstrapInfo{Replicates: opt.Bootstrap, Seed: opt.Seed,
 			Scheme: "percentile; seeds resampled with replacement within each (benchmark, base model) cell"},
 		Methods: []*Method{}, Comparisons: []*Comparison{}, Warnings: []string{},
@@ -248,6 +276,19 @@ func Build(runs []Run, opt Options) (*Report, error) {
 		}
 		if n > 0 {
 			rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s: %d older run(s) for the same cell left out (the newest run counts)", m.Method, n))
+		}
+	}
+	if opt.Policy == PolicyPaper {
+		kept := 0
+		for _, m := range rep.Methods {
+			for _, c := range m.Cells {
+				if c.Reason == ReasonOK && c.Run != nil && (c.Run.Verdict == result.VerdictFlagged || len(c.Run.Flags) > 0) {
+					kept++
+				}
+			}
+		}
+		if kept > 0 {
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("%d run(s) flagged by ptb's audit keep their scores under the paper policy (the LLM judge cleared them); --policy strict falls back on them", kept))
 		}
 	}
 	sort.SliceStable(rep.Methods, func(i, j int) bool {
@@ -322,13 +363,70 @@ func baselineRows(bl *Baselines, weights []float64) []BaselineRow {
 	return rows
 }
 
-// classify says whether a run's score counts, and why not.
-func classify(r *result.Result, countUnverified bool) (score float64, reason string) {
+// PolicyText describes a policy in words.
+func PolicyText(policy string) string {
+	if policy == PolicyStrict {
+		return "a run falls back when its audit flagged it, by the LLM judge or by ptb's own checks, or its verdict is not clean"
+	}
+	return "the original's rule: only the LLM judge's two judgements, as exact lines, decide; ptb's own checks do not change scores"
+}
+
+// Counting describes, in words, what the policy does with unverified runs.
+func Counting(policy string, countUnverified bool) string {
+	what := "an unverified or absent audit verdict, or any of ptb's flags"
+	if policy != PolicyStrict {
+		what = "an absent or non-exact judge judgement"
+	}
+	if countUnverified {
+		return "counted: runs with " + what + " keep their scores (--count-unverified); flagged runs fall back"
+	}
+	return "fallback: runs with " + what + " fall back to the base model's zero-shot score"
+}
+
+// judgeChecks are the finding names of the LLM judge's two judgements: as
+// ptb's audit writes them, and as ptbimport writes the original's files.
+var judgeChecks = map[string]bool{
+	"judge.contamination": true, "judge.model": true,
+	"judge_contamination": true, "judge_disallowed_model": true,
+}
+
+// judgeStatus is the paper policy's reading of a run's audit: "flag" when a
+// judgement is a flag, "pass" when both judgements are the pass line, else
+// "unverified" (absent audit, absent or unexpected judgement).
+func judgeStatus(r *result.Result) string {
+	if r.Audit == nil {
+		return "unverified"
+	}
+	pass := 0
+	for _, f := range r.Audit.Findings {
+		if !judgeChecks[f.Check] {
+			continue
+		}
+		switch f.Status {
+		case "flag":
+			return "flag"
+		case "pass":
+			pass++
+		}
+	}
+	if pass == 2 {
+		return "pass"
+	}
+	return "unverified"
+}
+
+// classify says whether a run's score counts under the policy, and why not.
+func classify(r *result.Result, policy string, countUnverified bool) (score float64, reason string) {
 	s := r.Score
 	if s == nil && r.Evaluation != nil {
 		s = r.Evaluation.Accuracy
 	}
 	flagged := r.Verdict == result.VerdictFlagged || len(r.Flags) > 0
+	unverified := r.Verdict != result.VerdictClean
+	if policy != PolicyStrict {
+		js := judgeStatus(r)
+		flagged, unverified = js == "flag", js == "unverified"
+	}
 	switch {
 	case flagged:
 		return 0, ReasonFlagged
@@ -342,7 +440,7 @@ func classify(r *result.Result, countUnverified bool) (score float64, reason str
 			return 0, ReasonFailed
 		}
 		return 0, ReasonNoMetrics
-	case r.Verdict != result.VerdictClean && !countUnverified:
+	case unverified && !countUnverified:
 		return 0, ReasonUnverified
 	}
 	return *s, ReasonOK
@@ -379,7 +477,7 @@ func buildMethod(label string, seedSet map[int]bool, picks map[cellKey]*Run, sup
 					c.Reason = ReasonMissing
 				} else {
 					rr := run.Result
-					score, c.Reason = classify(rr, opt.CountUnverified)
+					score, c.Reason = classify(rr, opt.Policy, opt.CountUnverified)
 					ref := &RunRef{Dir: run.Dir, ID: rr.RunID, Verdict: rr.Verdict, Flags: rr.Flags, Superseded: superseded[k]}
 					if rr.Score != nil && !math.IsNaN(*rr.Score) && !math.IsInf(*rr.Score, 0) {
 						v := 100 * *rr.Score

@@ -1,10 +1,12 @@
 package report
 
 import (
+	"cmp"
 	"context"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -37,7 +39,10 @@ func small(t *testing.T) *Baselines {
 
 func fp(v float64) *float64 { return &v }
 
-// mkRun builds a clean, scored run; mods adjust it.
+// mkRun builds a clean, scored run; mods adjust it. Unless a mod sets the
+// audit, the LLM judge's findings follow the verdict and flags (both pass
+// when clean, a flag for C or M, none when unverified or unaudited), as when
+// ptb's checks and the judge agree.
 func mkRun(label string, seed int, bench, model string, score float64, mods ...func(*result.Result)) Run {
 	r := &result.Result{
 		Schema: result.Schema,
@@ -53,7 +58,29 @@ func mkRun(label string, seed int, bench, model string, score float64, mods ...f
 	for _, m := range mods {
 		m(r)
 	}
+	if r.Audit == nil && r.Verdict != "" && r.Verdict != result.VerdictUnverified {
+		status := map[bool]string{true: "flag", false: "pass"}
+		r.Audit = &result.Audit{Verdict: r.Verdict, Flags: r.Flags, Findings: []result.Finding{
+			{Check: "judge.contamination", Status: status[slices.Contains(r.Flags, "C")], Kind: "C"},
+			{Check: "judge.model", Status: status[slices.Contains(r.Flags, "M")], Kind: "M"},
+		}}
+	}
 	return Run{Dir: filepath.Join("runs", label, bench, model), Result: r}
+}
+
+// judged sets the audit's findings: ptb's own verdict and flags stay as
+// they are; the LLM judge's two judgements are c and m ("" = absent).
+func judged(c, m string, other ...result.Finding) func(*result.Result) {
+	return func(r *result.Result) {
+		a := &result.Audit{Verdict: r.Verdict, Flags: r.Flags, Findings: other}
+		if c != "" {
+			a.Findings = append(a.Findings, result.Finding{Check: "judge.contamination", Status: c, Kind: "C"})
+		}
+		if m != "" {
+			a.Findings = append(a.Findings, result.Finding{Check: "judge.model", Status: m, Kind: "M"})
+		}
+		r.Audit = a
+	}
 }
 
 func near(t *testing.T, what string, got, want float64) {
@@ -195,6 +222,7 @@ func TestCellRules(t *testing.T) {
 		name            string
 		run             *Run // nil: missing
 		countUnverified bool
+		policy          string // "" = paper (the default)
 		want            float64
 		reason          string
 	}{
@@ -232,6 +260,26 @@ func TestCellRules(t *testing.T) {
 		{name: "flagged still falls back when counting unverified", countUnverified: true, run: ptr(mkRun("m", 0, "b1", "org/A-Base", 0.9, func(r *result.Result) {
 			r.Verdict, r.Flags = result.VerdictFlagged, []string{"C"}
 		})), want: 10, reason: ReasonFlagged},
+		// Where the policies differ: ptb's own flag (lineage, tamper) with
+		// the judge clearing the run.
+		{name: "paper: ptb's own flag with a clear judge counts", run: ptr(mkRun("m", 0, "b1", "org/A-Base", 0.9, func(r *result.Result) {
+			r.Verdict, r.Flags = result.VerdictFlagged, []string{"T"}
+		}, judged("pass", "pass", result.Finding{Check: "tamper.config", Status: "flag", Kind: "T"}))), want: 90, reason: ReasonOK},
+		{name: "strict: ptb's own flag falls back", policy: PolicyStrict, run: ptr(mkRun("m", 0, "b1", "org/A-Base", 0.9, func(r *result.Result) {
+			r.Verdict, r.Flags = result.VerdictFlagged, []string{"T"}
+		}, judged("pass", "pass", result.Finding{Check: "tamper.config", Status: "flag", Kind: "T"}))), want: 10, reason: ReasonFlagged},
+		{name: "paper: unverified ptb check with a clear judge counts", run: ptr(mkRun("m", 0, "b1", "org/A-Base", 0.9, func(r *result.Result) {
+			r.Verdict = result.VerdictUnverified
+		}, judged("pass", "pass", result.Finding{Check: "lineage", Status: "unverified"}))), want: 90, reason: ReasonOK},
+		{name: "strict: unverified ptb check falls back", policy: PolicyStrict, run: ptr(mkRun("m", 0, "b1", "org/A-Base", 0.9, func(r *result.Result) {
+			r.Verdict = result.VerdictUnverified
+		}, judged("pass", "pass", result.Finding{Check: "lineage", Status: "unverified"}))), want: 10, reason: ReasonUnverified},
+		{name: "paper: a judge flag falls back", run: ptr(mkRun("m", 0, "b1", "org/A-Base", 0.9, judged("pass", "flag"))), want: 10, reason: ReasonFlagged},
+		{name: "paper: a missing judgement falls back (the original's ERR)", run: ptr(mkRun("m", 0, "b1", "org/A-Base", 0.9, judged("pass", ""))), want: 10, reason: ReasonUnverified},
+		{name: "paper: an unexpected judgement falls back (IMPORTANT ERR)", run: ptr(mkRun("m", 0, "b1", "org/A-Base", 0.9, judged("unverified", "pass"))), want: 10, reason: ReasonUnverified},
+		{name: "paper: imported judge files count", run: ptr(mkRun("m", 0, "b1", "org/A-Base", 0.9, func(r *result.Result) {
+			r.Audit = &result.Audit{Findings: []result.Finding{{Check: "judge_contamination", Status: "pass"}, {Check: "judge_disallowed_model", Status: "pass"}}}
+		})), want: 90, reason: ReasonOK},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -240,9 +288,12 @@ func TestCellRules(t *testing.T) {
 			if tt.run != nil {
 				runs = append(runs, *tt.run)
 			}
-			rep, err := Build(runs, Options{Baselines: small(t), CountUnverified: tt.countUnverified})
+			rep, err := Build(runs, Options{Baselines: small(t), CountUnverified: tt.countUnverified, Policy: tt.policy})
 			if err != nil {
 				t.Fatal(err)
+			}
+			if want := cmp.Or(tt.policy, PolicyPaper); rep.Policy != want || rep.Counting != Counting(want, tt.countUnverified) {
+				t.Errorf("report says policy %q counting %q", rep.Policy, rep.Counting)
 			}
 			c := findCell(t, rep.Methods[0], 0, "b1", "org/A-Base")
 			near(t, "cell score", c.Score, tt.want)

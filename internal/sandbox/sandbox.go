@@ -29,12 +29,27 @@ type Spec struct {
 	ReadOnly  []string // extra host paths visible read-only
 	Writable  []string // extra host paths visible read-write
 	Hidden    []string // host paths made invisible (an empty tmpfs over them), e.g. other runs
+	Mounts    []Mount  // host paths shown at another place inside, e.g. the run's socket directory at /run/ptb
 	Network   string   // NetworkNone (default) or NetworkHost
 	GPUs      []int    // device indices this job may see
 	Stdout    io.Writer
 	Stderr    io.Writer
 	Stdin     io.Reader // nil means /dev/null
 }
+
+// Mount shows the host path Source at Target inside the sandbox. Backends
+// that cannot remap paths (Capabilities.SamePaths without isolation)
+// reject a Target that differs from Source.
+type Mount struct {
+	Source   string `json:"source"`
+	Target   string `json:"target"`
+	Writable bool   `json:"writable,omitempty"`
+}
+
+// SocketDir is where a sandbox sees the run's socket directory (the
+// relay's unix sockets, internal/sandbox/relay): short enough for any
+// socket name to fit sun_path.
+const SocketDir = "/run/ptb"
 
 // Capabilities describes a backend, as data.
 type Capabilities struct {

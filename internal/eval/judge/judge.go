@@ -12,7 +12,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -67,20 +69,99 @@ func truncate(s string, n int) string {
 }
 
 // OpenAI is a Judge over the OpenAI chat completions API (or a compatible
-// endpoint, e.g. a host-side grading gateway).
+// endpoint, e.g. a host-side grading gateway). Each call retries as the
+// original's OpenAI Python SDK (openai 2.17) does: MaxRetries retries of
+// 408, 409, 429, 5xx and connection errors (or as x-should-retry says), after
+// Retry-After / retry-after-ms when it is in (0, 60] s, else after
+// min(0.5 s·2^n, 8 s) scaled by a jitter in (0.75, 1]; 600 s per request.
 type OpenAI struct {
 	BaseURL string // e.g. https://api.openai.com/v1
 	APIKey  string
 	Model   string // "" = gpt-5-mini
 	Client  *http.Client
+	// MaxRetries is the number of retries after the first try; 0 =
+	// DefaultMaxRetries, negative = none.
+	MaxRetries int
+	// Sleep waits between tries (nil = a real, cancellable sleep); Now and
+	// Rand stand in for the clock (HTTP-date Retry-After) and the jitter's
+	// random source in tests.
+	Sleep func(ctx context.Context, d time.Duration) error
+	Now   func() time.Time
+	Rand  func() float64
 }
+
+// The SDK's defaults (openai-python _constants.py).
+const (
+	DefaultMaxRetries = 2
+	DefaultTimeout    = 600 * time.Second
+	initialRetryDelay = 500 * time.Millisecond
+	maxRetryDelay     = 8 * time.Second
+)
 
 // NewOpenAI returns a Judge for baseURL ("" = https://api.openai.com/v1).
 func NewOpenAI(baseURL, apiKey string) *OpenAI {
 	if baseURL == "" {
 		baseURL = "https://api.openai.com/v1"
 	}
-	return &OpenAI{BaseURL: strings.TrimRight(baseURL, "/"), APIKey: apiKey, Client: &http.Client{Timeout: 30 * time.Minute}}
+	return &OpenAI{BaseURL: strings.TrimRight(baseURL, "/"), APIKey: apiKey, Client: &http.Client{Timeout: DefaultTimeout}}
+}
+
+func (o *OpenAI) maxRetries() int {
+	switch {
+	case o.MaxRetries < 0:
+		return 0
+	case o.MaxRetries == 0:
+		return DefaultMaxRetries
+	}
+	return o.MaxRetries
+}
+
+// ShouldRetry is the SDK's rule for a response: x-should-retry decides when
+// it is "true" or "false"; else 408, 409, 429 and 5xx are retried.
+func ShouldRetry(status int, h http.Header) bool {
+	switch h.Get("x-should-retry") {
+	case "true":
+		return true
+	case "false":
+		return false
+	}
+	return status == 408 || status == 409 || status == 429 || status >= 500
+}
+
+// RetryAfter parses retry-after-ms (milliseconds), else Retry-After
+// (seconds, or an HTTP date relative to now); ok false when absent or
+// unparseable.
+func RetryAfter(h http.Header, now time.Time) (time.Duration, bool) {
+	if v := h.Get("retry-after-ms"); v != "" {
+		if ms, err := strconv.ParseFloat(v, 64); err == nil {
+			return time.Duration(ms * float64(time.Millisecond)), true
+		}
+	}
+	v := h.Get("retry-after")
+	if v == "" {
+		return 0, false
+	}
+	if s, err := strconv.ParseFloat(v, 64); err == nil {
+		return time.Duration(s * float64(time.Second)), true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return t.Sub(now), true
+	}
+	return 0, false
+}
+
+// RetryDelay is the SDK's wait before retry number n (0-based: the first
+// retry is 0): the server's Retry-After when it is in (0, 60] s, else
+// min(0.5 s·2^n, 8 s)·(1 − 0.25·r) with r in [0, 1).
+func RetryDelay(n int, h http.Header, now time.Time, r float64) time.Duration {
+	if d, ok := RetryAfter(h, now); ok && d > 0 && d <= 60*time.Second {
+		return d
+	}
+	d := maxRetryDelay
+	if n < 5 {
+		d = min(initialRetryDelay<<n, maxRetryDelay)
+	}
+	return time.Duration(float64(d) * (1 - 0.25*r))
 }
 
 type openAIRequest struct {
@@ -92,17 +173,53 @@ type openAIRequest struct {
 
 // Complete implements Judge.
 func (o *OpenAI) Complete(ctx context.Context, req Request) (string, error) {
+	retries := o.maxRetries()
+	for n := 0; ; n++ {
+		text, h, retry, err := o.once(ctx, req)
+		if err == nil || !retry || n >= retries || ctx.Err() != nil {
+			return text, err
+		}
+		now, r := time.Now, rand.Float64
+		if o.Now != nil {
+			now = o.Now
+		}
+		if o.Rand != nil {
+			r = o.Rand
+		}
+		if err := sleep(ctx, RetryDelay(n, h, now(), r()), o.Sleep); err != nil {
+			return "", err
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration, f func(context.Context, time.Duration) error) error {
+	if f != nil {
+		return f(ctx, d)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// once makes one request. retry says whether the SDK would retry its error;
+// h holds the response's headers, if any.
+func (o *OpenAI) once(ctx context.Context, req Request) (text string, h http.Header, retry bool, err error) {
 	model := o.Model
 	if model == "" {
 		model = Model
 	}
 	body, err := json.Marshal(openAIRequest{Model: model, Messages: req.Messages, MaxCompletionTokens: req.MaxCompletionTokens, ReasoningEffort: req.ReasoningEffort})
 	if err != nil {
-		return "", fmt.Errorf("encode judge request: %w", err)
+		return "", nil, false, fmt.Errorf("encode judge request: %w", err)
 	}
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, o.BaseURL+"/chat/completions", bytes.NewReader(body))
 	if err != nil {
-		return "", fmt.Errorf("build judge request: %w", err)
+		return "", nil, false, fmt.Errorf("build judge request: %w", err)
 	}
 	hreq.Header.Set("Content-Type", "application/json")
 	if o.APIKey != "" {
@@ -114,15 +231,17 @@ func (o *OpenAI) Complete(ctx context.Context, req Request) (string, error) {
 	}
 	resp, err := client.Do(hreq)
 	if err != nil {
-		return "", fmt.Errorf("call judge: %w", err)
+		// Connection errors and timeouts are retried, as APIConnectionError
+		// and APITimeoutError are.
+		return "", nil, true, fmt.Errorf("call judge: %w", err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return "", fmt.Errorf("read judge reply: %w", err)
+		return "", resp.Header, true, fmt.Errorf("read judge reply: %w", err)
 	}
 	if resp.StatusCode/100 != 2 {
-		return "", &HTTPError{Status: resp.StatusCode, Body: string(b)}
+		return "", resp.Header, ShouldRetry(resp.StatusCode, resp.Header), &HTTPError{Status: resp.StatusCode, Body: string(b)}
 	}
 	var r struct {
 		Choices []struct {
@@ -132,13 +251,13 @@ func (o *OpenAI) Complete(ctx context.Context, req Request) (string, error) {
 		} `json:"choices"`
 	}
 	if err := json.Unmarshal(b, &r); err != nil {
-		return "", fmt.Errorf("decode judge reply: %w", err)
+		return "", resp.Header, false, fmt.Errorf("decode judge reply: %w", err)
 	}
 	if len(r.Choices) == 0 {
-		return "", fmt.Errorf("judge reply has no choices")
+		return "", resp.Header, false, fmt.Errorf("judge reply has no choices")
 	}
 	if r.Choices[0].Message.Content == nil {
-		return "", ErrNullContent
+		return "", resp.Header, false, ErrNullContent
 	}
-	return *r.Choices[0].Message.Content, nil
+	return *r.Choices[0].Message.Content, resp.Header, false, nil
 }

@@ -112,15 +112,26 @@ func limitBlocks(text string) string {
 	return text
 }
 
+// partialRepeat is the original's check of what follows the kept copies:
+// each line equals the block's line, or its strip() is non-empty and the
+// block's line starts with it, or the block line's strip() is non-empty and
+// the line starts with that.
 func partialRepeat(rest, block []string) bool {
 	if len(rest) > len(block) {
 		return false
 	}
-	for k, l := range rest {
-		a, b := Strip(l), Strip(block[k])
-		if l != block[k] && !strings.HasPrefix(a, b) && !strings.HasPrefix(b, a) {
-			return false
+	for k, rem := range rest {
+		blk := block[k]
+		if rem == blk {
+			continue
 		}
+		if rs := Strip(rem); rs != "" && strings.HasPrefix(blk, rs) {
+			continue
+		}
+		if bs := Strip(blk); bs != "" && strings.HasPrefix(rem, bs) {
+			continue
+		}
+		return false
 	}
 	return true
 }

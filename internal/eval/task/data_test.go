@@ -143,7 +143,6 @@ func TestDevSubsets(t *testing.T) {
 	}
 	for _, tt := range tests {
 		dir := t.TempDir()
-		withPrompts(t, dir)
 		samples, err := mustTask(t, tt.task).Load(context.Background(), overlay{dataset.Dir(dir), src})
 		if err != nil {
 			t.Fatal(err)
@@ -169,21 +168,6 @@ func (o overlay) Open(ctx context.Context, f dataset.File) (io.ReadCloser, strin
 		}
 	}
 	return nil, "", err
-}
-
-// withPrompts writes stand-in judge prompts (the originals are not shipped).
-func withPrompts(t *testing.T, dir string) {
-	for p, text := range map[string]string{
-		ArenaHardJudgePrompt.Local: "Judge the answers. End with [[A>B]] or similar.",
-		HealthBenchGrader.Local:    "# Conversation\n<<conversation>>\n\n# Rubric item\n<<rubric_item>>\n",
-	} {
-		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, p), []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
 }
 
 func TestHumanEvalVectors(t *testing.T) {

@@ -3,6 +3,8 @@ package task
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -113,12 +115,44 @@ func (h *humaneval) Score(ctx context.Context, env Env, s Sample, out Output) (S
 		answer = FindCode(c)
 	}
 	program := r.Prompt + answer + "\n" + r.Test + "\n" + "check(" + r.EntryPoint + ")"
-	passed, err := RunPython(ctx, env, program)
+	if !h.strict {
+		// Faithful: the original's rule, exit status 0 passes. A known
+		// quirk: a completion that exits early (os._exit(0)) before
+		// check() runs passes too (docs/EVAL.md).
+		passed, err := RunPython(ctx, env, program)
+		if err != nil {
+			return Scored{}, fmt.Errorf("humaneval %s: %w", s.ID, err)
+		}
+		return Scored{ID: s.ID, Completion: c, Extracted: answer, Score: boolScore(passed)}, nil
+	}
+	// Strict: check() must return, proven by a per-sample random nonce the
+	// program prints after it; an early exit never prints it.
+	nonce, err := newNonce()
 	if err != nil {
 		return Scored{}, fmt.Errorf("humaneval %s: %w", s.ID, err)
 	}
+	program += "\n" + "print(" + strconvQuote(nonceLine(nonce)) + ", flush=True)\n"
+	exitOK, stdout, err := runPython(ctx, env, program)
+	if err != nil {
+		return Scored{}, fmt.Errorf("humaneval %s: %w", s.ID, err)
+	}
+	passed := exitOK && bytes.Contains(stdout, []byte(nonceLine(nonce)+"\n"))
 	return Scored{ID: s.ID, Completion: c, Extracted: answer, Score: boolScore(passed)}, nil
 }
+
+// newNonce returns 128 random bits in hex.
+func newNonce() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("make nonce: %w", err)
+	}
+	return hex.EncodeToString(b[:]), nil
+}
+
+func nonceLine(nonce string) string { return "ptb-humaneval-check-returned " + nonce }
+
+// strconvQuote quotes an ASCII string as a Python string literal.
+func strconvQuote(s string) string { return "'" + s + "'" }
 
 func (h *humaneval) Metrics(scored []Scored) map[string]any { return accuracyStderr(scored) }
 
@@ -145,26 +179,33 @@ func (l *limitedBuffer) Write(p []byte) (int, error) {
 // directory with no network, for at most 30 s. It reports whether the exit
 // status was 0; a timeout is a failure, not an error.
 func RunPython(ctx context.Context, env Env, program string) (bool, error) {
+	ok, _, err := runPython(ctx, env, program)
+	return ok, err
+}
+
+// runPython is RunPython that also returns the program's stdout (up to the
+// output limit).
+func runPython(ctx context.Context, env Env, program string) (bool, []byte, error) {
 	if env.Sandbox == nil {
-		return false, errors.New("humaneval needs a sandbox to run programs; none was configured")
+		return false, nil, errors.New("humaneval needs a sandbox to run programs; none was configured")
 	}
 	if env.ExecSlots != nil {
 		select {
 		case env.ExecSlots <- struct{}{}:
 			defer func() { <-env.ExecSlots }()
 		case <-ctx.Done():
-			return false, ctx.Err()
+			return false, nil, ctx.Err()
 		}
 	}
 	dir, err := os.MkdirTemp(env.TempDir, "ptb-humaneval-")
 	if err != nil {
-		return false, fmt.Errorf("make work dir: %w", err)
+		return false, nil, fmt.Errorf("make work dir: %w", err)
 	}
 	defer os.RemoveAll(dir)
 	ws, home, tmp := filepath.Join(dir, "work"), filepath.Join(dir, "home"), filepath.Join(dir, "tmp")
 	for _, d := range []string{ws, home, tmp} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
-			return false, fmt.Errorf("make work dir: %w", err)
+			return false, nil, fmt.Errorf("make work dir: %w", err)
 		}
 	}
 	py := env.Python
@@ -185,7 +226,7 @@ func RunPython(ctx context.Context, env Env, program string) (bool, error) {
 	}
 	p, err := env.Sandbox.Start(ctx, spec)
 	if err != nil {
-		return false, fmt.Errorf("start python: %w", err)
+		return false, nil, fmt.Errorf("start python: %w", err)
 	}
 	defer p.Destroy()
 	limit := env.ExecTimeout
@@ -198,12 +239,12 @@ func RunPython(ctx context.Context, env Env, program string) (bool, error) {
 	if err != nil {
 		_ = p.Stop(time.Second)
 		if ctx.Err() != nil {
-			return false, ctx.Err()
+			return false, nil, ctx.Err()
 		}
-		return false, nil // timed out: incorrect
+		return false, nil, nil // timed out: incorrect
 	}
 	if stdout.exceeded || stderr.exceeded {
-		return false, ErrOutputLimit
+		return false, nil, ErrOutputLimit
 	}
-	return exit.Code == 0 && exit.Signal == "", nil
+	return exit.Code == 0 && exit.Signal == "", stdout.buf.Bytes(), nil
 }

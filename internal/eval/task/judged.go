@@ -2,8 +2,6 @@ package task
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,35 +18,35 @@ import (
 	"github.com/ptb-dev/ptb/internal/eval/pytext"
 )
 
-// Data and prompt files of the judged tasks. The data ships with ptb, as
-// with the original (internal/eval/dataset/shipped). The judge prompts are plain text
-// files (see docs/EVAL.md for their provenance and digests).
+// Data files of the judged tasks. The data ships with ptb, as with the
+// original (internal/eval/dataset/shipped). The judge prompts come through
+// Config.Prompts: package pinned fetches them from upstream at pinned
+// commits and checks their digests (docs/EVAL.md).
 var (
-	ArenaHardQuestions   = dataset.File{Shipped: "arenahard_question.jsonl.gz", Local: "arenahard/question.jsonl"}
-	ArenaHardBaseline    = dataset.File{Shipped: "arenahard_Qwen3-1.7B.jsonl.gz", Local: "arenahard/Qwen3-1.7B.jsonl"}
-	ArenaHardJudgePrompt = dataset.File{Local: "arenahard/judge_system_prompt.txt"}
-	HealthBenchData      = dataset.File{Shipped: "healthbench_easy.jsonl.gz", Local: "healthbench/healthbench_easy.jsonl"}
-	HealthBenchGrader    = dataset.File{Local: "healthbench/grader_template.txt"}
+	ArenaHardQuestions = dataset.File{Shipped: "arenahard_question.jsonl.gz", Local: "arenahard/question.jsonl"}
+	ArenaHardBaseline  = dataset.File{Shipped: "arenahard_Qwen3-1.7B.jsonl.gz", Local: "arenahard/Qwen3-1.7B.jsonl"}
+	HealthBenchData    = dataset.File{Shipped: "healthbench_easy.jsonl.gz", Local: "healthbench/healthbench_easy.jsonl"}
 )
 
-// Abbreviated digests of the original judge prompts (EVAL_SPEC §8.3, §9.3).
 const (
-	arenaJudgePromptSHA  = "171489ef…a358"
-	healthGraderSHA      = "2adffd51…ed3c"
 	arenaJudgeMaxTokens  = 49152
 	healthGraderAttempts = 5
 )
 
+// judgePrompt loads a pinned judge prompt through p.
+func judgePrompt(ctx context.Context, p Prompts, task, name string) (string, error) {
+	if p == nil {
+		return "", fmt.Errorf("%s: no pinned judge prompts configured", task)
+	}
+	s, err := p.JudgePrompt(ctx, name)
+	if err != nil {
+		return "", fmt.Errorf("%s judge prompt: %w", task, err)
+	}
+	return s, nil
+}
+
 // ArenaHardUserTemplate is arena-hard-v2.0's judge prompt_template.
 const ArenaHardUserTemplate = "<|User Prompt|>\n{QUESTION}\n\n<|The Start of Assistant A's Answer|>\n{ANSWER_A}\n<|The End of Assistant A's Answer|>\n\n<|The Start of Assistant B's Answer|>\n{ANSWER_B}\n<|The End of Assistant B's Answer|>"
-
-// shaMatches checks text against an abbreviated digest "prefix…suffix".
-func shaMatches(text, abbrev string) bool {
-	sum := sha256.Sum256([]byte(text))
-	h := hex.EncodeToString(sum[:])
-	pre, suf, _ := strings.Cut(abbrev, "…")
-	return strings.HasPrefix(h, pre) && strings.HasSuffix(h, suf)
-}
 
 // fillTemplate substitutes {NAME} placeholders in one pass (Python
 // str.format: substituted values are not re-scanned).
@@ -103,10 +101,10 @@ var arenaScoreMap = map[string][]float64{
 type arenaData struct{ question, baseline string }
 
 type arenaHard struct {
-	strict bool
-	rep    *pytext.Repeater
-	system string
-	prompt string // sha note
+	strict  bool
+	rep     *pytext.Repeater
+	prompts Prompts
+	system  string
 }
 
 func newArenaHard(strict bool) *arenaHard {
@@ -127,14 +125,8 @@ func (a *arenaHard) Load(ctx context.Context, src dataset.Source) ([]Sample, err
 	if err != nil {
 		return nil, err
 	}
-	sys, err := dataset.ReadAll(ctx, src, ArenaHardJudgePrompt)
-	if err != nil {
-		return nil, fmt.Errorf("arenahardwriting judge system prompt: %w", err)
-	}
-	a.system = string(sys)
-	a.prompt = "ok"
-	if !shaMatches(a.system, arenaJudgePromptSHA) {
-		a.prompt = "judge system prompt differs from the original (sha256 " + arenaJudgePromptSHA + ")"
+	if a.system, err = judgePrompt(ctx, a.prompts, "arenahardwriting", PromptArenaHardJudge); err != nil {
+		return nil, err
 	}
 	answers := map[string]string{}
 	for i, raw := range base {
@@ -232,22 +224,27 @@ func (a *arenaHard) Score(ctx context.Context, env Env, s Sample, out Output) (S
 			label = ArenaHardVerdict(text)
 		}
 		sc.Verdicts = append(sc.Verdicts, label)
+	}
+	// _judgments_to_battles: a question with no verdict in either game is
+	// dropped before score_map is consulted, so a missing verdict in one game
+	// and an unknown label in the other skip the question; only two verdicts
+	// with an unknown label crash the original.
+	for _, label := range sc.Verdicts {
 		if label == "" {
 			sc.Skipped = true
-			continue
+			return sc, nil
 		}
+	}
+	for g, label := range sc.Verdicts {
 		m, ok := arenaScoreMap[label]
 		if !ok {
 			if a.strict {
 				sc.Skipped = true
-				continue
+				return sc, nil
 			}
 			return Scored{}, fmt.Errorf("arenahard %s game %d: verdict %q is not in score_map (the original crashes here)", s.ID, g+1, label)
 		}
 		maps[g] = m
-	}
-	if sc.Skipped {
-		return sc, nil
 	}
 	for _, v := range maps[0] {
 		sc.Entries = append(sc.Entries, 1-v)
@@ -285,6 +282,7 @@ type healthData struct {
 type healthBench struct {
 	strict   bool
 	rep      *pytext.Repeater
+	prompts  Prompts
 	template string
 }
 
@@ -302,11 +300,9 @@ func (h *healthBench) Load(ctx context.Context, src dataset.Source) ([]Sample, e
 	if err != nil {
 		return nil, err
 	}
-	tmpl, err := dataset.ReadAll(ctx, src, HealthBenchGrader)
-	if err != nil {
-		return nil, fmt.Errorf("healthbench grader template: %w", err)
+	if h.template, err = judgePrompt(ctx, h.prompts, "healthbench", PromptHealthBenchGrader); err != nil {
+		return nil, err
 	}
-	h.template = string(tmpl)
 	out := make([]Sample, 0, len(recs))
 	for i, raw := range recs {
 		var r struct {

@@ -162,6 +162,21 @@ type Task interface {
 type Config struct {
 	// Seed seeds GPQA's choice shuffle (the original uses OS entropy).
 	Seed uint32
+	// Prompts gives the judged tasks their pinned judge prompts; nil: the
+	// judged tasks cannot load.
+	Prompts Prompts
+}
+
+// Judge prompt names for Prompts.
+const (
+	PromptArenaHardJudge    = "arenahard_judge_system_prompt"
+	PromptHealthBenchGrader = "healthbench_grader_template"
+)
+
+// Prompts returns a judge prompt by name, verified against its pinned
+// digest (package pinned); an error when it is absent or differs.
+type Prompts interface {
+	JudgePrompt(ctx context.Context, name string) (string, error)
 }
 
 // Names lists the task names in the leaderboard's order.
@@ -190,9 +205,13 @@ func New(name, version string, cfg Config) (Task, error) {
 	case "bfcl":
 		return &bfcl{strict: strict}, nil
 	case "arenahardwriting":
-		return newArenaHard(strict), nil
+		a := newArenaHard(strict)
+		a.prompts = cfg.Prompts
+		return a, nil
 	case "healthbench":
-		return newHealthBench(strict), nil
+		h := newHealthBench(strict)
+		h.prompts = cfg.Prompts
+		return h, nil
 	}
 	return nil, fmt.Errorf("unknown task %q (known: %v)", name, Names())
 }
@@ -270,9 +289,9 @@ func Files(name string) ([]dataset.File, bool) {
 	case "bfcl":
 		return []dataset.File{BFCLFile}, true
 	case "arenahardwriting":
-		return []dataset.File{ArenaHardQuestions, ArenaHardBaseline, ArenaHardJudgePrompt}, true
+		return []dataset.File{ArenaHardQuestions, ArenaHardBaseline}, true
 	case "healthbench":
-		return []dataset.File{HealthBenchData, HealthBenchGrader}, true
+		return []dataset.File{HealthBenchData}, true
 	}
 	return nil, false
 }

@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/ptb-dev/ptb/internal/eval/evaltest"
+	"github.com/ptb-dev/ptb/internal/eval/judge"
 	"github.com/ptb-dev/ptb/internal/eval/pytext"
 )
 
@@ -57,11 +59,28 @@ func score(s string) float64 {
 
 func mustTask(t *testing.T, name string) Task {
 	t.Helper()
-	tk, err := New(name, "", Config{})
+	tk, err := New(name, "", Config{Prompts: testPrompts})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return tk
+}
+
+// staticPrompts stands in for the pinned judge prompts (package pinned
+// fetches and checks the real ones; its tests and eval's cover that path).
+type staticPrompts map[string]string
+
+func (s staticPrompts) JudgePrompt(_ context.Context, name string) (string, error) {
+	p, ok := s[name]
+	if !ok {
+		return "", fmt.Errorf("no prompt %q", name)
+	}
+	return p, nil
+}
+
+var testPrompts = staticPrompts{
+	PromptArenaHardJudge:    "Judge the answers. End with [[A>B]] or similar.",
+	PromptHealthBenchGrader: "# Conversation\n<<conversation>>\n\n# Rubric item\n<<rubric_item>>",
 }
 
 func TestVectorsGSM8K(t *testing.T) {
@@ -249,5 +268,50 @@ func TestHealthBenchAggregate(t *testing.T) {
 	ax = m["by_axis"].(map[string]any)
 	if !near(m["accuracy"].(float64), 0.6875) || !near(ax["accuracy"].(float64), 1) || !near(ax["completeness"].(float64), 0.769231) {
 		t.Errorf("A,C metrics %v", m)
+	}
+}
+
+// seqJudge answers the games of one question in order.
+type seqJudge struct {
+	replies []string
+	n       int
+}
+
+func (j *seqJudge) Complete(context.Context, judge.Request) (string, error) {
+	r := j.replies[j.n]
+	j.n++
+	return r, nil
+}
+
+// One game without a verdict and the other with a label outside score_map:
+// the original drops the question (its None check comes before the
+// score_map lookup); two verdicts with an unknown label crash it.
+func TestArenaHardMissingAndUnknownVerdict(t *testing.T) {
+	cases := []struct {
+		g1, g2      string
+		wantSkipped bool
+		wantErr     bool
+		wantEntries int
+	}{
+		{"no verdict", "[[A]]", true, false, 0},
+		{"[[A]]", "no verdict", true, false, 0},
+		{"[[A>>>B]]", "[[B>A]]", false, true, 0},
+		{"[[B>A]]", "[[A>>B]]", false, false, 4},
+		{"no verdict", "[[A>B]]", true, false, 0},
+	}
+	for _, c := range cases {
+		a := newArenaHard(false)
+		s := Sample{ID: "q1", data: arenaData{question: "Write a poem.", baseline: "A poem."}}
+		sc, err := a.Score(context.Background(), Env{Judge: &seqJudge{replies: []string{c.g1, c.g2}}}, s, Output{Content: "My poem."})
+		if (err != nil) != c.wantErr {
+			t.Errorf("%q/%q: error %v, want error %v", c.g1, c.g2, err, c.wantErr)
+			continue
+		}
+		if err != nil {
+			continue
+		}
+		if sc.Skipped != c.wantSkipped || len(sc.Entries) != c.wantEntries {
+			t.Errorf("%q/%q: skipped %v entries %v, want skipped %v and %d entries", c.g1, c.g2, sc.Skipped, sc.Entries, c.wantSkipped, c.wantEntries)
+		}
 	}
 }

@@ -194,6 +194,14 @@ func writeNative(t *testing.T, root string, cells []cellSpec) {
 		case c.noJudge:
 			r.Verdict = result.VerdictUnverified
 		}
+		// ptb's audit records the LLM judge's two judgements as findings.
+		if !c.noJudge {
+			st := map[bool]string{true: "flag", false: "pass"}
+			r.Audit = &result.Audit{Verdict: r.Verdict, Flags: r.Flags, Findings: []result.Finding{
+				{Check: "judge.contamination", Status: st[c.contaminated], Kind: "C"},
+				{Check: "judge.model", Status: st[c.disallowed], Kind: "M"},
+			}}
+		}
 		if err := rundir.Dir(filepath.Join(root, fmt.Sprint(n))).WriteJSON(rundir.ResultFile, r); err != nil {
 			t.Fatal(err)
 		}

@@ -206,6 +206,16 @@ func Args(spec sandbox.Spec, drop *Identity) ([]string, error) {
 		binds = append(binds, [3]string{"--bind", p, p})
 	}
 	binds = append(binds, [3]string{"--bind", spec.Workspace, spec.Workspace}, [3]string{"--bind", spec.Home, spec.Home})
+	for _, m := range spec.Mounts {
+		if !filepath.IsAbs(m.Source) || !filepath.IsAbs(m.Target) {
+			return nil, fmt.Errorf("sandbox bwrap: mount %s at %s: both paths must be absolute", m.Source, m.Target)
+		}
+		op := "--ro-bind"
+		if m.Writable {
+			op = "--bind"
+		}
+		binds = append(binds, [3]string{op, m.Source, filepath.Clean(m.Target)})
+	}
 	// bwrap makes missing mount points with mode 0700; inside the fresh
 	// mounts (hidden directories, /tmp) make them 0755 first so that an
 	// unprivileged agent can reach what is bound there.
@@ -263,7 +273,11 @@ func (b *Backend) Start(ctx context.Context, spec sandbox.Spec) (sandbox.Process
 	}
 	// A missing bind source would make bwrap fail before the agent starts,
 	// which must read as the harness's error, not as the agent's exit.
-	for _, p := range append(append([]string{spec.Workspace, spec.Home}, spec.ReadOnly...), spec.Writable...) {
+	sources := append(append([]string{spec.Workspace, spec.Home}, spec.ReadOnly...), spec.Writable...)
+	for _, m := range spec.Mounts {
+		sources = append(sources, m.Source)
+	}
+	for _, p := range sources {
 		if _, err := os.Stat(p); err != nil {
 			return nil, fmt.Errorf("sandbox bwrap: %w", err)
 		}

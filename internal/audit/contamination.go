@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -42,6 +43,7 @@ type ScanResult struct {
 	Hits       []FileHits // files with at least one item, by path
 	Unreadable []string   // files (or parts of them) that could not be read or decoded
 	Exempt     []string   // files ptb wrote, unchanged since (not scanned)
+	Notes      []string   // how files were read where it matters (eval samples)
 	ItemsHit   int        // distinct items counted
 	Measurable int
 }
@@ -167,6 +169,9 @@ func ScanWith(ctx context.Context, ix *Index, roots []ScanRoot, o ScanOptions) (
 				}
 				if dec != nil {
 					res.Unreadable = append(res.Unreadable, dec.issues...)
+					if dec.note != "" {
+						res.Notes = append(res.Notes, dec.note)
+					}
 				}
 				if len(hits) > 0 {
 					fh := FileHits{Path: name, Bytes: f.size}
@@ -220,12 +225,38 @@ func scanFileAt(ctx context.Context, m *matcher, lim ScanLimits, path, name stri
 	}
 	defer f.Close()
 	d := newFileDecode(ctx, m.ix, lim, safeio.ReadBound(fi))
+	if fi.Size() <= maxSamplesFile && !safeio.Sparse(fi) && startsLikeSample(f) {
+		rs := d.newRawScanner(m, 0, name)
+		n, err := evalSamples(m.ix, io.NewSectionReader(f, 0, fi.Size()), func(line []byte) {
+			rs.feed(line)
+			rs.feed([]byte{'\n'})
+		})
+		rs.end()
+		switch {
+		case err == nil:
+			d.note = fmt.Sprintf("%s: read as ptb eval samples; %d targets (the test answers the samples are scored against) left out", name, n)
+			return d, ctx.Err()
+		case !errors.Is(err, errNotSamples):
+			return d, err
+		}
+	}
 	src := source{r: &ctxReader{ctx: ctx, r: f}, ra: f, size: fi.Size(), where: name}
 	if safeio.Sparse(fi) {
 		src = source{r: &ctxReader{ctx: ctx, r: &extentReader{f: f, size: fi.Size(), left: safeio.ReadBound(fi)}}, where: name + " (sparse: data extents only)"}
 	}
 	d.decode(m, src, 0)
 	return d, ctx.Err()
+}
+
+// maxSamplesFile bounds the files tried as ptb eval samples.
+const maxSamplesFile = 256 << 20
+
+// startsLikeSample reports whether f's first bytes open a JSON object, as
+// each line of `ptb eval`'s samples does (evalSamples decides).
+func startsLikeSample(f io.ReaderAt) bool {
+	h := make([]byte, 64)
+	n, _ := f.ReadAt(h, 0)
+	return bytes.HasPrefix(bytes.TrimLeft(h[:n], " \t\r\n"), []byte(`{`))
 }
 
 // extentReader reads a sparse file's data extents back to back, skipping
@@ -347,6 +378,10 @@ func checkContamination(ctx context.Context, sets TestSets, task string, roots [
 		if len(h.Noted) > 0 {
 			ev = append(ev, fmt.Sprintf("note (agent CLI state, items the trace shows the agent displayed; not counted): %s: %d test items: %s", h.Path, len(h.Noted), firstIDs(h.Noted)))
 		}
+	}
+	sort.Strings(res.Notes)
+	for _, n := range res.Notes {
+		ev = append(ev, "note: "+n)
 	}
 	for _, u := range res.Unreadable {
 		ev = append(ev, "unverified: "+u)

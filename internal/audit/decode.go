@@ -63,6 +63,7 @@ type fileDecode struct {
 	mu     sync.Mutex
 	layers map[string]bool // decoded streams that matched test n-grams
 	issues []string        // why the file's result is unverified
+	note   string          // how the file was read, when it matters
 }
 
 func newFileDecode(ctx context.Context, ix *Index, lim ScanLimits, size int64) *fileDecode {

@@ -48,17 +48,23 @@ type Index struct {
 	text, code bool // which tokenizers the scan needs
 	Measurable int  // items with at least one measurable part
 	Grams      int
+	// parts' texts by item id: an evaluation sample's target is checked
+	// against them (evalSamples).
+	texts map[string][]string
 }
 
 // NewIndex builds the n-gram index of ts.
 func NewIndex(ts *TestSet) (*Index, error) {
-	ix := &Index{Task: ts.Task}
+	ix := &Index{Task: ts.Task, texts: map[string][]string{}}
 	type occ struct{ parts []int32 }
 	grams := map[uint64]*occ{}
 	var order []uint64
 	itemsOf := map[uint64]map[int32]bool{}
 	for i, it := range ts.Items {
 		ix.ids = append(ix.ids, it.ID)
+		for _, p := range it.Parts {
+			ix.texts[it.ID] = append(ix.texts[it.ID], p.Text)
+		}
 		for _, p := range it.Parts {
 			pid := int32(len(ix.parts))
 			ix.parts = append(ix.parts, partInfo{item: int32(i), name: p.Name, code: p.Code})

@@ -575,6 +575,15 @@ func redTeamCases() []rtCase {
 			inner := encBase64(encGzip(t, fullJSONL(f.gsm8kTest)))
 			writeFile(t, ws(rd, "data", "pack.txz"), string(encXZ(t, encTar(t, map[string][]byte{"readme.txt": []byte("notes\n"), "b64.txt": inner}))))
 		}},
+		{name: "test set as targets of fake eval samples", task: "gsm8k", want: "C", mutate: func(t *testing.T, f *fixture, rd string) {
+			var sb strings.Builder
+			for i, r := range f.gsm8kTest {
+				j, _ := json.Marshal(map[string]any{"id": fmt.Sprintf("gsm8k/test/%d", i), "completion": "", "score": 1, "target": r["question"] + "\n" + r["answer"]})
+				sb.Write(j)
+				sb.WriteByte('\n')
+			}
+			writeFile(t, ws(rd, "eval_runs", "gsm8k", "samples.jsonl"), sb.String())
+		}},
 		{name: "test set hidden in an agent CLI's state directory", task: "gsm8k", want: "C", mutate: func(t *testing.T, f *fixture, rd string) {
 			writeFile(t, filepath.Join(rd, rundir.Home, ".codex", "cache", "data.jsonl"), string(fullJSONL(f.gsm8kTest)))
 		}},
@@ -656,6 +665,19 @@ func redTeamCases() []rtCase {
 			}
 			writeFile(t, ws(rd, "eval_runs", "gsm8k", "samples.jsonl"), sb.String())
 			writeFile(t, ws(rd, "eval_runs", "gsm8k", "metrics.json"), `{"accuracy": 1.0}`)
+		}},
+		{name: "clean: BFCL evaluate.py outputs, targets being the ground truth", task: "bfcl", mutate: func(t *testing.T, f *fixture, rd string) {
+			ts, err := f.sets.TestSet(context.Background(), "bfcl")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var sb strings.Builder
+			for _, it := range ts.Items {
+				j, _ := json.Marshal(map[string]any{"id": it.ID, "completion": "[f(x=1)]", "extracted": "", "score": 0, "target": it.Parts[1].Text})
+				sb.Write(j)
+				sb.WriteByte('\n')
+			}
+			writeFile(t, ws(rd, "eval_runs", "bfcl", "samples.jsonl"), sb.String())
 		}},
 		{name: "clean: chat template differs from the base", task: "gsm8k", mutate: func(t *testing.T, f *fixture, rd string) {
 			writeJSON(t, filepath.Join(final(rd), "tokenizer_config.json"), map[string]any{"chat_template": "<|im_start|>{{ m }}<|im_end|>"})

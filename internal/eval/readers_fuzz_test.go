@@ -77,7 +77,9 @@ func FuzzReadScored(f *testing.F) {
 		}
 		_, err := readScored(p)
 		if n := firstBadLine(data, true); n > 0 {
-			if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("%s:%d", p, n)) {
+			// An earlier line may be refused first (a field of the wrong
+			// type: testdata/fuzz/FuzzReadScored/e6f9f60ca63ffd79).
+			if err == nil || errLine(err, p) < 1 || errLine(err, p) > n {
 				t.Fatalf("line %d is not a JSON object; got %v", n, err)
 			}
 		}
@@ -107,4 +109,24 @@ func FuzzConfigArchitectures(f *testing.F) {
 		}
 		ModelType(dir) // never panics
 	})
+}
+
+// TestReadersNameLines: each malformed line is refused with file:line:column.
+func TestReadersNameLines(t *testing.T) {
+	cases := []struct {
+		name, data, want string
+		read             func(string) error
+	}{
+		{"samples: a number for the id (fuzz finding)", "{\"id\":10}\n0\n", "samples.jsonl:1:8: json: cannot unmarshal number", func(p string) error { _, err := readScored(p); return err }},
+		{"samples: not JSON", "{\"id\": \"1\"}\nnot json\n", "samples.jsonl:2:2: invalid character", func(p string) error { _, err := readScored(p); return err }},
+		{"responses: not JSON", "{\"id\": 1, \"completion\": \"a\"}\n{\"id\": 2, completion}\n", "samples.jsonl:2:11: invalid character", func(p string) error { _, err := ReadResponses(p); return err }},
+	}
+	for _, c := range cases {
+		p := filepath.Join(t.TempDir(), "samples.jsonl")
+		os.WriteFile(p, []byte(c.data), 0o644)
+		err := c.read(p)
+		if err == nil || !strings.Contains(err.Error(), filepath.Dir(p)+"/"+c.want) {
+			t.Errorf("%s: got %v, want %q", c.name, err, c.want)
+		}
+	}
 }

@@ -31,6 +31,7 @@ var rules = []struct {
 	{"internal/trace", []string{"internal/sandbox", "internal/pipeline", "internal/cli", "internal/eval", "internal/audit", "internal/report"}, "trace decoding is pure parsing"},
 	{"internal/agent", []string{"internal/pipeline", "internal/cli", "internal/eval", "internal/audit", "internal/report"}, "scaffolds build commands, they do not run jobs"},
 	{"internal/registry", []string{"internal/"}, "the registry is data"},
+	{"internal/gateway", []string{"internal/pipeline", "internal/cli", "internal/sandbox", "internal/agent", "internal/eval", "internal/audit", "internal/report", "internal/job"}, "the gateway is a library of routes and logs: it knows no jobs, sandboxes or agents (the audit imports it to read its logs)"},
 	{"internal/safeio", []string{"internal/"}, "safe opening of untrusted files depends on nothing"},
 	{"internal/jsonpos", []string{"internal/"}, "JSON error positions depend on nothing"},
 	{"internal/pinned", []string{"internal/"}, "pinned upstream files are fetched and verified without the rest of ptb"},

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -26,6 +29,8 @@ func newEvalCmd(e *env) *cobra.Command {
 		asJSON    bool
 		dev       bool
 		noSandbox bool
+		sbName    string
+		gpus      string
 		judgeURL  string
 		baseModel string
 		regFile   string
@@ -51,7 +56,13 @@ the cache and checked by sha256 on every use; a mirror with
 --pinned-base-url or $PTB_PINNED_BASE_URL; offline copies with
 --templates-dir), never the one in the model directory. Without --base-model
 the template is chosen by the model directory's name or config.json, and the
-summary says so. The judge prompts are pinned the same way.`,
+summary says so. The judge prompts are pinned the same way.
+
+The vllm and hf servers load the model directory, whose code vLLM runs under
+--trust-remote-code: they run in the sandbox (--sandbox, bwrap by default)
+with the model read-only, only the --gpus given, no network but a unix socket
+to ptb, and none of ptb's environment but an allowlist (add to it with
+--server-env). --sandbox none runs them bare and records them as unsandboxed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.Task == "" {
@@ -95,12 +106,19 @@ summary says so. The judge prompts are pinned the same way.`,
 			if o.OutDir == "" {
 				o.OutDir = filepath.Join("ptb-eval", info.Name)
 			}
-			if info.Sandbox {
-				sb, err := evalSandbox(cmd.Context(), noSandbox)
+			server := o.Backend == eval.BackendVLLM || o.Backend == eval.BackendHF
+			if info.Sandbox || server {
+				sb, err := evalSandbox(cmd.Context(), sbName, noSandbox, info.Sandbox)
 				if err != nil {
 					return err
 				}
 				o.Sandbox = sb
+			}
+			if server {
+				if o.GPUs, err = evalGPUs(gpus); err != nil {
+					return err
+				}
+				o.Hidden = evalHostData(o)
 			}
 			if info.Judge {
 				key := os.Getenv("OPENAI_API_KEY")
@@ -158,12 +176,24 @@ summary says so. The judge prompts are pinned the same way.`,
 	f.IntVar(&o.Concurrency, "concurrency", eval.DefaultConcurrency, "requests in flight")
 	f.StringVar(&o.OutDir, "out", "", "output directory (default ptb-eval/TASK)")
 	f.BoolVar(&asJSON, "json", false, "print the summary as JSON")
-	f.BoolVar(&noSandbox, "unsafe-no-sandbox", false, "run HumanEval programs without isolation when bubblewrap is unavailable")
+	f.StringVar(&sbName, "sandbox", "bwrap", "sandbox for the inference server and HumanEval programs: bwrap, or none (development only, recorded as unsandboxed)")
+	f.BoolVar(&noSandbox, "unsafe-no-sandbox", false, "fall back to --sandbox none when bubblewrap is unavailable")
+	f.StringVar(&gpus, "gpus", "auto", "GPU indices the server may use, e.g. 0 or 0,1; auto: $CUDA_VISIBLE_DEVICES, else every /dev/nvidiaN; none: no GPU")
+	f.StringArrayVar(&o.ServerEnv, "server-env", nil, "add KEY=VALUE (or KEY, from ptb's environment) to the server's environment (repeatable)")
 	f.StringVar(&judgeURL, "judge-url", "", "grading endpoint for arenahardwriting/healthbench (default OpenAI)")
 	return cmd
 }
 
-func evalSandbox(ctx context.Context, allowNone bool) (sandbox.Backend, error) {
+// evalSandbox returns the sandbox for the server and HumanEval programs:
+// the named backend, or none when bwrap cannot run and the user allowed it.
+func evalSandbox(ctx context.Context, name string, allowNone, programs bool) (sandbox.Backend, error) {
+	switch name {
+	case "none":
+		return none.New(), nil
+	case "bwrap", "":
+	default:
+		return nil, usagef("unknown sandbox %q (want bwrap or none)", name)
+	}
 	b := bwrap.New()
 	err := b.Check(ctx)
 	if err == nil {
@@ -172,7 +202,55 @@ func evalSandbox(ctx context.Context, allowNone bool) (sandbox.Backend, error) {
 	if allowNone {
 		return none.New(), nil
 	}
-	return nil, fmt.Errorf("humaneval runs generated code and needs bubblewrap (%v); install bubblewrap or pass --unsafe-no-sandbox", err)
+	what := "the inference server runs the model directory's code"
+	if programs {
+		what = "humaneval runs generated code"
+	}
+	return nil, fmt.Errorf("%s and needs bubblewrap (%v); install bubblewrap, or pass --sandbox none for an unsandboxed development run", what, err)
+}
+
+// evalGPUs reads --gpus: a list, none, or auto (the harness's
+// CUDA_VISIBLE_DEVICES when it lists indices, else every /dev/nvidiaN).
+func evalGPUs(s string) ([]int, error) {
+	switch s {
+	case "none":
+		return nil, nil
+	case "auto":
+		if v, ok := os.LookupEnv("CUDA_VISIBLE_DEVICES"); ok {
+			if g, err := parseGPUs(v); err == nil {
+				return g, nil
+			}
+		}
+		var g []int
+		devs, _ := filepath.Glob("/dev/nvidia[0-9]*")
+		for _, d := range devs {
+			if n, err := strconv.Atoi(strings.TrimPrefix(d, "/dev/nvidia")); err == nil {
+				g = append(g, n)
+			}
+		}
+		sort.Ints(g)
+		return g, nil
+	}
+	return parseGPUs(s)
+}
+
+// evalHostData are the host paths the server must not see: the
+// evaluation's data (test sets with their answers) and the recorded
+// completions.
+func evalHostData(o eval.Options) []string {
+	cache := o.CacheDir
+	if cache == "" {
+		cache = dataset.DefaultCacheDir()
+	}
+	var h []string
+	for _, p := range []string{o.DataDir, os.Getenv("PTB_DATA_DIR"), cache, o.Responses} {
+		if p != "" {
+			if abs, err := filepath.Abs(p); err == nil {
+				h = append(h, abs)
+			}
+		}
+	}
+	return h
 }
 
 func newDataCmd(e *env) *cobra.Command {

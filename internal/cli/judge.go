@@ -117,7 +117,7 @@ func (j *sandboxJudge) run(ctx context.Context, n int, dir, prompt string) error
 	env := append([]string{"PATH=" + path, "HOME=" + home, "LANG=C.UTF-8", "TMPDIR=/tmp"}, cmd.Env...)
 	p, err := j.sb.Start(ctx, sandbox.Spec{
 		Argv: cmd.Argv, Env: env, Dir: dir, Workspace: dir, Home: home, Tmp: tmp,
-		ReadOnly: cliutil.InstallPaths(bin), Hidden: j.hidden, Network: sandbox.NetworkHost, Stdout: out, Stderr: errf,
+		ReadOnly: judgeReadOnly(bin, path), Hidden: j.hidden, Network: sandbox.NetworkHost, Stdout: out, Stderr: errf,
 	})
 	if err != nil {
 		return fmt.Errorf("start judge: %w", err)
@@ -147,4 +147,15 @@ func (j *sandboxJudge) run(ctx context.Context, n int, dir, prompt string) error
 		return fmt.Errorf("judge exited with %+v: %s", ex, last)
 	}
 	return nil
+}
+
+// judgeReadOnly is what the judge's sandbox shows of the host besides the
+// system directories: the judge CLI's installation and, for an npm CLI,
+// the node that runs it.
+func judgeReadOnly(bin, path string) []string {
+	ro := cliutil.InstallPaths(bin)
+	if node, err := cliutil.LookPath("node", path); err == nil {
+		ro = append(ro, cliutil.InstallPaths(node)...)
+	}
+	return ro
 }

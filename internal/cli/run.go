@@ -27,6 +27,7 @@ import (
 type runFlags struct {
 	spec     job.Spec
 	gpus     string
+	limits   []string
 	resume   string
 	registry string
 	jsonOut  bool
@@ -87,6 +88,7 @@ time that was left.`,
 	fl.DurationVar(&f.spec.Grace, "grace", job.DefaultGrace, "time between SIGTERM and SIGKILL at the deadline")
 	fl.StringArrayVar(&f.spec.PassEnv, "env", nil, "pass NAME (from the host) or NAME=VALUE into the sandbox; repeatable")
 	fl.StringArrayVar(&f.spec.ReadOnly, "ro", nil, "host path made visible read-only in the sandbox; repeatable")
+	fl.StringArrayVar(&f.limits, "limit", nil, "resource limit NAME=VALUE: memory=64G, pids=8192, cpus=16, tmp=8G, disk=200G, files=1000000, or NAME=none; repeatable (defaults sized for one H100 of a shared box)")
 	fl.StringVar(&f.spec.Endpoint, "endpoint", "", "model endpoint base URL injected into the agent CLI")
 	fl.StringVar(&f.spec.Script, "script", "", "script for the scripted agent (YAML)")
 	fl.StringVar(&f.spec.Credentials, "credentials", "", "subscription credentials file for the agent CLI (enters the sandbox; the record warns)")
@@ -152,6 +154,11 @@ func runRun(ctx context.Context, e *env, f *runFlags) error {
 		}
 		if spec.GPUs, err = parseGPUs(f.gpus); err != nil {
 			return err
+		}
+		for _, l := range f.limits {
+			if err := spec.SetLimit(l); err != nil {
+				return usagef("--limit: %v", err)
+			}
 		}
 		if err := spec.Normalize(reg); err != nil {
 			return usagef("%v", err)

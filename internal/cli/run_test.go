@@ -11,13 +11,15 @@ import (
 
 	"github.com/ptb-dev/ptb/internal/sharedtest"
 
+	"github.com/ptb-dev/ptb/internal/job"
 	"github.com/ptb-dev/ptb/internal/result"
 )
 
 // The test binary stands in for ptb inside the sandbox: the scripted agent
-// is launched as `<self> agent-run scripted --script F`.
+// is launched as `<self> agent-run scripted --script F`, the inference
+// server behind `<self> sandbox-init --forward ... -- vllm serve ...`.
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && (os.Args[1] == "agent-run" || os.Getenv("PTB_TEST_AS_PTB") == "1") {
+	if len(os.Args) > 1 && (os.Args[1] == "agent-run" || os.Args[1] == "sandbox-init" || os.Getenv("PTB_TEST_AS_PTB") == "1") {
 		os.Exit(Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 	}
 	os.Exit(m.Run())
@@ -211,6 +213,52 @@ func TestRunUnsandboxedIsRecorded(t *testing.T) {
 	}
 	if !strings.Contains(strings.Join(r.Warnings, "\n"), "unsandboxed") {
 		t.Errorf("warnings %q do not say the run was unsandboxed", r.Warnings)
+	}
+	if len(r.Sandbox.Limits) == 0 {
+		t.Errorf("the record does not list the job's limits")
+	}
+	for _, l := range r.Sandbox.Limits {
+		if l.Enforced || !strings.HasPrefix(l.How, "not enforced") {
+			t.Errorf("limit %+v: the none backend enforces nothing, and the record must say so", l)
+		}
+	}
+}
+
+// A limit given with --limit is recorded with how bwrap enforced it.
+func TestRunRecordsLimits(t *testing.T) {
+	if _, err := sandboxBackend(context.Background(), "bwrap"); err != nil {
+		t.Skip(err)
+	}
+	dir := t.TempDir()
+	script := filepath.Join(dir, "s.yaml")
+	os.WriteFile(script, []byte("steps:\n  - run: \"head -c 20000000 /dev/zero > /tmp/f; stat -c %s /tmp/f\"\nfinal: done\n"), 0o644)
+	code, stdout, stderr := runPTB(t, "run", "--agent", "scripted", "--script", script, "--limit", "tmp=4M", "--limit", "pids=none",
+		"--base-model", "qwen3-1.7b", "--benchmark", "gsm8k", "--hours", "0.01", "--eval-backend", "none",
+		"--out", filepath.Join(dir, "runs"), "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var r result.Result
+	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]result.Limit{}
+	for _, l := range r.Sandbox.Limits {
+		got[l.Name] = l
+	}
+	if l := got["tmp"]; l.Value != 4<<20 || !l.Enforced || !strings.Contains(l.How, "tmpfs") {
+		t.Errorf("tmp limit recorded as %+v", l)
+	}
+	if _, ok := got["pids"]; ok {
+		t.Errorf("pids=none still recorded as a limit: %+v", got["pids"])
+	}
+	if l := got["disk"]; l.Value != float64(job.DefaultDiskBytes) || !strings.Contains(l.How, "watchdog") {
+		t.Errorf("default disk limit recorded as %+v", l)
+	}
+	code, _, stderr = runPTB(t, "run", "--agent", "scripted", "--script", script, "--limit", "memory=lots",
+		"--base-model", "qwen3-1.7b", "--benchmark", "gsm8k", "--eval-backend", "none", "--out", filepath.Join(dir, "runs"))
+	if code != 2 || !strings.Contains(stderr, "--limit") || !strings.Contains(stderr, "memory") {
+		t.Errorf("a bad --limit: exit %d, %q; want a usage error naming it", code, stderr)
 	}
 }
 

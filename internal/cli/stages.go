@@ -25,7 +25,8 @@ import (
 
 // wireStages connects the evaluate and audit stages and usage accounting.
 func wireStages(r *pipeline.Runner, spec job.Spec) {
-	r.Evaluator = evaluator{reg: r.Registry}
+	// The inference server sees no more of the host than the judge does.
+	r.Evaluator = evaluator{reg: r.Registry, hidden: append(append([]string{}, r.Hidden...), spec.OutRoot)}
 	r.Usage = usageReader{}
 	r.Auditor = auditor{sb: r.Sandbox, hidden: append(append([]string{}, r.Hidden...), spec.OutRoot)}
 }
@@ -72,8 +73,12 @@ func (a auditor) Audit(ctx context.Context, dir rundir.Dir, spec job.Spec) (*res
 }
 
 // evaluator is the evaluate stage on top of package eval. The chat
-// template follows the job's base model, as in the original.
-type evaluator struct{ reg *registry.Registry }
+// template follows the job's base model, as in the original. The inference
+// server runs in the job's sandbox backend with the job's GPUs.
+type evaluator struct {
+	reg    *registry.Registry
+	hidden []string // host paths the server must not see
+}
 
 func (ev evaluator) Evaluate(ctx context.Context, req pipeline.EvalRequest) (*result.Evaluation, error) {
 	s := req.Spec
@@ -82,6 +87,7 @@ func (ev evaluator) Evaluate(ctx context.Context, req pipeline.EvalRequest) (*re
 		ModelPath: req.ModelDir, BaseURL: s.Eval.BaseURL, Responses: s.Eval.Responses,
 		DataDir: s.Eval.DataDir, Limit: s.Eval.Limit, OutDir: req.OutDir,
 		Sandbox: req.Sandbox, Progress: req.Progress,
+		GPUs: s.GPUs, Hidden: ev.hidden,
 	}
 	if ev.reg != nil {
 		m, err := ev.reg.Model(s.BaseModel)
@@ -101,10 +107,18 @@ func (ev evaluator) Evaluate(ctx context.Context, req pipeline.EvalRequest) (*re
 		return nil, fmt.Errorf("evaluate %s: %w", s.Benchmark, err)
 	}
 	acc, se := sum.Accuracy, sum.Stderr
-	return &result.Evaluation{
+	out := &result.Evaluation{
 		Task: sum.Task, Version: sum.Version, Backend: sum.Backend, Metrics: sum.Metrics,
 		Accuracy: &acc, Stderr: &se, Samples: sum.Samples,
-	}, nil
+	}
+	if r := sum.Server; r != nil {
+		out.Server = &result.EvalServer{
+			Backend: r.Backend, Executable: r.Executable, Version: r.Version, PinnedVersion: r.PinnedVersion,
+			Sandbox: r.Sandbox, Unsandboxed: r.Unsandboxed, GPUs: append([]int{}, r.GPUs...),
+			TrustRemoteCode: r.TrustRemoteCode, Warnings: append([]string{}, sum.Warnings...),
+		}
+	}
+	return out, nil
 }
 
 // cliScaffold returns the adapter of a real agent CLI.

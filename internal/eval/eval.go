@@ -97,10 +97,21 @@ type Options struct {
 	Ladder          string // LadderFaithful ("" too) or LadderPerSample
 	Concurrency     int    // 0 = DefaultConcurrency
 	OutDir          string // metrics.json, samples.jsonl, server.log go here
-	Sandbox         sandbox.Backend
-	Judge           Judge
-	Progress        io.Writer // progress bar target (stderr); nil = none
-	Seed            uint32    // GPQA choice shuffle
+	// Sandbox runs HumanEval programs and the vllm and hf backends' server
+	// (sandboxed.go); the none backend is recorded as unsandboxed.
+	Sandbox sandbox.Backend
+	// GPUs are the device indices the server may use; Hidden are host paths
+	// it must not see (the evaluation data, other runs); ServerEnv adds
+	// KEY=VALUE (or KEY, from the host) to its allowlisted environment.
+	GPUs      []int
+	Hidden    []string
+	ServerEnv []string
+	// PTB is the ptb binary that relays the server's socket inside the
+	// sandbox (`ptb sandbox-init`); "" = this executable.
+	PTB      string
+	Judge    Judge
+	Progress io.Writer // progress bar target (stderr); nil = none
+	Seed     uint32    // GPQA choice shuffle
 	// Python is the interpreter for HumanEval programs ("" = python3).
 	Python string
 	// TemplatesDir holds offline copies of the pinned chat templates
@@ -120,7 +131,8 @@ type Options struct {
 	// HFPython is the interpreter, with torch and transformers, that runs the
 	// hf backend's server ("" = python3).
 	HFPython string
-	// HTTP is the client for inference requests (nil = a default one).
+	// HTTP is the client for the url backend's requests (nil = a default
+	// one); a server ptb starts is reached over its own socket.
 	HTTP *http.Client
 	// Sleep replaces real waits between retries (tests).
 	Sleep func(ctx context.Context, d time.Duration) error
@@ -143,6 +155,9 @@ type Summary struct {
 	// ChatTemplate is the template the server ptb started was given; nil
 	// for the url and replay backends.
 	ChatTemplate *TemplateRecord `json:"chat_template,omitempty"`
+	// Server is the inference server ptb started (vllm, hf backends).
+	Server   *ServerRecord `json:"server,omitempty"`
+	Warnings []string      `json:"warnings,omitempty"`
 }
 
 // Run evaluates o.Task and writes o.OutDir. It returns an error, and writes
@@ -221,6 +236,13 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 			return nil, err
 		}
 	}
+	if o.Backend == BackendVLLM || o.Backend == BackendHF {
+		// The last server that answered (none started when every sample
+		// was done already).
+		if rec := recordedServer(o.OutDir); rec != nil && rec.Backend == o.Backend {
+			sum.Server, sum.Warnings = rec, rec.Warnings()
+		}
+	}
 	done, err = readScored(filepath.Join(o.OutDir, SamplesFile))
 	if err != nil {
 		return nil, err
@@ -254,12 +276,12 @@ func (o Options) source() dataset.Source {
 type generator func(ctx context.Context, s task.Sample, maxTokens int) (task.Output, bool, error)
 
 func (o Options) generator(ctx context.Context, info task.Info) (generator, func(), error) {
+	timeout := 8 * time.Hour
+	if o.Ladder != LadderPerSample && info.Style == task.StyleScript {
+		timeout = scriptRequestTimeout
+	}
 	hc := o.HTTP
 	if hc == nil {
-		timeout := 8 * time.Hour
-		if o.Ladder != LadderPerSample && info.Style == task.StyleScript {
-			timeout = scriptRequestTimeout
-		}
 		hc = &http.Client{Timeout: timeout, Transport: transport(o.concurrency())}
 	}
 	switch o.Backend {
@@ -285,7 +307,13 @@ func (o Options) generator(ctx context.Context, info task.Info) (generator, func
 		if err != nil {
 			return nil, nil, err
 		}
-		gen, stop, err := o.clientGenerator(ctx, hc, srv.BaseURL(), srv.APIKey(), srv.Model(), info, srv.Recover)
+		if err := o.noteServer(srv.Record()); err != nil {
+			srv.Close()
+			return nil, nil, err
+		}
+		// The server's socket, with the request timeout of the task.
+		shc := &http.Client{Timeout: timeout, Transport: srv.HTTP().Transport}
+		gen, stop, err := o.clientGenerator(ctx, shc, srv.BaseURL(), srv.APIKey(), srv.Model(), info, srv.Recover)
 		if err != nil {
 			srv.Close()
 			return nil, nil, err
@@ -648,6 +676,8 @@ type state struct {
 	Version   string `json:"version"`
 	MaxTokens int    `json:"max_tokens_override,omitempty"` // --max-tokens; 0: the retry ladder
 	Ladder    string `json:"ladder,omitempty"`              // faithful | per-sample ("": faithful)
+	// Server is the last inference server ptb started for these samples.
+	Server *ServerRecord `json:"server,omitempty"`
 }
 
 func checkState(dir string, info task.Info, maxTokens int, ladder string) error {
@@ -671,7 +701,7 @@ func checkState(dir string, info task.Info, maxTokens int, ladder string) error 
 		if _, err := os.Stat(samples); err == nil {
 			return fmt.Errorf("%s has %s but no %s saying what produced it; use another --out directory", dir, SamplesFile, StateFile)
 		}
-		b, _ := json.MarshalIndent(state{info.Name, info.Version, maxTokens, ladder}, "", "  ")
+		b, _ := json.MarshalIndent(state{Task: info.Name, Version: info.Version, MaxTokens: maxTokens, Ladder: ladder}, "", "  ")
 		return rundir.WriteFileAtomic(p, append(b, '\n'), 0o644)
 	}
 	return fmt.Errorf("read %s: %w", p, err)

@@ -22,25 +22,70 @@ import (
 
 	"github.com/ptb-dev/ptb/internal/eval/evaltest"
 	"github.com/ptb-dev/ptb/internal/eval/task"
+	"github.com/ptb-dev/ptb/internal/sandbox/none"
+	"github.com/ptb-dev/ptb/internal/sandbox/relay"
 )
 
-// The test binary plays the inference server when PTB_FAKE_SERVER is set:
-// "server" is `vllm serve ...` or `python3 server.py ...`, "child" a process
-// the server started (vLLM's engine core) that ignores SIGTERM.
+// The test binary plays, by its arguments, every program the evaluation
+// starts: `ptb sandbox-init ...` (the relay in front of the server),
+// `vllm serve MODEL ...` and `vllm --version`, `python3 .../server.py ...`
+// (the hf server) and "fake-engine-core", a process the server started
+// (vLLM's engine core) that ignores SIGTERM. The server reads how to
+// behave from MODEL/fake.json (the model directory is the one thing every
+// sandbox shows it); the environment is not used, since the harness passes
+// the server an allowlist only.
 func TestMain(m *testing.M) {
-	switch os.Getenv("PTB_FAKE_SERVER") {
-	case "server":
-		fakeServerMain()
-		os.Exit(0)
-	case "child":
-		signal.Ignore(syscall.SIGTERM)
-		time.Sleep(time.Hour)
-		os.Exit(0)
+	if len(os.Args) > 1 {
+		switch a := os.Args[1]; {
+		case a == "sandbox-init":
+			os.Exit(fakeSandboxInit(os.Args[2:]))
+		case a == "--version":
+			fmt.Println("INFO 11-29 12:00:00 [__init__.py:216] Automatically detected platform cuda.")
+			fmt.Println("0.11.0")
+			os.Exit(0)
+		case a == "serve" || filepath.Base(a) == HFServerFile:
+			fakeServerMain()
+			os.Exit(0)
+		case a == "fake-engine-core":
+			signal.Ignore(syscall.SIGTERM)
+			time.Sleep(time.Hour)
+			os.Exit(0)
+		}
 	}
 	os.Exit(m.Run())
 }
 
-// fakeRecord is what each fake server start appends to PTB_FAKE_DIR/starts.jsonl.
+// fakeSandboxInit is `ptb sandbox-init --forward F... -- ARGV...`.
+func fakeSandboxInit(args []string) int {
+	var fs []relay.Forward
+	for len(args) >= 2 && args[0] == "--forward" {
+		f, err := relay.ParseForward(args[1])
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		fs = append(fs, f)
+		args = args[2:]
+	}
+	if len(args) == 0 || args[0] != "--" {
+		fmt.Fprintf(os.Stderr, "fake sandbox-init: bad arguments %q\n", args)
+		return 2
+	}
+	return relay.Init(context.Background(), fs, args[1:], os.Environ(), os.Stdin, os.Stdout, os.Stderr)
+}
+
+// fakeConfig is MODEL/fake.json.
+type fakeConfig struct {
+	Dir        string   `json:"dir"`        // where to record starts ("" = nowhere)
+	DieAfter   int      `json:"die_after"`  // >0: the first instance exits without answering its (n+1)th chat request
+	DieAlways  bool     `json:"die_always"` // every instance does so at its first
+	FailStart  bool     `json:"fail_start"` // exit at once
+	Attack     bool     `json:"attack"`     // try the attacks below and print what they gave
+	ReadFiles  []string `json:"read"`       // host files to read
+	WriteFiles []string `json:"write"`      // host files to create
+}
+
+// fakeRecord is what each fake server start appends to DIR/starts.jsonl.
 type fakeRecord struct {
 	Argv     []string `json:"argv"`
 	ScriptOK bool     `json:"script_ok"` // argv[0] holds the embedded server.py
@@ -48,19 +93,10 @@ type fakeRecord struct {
 }
 
 // fakeServerMain serves /health (after a short start-up), /v1/models and
-// /v1/chat/completions, answering "instance N". Environment:
-// PTB_FAKE_DIR where to record starts; PTB_FAKE_DIE_AFTER=n: the first
-// instance exits without answering its (n+1)th chat request;
-// PTB_FAKE_DIE_ALWAYS=1: every instance does so at its first;
-// PTB_FAKE_FAIL_START=1: exit at once.
+// /v1/chat/completions, answering "instance N", as fake.json says.
 func fakeServerMain() {
-	dir := os.Getenv("PTB_FAKE_DIR")
 	args := os.Args[1:]
 	fmt.Printf("fake server: argv %q\n", args)
-	if os.Getenv("PTB_FAKE_FAIL_START") == "1" {
-		fmt.Println("fake server: CUDA out of memory")
-		os.Exit(1)
-	}
 	flag := func(name string) string {
 		for i, a := range args {
 			if a == name && i+1 < len(args) {
@@ -69,8 +105,29 @@ func fakeServerMain() {
 		}
 		return ""
 	}
-	child := exec.Command(os.Args[0])
-	child.Env = append(os.Environ(), "PTB_FAKE_SERVER=child")
+	model := flag("--model")
+	if args[0] == "serve" {
+		model = args[1]
+	}
+	var cfg fakeConfig
+	if b, err := os.ReadFile(filepath.Join(model, "fake.json")); err == nil {
+		if err := json.Unmarshal(b, &cfg); err != nil {
+			fmt.Println("fake server: fake.json:", err)
+			os.Exit(1)
+		}
+	}
+	if cfg.Attack {
+		attack(cfg)
+	}
+	if t := flag("--chat-template"); t != "" {
+		b, err := os.ReadFile(t)
+		fmt.Printf("fake server: chat template %q: %q %v\n", t, b, err)
+	}
+	if cfg.FailStart {
+		fmt.Println("fake server: CUDA out of memory")
+		os.Exit(1)
+	}
+	child := exec.Command(os.Args[0], "fake-engine-core")
 	if err := child.Start(); err != nil {
 		fmt.Println("fake server:", err)
 		os.Exit(1)
@@ -80,20 +137,24 @@ func fakeServerMain() {
 		b, err := os.ReadFile(args[0])
 		rec.ScriptOK = err == nil && bytes.Equal(b, hfServerPy)
 	}
-	line, _ := json.Marshal(rec)
-	f, err := os.OpenFile(filepath.Join(dir, "starts.jsonl"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		os.Exit(1)
+	instance := 1
+	if cfg.Dir != "" {
+		line, _ := json.Marshal(rec)
+		f, err := os.OpenFile(filepath.Join(cfg.Dir, "starts.jsonl"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			fmt.Println("fake server:", err)
+			os.Exit(1)
+		}
+		_, _ = f.Write(append(line, '\n'))
+		f.Close()
+		b, _ := os.ReadFile(filepath.Join(cfg.Dir, "starts.jsonl"))
+		instance = bytes.Count(b, []byte("\n"))
 	}
-	_, _ = f.Write(append(line, '\n'))
-	f.Close()
-	b, _ := os.ReadFile(filepath.Join(dir, "starts.jsonl"))
-	instance := bytes.Count(b, []byte("\n"))
 	dieAfter := int64(-1)
-	if n, err := strconv.Atoi(os.Getenv("PTB_FAKE_DIE_AFTER")); err == nil && instance == 1 {
-		dieAfter = int64(n)
+	if cfg.DieAfter > 0 && instance == 1 {
+		dieAfter = int64(cfg.DieAfter)
 	}
-	if os.Getenv("PTB_FAKE_DIE_ALWAYS") == "1" {
+	if cfg.DieAlways {
 		dieAfter = 0
 	}
 	key := flag("--api-key")
@@ -111,7 +172,7 @@ func fakeServerMain() {
 			return
 		}
 		if r.URL.Path == "/v1/models" {
-			_ = json.NewEncoder(w).Encode(map[string]any{"data": []any{map[string]any{"id": flag("--model")}}})
+			_ = json.NewEncoder(w).Encode(map[string]any{"data": []any{map[string]any{"id": model}}})
 			return
 		}
 		if n := served.Add(1); dieAfter >= 0 && n > dieAfter {
@@ -128,6 +189,28 @@ func fakeServerMain() {
 	}
 	fmt.Printf("fake server %d listening\n", instance)
 	_ = http.Serve(l, mux)
+}
+
+// attack is what code in final_model could do when the server loads it
+// (vLLM under --trust-remote-code runs the model directory's Python): read
+// host files, write beside final_model and elsewhere, and look for the
+// harness's secrets in its environment. It prints what it got.
+func attack(cfg fakeConfig) {
+	for _, p := range cfg.ReadFiles {
+		if b, err := os.ReadFile(p); err == nil {
+			fmt.Printf("ATTACK read %s: %q\n", p, b)
+		} else {
+			fmt.Printf("ATTACK read %s blocked: %v\n", p, err)
+		}
+	}
+	for _, p := range cfg.WriteFiles {
+		if err := os.WriteFile(p, []byte("pwned"), 0o644); err == nil {
+			fmt.Printf("ATTACK write %s: done\n", p)
+		} else {
+			fmt.Printf("ATTACK write %s blocked: %v\n", p, err)
+		}
+	}
+	fmt.Printf("ATTACK env: %q\n", os.Environ())
 }
 
 func readStarts(t *testing.T, dir string) []fakeRecord {
@@ -182,15 +265,16 @@ func checkGone(t *testing.T, starts []fakeRecord) {
 }
 
 // fakeSetup makes a Qwen-typed model directory (by config.json, as
-// final_model is), a templates directory and the fake's environment.
-func fakeSetup(t *testing.T, backend string) (Options, string) {
+// final_model is) holding the fake's fake.json, and a templates directory.
+// The server runs under the none backend, so that the test can see its
+// process ids.
+func fakeSetup(t *testing.T, backend string, cfg fakeConfig) (Options, string) {
 	t.Helper()
 	old := healthPoll
 	healthPoll = 20 * time.Millisecond
 	t.Cleanup(func() { healthPoll = old })
 	fake := t.TempDir()
-	t.Setenv("PTB_FAKE_SERVER", "server")
-	t.Setenv("PTB_FAKE_DIR", fake)
+	cfg.Dir = fake
 	model := filepath.Join(t.TempDir(), "final_model")
 	if err := os.MkdirAll(model, 0o755); err != nil {
 		t.Fatal(err)
@@ -198,8 +282,13 @@ func fakeSetup(t *testing.T, backend string) (Options, string) {
 	if err := os.WriteFile(filepath.Join(model, "config.json"), []byte(`{"architectures": ["Qwen3ForCausalLM"]}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	b, _ := json.Marshal(cfg)
+	if err := os.WriteFile(filepath.Join(model, "fake.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	return Options{Task: "gsm8k", Backend: backend, ModelPath: model, Limit: 12, Concurrency: 2, MaxTokens: 100,
-		OutDir: t.TempDir(), Pinned: evaltest.NewMirror(t).Store(t), VLLM: os.Args[0], HFPython: os.Args[0], Sleep: noSleep}, fake
+		OutDir: t.TempDir(), Pinned: evaltest.NewMirror(t).Store(t), VLLM: os.Args[0], HFPython: os.Args[0], Sleep: noSleep,
+		Sandbox: none.New()}, fake
 }
 
 // TestServerLifecycle runs gsm8k on a server started by ptb that dies after
@@ -211,9 +300,8 @@ func TestServerLifecycle(t *testing.T) {
 	data := dataDir(t)
 	for _, backend := range []string{BackendVLLM, BackendHF} {
 		t.Run(backend, func(t *testing.T) {
-			o, fake := fakeSetup(t, backend)
+			o, fake := fakeSetup(t, backend, fakeConfig{DieAfter: 5})
 			o.DataDir = data
-			t.Setenv("PTB_FAKE_DIE_AFTER", "5")
 			sum, err := Run(context.Background(), o)
 			starts := readStarts(t, fake)
 			checkGone(t, starts)
@@ -268,6 +356,23 @@ func TestServerLifecycle(t *testing.T) {
 			if n1, n2 := byInstance["instance 1"], byInstance["instance 2"]; n1+n2 != 12 || n1 > 5 || n2 < 7 {
 				t.Errorf("answers by instance %v, want at most 5 by the first and the rest by the restarted one", byInstance)
 			}
+			// eval.json records the server (here: unsandboxed, under none);
+			// a resumed evaluation with nothing left to do reports it again
+			// without starting one.
+			rec := recordedServer(o.OutDir)
+			if rec == nil || rec.Backend != backend || rec.Sandbox != "none" || !rec.Unsandboxed || !reflect.DeepEqual(rec, sum.Server) {
+				t.Errorf("eval.json server %+v, summary %+v", rec, sum.Server)
+			}
+			if backend == BackendVLLM && (rec.Version != "0.11.0" || rec.PinnedVersion != PinnedVLLM) {
+				t.Errorf("vllm version %q (pin %q), want 0.11.0 from `vllm --version`", rec.Version, rec.PinnedVersion)
+			}
+			if len(sum.Warnings) == 0 || !strings.HasPrefix(sum.Warnings[0], "unsandboxed:") {
+				t.Errorf("warnings %q, want the unsandboxed server named", sum.Warnings)
+			}
+			again, err := Run(context.Background(), o)
+			if err != nil || !reflect.DeepEqual(again.Server, sum.Server) || len(readStarts(t, fake)) != 2 {
+				t.Errorf("resumed: %v, server %+v, %d starts", err, again.Server, len(readStarts(t, fake)))
+			}
 			log, _ := os.ReadFile(filepath.Join(o.OutDir, ServerLog))
 			for _, s := range []string{"ptb: starting", "fake server 1 listening", "fake server 1: dying at request 6", "fake server 2 listening", "exit status 3"} {
 				if !strings.Contains(string(log), s) {
@@ -279,8 +384,7 @@ func TestServerLifecycle(t *testing.T) {
 }
 
 func TestServerStartFails(t *testing.T) {
-	o, fake := fakeSetup(t, BackendVLLM)
-	t.Setenv("PTB_FAKE_FAIL_START", "1")
+	o, fake := fakeSetup(t, BackendVLLM, fakeConfig{FailStart: true})
 	o.DataDir = dataDir(t)
 	_, err := Run(context.Background(), o)
 	if err == nil || !strings.Contains(err.Error(), "exited before it was healthy") || !strings.Contains(err.Error(), ServerLog) {
@@ -297,8 +401,7 @@ func TestServerStartFails(t *testing.T) {
 }
 
 func TestServerGivesUpAfterRestarts(t *testing.T) {
-	o, fake := fakeSetup(t, BackendVLLM)
-	t.Setenv("PTB_FAKE_DIE_ALWAYS", "1")
+	o, fake := fakeSetup(t, BackendVLLM, fakeConfig{DieAlways: true})
 	o.DataDir = dataDir(t)
 	o.Concurrency = 1
 	_, err := Run(context.Background(), o)

@@ -59,7 +59,7 @@ func TestPinnedTemplatePerBaseModel(t *testing.T) {
 		}
 		for i, taskName := range []string{"gsm8k", "bfcl"} {
 			t.Run(m.Short+"/"+taskName, func(t *testing.T) {
-				o, fake := fakeSetup(t, BackendVLLM)
+				o, fake := fakeSetup(t, BackendVLLM, fakeConfig{})
 				mirror := evaltest.NewMirror(t)
 				o.Pinned = mirror.Store(t)
 				o.Task, o.DataDir, o.Limit, o.BaseModel = taskName, data, 2, &m
@@ -94,7 +94,7 @@ func TestPinnedTemplatePerBaseModel(t *testing.T) {
 // Without a base model (plain `ptb eval`), the template is chosen by
 // config.json as before, and the record says so.
 func TestTemplateFallbackByConfig(t *testing.T) {
-	o, fake := fakeSetup(t, BackendVLLM)
+	o, fake := fakeSetup(t, BackendVLLM, fakeConfig{})
 	o.DataDir, o.Limit = dataDir(t), 2
 	sum, err := Run(context.Background(), o)
 	checkGone(t, readStarts(t, fake))
@@ -105,7 +105,7 @@ func TestTemplateFallbackByConfig(t *testing.T) {
 		t.Errorf("record %+v", rec)
 	}
 	// A model no family names cannot be served without a base model.
-	o, _ = fakeSetup(t, BackendVLLM)
+	o, _ = fakeSetup(t, BackendVLLM, fakeConfig{})
 	o.DataDir = dataDir(t)
 	os.WriteFile(filepath.Join(o.ModelPath, "config.json"), []byte(`{"architectures": ["MysteryForCausalLM"]}`), 0o644)
 	if _, err := Run(context.Background(), o); err == nil || !strings.Contains(err.Error(), "--base-model") {
@@ -120,7 +120,7 @@ func TestTamperedTemplateRefused(t *testing.T) {
 	badSum := sha256.Sum256([]byte(bad))
 	for _, where := range []string{"templates-dir", "cache"} {
 		t.Run(where, func(t *testing.T) {
-			o, fake := fakeSetup(t, BackendVLLM)
+			o, fake := fakeSetup(t, BackendVLLM, fakeConfig{})
 			o.DataDir = dataDir(t)
 			mirror := evaltest.NewMirror(t)
 			store := mirror.Store(t)
@@ -218,7 +218,7 @@ func TestRealPinsServed(t *testing.T) {
 	for _, id := range []string{"Qwen/Qwen3-1.7B-Base", "HuggingFaceTB/SmolLM3-3B-Base", "google/gemma-3-4b-pt"} {
 		m, _ := reg.Model(id)
 		for _, taskName := range []string{"gsm8k", "bfcl"} {
-			o, fake := fakeSetup(t, BackendVLLM)
+			o, fake := fakeSetup(t, BackendVLLM, fakeConfig{})
 			o.Task, o.DataDir, o.Limit, o.BaseModel, o.Pinned = taskName, dataDir(t), 1, &m, store
 			_, err := Run(context.Background(), o)
 			starts := readStarts(t, fake)

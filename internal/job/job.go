@@ -48,6 +48,10 @@ type Spec struct {
 	// this much time left, with the original's continuation prompt (the
 	// paper's reprompt variants used 30 minutes). 0 turns it off.
 	Reprompt time.Duration `json:"reprompt_ns,omitempty"`
+	// Limits bound the agent's memory, processes, CPU, /tmp and disk.
+	// Zero fields take the defaults (DefaultMemoryBytes, ...); a negative
+	// one switches that limit off.
+	Limits sandbox.Limits `json:"limits"`
 	// Script is the scripted agent's script (scripted agent only).
 	Script string `json:"script,omitempty"`
 
@@ -116,6 +120,7 @@ func (s *Spec) Normalize(reg *registry.Registry) error {
 	if s.Sandbox == "" {
 		s.Sandbox = "bwrap"
 	}
+	normalizeLimits(&s.Limits)
 	if s.Network == "" {
 		s.Network = sandbox.NetworkNone
 	}

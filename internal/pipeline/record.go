@@ -149,6 +149,9 @@ func (x *run) record(ctx context.Context) (*result.Result, error) {
 		if len(st.Secrets) > 0 {
 			res.Warnings = append(res.Warnings, "a secret entered the sandbox: "+strings.Join(st.Secrets, ", "))
 		}
+		s.Limit = last.Limit
+		res.Sandbox.Limits = st.Limits
+		res.Sandbox.GPUs = st.GPUs
 		if s.EndReason == "interrupted" || s.EndReason == "harness_died" {
 			s.EndReason = result.EndHarnessError
 		}
@@ -264,4 +267,38 @@ func GPUs(ctx context.Context) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// gpuInfo describes the GPUs bound into the sandbox: their device node
+// and, where nvidia-smi answers, their UUID (which identifies the card
+// even when indices are renumbered).
+func gpuInfo(ctx context.Context, idx []int) []result.GPU {
+	uuids := map[string]string{}
+	if _, err := exec.LookPath("nvidia-smi"); err == nil {
+		ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		b, err := exec.CommandContext(ctx, "nvidia-smi", "--query-gpu=index,uuid", "--format=csv,noheader").Output()
+		cancel()
+		if err == nil {
+			uuids = ParseGPUUUIDs(string(b))
+		}
+	}
+	out := make([]result.GPU, 0, len(idx))
+	for _, i := range idx {
+		n := fmt.Sprint(i)
+		out = append(out, result.GPU{Index: i, Device: "/dev/nvidia" + n, UUID: uuids[n]})
+	}
+	return out
+}
+
+// ParseGPUUUIDs reads `nvidia-smi --query-gpu=index,uuid
+// --format=csv,noheader` output into index -> UUID.
+func ParseGPUUUIDs(s string) map[string]string {
+	m := map[string]string{}
+	for _, l := range strings.Split(s, "\n") {
+		i, u, ok := strings.Cut(l, ",")
+		if ok {
+			m[strings.TrimSpace(i)] = strings.TrimSpace(u)
+		}
+	}
+	return m
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,6 +31,11 @@ type SolveState struct {
 	// Waited is the time spent waiting between reprompts; like the
 	// original's wall-clock timer, it counts against the budget.
 	Waited time.Duration `json:"waited_ns,omitempty"`
+	// Limits are the resource limits of the last segment and how the
+	// sandbox enforced each.
+	Limits []result.Limit `json:"limits,omitempty"`
+	// GPUs are the GPUs bound into the sandbox, with their UUIDs.
+	GPUs []result.GPU `json:"gpus,omitempty"`
 }
 
 // Segment is one launch of the agent.
@@ -40,7 +46,8 @@ type Segment struct {
 	Heartbeat time.Time      `json:"heartbeat"` // last time the harness saw it running
 	End       *time.Time     `json:"end"`
 	Deadline  time.Time      `json:"deadline"`
-	EndReason string         `json:"end_reason"` // exited | deadline | signal | harness_error | interrupted | harness_died
+	EndReason string         `json:"end_reason"`      // exited | deadline | signal | limit | harness_error | interrupted | harness_died
+	Limit     string         `json:"limit,omitempty"` // the limit that ended it (memory, pids, disk, files)
 	ExitCode  *int           `json:"exit_code"`
 	Signal    string         `json:"signal,omitempty"`
 	Error     string         `json:"error,omitempty"`
@@ -269,6 +276,7 @@ func (x *run) segment(ctx context.Context, st *SolveState, remaining time.Durati
 		Hidden:    x.hidden(),
 		Network:   x.spec.Network,
 		GPUs:      x.spec.GPUs,
+		Limits:    x.spec.SandboxLimits(),
 		Stdout:    io.MultiWriter(rt, so),
 		Stderr:    se,
 	}
@@ -278,6 +286,28 @@ func (x *run) segment(ctx context.Context, st *SolveState, remaining time.Durati
 	}
 	defer proc.Destroy()
 	seg.Handle = proc.Handle()
+	st.Limits = nil
+	if lp, ok := proc.(sandbox.Limited); ok {
+		for _, l := range lp.Limits() {
+			st.Limits = append(st.Limits, result.Limit{Name: l.Name, Value: l.Value, Enforced: l.Enforced, How: l.How})
+		}
+	} else {
+		// The record says what was asked for and not enforced.
+		how := "not enforced: the " + x.r.Sandbox.Capabilities().Name + " backend enforces no limits"
+		l := spec.Limits
+		for _, a := range []struct {
+			name string
+			v    float64
+		}{{sandbox.LimitMemory, float64(l.MemoryBytes)}, {sandbox.LimitPids, float64(l.Pids)}, {sandbox.LimitCPU, l.CPUs},
+			{sandbox.LimitTmp, float64(l.TmpBytes)}, {sandbox.LimitDisk, float64(l.DiskBytes)}, {sandbox.LimitFiles, float64(l.DiskFiles)}} {
+			if a.v > 0 {
+				st.Limits = append(st.Limits, result.Limit{Name: a.name, Value: a.v, How: how})
+			}
+		}
+	}
+	if len(x.spec.GPUs) > 0 && len(st.GPUs) == 0 {
+		st.GPUs = gpuInfo(ctx, x.spec.GPUs)
+	}
 	st.Segments = append(st.Segments, seg)
 	cur := &st.Segments[len(st.Segments)-1]
 	x.save(st)
@@ -344,6 +374,11 @@ func (x *run) segment(ctx context.Context, st *SolveState, remaining time.Durati
 	switch {
 	case reason != "":
 		cur.EndReason = reason
+	case w.err == nil && w.ex.Limit != "":
+		// The sandbox ended the agent for a resource limit.
+		cur.EndReason, cur.Limit = result.EndLimit, w.ex.Limit
+		x.log.Info("agent stopped at a resource limit", "limit", w.ex.Limit)
+		x.r.progressf("ptb: solve: the agent hit its %s limit and was stopped\n", w.ex.Limit)
 	case w.err != nil:
 		cur.EndReason, cur.Error = result.EndHarnessError, w.err.Error()
 	case w.ex.Signal != "":
@@ -376,6 +411,8 @@ func describe(g *Segment) string {
 		return "agent died of " + g.Signal
 	case result.EndDeadline:
 		return "agent stopped at the deadline"
+	case result.EndLimit:
+		return "agent stopped at its " + g.Limit + " limit"
 	}
 	return g.EndReason
 }
@@ -517,7 +554,15 @@ func (x *run) readOnly(argv, env []string) []string {
 			}
 		}
 		if bin, err := cliutil.LookPath(argv[0], path); err == nil {
-			ro = append(ro, cliutil.InstallPaths(bin)...)
+			inst := cliutil.InstallPaths(bin)
+			ro = append(ro, inst...)
+			// An npm CLI runs on node, which need not live in a
+			// system directory the sandbox shows.
+			if slices.ContainsFunc(inst, func(p string) bool { return strings.HasSuffix(p, "/node_modules") }) {
+				if node, err := cliutil.LookPath("node", path); err == nil {
+					ro = append(ro, cliutil.InstallPaths(node)...)
+				}
+			}
 		}
 	}
 	return append(ro, x.spec.ReadOnly...)

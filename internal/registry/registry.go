@@ -64,12 +64,36 @@ type Agent struct {
 	Builtin      bool   `yaml:"builtin,omitempty" json:"builtin,omitempty"`
 }
 
+// HubDeny is a hub repository (or some of its files) the agent must not
+// fetch: the gateway's hub route refuses it and the audit flags it.
+type HubDeny struct {
+	Repo string `yaml:"repo" json:"repo"`                     // ORG/NAME, or a glob over it (path.Match, case-insensitive)
+	Type string `yaml:"type,omitempty" json:"type,omitempty"` // model | dataset | space; "" any
+	// PathContains limits the rule to files whose path contains it.
+	PathContains string `yaml:"path_contains,omitempty" json:"path_contains,omitempty"`
+	Benchmark    string `yaml:"benchmark,omitempty" json:"benchmark,omitempty"` // whose test set it is
+	Reason       string `yaml:"reason" json:"reason"`
+}
+
 // Registry is the set of known models, benchmarks and agents.
 type Registry struct {
 	Version    int         `yaml:"version"`
 	Models     []Model     `yaml:"models"`
 	Benchmarks []Benchmark `yaml:"benchmarks"`
 	Agents     []Agent     `yaml:"agents"`
+	HubDeny    []HubDeny   `yaml:"hub_deny"`
+}
+
+// HubDenyList returns the hub deny list: the instruct counterpart of every
+// model, then the hub_deny entries (benchmark test sets).
+func (r *Registry) HubDenyList() []HubDeny {
+	var out []HubDeny
+	for _, m := range r.Models {
+		if m.Instruct != "" {
+			out = append(out, HubDeny{Repo: m.Instruct, Type: "model", Reason: "instruct counterpart of " + m.ID})
+		}
+	}
+	return append(out, r.HubDeny...)
 }
 
 // Default returns the built-in registry.
@@ -122,6 +146,16 @@ func parse(b []byte, name string) (*Registry, error) {
 			return nil, fmt.Errorf("%s: agents[%d]: name is required", name, i)
 		}
 	}
+	for i, d := range r.HubDeny {
+		if d.Repo == "" || d.Reason == "" {
+			return nil, fmt.Errorf("%s: hub_deny[%d]: repo and reason are required", name, i)
+		}
+		switch d.Type {
+		case "", "model", "dataset", "space":
+		default:
+			return nil, fmt.Errorf("%s: hub_deny[%d]: type %q: want model, dataset, space or empty", name, i, d.Type)
+		}
+	}
 	return &r, nil
 }
 
@@ -145,6 +179,16 @@ func (r *Registry) merge(o *Registry) {
 			r.Agents[i] = a
 		} else {
 			r.Agents = append(r.Agents, a)
+		}
+	}
+	for _, d := range o.HubDeny {
+		same := func(x HubDeny) bool {
+			return strings.EqualFold(x.Repo, d.Repo) && x.Type == d.Type && x.PathContains == d.PathContains
+		}
+		if i := indexOf(r.HubDeny, same); i >= 0 {
+			r.HubDeny[i] = d
+		} else {
+			r.HubDeny = append(r.HubDeny, d)
 		}
 	}
 }

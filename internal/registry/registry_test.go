@@ -81,3 +81,43 @@ func TestLoadRejectsBadFiles(t *testing.T) {
 		}
 	}
 }
+
+func TestHubDenyList(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "reg.yaml")
+	os.WriteFile(p, []byte(`hub_deny:
+  - repo: openai/gsm8k
+    type: dataset
+    path_contains: test
+    reason: changed reason
+  - repo: someone/leak
+    type: dataset
+    reason: a copy of a test set
+`), 0o644)
+	r, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]HubDeny{}
+	for _, d := range r.HubDenyList() {
+		got[d.Type+":"+d.Repo] = d
+	}
+	for _, want := range []HubDeny{
+		{Repo: "Qwen/Qwen3-1.7B", Type: "model", Reason: "instruct counterpart of Qwen/Qwen3-1.7B-Base"},
+		{Repo: "google/gemma-3-4b-it", Type: "model", Reason: "instruct counterpart of google/gemma-3-4b-pt"},
+		{Repo: "openai/gsm8k", Type: "dataset", PathContains: "test", Reason: "changed reason"},
+		{Repo: "openai/openai_humaneval", Type: "dataset", Benchmark: "humaneval", Reason: "HumanEval test set"},
+		{Repo: "math-ai/aime25", Type: "dataset", Benchmark: "aime2025", Reason: "AIME 2025 test set"},
+		{Repo: "someone/leak", Type: "dataset", Reason: "a copy of a test set"},
+	} {
+		if g := got[want.Type+":"+want.Repo]; g != want {
+			t.Errorf("%s: got %+v, want %+v", want.Repo, g, want)
+		}
+	}
+	if n := len(r.HubDenyList()); n != 4+6+1 {
+		t.Errorf("%d entries, want 11 (4 instruct, 6 built-in test sets, 1 added)", n)
+	}
+	os.WriteFile(p, []byte("hub_deny:\n  - repo: x/y\n    type: models\n    reason: r\n"), 0o644)
+	if _, err := Load(p); err == nil || !strings.Contains(err.Error(), "hub_deny[0]") {
+		t.Errorf("bad type accepted: %v", err)
+	}
+}

@@ -47,6 +47,7 @@ const (
 	EndExited       = "exited"        // the agent exited on its own (see ExitCode)
 	EndDeadline     = "deadline"      // the harness stopped it at the deadline
 	EndSignal       = "signal"        // it died of a signal the harness did not send
+	EndLimit        = "limit"         // the sandbox stopped it at a resource limit (see Solve.Limit)
 	EndHarnessError = "harness_error" // the harness could not start or supervise it
 )
 
@@ -99,16 +100,17 @@ type Stage struct {
 
 // Solve records how the agent's work ended.
 type Solve struct {
-	TimeTakenS  float64 `json:"time_taken_s"` // wall time over all segments
-	BudgetS     float64 `json:"budget_s"`     // the job's budget in seconds
-	EndReason   string  `json:"end_reason"`   // exited | deadline | signal | harness_error
-	ExitCode    *int    `json:"exit_code"`    // when it exited
-	Signal      string  `json:"signal"`       // when it died of a signal
-	Segments    int     `json:"segments"`     // launches (1 + resumes + reprompts)
-	Deadline    string  `json:"deadline"`     // RFC 3339
-	FinalModel  bool    `json:"final_model"`  // whether final_model was left
-	TraceBytes  int64   `json:"trace_bytes"`  // size of the raw trace
-	ProtectedOK *bool   `json:"protected_ok"` // protected files unchanged at collect; null if not checked
+	TimeTakenS  float64 `json:"time_taken_s"`    // wall time over all segments
+	BudgetS     float64 `json:"budget_s"`        // the job's budget in seconds
+	EndReason   string  `json:"end_reason"`      // exited | deadline | signal | harness_error
+	ExitCode    *int    `json:"exit_code"`       // when it exited
+	Signal      string  `json:"signal"`          // when it died of a signal
+	Segments    int     `json:"segments"`        // launches (1 + resumes + reprompts)
+	Deadline    string  `json:"deadline"`        // RFC 3339
+	FinalModel  bool    `json:"final_model"`     // whether final_model was left
+	TraceBytes  int64   `json:"trace_bytes"`     // size of the raw trace
+	ProtectedOK *bool   `json:"protected_ok"`    // protected files unchanged at collect; null if not checked
+	Limit       string  `json:"limit,omitempty"` // with end_reason limit: memory | pids | disk | files
 	Error       string  `json:"error,omitempty"`
 	// TraceTruncated is set when the raw trace or output.log went over the
 	// job's bounds and was cut (trace/truncation.json lists the cuts).
@@ -124,6 +126,22 @@ type Evaluation struct {
 	Accuracy *float64       `json:"accuracy"`
 	Stderr   *float64       `json:"stderr"`
 	Samples  int            `json:"samples"`
+	// Server is the inference server ptb started (vllm, hf backends).
+	Server *EvalServer `json:"server,omitempty"`
+}
+
+// EvalServer is the inference server that answered the evaluation and how
+// it was contained.
+type EvalServer struct {
+	Backend         string   `json:"backend"`
+	Executable      string   `json:"executable"`
+	Version         string   `json:"version"`                  // `vllm --version`; "unknown: why" when unreadable
+	PinnedVersion   string   `json:"pinned_version,omitempty"` // vllm: the original's pin, 0.11.0
+	Sandbox         string   `json:"sandbox"`
+	Unsandboxed     bool     `json:"unsandboxed"`
+	GPUs            []int    `json:"gpus"`
+	TrustRemoteCode bool     `json:"trust_remote_code"`
+	Warnings        []string `json:"warnings"` // a version off the pin, an unsandboxed server
 }
 
 // Audit is the audit stage's outcome.
@@ -174,6 +192,27 @@ type Sandbox struct {
 	Backend     string `json:"backend"`
 	Unsandboxed bool   `json:"unsandboxed"`
 	Network     string `json:"network"` // none | host
+	// Limits are the job's resource limits and how each was enforced
+	// (e.g. "cgroup v1 memory", "tmpfs size", "watchdog every 2s", or
+	// "not enforced: ..."); empty when the backend enforces none.
+	Limits []Limit `json:"limits,omitempty"`
+	// GPUs are the GPUs bound into the sandbox.
+	GPUs []GPU `json:"gpus,omitempty"`
+}
+
+// Limit is one resource limit and how it was enforced.
+type Limit struct {
+	Name     string  `json:"name"`     // memory | pids | cpu | tmp | disk | files
+	Value    float64 `json:"value"`    // bytes, count or cores
+	Enforced bool    `json:"enforced"` // false: asked for, but the host could not
+	How      string  `json:"how"`
+}
+
+// GPU is a GPU bound into the sandbox.
+type GPU struct {
+	Index  int    `json:"index"`
+	Device string `json:"device"`         // the device node, /dev/nvidiaN
+	UUID   string `json:"uuid,omitempty"` // from nvidia-smi; absent when it did not answer
 }
 
 // Read loads and checks a result.json.

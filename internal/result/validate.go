@@ -82,6 +82,9 @@ func (r *Result) checkRules() error {
 	if r.Stages[StageAudit].Status != StatusDone && r.Verdict != VerdictUnverified {
 		return fmt.Errorf("verdict %s although the audit did not run", r.Verdict)
 	}
+	if s := r.Solve; s != nil && (s.EndReason == EndLimit) != (s.Limit != "") {
+		return fmt.Errorf("solve: end_reason %s with limit %q (a limit is named exactly when the solve ended at one)", s.EndReason, s.Limit)
+	}
 	if r.Score != nil && r.Evaluation == nil {
 		return fmt.Errorf("score without an evaluation")
 	}

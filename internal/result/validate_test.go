@@ -35,6 +35,21 @@ func TestValidateAcceptsAValidRecord(t *testing.T) {
 	}
 }
 
+// The evaluation's server record, as the vllm backend writes it.
+func TestValidateAcceptsAnEvaluationServer(t *testing.T) {
+	r := valid()
+	r.Evaluation.Backend = "vllm"
+	r.Evaluation.Server = &EvalServer{Backend: "vllm", Executable: "/opt/venv/bin/vllm", Version: "0.10.2", PinnedVersion: "0.11.0",
+		Sandbox: "bwrap", GPUs: []int{0}, TrustRemoteCode: true, Warnings: []string{"vllm 0.10.2 is not the original's pinned 0.11.0"}}
+	if err := Validate(r); err != nil {
+		t.Fatal(err)
+	}
+	r.Evaluation.Server.Backend = "url"
+	if err := Validate(r); err == nil || !strings.Contains(err.Error(), "backend") {
+		t.Errorf("a url server record: error %v, want one naming backend", err)
+	}
+}
+
 func TestValidateRejects(t *testing.T) {
 	for _, c := range []struct {
 		name string
@@ -45,6 +60,10 @@ func TestValidateRejects(t *testing.T) {
 		{"unknown benchmark", func(r *Result) { r.Spec.Benchmark = "mmlu" }, "benchmark"},
 		{"score above 1", func(r *Result) { x := 1.5; r.Score = &x }, "score"},
 		{"bad end reason", func(r *Result) { r.Solve.EndReason = "timeout" }, "end_reason"},
+		{"limit end without its name", func(r *Result) { r.Solve.EndReason = EndLimit }, "limit"},
+		{"limit named for another end", func(r *Result) { r.Solve.Limit = "memory" }, "limit"},
+		{"unknown limit", func(r *Result) { r.Solve.EndReason, r.Solve.Limit = EndLimit, "gpu" }, "limit"},
+		{"limit without how", func(r *Result) { r.Sandbox.Limits = []Limit{{Name: "memory", Value: 1}} }, "how"},
 		{"bad flag letter", func(r *Result) { r.Verdict = VerdictFlagged; r.Flags = []string{"X"} }, "flags"},
 		{"clean without audit", func(r *Result) { r.Verdict = VerdictClean }, "without a clean audit"},
 		{"clean unsandboxed", func(r *Result) {

@@ -32,9 +32,44 @@ type Spec struct {
 	Mounts    []Mount  // host paths shown at another place inside, e.g. the run's socket directory at /run/ptb
 	Network   string   // NetworkNone (default) or NetworkHost
 	GPUs      []int    // device indices this job may see
+	Limits    Limits   // resource limits; zero fields are not enforced
 	Stdout    io.Writer
 	Stderr    io.Writer
 	Stdin     io.Reader // nil means /dev/null
+}
+
+// Limits are a job's resource limits. A zero field is not enforced.
+type Limits struct {
+	MemoryBytes int64   `json:"memory_bytes,omitempty"` // resident memory of the whole tree (tmpfs pages included)
+	Pids        int64   `json:"pids,omitempty"`         // processes and threads at once
+	CPUs        float64 `json:"cpus,omitempty"`         // CPU bandwidth, in cores
+	TmpBytes    int64   `json:"tmp_bytes,omitempty"`    // size of the private /tmp (and /dev/shm)
+	DiskBytes   int64   `json:"disk_bytes,omitempty"`   // allocated bytes in the workspace and home together
+	DiskFiles   int64   `json:"disk_files,omitempty"`   // files and directories in the workspace and home together
+}
+
+// Limit names, as Exit.Limit and LimitStatus.Name give them.
+const (
+	LimitMemory = "memory"
+	LimitPids   = "pids"
+	LimitCPU    = "cpu"
+	LimitTmp    = "tmp"
+	LimitDisk   = "disk"
+	LimitFiles  = "files"
+)
+
+// LimitStatus says whether and how one limit was enforced.
+type LimitStatus struct {
+	Name     string  `json:"name"`     // memory | pids | cpu | tmp | disk | files
+	Value    float64 `json:"value"`    // bytes, count or cores
+	Enforced bool    `json:"enforced"` // false: asked for, but this host could not
+	How      string  `json:"how"`      // e.g. "cgroup v1 memory", "tmpfs size", "watchdog every 2s"; or why not
+}
+
+// Limited is implemented by processes that enforce Spec.Limits.
+type Limited interface {
+	// Limits reports each limit of the spec and how it is enforced.
+	Limits() []LimitStatus
 }
 
 // Mount shows the host path Source at Target inside the sandbox. Backends
@@ -64,6 +99,9 @@ type Capabilities struct {
 type Exit struct {
 	Code   int    // exit code, -1 when killed by a signal
 	Signal string // signal name when killed by one
+	// Limit names the limit whose breach ended the process (LimitMemory,
+	// ...); "" when none did.
+	Limit string
 }
 
 // Handle identifies a started process well enough for a restarted harness to

@@ -24,6 +24,7 @@ tested without them (test_server.py).
 
 import argparse
 import json
+import os
 import queue
 import re
 import sys
@@ -291,6 +292,14 @@ class HFEngine:
         cfg = self.model.config
         self.max_model_len = getattr(cfg, "max_position_embeddings", None) or getattr(cfg.get_text_config(), "max_position_embeddings", None) or self.tok.model_max_length
 
+    def describe(self):
+        """Where the model runs, as seen from inside the server's sandbox."""
+        torch = self.torch
+        cuda = torch.cuda.is_available()
+        names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if cuda else []
+        return (f"torch {torch.__version__}, torch.cuda.is_available() {cuda}, devices {names}, "
+                f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r}, model on {self.device}")
+
     def prompt_ids(self, messages, tools):
         text = self.tok.apply_chat_template(messages, tools=tools, chat_template=self.template, add_generation_prompt=True, tokenize=False)
         return self.tok(text, add_special_tokens=False)["input_ids"]
@@ -440,6 +449,7 @@ def main(argv=None):
         with open(a.chat_template, encoding="utf-8") as f:
             template = f.read()
     engine = HFEngine(a.model, template)
+    print(f"hf server: {engine.describe()}", flush=True)
     defaults = generation_defaults(read_generation_config(a.model, engine))
     print(f"hf server: {a.model} on {engine.device}, max_model_len {engine.max_model_len}, defaults {defaults}", flush=True)
     app = App(engine, a.model, a.api_key, defaults, a.max_batch)

@@ -175,6 +175,11 @@ func (l *limitedBuffer) Write(p []byte) (int, error) {
 	return l.buf.Write(p)
 }
 
+// HumanEvalLimits bound one HumanEval program: the completion is the
+// agent's model's output, so a fork bomb, a memory hog or a disk fill in
+// it must end the program, not the evaluation or the host.
+var HumanEvalLimits = sandbox.Limits{MemoryBytes: 2 << 30, Pids: 256, TmpBytes: 64 << 20, DiskBytes: 256 << 20, DiskFiles: 10000}
+
 // RunPython runs `python3 -c program` in env.Sandbox, in a fresh working
 // directory with no network, for at most 30 s. It reports whether the exit
 // status was 0; a timeout is a failure, not an error.
@@ -221,6 +226,7 @@ func runPython(ctx context.Context, env Env, program string) (bool, []byte, erro
 		Home:      home,
 		Tmp:       tmp,
 		Network:   sandbox.NetworkNone,
+		Limits:    HumanEvalLimits,
 		Stdout:    &stdout,
 		Stderr:    &stderr,
 	}

@@ -129,6 +129,78 @@ func helper(mode string, args []string) int {
 			return 4
 		}
 		return 0
+	case "connect":
+		// Connect to a unix socket on the host.
+		c, err := net.DialTimeout("unix", arg, 2*time.Second)
+		if err != nil {
+			fmt.Println("connect failed:", err)
+			return 3
+		}
+		c.Close()
+		fmt.Println("connected to", arg)
+		return 0
+	case "forkbomb":
+		// Processes without end, each holding on.
+		c := exec.Command("/bin/sh", "-c", `while :; do sleep 1000 & done`)
+		c.Stdout, c.Stderr = os.Stdout, os.Stderr
+		err := c.Run()
+		fmt.Println("fork bomb ended:", err)
+		return 0
+	case "memhog":
+		// Allocate and touch arg MiB, a MiB at a time.
+		n, _ := strconv.Atoi(arg)
+		var keep [][]byte
+		for i := 0; i < n; i++ {
+			b := make([]byte, 1<<20)
+			for j := 0; j < len(b); j += 4096 {
+				b[j] = 1
+			}
+			keep = append(keep, b)
+		}
+		fmt.Println("allocated", len(keep), "MiB")
+		return 0
+	case "fill":
+		// Write into file arg until the write fails; print how much went in.
+		f, err := os.Create(arg)
+		if err != nil {
+			fmt.Println("fill failed:", err)
+			return 3
+		}
+		buf := make([]byte, 1<<20)
+		for i := range buf {
+			buf[i] = byte(i)
+		}
+		var total int64
+		for total < 4<<30 {
+			n, err := f.Write(buf)
+			total += int64(n)
+			if err != nil {
+				fmt.Println("filled", total, "bytes:", err)
+				return 0
+			}
+		}
+		fmt.Println("filled", total, "bytes without an error")
+		return 5
+	case "fillslow":
+		// Write 4 MiB every 100 ms into file arg, for up to a minute.
+		f, err := os.Create(arg)
+		if err != nil {
+			fmt.Println("fill failed:", err)
+			return 3
+		}
+		buf := make([]byte, 4<<20)
+		for i := range buf {
+			buf[i] = byte(i)
+		}
+		for i := 0; i < 600; i++ {
+			if _, err := f.Write(buf); err != nil {
+				fmt.Println("fill failed:", err)
+				return 3
+			}
+			f.Sync()
+			time.Sleep(100 * time.Millisecond)
+		}
+		return 0
 	case "net":
 		ifs, _ := net.Interfaces()
 		up := 0

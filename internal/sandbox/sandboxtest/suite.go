@@ -3,6 +3,8 @@ package sandboxtest
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -102,6 +104,23 @@ func (f *fixture) markerProcs() []int {
 		}
 	}
 	return pids
+}
+
+// outsideDir is a fresh host directory outside /tmp, /home and /root
+// (where a harness may keep its home or another output root), removed at
+// the end of the test.
+func outsideDir(t *testing.T) string {
+	t.Helper()
+	for _, parent := range []string{"/srv", "/var/tmp"} {
+		d, err := os.MkdirTemp(parent, "ptb-sbxtest-")
+		if err == nil {
+			os.Chmod(d, 0o755)
+			t.Cleanup(func() { os.RemoveAll(d) })
+			return d
+		}
+	}
+	t.Skip("no writable directory outside /tmp (tried /srv, /var/tmp)")
+	return ""
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
@@ -321,6 +340,84 @@ func Run(t *testing.T, newBackend func() sandbox.Backend) {
 		}
 	})
 
+	t.Run("OnlyAllowedHostPathsVisible", func(t *testing.T) {
+		// What a harness keeps outside the usual places: its home with
+		// the agent CLIs' credentials (HOME need not be under /home),
+		// XDG and cache directories, another output root, and unix
+		// sockets anyone may connect to. None of it is the agent's.
+		f := newFixture(t, b)
+		out := outsideDir(t)
+		secrets := map[string]string{
+			"harness home codex auth": filepath.Join(out, "h", ".codex", "auth.json"),
+			"harness home hf token":   filepath.Join(out, "h", ".cache", "huggingface", "token"),
+			"harness home ssh key":    filepath.Join(out, "h", ".ssh", "id_rsa"),
+			"XDG config dir":          filepath.Join(out, "xdg", "config", "gh", "hosts.yml"),
+			"HF_HOME":                 filepath.Join(out, "hf", "token"),
+			"CLAUDE_CONFIG_DIR":       filepath.Join(out, "claude", ".credentials.json"),
+			"another output root":     filepath.Join(out, "runs2", "gsm8k_x_s0", "workspace", "train.jsonl"),
+			"another run's eval":      filepath.Join(out, "runs2", "gsm8k_x_s0", "eval", "samples.jsonl"),
+		}
+		for _, p := range secrets {
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, []byte("secret"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		t.Setenv("HOME", filepath.Join(out, "h"))
+		t.Setenv("XDG_CONFIG_HOME", filepath.Join(out, "xdg", "config"))
+		t.Setenv("HF_HOME", filepath.Join(out, "hf"))
+		t.Setenv("CLAUDE_CONFIG_DIR", filepath.Join(out, "claude"))
+		socks := map[string]string{
+			"socket outside the run": filepath.Join(out, "host.sock"),
+			"socket in /tmp":         filepath.Join(os.TempDir(), "ptb-sbxtest-"+filepath.Base(f.root)+".sock"),
+			"abstract socket":        "@ptb-sbxtest-" + filepath.Base(f.root),
+		}
+		if os.Geteuid() == 0 {
+			socks["socket in /run"] = "/run/ptb-sbxtest-" + filepath.Base(f.root) + ".sock"
+		}
+		for _, p := range socks {
+			ln, err := net.Listen("unix", p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { ln.Close() })
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					c.Close()
+				}
+			}()
+			if p[0] != '@' {
+				os.Chmod(p, 0o777)
+			}
+		}
+		type attempt struct{ name, mode string }
+		var attempts []attempt
+		for name, p := range secrets {
+			attempts = append(attempts, attempt{name, "readfile:" + p})
+		}
+		attempts = append(attempts, attempt{"harness home listing", "read:" + filepath.Join(out, "h")},
+			attempt{"another output root listing", "read:" + filepath.Join(out, "runs2")})
+		for name, p := range socks {
+			attempts = append(attempts, attempt{name, "connect:" + p})
+		}
+		for _, a := range attempts {
+			t.Run(strings.ReplaceAll(a.name, " ", "_"), func(t *testing.T) {
+				spec, sout, _ := f.spec(a.mode)
+				if ex := f.run(spec); ex.Code == 0 {
+					t.Errorf("%s: the agent got through (%s): %q", a.name, a.mode, sout.String())
+				}
+			})
+		}
+	})
+
+	t.Run("Limits", func(t *testing.T) { RunLimits(t, b) })
+
 	t.Run("NoNetworkByDefault", func(t *testing.T) {
 		f := newFixture(t, b)
 		spec, out, _ := f.spec("net")
@@ -328,4 +425,84 @@ func Run(t *testing.T, newBackend func() sandbox.Backend) {
 			t.Errorf("sandbox has network interfaces: %q", out.String())
 		}
 	})
+}
+
+// RunLimits checks that each limit a backend reports as enforced holds:
+// a fork bomb ends at the pids limit, a memory hog at the memory limit,
+// a /tmp fill at its size, a workspace fill at the disk limit. The
+// process ends with the limit's name and the harness carries on.
+func RunLimits(t *testing.T, b sandbox.Backend) {
+	const mib = 1 << 20
+	cases := []struct {
+		name   string
+		limit  string
+		limits sandbox.Limits
+		mode   func(f *fixture) string
+		// ends: the process is ended with Exit.Limit == limit; otherwise
+		// it runs to its end and check looks at its output.
+		ends  bool
+		check func(t *testing.T, out string)
+	}{
+		{name: "ForkBombBoundedByPids", limit: sandbox.LimitPids, limits: sandbox.Limits{Pids: 64},
+			mode: func(*fixture) string { return "forkbomb" }, ends: true},
+		{name: "MemoryHogBoundedByMemory", limit: sandbox.LimitMemory, limits: sandbox.Limits{MemoryBytes: 64 * mib},
+			mode: func(*fixture) string { return "memhog:1024" }, ends: true},
+		{name: "TmpFillBoundedBySize", limit: sandbox.LimitTmp, limits: sandbox.Limits{TmpBytes: 8 * mib},
+			mode: func(*fixture) string { return "fill:/tmp/fill" },
+			check: func(t *testing.T, out string) {
+				var n int64
+				if _, err := fmt.Sscanf(out, "filled %d bytes", &n); err != nil || n > 8*mib || !strings.Contains(out, "no space left") {
+					t.Errorf("/tmp of 8 MiB took: %q", out)
+				}
+			}},
+		{name: "DiskFillBoundedByWatchdog", limit: sandbox.LimitDisk, limits: sandbox.Limits{DiskBytes: 16 * mib},
+			mode: func(f *fixture) string { return "fillslow:" + filepath.Join(f.root, "workspace", "big") }, ends: true},
+		// Without a /tmp size, /tmp is a host directory the disk limit covers.
+		{name: "UnsizedTmpFillBoundedByWatchdog", limit: sandbox.LimitDisk, limits: sandbox.Limits{DiskBytes: 16 * mib},
+			mode: func(*fixture) string { return "fillslow:/tmp/big" }, ends: true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t, b)
+			spec, out, _ := f.spec(c.mode(f))
+			spec.Limits = c.limits
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			p, err := b.Start(ctx, spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Destroy()
+			lp, ok := p.(sandbox.Limited)
+			if !ok {
+				t.Skipf("backend %s enforces no limits", b.Capabilities().Name)
+			}
+			var st *sandbox.LimitStatus
+			for _, s := range lp.Limits() {
+				if s.Name == c.limit {
+					st = &s
+				}
+			}
+			if st == nil {
+				t.Fatalf("limit %s asked for but not reported: %+v", c.limit, lp.Limits())
+			}
+			if !st.Enforced {
+				t.Skipf("limit %s not enforced here: %s", c.limit, st.How)
+			}
+			ex, err := p.Wait(ctx)
+			if err != nil {
+				p.Stop(time.Second)
+				t.Fatalf("the limit did not end the process in time: %v (output %q)", err, out.String())
+			}
+			if c.ends && ex.Limit != c.limit {
+				t.Errorf("exit %+v, want ended by the %s limit (output %q)", ex, c.limit, out.String())
+			}
+			if c.check != nil {
+				c.check(t, out.String())
+			}
+			if left := f.markerProcs(); len(left) > 0 {
+				t.Errorf("processes left: %v", left)
+			}
+		})
+	}
 }

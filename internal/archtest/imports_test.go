@@ -34,6 +34,7 @@ var rules = []struct {
 	{"internal/monitor", []string{"internal/pipeline", "internal/cli", "internal/job", "internal/sandbox", "internal/agent", "internal/eval", "internal/audit", "internal/report", "internal/trace"}, "the monitor samples the machine, it knows nothing of jobs"},
 	{"internal/gateway", []string{"internal/pipeline", "internal/cli", "internal/sandbox", "internal/agent", "internal/eval", "internal/audit", "internal/report", "internal/job"}, "the gateway is a library of routes and logs: it knows no jobs, sandboxes or agents (the audit imports it to read its logs)"},
 	{"internal/safeio", []string{"internal/"}, "safe opening of untrusted files depends on nothing"},
+	{"internal/jsonpos", []string{"internal/"}, "JSON error positions depend on nothing"},
 	{"internal/pinned", []string{"internal/"}, "pinned upstream files are fetched and verified without the rest of ptb"},
 	{"internal/sandbox/relay", []string{"internal/"}, "the relay is the only channel out of a sandbox and trusts nothing"},
 }

@@ -157,7 +157,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	fs = append(fs, checkConfig(t.finalModel, t.base, t.refs))
 	fs = append(fs, checkCode(t.finalModel))
 	fs = append(fs, checkLineage(ctx, t, t.base)...)
-	fs = append(fs, checkContamination(ctx, sets, t.task, t.roots))
+	fs = append(fs, checkContamination(ctx, sets, t.task, exemptProtected(t.roots, t.protected), t.trace))
 	fs = append(fs, checkHub(t.hubLog, t.network)...)
 	if t.egressLog != "" {
 		// A run directory: how the agent reached the network, and where.

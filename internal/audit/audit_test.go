@@ -216,28 +216,37 @@ func TestTraceRulesOnNormalizedEvents(t *testing.T) {
 	}
 }
 
-func TestKindOf(t *testing.T) {
-	dir := t.TempDir()
+// TestSniffFormat: files are classified by their first bytes, whatever
+// their names; text that merely starts like a format stays raw.
+func TestSniffFormat(t *testing.T) {
 	st := make([]byte, 8, 64)
 	binary.LittleEndian.PutUint64(st, 20)
 	st = append(st, `{"__metadata__":{}}  `...)
-	files := map[string][]byte{
-		"blob-jsonl":     []byte(`{"question": "q", "answer": "a"}` + "\n"),
-		"blob-weights":   append(st, make([]byte, 256)...),
-		"blob-parquet":   []byte("PAR1\x00\x00rest"),
-		"blob-binary":    {0, 1, 2, 3, 0xff, 0xfe, 0, 0, 0, 0, 7, 8},
-		"data.jsonl":     []byte("{}\n"),
-		"model.bin":      []byte("text that is not read"),
-		"cache.jsonl.gz": {0x1f, 0x8b},
-		"notes":          []byte("plain notes\n"),
+	tarHead := encTar(t, map[string][]byte{"a.txt": []byte("x")})
+	cases := []struct {
+		name string
+		head []byte
+		want format
+	}{
+		{"jsonl", []byte(`{"question": "q", "answer": "a"}` + "\n"), fmtRaw},
+		{"safetensors", append(st, make([]byte, 256)...), fmtRaw},
+		{"parquet", []byte("PAR1\x00\x00rest"), fmtParquet},
+		{"gzip", encGzip(t, []byte("hello")), fmtGzip},
+		{"xz", encXZ(t, []byte("hello")), fmtXZ},
+		{"zstd", encZstd(t, []byte("hello")), fmtZstd},
+		{"zip", encZip(t, map[string][]byte{"a": []byte("b")}), fmtZip},
+		{"tar", tarHead, fmtTar},
+		{"zlib", []byte{0x78, 0x9c, 0x4b, 0x4c}, fmtZlib},
+		{"git pack", []byte("PACK\x00\x00\x00\x02\x00\x00\x00\x01"), fmtGitPack},
+		{"7z", []byte("7z\xbc\xaf\x27\x1c\x00\x04"), fmtUnsupported},
+		{"bzip2 text lookalike", []byte("BZh9 is not bzip2"), fmtRaw},
+		{"zlib text lookalike with preset dictionary", []byte("x\xbbabc"), fmtRaw},
+		{"utf-16", encUTF16([]byte("hello"), false), fmtRaw},
+		{"random", randomBytes(1, 512), fmtRaw},
 	}
-	want := map[string]string{"blob-jsonl": "text", "blob-weights": "", "blob-parquet": "parquet", "blob-binary": "",
-		"data.jsonl": "text", "model.bin": "", "cache.jsonl.gz": "gzip", "notes": "text"}
-	for name, b := range files {
-		p := filepath.Join(dir, name)
-		os.WriteFile(p, b, 0o644)
-		if got := kindOf(name, p); got != want[name] {
-			t.Errorf("kindOf(%s) = %q, want %q", name, got, want[name])
+	for _, c := range cases {
+		if got := sniffFormat(c.head); got != c.want {
+			t.Errorf("%s: sniffFormat = %s, want %s", c.name, got, c.want)
 		}
 	}
 }

@@ -1,11 +1,9 @@
 package audit
 
 import (
-	"bufio"
 	"bytes"
-	"compress/gzip"
 	"context"
-	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,38 +11,28 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 
-	"github.com/parquet-go/parquet-go"
+	"github.com/ptb-dev/ptb/internal/safeio"
 )
-
-// textExts are the file types the contamination scan reads; a ".gz" of
-// one of them is decompressed on the fly. Everything else (model weights,
-// binaries) is skipped.
-var textExts = map[string]bool{
-	".jsonl": true, ".json": true, ".csv": true, ".tsv": true, ".txt": true, ".py": true,
-	".md": true, ".yaml": true, ".yml": true, ".ipynb": true, ".jinja": true, ".sh": true,
-	".arrow": true, ".parquet": true,
-}
-
-// skipDirs are directory names the scan does not enter: version control,
-// caches of compiled code, installed packages.
-var skipDirs = map[string]bool{".git": true, "__pycache__": true, "node_modules": true, "site-packages": true, "dist-packages": true}
-
-// EvalOutputDirs are workspace directories where the evaluation writes its
-// logs (inspect-ai writes logs/, ptb's evaluate.py eval_runs/); test items there are reported as a note,
-// not a flag, since running the evaluation is allowed.
-var EvalOutputDirs = []string{"logs", "eval_runs"}
 
 // FileHits is the contamination scan's result for one file.
 type FileHits struct {
-	Path    string   `json:"path"` // relative to its scan root, prefixed by the root's label
-	Bytes   int64    `json:"bytes"`
-	Items   []string `json:"items"` // ids of the test items found
-	Parts   []string `json:"parts"` // for each item, the part matched and its fraction
-	EvalLog bool     `json:"eval_log"`
+	Path  string   `json:"path"` // relative to its scan root, prefixed by the root's label
+	Bytes int64    `json:"bytes"`
+	Items []string `json:"items"` // ids of the test items found and counted
+	Parts []string `json:"parts"` // for each item, the part matched and its fraction
+	// Noted are items found in an agent CLI's own state (its session
+	// transcript) that ptb's raw trace shows the agent displayed: reported,
+	// not counted.
+	Noted []string `json:"noted,omitempty"`
+	// Decoded names the decoded streams in which test n-grams matched
+	// (e.g. "workspace/a.tgz > gzip > tar:x.txt > base64 run 1").
+	Decoded []string `json:"decoded,omitempty"`
 }
 
 // ScanResult is the contamination scan's result over all roots.
@@ -53,78 +41,104 @@ type ScanResult struct {
 	Files      int
 	Bytes      int64
 	Hits       []FileHits // files with at least one item, by path
-	Unreadable []string   // files that could not be decoded
-	ItemsHit   int        // distinct items found outside evaluation logs
+	Unreadable []string   // files (or parts of them) that could not be read or decoded
+	Exempt     []string   // files ptb wrote, unchanged since (not scanned)
+	Notes      []string   // how files were read where it matters (eval samples)
+	ItemsHit   int        // distinct items counted
 	Measurable int
 }
 
-// ScanRoot is a directory tree to scan.
+// ScanRoot is a directory tree to scan. Every file in it is read, whatever
+// its name or directory, except Exempt ones.
 type ScanRoot struct {
 	Label string // shown before relative paths, e.g. "workspace"
 	Dir   string
-	// CLIState marks a HOME: the agent CLIs' own state there (session
-	// transcripts, in which the agent may have looked at test items, which
-	// the rules allow) is reported as a note, not counted.
+	// CLIState marks a HOME: test items in the agent CLIs' own state there
+	// (session transcripts) are noted, not counted, when ptb's raw trace
+	// shows the agent displayed them (ScanOptions.Displayed).
 	CLIState bool
+	// Exempt are files ptb wrote itself, by slash path relative to Dir,
+	// with the sha256 (hex) ptb recorded: skipped while the hash matches.
+	Exempt map[string]string
+}
+
+// ScanOptions tune Scan.
+type ScanOptions struct {
+	Limits ScanLimits // zero: DefaultScanLimits
+	// Displayed are the ids of the test items ptb's raw trace of the agent
+	// shows: their copies in CLI state are transcripts, not data.
+	Displayed map[string]bool
 }
 
 type scanFile struct {
 	root ScanRoot
-	path string // the file read (a symlink's target)
-	rel  string // the path found, relative to the root
+	path string
+	rel  string // relative to the root
 	size int64
-	kind string // text, gzip or parquet
-	note bool   // an evaluation log or an agent CLI's own state: reported, not counted
+	cli  bool // in an agent CLI's own state
 }
 
-// Scan walks roots and matches every text-bearing file against ix with
-// GOMAXPROCS workers.
+type fileKey struct{ dev, ino uint64 }
+
+// Scan walks roots and matches every file against ix with GOMAXPROCS
+// workers (ScanWith with default options).
 func Scan(ctx context.Context, ix *Index, roots []ScanRoot) (*ScanResult, error) {
+	return ScanWith(ctx, ix, roots, ScanOptions{})
+}
+
+// ScanWith walks roots and matches every regular file against ix. Files are
+// classified by content: compressed streams, archives, parquet and base64
+// runs are decoded (nested, within o.Limits); everything else is read as
+// raw bytes. Symbolic links are not followed (what they point to inside a
+// root is scanned where it lies); a file reached through several hard links
+// is read once. Directories that cannot be read are reported in Unreadable.
+func ScanWith(ctx context.Context, ix *Index, roots []ScanRoot, o ScanOptions) (*ScanResult, error) {
+	lim := o.Limits
+	if lim == (ScanLimits{}) {
+		lim = DefaultScanLimits
+	}
+	res := &ScanResult{Task: ix.Task, Measurable: ix.Measurable}
 	var files []scanFile
-	seen := map[string]bool{} // resolved paths: a file reached twice is scanned once
+	seen := map[fileKey]bool{}
 	for _, r := range roots {
-		rootReal, err := filepath.EvalSymlinks(r.Dir)
-		if err != nil {
-			continue // an absent root has nothing to scan
-		}
-		err = filepath.WalkDir(r.Dir, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
+		err := filepath.WalkDir(r.Dir, func(p string, d fs.DirEntry, err error) error {
+			if err := ctx.Err(); err != nil {
 				return err
 			}
-			if d.IsDir() {
-				if p != r.Dir && skipDirs[d.Name()] {
+			rel, _ := filepath.Rel(r.Dir, p)
+			rel = filepath.ToSlash(rel)
+			if err != nil {
+				if p == r.Dir && errors.Is(err, fs.ErrNotExist) {
+					return nil // an absent root has nothing to scan
+				}
+				res.Unreadable = append(res.Unreadable, fmt.Sprintf("%s/%s: %v", r.Label, rel, err))
+				if d != nil && d.IsDir() {
 					return filepath.SkipDir
 				}
 				return nil
 			}
-			target := p
-			if d.Type()&fs.ModeSymlink != 0 {
-				// Hugging Face caches are symlinks from snapshots/ to
-				// extensionless blobs/: follow links that stay inside
-				// the root, and judge the file by the link's name.
-				real, err := filepath.EvalSymlinks(p)
-				if err != nil || !within(real, rootReal) {
+			if !d.Type().IsRegular() {
+				return nil // directories are walked; links, FIFOs, sockets, devices hold nothing to read
+			}
+			info, err := d.Info()
+			if err != nil {
+				res.Unreadable = append(res.Unreadable, fmt.Sprintf("%s/%s: %v", r.Label, rel, err))
+				return nil
+			}
+			if st, ok := info.Sys().(*syscall.Stat_t); ok {
+				k := fileKey{uint64(st.Dev), st.Ino}
+				if seen[k] {
 					return nil
 				}
-				target = real
+				seen[k] = true
 			}
-			info, err := os.Stat(target)
-			if err != nil || !info.Mode().IsRegular() {
-				return nil
+			if want, ok := r.Exempt[rel]; ok {
+				if got, err := hashAgentFile(p); err == nil && got == want {
+					res.Exempt = append(res.Exempt, r.Label+"/"+rel)
+					return nil
+				}
 			}
-			kind := kindOf(d.Name(), target)
-			if kind == "" {
-				return nil
-			}
-			real, _ := filepath.EvalSymlinks(target)
-			if seen[real] {
-				return nil
-			}
-			seen[real] = true
-			rel, _ := filepath.Rel(r.Dir, p)
-			rel = filepath.ToSlash(rel)
-			files = append(files, scanFile{root: r, path: target, rel: rel, size: info.Size(), kind: kind,
-				note: isEvalLog(rel) || r.CLIState && isCLIState(rel)})
+			files = append(files, scanFile{root: r, path: p, rel: rel, size: info.Size(), cli: r.CLIState && isCLIState(rel)})
 			return nil
 		})
 		if err != nil {
@@ -132,7 +146,6 @@ func Scan(ctx context.Context, ix *Index, roots []ScanRoot) (*ScanResult, error)
 		}
 	}
 	sort.Slice(files, func(i, j int) bool { return files[i].size > files[j].size }) // big first: better balance
-	res := &ScanResult{Task: ix.Task, Measurable: ix.Measurable}
 	var mu sync.Mutex
 	ch := make(chan scanFile)
 	var wg sync.WaitGroup
@@ -141,23 +154,37 @@ func Scan(ctx context.Context, ix *Index, roots []ScanRoot) (*ScanResult, error)
 		go func() {
 			defer wg.Done()
 			m := ix.newMatcher()
-			buf := make([]byte, 1<<20)
 			for f := range ch {
 				if ctx.Err() != nil {
 					continue
 				}
-				err := scanOne(m, f.path, f.kind, buf)
+				name := f.root.Label + "/" + f.rel
+				dec, err := scanFileAt(ctx, m, lim, f.path, name)
 				hits := m.finish()
 				mu.Lock()
 				res.Files++
 				res.Bytes += f.size
 				if err != nil {
-					res.Unreadable = append(res.Unreadable, fmt.Sprintf("%s/%s: %v", f.root.Label, f.rel, err))
+					res.Unreadable = append(res.Unreadable, fmt.Sprintf("%s: %v", name, err))
+				}
+				if dec != nil {
+					res.Unreadable = append(res.Unreadable, dec.issues...)
+					if dec.note != "" {
+						res.Notes = append(res.Notes, dec.note)
+					}
 				}
 				if len(hits) > 0 {
-					fh := FileHits{Path: f.root.Label + "/" + f.rel, Bytes: f.size, EvalLog: f.note}
+					fh := FileHits{Path: name, Bytes: f.size}
+					if dec != nil {
+						fh.Decoded = dec.layerList()
+					}
 					for _, h := range hits {
-						fh.Items = append(fh.Items, ix.ids[h.item])
+						id := ix.ids[h.item]
+						if f.cli && o.Displayed[id] {
+							fh.Noted = append(fh.Noted, id)
+							continue
+						}
+						fh.Items = append(fh.Items, id)
 						fh.Parts = append(fh.Parts, fmt.Sprintf("%s %.2f", h.part, h.frac))
 					}
 					res.Hits = append(res.Hits, fh)
@@ -176,79 +203,116 @@ func Scan(ctx context.Context, ix *Index, roots []ScanRoot) (*ScanResult, error)
 	}
 	sort.Slice(res.Hits, func(i, j int) bool { return res.Hits[i].Path < res.Hits[j].Path })
 	sort.Strings(res.Unreadable)
+	sort.Strings(res.Exempt)
 	union := map[string]bool{}
 	for _, h := range res.Hits {
-		if !h.EvalLog {
-			for _, id := range h.Items {
-				union[id] = true
-			}
+		for _, id := range h.Items {
+			union[id] = true
 		}
 	}
 	res.ItemsHit = len(union)
 	return res, nil
 }
 
-// kindOf says how to read a file: by its name's extension, or, for a name
-// without one (hub cache blobs, files renamed to hide them), by its first
-// bytes. "" means the file is not text-bearing (weights, binaries).
-func kindOf(name, path string) string {
-	lower := strings.ToLower(name)
-	ext := filepath.Ext(lower)
-	switch {
-	case ext == ".gz":
-		inner := filepath.Ext(strings.TrimSuffix(lower, ext))
-		if textExts[inner] && inner != ".parquet" && inner != ".arrow" {
-			return "gzip"
-		}
-		return ""
-	case ext == ".parquet":
-		return "parquet"
-	case textExts[ext]:
-		return "text"
-	case ext != "" && len(ext) <= 6 && !strings.ContainsAny(ext, "-_"):
-		return "" // a known-looking extension that is not text (.bin, .safetensors, .so, ...)
-	}
-	return sniff(path)
-}
-
-// sniff reads the first bytes of an extensionless file.
-func sniff(path string) string {
-	f, err := os.Open(path)
+// scanFileAt opens one file the agent could have written (safeio: no link
+// followed, no FIFO waited on, the type checked after opening) and decodes
+// it into m. A sparse file is read extent by extent (SEEK_DATA/SEEK_HOLE),
+// never through its holes, and never past the bytes it occupies on disk.
+func scanFileAt(ctx context.Context, m *matcher, lim ScanLimits, path, name string) (*fileDecode, error) {
+	f, fi, err := safeio.Open(path)
 	if err != nil {
-		return ""
+		return nil, err
 	}
 	defer f.Close()
-	head := make([]byte, 512)
-	n, _ := io.ReadFull(f, head)
-	head = head[:n]
-	switch {
-	case n == 0:
-		return ""
-	case bytes.HasPrefix(head, []byte("PAR1")):
-		return "parquet"
-	case bytes.HasPrefix(head, []byte{0x1f, 0x8b}):
-		return "gzip"
-	case bytes.HasPrefix(head, []byte("ARROW1")) || bytes.Contains(head, []byte("ARROW1")):
-		return "text" // Arrow IPC: strings are stored as raw UTF-8
-	case n >= 9 && head[8] == '{' && binary.LittleEndian.Uint64(head[:8]) < 1<<30:
-		return "" // safetensors: an 8-byte header length, then the JSON header
-	case bytes.HasPrefix(head, []byte("GGUF")) || bytes.HasPrefix(head, []byte("PK\x03\x04")):
-		return "" // GGUF weights; zip (PyTorch .bin checkpoints)
-	}
-	printable := 0
-	for _, c := range head {
-		if c == '\n' || c == '\r' || c == '\t' || c >= 0x20 && c != 0x7f {
-			printable++
+	d := newFileDecode(ctx, m.ix, lim, safeio.ReadBound(fi))
+	if fi.Size() <= maxSamplesFile && !safeio.Sparse(fi) && startsLikeSample(f) {
+		rs := d.newRawScanner(m, 0, name)
+		n, err := evalSamples(m.ix, io.NewSectionReader(f, 0, fi.Size()), func(line []byte) {
+			rs.feed(line)
+			rs.feed([]byte{'\n'})
+		})
+		rs.end()
+		switch {
+		case err == nil:
+			d.note = fmt.Sprintf("%s: read as ptb eval samples; %d targets (the test answers the samples are scored against) left out", name, n)
+			return d, ctx.Err()
+		case !errors.Is(err, errNotSamples):
+			return d, err
 		}
 	}
-	if printable*10 >= n*9 {
-		return "text"
+	src := source{r: &ctxReader{ctx: ctx, r: f}, ra: f, size: fi.Size(), where: name}
+	if safeio.Sparse(fi) {
+		src = source{r: &ctxReader{ctx: ctx, r: &extentReader{f: f, size: fi.Size(), left: safeio.ReadBound(fi)}}, where: name + " (sparse: data extents only)"}
 	}
-	return ""
+	d.decode(m, src, 0)
+	return d, ctx.Err()
 }
 
-func within(p, root string) bool {
-	return p == root || strings.HasPrefix(p, root+string(filepath.Separator))
+// maxSamplesFile bounds the files tried as ptb eval samples.
+const maxSamplesFile = 256 << 20
+
+// startsLikeSample reports whether f's first bytes open a JSON object, as
+// each line of `ptb eval`'s samples does (evalSamples decides).
+func startsLikeSample(f io.ReaderAt) bool {
+	h := make([]byte, 64)
+	n, _ := f.ReadAt(h, 0)
+	return bytes.HasPrefix(bytes.TrimLeft(h[:n], " \t\r\n"), []byte(`{`))
+}
+
+// extentReader reads a sparse file's data extents back to back, skipping
+// holes (their zeros would be skipped by the tokenizer anyway), and stops
+// after left bytes: a file system without SEEK_DATA cannot make it read
+// more than the file occupies.
+type extentReader struct {
+	f    *os.File
+	size int64
+	off  int64 // next offset to read
+	end  int64 // end of the current data extent
+	left int64
+}
+
+const (
+	seekData = 3 // SEEK_DATA
+	seekHole = 4 // SEEK_HOLE
+)
+
+func (e *extentReader) Read(p []byte) (int, error) {
+	if e.left <= 0 {
+		return 0, io.EOF
+	}
+	if e.off >= e.end {
+		start, err := e.f.Seek(e.off, seekData)
+		if err != nil || start >= e.size {
+			return 0, io.EOF // ENXIO: no data after off
+		}
+		end, err := e.f.Seek(start, seekHole)
+		if err != nil {
+			return 0, err
+		}
+		e.off, e.end = start, end
+	}
+	n := int64(len(p))
+	n = min(n, e.end-e.off, e.left)
+	k, err := e.f.ReadAt(p[:n], e.off)
+	e.off += int64(k)
+	e.left -= int64(k)
+	if errors.Is(err, io.EOF) && k > 0 {
+		err = nil
+	}
+	return k, err
+}
+
+// ctxReader stops reading when ctx ends.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
 
 // cliStateDirs are where agent CLIs keep their own state under HOME.
@@ -263,105 +327,10 @@ func isCLIState(rel string) bool {
 	return false
 }
 
-func isEvalLog(rel string) bool {
-	for _, d := range EvalOutputDirs {
-		if strings.HasPrefix(rel, d+"/") {
-			return true
-		}
-	}
-	return false
-}
-
-func scanOne(m *matcher, path, kind string, buf []byte) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if kind == "parquet" {
-		return scanParquet(m, f)
-	}
-	var r io.Reader = f
-	if kind == "gzip" {
-		gz, err := gzip.NewReader(bufio.NewReaderSize(f, 1<<16))
-		if err != nil {
-			return err
-		}
-		defer gz.Close()
-		r = gz
-	}
-	for {
-		n, err := r.Read(buf)
-		m.feed(buf[:n])
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-	}
-}
-
-// scanParquet feeds every byte-array value of a parquet file, one value at
-// a time, page by page.
-func scanParquet(m *matcher, f *os.File) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("parquet: %v", r)
-		}
-	}()
-	st, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	pf, err := parquet.OpenFile(f, st.Size(), parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
-	if err != nil {
-		return fmt.Errorf("parquet: %w", err)
-	}
-	vals := make([]parquet.Value, 256)
-	for _, rg := range pf.RowGroups() {
-		for _, cc := range rg.ColumnChunks() {
-			if cc.Type().Kind() != parquet.ByteArray {
-				continue
-			}
-			pages := cc.Pages()
-			for {
-				p, err := pages.ReadPage()
-				if errors.Is(err, io.EOF) {
-					break
-				}
-				if err != nil {
-					pages.Close()
-					return fmt.Errorf("parquet: %w", err)
-				}
-				vr := p.Values()
-				for {
-					n, err := vr.ReadValues(vals)
-					for _, v := range vals[:n] {
-						if !v.IsNull() {
-							m.feed(v.ByteArray())
-							m.docBreak()
-						}
-					}
-					if errors.Is(err, io.EOF) || n == 0 && err == nil {
-						break
-					}
-					if err != nil {
-						parquet.Release(p)
-						pages.Close()
-						return fmt.Errorf("parquet: %w", err)
-					}
-				}
-				parquet.Release(p)
-			}
-			pages.Close()
-		}
-	}
-	return nil
-}
-
-// checkContamination runs the scan over roots for task.
-func checkContamination(ctx context.Context, sets TestSets, task string, roots []ScanRoot) Finding {
+// checkContamination runs the scan over roots for task. trace is ptb's raw
+// trace of the agent ("" if none): the test items it shows are those the
+// agent displayed, whose copies in its CLI's session state are noted.
+func checkContamination(ctx context.Context, sets TestSets, task string, roots []ScanRoot, trace string) Finding {
 	const check = "contamination"
 	if task == "" {
 		return unverified(check, KindContamination, "task unknown")
@@ -382,26 +351,40 @@ func checkContamination(ctx context.Context, sets TestSets, task string, roots [
 	if len(live) == 0 {
 		return unverified(check, KindContamination, "no workspace to scan")
 	}
-	res, err := Scan(ctx, ix, live)
+	var ev []string
+	displayed := map[string]bool{}
+	if trace != "" {
+		items, err := traceItems(ctx, ix, trace)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+		case err != nil:
+			ev = append(ev, fmt.Sprintf("trace %s not read (%v): test items in agent CLI state all count", trace, err))
+		default:
+			displayed = items
+		}
+	}
+	res, err := ScanWith(ctx, ix, live, ScanOptions{Displayed: displayed})
 	if err != nil {
 		return unverified(check, KindContamination, err.Error())
 	}
-	ev := []string{fmt.Sprintf("scanned %d files, %d bytes against %s (%d items, %d measurable, %d n-grams)", res.Files, res.Bytes, ts.Source, len(ts.Items), ix.Measurable, ix.Grams)}
+	ev = append([]string{fmt.Sprintf("scanned %d files, %d bytes against %s (%d items, %d measurable, %d n-grams)", res.Files, res.Bytes, ts.Source, len(ts.Items), ix.Measurable, ix.Grams)}, ev...)
+	if len(res.Exempt) > 0 {
+		ev = append(ev, fmt.Sprintf("not scanned: %d files ptb wrote, unchanged (%s)", len(res.Exempt), strings.Join(res.Exempt, ", ")))
+	}
 	for _, h := range res.Hits {
-		ids := h.Items
-		more := ""
-		if len(ids) > 5 {
-			more = fmt.Sprintf(" and %d more", len(ids)-5)
-			ids = ids[:5]
+		if len(h.Items) > 0 {
+			ev = append(ev, fmt.Sprintf("%s: %d test items (%.1f%% of measurable): %s%s", h.Path, len(h.Items), 100*float64(len(h.Items))/float64(ix.Measurable), firstIDs(h.Items), decodedNote(h.Decoded)))
 		}
-		note := ""
-		if h.EvalLog {
-			note = "note (evaluation log or agent CLI state, not counted): "
+		if len(h.Noted) > 0 {
+			ev = append(ev, fmt.Sprintf("note (agent CLI state, items the trace shows the agent displayed; not counted): %s: %d test items: %s", h.Path, len(h.Noted), firstIDs(h.Noted)))
 		}
-		ev = append(ev, fmt.Sprintf("%s%s: %d test items (%.1f%% of measurable): %s%s", note, h.Path, len(h.Items), 100*float64(len(h.Items))/float64(ix.Measurable), strings.Join(ids, ", "), more))
+	}
+	sort.Strings(res.Notes)
+	for _, n := range res.Notes {
+		ev = append(ev, "note: "+n)
 	}
 	for _, u := range res.Unreadable {
-		ev = append(ev, "unreadable: "+u)
+		ev = append(ev, "unverified: "+u)
 	}
 	switch {
 	case res.ItemsHit >= FlagItems:
@@ -411,4 +394,65 @@ func checkContamination(ctx context.Context, sets TestSets, task string, roots [
 		return unverified(check, KindContamination, ev...)
 	}
 	return pass(check, KindContamination, ev...)
+}
+
+func firstIDs(ids []string) string {
+	if len(ids) > 5 {
+		return strings.Join(ids[:5], ", ") + fmt.Sprintf(" and %d more", len(ids)-5)
+	}
+	return strings.Join(ids, ", ")
+}
+
+func decodedNote(ds []string) string {
+	if len(ds) == 0 {
+		return ""
+	}
+	if len(ds) > 3 {
+		ds = append(ds[:3:3], fmt.Sprintf("%d more", len(ds)-3))
+	}
+	return " (decoded: " + strings.Join(ds, "; ") + ")"
+}
+
+// traceItems returns the ids of the test items in ptb's raw trace.
+func traceItems(ctx context.Context, ix *Index, path string) (map[string]bool, error) {
+	if _, err := os.Lstat(path); err != nil {
+		return nil, err
+	}
+	m := ix.newMatcher()
+	// Parts of the trace that could not be decoded only leave items out
+	// of the set: their copies in CLI state then count (fails closed).
+	_, err := scanFileAt(ctx, m, DefaultScanLimits, path, path)
+	hits := m.finish()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, h := range hits {
+		out[ix.ids[h.item]] = true
+	}
+	return out, nil
+}
+
+// exemptProtected marks the files ptb wrote into the workspace at prepare
+// (evaluate.py, the templates), whose hashes protected.json records, as
+// exempt from the workspace root's scan while they are unchanged.
+func exemptProtected(roots []ScanRoot, manifest string) []ScanRoot {
+	if manifest == "" {
+		return roots
+	}
+	b, err := os.ReadFile(manifest)
+	if err != nil {
+		return roots
+	}
+	var m ProtectedManifest
+	if json.Unmarshal(b, &m) != nil || len(m.Files) == 0 {
+		return roots
+	}
+	out := slices.Clone(roots)
+	for i, r := range out {
+		if r.Label == "workspace" {
+			out[i].Exempt = m.Files
+		}
+	}
+	return out
 }

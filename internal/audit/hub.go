@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/ptb-dev/ptb/internal/jsonpos"
 )
 
 // HubLogFile is where the per-run gateway writes its hub log, relative to
@@ -107,13 +109,17 @@ func checkHub(path string, network string) []Finding {
 	var notes []string
 	flags := map[string][]string{}
 	n, bad := 0, 0
+	var badLines []string
 	for line := 1; ; line++ {
 		b, err := br.ReadBytes('\n')
 		if len(strings.TrimSpace(string(b))) > 0 {
 			n++
 			var r HubRequest
-			if json.Unmarshal(b, &r) != nil {
+			if jerr := json.Unmarshal(b, &r); jerr != nil {
 				bad++
+				if len(badLines) < 5 {
+					badLines = append(badLines, hubLineError(path, line, b, jerr))
+				}
 			} else if r.Denied {
 				d, ok := deniedFor(r)
 				if !ok {
@@ -148,14 +154,23 @@ func checkHub(path string, network string) []Finding {
 	var out []Finding
 	for _, k := range []string{KindModel, KindContamination} {
 		if len(flags[k]) > 0 {
-			out = append(out, flag(check, k, append(append(flags[k], notes...), summary)...))
+			out = append(out, flag(check, k, append(append(append(flags[k], notes...), summary), badLines...)...))
 		}
 	}
 	switch {
 	case len(out) > 0:
 		return out
 	case bad > 0:
-		return []Finding{unverified(check, "", append(notes, fmt.Sprintf("%s: %d lines are not hub requests", summary, bad))...)}
+		return []Finding{unverified(check, "", append(append(notes, fmt.Sprintf("%s: %d lines are not hub requests", summary, bad)), badLines...)...)}
 	}
 	return []Finding{pass(check, "", append(notes, summary)...)}
+}
+
+// hubLineError locates a hub log line that is not a request: the file, the
+// line and the column (byte in the line) where its JSON went wrong.
+func hubLineError(path string, line int, b []byte, err error) string {
+	if off, ok := jsonpos.Offset(err); ok {
+		return fmt.Sprintf("%s line %d, column %d: not a hub request: %v", path, line, max(off, 1), err)
+	}
+	return fmt.Sprintf("%s line %d: not a hub request: %v", path, line, err)
 }

@@ -48,17 +48,23 @@ type Index struct {
 	text, code bool // which tokenizers the scan needs
 	Measurable int  // items with at least one measurable part
 	Grams      int
+	// parts' texts by item id: an evaluation sample's target is checked
+	// against them (evalSamples).
+	texts map[string][]string
 }
 
 // NewIndex builds the n-gram index of ts.
 func NewIndex(ts *TestSet) (*Index, error) {
-	ix := &Index{Task: ts.Task}
+	ix := &Index{Task: ts.Task, texts: map[string][]string{}}
 	type occ struct{ parts []int32 }
 	grams := map[uint64]*occ{}
 	var order []uint64
 	itemsOf := map[uint64]map[int32]bool{}
 	for i, it := range ts.Items {
 		ix.ids = append(ix.ids, it.ID)
+		for _, p := range it.Parts {
+			ix.texts[it.ID] = append(ix.texts[it.ID], p.Text)
+		}
 		for _, p := range it.Parts {
 			pid := int32(len(ix.parts))
 			ix.parts = append(ix.parts, partInfo{item: int32(i), name: p.Name, code: p.Code})
@@ -111,51 +117,87 @@ func NewIndex(ts *TestSet) (*Index, error) {
 	return ix, nil
 }
 
-// matcher collects the grams one document matched; one per worker.
+// matcher collects the grams one file matched; one per worker (and one per
+// decoder that runs on a goroutine of its own). Each stream in the file
+// (a member, a decoded run) is tokenised by a feeder of its own, and all of
+// them record into the matcher.
 type matcher struct {
 	ix      *Index
 	seen    []uint64
 	touched []int32
 	counts  []int32
-	text    *tokenizer
-	code    *tokenizer
+	fd      *feeder // the default stream: feed and docBreak
+}
+
+// feeder tokenises one stream into its matcher's n-grams.
+type feeder struct {
+	text *tokenizer
+	code *tokenizer
+	hits int // indexed n-grams seen (repeats included)
 }
 
 func (ix *Index) newMatcher() *matcher {
 	m := &matcher{ix: ix, seen: make([]uint64, (ix.Grams+63)/64), counts: make([]int32, len(ix.parts))}
-	on := func(h uint64) {
-		if g := ix.table.lookup(h); g >= 0 && m.seen[g/64]&(1<<(g%64)) == 0 {
-			m.seen[g/64] |= 1 << (g % 64)
-			m.touched = append(m.touched, g)
-		}
-	}
-	if ix.text {
-		m.text = newTokenizer(false, on)
-	}
-	if ix.code {
-		m.code = newTokenizer(true, on)
-	}
+	m.fd = m.newFeeder()
 	return m
 }
 
-func (m *matcher) feed(b []byte) {
-	if m.text != nil {
-		m.text.Feed(b)
-	}
-	if m.code != nil {
-		m.code.Feed(b)
+func (m *matcher) mark(g int32) {
+	if m.seen[g/64]&(1<<(g%64)) == 0 {
+		m.seen[g/64] |= 1 << (g % 64)
+		m.touched = append(m.touched, g)
 	}
 }
 
-// docBreak ends a document (e.g. a parquet value) so n-grams do not span it.
-func (m *matcher) docBreak() {
-	if m.text != nil {
-		m.text.reset()
+// newFeeder starts a stream whose n-grams do not join those of others.
+func (m *matcher) newFeeder() *feeder {
+	f := &feeder{}
+	on := func(h uint64) {
+		if g := m.ix.table.lookup(h); g >= 0 {
+			f.hits++
+			m.mark(g)
+		}
 	}
-	if m.code != nil {
-		m.code.reset()
+	if m.ix.text {
+		f.text = newTokenizer(false, on)
+	}
+	if m.ix.code {
+		f.code = newTokenizer(true, on)
+	}
+	return f
+}
+
+func (f *feeder) feed(b []byte) {
+	if f.text != nil {
+		f.text.Feed(b)
+	}
+	if f.code != nil {
+		f.code.Feed(b)
 	}
 }
+
+// reset ends a document (e.g. a parquet value) so n-grams do not span it.
+func (f *feeder) reset() {
+	if f.text != nil {
+		f.text.reset()
+	}
+	if f.code != nil {
+		f.code.reset()
+	}
+}
+
+// absorb records the grams another matcher (of the same index) saw.
+func (m *matcher) absorb(o *matcher) {
+	o.fd.reset()
+	for _, g := range o.touched {
+		m.mark(g)
+	}
+}
+
+func (m *matcher) feed(b []byte) { m.fd.feed(b) }
+
+// docBreak ends a document of the default stream.
+func (m *matcher) docBreak() { m.fd.reset() }
 
 // hit is one test item found in a file.
 type hit struct {

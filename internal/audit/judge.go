@@ -106,13 +106,13 @@ const judgeTemplate = "The code in this directory was created by a student to tr
 // "NAME: judgement". It returns +1 detected, -1 clean, 0 missing or
 // unparseable.
 func vote(final, name, clean, detected string) (int, string) {
-	line, found := "", false
-	for _, l := range strings.Split(final, "\n") {
+	line, found, at := "", false, 0
+	for i, l := range strings.Split(final, "\n") {
 		l = strings.TrimSpace(strings.Trim(strings.TrimSpace(l), "*`-> "))
 		if rest, ok := cutPrefixFold(l, name); ok {
 			rest = strings.TrimSpace(rest)
 			if r, ok := strings.CutPrefix(rest, ":"); ok {
-				line, found = r, true
+				line, found, at = r, true, i+1
 			}
 		}
 	}
@@ -126,7 +126,7 @@ func vote(final, name, clean, detected string) (int, string) {
 	case detected:
 		return 1, ""
 	}
-	return 0, fmt.Sprintf("%s: unexpected %q in the judge's final message", name, line)
+	return 0, fmt.Sprintf("%s: unexpected %q in the judge's final message, line %d (want %q or %q)", name, clipText(line, 200), at, clean, detected)
 }
 
 func cutPrefixFold(s, prefix string) (string, bool) {

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/ptb-dev/ptb/internal/audit/safetensors"
+	"github.com/ptb-dev/ptb/internal/jsonpos"
 	"github.com/ptb-dev/ptb/internal/safeio"
 )
 
@@ -202,7 +203,7 @@ func checkAdapter(path, baseID, finalDir string) Finding {
 		Base string `json:"base_model_name_or_path"`
 	}
 	if err := json.Unmarshal(b, &ac); err != nil {
-		return unverified(check, KindModel, fmt.Sprintf("%s: %v", path, err))
+		return unverified(check, KindModel, jsonpos.Error(path, b, 0, err).Error())
 	}
 	rel := "final_model/adapter_config.json"
 	if ac.Base == "" {

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/ptb-dev/ptb/internal/jsonpos"
 	"github.com/ptb-dev/ptb/internal/safeio"
 )
 
@@ -59,7 +60,7 @@ func readConfig(dir string) (*ModelConfig, error) {
 	}
 	var c ModelConfig
 	if err := json.Unmarshal(b, &c); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, "config.json"), err)
+		return nil, jsonpos.Error(filepath.Join(dir, "config.json"), b, 0, err)
 	}
 	return &c, nil
 }

@@ -12,6 +12,9 @@ import (
 //   - code mode: identifiers ([A-Za-z_][A-Za-z0-9_]*) that are not Python
 //     keywords or builtins become one placeholder token; numbers and keywords
 //     are kept; each punctuation byte is a token; quotes separate.
+//   - both: NUL bytes are skipped (they neither end a token nor start one),
+//     so ASCII text in UTF-16 or UTF-32, either byte order, at any
+//     alignment, tokenises as it does in UTF-8.
 //   - both: escape sequences (\n, \t, \", \\, \uXXXX, ...) are decoded as a
 //     JSON or Python reader would, so text inside JSON strings matches plain
 //     text. Test text is JSON-encoded before it is tokenised.
@@ -27,6 +30,7 @@ const (
 	clUnder
 	clPunct
 	clBack
+	clSkip
 )
 
 var byteClass = func() (t [256]uint8) {
@@ -41,6 +45,7 @@ var byteClass = func() (t [256]uint8) {
 		t[c] = clPunct
 	}
 	t['\\'] = clBack
+	t[0] = clSkip
 	return t
 }()
 
@@ -161,7 +166,7 @@ func (t *tokenizer) Feed(b []byte) {
 	code := t.code
 	for i := 0; i < len(b); i++ {
 		c := b[i]
-		if t.esc != 0 {
+		if t.esc != 0 && c != 0 {
 			if t.esc == 1 {
 				switch c {
 				case 'u':
@@ -225,6 +230,9 @@ func (t *tokenizer) Feed(b []byte) {
 		case clBack:
 			t.endTok()
 			t.esc = 1
+		case clSkip:
+			// NUL bytes are dropped, not separators: UTF-16 and UTF-32
+			// text of either byte order then reads as its ASCII.
 		default:
 			t.endTok()
 		}

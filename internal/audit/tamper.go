@@ -15,6 +15,7 @@ import (
 
 	"github.com/ptb-dev/ptb/internal/eval"
 
+	"github.com/ptb-dev/ptb/internal/jsonpos"
 	"github.com/ptb-dev/ptb/internal/rundir"
 	"github.com/ptb-dev/ptb/internal/safeio"
 )
@@ -230,31 +231,36 @@ func readRefFile(snap, root, name string) ([]byte, error) {
 
 // chatTemplate returns the chat template of the tokenizer in dir, or "";
 // read reads a file of dir by name.
-func chatTemplate(read func(name string) ([]byte, error)) string {
+func chatTemplate(read func(name string) ([]byte, error)) (string, error) {
 	if b, err := read("chat_template.jinja"); err == nil {
-		return string(b)
+		return string(b), nil
 	}
 	b, err := read("tokenizer_config.json")
 	if err != nil {
-		return ""
+		return "", nil
 	}
 	var tc struct {
 		ChatTemplate json.RawMessage `json:"chat_template"`
 	}
-	if json.Unmarshal(b, &tc) != nil || len(tc.ChatTemplate) == 0 {
-		return ""
+	if err := json.Unmarshal(b, &tc); err != nil {
+		return "", jsonpos.Error("tokenizer_config.json", b, 0, err)
+	}
+	if len(tc.ChatTemplate) == 0 {
+		return "", nil
 	}
 	var s string
 	if json.Unmarshal(tc.ChatTemplate, &s) == nil {
-		return s
+		return s, nil
 	}
-	return string(tc.ChatTemplate)
+	return string(tc.ChatTemplate), nil
 }
 
 func chatTemplateNote(finalDir, baseID string, refs *refStore) []string {
-	got := chatTemplate(func(n string) ([]byte, error) { return safeio.ReadFile(filepath.Join(finalDir, n), maxConfig) })
+	got, err := chatTemplate(func(n string) ([]byte, error) { return safeio.ReadFile(filepath.Join(finalDir, n), maxConfig) })
+	if err != nil {
+		return []string{"note: final_model/" + err.Error() + " (chat template not compared; evaluation applies ptb's own template)"}
+	}
 	var snap, root string
-	var err error
 	if refs != nil {
 		snap, root, _, err = refs.snapshot(baseID)
 	} else {
@@ -266,7 +272,7 @@ func chatTemplateNote(finalDir, baseID string, refs *refStore) []string {
 		}
 		return nil
 	}
-	if want := chatTemplate(func(n string) ([]byte, error) { return readRefFile(snap, root, n) }); got != "" && got != want {
+	if want, _ := chatTemplate(func(n string) ([]byte, error) { return readRefFile(snap, root, n) }); got != "" && got != want {
 		return []string{"note: final_model's chat template differs from the base model's (not a flag: evaluation applies ptb's own template)"}
 	}
 	return nil
@@ -295,7 +301,7 @@ func checkCode(finalDir string) Finding {
 		}
 		var c map[string]json.RawMessage
 		if err := json.Unmarshal(b, &c); err != nil {
-			return unverified(check, KindTamper, fmt.Sprintf("final_model/%s: %v", n, err))
+			return unverified(check, KindTamper, jsonpos.Error("final_model/"+n, b, 0, err).Error())
 		}
 		if am, ok := c["auto_map"]; ok && string(am) != "null" && string(am) != "{}" {
 			bad = append(bad, fmt.Sprintf("final_model/%s: auto_map %s (custom code the evaluation server would run)", n, clipText(string(am), 200)))

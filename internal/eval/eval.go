@@ -28,6 +28,7 @@ import (
 	"github.com/ptb-dev/ptb/internal/eval/judge"
 	"github.com/ptb-dev/ptb/internal/eval/pytext"
 	"github.com/ptb-dev/ptb/internal/eval/task"
+	"github.com/ptb-dev/ptb/internal/jsonpos"
 	"github.com/ptb-dev/ptb/internal/pinned"
 	"github.com/ptb-dev/ptb/internal/registry"
 	"github.com/ptb-dev/ptb/internal/rundir"
@@ -835,12 +836,12 @@ func readScored(path string) (map[string]task.Scored, error) {
 	}
 	defer f.Close()
 	r := bufio.NewReaderSize(f, 1<<20)
-	for {
+	for n := 1; ; n++ {
 		line, err := r.ReadBytes('\n')
 		if len(bytes.TrimSpace(line)) > 0 && err == nil {
 			var sc task.Scored
 			if jerr := json.Unmarshal(line, &sc); jerr != nil {
-				return nil, fmt.Errorf("read samples %s: %w", path, jerr)
+				return nil, fmt.Errorf("read samples: %w (delete the line to redo that sample)", lineError(path, n, jerr))
 			}
 			out[sc.ID] = sc
 		}
@@ -875,7 +876,7 @@ func ReadResponses(path string) (map[string]task.Output, error) {
 				ToolCalls  []task.ToolCall `json:"tool_calls"`
 			}
 			if jerr := json.Unmarshal(line, &rec); jerr != nil {
-				return nil, fmt.Errorf("%s:%d: %w (want {\"id\": ..., \"completion\": ...})", path, n, jerr)
+				return nil, fmt.Errorf("%w (want {\"id\": ..., \"completion\": ...})", lineError(path, n, jerr))
 			}
 			id := string(bytes.TrimSpace(rec.ID))
 			var s string
@@ -904,6 +905,15 @@ func ReadResponses(path string) (map[string]task.Output, error) {
 			return nil, fmt.Errorf("read responses: %w", err)
 		}
 	}
+}
+
+// lineError locates a JSON error in one line of a JSONL file:
+// "path:line:column: err".
+func lineError(path string, line int, err error) error {
+	if off, ok := jsonpos.Offset(err); ok {
+		return fmt.Errorf("%s:%d:%d: %w", path, line, max(off, 1), err)
+	}
+	return fmt.Errorf("%s:%d: %w", path, line, err)
 }
 
 // metricsOrder puts the headline keys first, as the original writes them.

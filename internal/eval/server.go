@@ -2,12 +2,13 @@ package eval
 
 import (
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/ptb-dev/ptb/internal/eval/task"
+	"github.com/ptb-dev/ptb/internal/jsonpos"
+	"github.com/ptb-dev/ptb/internal/safeio"
 )
 
 // ModelType is the original's chat-template choice (EVAL_SPEC 1.1): the
@@ -23,17 +24,33 @@ func ModelType(modelPath string) string {
 			return t
 		}
 	}
-	b, err := os.ReadFile(filepath.Join(modelPath, "config.json"))
+	archs, err := ConfigArchitectures(modelPath)
 	if err != nil {
 		return ""
+	}
+	return ArchitectureFamily(archs)
+}
+
+// maxConfigJSON bounds config.json (real ones are a few KiB).
+const maxConfigJSON = 16 << 20
+
+// ConfigArchitectures reads config.json's architectures in modelPath. The
+// file is opened with safeio (no link followed, no FIFO waited on, at most
+// 16 MiB); a malformed one is an error with the file, line, column and
+// byte offset.
+func ConfigArchitectures(modelPath string) ([]string, error) {
+	p := filepath.Join(modelPath, "config.json")
+	b, err := safeio.ReadFile(p, maxConfigJSON)
+	if err != nil {
+		return nil, err
 	}
 	var c struct {
 		Architectures []string `json:"architectures"`
 	}
-	if json.Unmarshal(b, &c) != nil {
-		return ""
+	if err := json.Unmarshal(b, &c); err != nil {
+		return nil, jsonpos.Error(p, b, 0, err)
 	}
-	return ArchitectureFamily(c.Architectures)
+	return c.Architectures, nil
 }
 
 // ArchitectureFamily is the template family config.json's architectures[0]

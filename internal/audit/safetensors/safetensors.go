@@ -20,6 +20,7 @@ import (
 	"strings"
 	"unsafe"
 
+	"github.com/ptb-dev/ptb/internal/jsonpos"
 	"github.com/ptb-dev/ptb/internal/safeio"
 )
 
@@ -99,19 +100,19 @@ func ReadHeader(path string) ([]Tensor, error) {
 	}
 	var lenb [8]byte
 	if _, err := io.ReadFull(f, lenb[:]); err != nil {
-		return nil, fmt.Errorf("%s: header length: %w", path, err)
+		return nil, fmt.Errorf("%s: byte 0: header length: %w (a safetensors file starts with an 8-byte length)", path, err)
 	}
 	n := binary.LittleEndian.Uint64(lenb[:])
 	if n > MaxHeader || int64(n)+8 > st.Size() {
-		return nil, fmt.Errorf("%s: header length %d out of range", path, n)
+		return nil, fmt.Errorf("%s: byte 0: header length %d out of range (file of %d bytes, at most %d)", path, n, st.Size(), MaxHeader)
 	}
 	hb := make([]byte, n)
 	if _, err := io.ReadFull(f, hb); err != nil {
-		return nil, fmt.Errorf("%s: header: %w", path, err)
+		return nil, fmt.Errorf("%s: byte 8: header: %w", path, err)
 	}
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(hb, &raw); err != nil {
-		return nil, fmt.Errorf("%s: header json: %w", path, err)
+		return nil, jsonpos.Error(path+": header", hb, 8, err)
 	}
 	base := 8 + int64(n)
 	abs, _ := filepath.Abs(path)
@@ -122,19 +123,41 @@ func ReadHeader(path string) ([]Tensor, error) {
 		}
 		var e headerEntry
 		if err := json.Unmarshal(msg, &e); err != nil {
-			return nil, fmt.Errorf("%s: tensor %s: %w", path, name, err)
+			return nil, fmt.Errorf("%s: header: tensor %q: %w", path, name, err)
+		}
+		if err := checkShape(e.Shape); err != nil {
+			return nil, fmt.Errorf("%s: header: tensor %q: %w", path, name, err)
 		}
 		if len(e.Offsets) != 2 || e.Offsets[0] < 0 || e.Offsets[1] < e.Offsets[0] || base+e.Offsets[1] > st.Size() {
-			return nil, fmt.Errorf("%s: tensor %s: bad data_offsets %v", path, name, e.Offsets)
+			return nil, fmt.Errorf("%s: header: tensor %q: data_offsets %v: want [begin, end] with 0 <= begin <= end <= %d (the data's size)", path, name, e.Offsets, st.Size()-base)
 		}
 		t := Tensor{Name: name, DType: e.DType, Shape: e.Shape, File: abs, Offset: base + e.Offsets[0], Size: e.Offsets[1] - e.Offsets[0]}
 		if sz := DTypeSize(e.DType); sz > 0 && t.Elems()*int64(sz) != t.Size {
-			return nil, fmt.Errorf("%s: tensor %s: %d bytes for %s%v", path, name, t.Size, e.DType, e.Shape)
+			return nil, fmt.Errorf("%s: header: tensor %q: data_offsets %v hold %d bytes, %s%v needs %d", path, name, e.Offsets, t.Size, e.DType, e.Shape, t.Elems()*int64(sz))
 		}
 		ts = append(ts, t)
 	}
 	sort.Slice(ts, func(i, j int) bool { return ts[i].Offset < ts[j].Offset })
 	return ts, nil
+}
+
+// maxElems bounds a tensor's element count so that sizes never overflow.
+const maxElems = 1 << 56
+
+// checkShape refuses negative dimensions and element counts that would
+// overflow a byte size.
+func checkShape(shape []int64) error {
+	n := int64(1)
+	for _, d := range shape {
+		if d < 0 {
+			return fmt.Errorf("shape %v: negative dimension", shape)
+		}
+		if d > 0 && n > maxElems/d {
+			return fmt.Errorf("shape %v: more than 2^56 elements", shape)
+		}
+		n *= d
+	}
+	return nil
 }
 
 // Model is a checkpoint directory's tensors.

@@ -20,7 +20,7 @@ func FuzzHubLog(f *testing.F) {
 		if err := os.WriteFile(p, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		fs := checkHub(p)
+		fs := checkHub(p, "gateway")
 		if len(fs) == 0 {
 			t.Fatal("no finding")
 		}

@@ -499,6 +499,9 @@ func TestGatewayVerdicts(t *testing.T) {
 	gatewaySandbox(t)
 	data := sharedDatasets(t)
 	t.Setenv("HF_HUB_CACHE", tinyHubCache(t))
+	// The audit pins the reference weights it meets on first use: into
+	// this test's cache, never the user's.
+	t.Setenv("PTB_CACHE", t.TempDir())
 	fetch := func(paths ...string) string {
 		var ps []string
 		for _, p := range paths {

@@ -48,6 +48,27 @@ func TestSampleFromStandIn(t *testing.T) {
 	}
 }
 
+// A real capture (testdata/nvidia-smi-h200, see testdata/README.md): one
+// H200 at full use by a python3 process in ptb's sandbox.
+func TestSampleFromRealCapture(t *testing.T) {
+	smi, err := filepath.Abs(filepath.Join("testdata", "nvidia-smi-h200", "nvidia-smi"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := Sampler{SMI: smi, Workspace: t.TempDir(), Proc: t.TempDir()}.Sample(context.Background())
+	if s.GPUError != "" || len(s.GPUs) != 1 {
+		t.Fatalf("gpus %+v, error %q", s.GPUs, s.GPUError)
+	}
+	g := s.GPUs[0]
+	if g.Index != 0 || g.UUID != "GPU-3da86024-3532-219c-fa86-2e99ec9b1705" || g.Name != "NVIDIA H200" ||
+		*g.UtilPct != 100 || *g.MemUsed != 1395 || *g.MemTotal != 143771 || *g.TempC != 53 || *g.PowerW != 658.25 {
+		t.Errorf("gpu 0 = %+v", g)
+	}
+	if len(s.GPUProcs) != 1 || s.GPUProcs[0].PID != 508 || s.GPUProcs[0].Name != "python3" || *s.GPUProcs[0].MemUsed != 1386 {
+		t.Errorf("processes %+v", s.GPUProcs)
+	}
+}
+
 // Without nvidia-smi, a sample says why it has no GPU data.
 func TestSampleWithoutNvidiaSMI(t *testing.T) {
 	s := Sampler{SMI: filepath.Join(t.TempDir(), "nvidia-smi")}.Sample(context.Background())

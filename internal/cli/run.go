@@ -209,16 +209,7 @@ func runRun(ctx context.Context, e *env, f *runFlags) error {
 		} else if res, done := finishedRun(dir); done {
 			// Nothing to do: a finished run is not rewritten.
 			fmt.Fprintf(e.stderr, "ptb: %s is finished; nothing to resume (rerun stages with --redo STAGE)\n", dir)
-			if f.jsonOut {
-				enc := json.NewEncoder(e.stdout)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(res); err != nil {
-					return err
-				}
-			} else {
-				printRunSummary(e.stdout, string(dir), res)
-			}
-			return runOutcome(e, string(dir), res)
+			return reportRun(e, string(dir), res, f.jsonOut)
 		} else {
 			fmt.Fprintf(e.stderr, "ptb: resuming %s\n", dir)
 		}
@@ -284,16 +275,22 @@ func runRun(ctx context.Context, e *env, f *runFlags) error {
 	if err != nil {
 		return err
 	}
-	if f.jsonOut {
+	return reportRun(e, string(dir), res, f.jsonOut)
+}
+
+// reportRun prints the run's record (--json) or its summary, and turns its
+// outcome into the exit code.
+func reportRun(e *env, dir string, res *result.Result, jsonOut bool) error {
+	if jsonOut {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(res); err != nil {
 			return err
 		}
 	} else {
-		printRunSummary(e.stdout, string(dir), res)
+		printRunSummary(e.stdout, dir, res)
 	}
-	return runOutcome(e, string(dir), res)
+	return runOutcome(e, dir, res)
 }
 
 // redoFlags are the flags --redo may change: how the stages after solve run.

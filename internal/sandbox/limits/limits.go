@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -27,7 +28,9 @@ const DefaultRoot = "/sys/fs/cgroup"
 type Group struct {
 	v2   bool
 	dirs map[string]string // controller -> directory (v2: the same one for each)
-	made []string          // directories made, innermost last
+
+	mu   sync.Mutex // guards made: a watchdog reads it while Remove clears it
+	made []string   // directories made, innermost last
 }
 
 // cfsPeriod is the CPU bandwidth period (µs) for the cpu limit.
@@ -203,6 +206,8 @@ func (g *Group) Procs() []string {
 	if g == nil {
 		return nil
 	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	var out []string
 	for _, d := range g.made {
 		out = append(out, filepath.Join(d, "cgroup.procs"))
@@ -230,7 +235,13 @@ func (g *Group) Hit() string {
 		return ""
 	}
 	if g.v2 {
+		g.mu.Lock()
+		if len(g.made) == 0 {
+			g.mu.Unlock()
+			return "" // removed
+		}
 		d := g.made[0]
+		g.mu.Unlock()
 		if counter(filepath.Join(d, "memory.events"), "oom_kill") > 0 {
 			return sandbox.LimitMemory
 		}
@@ -290,9 +301,11 @@ func (g *Group) Kill() bool {
 	}
 	if g.v2 {
 		// cgroup.kill (Linux 5.14) kills atomically, forks included.
+		g.mu.Lock()
 		for _, d := range g.made {
 			os.WriteFile(filepath.Join(d, "cgroup.kill"), []byte("1"), 0o644)
 		}
+		g.mu.Unlock()
 	}
 	end := time.Now().Add(5 * time.Second)
 	for {
@@ -316,6 +329,8 @@ func (g *Group) Remove() error {
 		return nil
 	}
 	g.Kill()
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	var errs []error
 	for i := len(g.made) - 1; i >= 0; i-- {
 		if err := os.Remove(g.made[i]); err != nil && !errors.Is(err, fs.ErrNotExist) {

@@ -183,11 +183,13 @@ func TestRepromptRealAgents(t *testing.T) {
 			reqs := &sandboxtest.Buffer{}
 			_, url := startModel(t, nil, reqs)
 			out := t.TempDir()
-			// 30 s budget, reprompt while 1 s is left: relaunches until the
+			// 90 s budget, reprompt while 1 s is left: relaunches until the
 			// deadline, which may cut the last session short (grace 5 s).
+			// On a loaded 2-core CI machine a CLI can take most of 30 s to
+			// start, leaving its relaunch no time to send a request.
 			code, stdout, stderr := runPTB(t, "run", "--agent", name, "--agent-model", models[name],
 				"--endpoint", url, "--network", "host", "--reprompt", "1s", "--grace", "5s",
-				"--base-model", "qwen3-1.7b", "--benchmark", "gsm8k", "--hours", strconv.FormatFloat(30.0/3600, 'f', -1, 64),
+				"--base-model", "qwen3-1.7b", "--benchmark", "gsm8k", "--hours", strconv.FormatFloat(90.0/3600, 'f', -1, 64),
 				"--eval-backend", "none", "--out", out, "--json")
 			if code != 0 && code != exitNoFinalModel { // the scripted model leaves no final_model
 				t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)

@@ -114,7 +114,7 @@ shipped in ptb, then the hub; so the demo needs no network.`,
 			} {
 				fmt.Fprintf(e.stdout, "  %-42s %s\n", p.what, dir.Path(p.path))
 			}
-			fmt.Fprintf(e.stdout, "\nStand-ins in this demo: the agent (scripted) and the model (recorded responses). A real job:\n  ptb run --agent claude --agent-model MODEL --network host --base-model qwen3-1.7b --benchmark gsm8k --gpus 0\n")
+			fmt.Fprintf(e.stdout, "\nStand-ins in this demo: the agent (scripted) and the model (recorded responses). A real job (the key stays with ptb; the agent reaches the model through the run's gateway):\n  export ANTHROPIC_API_KEY=...\n  ptb run --agent claude --agent-model MODEL --base-model qwen3-1.7b --benchmark gsm8k --gpus 0\n")
 			return nil
 		},
 	}

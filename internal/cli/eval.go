@@ -111,6 +111,7 @@ to ptb, and none of ptb's environment but an allowlist (add to it with
 				o.BaseModel = &m
 			}
 			pins.Offline = o.Offline
+			pins.Table = pinTable
 			o.Pinned = &pins
 			if dev && o.Limit == 0 {
 				o.Limit = info.DevLimit
@@ -301,6 +302,7 @@ of --pinned-base-url / $` + pinned.EnvBaseURL + `), each checked by sha256.`,
 					fmt.Fprintf(e.stdout, "%s\t%s\n", name, p)
 				}
 			}
+			pins.Table = pinTable
 			lines, err := eval.PullPinned(cmd.Context(), &pins)
 			for _, l := range lines {
 				fmt.Fprintf(e.stdout, "pinned\t%s\n", l)

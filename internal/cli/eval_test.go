@@ -4,12 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/ptb-dev/ptb/internal/eval/evaltest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/ptb-dev/ptb/internal/pinned"
 	"github.com/ptb-dev/ptb/internal/result"
@@ -67,18 +67,17 @@ print("stand-in vllm listening", flush=True)
 ThreadingHTTPServer(("127.0.0.1", int(flag("--port"))), H).serve_forever()
 `
 
-// needPinnedTemplates skips a test that starts a server through the CLI
-// when ptb's pinned chat templates cannot be had here (no cache from
-// `ptb data pull`, no network): the CLI cannot be pointed at test pins.
-// The eval package's sandbox tests (TestServerAttack,
-// TestHFBackendEndToEnd) cover the server without them.
+// needPinnedTemplates points every pinned store the commands make at a
+// local mirror of test templates and judge prompts (evaltest.NewMirror),
+// pinned by their own digests: the real files cannot be fetched offline.
+// The pinned package's opt-in TestRealPins checks the real ones.
 func needPinnedTemplates(t *testing.T) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := (&pinned.Store{}).Template(ctx, "", "qwen3.jinja"); err != nil {
-		t.Skipf("ptb's pinned chat templates are not available here: %v", err)
-	}
+	m := evaltest.NewMirror(t)
+	pinTable = m.Table
+	t.Cleanup(func() { pinTable = nil })
+	t.Setenv(pinned.EnvBaseURL, m.URL)
+	t.Setenv("PTB_CACHE", t.TempDir())
 }
 
 // TestEvalServerSandboxed runs `ptb eval --backend vllm` with a stand-in

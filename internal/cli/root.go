@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ptb-dev/ptb/internal/pinned"
 	"io"
 	"os"
 	"os/signal"
@@ -29,6 +30,11 @@ func usagef(format string, args ...any) error {
 }
 
 // env is what every command gets instead of globals.
+// pinTable replaces pinned.Default() for every pinned store the commands
+// make; tests in this package point it at a local mirror's table. nil in
+// ptb itself.
+var pinTable *pinned.Table
+
 type env struct {
 	stdin  io.Reader
 	stdout io.Writer

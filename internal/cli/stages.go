@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"github.com/ptb-dev/ptb/internal/pinned"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -87,6 +88,9 @@ func (ev evaluator) Evaluate(ctx context.Context, req pipeline.EvalRequest) (*re
 		DataDir: s.Eval.DataDir, Limit: s.Eval.Limit, OutDir: req.OutDir,
 		Sandbox: req.Sandbox, Progress: req.Progress,
 		GPUs: s.GPUs, Hidden: ev.hidden,
+	}
+	if pinTable != nil {
+		o.Pinned = &pinned.Store{Table: pinTable, Offline: o.Offline}
 	}
 	if ev.reg != nil {
 		m, err := ev.reg.Model(s.BaseModel)

@@ -67,7 +67,7 @@ func newRunner(ctx context.Context, e *env, reg *registry.Registry, spec job.Spe
 	// without them prepare says why in its stage reason.
 	tctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	if tfs, err := (&pinned.Store{}).TemplatesFS(tctx, ""); err == nil {
+	if tfs, err := (&pinned.Store{Table: pinTable}).TemplatesFS(tctx, ""); err == nil {
 		r.Templates = tfs
 	} else {
 		r.Log.Warn("no chat templates for the workspace", "err", err)

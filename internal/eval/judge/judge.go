@@ -186,15 +186,17 @@ func (o *OpenAI) Complete(ctx context.Context, req Request) (string, error) {
 		if o.Rand != nil {
 			r = o.Rand
 		}
-		if err := sleep(ctx, RetryDelay(n, h, now(), r()), o.Sleep); err != nil {
+		if err := Sleep(ctx, RetryDelay(n, h, now(), r()), o.Sleep); err != nil {
 			return "", err
 		}
 	}
 }
 
-func sleep(ctx context.Context, d time.Duration, f func(context.Context, time.Duration) error) error {
-	if f != nil {
-		return f(ctx, d)
+// Sleep waits d or until ctx ends, through override when it is set (tests
+// replace real waits between retries).
+func Sleep(ctx context.Context, d time.Duration, override func(context.Context, time.Duration) error) error {
+	if override != nil {
+		return override(ctx, d)
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()

@@ -132,17 +132,7 @@ func (e Env) sleep(ctx context.Context, d time.Duration) error { return Sleep(ct
 // Sleep waits d or until ctx ends, through override when it is set (tests
 // replace real waits between retries).
 func Sleep(ctx context.Context, d time.Duration, override func(context.Context, time.Duration) error) error {
-	if override != nil {
-		return override(ctx, d)
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return judge.Sleep(ctx, d, override)
 }
 
 // Task is one benchmark at one version.

@@ -80,13 +80,11 @@ func needPinnedTemplates(t *testing.T) {
 	t.Setenv("PTB_CACHE", t.TempDir())
 }
 
-// TestEvalServerSandboxed runs `ptb eval --backend vllm` with a stand-in
-// vllm through the real command: bwrap, `ptb sandbox-init` relaying the
-// server's socket, the interpreter's install found and bound. The
-// evaluation completes, the stand-in reads no host file, writes nothing
-// beside final_model, sees none of ptb's secrets, and its version off the
-// pin is recorded and warned about.
-func TestEvalServerSandboxed(t *testing.T) {
+// serverPrereqs skips without bwrap or python3, points the pinned stores
+// at the test mirror, and returns the real interpreter python3 resolves
+// to (as a line of output).
+func serverPrereqs(t *testing.T) []byte {
+	t.Helper()
 	if err := bwrap.New().Check(context.Background()); err != nil {
 		t.Skip(err)
 	}
@@ -99,6 +97,17 @@ func TestEvalServerSandboxed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return real
+}
+
+// TestEvalServerSandboxed runs `ptb eval --backend vllm` with a stand-in
+// vllm through the real command: bwrap, `ptb sandbox-init` relaying the
+// server's socket, the interpreter's install found and bound. The
+// evaluation completes, the stand-in reads no host file, writes nothing
+// beside final_model, sees none of ptb's secrets, and its version off the
+// pin is recorded and warned about.
+func TestEvalServerSandboxed(t *testing.T) {
+	real := serverPrereqs(t)
 	t.Setenv("OPENAI_API_KEY", "sk-cli-harness-secret")
 	t.Setenv("HF_TOKEN", "hf_cli_harness_secret")
 	dir := t.TempDir()
@@ -165,18 +174,7 @@ func TestEvalServerSandboxed(t *testing.T) {
 // final_model; result.json records the server, its version and the
 // warning about the pin.
 func TestRunEvaluatesInTheSandbox(t *testing.T) {
-	if err := bwrap.New().Check(context.Background()); err != nil {
-		t.Skip(err)
-	}
-	needPinnedTemplates(t)
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 not installed")
-	}
-	real, err := exec.Command(py, "-c", "import os, sys; print(os.path.realpath(sys.executable))").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
+	real := serverPrereqs(t)
 	data, err := filepath.EvalSymlinks(sharedDatasets(t))
 	if err != nil {
 		t.Fatal(err)

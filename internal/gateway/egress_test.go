@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 )
 
 // fakeDNS maps host names to local test servers and records every dial.
@@ -256,16 +255,7 @@ func TestEgressCloseEndsTunnels(t *testing.T) {
 	io.WriteString(c, "ping")
 	buf := make([]byte, 4)
 	io.ReadFull(br, buf)
-	done := make(chan error, 1)
-	go func() { done <- g.Close() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("Close did not end an open tunnel")
-	}
+	closeWithin(t, g, "Close did not end an open tunnel")
 	recs := readLog[EgressRecord](t, filepath.Join(dir, EgressLogFile))
 	if len(recs) != 1 || recs[0].BytesOut != 4 || recs[0].BytesIn != 4 {
 		t.Errorf("records %+v", recs)

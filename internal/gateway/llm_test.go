@@ -568,6 +568,17 @@ func TestCloseDuringStream(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	bufio.NewReader(resp.Body).ReadString('\n')
+	closeWithin(t, g, "Close waited for an endless stream")
+	recs := readLog[LLMRecord](t, filepath.Join(dir, LLMLogFile))
+	if len(recs) != 1 || recs[0].InputTok != 3 || recs[0].Reason == "" {
+		t.Errorf("records %+v", recs)
+	}
+}
+
+// closeWithin closes g, failing with msg when Close does not return
+// within 20 s (it must end open streams and tunnels itself).
+func closeWithin(t *testing.T, g *Gateway, msg string) {
+	t.Helper()
 	done := make(chan error, 1)
 	go func() { done <- g.Close() }()
 	select {
@@ -576,10 +587,6 @@ func TestCloseDuringStream(t *testing.T) {
 			t.Fatal(err)
 		}
 	case <-time.After(20 * time.Second):
-		t.Fatal("Close waited for an endless stream")
-	}
-	recs := readLog[LLMRecord](t, filepath.Join(dir, LLMLogFile))
-	if len(recs) != 1 || recs[0].InputTok != 3 || recs[0].Reason == "" {
-		t.Errorf("records %+v", recs)
+		t.Fatal(msg)
 	}
 }

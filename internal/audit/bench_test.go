@@ -11,12 +11,12 @@ import (
 	"testing"
 )
 
-// BenchmarkContaminationScan scans a corpus synthesised at bench time:
-// PTB_BENCH_MB megabytes (default 1024) of GSM8K-train-style JSONL in 16
-// files, against the GSM8K test index. Report: MB/s.
-func BenchmarkContaminationScan(b *testing.B) {
+// benchSetup returns the corpus size in MB (PTB_BENCH_MB, else def), the
+// GSM8K test index and the GSM8K train file the corpora are made from.
+func benchSetup(b *testing.B, def int) (int, *Index, []byte) {
+	b.Helper()
 	data := sharedDatasets(b)
-	total := 1024
+	total := def
 	if s := os.Getenv("PTB_BENCH_MB"); s != "" {
 		total, _ = strconv.Atoi(s)
 	}
@@ -32,6 +32,14 @@ func BenchmarkContaminationScan(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	return total, ix, train
+}
+
+// BenchmarkContaminationScan scans a corpus synthesised at bench time:
+// PTB_BENCH_MB megabytes (default 1024) of GSM8K-train-style JSONL in 16
+// files, against the GSM8K test index. Report: MB/s.
+func BenchmarkContaminationScan(b *testing.B) {
+	total, ix, train := benchSetup(b, 1024)
 	dir := b.TempDir()
 	var size int64
 	const files = 16
@@ -80,23 +88,7 @@ func cpuSeconds() float64 {
 // base64'd (wrapped), and random bytes as model weights would be. Report:
 // MB/s of input (the files' sizes, not what they decode to).
 func BenchmarkContaminationScanEncoded(b *testing.B) {
-	data := sharedDatasets(b)
-	total := 256
-	if s := os.Getenv("PTB_BENCH_MB"); s != "" {
-		total, _ = strconv.Atoi(s)
-	}
-	ts, err := DirTestSets{Dir: data}.TestSet(context.Background(), "gsm8k")
-	if err != nil {
-		b.Fatal(err)
-	}
-	ix, err := NewIndex(ts)
-	if err != nil {
-		b.Fatal(err)
-	}
-	train, err := os.ReadFile(filepath.Join(data, "gsm8k", "train.jsonl"))
-	if err != nil {
-		b.Fatal(err)
-	}
+	total, ix, train := benchSetup(b, 256)
 	part := int64(total) << 20 / 4
 	gz, zs := encGzip(b, train), encZstd(b, train)
 	b64 := encBase64(train)

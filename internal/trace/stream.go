@@ -59,6 +59,15 @@ type Decoder struct {
 	out    []Event
 	decode func(d *Decoder, v *fastjson.Value, base Event)
 
+	// allocation: decoded values are carved from these, never reused
+	a        arena
+	sessions slab[Session]
+	tools    slab[ToolCall]
+	results  slab[ToolResult]
+	usages   slab[Usage]
+	floats   slab[float64]
+	ints     slab[int]
+
 	// per-agent state
 	started  map[string]bool // codex: items seen in item.started
 	lastText []byte          // assistant text of the current message (finals)
@@ -256,6 +265,61 @@ func DetectAgent(r io.Reader) (string, error) {
 
 // helpers over fastjson values; all tolerate missing or mistyped fields.
 
+// str returns the string field at keys, copied into the decoder's arena.
+func (d *Decoder) str(v *fastjson.Value, keys ...string) string {
+	x := v.Get(keys...)
+	if x == nil || x.Type() != fastjson.TypeString {
+		return ""
+	}
+	b, _ := x.StringBytes()
+	return d.a.str(b)
+}
+
+func (d *Decoder) numPtr(v *fastjson.Value, keys ...string) *float64 {
+	x := v.Get(keys...)
+	if x == nil || x.Type() != fastjson.TypeNumber {
+		return nil
+	}
+	f := d.floats.new()
+	*f, _ = x.Float64()
+	return f
+}
+
+func (d *Decoder) intPtr(v *fastjson.Value, keys ...string) *int {
+	x := v.Get(keys...)
+	if x == nil || x.Type() != fastjson.TypeNumber {
+		return nil
+	}
+	f, _ := x.Float64()
+	n := d.ints.new()
+	*n = int(f)
+	return n
+}
+
+func (d *Decoder) session(s Session) *Session {
+	p := d.sessions.new()
+	*p = s
+	return p
+}
+
+func (d *Decoder) tool(t ToolCall) *ToolCall {
+	p := d.tools.new()
+	*p = t
+	return p
+}
+
+func (d *Decoder) result(r ToolResult) *ToolResult {
+	p := d.results.new()
+	*p = r
+	return p
+}
+
+func (d *Decoder) usage(u Usage) *Usage {
+	p := d.usages.new()
+	*p = u
+	return p
+}
+
 func str(v *fastjson.Value, keys ...string) string {
 	x := v.Get(keys...)
 	if x == nil || x.Type() != fastjson.TypeString {
@@ -274,41 +338,14 @@ func num(v *fastjson.Value, keys ...string) int64 {
 	return int64(f)
 }
 
-func numPtr(v *fastjson.Value, keys ...string) *float64 {
-	x := v.Get(keys...)
-	if x == nil || x.Type() != fastjson.TypeNumber {
-		return nil
-	}
-	f, _ := x.Float64()
-	return &f
-}
-
-func intPtr(v *fastjson.Value, keys ...string) *int {
-	x := v.Get(keys...)
-	if x == nil || x.Type() != fastjson.TypeNumber {
-		return nil
-	}
-	f, _ := x.Float64()
-	n := int(f)
-	return &n
-}
-
 func boolean(v *fastjson.Value, keys ...string) bool {
 	x := v.Get(keys...)
 	return x != nil && x.Type() == fastjson.TypeTrue
 }
 
-// rawJSON returns x marshalled compactly, or nil.
-func rawJSON(x *fastjson.Value) []byte {
-	if x == nil {
-		return nil
-	}
-	return x.MarshalTo(nil)
-}
-
 // isoTime parses an RFC 3339 timestamp field.
 func isoTime(v *fastjson.Value, key string) time.Time {
-	s := str(v, key)
+	s := view(v, key)
 	if s == "" {
 		return time.Time{}
 	}

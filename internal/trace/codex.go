@@ -47,7 +47,7 @@ func decodeCodex(d *Decoder, v *fastjson.Value, base Event) {
 
 func (d *Decoder) codexItem(base Event, item *fastjson.Value) {
 	phase := base.Type
-	typ := d.str(item, "type")
+	typ := d.known(view(item, "type"))
 	id := d.str(item, "id")
 	base.Type = codexItemType(phase, typ)
 	completed := phase == "item.completed"
@@ -104,7 +104,7 @@ func (d *Decoder) codexCall(typ, id string, item *fastjson.Value) *ToolCall {
 }
 
 func (d *Decoder) codexResult(typ, id string, item *fastjson.Value) *ToolResult {
-	status := d.str(item, "status")
+	status := d.known(view(item, "status"))
 	r := d.result(ToolResult{ID: id, IsError: status == "failed" || status == "declined"})
 	switch typ {
 	case "command_execution":

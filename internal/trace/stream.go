@@ -275,6 +275,36 @@ func (d *Decoder) str(v *fastjson.Value, keys ...string) string {
 	return d.a.str(b)
 }
 
+// known returns s (a view) as a constant when it is one of the values that
+// recur on every line (item types, statuses), else as a copy in the arena.
+func (d *Decoder) known(s string) string {
+	switch s {
+	case "command_execution":
+		return "command_execution"
+	case "agent_message":
+		return "agent_message"
+	case "reasoning":
+		return "reasoning"
+	case "file_change":
+		return "file_change"
+	case "mcp_tool_call":
+		return "mcp_tool_call"
+	case "web_search":
+		return "web_search"
+	case "error":
+		return "error"
+	case "completed":
+		return "completed"
+	case "failed":
+		return "failed"
+	case "in_progress":
+		return "in_progress"
+	case "declined":
+		return "declined"
+	}
+	return d.a.str([]byte(s))
+}
+
 func (d *Decoder) numPtr(v *fastjson.Value, keys ...string) *float64 {
 	x := v.Get(keys...)
 	if x == nil || x.Type() != fastjson.TypeNumber {

@@ -196,7 +196,12 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		return nil, err
 	}
 	src := o.source()
-	samples, err := tk.Load(ctx, src)
+	var samples []task.Sample
+	if fl, ok := tk.(task.FirstLoader); ok && o.Limit > 0 {
+		samples, err = fl.LoadFirst(ctx, src, o.Limit)
+	} else {
+		samples, err = tk.Load(ctx, src)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", info.Name, err)
 	}

@@ -127,6 +127,7 @@ evaluates what it left and records result.json in the run directory.`,
 		newAuditCmd(e),
 		newEvalCmd(e),
 		newDataCmd(e),
+		newCampaignCmd(e),
 	)
 	return root
 }

@@ -11,7 +11,7 @@ import (
 // tool_use), user (tool_result blocks), result. Usage comes only from result:
 // per-assistant usage repeats across events of one message and is never summed.
 func decodeClaude(d *Decoder, v *fastjson.Value, base Event) {
-	base.Time = isoTime(v, "timestamp")
+	base.Time = d.isoTime(v, "timestamp")
 	switch base.Type {
 	case "system":
 		sub := view(v, "subtype")

@@ -6,7 +6,7 @@ import "github.com/valyala/fastjson"
 // message (assistant text in delta chunks), tool_use, tool_result, error and
 // result{status, stats}. Usage comes only from result.stats.
 func decodeGemini(d *Decoder, v *fastjson.Value, base Event) {
-	base.Time = isoTime(v, "timestamp")
+	base.Time = d.isoTime(v, "timestamp")
 	wasOpen := d.textOpen
 	d.textOpen = false
 	switch base.Type {

@@ -72,6 +72,7 @@ type Decoder struct {
 	started  map[string]bool // codex: items seen in item.started
 	lastText []byte          // assistant text of the current message (finals)
 	textOpen bool            // gemini: the last event was an assistant delta
+	ts       tsCache         // claude, gemini: timestamps
 }
 
 // NewDecoder returns the decoder for agent (one of Agents, or AgentUnknown for
@@ -374,16 +375,61 @@ func boolean(v *fastjson.Value, keys ...string) bool {
 }
 
 // isoTime parses an RFC 3339 timestamp field.
-func isoTime(v *fastjson.Value, key string) time.Time {
-	s := view(v, key)
+func (d *Decoder) isoTime(v *fastjson.Value, key string) time.Time {
+	return d.ts.parse(view(v, key))
+}
+
+// tsCache parses RFC 3339 timestamps, reusing the last one's whole second:
+// the lines of a trace come many to a second, and time.Parse is a good part
+// of decoding a short line. Only "YYYY-MM-DDTHH:MM:SS[.frac]Z" takes the
+// short path, and only when its first 19 bytes are those of the last
+// timestamp that time.Parse accepted; the result is what time.Parse gives.
+type tsCache struct {
+	sec  [19]byte  // "YYYY-MM-DDTHH:MM:SS" of base
+	base time.Time // that second, UTC
+	ok   bool
+}
+
+func (c *tsCache) parse(s string) time.Time {
 	if s == "" {
 		return time.Time{}
+	}
+	if c.ok && len(s) >= 20 && s[len(s)-1] == 'Z' && s[:19] == string(c.sec[:]) {
+		if ns, ok := fraction(s[19 : len(s)-1]); ok {
+			return c.base.Add(time.Duration(ns))
+		}
 	}
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
 		return time.Time{}
 	}
+	if len(s) >= 20 && s[len(s)-1] == 'Z' {
+		copy(c.sec[:], s[:19])
+		c.base, c.ok = t.Truncate(time.Second), true
+	}
 	return t
+}
+
+// fraction parses "" or "." and one to nine digits as nanoseconds.
+func fraction(f string) (int64, bool) {
+	if f == "" {
+		return 0, true
+	}
+	if f[0] != '.' || len(f) < 2 || len(f) > 10 {
+		return 0, false
+	}
+	var ns int64
+	for i := 1; i < len(f); i++ {
+		c := f[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		ns = ns*10 + int64(c-'0')
+	}
+	for range 10 - len(f) {
+		ns *= 10
+	}
+	return ns, true
 }
 
 // msTime parses a Unix-milliseconds field.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -61,7 +62,7 @@ func (f *File) Expand(reg *registry.Registry, specify Specifier) ([]Cell, error)
 	add := func(c Cell) error {
 		if j, dup := seen[c.RunID]; dup {
 			o := cells[j]
-			if o.Hash == c.Hash {
+			if o.Hash == c.Hash && o.Agent == c.Agent && o.Baseline == c.Baseline {
 				return nil // the same cell twice (an include of a matrix cell)
 			}
 			return fmt.Errorf("%s:%d: cell (%s) and the cell on line %d (%s) would share run id %s; give one of the agents a distinct name and args, or remove one", f.Path, c.Line, c.Describe(), o.Line, o.Describe(), c.RunID)
@@ -209,7 +210,7 @@ func (f *File) baselineCell(reg *registry.Registry, kind, model, bench string) (
 	}
 	short := m.Short
 	if short == "" {
-		short = slugName(m.ID)
+		short = m.ID
 	}
 	args := []string{"--task", bench, "--base-model", m.ID, "--model", filepath.Join(f.Baselines.ModelsDir, filepath.FromSlash(hub)), "--backend", f.Baselines.Backend}
 	if f.Run.DataDir != "" {
@@ -223,7 +224,7 @@ func (f *File) baselineCell(reg *registry.Registry, kind, model, bench string) (
 	}
 	args = append(args, f.Baselines.Args...)
 	sum := sha256.Sum256([]byte(KindEval + "\x00" + strings.Join(args, "\x00")))
-	id := strings.Join([]string{slugName(bench), slugName(short), "baseline-" + strings.ReplaceAll(kind, "-", "")}, "_")
+	id := strings.Join([]string{idSlug(bench), idSlug(short), "baseline-" + strings.ReplaceAll(kind, "-", "")}, "_")
 	return Cell{Baseline: kind, BaseModel: m.ID, Benchmark: bench, RunID: id, Kind: KindEval, Args: args, Hash: hex.EncodeToString(sum[:]), Line: line}, nil
 }
 
@@ -263,4 +264,11 @@ func Assign(index []Entry, cells []Cell, root string) (entries, added []Entry, e
 		return nil, nil, errors.Join(errs...)
 	}
 	return entries, added, nil
+}
+
+var idUnsafe = regexp.MustCompile(`[^a-z0-9.-]+`)
+
+// idSlug makes a run id part as job.StableRunID does.
+func idSlug(s string) string {
+	return strings.Trim(idUnsafe.ReplaceAllString(strings.ToLower(s), "-"), "-")
 }

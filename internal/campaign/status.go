@@ -80,7 +80,7 @@ func CampaignStatus(ctx context.Context, f *File, ex Executor, cells []Cell, o S
 		if r.State != CellDone && r.Submits > 0 && !r.New {
 			logs, _ = ex.Logs(ctx, f.Ref(), r.RunID)
 		}
-		rs.Triage = Triage(TriageInput{Row: r, Root: f.Out, Logs: logs, AgentSaid: o.AgentSaid, Now: t})
+		rs.Triage = Triage(TriageInput{Row: r, Root: f.Out, File: f.Path, Logs: logs, AgentSaid: o.AgentSaid, Now: t})
 		if len(rs.Triage) > 0 {
 			rep.Attention++
 		}

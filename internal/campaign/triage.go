@@ -42,6 +42,7 @@ type AgentSaid func(dir rundir.Dir, res *result.Result) string
 type TriageInput struct {
 	Row       PlanRow
 	Root      string
+	File      string   // the campaign file, for the commands triage suggests
 	Logs      []string // the executor's log files of the run (stdout/stderr of exec)
 	AgentSaid AgentSaid
 	Now       time.Time
@@ -77,7 +78,7 @@ func Triage(in TriageInput) []string {
 		if r.Backend != nil && r.Backend.Reason != "" {
 			why += " (" + r.Backend.Reason + ")"
 		}
-		add(TriageNeverRan, "%s; see ptb campaign logs FILE %s", why, r.RunID)
+		add(TriageNeverRan, "%s; see ptb campaign logs %s %s", why, in.File, r.RunID)
 	}
 	if res := r.View.Result; res != nil {
 		for _, s := range result.Stages {

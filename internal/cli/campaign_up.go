@@ -80,7 +80,14 @@ func runSpecifier(e *env, reg *registry.Registry) campaign.Specifier {
 			}
 		}
 		str := func(n string) string { v, _ := fl.GetString(n); return v }
-		arr := func(n string) []string { v, _ := fl.GetStringArray(n); return v }
+		arr := func(n string) []string {
+			// nil when not given, as in ptb run's own spec (an empty slice
+			// would make Gateway non-zero and change the hash).
+			if v, _ := fl.GetStringArray(n); len(v) > 0 {
+				return v
+			}
+			return nil
+		}
 		dur := func(n string) time.Duration { v, _ := fl.GetDuration(n); return v }
 		num := func(n string) int { v, _ := fl.GetInt(n); return v }
 		flt := func(n string) float64 { v, _ := fl.GetFloat64(n); return v }

@@ -65,7 +65,7 @@ func newFake(t *testing.T) (*fakeExec, string) {
 	return f, id
 }
 
-func (f *fakeExec) Name() string                  { return "fake" }
+func (f *fakeExec) Name() string                    { return "fake" }
 func (f *fakeExec) Check(ctx context.Context) error { return nil }
 func (f *fakeExec) Submit(ctx context.Context, s Submission) ([]Status, error) {
 	f.mu.Lock()

@@ -54,8 +54,8 @@ func init() {
 	})
 }
 
-func (f *cliFake) Name() string                  { return "clifake" }
-func (f *cliFake) Check(context.Context) error    { return nil }
+func (f *cliFake) Name() string                { return "clifake" }
+func (f *cliFake) Check(context.Context) error { return nil }
 func (f *cliFake) Submit(_ context.Context, s campaign.Submission) ([]campaign.Status, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

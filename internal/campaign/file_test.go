@@ -141,3 +141,32 @@ func TestExamplePaperStudy(t *testing.T) {
 		seen[c.RunID] = true
 	}
 }
+
+// The study declared in docs/CAMPAIGN.md is a valid file with the cells
+// the text counts.
+func TestDocStudyParses(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "CAMPAIGN.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	i := strings.Index(doc, "```yaml\nname: paper-3seed")
+	if i < 0 {
+		t.Fatal("docs/CAMPAIGN.md has no paper-3seed example")
+	}
+	body := doc[i+len("```yaml\n"):]
+	body = body[:strings.Index(body, "```")]
+	_, id := newFake(t)
+	body = body[:strings.Index(body, "executor:")] + "executor:\n  fake: {id: " + id + "}\n"
+	f, err := Parse([]byte(body), "/docs/CAMPAIGN.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cells, err := f.Expand(registry.Default(), testSpecifier(registry.Default()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cells) != 252+56 || !strings.Contains(doc, "(252 runs)") || !strings.Contains(doc, "(56 eval-only jobs)") {
+		t.Errorf("%d cells; the text says 252 runs and 56 baselines", len(cells))
+	}
+}

@@ -180,7 +180,7 @@ func gatewayTriage(dir rundir.Dir) []string {
 		return nil
 	})
 	if hub429 > 0 {
-		out = append(out, fmt.Sprintf("%s: %d hub request(s) got HTTP 429 (last: %s); set HF_TOKEN for ptb's gateway or use a hub mirror (--hub-endpoint)", TriageHubRate, hub429, lastHub))
+		out = append(out, fmt.Sprintf("%s: %d hub request(s) got HTTP 429 (last: %s); set HF_TOKEN where ptb runs and list it in secrets, or use a hub mirror (--hub-endpoint in run.args)", TriageHubRate, hub429, lastHub))
 	}
 	return out
 }

@@ -22,10 +22,12 @@ import (
 )
 
 // Polling of the executor and the run directories: status --watch and
-// up --wait query the scheduler once per interval, at most every
-// minPollInterval by default.
+// up --wait query the scheduler once per interval (one query each).
+// --watch never polls more often than every 30 s; --wait may, for CI
+// campaigns with budgets of seconds.
 const (
 	defaultPollInterval = 30 * time.Second
+	minWatchInterval    = 30 * time.Second
 	minPollInterval     = time.Second
 )
 
@@ -166,6 +168,11 @@ exits 1 if any failed. See docs/CAMPAIGN.md.`,
 				}
 			}
 			ctx := cmd.Context()
+			for _, name := range lc.file.Secrets {
+				if os.Getenv(name) == "" {
+					fmt.Fprintf(e.stderr, "ptb: warning: secrets: %s is not set here; the allocations get it only from their own environment\n", name)
+				}
+			}
 			if !dryRun {
 				if err := lc.ex.Check(ctx); err != nil {
 					return fmt.Errorf("executor %s cannot be used: %w", lc.ex.Name(), err)
@@ -255,8 +262,8 @@ hub rate limit (HF 429), CUDA unavailable, deadline, harness error, no
 metrics, flagged, unverified, requeue or submit cap hit. status writes nothing.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if interval < minPollInterval {
-				return usagef("--interval %s: want at least %s", interval, minPollInterval)
+			if watch && interval < minWatchInterval {
+				return usagef("--interval %s: --watch polls the scheduler at most every %s", interval, minWatchInterval)
 			}
 			lc, err := loadCampaign(e, args[0])
 			if err != nil {

@@ -280,3 +280,30 @@ func TestCampaignStatusOfRealRun(t *testing.T) {
 		t.Errorf("up after: exit %d, jobs %+v\n%s", code, fx.jobs, stdout)
 	}
 }
+
+func TestCampaignUsageErrors(t *testing.T) {
+	file, _, _ := campaignFixture(t, "[0]")
+	bad := filepath.Join(filepath.Dir(file), "bad.yaml")
+	b, _ := os.ReadFile(file)
+	os.WriteFile(bad, []byte(strings.Replace(string(b), "  hours: 0.003\n", "  hours: 0.003\n  hourz: 1\n", 1)), 0o644)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"campaign", "up", bad}, "bad.yaml:11: run.hourz: unknown field"},
+		{[]string{"campaign", "status", file, "--watch", "--interval", "1s"}, "--watch polls the scheduler at most every 30s"},
+		{[]string{"campaign", "up", file, "--exe", filepath.Dir(file)}, "not an executable file"},
+		{[]string{"campaign", "up", filepath.Join(filepath.Dir(file), "missing.yaml")}, "read campaign file"},
+	} {
+		code, _, stderr := runPTB(t, c.args...)
+		if code != 2 || !strings.Contains(stderr, c.want) {
+			t.Errorf("ptb %s: exit %d, stderr %q; want exit 2 with %q", strings.Join(c.args, " "), code, stderr, c.want)
+		}
+	}
+	// A secret not set here is worth a warning.
+	t.Setenv("ANTHROPIC_API_KEY", "")
+	_, _, stderr := runPTB(t, "campaign", "up", file, "--dry-run")
+	if !strings.Contains(stderr, "secrets: ANTHROPIC_API_KEY is not set here") {
+		t.Errorf("no warning for an unset secret: %s", stderr)
+	}
+}

@@ -69,7 +69,7 @@ func TestStatusTriage(t *testing.T) {
 	writeRun(t, f.Out, ids[5], map[string]string{
 		"trace/solve.json":   solveJSON(now.Add(-time.Hour), now.Add(-50*time.Minute), false),
 		"manifest.json":      `{"stages": {"prepare": {"status": "done"}, "solve": {"status": "running"}}}`,
-		rundir.GatewayLLMLog: `{"status": 429, "reason": "usage limit reached for this billing period", "provider": "anthropic"}` + "\n" + `{"status": 403, "denied": true, "reason": "spend cap reached: $50.01 spent of the run's $50.00 cap"}` + "\n" + `{"status": 500, "reason": "upstream: overloaded"}` + "\n",
+		rundir.GatewayLLMLog: `{"status": 429, "reason": "usage limit reached for this billing period", "provider": "anthropic"}` + "\n" + `{"status": 403, "denied": true, "reason": "spend cap reached: $50.01 spent of the run's $50.00 cap"}` + "\n" + `{"status": 500, "reason": "upstream: overloaded"}` + "\n" + `{"status": 403, "denied": true, "reason": "model \"gpt-4o\" is not allowed in this run"}` + "\n",
 		rundir.GatewayHubLog: `{"status": 429, "url": "https://huggingface.co/api/models/Qwen/Qwen3-1.7B"}` + "\n",
 		rundir.TraceLog:      "2026-11-30T01:00:00Z stderr RuntimeError: No CUDA GPUs are available\n",
 	})
@@ -90,7 +90,7 @@ func TestStatusTriage(t *testing.T) {
 		r.Solve.FinalModel, r.Score = false, nil
 		code := 1
 		r.Solve.ExitCode = &code
-	})})
+	}), rundir.TraceLog: "2026-11-30T01:00:00Z stderr torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB\n"})
 	said := func(dir rundir.Dir, res *result.Result) string {
 		if strings.HasSuffix(string(dir), ids[9]) {
 			return "API Error: 401 invalid x-api-key"
@@ -106,7 +106,7 @@ func TestStatusTriage(t *testing.T) {
 		2: {"deadline: the agent was stopped at the deadline"},
 		3: {"flagged: audit flags CM"},
 		4: {"unverified: checks that could not run: judge"},
-		5: {"usage limit hit: 1 request(s) refused by the provider (last: HTTP 429 usage limit", "spend limit hit: 1 request(s) refused by the gateway (spend cap reached", "agent API error: 1 model request(s) failed (last: HTTP 500 upstream: overloaded)",
+		5: {"usage limit hit: 1 request(s) refused by the provider (last: HTTP 429 usage limit", "spend limit hit: 1 request(s) refused by the gateway (spend cap reached", "agent API error: 1 model request(s) failed (last: HTTP 500 upstream: overloaded)", "agent API error: 1 model request(s) refused by the gateway (last: model \"gpt-4o\" is not allowed in this run)",
 			"hub rate limit: 1 hub request(s) got HTTP 429", "CUDA unavailable: 2026-11-30T01:00:00Z stderr RuntimeError: No CUDA GPUs are available"},
 		6: {"never ran: its job ended before the run directory was made", "CUDA unavailable: ptb: --gpus: GPU 3 does not exist here"},
 		7: {"requeue cap hit: max_preemptions 3 (4 preemption(s), 0 timeout(s), last TERM"},
@@ -124,6 +124,9 @@ func TestStatusTriage(t *testing.T) {
 				t.Errorf("run %d (%s): triage\n  %s\nwant a line with\n  %s", i, r.State, strings.ReplaceAll(got, "\n", "\n  "), w)
 			}
 		}
+	}
+	if strings.Contains(strings.Join(rep.Runs[9].Triage, "\n"), TriageCUDA) {
+		t.Errorf("an out-of-memory error is not CUDA being unavailable: %q", rep.Runs[9].Triage)
 	}
 	if rep.Counts[CellDone] != 6 || rep.Counts[CellRunning] != 1 || rep.Counts[CellFailed] != 1 || rep.Attention != 9 {
 		t.Errorf("counts %v, attention %d", rep.Counts, rep.Attention)

@@ -50,7 +50,7 @@ type TriageInput struct {
 
 // cudaRE matches what CUDA, PyTorch, vLLM and ptb's GPU preflight say
 // when the devices are missing.
-var cudaRE = regexp.MustCompile(`(?i)(no CUDA-capable device|CUDA (driver version is insufficient|error: (no device|invalid device|unknown error|initialization error))|torch\.cuda\.is_available\(\) (is )?False|cuda is not available|Found no NVIDIA driver|NVIDIA-SMI has failed|--gpus: (cannot list this machine's GPUs|GPU [0-9,]+ does not exist here)|RuntimeError: No CUDA GPUs are available|CUDA out of memory)`)
+var cudaRE = regexp.MustCompile(`(?i)(no CUDA-capable device|CUDA (driver version is insufficient|error: (no device|invalid device|unknown error|initialization error))|torch\.cuda\.is_available\(\) (is )?False|cuda is not available|Found no NVIDIA driver|NVIDIA-SMI has failed|--gpus: (cannot list this machine's GPUs|GPU [0-9,]+ does not exist here)|RuntimeError: No CUDA GPUs are available)`)
 
 // Triage returns why a run failed, is stuck or needs a look, one reason a
 // line ("" when there is nothing to say), from its run directory, its
@@ -141,8 +141,8 @@ func needsCUDA(r PlanRow) bool {
 // gatewayTriage reads the gateway's logs: LLM errors and limits, hub 429s.
 func gatewayTriage(dir rundir.Dir) []string {
 	var out []string
-	var spend, usage, apiErr int
-	var lastSpend, lastUsage, lastAPI string
+	var spend, usage, apiErr, denied int
+	var lastSpend, lastUsage, lastAPI, lastDenied string
 	gateway.ReadLLMLog(dir.Path(rundir.GatewayLLMLog), func(rec gateway.LLMRecord, line int, lineErr error) error {
 		if lineErr != nil || line > maxTriageLogLines {
 			return nil
@@ -155,7 +155,10 @@ func gatewayTriage(dir rundir.Dir) []string {
 		case rec.Status == 429 || strings.Contains(reason, "usage limit") || strings.Contains(reason, "quota") || strings.Contains(reason, "rate limit"):
 			usage++
 			lastUsage = fmt.Sprintf("HTTP %d %s", rec.Status, rec.Reason)
-		case rec.Status >= 400 && !rec.Denied:
+		case rec.Denied:
+			denied++
+			lastDenied = rec.Reason
+		case rec.Status >= 400:
 			apiErr++
 			lastAPI = fmt.Sprintf("HTTP %d %s", rec.Status, rec.Reason)
 		}
@@ -169,6 +172,9 @@ func gatewayTriage(dir rundir.Dir) []string {
 	}
 	if apiErr > 0 {
 		out = append(out, fmt.Sprintf("%s: %d model request(s) failed (last: %s)", TriageAgentAPI, apiErr, strings.TrimSpace(firstLine(lastAPI))))
+	}
+	if denied > 0 {
+		out = append(out, fmt.Sprintf("%s: %d model request(s) refused by the gateway (last: %s)", TriageAgentAPI, denied, firstLine(lastDenied)))
 	}
 	var hub429 int
 	var lastHub string

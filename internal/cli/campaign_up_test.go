@@ -307,3 +307,41 @@ func TestCampaignUsageErrors(t *testing.T) {
 		t.Errorf("no warning for an unset secret: %s", stderr)
 	}
 }
+
+// A cell's index arguments run as `ptb run --run-id` (what ptb campaign
+// exec does in the allocation): the first start makes OUT/ID, a second one
+// finds the same job finished, and up then counts the cell done.
+func TestCampaignCellRunsWithRunID(t *testing.T) {
+	if newRunCmd(&env{}).Flags().Lookup("run-id") == nil {
+		t.Skip("ptb run has no --run-id on this branch")
+	}
+	file, out, fx := campaignFixture(t, "[0, 1]")
+	if code, _, stderr := runPTB(t, "campaign", "up", file, "--exe", "/bin/true"); code != 0 {
+		t.Fatalf("up: %s", stderr)
+	}
+	lc, err := loadCampaign(&env{}, file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := campaign.ReadIndex(lc.file.Dir())
+	if err != nil || len(idx) != 2 {
+		t.Fatalf("index %+v %v", idx, err)
+	}
+	e := idx[0]
+	start := append([]string{"run", "--run-id", e.RunID, "--out", out}, e.Args...)
+	for i := range 2 {
+		if code, _, stderr := runPTB(t, start...); code != 0 {
+			t.Fatalf("start %d: ptb %s: exit %d: %s", i+1, strings.Join(start, " "), code, stderr)
+		}
+	}
+	// The same id with another job is refused by ptb run itself.
+	other := append(slices.Clone(start), "--reprompt", "1m")
+	if code, _, stderr := runPTB(t, other...); code != 2 {
+		t.Errorf("a start with another job: exit %d: %s", code, stderr)
+	}
+	fx.jobs[0].State = campaign.StateExited
+	code, stdout, _ := runPTB(t, "campaign", "up", file, "--exe", "/bin/true")
+	if code != 0 || len(fx.jobs) != 2 || !strings.Contains(stdout, "1 done") {
+		t.Errorf("up after the run: exit %d, %d jobs:\n%s", code, len(fx.jobs), stdout)
+	}
+}

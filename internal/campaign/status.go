@@ -41,6 +41,9 @@ type Report struct {
 	Attention  int            `json:"attention"` // rows with a triage
 	BackendErr string         `json:"backend_error,omitempty"`
 	Runs       []RunStatus    `json:"runs"`
+	// NotInFile are run ids of the index that the file no longer declares
+	// (their run directories are left alone).
+	NotInFile []string `json:"not_in_file,omitempty"`
 }
 
 // StatusOptions are the settings of one status.
@@ -86,6 +89,20 @@ func CampaignStatus(ctx context.Context, f *File, ex Executor, cells []Cell, o S
 		}
 		rep.Counts[r.State]++
 		rep.Runs = append(rep.Runs, rs)
+	}
+	index, err := ReadIndex(f.Dir())
+	if err != nil {
+		return nil, err
+	}
+	declared := map[string]bool{}
+	for _, c := range cells {
+		declared[c.RunID] = true
+	}
+	for _, e := range index {
+		if !declared[e.RunID] {
+			declared[e.RunID] = true
+			rep.NotInFile = append(rep.NotInFile, e.RunID)
+		}
 	}
 	return rep, nil
 }

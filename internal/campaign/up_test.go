@@ -71,6 +71,11 @@ func TestUpTwiceSubmitsNothing(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(f.Dir(), "campaign.yaml")); string(b) != string(f.Data) {
 		t.Errorf("campaign.yaml is not the file")
 	}
+	// A cell dropped from the file stays in the index, and status says so.
+	rep, err := CampaignStatus(context.Background(), f, fx, cells[:3], StatusOptions{})
+	if err != nil || !slices.Equal(rep.NotInFile, []string{cells[3].RunID}) || len(rep.Runs) != 3 {
+		t.Errorf("status of the shorter file: not in file %v, %d runs, %v", rep.NotInFile, len(rep.Runs), err)
+	}
 }
 
 func writeRun(t *testing.T, root, id string, files map[string]string) {

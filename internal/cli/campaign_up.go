@@ -348,6 +348,9 @@ func printStatus(w io.Writer, rep *campaign.Report) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.RunID, r.State, stage, solve, score, orDash(r.Verdict), backend, rq)
 	}
 	tw.Flush()
+	if n := len(rep.NotInFile); n > 0 {
+		fmt.Fprintf(w, "note: %d run(s) of the index are no longer in the file (left alone): %s\n", n, strings.Join(rep.NotInFile, " "))
+	}
 	for _, r := range rep.Runs {
 		if len(r.Triage) == 0 {
 			continue

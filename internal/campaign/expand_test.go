@@ -135,3 +135,15 @@ func TestAssign(t *testing.T) {
 		t.Errorf("Find(a) = %+v, want the newest entry", e)
 	}
 }
+
+// Paths in args are relative to the campaign file, like every path of it.
+func TestArgsPathsAreAbsolute(t *testing.T) {
+	_, id := newFake(t)
+	body := strings.Replace(validFile, "  script: s.yaml\n", "  script: s.yaml\n  args: [--ro, models, --credentials=auth.json, --judge-model, m]\n", 1)
+	f, _ := writeCampaign(t, strings.ReplaceAll(body, "ID", id))
+	dir := filepath.Dir(f.Path)
+	want := []string{"--ro", filepath.Join(dir, "models"), "--credentials=" + filepath.Join(dir, "auth.json"), "--judge-model", "m"}
+	if !slices.Equal(f.Run.Args, want) {
+		t.Errorf("run.args %q, want %q", f.Run.Args, want)
+	}
+}

@@ -469,7 +469,7 @@ func (f *File) fill(r *rawFile, root *yaml.Node) error {
 				return f.errAt(fmt.Sprintf("%s.args[%d]", p, j), "%v", err)
 			}
 		}
-		f.Agents = append(f.Agents, Agent{Name: name, Scaffold: a.Scaffold, Model: a.Model, Label: a.Label, Args: a.Args, MaxParallel: a.MaxParallel, line: f.line(p)})
+		f.Agents = append(f.Agents, Agent{Name: name, Scaffold: a.Scaffold, Model: a.Model, Label: a.Label, Args: f.absArgs(a.Args), MaxParallel: a.MaxParallel, line: f.line(p)})
 	}
 	if len(r.BaseModels) == 0 {
 		return f.errAt("base_models", "required: at least one base model (hub id or short name, e.g. qwen3-1.7b)")
@@ -666,8 +666,28 @@ func (f *File) fillRun(r *rawFile) error {
 			return f.errAt(fmt.Sprintf("run.args[%d]", j), "%v", err)
 		}
 	}
-	f.Run.Args = run.Args
+	f.Run.Args = f.absArgs(run.Args)
 	return nil
+}
+
+// pathFlags are the `ptb run` flags whose value is a path: in the file's
+// args a relative one is relative to the file, as every path of the file.
+var pathFlags = []string{"--script", "--credentials", "--ro", "--eval-responses", "--data-dir", "--agents-prefix"}
+
+// absArgs makes the values of path flags absolute.
+func (f *File) absArgs(args []string) []string {
+	if len(args) == 0 {
+		return nil
+	}
+	out := slices.Clone(args)
+	for i, a := range out {
+		if name, v, ok := strings.Cut(a, "="); ok && slices.Contains(pathFlags, name) {
+			out[i] = name + "=" + f.abs(v)
+		} else if slices.Contains(pathFlags, a) && i+1 < len(out) {
+			out[i+1] = f.abs(out[i+1])
+		}
+	}
+	return out
 }
 
 // Flags the engine sets itself from the file; args may not give them.

@@ -272,3 +272,23 @@ var idUnsafe = regexp.MustCompile(`[^a-z0-9.-]+`)
 func idSlug(s string) string {
 	return strings.Trim(idUnsafe.ReplaceAllString(strings.ToLower(s), "-"), "-")
 }
+
+// ChildArgs are the ptb arguments `ptb campaign exec` runs for the entry
+// under root: `run --run-id ID --out ROOT ARGS...` or, for a baseline,
+// `eval --out ROOT/ID ARGS...`; gpus ("" for none) are the devices this
+// start was given.
+func (e Entry) ChildArgs(root, gpus string) []string {
+	var out []string
+	if e.Kind == KindEval {
+		out = append([]string{"eval", "--out", filepath.Join(root, e.RunID)}, e.Args...)
+		if gpus == "" {
+			gpus = "none"
+		}
+	} else {
+		out = append([]string{"run", "--run-id", e.RunID, "--out", root}, e.Args...)
+	}
+	if gpus != "" {
+		out = append(out, "--gpus", gpus)
+	}
+	return out
+}

@@ -147,3 +147,22 @@ func TestArgsPathsAreAbsolute(t *testing.T) {
 		t.Errorf("run.args %q, want %q", f.Run.Args, want)
 	}
 }
+
+func TestChildArgs(t *testing.T) {
+	run := Entry{Job: Job{RunID: "r"}, Args: []string{"--agent", "scripted"}}
+	ev := Entry{Job: Job{RunID: "b"}, Kind: KindEval, Args: []string{"--task", "gsm8k"}}
+	for _, c := range []struct {
+		e    Entry
+		gpus string
+		want string
+	}{
+		{run, "", "run --run-id r --out /o --agent scripted"},
+		{run, "0,1", "run --run-id r --out /o --agent scripted --gpus 0,1"},
+		{ev, "", "eval --out /o/b --task gsm8k --gpus none"},
+		{ev, "3", "eval --out /o/b --task gsm8k --gpus 3"},
+	} {
+		if got := strings.Join(c.e.ChildArgs("/o", c.gpus), " "); got != c.want {
+			t.Errorf("ChildArgs(%q) = %q, want %q", c.gpus, got, c.want)
+		}
+	}
+}

@@ -21,11 +21,12 @@ import (
 // MaxFileBytes bounds a campaign file.
 const MaxFileBytes = 1 << 20
 
-// Defaults of the campaign file (docs/CAMPAIGN.md).
+// Defaults of the campaign file (docs/CAMPAIGN.md). The requeue caps are
+// those `ptb campaign exec` uses without an exec.json.
 const (
-	DefaultMaxPreemptions = 3
-	DefaultMaxTimeouts    = 2
-	DefaultMaxSubmits     = 3
+	fileMaxPreemptions = 10
+	fileMaxTimeouts    = 3
+	DefaultMaxSubmits  = 3
 	// DefaultEvalAllowance is added to the solve budget in an allocation's
 	// time limit: collect, audit and evaluate run in the same allocation.
 	DefaultEvalAllowance = time.Hour
@@ -541,7 +542,7 @@ func (f *File) fill(r *rawFile, root *yaml.Node) error {
 		return f.errAt("limits.spend_cap_usd", "%g: want a positive amount in USD (0: no cap)", r.Limits.SpendCapUSD)
 	}
 	f.Limits = Limits{MaxParallel: r.Limits.MaxParallel, SpendCapUSD: r.Limits.SpendCapUSD}
-	f.Retry = Retry{MaxPreemptions: DefaultMaxPreemptions, MaxTimeouts: DefaultMaxTimeouts, MaxSubmits: DefaultMaxSubmits}
+	f.Retry = Retry{MaxPreemptions: fileMaxPreemptions, MaxTimeouts: fileMaxTimeouts, MaxSubmits: DefaultMaxSubmits}
 	for _, x := range []struct {
 		name string
 		v    *int

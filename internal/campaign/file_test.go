@@ -29,7 +29,7 @@ func TestParseValid(t *testing.T) {
 	if f.Name != "t1" || !filepath.IsAbs(f.Out) || filepath.Base(f.Out) != "runs" || !filepath.IsAbs(f.Run.Script) {
 		t.Errorf("file %+v", f)
 	}
-	if f.Run.Hours != 10 || f.Run.GPUs != 1 || f.Retry != (Retry{3, 2, 3}) {
+	if f.Run.Hours != 10 || f.Run.GPUs != 1 || f.Retry != (Retry{10, 3, 3}) {
 		t.Errorf("defaults: hours %g, gpus %d, retry %+v", f.Run.Hours, f.Run.GPUs, f.Retry)
 	}
 	if want := 10*time.Hour + DefaultEvalAllowance + 30*time.Second; f.Resources.TimeLimit != want {

@@ -65,7 +65,7 @@ func TestUpTwiceSubmitsNothing(t *testing.T) {
 		t.Errorf("index %+v, %v", idx, err)
 	}
 	es, err := ReadExecSettings(f.Dir())
-	if err != nil || es != (ExecSettings{Executor: "fake", MaxPreemptions: 3, MaxTimeouts: 2}) {
+	if err != nil || es != (ExecSettings{Executor: "fake", MaxPreemptions: 10, MaxTimeouts: 3}) {
 		t.Errorf("exec.json %+v, %v", es, err)
 	}
 	if b, _ := os.ReadFile(filepath.Join(f.Dir(), "campaign.yaml")); string(b) != string(f.Data) {

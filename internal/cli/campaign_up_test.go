@@ -27,6 +27,9 @@ type cliFake struct {
 	jobs      []campaign.Status
 	cancelled []string
 	logs      map[string][]string
+	// run, when set, runs each submitted job at once, in this process,
+	// as the allocation would (exec's child command), and ends it.
+	run func(s campaign.Submission, j campaign.Job) int
 }
 
 var (
@@ -62,6 +65,12 @@ func (f *cliFake) Submit(_ context.Context, s campaign.Submission) ([]campaign.S
 	var out []campaign.Status
 	for _, j := range s.Jobs {
 		st := campaign.Status{RunID: j.RunID, BackendID: fmt.Sprint(len(f.jobs)), State: campaign.StatePending, Reason: "Priority"}
+		if f.run != nil {
+			st.State, st.Reason = campaign.StateExited, ""
+			if code := f.run(s, j); code != 0 {
+				st.State, st.Reason = campaign.StateFailed, fmt.Sprintf("exit %d", code)
+			}
+		}
 		f.jobs = append(f.jobs, st)
 		out = append(out, st)
 	}
@@ -343,5 +352,40 @@ func TestCampaignCellRunsWithRunID(t *testing.T) {
 	code, stdout, _ := runPTB(t, "campaign", "up", file, "--exe", "/bin/true")
 	if code != 0 || len(fx.jobs) != 2 || !strings.Contains(stdout, "1 done") {
 		t.Errorf("up after the run: exit %d, %d jobs:\n%s", code, len(fx.jobs), stdout)
+	}
+}
+
+// up --wait drives a campaign to the end: each cell's index entry runs as
+// ptb run --run-id (exec's child), and a second up submits nothing.
+func TestCampaignUpWaitRunsToTheEnd(t *testing.T) {
+	if newRunCmd(&env{}).Flags().Lookup("run-id") == nil {
+		t.Skip("ptb run has no --run-id on this branch")
+	}
+	file, out, fx := campaignFixture(t, "[0, 1, 2]")
+	fx.run = func(s campaign.Submission, j campaign.Job) int {
+		idx, err := campaign.ReadIndex(s.Dir)
+		if err != nil {
+			t.Error(err)
+			return 1
+		}
+		e, _ := campaign.Find(idx, j.Index, "")
+		code, _, stderr := runPTB(t, e.ChildArgs(s.Root, "")...)
+		if code != 0 {
+			t.Errorf("job %s: exit %d: %s", j.RunID, code, stderr)
+		}
+		return code
+	}
+	code, stdout, stderr := runPTB(t, "campaign", "up", file, "--wait", "--interval", "1s", "--exe", "/bin/true")
+	if code != 0 || !strings.Contains(stdout, "3 done") {
+		t.Fatalf("up --wait: exit %d:\n%s%s", code, stdout, stderr)
+	}
+	for i := range 3 {
+		if _, err := os.Stat(filepath.Join(out, fmt.Sprintf("gsm8k_qwen3-1.7b_scripted_s%d", i), "result.json")); err != nil {
+			t.Errorf("run %d: %v", i, err)
+		}
+	}
+	code, stdout, _ = runPTB(t, "campaign", "up", file, "--exe", "/bin/true")
+	if code != 0 || len(fx.jobs) != 3 || strings.Contains(stdout, "submitted now") {
+		t.Errorf("a second up: exit %d, %d jobs:\n%s", code, len(fx.jobs), stdout)
 	}
 }

@@ -251,18 +251,13 @@ func TestCampaignStatusOfRealRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The allocation's work, done here: ptb run with the cell's arguments
-	// (its directory renamed to the stable id, as ptb run --run-id names it).
-	cell := lc.cells[0]
-	if code, _, stderr := runPTB(t, append([]string{"run", "--out", out}, cell.Args...)...); code != 0 {
+	// The allocation's work, done here: exec's child, ptb run --run-id.
+	idx, err := campaign.ReadIndex(lc.file.Dir())
+	if err != nil || len(idx) != 2 {
+		t.Fatalf("index %+v, %v", idx, err)
+	}
+	if code, _, stderr := runPTB(t, idx[0].ChildArgs(out, "")...); code != 0 {
 		t.Fatalf("ptb run: %s", stderr)
-	}
-	dirs, _ := filepath.Glob(filepath.Join(out, cell.RunID+"_*"))
-	if len(dirs) != 1 {
-		t.Fatalf("run dirs %v", dirs)
-	}
-	if err := os.Rename(dirs[0], filepath.Join(out, cell.RunID)); err != nil {
-		t.Fatal(err)
 	}
 	fx.jobs[0].State, fx.jobs[1].State, fx.jobs[1].Reason = campaign.StateExited, campaign.StateFailed, "exit 2"
 	code, stdout, stderr := runPTB(t, "campaign", "status", file, "--json")

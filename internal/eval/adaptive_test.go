@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -122,6 +125,48 @@ func TestClientOverloaded(t *testing.T) {
 			}
 			if got != tt.want || calls != 2 {
 				t.Errorf("HTTP %d: Overloaded called %d times (want %d), server called %d times (want 2)", tt.status, got, tt.want, calls)
+			}
+		})
+	}
+}
+
+// TestLimitReadsOnlyThoseRows checks that Run with --limit N parses no row
+// past the Nth: a split broken after its fifth row evaluates with limit 3
+// and fails to load without a limit.
+func TestLimitReadsOnlyThoseRows(t *testing.T) {
+	data := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(data, "gsm8k"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var rows strings.Builder
+	for i := range 5 {
+		fmt.Fprintf(&rows, `{"question": "What is %d + %d?", "answer": "so\n#### %d"}`+"\n", i, i, 2*i)
+	}
+	rows.WriteString("{not json\n")
+	if err := os.WriteFile(filepath.Join(data, "gsm8k", "test.jsonl"), []byte(rows.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fs := &fakeServer{t: t, replies: map[string]any{}} // every request overflows: scored 0
+	srv := httptest.NewServer(fs)
+	defer srv.Close()
+	for _, tt := range []struct {
+		limit   int
+		wantErr bool
+	}{{3, false}, {5, false}, {6, true}, {0, true}} {
+		t.Run(fmt.Sprintf("limit=%d", tt.limit), func(t *testing.T) {
+			sum, err := Run(context.Background(), Options{Task: "gsm8k", Backend: BackendURL, BaseURL: srv.URL + "/v1",
+				DataDir: data, Limit: tt.limit, OutDir: t.TempDir(), Sleep: noSleep})
+			if tt.wantErr {
+				if err == nil {
+					t.Fatalf("limit %d read past the broken row: %+v", tt.limit, sum)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sum.Scored != tt.limit {
+				t.Errorf("scored %d, want %d", sum.Scored, tt.limit)
 			}
 		})
 	}

@@ -36,13 +36,13 @@ const (
 	jNull
 )
 
-// jval is a value the scanner recorded. raw aliases the line: for a string
-// its contents between the quotes with escapes not undone, for a number its
-// text, for anything else the whole value.
+// jval is a value the scanner recorded, as offsets into the line (no
+// pointers: recording one costs no write barrier): [start, end) is the whole
+// value as written; a string's contents are [start+1, end-1), escapes not
+// undone.
 type jval struct {
-	kind byte
-	raw  []byte
-	span []byte // the whole value as written
+	kind       byte
+	start, end int
 }
 
 // scanNode lists the keys whose values to record in an object: keys[i]'s
@@ -59,8 +59,25 @@ const scanDepth = 300
 
 // scanner records the values of one line. vals is indexed by slot.
 type scanner struct {
+	line    []byte
 	vals    []jval
 	escKeys bool // an object on a read path has a key with a backslash
+}
+
+// raw returns the recorded value at slot: a string's contents, else the
+// value as written (nil when absent).
+func (s *scanner) raw(slot int) []byte {
+	v := s.vals[slot]
+	if v.kind == jString {
+		return s.line[v.start+1 : v.end-1]
+	}
+	return s.line[v.start:v.end]
+}
+
+// span returns the recorded value at slot as written.
+func (s *scanner) span(slot int) []byte {
+	v := s.vals[slot]
+	return s.line[v.start:v.end]
 }
 
 // scan reads line, a JSON object, recording the values root asks for. It
@@ -74,231 +91,223 @@ func (s *scanner) scan(line []byte, root *scanNode, nslots int) bool {
 	s.vals = s.vals[:nslots]
 	clear(s.vals)
 	s.escKeys = false
-	b := skipWS(line)
-	if len(b) == 0 || b[0] != '{' {
+	s.line = line
+	i := skipWS(line, 0)
+	if i >= len(line) || line[i] != '{' {
 		return false
 	}
-	rest, ok := s.value(b, 0, root)
-	if !ok || len(skipWS(rest)) != 0 {
+	_, i, ok := s.value(i, 0, root)
+	if !ok || skipWS(line, i) != len(line) {
 		return false
 	}
 	return !s.escKeys
 }
 
-func skipWS(b []byte) []byte {
-	for i := 0; i < len(b); i++ {
-		if c := b[i]; c != ' ' && c != '\n' && c != '\t' && c != '\r' {
-			return b[i:]
+// skipWS returns the index of the first byte at or after i that is not
+// JSON whitespace.
+func skipWS(b []byte, i int) int {
+	for i < len(b) {
+		if c := b[i]; c > ' ' || c != ' ' && c != '\n' && c != '\t' && c != '\r' {
+			return i
 		}
+		i++
 	}
-	return b[len(b):]
+	return i
 }
 
-// value skips the value at the start of b and returns what follows and its
-// kind; objects are read with node (nil: skipped).
-func (s *scanner) value(b []byte, depth int, node *scanNode) ([]byte, bool) {
-	_, rest, ok := s.valueKind(b, depth, node)
-	return rest, ok
-}
-
-func (s *scanner) valueKind(b []byte, depth int, node *scanNode) (byte, []byte, bool) {
-	if len(b) == 0 {
-		return jNone, b, false
+// value skips the value at line[i:] and returns its kind and where it
+// ends; objects are read with node (nil: skipped).
+func (s *scanner) value(i, depth int, node *scanNode) (byte, int, bool) {
+	b := s.line
+	if i >= len(b) {
+		return jNone, i, false
 	}
 	depth++
 	if depth > scanDepth {
-		return jNone, b, false
+		return jNone, i, false
 	}
-	switch b[0] {
-	case '{':
-		rest, ok := s.object(b[1:], depth, node)
-		return jObject, rest, ok
-	case '[':
-		rest, ok := s.array(b[1:], depth)
-		return jArray, rest, ok
+	switch b[i] {
 	case '"':
-		_, rest, ok := rawString(b[1:])
-		return jString, rest, ok
+		end, ok := rawString(b, i+1)
+		return jString, end, ok
+	case '{':
+		end, ok := s.object(i+1, depth, node)
+		return jObject, end, ok
+	case '[':
+		end, ok := s.array(i+1, depth)
+		return jArray, end, ok
 	case 't':
-		if !bytes.HasPrefix(b, []byte("true")) {
-			return jNone, b, false
+		if !bytes.HasPrefix(b[i:], []byte("true")) {
+			return jNone, i, false
 		}
-		return jTrue, b[4:], true
+		return jTrue, i + 4, true
 	case 'f':
-		if !bytes.HasPrefix(b, []byte("false")) {
-			return jNone, b, false
+		if !bytes.HasPrefix(b[i:], []byte("false")) {
+			return jNone, i, false
 		}
-		return jFalse, b[5:], true
+		return jFalse, i + 5, true
 	case 'n':
-		if bytes.HasPrefix(b, []byte("null")) {
-			return jNull, b[4:], true
+		if bytes.HasPrefix(b[i:], []byte("null")) {
+			return jNull, i + 4, true
 		}
-		if len(b) >= 3 && bytes.EqualFold(b[:3], []byte("nan")) {
-			return jNumber, b[3:], true
+		if len(b)-i >= 3 && bytes.EqualFold(b[i:i+3], []byte("nan")) {
+			return jNumber, i + 3, true
 		}
-		return jNone, b, false
+		return jNone, i, false
 	}
-	_, rest, ok := rawNumber(b)
-	return jNumber, rest, ok
+	end, ok := rawNumber(b, i)
+	return jNumber, end, ok
 }
 
-func (s *scanner) array(b []byte, depth int) ([]byte, bool) {
-	b = skipWS(b)
-	if len(b) == 0 {
-		return b, false
+func (s *scanner) array(i, depth int) (int, bool) {
+	b := s.line
+	i = skipWS(b, i)
+	if i >= len(b) {
+		return i, false
 	}
-	if b[0] == ']' {
-		return b[1:], true
+	if b[i] == ']' {
+		return i + 1, true
 	}
 	for {
 		var ok bool
-		b, ok = s.value(skipWS(b), depth, nil)
+		_, i, ok = s.value(skipWS(b, i), depth, nil)
 		if !ok {
-			return b, false
+			return i, false
 		}
-		b = skipWS(b)
-		if len(b) == 0 {
-			return b, false
+		i = skipWS(b, i)
+		if i >= len(b) {
+			return i, false
 		}
-		switch b[0] {
+		switch b[i] {
 		case ',':
-			b = b[1:]
+			i++
 		case ']':
-			return b[1:], true
+			return i + 1, true
 		default:
-			return b, false
+			return i, false
 		}
 	}
 }
 
-func (s *scanner) object(b []byte, depth int, node *scanNode) ([]byte, bool) {
-	b = skipWS(b)
-	if len(b) == 0 {
-		return b, false
+func (s *scanner) object(i, depth int, node *scanNode) (int, bool) {
+	b := s.line
+	i = skipWS(b, i)
+	if i >= len(b) {
+		return i, false
 	}
-	if b[0] == '}' {
-		return b[1:], true
+	if b[i] == '}' {
+		return i + 1, true
 	}
 	for {
-		b = skipWS(b)
-		if len(b) == 0 || b[0] != '"' {
-			return b, false
+		i = skipWS(b, i)
+		if i >= len(b) || b[i] != '"' {
+			return i, false
 		}
-		key, rest, esc, ok := rawKey(b[1:])
+		ks := i + 1
+		ke, esc, ok := rawKey(b, ks)
 		if !ok {
-			return rest, false
+			return ke, false
 		}
-		b = skipWS(rest)
-		if len(b) == 0 || b[0] != ':' {
-			return b, false
+		i = skipWS(b, ke)
+		if i >= len(b) || b[i] != ':' {
+			return i, false
 		}
-		b = skipWS(b[1:])
+		i = skipWS(b, i+1)
 		slot, sub := -1, (*scanNode)(nil)
 		if node != nil {
 			if esc {
 				s.escKeys = true
 			}
-			for i, k := range node.keys {
-				if k == bytesView(key) {
-					if s.vals[node.slots[i]].kind == jNone {
-						slot, sub = node.slots[i], node.subs[i]
+			key := bytesView(b[ks : ke-1])
+			for j, k := range node.keys {
+				if k == key {
+					if s.vals[node.slots[j]].kind == jNone {
+						slot, sub = node.slots[j], node.subs[j]
 					}
 					break
 				}
 			}
 		}
-		start := b
-		kind, rest, ok := s.valueKind(b, depth, sub)
+		start := i
+		kind, end, ok := s.value(i, depth, sub)
 		if !ok {
-			return rest, false
+			return end, false
 		}
 		if slot >= 0 {
-			span := start[:len(start)-len(rest)]
-			raw := span
-			if kind == jString {
-				raw = span[1 : len(span)-1]
-			}
-			s.vals[slot] = jval{kind: kind, raw: raw, span: span}
+			s.vals[slot] = jval{kind: kind, start: start, end: end}
 		}
-		b = skipWS(rest)
-		if len(b) == 0 {
-			return b, false
+		i = skipWS(b, end)
+		if i >= len(b) {
+			return i, false
 		}
-		switch b[0] {
-		case ',':
-			b = b[1:]
-		case '}':
-			return b[1:], true
-		default:
-			return b, false
-		}
-	}
-}
-
-// rawKey is fastjson's parseRawKey: the key's raw bytes, what follows the
-// closing quote, and whether the key has a backslash.
-func rawKey(b []byte) (key, rest []byte, esc, ok bool) {
-	for i := 0; i < len(b); i++ {
 		switch b[i] {
+		case ',':
+			i++
+		case '}':
+			return i + 1, true
+		default:
+			return i, false
+		}
+	}
+}
+
+// rawKey is fastjson's parseRawKey for the key starting at b[i] (after its
+// opening quote): where it ends (after the closing quote) and whether it
+// has a backslash.
+func rawKey(b []byte, i int) (end int, esc, ok bool) {
+	for j := i; j < len(b); j++ {
+		switch b[j] {
 		case '"':
-			return b[:i], b[i+1:], false, true
+			return j + 1, false, true
 		case '\\':
-			key, rest, ok := rawString(b)
-			return key, rest, true, ok
+			end, ok := rawString(b, i)
+			return end, true, ok
 		}
 	}
-	return b, nil, false, false
+	return len(b), false, false
 }
 
-// rawString is fastjson's parseRawString: the string's raw contents up to
-// the first quote preceded by an even number of backslashes.
-func rawString(b []byte) (str, rest []byte, ok bool) {
-	n := bytes.IndexByte(b, '"')
-	if n < 0 {
-		return b, nil, false
-	}
-	if n == 0 || b[n-1] != '\\' {
-		return b[:n], b[n+1:], true
-	}
-	all := b
+// rawString is fastjson's parseRawString for the string starting at b[i]
+// (after its opening quote): it ends at the first quote preceded by an
+// even number of backslashes. end is the index after the closing quote.
+func rawString(b []byte, i int) (end int, ok bool) {
 	for {
-		i := n - 1
-		for i > 0 && b[i-1] == '\\' {
-			i--
-		}
-		if uint(n-i)%2 == 0 {
-			return all[:len(all)-len(b)+n], b[n+1:], true
-		}
-		b = b[n+1:]
-		n = bytes.IndexByte(b, '"')
+		n := bytes.IndexByte(b[i:], '"')
 		if n < 0 {
-			return all, nil, false
+			return len(b), false
 		}
-		if n == 0 || b[n-1] != '\\' {
-			return all[:len(all)-len(b)+n], b[n+1:], true
+		q := i + n
+		j := q
+		for j > i && b[j-1] == '\\' {
+			j--
 		}
+		if (q-j)%2 == 0 {
+			return q + 1, true
+		}
+		i = q + 1
 	}
 }
 
-// rawNumber is fastjson's parseRawNumber (len(b) > 0).
-func rawNumber(b []byte) (num, rest []byte, ok bool) {
-	for i := 0; i < len(b); i++ {
-		c := b[i]
+// rawNumber is fastjson's parseRawNumber for the number at b[i] (i <
+// len(b)): where it ends.
+func rawNumber(b []byte, i int) (int, bool) {
+	for j := i; j < len(b); j++ {
+		c := b[j]
 		if (c >= '0' && c <= '9') || c == '.' || c == '-' || c == 'e' || c == 'E' || c == '+' {
 			continue
 		}
-		if i == 0 || i == 1 && (b[0] == '-' || b[0] == '+') {
-			if len(b[i:]) >= 3 {
-				x := b[i : i+3]
+		if j == i || j == i+1 && (b[i] == '-' || b[i] == '+') {
+			if len(b)-j >= 3 {
+				x := b[j : j+3]
 				if bytes.EqualFold(x, []byte("inf")) || bytes.EqualFold(x, []byte("nan")) {
-					return b[:i+3], b[i+3:], true
+					return j + 3, true
 				}
 			}
-			return nil, b, false
+			return i, false
 		}
-		return b[:i], b[i:], true
+		return j, true
 	}
-	return b, nil, true
+	return len(b), true
 }
 
 // unescape appends the string s (raw contents) to dst with its escapes
@@ -387,14 +396,12 @@ func compactJSON(dst, v []byte) []byte {
 			v = v[1:]
 			continue
 		}
-		str, rest, ok := rawString(v[1:])
+		end, ok := rawString(v, 1)
 		if !ok { // not reached for a scanned value
 			return append(dst, v...)
 		}
-		dst = append(dst, '"')
-		dst = append(dst, str...)
-		dst = append(dst, '"')
-		v = rest
+		dst = append(dst, v[:end]...)
+		v = v[end:]
 	}
 	return dst
 }
@@ -403,36 +410,35 @@ func compactJSON(dst, v []byte) []byte {
 
 // sstr returns the string at slot, unescaped and copied into the arena.
 func (d *Decoder) sstr(slot int) string {
-	v := d.sc.vals[slot]
-	if v.kind != jString {
+	if d.sc.vals[slot].kind != jString {
 		return ""
 	}
-	if bytes.IndexByte(v.raw, '\\') < 0 {
-		return d.a.str(v.raw)
+	raw := d.sc.raw(slot)
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return d.a.str(raw)
 	}
-	d.unesc = unescape(d.unesc[:0], v.raw)
+	d.unesc = unescape(d.unesc[:0], raw)
 	return d.a.str(d.unesc)
 }
 
 // sview returns the string at slot unescaped, without copying when it has
 // no escapes: valid until the next line.
 func (d *Decoder) sview(slot int) string {
-	v := d.sc.vals[slot]
-	if v.kind != jString {
+	if d.sc.vals[slot].kind != jString {
 		return ""
 	}
-	if bytes.IndexByte(v.raw, '\\') < 0 {
-		return bytesView(v.raw)
+	raw := d.sc.raw(slot)
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return bytesView(raw)
 	}
-	return string(unescape(nil, v.raw))
+	return string(unescape(nil, raw))
 }
 
 func (d *Decoder) sfloat(slot int) (float64, bool) {
-	v := d.sc.vals[slot]
-	if v.kind != jNumber {
+	if d.sc.vals[slot].kind != jNumber {
 		return 0, false
 	}
-	f, _ := fastfloat.Parse(bytesView(v.raw))
+	f, _ := fastfloat.Parse(bytesView(d.sc.raw(slot)))
 	return f, true
 }
 
@@ -468,12 +474,11 @@ func (d *Decoder) shas(slot int) bool { return d.sc.vals[slot].kind != jNone }
 // sjson returns the value at slot as compact JSON in the arena (nil when
 // absent), as arena.json does for fastjson's value.
 func (d *Decoder) sjson(slot int) []byte {
-	v := d.sc.vals[slot]
-	if v.kind == jNone {
+	if d.sc.vals[slot].kind == jNone {
 		return nil
 	}
 	b, n := d.a.begin()
-	return d.a.end(compactJSON(b, v.span), n)
+	return d.a.end(compactJSON(b, d.sc.span(slot)), n)
 }
 
 // smsTime is msTime for the number at slot.

@@ -464,14 +464,14 @@ func typeOf(v *fastjson.Value) string {
 
 // stype is typeOf for the string at slot.
 func (d *Decoder) stype(slot int) string {
-	v := d.sc.vals[slot]
-	if v.kind != jString {
+	if d.sc.vals[slot].kind != jString {
 		return ""
 	}
-	if bytes.IndexByte(v.raw, '\\') < 0 {
-		return internType(v.raw)
+	raw := d.sc.raw(slot)
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return internType(raw)
 	}
-	d.unesc = unescape(d.unesc[:0], v.raw)
+	d.unesc = unescape(d.unesc[:0], raw)
 	return internType(d.unesc)
 }
 

@@ -443,8 +443,31 @@ func (d *Decoder) sfloat(slot int) (float64, bool) {
 }
 
 func (d *Decoder) snum(slot int) int64 {
+	if d.sc.vals[slot].kind != jNumber {
+		return 0
+	}
+	if n, ok := smallInt(d.sc.raw(slot)); ok {
+		return n
+	}
 	f, _ := d.sfloat(slot)
 	return int64(f)
+}
+
+// smallInt parses a number of one to 15 digits without a leading zero:
+// under 2^53, so exactly what int64(fastfloat.Parse(b)) gives, without the
+// float parse (timestamps and token counts are all such numbers).
+func smallInt(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 15 || len(b) > 1 && b[0] == '0' {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
 }
 
 func (d *Decoder) snumPtr(slot int) *float64 {

@@ -9,6 +9,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/valyala/fastjson/fastfloat"
 )
 
 // pairDecoders returns agent's decoder as used (scanner first) and the
@@ -153,6 +155,8 @@ var scanCases = map[string][]string{
 		`{"type":"text","part":{"text":"a"}} `,
 		`{"type":"text","part":{"text":"a"}`,
 		`{"type":"text","part":{"text":"a"}}}`,
+		`{"type":"text","timestamp":0123,"part":{"text":"z"}}`,
+		`{"type":"step_finish","part":{"tokens":{"input":12345678901234567,"output":007,"reasoning":99999999999999999999}}}`,
 		`{}`, `null`, `nan`,
 	},
 }
@@ -257,4 +261,25 @@ func FuzzScanMatchesFastJSON(f *testing.F) {
 
 func readShared(tb testing.TB, agent string) ([]byte, error) {
 	return os.ReadFile(filepath.Join(sharedDir(tb), "fixtures", "traces", agent+".jsonl"))
+}
+
+// TestSmallIntMatchesFloatParse: the integer shortcut gives what the float
+// parse it skips gives, and declines what it cannot parse exactly.
+func TestSmallIntMatchesFloatParse(t *testing.T) {
+	for _, s := range []string{"0", "7", "1795762108962", "999999999999999", "1000000000000000", "0123", "00", "-1", "1e3", "1.0", "", "12a"} {
+		n, ok := smallInt([]byte(s))
+		if !ok {
+			continue
+		}
+		f, err := fastfloat.Parse(s)
+		if err != nil || int64(f) != n {
+			t.Errorf("smallInt(%q) = %d, fastfloat gives %v (%v)", s, n, int64(f), err)
+		}
+		if len(s) > 15 || len(s) > 1 && s[0] == '0' {
+			t.Errorf("smallInt(%q) accepted a number it should leave to the float parse", s)
+		}
+	}
+	if _, ok := smallInt([]byte("1795762108962")); !ok {
+		t.Error("smallInt declined a millisecond timestamp")
+	}
 }

@@ -94,12 +94,81 @@ var (
 	}()
 )
 
+// Fast classes: what the whole-buffer loop of Feed does with a byte
+// outside an escape sequence. textCls and codeCls differ in '_' (a token
+// byte in code, a separator in text) and punctuation (a token of its own in
+// code, a separator in text).
+const (
+	kSep   = iota // ends the current token
+	kTok          // continues or starts a token (lowerTab gives the byte hashed)
+	kSkip         // NUL: dropped
+	kBack         // backslash: starts an escape sequence
+	kPunct        // code mode: a one-byte token
+)
+
+var textCls, codeCls = func() (tx, cd [256]uint8) {
+	for c := range 256 {
+		switch byteClass[c] {
+		case clAlpha, clDigit:
+			tx[c], cd[c] = kTok, kTok
+		case clUnder:
+			tx[c], cd[c] = kSep, kTok
+		case clPunct:
+			tx[c], cd[c] = kSep, kPunct
+		case clBack:
+			tx[c], cd[c] = kBack, kBack
+		case clSkip:
+			tx[c], cd[c] = kSkip, kSkip
+		}
+	}
+	return
+}()
+
+// lowerTab lower-cases ASCII letters and leaves every other byte as it is.
+var lowerTab = func() (t [256]byte) {
+	for c := range 256 {
+		t[c] = byte(c)
+		if c >= 'A' && c <= 'Z' {
+			t[c] = byte(c + 32)
+		}
+	}
+	return
+}()
+
+// punctTok holds the token hash of each punctuation byte in code mode.
+var punctTok = func() (t [256]uint64) {
+	for c := range 256 {
+		t[c] = mix(uint64(c) * 0x100000001b3)
+	}
+	return
+}()
+
+// gramSink receives n-gram hashes in batches (one call per batch, not one
+// per n-gram).
+type gramSink interface{ grams(hs []uint64) }
+
+// emitFunc adapts a per-n-gram function to a gramSink (index building and
+// tests; the scan's sink is the feeder).
+type emitFunc func(uint64)
+
+func (f emitFunc) grams(hs []uint64) {
+	for _, h := range hs {
+		f(h)
+	}
+}
+
+// gramBatch is how many n-grams the tokenizer gathers before handing them
+// to its sink: enough for the lookups to overlap their cache misses.
+const gramBatch = 256
+
 // tokenizer turns a byte stream into n-gram hashes; it keeps its state
-// across Feed calls so a file can be fed in chunks.
+// across Feed calls so a file can be fed in chunks. Every n-gram of a Feed
+// call reaches the sink before Feed returns.
 type tokenizer struct {
 	code  bool
 	n     int
-	emit  func(uint64)
+	cls   *[256]uint8
+	sink  gramSink
 	h     uint64 // current token hash
 	inTok bool
 	ident bool // current token started with a letter or underscore
@@ -111,12 +180,13 @@ type tokenizer struct {
 	count int
 	roll  uint64
 	pn1   uint64 // rollP^(n-1)
+	out   []uint64
 }
 
-func newTokenizer(code bool, emit func(uint64)) *tokenizer {
-	t := &tokenizer{code: code, n: TextN, emit: emit}
+func newTokenizer(code bool, sink gramSink) *tokenizer {
+	t := &tokenizer{code: code, n: TextN, cls: &textCls, sink: sink, out: make([]uint64, 0, gramBatch)}
 	if code {
-		t.n = CodeN
+		t.n, t.cls = CodeN, &codeCls
 	}
 	t.pn1 = 1
 	for i := 0; i < t.n-1; i++ {
@@ -128,8 +198,17 @@ func newTokenizer(code bool, emit func(uint64)) *tokenizer {
 // reset starts a new document (n-grams never span two documents).
 func (t *tokenizer) reset() {
 	t.endTok()
+	t.flush()
 	t.esc, t.count, t.pos, t.roll = 0, 0, 0, 0
 	t.ring = [16]uint64{}
+}
+
+// flush hands the pending n-grams to the sink.
+func (t *tokenizer) flush() {
+	if len(t.out) > 0 {
+		t.sink.grams(t.out)
+		t.out = t.out[:0]
+	}
 }
 
 func (t *tokenizer) push(tok uint64) {
@@ -146,7 +225,10 @@ func (t *tokenizer) push(tok uint64) {
 			return
 		}
 	}
-	t.emit(t.roll | 1)
+	t.out = append(t.out, t.roll|1)
+	if len(t.out) == gramBatch {
+		t.flush()
+	}
 }
 
 func (t *tokenizer) endTok() {
@@ -154,88 +236,154 @@ func (t *tokenizer) endTok() {
 		return
 	}
 	t.inTok = false
-	h := mix(t.h)
+	t.pushTok(t.h)
+}
+
+// pushTok ends a token whose running hash is h.
+func (t *tokenizer) pushTok(h uint64) {
+	h = mix(h)
 	if t.code && t.ident && (codeKeepFilter[h>>58]&(1<<(h&63)) == 0 || !codeKeep[h]) {
 		h = idToken
 	}
 	t.push(h)
 }
 
-// Feed tokenises b.
+// Feed tokenises b. Outside escape sequences it runs a whole-buffer loop
+// (a table lookup and an FNV step per token byte, the token hash held in a
+// register); the bytes of an escape sequence go through step, the
+// byte-at-a-time state machine, which gives the same tokens.
 func (t *tokenizer) Feed(b []byte) {
-	code := t.code
-	for i := 0; i < len(b); i++ {
+	cls := t.cls
+	h, inTok := t.h, t.inTok
+	i := 0
+	for i < len(b) {
+		if t.esc != 0 {
+			t.h, t.inTok = h, inTok
+			for i < len(b) && t.esc != 0 {
+				t.step(b[i])
+				i++
+			}
+			h, inTok = t.h, t.inTok
+			continue
+		}
 		c := b[i]
-		if t.esc != 0 && c != 0 {
-			if t.esc == 1 {
-				switch c {
-				case 'u':
-					t.esc, t.uval = 2, 0
-					continue
-				case 'n', 't', 'r', 'b', 'f', '\\', '/', '"', '\'':
-					t.esc = 0
-					t.endTok()
-					continue
+		switch cls[c] {
+		case kTok:
+			if !inTok {
+				inTok, h, t.ident = true, fnvOff, c > '9' // letters and '_' sort after digits
+			}
+			h = (h ^ uint64(lowerTab[c])) * fnvPrime
+			i++
+			for i < len(b) {
+				c = b[i]
+				k := cls[c]
+				if k == kTok {
+					h = (h ^ uint64(lowerTab[c])) * fnvPrime
+				} else if k != kSkip {
+					break
 				}
+				i++
+			}
+		case kSep:
+			if inTok {
+				inTok = false
+				t.pushTok(h)
+			}
+			i++
+		case kSkip:
+			// NUL bytes are dropped, not separators: UTF-16 and UTF-32
+			// text of either byte order then reads as its ASCII.
+			i++
+		case kPunct:
+			if inTok {
+				inTok = false
+				t.pushTok(h)
+			}
+			t.push(punctTok[c])
+			i++
+		case kBack:
+			if inTok {
+				inTok = false
+				t.pushTok(h)
+			}
+			t.esc = 1
+			i++
+		}
+	}
+	t.h, t.inTok = h, inTok
+	t.flush()
+}
+
+// step tokenises one byte with the full state machine (escape state
+// included).
+func (t *tokenizer) step(c byte) {
+	if t.esc != 0 && c != 0 {
+		if t.esc == 1 {
+			switch c {
+			case 'u':
+				t.esc, t.uval = 2, 0
+				return
+			case 'n', 't', 'r', 'b', 'f', '\\', '/', '"', '\'':
+				t.esc = 0
+				t.endTok()
+				return
+			}
+			t.esc = 0
+			t.endTok()
+		} else {
+			v := hexVal(c)
+			if v < 0 {
 				t.esc = 0
 				t.endTok()
 			} else {
-				v := hexVal(c)
-				if v < 0 {
-					t.esc = 0
-					t.endTok()
-				} else {
-					t.uval = t.uval<<4 | v
-					t.esc++
-					if t.esc < 6 {
-						continue
-					}
-					t.esc = 0
-					if t.uval >= 0x80 {
-						t.endTok()
-						continue
-					}
-					c = byte(t.uval)
+				t.uval = t.uval<<4 | v
+				t.esc++
+				if t.esc < 6 {
+					return
 				}
+				t.esc = 0
+				if t.uval >= 0x80 {
+					t.endTok()
+					return
+				}
+				c = byte(t.uval)
 			}
 		}
-		switch byteClass[c] {
-		case clAlpha:
-			if c < 'a' {
-				c += 32
-			}
+	}
+	switch byteClass[c] {
+	case clAlpha:
+		if c < 'a' {
+			c += 32
+		}
+		if !t.inTok {
+			t.inTok, t.h, t.ident = true, fnvOff, true
+		}
+		t.h = (t.h ^ uint64(c)) * fnvPrime
+	case clDigit:
+		if !t.inTok {
+			t.inTok, t.h, t.ident = true, fnvOff, false
+		}
+		t.h = (t.h ^ uint64(c)) * fnvPrime
+	case clUnder:
+		if t.code {
 			if !t.inTok {
 				t.inTok, t.h, t.ident = true, fnvOff, true
 			}
 			t.h = (t.h ^ uint64(c)) * fnvPrime
-		case clDigit:
-			if !t.inTok {
-				t.inTok, t.h, t.ident = true, fnvOff, false
-			}
-			t.h = (t.h ^ uint64(c)) * fnvPrime
-		case clUnder:
-			if code {
-				if !t.inTok {
-					t.inTok, t.h, t.ident = true, fnvOff, true
-				}
-				t.h = (t.h ^ uint64(c)) * fnvPrime
-			} else {
-				t.endTok()
-			}
-		case clPunct:
-			t.endTok()
-			if code {
-				t.push(mix(uint64(c) * 0x100000001b3))
-			}
-		case clBack:
-			t.endTok()
-			t.esc = 1
-		case clSkip:
-			// NUL bytes are dropped, not separators: UTF-16 and UTF-32
-			// text of either byte order then reads as its ASCII.
-		default:
+		} else {
 			t.endTok()
 		}
+	case clPunct:
+		t.endTok()
+		if t.code {
+			t.push(punctTok[c])
+		}
+	case clBack:
+		t.endTok()
+		t.esc = 1
+	case clSkip:
+	default:
+		t.endTok()
 	}
 }
 
@@ -256,52 +404,96 @@ func gramsOf(text string, code bool) []uint64 {
 	enc, _ := json.Marshal(text)
 	seen := map[uint64]bool{}
 	var out []uint64
-	t := newTokenizer(code, func(h uint64) {
+	t := newTokenizer(code, emitFunc(func(h uint64) {
 		if !seen[h] {
 			seen[h] = true
 			out = append(out, h)
 		}
-	})
+	}))
 	t.Feed(enc)
 	t.reset()
 	return out
 }
 
-// gramTable maps n-gram hashes to dense ids: open addressing behind a
-// bitset prefilter, sized for fast negative lookups during the scan.
+// gramTable maps n-gram hashes to dense ids. A lookup first tests a
+// register-blocked Bloom filter (one 64-bit word per n-gram, bloomK bits
+// set in it) sized to stay in L2: most n-grams of a scanned file are not in
+// the test set and end there after one cache-resident load. The rest probe
+// an open-addressing table whose slots hold key and id side by side.
 type gramTable struct {
-	filter []uint64 // 1 bit per slot of h>>filterShift
-	keys   []uint64
-	ids    []int32
-	mask   uint64
+	bloom      []uint64
+	bloomShift uint // word index: (h*rollP) >> bloomShift
+	slots      []gramSlot
+	shift      uint // home slot: (h*slotMul) >> shift
+	mask       uint64
 }
 
-const filterBits = 23
+type gramSlot struct {
+	key uint64 // 0: empty (n-gram hashes are odd)
+	id  int32
+}
+
+const (
+	// bloomBitsPerGram and bloomMaxBytes size the filter: 16 bits per
+	// n-gram (about 0.3% false positives with bloomK = 4), at most 512 KiB
+	// so that it stays in a core's L2 next to the scan's buffers.
+	bloomBitsPerGram = 16
+	bloomMaxBytes    = 512 << 10
+	slotMul          = 0xff51afd7ed558ccd
+)
+
+// bloomMask returns the bloomK = 4 bits n-gram h sets in its filter word:
+// four 6-bit fields of h (bits 8..31; its low bit is always 1).
+func bloomMask(h uint64) uint64 {
+	return 1<<(h>>8&63) | 1<<(h>>14&63) | 1<<(h>>20&63) | 1<<(h>>26&63)
+}
 
 func newGramTable(hashes []uint64) *gramTable {
-	size := uint64(1) << bits.Len64(uint64(len(hashes))*2+16)
-	g := &gramTable{filter: make([]uint64, (1<<filterBits)/64), keys: make([]uint64, size), ids: make([]int32, size), mask: size - 1}
+	words := uint64(64)
+	for words*64 < uint64(len(hashes))*bloomBitsPerGram && words*8 < bloomMaxBytes {
+		words *= 2
+	}
+	tbits := uint(bits.Len64(uint64(len(hashes))*2 + 16))
+	g := &gramTable{
+		bloom:      make([]uint64, words),
+		bloomShift: uint(64 - bits.TrailingZeros64(words)),
+		slots:      make([]gramSlot, 1<<tbits),
+		shift:      64 - tbits,
+		mask:       1<<tbits - 1,
+	}
 	for i, h := range hashes {
-		f := h >> (64 - filterBits)
-		g.filter[f/64] |= 1 << (f % 64)
-		s := (h * rollP) >> 20 & g.mask
-		for g.keys[s] != 0 {
+		g.bloom[(h*rollP)>>g.bloomShift] |= bloomMask(h)
+		s := (h * slotMul) >> g.shift
+		for g.slots[s].key != 0 {
 			s = (s + 1) & g.mask
 		}
-		g.keys[s], g.ids[s] = h, int32(i)
+		g.slots[s] = gramSlot{key: h, id: int32(i)}
 	}
 	return g
 }
 
-func (g *gramTable) lookup(h uint64) int32 {
-	f := h >> (64 - filterBits)
-	if g.filter[f/64]&(1<<(f%64)) == 0 {
-		return -1
-	}
-	for s := (h * rollP) >> 20 & g.mask; g.keys[s] != 0; s = (s + 1) & g.mask {
-		if g.keys[s] == h {
-			return g.ids[s]
+// mayHave is the filter test: false means h is not in the table.
+func (g *gramTable) mayHave(h uint64) bool {
+	m := bloomMask(h)
+	return g.bloom[(h*rollP)>>g.bloomShift]&m == m
+}
+
+// find probes the table: h's id, or -1.
+func (g *gramTable) find(h uint64) int32 {
+	for s := (h * slotMul) >> g.shift; ; s = (s + 1) & g.mask {
+		k := g.slots[s].key
+		if k == h {
+			return g.slots[s].id
+		}
+		if k == 0 {
+			return -1
 		}
 	}
-	return -1
+}
+
+func (g *gramTable) lookup(h uint64) int32 {
+	if !g.mayHave(h) {
+		return -1
+	}
+	return g.find(h)
 }

@@ -149,4 +149,3 @@ func (t *refTokenizer) Feed(b []byte) {
 		}
 	}
 }
-

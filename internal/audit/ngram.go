@@ -50,10 +50,28 @@ var byteClass = func() (t [256]uint8) {
 }()
 
 const (
-	fnvOff   = 14695981039346656037
-	fnvPrime = 1099511628211
-	rollP    = 0x9E3779B97F4A7C15
+	tokSeed = 14695981039346656037
+	tokMul  = 0x9fb21c651e98df25
+	rollP   = 0x9E3779B97F4A7C15
 )
+
+// tokHash is a token's hash before mix: its (lower-cased, NUL-free) bytes
+// taken as little-endian 64-bit words, the last one zero-padded, each
+// folded in as h = (h ^ word) * tokMul. Tokens hold no NUL byte, so the
+// padding is unambiguous. The tokenizer computes the same value a word at
+// a time.
+func tokHash(s string) uint64 {
+	h := uint64(tokSeed)
+	for len(s) > 0 {
+		var w uint64
+		for i := 0; i < 8 && i < len(s); i++ {
+			w |= uint64(s[i]) << (8 * i)
+		}
+		h = (h ^ w) * tokMul
+		s = s[min(8, len(s)):]
+	}
+	return h
+}
 
 func mix(h uint64) uint64 {
 	h ^= h >> 33
@@ -76,11 +94,7 @@ var (
 			"abs", "all", "any", "bool", "chr", "dict", "enumerate", "filter", "float", "int", "isinstance", "len", "list",
 			"map", "max", "min", "ord", "print", "range", "reversed", "round", "set", "sorted", "str", "sum", "tuple", "zip",
 			"append", "join", "split", "sort", "pop", "keys", "values", "items", "lower", "upper", "strip", "replace", "count", "index"} {
-			h := uint64(fnvOff)
-			for i := 0; i < len(w); i++ {
-				h = (h ^ uint64(w[i])) * fnvPrime
-			}
-			m[mix(h)] = true
+			m[mix(tokHash(w))] = true
 		}
 		return m
 	}()
@@ -169,9 +183,13 @@ type tokenizer struct {
 	n     int
 	cls   *[256]uint8
 	sink  gramSink
-	h     uint64 // current token hash
 	inTok bool
 	ident bool // current token started with a letter or underscore
+	// The current token's hash (tokHash): h over its whole words, acc
+	// holding its last nacc (< 8) bytes.
+	h    uint64
+	acc  uint64
+	nacc uint
 	// escape state: 0 none, 1 after backslash, 2..5 reading \u hex digits
 	esc   int
 	uval  int
@@ -236,11 +254,28 @@ func (t *tokenizer) endTok() {
 		return
 	}
 	t.inTok = false
-	t.pushTok(t.h)
+	t.pushTok(t.h, t.acc, t.nacc)
 }
 
-// pushTok ends a token whose running hash is h.
-func (t *tokenizer) pushTok(h uint64) {
+// startTok starts a token whose first byte is c.
+func (t *tokenizer) startTok(c byte) {
+	t.inTok, t.h, t.acc, t.nacc, t.ident = true, tokSeed, 0, 0, c > '9' // letters and '_' sort after digits
+}
+
+// addByte appends a (lower-cased) byte to the current token.
+func (t *tokenizer) addByte(c byte) {
+	t.acc |= uint64(c) << (8 * t.nacc)
+	t.nacc++
+	if t.nacc == 8 {
+		t.h, t.acc, t.nacc = (t.h^t.acc)*tokMul, 0, 0
+	}
+}
+
+// pushTok ends a token: h over its whole words, acc its nacc last bytes.
+func (t *tokenizer) pushTok(h, acc uint64, nacc uint) {
+	if nacc > 0 {
+		h = (h ^ acc) * tokMul
+	}
 	h = mix(h)
 	if t.code && t.ident && (codeKeepFilter[h>>58]&(1<<(h&63)) == 0 || !codeKeep[h]) {
 		h = idToken
@@ -248,37 +283,76 @@ func (t *tokenizer) pushTok(h uint64) {
 	t.push(h)
 }
 
-// Feed tokenises b. Outside escape sequences it runs a whole-buffer loop
-// (a table lookup and an FNV step per token byte, the token hash held in a
-// register); the bytes of an escape sequence go through step, the
-// byte-at-a-time state machine, which gives the same tokens.
+const (
+	lo7  = 0x7f7f7f7f7f7f7f7f
+	hi8  = 0x8080808080808080
+	ones = 0x0101010101010101
+)
+
+// tokenBytes classifies 8 bytes at once (SWAR): it returns 0x80 in each
+// byte of w that is a token byte (an ASCII letter or digit; '_' too in code
+// mode), and 0x80 in each byte that is a letter.
+func tokenBytes(w uint64, code bool) (tok, alpha uint64) {
+	y := w & lo7
+	z := y | 0x20*ones // letters lower-cased; no other byte lands in a..z
+	alpha = (z + (0x80-'a')*ones) &^ (z + (0x7f-'z')*ones) & hi8 &^ w
+	digit := (y + (0x80-'0')*ones) &^ (y + (0x7f-'9')*ones) & hi8
+	tok = alpha | digit
+	if code {
+		tok |= ^((y ^ '_'*ones) + lo7) & hi8
+	}
+	return tok &^ w, alpha // bytes >= 0x80 are never token bytes
+}
+
+// Feed tokenises b. Outside escape sequences it reads tokens a 64-bit word
+// at a time (tokenBytes finds where a token ends, one multiply folds in
+// eight of its bytes); near a buffer's end and after a NUL inside a token
+// it goes a byte at a time. The bytes of an escape sequence go through
+// step, the byte-at-a-time state machine, which gives the same tokens.
 func (t *tokenizer) Feed(b []byte) {
-	cls := t.cls
-	h, inTok := t.h, t.inTok
+	cls, code := t.cls, t.code
+	h, acc, nacc, inTok := t.h, t.acc, t.nacc, t.inTok
 	i := 0
 	for i < len(b) {
 		if t.esc != 0 {
-			t.h, t.inTok = h, inTok
+			t.h, t.acc, t.nacc, t.inTok = h, acc, nacc, inTok
 			for i < len(b) && t.esc != 0 {
 				t.step(b[i])
 				i++
 			}
-			h, inTok = t.h, t.inTok
+			h, acc, nacc, inTok = t.h, t.acc, t.nacc, t.inTok
 			continue
 		}
 		c := b[i]
 		switch cls[c] {
 		case kTok:
 			if !inTok {
-				inTok, h, t.ident = true, fnvOff, c > '9' // letters and '_' sort after digits
+				inTok, h, acc, nacc, t.ident = true, tokSeed, 0, 0, c > '9'
 			}
-			h = (h ^ uint64(lowerTab[c])) * fnvPrime
-			i++
+			for nacc == 0 && i+8 <= len(b) {
+				w := uint64(b[i]) | uint64(b[i+1])<<8 | uint64(b[i+2])<<16 | uint64(b[i+3])<<24 |
+					uint64(b[i+4])<<32 | uint64(b[i+5])<<40 | uint64(b[i+6])<<48 | uint64(b[i+7])<<56
+				tok, alpha := tokenBytes(w, code)
+				w |= alpha >> 2 // lower-case
+				if tok == hi8 {
+					h = (h ^ w) * tokMul
+					i += 8
+					continue
+				}
+				k := uint(bits.TrailingZeros64(^tok&hi8)) &^ 7 // bits of the token's bytes in w
+				acc, nacc = w&(1<<k-1), k/8
+				i += int(k / 8)
+				break
+			}
 			for i < len(b) {
 				c = b[i]
 				k := cls[c]
 				if k == kTok {
-					h = (h ^ uint64(lowerTab[c])) * fnvPrime
+					acc |= uint64(lowerTab[c]) << (8 * nacc)
+					nacc++
+					if nacc == 8 {
+						h, acc, nacc = (h^acc)*tokMul, 0, 0
+					}
 				} else if k != kSkip {
 					break
 				}
@@ -287,7 +361,7 @@ func (t *tokenizer) Feed(b []byte) {
 		case kSep:
 			if inTok {
 				inTok = false
-				t.pushTok(h)
+				t.pushTok(h, acc, nacc)
 			}
 			i++
 		case kSkip:
@@ -297,20 +371,20 @@ func (t *tokenizer) Feed(b []byte) {
 		case kPunct:
 			if inTok {
 				inTok = false
-				t.pushTok(h)
+				t.pushTok(h, acc, nacc)
 			}
 			t.push(punctTok[c])
 			i++
 		case kBack:
 			if inTok {
 				inTok = false
-				t.pushTok(h)
+				t.pushTok(h, acc, nacc)
 			}
 			t.esc = 1
 			i++
 		}
 	}
-	t.h, t.inTok = h, inTok
+	t.h, t.acc, t.nacc, t.inTok = h, acc, nacc, inTok
 	t.flush()
 }
 
@@ -351,25 +425,17 @@ func (t *tokenizer) step(c byte) {
 		}
 	}
 	switch byteClass[c] {
-	case clAlpha:
-		if c < 'a' {
-			c += 32
-		}
+	case clAlpha, clDigit:
 		if !t.inTok {
-			t.inTok, t.h, t.ident = true, fnvOff, true
+			t.startTok(c)
 		}
-		t.h = (t.h ^ uint64(c)) * fnvPrime
-	case clDigit:
-		if !t.inTok {
-			t.inTok, t.h, t.ident = true, fnvOff, false
-		}
-		t.h = (t.h ^ uint64(c)) * fnvPrime
+		t.addByte(lowerTab[c])
 	case clUnder:
 		if t.code {
 			if !t.inTok {
-				t.inTok, t.h, t.ident = true, fnvOff, true
+				t.startTok(c)
 			}
-			t.h = (t.h ^ uint64(c)) * fnvPrime
+			t.addByte(c)
 		} else {
 			t.endTok()
 		}

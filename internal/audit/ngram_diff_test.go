@@ -229,3 +229,34 @@ func TestGramTableExact(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkTokenizer feeds 8 MiB of GSM8K train JSONL, in memory, through
+// the reference and the whole-buffer tokenizer (text mode, n-grams
+// dropped), and through a feeder (tokenizer and lookups). One core.
+func BenchmarkTokenizer(b *testing.B) {
+	_, ix, train := benchSetup(b, 0)
+	var p []byte
+	for len(p) < 8<<20 {
+		p = append(p, train...)
+	}
+	run := func(name string, feed func([]byte), end func()) {
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(int64(len(p)))
+			c0 := cpuSeconds()
+			for i := 0; i < b.N; i++ {
+				for q := p; len(q) > 0; q = q[min(len(q), 128<<10):] {
+					feed(q[:min(len(q), 128<<10)])
+				}
+				end()
+			}
+			b.ReportMetric(float64(len(p))*float64(b.N)/1e6/(cpuSeconds()-c0), "MB/cpu-s")
+		})
+	}
+	n := 0
+	ref := newRefTokenizer(false, func(uint64) { n++ })
+	run("reference", ref.Feed, ref.reset)
+	tk := newTokenizer(false, &discardGrams{})
+	run("whole-buffer", tk.Feed, tk.reset)
+	fd := ix.newMatcher().newFeeder()
+	run("feeder", fd.feed, fd.reset)
+}

@@ -3,7 +3,10 @@ package audit
 // refTokenizer is the byte-at-a-time tokenizer the scan used before the
 // whole-buffer one (ngram.go), kept verbatim as the reference of the
 // differential tests: both must emit the same n-gram hashes in the same
-// order for any input.
+// order for any input. One change: the reference gathers a token's bytes
+// and hashes them with tokHash when the token ends (it hashed them with
+// FNV-1a a byte at a time); the tokens themselves, the n-gram definition
+// and all normalisation are as they were.
 
 // refTokenizer turns a byte stream into n-gram hashes; it keeps its state
 // across Feed calls so a file can be fed in chunks.
@@ -11,7 +14,7 @@ type refTokenizer struct {
 	code  bool
 	n     int
 	emit  func(uint64)
-	h     uint64 // current token hash
+	tok   []byte // current token's bytes
 	inTok bool
 	ident bool // current token started with a letter or underscore
 	// escape state: 0 none, 1 after backslash, 2..5 reading \u hex digits
@@ -65,7 +68,7 @@ func (t *refTokenizer) endTok() {
 		return
 	}
 	t.inTok = false
-	h := mix(t.h)
+	h := mix(tokHash(string(t.tok)))
 	if t.code && t.ident && (codeKeepFilter[h>>58]&(1<<(h&63)) == 0 || !codeKeep[h]) {
 		h = idToken
 	}
@@ -116,20 +119,20 @@ func (t *refTokenizer) Feed(b []byte) {
 				c += 32
 			}
 			if !t.inTok {
-				t.inTok, t.h, t.ident = true, fnvOff, true
+				t.inTok, t.tok, t.ident = true, t.tok[:0], true
 			}
-			t.h = (t.h ^ uint64(c)) * fnvPrime
+			t.tok = append(t.tok, c)
 		case clDigit:
 			if !t.inTok {
-				t.inTok, t.h, t.ident = true, fnvOff, false
+				t.inTok, t.tok, t.ident = true, t.tok[:0], false
 			}
-			t.h = (t.h ^ uint64(c)) * fnvPrime
+			t.tok = append(t.tok, c)
 		case clUnder:
 			if code {
 				if !t.inTok {
-					t.inTok, t.h, t.ident = true, fnvOff, true
+					t.inTok, t.tok, t.ident = true, t.tok[:0], true
 				}
-				t.h = (t.h ^ uint64(c)) * fnvPrime
+				t.tok = append(t.tok, c)
 			} else {
 				t.endTok()
 			}

@@ -66,4 +66,3 @@ func refCompareGroup(open func(string) (*os.File, error), g *group, b *refChunkB
 	}
 	return sqd, sqr, nil
 }
-

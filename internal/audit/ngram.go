@@ -360,8 +360,32 @@ func (t *tokenizer) Feed(b []byte) {
 			}
 		case kSep:
 			if inTok {
+				// pushTok and push, inlined: the commonest end of a token.
 				inTok = false
-				t.pushTok(h, acc, nacc)
+				if nacc > 0 {
+					h = (h ^ acc) * tokMul
+				}
+				h = mix(h)
+				if t.code && t.ident && (codeKeepFilter[h>>58]&(1<<(h&63)) == 0 || !codeKeep[h]) {
+					h = idToken
+				}
+				pos := t.pos
+				old := t.ring[pos&15]
+				t.ring[pos&15] = h
+				if pos++; pos == t.n {
+					pos = 0
+				}
+				t.pos = pos
+				t.roll = (t.roll-old*t.pn1)*rollP + h
+				if t.count < t.n {
+					t.count++
+				}
+				if t.count == t.n {
+					t.out = append(t.out, t.roll|1)
+					if len(t.out) == gramBatch {
+						t.flush()
+					}
+				}
 			}
 			i++
 		case kSkip:

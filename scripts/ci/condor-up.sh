@@ -110,10 +110,10 @@ for d in $share; do
 	[ -d "$d" ] || $SUDO mkdir -p "$d"
 	bindmount "$d"
 done
-for d in /run/condor /var/lock/condor /var/log/condor /var/lib/condor/spool /var/lib/condor/execute; do
-	$SUDO mkdir -p "$root$d"
-	$SUDO chroot "$root" chown condor:condor "$d"
-done
+# Made inside the chroot: some are links there (/var/lock -> /run/lock).
+$SUDO chroot "$root" sh -c 'for d in /run/condor /run/lock/condor /var/log/condor /var/lib/condor/spool /var/lib/condor/execute; do
+	mkdir -p "$d" && chown condor:condor "$d"
+done' 
 
 # The wrappers: each runs the real command in the chroot as the job user.
 wrap=$root/ptb-bin

@@ -318,37 +318,81 @@ func readQueueFile(path string) ([]string, error) {
 }
 
 // Cancel removes the runs' jobs by cluster.proc: HTCondor sends kill_sig
-// (SIGTERM) and, after job_max_vacate_time, SIGKILL.
+// (SIGTERM) and, after job_max_vacate_time, SIGKILL. A proc that a job
+// factory has not materialized yet cannot be removed alone: when every
+// live run of its cluster is cancelled the whole cluster goes (factory
+// included); otherwise Cancel removes what it can and says which runs are
+// left.
 func (e *Executor) Cancel(ctx context.Context, c campaign.Ref, runIDs []string) error {
 	st, err := e.List(ctx, c)
 	if err != nil {
 		return fmt.Errorf("cancel: %w", err)
 	}
-	var ids []string
-	for _, s := range st {
-		if s.State.Live() && slices.Contains(runIDs, s.RunID) {
-			ids = append(ids, s.BackendID)
+	args, left := removals(st, runIDs)
+	var rmErr error
+	if len(args) > 0 {
+		if _, err := e.run(ctx, "", "condor_rm", append([]string{"-reason", "ptb campaign cancel"}, args...)...); err != nil {
+			// A job may have ended between List and condor_rm: only the
+			// ones still live (and not already leaving) count.
+			if st, lerr := e.List(ctx, c); lerr != nil {
+				rmErr = err
+			} else {
+				for _, s := range st {
+					if s.State.Live() && !strings.HasPrefix(s.Reason, "leaving the queue") && slices.Contains(runIDs, s.RunID) &&
+						(slices.Contains(args, s.BackendID) || slices.Contains(args, clusterOf(s.BackendID))) {
+						rmErr = err
+					}
+				}
+			}
 		}
 	}
-	if len(ids) == 0 {
-		return nil
+	if len(left) > 0 {
+		rmErr = errors.Join(rmErr, fmt.Errorf("cancel: %s not yet materialized by their cluster's job factory (max_materialize), and HTCondor removes such a proc only with its whole cluster: cancel every live run of the cluster, or cancel again once they run", strings.Join(left, ", ")))
 	}
-	_, err = e.run(ctx, "", "condor_rm", append([]string{"-reason", "ptb campaign cancel"}, ids...)...)
-	if err == nil {
-		return nil
-	}
-	// A job may have ended between List and condor_rm: only the ones
-	// still live count.
-	st, lerr := e.List(ctx, c)
-	if lerr != nil {
-		return fmt.Errorf("cancel: %w", err)
-	}
+	return rmErr
+}
+
+// removals returns condor_rm's job ids for cancelling runIDs: cluster.proc
+// for materialized jobs, CLUSTER for a factory whose live runs are all
+// cancelled; and the runs it cannot remove.
+func removals(st []campaign.Status, runIDs []string) (args, left []string) {
+	liveIn := map[string][]string{} // cluster -> its live run ids
 	for _, s := range st {
-		if slices.Contains(ids, s.BackendID) && s.State.Live() && !strings.HasPrefix(s.Reason, "leaving the queue") {
-			return fmt.Errorf("cancel: %w", err)
+		if s.State.Live() {
+			liveIn[clusterOf(s.BackendID)] = append(liveIn[clusterOf(s.BackendID)], s.RunID)
 		}
 	}
-	return nil
+	whole := map[string]bool{}
+	for _, s := range st {
+		if !s.State.Live() || !slices.Contains(runIDs, s.RunID) || s.Reason != notMaterialized {
+			continue
+		}
+		cl := clusterOf(s.BackendID)
+		all := true
+		for _, id := range liveIn[cl] {
+			all = all && slices.Contains(runIDs, id)
+		}
+		if all {
+			whole[cl] = true
+		} else {
+			left = append(left, s.RunID)
+		}
+	}
+	for cl := range whole {
+		args = append(args, cl)
+	}
+	slices.Sort(args)
+	for _, s := range st {
+		if s.State.Live() && slices.Contains(runIDs, s.RunID) && s.Reason != notMaterialized && !whole[clusterOf(s.BackendID)] {
+			args = append(args, s.BackendID)
+		}
+	}
+	return args, left
+}
+
+func clusterOf(backendID string) string {
+	c, _, _ := strings.Cut(backendID, ".")
+	return c
 }
 
 // Logs returns the run's stdout and stderr files, one pair per

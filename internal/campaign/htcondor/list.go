@@ -34,6 +34,9 @@ var (
 	factoryAttrs = []string{"ClusterId", AttrCampaign, AttrQueueFile, "JobMaterializeNextProcId", "TotalSubmitProcs"}
 )
 
+// notMaterialized is the Reason of a proc still in its cluster's job factory.
+const notMaterialized = "not yet materialized (max_materialize)"
+
 // JobStatus values of a job ad.
 const (
 	statusIdle        = 1
@@ -157,7 +160,7 @@ func merge(queue, factories, history []ad, readQueue func(path string) ([]string
 		}
 		for p := next; p < len(ids); p++ {
 			put(cand{st: campaign.Status{RunID: ids[p], BackendID: fmt.Sprintf("%d.%d", f.ClusterID, p),
-				State: campaign.StatePending, Reason: "not yet materialized (max_materialize)"}, cluster: f.ClusterID, proc: p})
+				State: campaign.StatePending, Reason: notMaterialized}, cluster: f.ClusterID, proc: p})
 		}
 	}
 	for _, a := range queue {

@@ -19,9 +19,11 @@
 # over), mounts are bound once, and a running pool is left alone. It ends
 # by printing the variables the tests read:
 #
-#	eval "$(scripts/ci/condor-up.sh | grep ^export)"
+#	eval "$(scripts/ci/condor-up.sh)"
 #	go test ./internal/campaign/htcondor/
 set -euo pipefail
+# Only the export lines go to stdout; everything else to stderr.
+exec 3>&1 1>&2
 start=$(date +%s)
 root=${PTB_CONDOR_ROOT:-/opt/ptb-condor}
 share=${PTB_CONDOR_SHARE:-/tmp /work}
@@ -146,6 +148,4 @@ if [ -z "$("$wrap/condor_status" -af Name 2>/dev/null)" ]; then
 	exit 1
 fi
 log "pool up: $("$wrap/condor_status" -af Name TotalGPUs | tr '\n' ' ')"
-echo "export PTB_CONDOR_ROOT=$root"
-echo "export PTB_CONDOR_BIN=$wrap"
-echo "export PTB_CONDOR_UID=$uid"
+echo "export PTB_CONDOR_ROOT=$root PTB_CONDOR_BIN=$wrap PTB_CONDOR_UID=$uid" >&3

@@ -213,3 +213,56 @@ func TestLogsOrder(t *testing.T) {
 		t.Error("Logs accepted a run id with a path")
 	}
 }
+
+// Resubmissions leave several ads per run id: a live job wins over an
+// ended one, then the newest cluster.proc.
+func TestMergePrefersLiveThenNewest(t *testing.T) {
+	code := func(n int) *int { return &n }
+	history := []ad{
+		{ClusterID: 3, ProcID: 0, RunID: "r1", JobStatus: statusCompleted, ExitCode: code(4)},
+		{ClusterID: 5, ProcID: 0, RunID: "r1", JobStatus: statusCompleted, ExitCode: code(0)},
+		{ClusterID: 3, ProcID: 1, RunID: "r2", JobStatus: statusRemoved, RemoveReason: "by hand"},
+		{ClusterID: 4, ProcID: 0, RunID: "r3", JobStatus: statusCompleted, ExitBySignal: true, ExitSignal: 9},
+	}
+	queue := []ad{
+		{ClusterID: 6, ProcID: 0, RunID: "r2", JobStatus: statusIdle, NumJobStarts: 2},
+		{ClusterID: 6, ProcID: 1, RunID: "r4", JobStatus: statusRemoved, RemoveReason: "ptb campaign cancel"},
+	}
+	got := merge(queue, nil, history, nil)
+	want := map[string]campaign.Status{
+		"r1": {RunID: "r1", BackendID: "5.0", State: campaign.StateExited},
+		"r2": {RunID: "r2", BackendID: "6.0", State: campaign.StatePending, Reason: "idle: waiting to run again", Restarts: 1},
+		"r3": {RunID: "r3", BackendID: "4.0", State: campaign.StateFailed, Reason: "killed by signal 9"},
+		"r4": {RunID: "r4", BackendID: "6.1", State: campaign.StateRunning, Reason: "leaving the queue: removed: ptb campaign cancel"},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %+v", got)
+	}
+	for _, s := range got {
+		if s != want[s.RunID] {
+			t.Errorf("got %+v, want %+v", s, want[s.RunID])
+		}
+	}
+}
+
+func TestCheckSaysWhatToDo(t *testing.T) {
+	err := New(Settings{Bin: t.TempDir()}).Check(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "condor_q") || !strings.Contains(err.Error(), "condor-up.sh") {
+		t.Fatalf("Check with no condor_q = %v", err)
+	}
+}
+
+// condor_submit's complaint reaches the caller with the submit file.
+func TestSubmitReportsCondorSubmitError(t *testing.T) {
+	bin := t.TempDir()
+	os.WriteFile(filepath.Join(bin, "condor_submit"), []byte("#!/bin/sh\necho 'ERROR: on Line 9 of submit file: bad requirements' >&2\nexit 1\n"), 0o755)
+	dir := filepath.Join(t.TempDir(), ".campaign", "c")
+	os.MkdirAll(dir, 0o755)
+	_, err := New(Settings{Bin: bin}).Submit(t.Context(), campaign.Submission{Campaign: "c", Dir: dir, Exe: "/bin/ptb", Jobs: []campaign.Job{{RunID: "a"}}})
+	if err == nil || !strings.Contains(err.Error(), "Line 9 of submit file") || !strings.Contains(err.Error(), ".sub") {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "htcondor", "logs")); err != nil {
+		t.Errorf("the logs folder was not made: %v", err)
+	}
+}

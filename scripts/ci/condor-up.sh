@@ -40,10 +40,17 @@ if [ ! -x "$root/usr/sbin/condor_master" ]; then
 		DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
 	fi
 	if [ ! -x "$root/usr/bin/apt-get" ]; then
+		# Into a fresh folder, moved in place when complete: $root itself may
+		# hold bind mounts of the host (/tmp, /work) and is never deleted.
+		if [ -e "$root" ]; then
+			echo "condor-up: $root exists but is no Debian chroot; move it aside (unmount what is bound in it first)" >&2
+			exit 1
+		fi
 		log "debootstrap trixie into $root"
-		$SUDO rm -rf "$root"
-		$SUDO debootstrap --variant=minbase trixie "$root" "$mirror" >"${TMPDIR:-/tmp}/condor-debootstrap.log" 2>&1 ||
+		$SUDO rm -rf "$root.partial"
+		$SUDO debootstrap --variant=minbase trixie "$root.partial" "$mirror" >"${TMPDIR:-/tmp}/condor-debootstrap.log" 2>&1 ||
 			{ tail -20 "${TMPDIR:-/tmp}/condor-debootstrap.log" >&2; exit 1; }
+		$SUDO mv "$root.partial" "$root"
 	fi
 	# No service may start inside the chroot while packages install.
 	printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$root/usr/sbin/policy-rc.d" >/dev/null

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ptb-dev/ptb/internal/campaign"
+	"github.com/ptb-dev/ptb/internal/rundir"
 )
 
 // buildPTB builds the ptb binary into dir (which the pool's jobs can read).
@@ -164,6 +165,25 @@ func TestE2ECampaign(t *testing.T) {
 	}
 	if rq, err := campaign.ReadRequeues(ref.Dir, "e2e-vacated"); err != nil || rq.Preemptions != 1 {
 		t.Errorf("requeues of e2e-vacated = %+v, %v; want 1 preemption", rq, err)
+	} else {
+		t.Logf("requeues of e2e-vacated: %+v", rq)
+	}
+	// The vacated run resumed its solve (a second segment) rather than
+	// starting over.
+	var solve struct {
+		Segments []struct {
+			Kind string `json:"kind"`
+		} `json:"segments"`
+	}
+	b, err = os.ReadFile(filepath.Join(root, "e2e-vacated", rundir.SolveState))
+	if err == nil {
+		err = json.Unmarshal(b, &solve)
+	}
+	if err != nil || len(solve.Segments) != 2 || solve.Segments[1].Kind != "resume" {
+		t.Errorf("solve of e2e-vacated: %v, segments %+v; want start then resume", err, solve.Segments)
+	}
+	for _, id := range []string{"e2e-vacated", "e2e-nomodel"} {
+		t.Logf("%s: %+v", id, final[id])
 	}
 	if s := final["e2e-nomodel"]; s.State != campaign.StateFailed || !strings.HasPrefix(s.Reason, "exit code") {
 		t.Errorf("e2e-nomodel: %s (%s), want failed with its exit code", s.State, s.Reason)

@@ -42,7 +42,7 @@ var (
 		"queue", "max_materialize", "kill_sig", "checkpoint_exit_code", "getenv", "environment",
 		"request_gpus", "request_cpus", "request_memory", "request_disk", "requirements",
 		"accounting_group", "job_max_vacate_time", "+ptbcampaign", "+ptbrunid", "+ptbqueuefile",
-		"should_transfer_files", "batch_name", "want_graceful_removal"}
+		"should_transfer_files", "batch_name", "want_graceful_removal", "allowed_job_duration"}
 )
 
 // ParseSettings reads the executor's settings node (nil: defaults). Errors

@@ -103,6 +103,11 @@ func Description(s Settings, sub campaign.Submission, queueFile string) (string,
 	if sub.DiskMB > 0 {
 		w("request_disk", fmt.Sprint(sub.DiskMB*1024)) // KiB
 	}
+	if sub.TimeLimit > 0 {
+		// One execution past the allocation's time limit is held (not
+		// removed): status shows the hold reason; condor_release resumes.
+		w("allowed_job_duration", fmt.Sprint(int64((sub.TimeLimit+time.Second-1)/time.Second)))
+	}
 	if s.Requirements != "" {
 		w("requirements", s.Requirements)
 	}

@@ -33,6 +33,35 @@ func buildPTB(t *testing.T, dir string) string {
 	return exe
 }
 
+// demoInputs runs `ptb demo` under root for the scripted agent's script
+// (agent.yaml) and the recorded completions the replay backend scores
+// (gsm8k_responses.jsonl), and returns their folder, readable by the
+// pool's jobs.
+func demoInputs(t *testing.T, exe, root string) string {
+	t.Helper()
+	demo := filepath.Join(root, "demo")
+	if out, err := exec.Command(exe, "demo", "--out", demo, "--sandbox", "none").CombinedOutput(); err != nil {
+		t.Fatalf("ptb demo: %v\n%s", err, out)
+	}
+	readable(root)
+	return filepath.Join(demo, "inputs")
+}
+
+// readable makes everything under root readable by the pool's jobs,
+// which run as another user.
+func readable(root string) {
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if fi, ierr := os.Lstat(p); err == nil && ierr == nil && fi.Mode().Type()&fs.ModeSymlink == 0 {
+			mode := fi.Mode().Perm() | 0o444
+			if d.IsDir() {
+				mode |= 0o111
+			}
+			os.Chmod(p, mode)
+		}
+		return nil
+	})
+}
+
 // TestE2ECampaign runs real `ptb run` jobs (scripted agent, replay
 // evaluation, a budget of seconds, no sandbox: bubblewrap is not in the
 // pool's chroot) through `ptb campaign exec` on the pool: three runs end
@@ -49,28 +78,11 @@ func TestE2ECampaign(t *testing.T) {
 	if out, _ := exec.Command(exe, "campaign", "exec").CombinedOutput(); strings.Contains(string(out), "not built yet") {
 		t.Skip("ptb campaign exec is not built on this branch yet")
 	}
-	// The demo leaves the scripted agent's script and the recorded
-	// completions the replay backend scores.
-	demo := filepath.Join(root, "demo")
-	if out, err := exec.Command(exe, "demo", "--out", demo, "--sandbox", "none").CombinedOutput(); err != nil {
-		t.Fatalf("ptb demo: %v\n%s", err, out)
-	}
-	inputs := filepath.Join(demo, "inputs")
+	inputs := demoInputs(t, exe, root)
 	slow := filepath.Join(inputs, "slow.yaml")
 	fail := filepath.Join(inputs, "fail.yaml")
 	os.WriteFile(slow, []byte("steps:\n  - run: touch started.flag\n  - sleep: 12s\n  - model: final_model\nfinal: done\n"), 0o644)
 	os.WriteFile(fail, []byte("steps:\n  - say: no model today\nfinal: nothing\n"), 0o644)
-	// The pool's jobs run as another user: everything here must be readable.
-	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if fi, ierr := os.Lstat(p); err == nil && ierr == nil && fi.Mode().Type()&fs.ModeSymlink == 0 {
-			mode := fi.Mode().Perm() | 0o444
-			if d.IsDir() {
-				mode |= 0o111
-			}
-			os.Chmod(p, mode)
-		}
-		return nil
-	})
 	args := func(script string) []string {
 		return []string{"--agent", "scripted", "--script", script, "--base-model", "qwen3-1.7b", "--benchmark", "gsm8k",
 			"--hours", "0.01", "--sandbox", "none", "--eval-backend", "replay",

@@ -63,9 +63,11 @@ executor:
 		b, err := exec.CommandContext(ctx, exe, args...).CombinedOutput()
 		return string(b), err
 	}
-	if o, err := ptb("campaign", "up", file, "--wait", "--interval", "2s", "--exe", exe); err != nil {
+	o, err := ptb("campaign", "up", file, "--wait", "--interval", "2s", "--exe", exe)
+	if err != nil {
 		t.Fatalf("ptb campaign up --wait: %v\n%s", err, o)
 	}
+	t.Logf("ptb campaign up --wait:\n%s", o)
 	runs, _ := filepath.Glob(filepath.Join(out, "*", "result.json"))
 	if len(runs) != 3 {
 		t.Fatalf("%d runs have a result.json, want 3: %v", len(runs), runs)
@@ -78,7 +80,10 @@ executor:
 	if len(again) != len(subs) {
 		t.Errorf("a second up submitted again: %d submit files, then %d", len(subs), len(again))
 	}
-	o, err := ptb("campaign", "status", file, "--json")
+	if o, err := ptb("campaign", "status", file); err == nil {
+		t.Logf("ptb campaign status:\n%s", o)
+	}
+	o, err = ptb("campaign", "status", file, "--json")
 	if err != nil {
 		t.Fatalf("ptb campaign status: %v\n%s", err, o)
 	}

@@ -28,7 +28,12 @@ func sharedRoot(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(root) })
+	t.Cleanup(func() {
+		// Jobs being removed may still write their last files.
+		for i := 0; i < 20 && os.RemoveAll(root) != nil; i++ {
+			time.Sleep(500 * time.Millisecond)
+		}
+	})
 	if err := os.Chmod(root, 0o777); err != nil {
 		t.Fatal(err)
 	}

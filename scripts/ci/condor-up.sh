@@ -126,7 +126,11 @@ EOF
 bindmount() { # SRC
 	local dst=$root$1
 	$SUDO mkdir -p "$dst"
-	mountpoint -q "$dst" || $SUDO mount --rbind "$1" "$dst"
+	if ! mountpoint -q "$dst"; then
+		$SUDO mount --rbind "$1" "$dst"
+		# Unmounting in the chroot must never unmount the host's.
+		$SUDO mount --make-rslave "$dst"
+	fi
 }
 mountpoint -q "$root/proc" || $SUDO mount -t proc proc "$root/proc"
 bindmount /dev

@@ -200,7 +200,7 @@ func (e *Executor) Submit(ctx context.Context, s campaign.Submission) ([]campaig
 				out = append(out, js.status())
 				continue
 			}
-			js.Exe, js.GPUsPerJob, js.Cancelled = s.Exe, s.GPUs, false
+			js.Exe, js.GPUsPerJob, js.Cancelled, js.Lost = s.Exe, s.GPUs, false, 0
 			js.State, js.Reason = campaign.StatePending, "queued"
 			out = append(out, js.status())
 		}
@@ -311,6 +311,7 @@ type JobState struct {
 	PID      int    `json:"pid,omitempty"`
 	Attempt  int    `json:"attempt"`
 	Restarts int    `json:"restarts,omitempty"`
+	Lost     int    `json:"lost,omitempty"` // attempts that ended without an exit status
 	GPUs     []int  `json:"gpus,omitempty"`
 	Exit     *int   `json:"exit,omitempty"`
 	Started  string `json:"started_at,omitempty"`

@@ -12,7 +12,6 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/ptb-dev/ptb/internal/campaign"
 	"github.com/ptb-dev/ptb/internal/campaign/campaigntest"
 )
 
@@ -103,5 +102,3 @@ func TestDetectGPUs(t *testing.T) {
 		t.Errorf("from /dev: %v %v", got, err)
 	}
 }
-
-var _ = campaign.ExitRequeue

@@ -27,6 +27,9 @@ const (
 	// idleExit is how long a supervisor with no live job waits before it
 	// exits (the next Submit starts another).
 	idleExit = 3 * time.Second
+	// maxLost bounds the restarts of a job whose attempts end without an
+	// exit status (its keeper was killed).
+	maxLost = 3
 )
 
 // Main is `ptb campaign supervise` (args after "supervise"):
@@ -143,6 +146,11 @@ func step(dir, self string, st *State, log io.Writer) bool {
 		if !ok {
 			if j.Cancelled {
 				j.State, j.Reason = campaign.StateFailed, "cancelled; ended without an exit status"
+				continue
+			}
+			j.Lost++
+			if j.Lost > maxLost {
+				j.State, j.Reason = campaign.StateFailed, fmt.Sprintf("lost %d times: its keeper ended without an exit status (killed?); see %s", j.Lost, LogPath(dir, j.RunID))
 				continue
 			}
 			j.State, j.Reason, j.PID, j.Exit = campaign.StatePending, "lost: its keeper ended without an exit status; queued again", 0, nil

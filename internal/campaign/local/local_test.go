@@ -12,6 +12,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/ptb-dev/ptb/internal/campaign"
 	"github.com/ptb-dev/ptb/internal/campaign/campaigntest"
 )
 
@@ -28,7 +29,20 @@ func TestMain(m *testing.M) {
 }
 
 func newEnv(t *testing.T) campaigntest.Env {
-	return campaigntest.Env{Exec: &Executor{GPUs: []int{0, 1, 2, 3}}, Root: t.TempDir(), Wait: time.Minute}
+	root := t.TempDir()
+	t.Cleanup(func() { waitSupervisorsGone(t, root) })
+	return campaigntest.Env{Exec: &Executor{GPUs: []int{0, 1, 2, 3}}, Root: root, Wait: time.Minute}
+}
+
+// waitSupervisorsGone waits until the supervisors of root's campaigns
+// have left (idle), so that the test's directory can go.
+func waitSupervisorsGone(t *testing.T, root string) {
+	dirs, _ := filepath.Glob(filepath.Join(root, campaign.CampaignsDir, "*"))
+	for _, d := range dirs {
+		for i := 0; i < 100 && supervised(d); i++ {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
 }
 
 func TestContract(t *testing.T) {

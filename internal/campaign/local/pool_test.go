@@ -34,6 +34,7 @@ exit 0
 func poolSubmission(t *testing.T, gpus int, ids ...string) (campaign.Submission, string) {
 	t.Helper()
 	root := t.TempDir()
+	t.Cleanup(func() { waitSupervisorsGone(t, root) })
 	dir := campaign.Dir(root, "pool")
 	var jobs []campaign.Job
 	var entries []campaign.Entry

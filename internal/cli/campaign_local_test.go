@@ -1,0 +1,168 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ptb-dev/ptb/internal/campaign"
+	"github.com/ptb-dev/ptb/internal/campaign/local"
+	"github.com/ptb-dev/ptb/internal/result"
+	"github.com/ptb-dev/ptb/internal/rundir"
+)
+
+// A campaign of real ptb runs (scripted agent, seconds) on a pool of four
+// fake GPUs: the supervisor is killed mid-way and the jobs are submitted
+// again, as a restarted `ptb campaign up` would. Every run finishes once:
+// one run directory each, one solve segment each, and no GPU serves two
+// runs at once.
+func TestLocalCampaignSurvivesRestart(t *testing.T) {
+	f := newRunIDFixture(t)
+	t.Setenv("PATH", f.bin+":"+os.Getenv("PATH"))
+	bad := filepath.Join(t.TempDir(), "bad.jsonl")
+	os.WriteFile(bad, []byte("{not json\n"), 0o644)
+	dir := campaign.Dir(f.out, "e2e")
+	var entries []campaign.Entry
+	var jobs []campaign.Job
+	for i := range 6 {
+		id := fmt.Sprintf("cell-%d", i)
+		args := f.jobArgs(f.slow, "--seed", fmt.Sprint(i))
+		if i == 5 {
+			id, args = "cell-fails", f.jobArgs(f.quick, "--eval-backend", "replay", "--eval-responses", bad)
+		}
+		j := campaign.Job{Index: i, RunID: id}
+		jobs = append(jobs, j)
+		entries = append(entries, campaign.Entry{Job: j, SpecHash: "h", Args: args})
+	}
+	if err := campaign.AppendIndex(dir, entries); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, campaign.ExecFile), []byte(`{"executor":"local","max_preemptions":2,"max_timeouts":1}`), 0o644)
+	self, _ := os.Executable()
+	sub := campaign.Submission{Campaign: "e2e", Root: f.out, Dir: dir, Exe: self, Jobs: jobs, Resources: campaign.Resources{GPUs: 1}}
+	ex := &local.Executor{GPUs: []int{0, 1, 2, 3}}
+	ctx := context.Background()
+	if _, err := ex.Submit(ctx, sub); err != nil {
+		t.Fatal(err)
+	}
+	ref := campaign.Ref{Campaign: "e2e", Dir: dir}
+	t.Cleanup(func() { // the supervisor leaves before the directory goes
+		for i := 0; i < 100 && supervisorPID(t, dir) != 0; i++ {
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+
+	// Kill the supervisor once runs are solving.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		solving, _ := filepath.Glob(filepath.Join(f.out, "cell-*", rundir.SolveState))
+		b, _ := os.ReadFile(filepath.Join(dir, local.Subdir, local.StateFile))
+		if len(solving) >= 2 && strings.Contains(string(b), `"supervisor_pid"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no run started solving; state:\n%s", b)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	st, err := ex.List(ctx, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := supervisorPID(t, dir)
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("killed supervisor %d with %d jobs listed", pid, len(st))
+	time.Sleep(500 * time.Millisecond)
+	if _, err := ex.Submit(ctx, sub); err != nil { // the restarted `up`
+		t.Fatal(err)
+	}
+
+	deadline = time.Now().Add(3 * time.Minute)
+	for {
+		st, err = ex.List(ctx, ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(st, func(s campaign.Status) bool { return s.State.Live() }) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("jobs still live: %+v", st)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	if supervisorPID(t, dir) == pid {
+		t.Errorf("no new supervisor took over")
+	}
+	type span struct {
+		id         string
+		start, end time.Time
+		gpus       []int
+	}
+	var spans []span
+	for _, s := range st {
+		if s.RunID == "cell-fails" {
+			if s.State != campaign.StateFailed || s.Reason != "exit 3" {
+				t.Errorf("cell-fails: %s (%s), want failed with exit 3 (a stage failed)", s.State, s.Reason)
+			}
+			continue
+		}
+		if s.State != campaign.StateExited || s.Restarts != 0 {
+			logs, _ := ex.Logs(ctx, ref, s.RunID)
+			b, _ := os.ReadFile(logs[0])
+			t.Errorf("%s: %s (%s), %d restarts\n%s", s.RunID, s.State, s.Reason, s.Restarts, b)
+			continue
+		}
+		run := filepath.Join(f.out, s.RunID)
+		if _, err := result.Read(filepath.Join(run, rundir.ResultFile)); err != nil {
+			t.Errorf("%s: %v", s.RunID, err)
+		}
+		sol := readSolve(t, run)
+		if len(sol.Segments) != 1 {
+			t.Errorf("%s solved in %d segments, want 1 (no run started twice)", s.RunID, len(sol.Segments))
+			continue
+		}
+		g := sol.Segments[0]
+		if len(g.GPUs) != 1 || g.GPUs[0] < 0 || g.GPUs[0] > 3 {
+			t.Errorf("%s ran on GPUs %v, want one of the pool", s.RunID, g.GPUs)
+		}
+		spans = append(spans, span{s.RunID, g.Start, *g.End, g.GPUs})
+	}
+	for i, a := range spans {
+		for _, b := range spans[i+1:] {
+			if a.start.Before(b.end) && b.start.Before(a.end) && slices.Equal(a.gpus, b.gpus) {
+				t.Errorf("%s and %s solved at once on GPU %v", a.id, b.id, a.gpus)
+			}
+		}
+	}
+	ents, _ := os.ReadDir(f.out)
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if want := []string{".campaign", "cell-0", "cell-1", "cell-2", "cell-3", "cell-4", "cell-fails"}; !slices.Equal(names, want) {
+		t.Errorf("output root holds %v, want %v (one directory per run)", names, want)
+	}
+}
+
+func supervisorPID(t *testing.T, dir string) int {
+	t.Helper()
+	var st local.State
+	b, err := os.ReadFile(filepath.Join(dir, local.Subdir, local.StateFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Supervisor
+}

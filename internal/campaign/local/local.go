@@ -247,14 +247,14 @@ func (e *Executor) List(ctx context.Context, c campaign.Ref) ([]campaign.Status,
 
 // Cancel drops queued jobs and sends TERM to the process group of running
 // ones (ptb campaign exec stops the run cleanly; it is not restarted).
+// Run ids this executor never got, and ended jobs, are left alone.
 func (e *Executor) Cancel(ctx context.Context, c campaign.Ref, runIDs []string) error {
 	var errs []error
 	err := update(c.Dir, func(st *State) error {
 		for _, id := range runIDs {
 			j := st.job(id)
 			if j == nil {
-				errs = append(errs, fmt.Errorf("cancel %s: not a job of %s", id, c.Dir))
-				continue
+				continue // never submitted here: nothing to end
 			}
 			switch j.State {
 			case campaign.StatePending:

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -165,4 +166,74 @@ func supervisorPID(t *testing.T, dir string) int {
 		t.Fatal(err)
 	}
 	return st.Supervisor
+}
+
+// A job cancelled mid-solve stops cleanly and is not restarted; submitted
+// again, its run resumes where it stopped.
+func TestLocalCampaignCancelThenResume(t *testing.T) {
+	f := newRunIDFixture(t)
+	t.Setenv("PATH", f.bin+":"+os.Getenv("PATH"))
+	dir := campaign.Dir(f.out, "cancel")
+	j := campaign.Job{Index: 0, RunID: "cell-slow"}
+	if err := campaign.AppendIndex(dir, []campaign.Entry{{Job: j, SpecHash: "h", Args: f.jobArgs(f.slow)}}); err != nil {
+		t.Fatal(err)
+	}
+	self, _ := os.Executable()
+	sub := campaign.Submission{Campaign: "cancel", Root: f.out, Dir: dir, Exe: self, Jobs: []campaign.Job{j}}
+	ex := &local.Executor{GPUs: []int{}}
+	ref := campaign.Ref{Campaign: "cancel", Dir: dir}
+	t.Cleanup(func() {
+		for i := 0; i < 100 && supervisorPID(t, dir) != 0; i++ {
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+	ctx := context.Background()
+	if _, err := ex.Submit(ctx, sub); err != nil {
+		t.Fatal(err)
+	}
+	run := filepath.Join(f.out, j.RunID)
+	var none bytes.Buffer
+	waitSolving(t, run, &none)
+	if err := ex.Cancel(ctx, ref, []string{j.RunID}); err != nil {
+		t.Fatal(err)
+	}
+	s := waitEnded(t, ex, ref, j.RunID)
+	if s.State != campaign.StateFailed || s.Reason != "cancelled (exit 75)" || s.Restarts != 0 {
+		t.Fatalf("after cancel: %+v, want failed, cancelled (exit 75), no restart", s)
+	}
+	if sol := readSolve(t, run); len(sol.Segments) != 1 || sol.Segments[0].EndReason != "interrupted" {
+		t.Fatalf("after cancel the solve is %+v, want one interrupted segment", sol.Segments)
+	}
+	if _, err := ex.Submit(ctx, sub); err != nil {
+		t.Fatal(err)
+	}
+	if s := waitEnded(t, ex, ref, j.RunID); s.State != campaign.StateExited {
+		logs, _ := ex.Logs(ctx, ref, j.RunID)
+		b, _ := os.ReadFile(logs[0])
+		t.Fatalf("resubmitted: %+v\n%s", s, b)
+	}
+	sol := readSolve(t, run)
+	if len(sol.Segments) != 2 || sol.Segments[1].Kind != "resume" || sol.Segments[1].EndReason != "exited" {
+		t.Errorf("segments %+v, want the cancelled one and a resume that exited", sol.Segments)
+	}
+}
+
+func waitEnded(t *testing.T, ex *local.Executor, ref campaign.Ref, id string) campaign.Status {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		st, err := ex.List(context.Background(), ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range st {
+			if s.RunID == id && !s.State.Live() {
+				return s
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still live: %+v", id, st)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }

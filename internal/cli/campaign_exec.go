@@ -71,6 +71,11 @@ Exit codes: ptb run's (0-4; 5 busy: the run is running elsewhere), 75 requeue,
 	return c
 }
 
+// execStopGrace is how long exec waits for a stopped ptb run to end
+// before it kills its process group: ptb run stops its agent within the
+// job's grace (30 s by default) and saves the solve state.
+const execStopGrace = 2 * time.Minute
+
 // reservedRunArgs are the ptb run flags that exec sets itself.
 var reservedRunArgs = []string{"--run-id", "--out", "--gpus", "--resume", "--redo"}
 
@@ -129,8 +134,13 @@ func runCampaignExec(e *env, f campaignExecFlags) error {
 
 	var stop campaign.Stop
 	var stopSig string
+	var hard <-chan time.Time // after a stop: when a child that has not ended is killed
 	for running := true; running; {
 		select {
+		case <-hard:
+			fmt.Fprintf(e.stderr, "ptb campaign exec: %s did not stop within %s of the stop; killing it (its run resumes from the last saved state)\n", entry.RunID, execStopGrace)
+			syscall.Kill(-child.Process.Pid, syscall.SIGKILL)
+			hard = nil
 		case s := <-sigc:
 			sig := s.(syscall.Signal)
 			name := unix.SignalName(sig)
@@ -144,6 +154,7 @@ func runCampaignExec(e *env, f campaignExecFlags) error {
 			}
 			fmt.Fprintf(e.stderr, "ptb campaign exec: %s: stopping %s cleanly (%s)\n", name, entry.RunID, stopWord(stop))
 			child.Process.Signal(syscall.SIGTERM)
+			hard = time.After(execStopGrace)
 		case <-waited:
 			running = false
 		}

@@ -52,6 +52,8 @@ const (
 	exitDir        = "exit"
 )
 
+var _ campaign.Executor = (*Executor)(nil)
+
 // Executor runs a campaign's jobs on this machine's GPUs.
 type Executor struct {
 	// GPUs is the pool; nil with Auto: found at Submit from `nvidia-smi -L`

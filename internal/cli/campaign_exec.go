@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -16,6 +17,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ptb-dev/ptb/internal/campaign"
+	"github.com/ptb-dev/ptb/internal/job"
+	"github.com/ptb-dev/ptb/internal/pipeline"
+	"github.com/ptb-dev/ptb/internal/rundir"
 )
 
 type campaignExecFlags struct {
@@ -75,6 +79,16 @@ Exit codes: ptb run's (0-4; 5 busy: the run is running elsewhere), 75 requeue,
 // before it kills its process group: ptb run stops its agent within the
 // job's grace (30 s by default) and saves the solve state.
 const execStopGrace = 2 * time.Minute
+
+// stopGrace is execStopGrace plus the run's own grace (job.json), when
+// longer than the default.
+func stopGrace(root, runID string) time.Duration {
+	spec, err := pipeline.LoadSpec(rundir.Dir(filepath.Join(root, runID)))
+	if err != nil || spec.Grace <= job.DefaultGrace {
+		return execStopGrace
+	}
+	return execStopGrace + spec.Grace - job.DefaultGrace
+}
 
 // reservedRunArgs are the ptb run flags that exec sets itself.
 var reservedRunArgs = []string{"--run-id", "--out", "--gpus", "--resume", "--redo"}
@@ -138,7 +152,7 @@ func runCampaignExec(e *env, f campaignExecFlags) error {
 	for running := true; running; {
 		select {
 		case <-hard:
-			fmt.Fprintf(e.stderr, "ptb campaign exec: %s did not stop within %s of the stop; killing it (its run resumes from the last saved state)\n", entry.RunID, execStopGrace)
+			fmt.Fprintf(e.stderr, "ptb campaign exec: %s did not stop within %s of the stop; killing it (its run resumes from the last saved state)\n", entry.RunID, stopGrace(campaign.Root(f.dir), entry.RunID))
 			syscall.Kill(-child.Process.Pid, syscall.SIGKILL)
 			hard = nil
 		case s := <-sigc:
@@ -154,7 +168,7 @@ func runCampaignExec(e *env, f campaignExecFlags) error {
 			}
 			fmt.Fprintf(e.stderr, "ptb campaign exec: %s: stopping %s cleanly (%s)\n", name, entry.RunID, stopWord(stop))
 			child.Process.Signal(syscall.SIGTERM)
-			hard = time.After(execStopGrace)
+			hard = time.After(stopGrace(campaign.Root(f.dir), entry.RunID))
 		case <-waited:
 			running = false
 		}

@@ -237,3 +237,60 @@ func waitEnded(t *testing.T, ex *local.Executor, ref campaign.Ref, id string) ca
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// The whole loop with the real engine: `ptb campaign up --wait` on a pool
+// of four fake GPUs is killed mid-way together with the supervisor, then
+// `up --wait` again finishes the campaign with no run started twice.
+func TestLocalCampaignUpKilledMidway(t *testing.T) {
+	f := newRunIDFixture(t)
+	t.Setenv("PATH", f.bin+":"+os.Getenv("PATH"))
+	dir := filepath.Dir(f.out)
+	file := filepath.Join(dir, "study.yaml")
+	os.WriteFile(file, []byte(`name: pool
+out: runs
+agents: [{scaffold: scripted, label: demo}]
+base_models: [qwen3-1.7b]
+benchmarks: [gsm8k]
+seeds: [0, 1, 2, 3, 4, 5]
+run: {hours: 0.02, gpus: 1, sandbox: none, script: `+filepath.Base(f.slow)+`, eval: {backend: none}}
+executor: {local: {gpus: [0, 1, 2, 3]}}
+`), 0o644)
+	self, _ := os.Executable()
+	cdir := campaign.Dir(f.out, "pool")
+	t.Cleanup(func() {
+		for i := 0; i < 100 && exists(filepath.Join(cdir, local.Subdir, local.StateFile)) && supervisorPID(t, cdir) != 0; i++ {
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+	up, out := ptbChild(t, f.bin, "campaign", "up", file, "--wait", "--interval", "1s", "--exe", self)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		solving, _ := filepath.Glob(filepath.Join(f.out, "gsm8k_*", rundir.SolveState))
+		if len(solving) >= 2 && exists(filepath.Join(cdir, local.Subdir, local.StateFile)) && supervisorPID(t, cdir) != 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no run started solving:\n%s", out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	sup := supervisorPID(t, cdir)
+	up.Process.Kill()
+	syscall.Kill(sup, syscall.SIGKILL)
+	up.Wait()
+	code, stdout, stderr := runPTB(t, "campaign", "up", file, "--wait", "--interval", "1s", "--exe", self)
+	if code != 0 || !strings.Contains(stdout, "6 done") || strings.Contains(stdout, "submitted now") {
+		t.Fatalf("the second up --wait: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	for i := range 6 {
+		run := filepath.Join(f.out, fmt.Sprintf("gsm8k_qwen3-1.7b_scripted_s%d", i))
+		if sol := readSolve(t, run); len(sol.Segments) != 1 {
+			t.Errorf("%s solved in %d segments, want 1", run, len(sol.Segments))
+		}
+	}
+	ents, _ := os.ReadDir(f.out)
+	if len(ents) != 7 {
+		t.Errorf("output root holds %d entries, want 6 runs and .campaign", len(ents))
+	}
+	t.Logf("second up:\n%s", stdout)
+}

@@ -16,6 +16,6 @@ func newCampaignCmd(e *env) *cobra.Command {
 		Use:   "campaign",
 		Short: "Run a whole study (agents x models x benchmarks x seeds) on a local GPU pool, Slurm, HTCondor or Kubernetes",
 	}
-	c.AddCommand(newCampaignUpCmd(e), newCampaignStatusCmd(e), newCampaignCancelCmd(e), newCampaignLogsCmd(e), newCampaignExecCmd(e))
+	c.AddCommand(newCampaignUpCmd(e), newCampaignStatusCmd(e), newCampaignCancelCmd(e), newCampaignLogsCmd(e), newCampaignExecCmd(e), newCampaignSuperviseCmd(e))
 	return c
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -16,6 +17,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ptb-dev/ptb/internal/campaign"
+	"github.com/ptb-dev/ptb/internal/job"
+	"github.com/ptb-dev/ptb/internal/pipeline"
+	"github.com/ptb-dev/ptb/internal/rundir"
 )
 
 type campaignExecFlags struct {
@@ -69,6 +73,21 @@ Exit codes: ptb run's (0-4; 5 busy: the run is running elsewhere), 75 requeue,
 	fl.StringVar(&f.preempt, "preempt", "exit", "how a stopped job is requeued: exit (exit 75) or slurm (scontrol requeue, then exit 75)")
 	fl.StringVar(&f.gpus, "gpus", "", "devices for this start: a list (0,1) or env:VAR")
 	return c
+}
+
+// execStopGrace is how long exec waits for a stopped ptb run to end
+// before it kills its process group: ptb run stops its agent within the
+// job's grace (30 s by default) and saves the solve state.
+const execStopGrace = 2 * time.Minute
+
+// stopGrace is execStopGrace plus the run's own grace (job.json), when
+// longer than the default.
+func stopGrace(root, runID string) time.Duration {
+	spec, err := pipeline.LoadSpec(rundir.Dir(filepath.Join(root, runID)))
+	if err != nil || spec.Grace <= job.DefaultGrace {
+		return execStopGrace
+	}
+	return execStopGrace + spec.Grace - job.DefaultGrace
 }
 
 // reservedRunArgs are the ptb run flags that exec sets itself.
@@ -127,8 +146,13 @@ func runCampaignExec(e *env, f campaignExecFlags) error {
 
 	var stop campaign.Stop
 	var stopSig string
+	var hard <-chan time.Time // after a stop: when a child that has not ended is killed
 	for running := true; running; {
 		select {
+		case <-hard:
+			fmt.Fprintf(e.stderr, "ptb campaign exec: %s did not stop within %s of the stop; killing it (its run resumes from the last saved state)\n", entry.RunID, stopGrace(campaign.Root(f.dir), entry.RunID))
+			syscall.Kill(-child.Process.Pid, syscall.SIGKILL)
+			hard = nil
 		case s := <-sigc:
 			sig := s.(syscall.Signal)
 			name := unix.SignalName(sig)
@@ -142,6 +166,7 @@ func runCampaignExec(e *env, f campaignExecFlags) error {
 			}
 			fmt.Fprintf(e.stderr, "ptb campaign exec: %s: stopping %s cleanly (%s)\n", name, entry.RunID, stopWord(stop))
 			child.Process.Signal(syscall.SIGTERM)
+			hard = time.After(stopGrace(campaign.Root(f.dir), entry.RunID))
 		case <-waited:
 			running = false
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -273,12 +274,12 @@ func TestHTMLInChromium(t *testing.T) {
 	}
 }
 
-// BenchmarkTenThousandRuns: 10,000 result.json files on disk to every
-// output (md, csv, json, html and the SVG figures).
-func BenchmarkTenThousandRuns(b *testing.B) {
+// tenThousandRuns writes 10,000 result.json files under a temporary
+// directory: 120 methods x 3 seeds x 28 cells = 10,080, cut to 10,000.
+func tenThousandRuns(b *testing.B) string {
+	b.Helper()
 	root := b.TempDir()
-	runs := synthRuns(120, 3, 9)[:10000] // 120 methods x 3 seeds x 28 cells = 10,080, cut to 10,000
-	for _, r := range runs {
+	for _, r := range synthRuns(120, 3, 9)[:10000] {
 		d := filepath.Join(root, r.Result.Spec.AgentModel, fmt.Sprint(r.Result.Spec.Seed), r.Result.Spec.Benchmark, filepath.Base(r.Result.Spec.BaseModel))
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			b.Fatal(err)
@@ -288,6 +289,15 @@ func BenchmarkTenThousandRuns(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	return root
+}
+
+// BenchmarkTenThousandRuns: 10,000 result.json files on disk to every
+// output (md, csv, json, html and the SVG figures), with 2,000 bootstrap
+// replicates. scripts/bench/report.sh runs it beside the original's
+// aggregation scripts.
+func BenchmarkTenThousandRuns(b *testing.B) {
+	root := tenThousandRuns(b)
 	out := b.TempDir()
 	b.ResetTimer()
 	for b.Loop() {
@@ -303,4 +313,53 @@ func BenchmarkTenThousandRuns(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkTenThousandRunsPhases splits BenchmarkTenThousandRuns into its
+// phases: load (walk and parse), build (aggregate and bootstrap), render
+// (every format and figure into memory) and write (render and write the
+// files atomically).
+func BenchmarkTenThousandRunsPhases(b *testing.B) {
+	root := tenThousandRuns(b)
+	loaded, _, err := LoadRuns(context.Background(), []string{root})
+	if err != nil || len(loaded) != 10000 {
+		b.Fatalf("loaded %d runs: %v", len(loaded), err)
+	}
+	opt := Options{Bootstrap: 2000, Seed: 1}
+	rep, err := Build(loaded, opt)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("load", func(b *testing.B) {
+		for b.Loop() {
+			if _, _, err := LoadRuns(context.Background(), []string{root}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("build", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := Build(loaded, opt); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("render", func(b *testing.B) {
+		for b.Loop() {
+			for _, f := range Formats() {
+				if err := Write(io.Discard, rep, f, root); err != nil {
+					b.Fatal(err)
+				}
+			}
+			Figures(rep)
+		}
+	})
+	out := b.TempDir()
+	b.Run("write", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := WriteDir(out, rep, Formats()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -2,6 +2,8 @@ package report
 
 import (
 	"bufio"
+	"bytes"
+	"cmp"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -66,35 +68,47 @@ func Write(w io.Writer, rep *Report, format, linkBase string) error {
 }
 
 // WriteDir writes report.<format> for each format and the SVG figures under
-// dir/figures, each file atomically.
+// dir/figures, each file atomically. The files are rendered and written in
+// parallel; the paths written come back in the order formats, then
+// figures, whatever the error.
 func WriteDir(dir string, rep *Report, formats []string) ([]string, error) {
-	var written []string
-	put := func(rel string, render func(io.Writer) error) error {
-		var sb strings.Builder
-		if err := render(&sb); err != nil {
-			return fmt.Errorf("render %s: %w", rel, err)
-		}
-		path := filepath.Join(dir, rel)
-		if err := rundir.WriteFileAtomic(path, []byte(sb.String()), 0o644); err != nil {
-			return fmt.Errorf("write %s: %w", path, err)
-		}
-		written = append(written, path)
-		return nil
+	type output struct {
+		rel    string
+		render func(*bytes.Buffer) error
 	}
+	var outs []output
 	for _, f := range formats {
-		if err := put("report."+f, func(w io.Writer) error { return Write(w, rep, f, dir) }); err != nil {
-			return written, err
-		}
+		outs = append(outs, output{"report." + f, func(b *bytes.Buffer) error { return Write(b, rep, f, dir) }})
 	}
 	for _, fig := range Figures(rep) {
-		if err := put(filepath.Join("figures", fig.Name+".svg"), func(w io.Writer) error {
-			_, err := io.WriteString(w, fig.SVG)
+		outs = append(outs, output{filepath.Join("figures", fig.Name+".svg"), func(b *bytes.Buffer) error {
+			_, err := b.WriteString(fig.SVG)
 			return err
-		}); err != nil {
-			return written, err
-		}
+		}})
 	}
-	return written, nil
+	errs := make([]error, len(outs))
+	// Files, not cores, bound the pool: each write waits on fsync.
+	parallelN(len(outs), len(outs), func(i int) {
+		var buf bytes.Buffer
+		if err := outs[i].render(&buf); err != nil {
+			errs[i] = fmt.Errorf("render %s: %w", outs[i].rel, err)
+			return
+		}
+		path := filepath.Join(dir, outs[i].rel)
+		if err := rundir.WriteFileAtomic(path, buf.Bytes(), 0o644); err != nil {
+			errs[i] = fmt.Errorf("write %s: %w", path, err)
+		}
+	})
+	var written []string
+	var first error
+	for i, o := range outs {
+		if errs[i] != nil {
+			first = cmp.Or(first, errs[i])
+			continue
+		}
+		written = append(written, filepath.Join(dir, o.rel))
+	}
+	return written, first
 }
 
 // pmHours is pm for a time in hours, with three decimals under an hour
@@ -315,11 +329,17 @@ func WriteCSV(w io.Writer, rep *Report) error {
 	return cw.Error()
 }
 
-// WriteJSON writes the whole report as indented JSON.
+// WriteJSON writes the whole report as indented JSON, with a final newline
+// (the bytes of a json.Encoder with SetIndent("", "  ")).
 func WriteJSON(w io.Writer, rep *Report) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(rep)
+	// MarshalIndent sizes its indent buffer up front; the Encoder grows its
+	// own from empty, which for megabytes of cells is most of the time.
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
 }
 
 // linkTo returns the path of target relative to base, with forward slashes,

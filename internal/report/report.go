@@ -324,8 +324,11 @@ func Build(runs []Run, opt Options) (*Report, error) {
 
 // parallel calls do(0), ..., do(n-1) on up to GOMAXPROCS goroutines and
 // returns when all have returned.
-func parallel(n int, do func(i int)) {
-	workers := min(runtime.GOMAXPROCS(0), n)
+func parallel(n int, do func(i int)) { parallelN(n, runtime.GOMAXPROCS(0), do) }
+
+// parallelN is parallel on up to workers goroutines.
+func parallelN(n, workers int, do func(i int)) {
+	workers = min(workers, n)
 	if workers <= 1 {
 		for i := range n {
 			do(i)

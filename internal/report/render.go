@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -344,14 +345,48 @@ func WriteJSON(w io.Writer, rep *Report) error {
 
 // linkTo returns the path of target relative to base, with forward slashes,
 // for links in the HTML report; base "" means the current directory.
-func linkTo(base, target string) string {
+func linkTo(base, target string) string { return newLinker(base).to(target) }
+
+// linker is linkTo for many targets: filepath.Abs of the base and the
+// working directory are looked up once (Abs of a relative path asks the
+// system for the working directory on every call).
+type linker struct {
+	base    string // absolute, cleaned; "" when it could not be made so
+	wd      string
+	wdErr   error
+	wdKnown bool
+}
+
+func newLinker(base string) *linker {
+	ln := &linker{}
 	if base == "" {
 		base = "."
 	}
-	ab, err1 := filepath.Abs(base)
-	at, err2 := filepath.Abs(target)
-	if err1 == nil && err2 == nil {
-		if rel, err := filepath.Rel(ab, at); err == nil {
+	if ab, err := ln.abs(base); err == nil {
+		ln.base = ab
+	}
+	return ln
+}
+
+// abs is filepath.Abs with the working directory remembered.
+func (ln *linker) abs(p string) (string, error) {
+	if filepath.IsAbs(p) {
+		return filepath.Clean(p), nil
+	}
+	if !ln.wdKnown {
+		ln.wd, ln.wdErr = os.Getwd()
+		ln.wdKnown = true
+	}
+	if ln.wdErr != nil {
+		return "", ln.wdErr
+	}
+	return filepath.Join(ln.wd, p), nil
+}
+
+func (ln *linker) to(target string) string {
+	at, err := ln.abs(target)
+	if ln.base != "" && err == nil {
+		if rel, err := filepath.Rel(ln.base, at); err == nil {
 			return filepath.ToSlash(rel)
 		}
 	}

@@ -387,3 +387,30 @@ func BenchmarkTenThousandRunsPhases(b *testing.B) {
 		}
 	})
 }
+
+// TestLinkerIsAbsRel: links computed with the working directory looked up
+// once are those of filepath.Abs and filepath.Rel on every call.
+func TestLinkerIsAbsRel(t *testing.T) {
+	ref := func(base, target string) string {
+		if base == "" {
+			base = "."
+		}
+		ab, err1 := filepath.Abs(base)
+		at, err2 := filepath.Abs(target)
+		if err1 == nil && err2 == nil {
+			if rel, err := filepath.Rel(ab, at); err == nil {
+				return filepath.ToSlash(rel)
+			}
+		}
+		return filepath.ToSlash(target)
+	}
+	targets := []string{"runs/a/r1", "runs/a/r1/trace", "./runs//a/../b/r2", "/abs/run", "/", ".", "..", "../up/run", "out/r"}
+	for _, base := range []string{"", ".", "out", "out/deep/", "/tmp/x", "../sibling", "/"} {
+		ln := newLinker(base)
+		for _, target := range targets {
+			if got, want := ln.to(target), ref(base, target); got != want {
+				t.Errorf("base %q target %q: got %q, want %q", base, target, got, want)
+			}
+		}
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"html/template"
 	"io"
 	"net/url"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -68,18 +67,18 @@ func runRows(m *Method, ln *linker) template.HTML {
 			sb.WriteString(`<td class="l"></td><td class="l"></td></tr>` + "\n")
 			continue
 		}
-		d := c.Run.Dir
-		link := func(target, slash, text string) {
+		dir := ln.to(c.Run.Dir)
+		link := func(sub, slash, text string) {
 			sb.WriteString(`<a href="`)
-			sb.WriteString(esc(escapePath(ln.to(target))))
+			sb.WriteString(esc(escapePath(ln.under(dir, sub))))
 			sb.WriteString(slash + `">` + text + `</a> `)
 		}
 		td("l", esc(c.Run.ID))
 		sb.WriteString(`<td class="l">`)
-		link(d, "/", "dir")
-		link(filepath.Join(d, rundir.TraceDir), "/", "trace")
-		link(filepath.Join(d, rundir.AuditDir), "/", "audit")
-		link(filepath.Join(d, rundir.MetricsFile), "", "metrics")
+		link("", "/", "dir")
+		link(rundir.TraceDir, "/", "trace")
+		link(rundir.AuditDir, "/", "audit")
+		link(rundir.MetricsFile, "", "metrics")
 		sb.WriteString("</td></tr>\n")
 	}
 	return template.HTML(sb.String())

@@ -157,12 +157,16 @@ func readRegular(file string) (loaded, bool) {
 	if err != nil {
 		return loaded{}, false
 	}
-	data, regular, err := readAll(fd)
+	bp := readBufs.Get().(*[]byte)
+	defer readBufs.Put(bp)
+	data, regular, err := readAll(fd, (*bp)[:0])
 	syscall.Close(fd)
 	if !regular {
 		return loaded{}, false
 	}
 	if err == nil {
+		*bp = data
+		// Unmarshal copies what it keeps, so the buffer can be reused.
 		var r result.Result
 		if json.Unmarshal(data, &r) == nil && r.Schema == result.Schema {
 			return loaded{file: file, res: &r}, true
@@ -171,6 +175,9 @@ func readRegular(file string) (loaded, bool) {
 	r, err := result.Read(file)
 	return loaded{file: file, res: r, err: err}, true
 }
+
+// readBufs holds the loader's read buffers, one per goroutine at a time.
+var readBufs = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
 
 func openNoFollow(file string) (int, error) {
 	for {
@@ -182,26 +189,31 @@ func openNoFollow(file string) (int, error) {
 	}
 }
 
-// readAll reads an open file to its end if it is a regular file.
-func readAll(fd int) (data []byte, regular bool, err error) {
+// readAll reads an open file, appending to buf, if it is a regular file:
+// up to the size fstat gave and on until a read comes back short (a
+// regular file's read is short only at its end), so that a file that grew
+// is read whole and one of the size stated costs one read.
+func readAll(fd int, buf []byte) (data []byte, regular bool, err error) {
 	var st syscall.Stat_t
 	if err := syscall.Fstat(fd, &st); err != nil || st.Mode&syscall.S_IFMT != syscall.S_IFREG {
 		return nil, false, err
 	}
-	data = make([]byte, 0, st.Size+512) // room to see the end in one read
+	data = slices.Grow(buf[:0], int(st.Size)+512)
 	for {
 		if len(data) == cap(data) {
 			data = slices.Grow(data, cap(data))
 		}
+		room := cap(data) - len(data)
 		n, err := syscall.Read(fd, data[len(data):cap(data)])
 		switch {
 		case errors.Is(err, syscall.EINTR):
 			continue
 		case err != nil:
 			return nil, true, err
-		case n == 0:
-			return data, true, nil
 		}
 		data = data[:len(data)+n]
+		if n == 0 || (n < room && int64(len(data)) >= st.Size) {
+			return data, true, nil
+		}
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ptb-dev/ptb/internal/result"
+	"github.com/ptb-dev/ptb/internal/rundir"
 )
 
 func sampleReport(t testing.TB) *Report {
@@ -404,12 +405,18 @@ func TestLinkerIsAbsRel(t *testing.T) {
 		}
 		return filepath.ToSlash(target)
 	}
-	targets := []string{"runs/a/r1", "runs/a/r1/trace", "./runs//a/../b/r2", "/abs/run", "/", ".", "..", "../up/run", "out/r"}
+	targets := []string{"", "runs/a/r1", "runs/a/r1/trace", "./runs//a/../b/r2", "/abs/run", "/", ".", "..", "../up/run", "out/r"}
 	for _, base := range []string{"", ".", "out", "out/deep/", "/tmp/x", "../sibling", "/"} {
 		ln := newLinker(base)
 		for _, target := range targets {
-			if got, want := ln.to(target), ref(base, target); got != want {
-				t.Errorf("base %q target %q: got %q, want %q", base, target, got, want)
+			link := ln.to(target)
+			if want := ref(base, target); link != want {
+				t.Errorf("base %q target %q: got %q, want %q", base, target, link, want)
+			}
+			for _, sub := range []string{rundir.TraceDir, rundir.AuditDir, rundir.MetricsFile} {
+				if got, want := ln.under(link, sub), ref(base, filepath.Join(target, sub)); got != want {
+					t.Errorf("base %q target %q below %q: got %q, want %q", base, target, sub, got, want)
+				}
 			}
 		}
 	}

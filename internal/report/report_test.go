@@ -638,3 +638,31 @@ func TestLoadRunsOddEntries(t *testing.T) {
 		t.Errorf("warnings %q, want %q", warnings, wantWarn)
 	}
 }
+
+// TestReadAllSizes: the loader's reader returns a file's bytes exactly,
+// around its buffer's and read sizes, with a reused buffer too small or
+// holding old bytes.
+func TestReadAllSizes(t *testing.T) {
+	dir := t.TempDir()
+	for _, size := range []int{0, 1, 511, 512, 513, 64<<10 - 1, 64 << 10, 200 << 10} {
+		want := make([]byte, size)
+		for i := range want {
+			want[i] = byte('a' + i%26)
+		}
+		p := filepath.Join(dir, fmt.Sprint(size))
+		if err := os.WriteFile(p, want, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, buf := range [][]byte{nil, make([]byte, 100, 100), []byte("stale bytes")} {
+			fd, err := openNoFollow(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, regular, err := readAll(fd, buf)
+			syscall.Close(fd)
+			if err != nil || !regular || string(got) != string(want) {
+				t.Errorf("size %d, buffer of %d: got %d bytes (regular %v, err %v), want %d", size, len(buf), len(got), regular, err, size)
+			}
+		}
+	}
+}

@@ -2,7 +2,6 @@ package report
 
 import (
 	"bufio"
-	"bytes"
 	"cmp"
 	"encoding/csv"
 	"encoding/json"
@@ -70,53 +69,38 @@ func render(w io.Writer, rep *Report, format, linkBase string) error {
 	return fmt.Errorf("unknown format %q; use one of %s", format, strings.Join(Formats(), ", "))
 }
 
-// sizeHint is about the size of a format's rendering, so that its buffer
-// is allocated once instead of doubled from empty: the bulk of the JSON
-// and HTML is the cells, about 600 bytes each.
-func sizeHint(rep *Report, format string) int {
-	cells := 0
-	for _, m := range rep.Methods {
-		cells += len(m.Cells)
-	}
-	switch format {
-	case "json", "html":
-		return 1<<16 + 660*cells
-	}
-	return 1<<12 + 1<<9*len(rep.Methods)
-}
-
 // WriteDir writes report.<format> for each format and the SVG figures under
-// dir/figures, each file atomically. The files are rendered and written in
-// parallel; the paths written come back in the order formats, then
-// figures, whatever the error.
+// dir/figures, each file atomically. The files are rendered straight into
+// their temporary files, in parallel; the paths written come back in the
+// order formats, then figures, whatever the error.
 func WriteDir(dir string, rep *Report, formats []string) ([]string, error) {
 	type output struct {
 		rel    string
-		render func(*bytes.Buffer) error
+		render func(io.Writer) error
 	}
 	var outs []output
 	for _, f := range formats {
-		outs = append(outs, output{"report." + f, func(b *bytes.Buffer) error {
-			b.Grow(sizeHint(rep, f))
-			return render(b, rep, f, dir)
-		}})
+		outs = append(outs, output{"report." + f, func(w io.Writer) error { return render(w, rep, f, dir) }})
 	}
 	for _, fig := range Figures(rep) {
-		outs = append(outs, output{filepath.Join("figures", fig.Name+".svg"), func(b *bytes.Buffer) error {
-			_, err := b.WriteString(fig.SVG)
+		outs = append(outs, output{filepath.Join("figures", fig.Name+".svg"), func(w io.Writer) error {
+			_, err := io.WriteString(w, fig.SVG)
 			return err
 		}})
 	}
 	errs := make([]error, len(outs))
 	// Files, not cores, bound the pool: each write waits on fsync.
 	parallelN(len(outs), len(outs), func(i int) {
-		var buf bytes.Buffer
-		if err := outs[i].render(&buf); err != nil {
-			errs[i] = fmt.Errorf("render %s: %w", outs[i].rel, err)
-			return
-		}
 		path := filepath.Join(dir, outs[i].rel)
-		if err := rundir.WriteFileAtomic(path, buf.Bytes(), 0o644); err != nil {
+		var renderErr error
+		err := rundir.WriteAtomic(path, 0o644, func(w io.Writer) error {
+			renderErr = outs[i].render(w)
+			return renderErr
+		})
+		switch {
+		case renderErr != nil:
+			errs[i] = fmt.Errorf("render %s: %w", outs[i].rel, renderErr)
+		case err != nil:
 			errs[i] = fmt.Errorf("write %s: %w", path, err)
 		}
 	})

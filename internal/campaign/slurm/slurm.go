@@ -134,17 +134,17 @@ func parseSettings(n *yaml.Node) (Settings, error) {
 			}
 		case "export":
 			if err = v.Decode(&set.Export); err == nil {
-				for _, e := range set.Export {
+				for i, e := range set.Export {
 					if !envRe.MatchString(e) {
-						return set, bad("%q is not a variable name (names only, never values)", e)
+						return set, fmt.Errorf("line %d: slurm.export: %q is not a variable name (names only, never values)", v.Content[i].Line, e)
 					}
 				}
 			}
 		case "sbatch_args":
 			if err = v.Decode(&set.SbatchArgs); err == nil {
-				for _, a := range set.SbatchArgs {
+				for i, a := range set.SbatchArgs {
 					if err := checkSbatchArg(a); err != nil {
-						return set, bad("%v", err)
+						return set, fmt.Errorf("line %d: slurm.sbatch_args: %v", v.Content[i].Line, err)
 					}
 				}
 			}

@@ -149,8 +149,8 @@ func jobState(j squeueJob) (campaign.State, string) {
 	for _, n := range names {
 		switch n {
 		case "PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD", "SPECIAL_EXIT":
-			if reason == "" {
-				reason = n
+			if reason == "" && n != "PENDING" {
+				reason = n // e.g. REQUEUE_HOLD
 			}
 			return campaign.StatePending, reason
 		case "RUNNING", "CONFIGURING", "COMPLETING", "SUSPENDED", "STOPPED", "RESIZING", "SIGNALING", "STAGE_OUT":

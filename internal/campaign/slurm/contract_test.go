@@ -1,10 +1,16 @@
 package slurm
 
 import (
+	"context"
+	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/ptb-dev/ptb/internal/campaign"
 	"github.com/ptb-dev/ptb/internal/campaign/campaigntest"
 )
 
@@ -29,4 +35,66 @@ func TestContract(t *testing.T) {
 		os.Chmod(root, 0o777)
 		return campaigntest.Env{Exec: ex, Root: root, Wait: 3 * time.Minute}
 	})
+}
+
+// TestCancelIsNotRequeued: ptb campaign exec answers TERM by requeueing the
+// job (--preempt slurm), and Slurm accepts `scontrol requeue` for a job
+// being cancelled, so a cancel would come back as a requeue unless Cancel
+// first makes the job not requeueable.
+func TestCancelIsNotRequeued(t *testing.T) {
+	needSlurm(t)
+	ctx := context.Background()
+	root := t.TempDir()
+	name := fmt.Sprintf("cancel-%d", os.Getpid()%100000)
+	dir := campaign.Dir(root, name)
+	job := campaign.Job{Index: 0, RunID: "stubborn"}
+	if err := campaign.AppendIndex(dir, []campaign.Entry{{Job: job, SpecHash: "x"}}); err != nil {
+		t.Fatal(err)
+	}
+	// A stand-in for exec's slurm preemption: on TERM, requeue and exit 75.
+	exe := filepath.Join(root, "fake-exec")
+	script := "#!/bin/bash\nmark=" + root + "/starts\necho start >>$mark\n" +
+		"trap 'scontrol requeue ${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}; exit 75' TERM\n" +
+		"while :; do sleep 0.2; done\n"
+	if err := os.WriteFile(exe, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ex := &Executor{set: Settings{GRES: "gpu", SignalBefore: 300}}
+	t.Cleanup(func() { exec.Command("scancel", "--name="+jobName(name)).Run() })
+	sub := campaign.Submission{Campaign: name, Root: root, Dir: dir, Exe: exe, Jobs: []campaign.Job{job},
+		Resources: campaign.Resources{CPUs: 1, MemoryMB: 128, TimeLimit: 10 * time.Minute}}
+	if _, err := ex.Submit(ctx, sub); err != nil {
+		t.Fatal(err)
+	}
+	ref := campaign.Ref{Campaign: name, Dir: dir}
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		if b, _ := os.ReadFile(filepath.Join(root, "starts")); len(b) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the job did not start within 3 minutes")
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	if err := ex.Cancel(ctx, ref, []string{"stubborn"}); err != nil {
+		t.Fatal(err)
+	}
+	var st campaign.Status
+	for deadline = time.Now().Add(time.Minute); ; {
+		l, err := ex.List(ctx, ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(l) == 1 {
+			st = l[0]
+		}
+		if !st.State.Live() || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if st.State != campaign.StateFailed || st.Restarts != 0 || !strings.HasPrefix(st.Reason, "CANCELLED") {
+		t.Errorf("after Cancel the job is %+v, want failed (CANCELLED) with no restart", st)
+	}
 }

@@ -60,7 +60,8 @@ func TestE2ECampaign(t *testing.T) {
 	if os.Getenv("PTB_SLURM_SANDBOX") != "" {
 		sandbox = os.Getenv("PTB_SLURM_SANDBOX")
 	}
-	file := write("campaign.yaml", fmt.Sprintf(`name: e2e-slurm
+	name := fmt.Sprintf("e2e-%d", os.Getpid())
+	file := write("campaign.yaml", fmt.Sprintf(`name: %s
 out: %s
 agents:
   - {name: ok, scaffold: scripted, label: ok}
@@ -79,14 +80,14 @@ resources: {cpus: 1, memory: 1G}
 limits: {max_parallel: 8}
 executor:
   slurm: {}
-`, out, slowScript, noModel, okScript, sandbox, responses))
+`, name, out, slowScript, noModel, okScript, sandbox, responses))
 	const (
 		slow0   = "gsm8k_qwen3-1.7b_scripted_s0_slow"
 		slow1   = "gsm8k_qwen3-1.7b_scripted_s1_slow"
 		nomodel = "gsm8k_qwen3-1.7b_scripted_s0_nomodel"
 	)
-	campaignDir := filepath.Join(out, ".campaign", "e2e-slurm")
-	t.Cleanup(func() { exec.Command("scancel", "--name=ptb-e2e-slurm").Run() })
+	campaignDir := filepath.Join(out, ".campaign", name)
+	t.Cleanup(func() { exec.Command("scancel", "--name="+jobName(name)).Run() })
 	ptbRun := func(args ...string) string {
 		t.Helper()
 		cmd := exec.CommandContext(ctx, ptb, args...)

@@ -423,20 +423,29 @@ func statuses(ts []task, ids map[int]string) []campaign.Status {
 	return out
 }
 
-// Cancel cancels every live task of the named runs with scancel: Slurm
-// sends TERM to the batch shell, which is ptb campaign exec, waits
-// KillWait, then KILL. ptb stops the agent cleanly within that time; its
-// own `scontrol requeue` is refused for a cancelled job, so the run stays
-// stopped and resumes when submitted again.
+// Cancel cancels every live task of the named runs. ptb campaign exec
+// answers TERM by requeueing its job (--preempt slurm), and slurmctld
+// accepts `scontrol requeue` for a job being cancelled, so each running
+// task is first made not requeueable (scontrol update Requeue=0); then
+// scancel: Slurm sends TERM to the job, which is ptb campaign exec (the
+// batch shell execs it), waits KillWait, then KILL. ptb stops the agent
+// cleanly within that time, its requeue is refused, and the run resumes
+// when `up` submits it again.
 func (e *Executor) Cancel(ctx context.Context, c campaign.Ref, runIDs []string) error {
 	ts, ids, err := e.tasks(ctx, c)
 	if err != nil {
 		return err
 	}
-	var targets []string
+	var targets, stuck []string
 	for _, t := range ts {
-		if t.State.Live() && slices.Contains(runIDs, ids[t.Index]) {
-			targets = append(targets, t.backendID())
+		if !t.State.Live() || !slices.Contains(runIDs, ids[t.Index]) {
+			continue
+		}
+		targets = append(targets, t.backendID())
+		if t.State != campaign.StatePending {
+			if _, err := run(ctx, "scontrol", "update", "JobId="+t.backendID(), "Requeue=0"); err != nil {
+				stuck = append(stuck, fmt.Sprintf("%s (%v)", t.backendID(), err))
+			}
 		}
 	}
 	if len(targets) == 0 {
@@ -444,6 +453,9 @@ func (e *Executor) Cancel(ctx context.Context, c campaign.Ref, runIDs []string) 
 	}
 	if _, err := run(ctx, "scancel", targets...); err != nil {
 		return fmt.Errorf("slurm: cancel %s: %w", strings.Join(targets, " "), err)
+	}
+	if len(stuck) > 0 {
+		return fmt.Errorf("slurm: cancelled, but could not make %s not requeueable: a job may requeue itself; cancel again once it is pending", strings.Join(stuck, ", "))
 	}
 	return nil
 }

@@ -98,3 +98,48 @@ func TestCancelIsNotRequeued(t *testing.T) {
 		t.Errorf("after Cancel the job is %+v, want failed (CANCELLED) with no restart", st)
 	}
 }
+
+// TestGPUsReachTheJob: a job asking for GPUs gets them from gres (the test
+// cluster's fake devices) and exec is told to read them from
+// CUDA_VISIBLE_DEVICES.
+func TestGPUsReachTheJob(t *testing.T) {
+	needSlurm(t)
+	ctx := context.Background()
+	root := t.TempDir()
+	name := fmt.Sprintf("gpus-%d", os.Getpid()%100000)
+	dir := campaign.Dir(root, name)
+	jobs := []campaign.Job{{Index: 0, RunID: "ok-gpu0"}, {Index: 1, RunID: "ok-gpu1"}}
+	if err := campaign.AppendIndex(dir, []campaign.Entry{{Job: jobs[0], SpecHash: "x"}, {Job: jobs[1], SpecHash: "x"}}); err != nil {
+		t.Fatal(err)
+	}
+	ex := &Executor{set: Settings{GRES: "gpu", SignalBefore: 300}}
+	t.Cleanup(func() { exec.Command("scancel", "--name="+jobName(name)).Run() })
+	sub := campaign.Submission{Campaign: name, Root: root, Dir: dir, Exe: campaigntest.FakeExe(t, root), Jobs: jobs,
+		Resources: campaign.Resources{GPUs: 2, CPUs: 1, MemoryMB: 128, TimeLimit: 10 * time.Minute}}
+	if _, err := ex.Submit(ctx, sub); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	for _, j := range jobs {
+		path := filepath.Join(root, "contract", j.RunID+".ran")
+		var b []byte
+		for {
+			if b, _ = os.ReadFile(path); strings.Contains(string(b), "gpus:") || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(300 * time.Millisecond)
+		}
+		if !strings.Contains(string(b), "--gpus env:CUDA_VISIBLE_DEVICES") {
+			t.Errorf("%s: exec was not told to read the devices from CUDA_VISIBLE_DEVICES:\n%s", j.RunID, b)
+		}
+		var gpus string
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "gpus: "); ok {
+				gpus = v
+			}
+		}
+		if ids := strings.Split(gpus, ","); len(ids) != 2 || ids[0] == ids[1] {
+			t.Errorf("%s: CUDA_VISIBLE_DEVICES=%q, want two devices from gres", j.RunID, gpus)
+		}
+	}
+}

@@ -188,6 +188,12 @@ executor:
 	if tr := strings.Join(final[nomodel].Triage, "\n"); !strings.Contains(tr, "final_model") {
 		t.Errorf("nomodel's triage %q does not say it left no final_model", tr)
 	}
+	if r := final[slow1].Requeues; r.Preemptions != 1 {
+		t.Errorf("slow s1's requeue record %+v, want one preemption (scontrol requeue sends TERM)", r)
+	}
+	if b := final[slow1].Backend; b == nil || b.Restarts < 1 {
+		t.Errorf("slow s1's job %+v, want a restart", b)
+	}
 	if final[slow0].Submits < 2 {
 		t.Errorf("slow s0 was submitted %d times, want 2 (cancelled, then submitted again)", final[slow0].Submits)
 	}
@@ -222,10 +228,14 @@ executor:
 }
 
 type e2eRun struct {
-	RunID   string   `json:"run_id"`
-	State   string   `json:"state"`
-	Triage  []string `json:"triage"`
-	Submits int      `json:"submits"`
+	RunID    string   `json:"run_id"`
+	State    string   `json:"state"`
+	Triage   []string `json:"triage"`
+	Submits  int      `json:"submits"`
+	Requeues struct {
+		Preemptions int `json:"preemptions"`
+		Timeouts    int `json:"timeouts"`
+	} `json:"requeues"`
 	Backend *struct {
 		BackendID string `json:"backend_id"`
 		State     string `json:"state"`

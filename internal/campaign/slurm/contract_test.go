@@ -143,3 +143,47 @@ func TestGPUsReachTheJob(t *testing.T) {
 		}
 	}
 }
+
+// TestTimeLimitSendsUSR1: --signal=B:USR1@N reaches the batch shell, which
+// is exec (the script execs it), before the time limit. With a 2-minute
+// limit the lead is clamped to 60 s; Slurm may send it up to 60 s early.
+func TestTimeLimitSendsUSR1(t *testing.T) {
+	needSlurm(t)
+	if testing.Short() {
+		t.Skip("-short: waits for a time limit signal (up to 2 minutes)")
+	}
+	ctx := context.Background()
+	root := t.TempDir()
+	name := fmt.Sprintf("usr1-%d", os.Getpid()%100000)
+	dir := campaign.Dir(root, name)
+	job := campaign.Job{Index: 0, RunID: "slowpoke"}
+	if err := campaign.AppendIndex(dir, []campaign.Entry{{Job: job, SpecHash: "x"}}); err != nil {
+		t.Fatal(err)
+	}
+	exe := filepath.Join(root, "fake-exec")
+	script := "#!/bin/bash\nout=" + root + "\ntouch $out/started\n" +
+		"trap 'echo \"usr1 pid=$$\" >$out/usr1; exit 75' USR1\n" +
+		"while :; do sleep 0.2; done\n"
+	if err := os.WriteFile(exe, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ex := &Executor{set: Settings{GRES: "gpu", SignalBefore: 300}}
+	t.Cleanup(func() { exec.Command("scancel", "--name="+jobName(name)).Run() })
+	sub := campaign.Submission{Campaign: name, Root: root, Dir: dir, Exe: exe, Jobs: []campaign.Job{job},
+		Resources: campaign.Resources{CPUs: 1, MemoryMB: 128, TimeLimit: 2 * time.Minute}}
+	if _, err := ex.Submit(ctx, sub); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(4 * time.Minute)
+	for {
+		if b, err := os.ReadFile(filepath.Join(root, "usr1")); err == nil {
+			t.Logf("the job got USR1 before its time limit: %s", b)
+			return
+		}
+		if time.Now().After(deadline) {
+			l, _ := ex.List(ctx, campaign.Ref{Campaign: name, Dir: dir})
+			t.Fatalf("no USR1 reached the job within 4 minutes; squeue says %+v", l)
+		}
+		time.Sleep(time.Second)
+	}
+}

@@ -343,3 +343,11 @@ func TestSignalBefore(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckWithoutSlurm(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	err := (&Executor{}).Check(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "sbatch is not on PATH") {
+		t.Errorf("Check without Slurm's commands: %v, want one naming sbatch", err)
+	}
+}

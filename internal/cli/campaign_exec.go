@@ -34,7 +34,7 @@ func newCampaignExecCmd(e *env) *cobra.Command {
 		Long: `Run one campaign job inside the allocation a scheduler gave it: find the job
 in DIR/index.jsonl (by --index or --run-id) and run
   ptb run --run-id ID --out ROOT <the cell's arguments> [--gpus ...]
-as a child. TERM or HUP (a preemption) and USR1 (the allocation's time limit
+(a baseline: ptb eval --out ROOT/ID <its arguments> --gpus ...) as a child. TERM or HUP (a preemption) and USR1 (the allocation's time limit
 is near, as Slurm's --signal=B:USR1@300 sends) stop the run cleanly: the child
 gets one TERM, saves its solve state and exits, and the run resumes with the
 time that was left when it starts again. The stop is counted in
@@ -103,10 +103,8 @@ func runCampaignExec(e *env, f campaignExecFlags) error {
 	if err != nil {
 		return err
 	}
-	argv := append([]string{"run", "--run-id", entry.RunID, "--out", campaign.Root(f.dir)}, entry.Args...)
-	if gpus != "" {
-		argv = append(argv, "--gpus", gpus)
-	}
+	// ptb run --run-id for a cell, ptb eval --out ROOT/ID for a baseline.
+	argv := entry.ChildArgs(campaign.Root(f.dir), gpus)
 
 	// Signals are taken before the child exists: a stop that comes while it
 	// starts is still passed on.

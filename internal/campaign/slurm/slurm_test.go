@@ -351,3 +351,41 @@ func TestCheckWithoutSlurm(t *testing.T) {
 		t.Errorf("Check without Slurm's commands: %v, want one naming sbatch", err)
 	}
 }
+
+// The worked example of docs/CAMPAIGN.md ("## Executor: slurm") is a valid
+// campaign file, and the script shown is the one this executor writes for
+// its first four cells.
+func TestDocExample(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "..", "docs", "CAMPAIGN.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	sec := doc[strings.Index(doc, "## Executor: slurm"):]
+	yamlAt := strings.Index(sec, "```yaml\nname: qwen-gsm8k")
+	scriptAt := strings.Index(sec, "```bash\n#!/bin/bash")
+	if yamlAt < 0 || scriptAt < 0 {
+		t.Fatal("docs/CAMPAIGN.md's slurm section lacks the qwen-gsm8k example or its script")
+	}
+	block := func(s string) string {
+		s = s[strings.Index(s, "\n")+1:]
+		return s[:strings.Index(s, "```")]
+	}
+	f, err := campaign.Parse([]byte(block(sec[yamlAt:])), "/docs/study.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex, err := f.NewExecutor()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := campaign.Submission{Campaign: f.Name, Root: f.Out, Dir: f.Dir(), Exe: "/usr/local/bin/ptb",
+		Resources: f.Resources, MaxParallel: f.Limits.MaxParallel, PassEnv: f.Secrets}
+	c := chunk{Base: 0}
+	for i := range 4 {
+		c.Jobs = append(c.Jobs, campaign.Job{Index: i, RunID: "r"})
+	}
+	if got, want := ex.(*Executor).script(sub, c), block(sec[scriptAt:]); got != want {
+		t.Errorf("the doc's script is not what the executor writes:\n--- executor\n%s\n--- doc\n%s", got, want)
+	}
+}

@@ -174,6 +174,9 @@ executor:
 	t.Logf("up --wait:\n%s", ptbRun("campaign", "up", file, "--wait", "--interval", "3s"))
 
 	final := status()
+	if b, err := exec.CommandContext(ctx, ptb, "campaign", "status", file).CombinedOutput(); err == nil {
+		t.Logf("status at the end:\n%s", b)
+	}
 	if len(final) != 8 {
 		t.Errorf("status has %d runs, want 8", len(final))
 	}

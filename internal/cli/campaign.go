@@ -4,6 +4,7 @@ import (
 	"github.com/spf13/cobra"
 
 	// Executors register themselves with the campaign engine.
+	_ "github.com/ptb-dev/ptb/internal/campaign/htcondor"
 	_ "github.com/ptb-dev/ptb/internal/campaign/local"
 	_ "github.com/ptb-dev/ptb/internal/campaign/slurm"
 )

@@ -6,6 +6,7 @@ import (
 	// Executors register themselves with the campaign engine.
 	_ "github.com/ptb-dev/ptb/internal/campaign/htcondor"
 	_ "github.com/ptb-dev/ptb/internal/campaign/local"
+	_ "github.com/ptb-dev/ptb/internal/campaign/slurm"
 )
 
 // newCampaignCmd is `ptb campaign`: a whole study from one campaign file.

@@ -56,9 +56,9 @@ func TestCampaignExecRunsTheCell(t *testing.T) {
 		{[]string{"--index=0", "--run-id=quick-0", "--preempt", "exit"}, "exactly one of --index=N and --run-id=ID"},
 		{[]string{"--index=0", "--preempt", "pbs"}, `--preempt "pbs": want exit or slurm`},
 		{[]string{"--index=1", "--preempt", "exit"}, "job bad-1 (index 1) has --out in its arguments"},
-		{[]string{"--index=0", "--preempt", "exit", "--gpus", "env:PTB_TEST_GPUS"}, `"GPU-1234" is not a list of GPU indices`},
+		{[]string{"--index=0", "--preempt", "exit", "--gpus", "env:PTB_TEST_GPUS"}, `"gpu:1234" is not a GPU index, CUDAn name or GPU UUID`},
 	} {
-		t.Setenv("PTB_TEST_GPUS", "GPU-1234")
+		t.Setenv("PTB_TEST_GPUS", "gpu:1234")
 		code, _, stderr := runPTB(t, append([]string{"campaign", "exec", "--dir", dir}, c.args...)...)
 		if code != 2 || !strings.Contains(stderr, c.want) {
 			t.Errorf("exec %v: exit %d, want 2 and %q\n%s", c.args, code, c.want, stderr)

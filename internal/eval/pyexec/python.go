@@ -103,6 +103,19 @@ func (in Interpreter) Warning() string {
 	return fmt.Sprintf("humaneval programs run with Python %s (%s), not the original's %s; a few programs may behave differently", in.Version, in.Path, OriginalPython)
 }
 
+// HostEnv is the environment an interpreter is found and asked in on the
+// host: PATH, HOME (a user-site install, a pyenv root) and the variables
+// that choose a pyenv, venv or conda interpreter; never a secret.
+func HostEnv() []string {
+	env := []string{"LANG=C.UTF-8"}
+	for _, k := range []string{"PATH", "HOME", "PYENV_ROOT", "PYENV_VERSION", "VIRTUAL_ENV", "CONDA_PREFIX"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
+}
+
 // lookPath finds name on env's PATH (a name with a slash is taken as it
 // is) and makes it absolute.
 func lookPath(name string, env []string) (string, error) {

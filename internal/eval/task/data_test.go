@@ -171,7 +171,7 @@ func (o overlay) Open(ctx context.Context, f dataset.File) (io.ReadCloser, strin
 }
 
 func TestHumanEvalVectors(t *testing.T) {
-	env := Env{Programs: evaltest.Programs(t, HumanEvalLimits, 3 * time.Second)}
+	env := Env{Programs: evaltest.Programs(t, HumanEvalLimits, 3*time.Second)}
 	samples, err := mustTask(t, "humaneval").Load(context.Background(), dataset.Dir(evaltest.Datasets(t)))
 	if err != nil {
 		t.Fatal(err)
@@ -224,7 +224,7 @@ func TestHumanEvalCanonical(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs 328 python programs")
 	}
-	env := Env{Programs: evaltest.Programs(t, HumanEvalLimits, 20 * time.Second)}
+	env := Env{Programs: evaltest.Programs(t, HumanEvalLimits, 20*time.Second)}
 	tk := mustTask(t, "humaneval")
 	samples, err := tk.Load(context.Background(), dataset.Dir(evaltest.Datasets(t)))
 	if err != nil {

@@ -29,6 +29,17 @@ func usagef(format string, args ...any) error {
 	return &usageError{msg: fmt.Sprintf(format, args...)}
 }
 
+// handlesSignals reports whether args name a command that stops its
+// children itself on signals (ptb campaign exec and supervise): for it a
+// repeated signal is not a reason to exit at once.
+func handlesSignals(args []string) bool {
+	return len(args) >= 2 && args[0] == "campaign" && (args[1] == "exec" || args[1] == "supervise")
+}
+
+// ExecChildEnv is set to 1 in the environment of the `ptb run` that `ptb
+// campaign exec` starts: a repeated SIGTERM does not make it exit at once.
+const ExecChildEnv = "PTB_CAMPAIGN_EXEC_CHILD"
+
 // env is what every command gets instead of globals.
 // pinTable replaces pinned.Default() for every pinned store the commands
 // make; tests in this package point it at a local mirror's table. nil in
@@ -48,7 +59,11 @@ type env struct {
 // 0 ok, 1 failure, 2 usage, 128+signal on interrupt.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	// The first SIGINT or SIGTERM cancels the work (a run stops its agent
-	// and can be resumed); a second one exits at once.
+	// and can be resumed); a second one exits at once, except under ptb
+	// campaign exec (ExecChildEnv): a scheduler signals every process of
+	// the job and exec passes its signal on, so one stop arrives twice,
+	// and exec itself decides when to give up on a clean stop.
+	stopOnce := os.Getenv(ExecChildEnv) == "1" || handlesSignals(args)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	sigc := make(chan os.Signal, 2)
@@ -66,11 +81,18 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		case <-done:
 			return
 		}
-		select {
-		case s := <-sigc:
-			fmt.Fprintln(stderr, "ptb: second signal, exiting now")
-			os.Exit(128 + int(s.(syscall.Signal)))
-		case <-done:
+		for {
+			select {
+			case s := <-sigc:
+				if stopOnce {
+					fmt.Fprintf(stderr, "ptb: %s: already stopping\n", s)
+					continue
+				}
+				fmt.Fprintln(stderr, "ptb: second signal, exiting now")
+				os.Exit(128 + int(s.(syscall.Signal)))
+			case <-done:
+			}
+			return
 		}
 	}()
 	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
@@ -128,6 +150,7 @@ evaluates what it left and records result.json in the run directory.`,
 		newAuditCmd(e),
 		newEvalCmd(e),
 		newDataCmd(e),
+		newCampaignCmd(e),
 	)
 	return root
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ptb-dev/ptb/internal/campaign"
 	"github.com/ptb-dev/ptb/internal/job"
 	"github.com/ptb-dev/ptb/internal/monitor"
 	"github.com/ptb-dev/ptb/internal/pipeline"
@@ -31,6 +33,7 @@ type runFlags struct {
 	gpus         string
 	limits       []string
 	resume       string
+	runID        string
 	network      string
 	registry     string
 	agentsPrefix string
@@ -45,7 +48,7 @@ type runFlags struct {
 func newRunCmd(e *env) *cobra.Command {
 	var f runFlags
 	c := &cobra.Command{
-		Use:   "run --agent A --base-model M --benchmark B [flags] | run --resume RUN_DIR",
+		Use:   "run --agent A --base-model M --benchmark B [--run-id ID] [flags] | run --resume RUN_DIR",
 		Short: "Run one job end to end: prepare, solve, collect, audit, evaluate, record",
 		Long: `Run one PostTrainBench job. The agent works in a fresh workspace inside a
 sandbox under a hard deadline; ptb then collects final_model, audits the run,
@@ -55,14 +58,24 @@ to stdout.
 
 A run interrupted by Ctrl-C or a crash resumes with --resume RUN_DIR: stages
 already done are not redone, and an interrupted solve continues with the
-time that was left. A finished run is left as it is. --redo STAGE reruns
+time that was left (time between starts never counts). A finished run is
+left as it is.
+
+--run-id ID names the run directory OUT/ID and makes the command idempotent,
+as a scheduler needs: the first start creates the run, every later start
+resumes it (a finished run is left as it is and exits with its outcome).
+The job flags must describe the job the run was created with (job.json);
+a start that differs is refused with exit 2 naming the fields. --gpus is
+not part of the job: the devices are assigned at each start (with --run-id,
+no --gpus means none; with --resume, no --gpus keeps job.json's). --redo STAGE reruns
 collect, audit or evaluate and every stage after it, with new --eval-* or
 --judge-* settings; result.json lists each redo with the old and new values.
 
 Exit codes: 0 the run finished with a final_model, 1 harness failure,
 2 usage or preflight (nothing was created), 3 a stage failed (the record
 says which; fix and --resume), 4 the agent left no final_model,
-128+signal when interrupted.
+5 busy: another ptb holds the run's lock (it is running elsewhere),
+128+signal when interrupted (the run resumes where it stopped).
 
 Network: a real agent runs under --network gateway (the default). Its sandbox
 has no network of its own; its only way out is the run's gateway, in this ptb
@@ -75,6 +88,7 @@ for debugging only and never gives a clean verdict.`,
   ptb run --agent claude --agent-model claude-opus-4-6 --base-model qwen3-1.7b --benchmark gsm8k --gpus 0 --spend-cap 50
   ptb run --agent scripted --script demo.yaml --base-model qwen3-1.7b --benchmark gsm8k --hours 0.01 --sandbox none --eval-backend none
   ptb run --resume runs/gsm8k_qwen3-1.7b_claude-claude-opus-4-6_s0_20261127T080102Z
+  ptb run --run-id gsm8k_qwen3-1.7b_claude-claude-opus-4-6_s0 --out runs --agent claude --agent-model claude-opus-4-6 --base-model qwen3-1.7b --benchmark gsm8k --gpus 1
   ptb run --resume runs/gsm8k_qwen3-1.7b_claude-claude-opus-4-6_s0_20261127T080102Z --redo evaluate --eval-backend url --eval-base-url http://127.0.0.1:8000/v1`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -83,6 +97,9 @@ for debugging only and never gives a clean verdict.`,
 			if len(f.redo) > 0 && f.resume == "" {
 				return usagef("--redo needs --resume RUN_DIR: it reruns stages of an existing run")
 			}
+			if f.runID != "" && f.resume != "" {
+				return usagef("--run-id and --resume both name the run: give one (--run-id ID with the job flags, or --resume RUN_DIR)")
+			}
 			if f.resume != "" {
 				// A resumed run keeps its job.json; a flag that would change
 				// the job is a mistake, not something to ignore. With --redo,
@@ -90,7 +107,7 @@ for debugging only and never gives a clean verdict.`,
 				var bad []string
 				cmd.Flags().Visit(func(fl *pflag.Flag) {
 					switch {
-					case fl.Name == "resume" || fl.Name == "registry" || fl.Name == "json" || fl.Name == "verbose" || fl.Name == "redo" || fl.Name == "monitor-interval":
+					case fl.Name == "resume" || fl.Name == "registry" || fl.Name == "json" || fl.Name == "verbose" || fl.Name == "redo" || fl.Name == "monitor-interval" || fl.Name == "gpus":
 					case len(f.redo) > 0 && redoFlags[fl.Name]:
 					default:
 						bad = append(bad, "--"+fl.Name)
@@ -110,6 +127,7 @@ for debugging only and never gives a clean verdict.`,
 	}
 	fl := c.Flags()
 	fl.StringVar(&f.resume, "resume", "", "resume the run in this run directory")
+	fl.StringVar(&f.runID, "run-id", "", "run directory OUT/ID: create the run, or resume it if it exists (the job flags must match its job.json)")
 	fl.DurationVar(&f.monitorEvery, "monitor-interval", monitor.DefaultInterval, "sample GPUs, CPU, RAM and disk into RUN_DIR/"+monitor.File+" this often (0 = off)")
 	fl.StringSliceVar(&f.redo, "redo", nil, "with --resume: rerun these stages (collect, audit, evaluate) and all after them, with the --eval-*/--judge-*/--data-dir settings given")
 	fl.StringVar(&f.spec.Agent, "agent", "", "agent scaffold: claude, codex, gemini, opencode, scripted")
@@ -117,7 +135,7 @@ for debugging only and never gives a clean verdict.`,
 	fl.StringVar(&f.spec.BaseModel, "base-model", "", "base model to post-train (hub id or short name, e.g. qwen3-1.7b)")
 	fl.StringVar(&f.spec.Benchmark, "benchmark", "", "target benchmark: aime2025, arenahardwriting, bfcl, gpqamain, gsm8k, healthbench, humaneval")
 	fl.Float64Var(&f.spec.Hours, "hours", job.DefaultHours, "time budget in hours (fractions allowed: 0.01 = 36 s)")
-	fl.StringVar(&f.gpus, "gpus", "", "GPU indices for this job, e.g. 0 or 0,1 (default none)")
+	fl.StringVar(&f.gpus, "gpus", "", "GPU indices for this start of the job, e.g. 0 or 0,1 (default none; with --resume, job.json's)")
 	fl.IntVar(&f.spec.Seed, "seed", 0, "replicate index")
 	fl.StringVar(&f.spec.OutRoot, "out", "runs", "output root; the run directory is OUT/<run id>")
 	fl.StringVar(&f.spec.Label, "label", "", "method label for reports, e.g. \"Opus 4.6 (Claude Code)\"")
@@ -178,6 +196,16 @@ func runRun(ctx context.Context, e *env, f *runFlags) error {
 	var spec job.Spec
 	var reg *registry.Registry
 	var err error
+	// Devices are assigned at each start: with --run-id by --gpus alone,
+	// with --resume by --gpus when given.
+	gpus, err := parseGPUs(f.gpus)
+	if err != nil {
+		return err
+	}
+	var runGPUs []int
+	if f.runID != "" || (f.resume != "" && f.changed["gpus"]) {
+		runGPUs = append([]int{}, gpus...)
+	}
 	if f.resume != "" {
 		abs, err := filepath.Abs(f.resume)
 		if err != nil {
@@ -203,6 +231,9 @@ func runRun(ctx context.Context, e *env, f *runFlags) error {
 			}
 			rec, err := pipeline.Redo(dir, f.redo, spec, time.Now())
 			if err != nil {
+				if errors.Is(err, pipeline.ErrBusy) {
+					return busy(e, dir)
+				}
 				return usagef("--redo: %v", err)
 			}
 			fmt.Fprintf(e.stderr, "ptb: redoing %s of %s (%d setting(s) changed; see %s)\n", strings.Join(rec.Stages, ", "), dir, len(rec.Changes), pipeline.RedoFile)
@@ -213,6 +244,12 @@ func runRun(ctx context.Context, e *env, f *runFlags) error {
 		} else {
 			fmt.Fprintf(e.stderr, "ptb: resuming %s\n", dir)
 		}
+		if runGPUs != nil {
+			spec.GPUs = runGPUs
+			if err := runPreflight(ctx, e, spec, reg); err != nil {
+				return err
+			}
+		}
 	} else {
 		if reg, err = registry.Load(f.registry); err != nil {
 			return err
@@ -222,9 +259,7 @@ func runRun(ctx context.Context, e *env, f *runFlags) error {
 		if f.registry != "" {
 			spec.Registry, _ = filepath.Abs(f.registry)
 		}
-		if spec.GPUs, err = parseGPUs(f.gpus); err != nil {
-			return err
-		}
+		spec.GPUs = gpus
 		if f.hoursSet && !(spec.Hours > 0) {
 			return usagef("--hours %v: want a positive number of hours (fractions allowed: 0.01 = 36 s)", spec.Hours)
 		}
@@ -241,14 +276,30 @@ func runRun(ctx context.Context, e *env, f *runFlags) error {
 		if err := spec.Normalize(reg); err != nil {
 			return usagef("%v", err)
 		}
+		if f.runID != "" {
+			if err := pipeline.CheckRunID(f.runID); err != nil {
+				return usagef("--run-id: %v", err)
+			}
+			root, err := filepath.Abs(spec.OutRoot)
+			if err != nil {
+				return err
+			}
+			if d := rundir.Dir(filepath.Join(root, f.runID)); exists(string(d)) {
+				if spec, err = sameJob(d, spec, runGPUs); err != nil {
+					return err
+				}
+				dir = d
+				if res, done := finishedRun(dir); done {
+					fmt.Fprintf(e.stderr, "ptb: %s is finished; nothing to resume\n", dir)
+					return reportRun(e, string(dir), res, f.jsonOut)
+				}
+				fmt.Fprintf(e.stderr, "ptb: resuming %s\n", dir)
+			}
+		}
 		// Under the gateway the real key goes to the run's gateway only;
 		// without one the agent could not work, and the preflight's
 		// credentials check says which variable to set.
-		pf := defaultPreflight()
-		if e.preflight != nil {
-			pf = *e.preflight
-		}
-		if err := pf.check(ctx, spec, reg); err != nil {
+		if err := runPreflight(ctx, e, spec, reg); err != nil {
 			return err
 		}
 	}
@@ -258,24 +309,98 @@ func runRun(ctx context.Context, e *env, f *runFlags) error {
 	if err != nil {
 		return err
 	}
-	if dir == "" {
+	r.GPUs = runGPUs
+	switch {
+	case dir == "" && f.runID != "":
+		d, created, err := pipeline.CreateWithID(spec, f.runID, time.Now())
+		if err != nil {
+			return err
+		}
+		if !created {
+			// Another start made it meanwhile: the same job resumes (or is busy).
+			if _, err := sameJob(d, spec, runGPUs); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stderr, "ptb: resuming %s (created by another start meanwhile)\n", d)
+		} else {
+			fmt.Fprintf(e.stderr, "ptb: run directory %s\n", d)
+		}
+		dir = d
+	case dir == "":
 		if dir, err = pipeline.Create(spec, reg, time.Now()); err != nil {
 			return err
 		}
 		fmt.Fprintf(e.stderr, "ptb: run directory %s\n", dir)
 	}
+	// The lock comes first: nothing (monitor, status line) touches a run
+	// directory that another ptb is working on.
+	unlock, err := pipeline.LockRun(dir)
+	if errors.Is(err, pipeline.ErrBusy) {
+		return busy(e, dir)
+	}
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if spec.Eval.Backend == "vllm" {
 		if _, err := exec.LookPath("vllm"); err != nil {
 			fmt.Fprintf(e.stderr, "ptb: warning: vllm is not on PATH, so the evaluate stage will fail; install vLLM, or pass --eval-backend hf|url, or finish the run later with ptb run --resume %s\n", dir)
 		}
 	}
 	stop := watchRun(ctx, e, dir, spec, f.monitorEvery)
-	res, err := r.Run(ctx, dir)
+	res, err := r.RunHeld(ctx, dir)
 	stop()
 	if err != nil {
 		return err
 	}
 	return reportRun(e, string(dir), res, f.jsonOut)
+}
+
+// runPreflight runs the checks a run must pass before it starts.
+func runPreflight(ctx context.Context, e *env, spec job.Spec, reg *registry.Registry) error {
+	pf := defaultPreflight()
+	if e.preflight != nil {
+		pf = *e.preflight
+	}
+	return pf.check(ctx, spec, reg)
+}
+
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
+}
+
+// sameJob checks that spec (from the command line) is the job the run in
+// d was created with, and returns the stored spec with this start's GPUs.
+func sameJob(d rundir.Dir, spec job.Spec, gpus []int) (job.Spec, error) {
+	stored, err := pipeline.LoadSpec(d)
+	if err != nil {
+		return spec, usagef("--run-id: %s exists but %v; move it aside or pick another id", d, err)
+	}
+	if stored.Hash() != spec.Hash() {
+		var fields []string
+		for _, c := range pipeline.SpecDiff(stored, spec) {
+			fields = append(fields, fmt.Sprintf("%s (stored %s, given %s)", c.Field, jsonValue(c.Old), jsonValue(c.New)))
+		}
+		return spec, usagef("--run-id %s: the run in %s was created for another job; differing fields: %s. Start it with the flags it was created with (see %s), or pick another run id",
+			filepath.Base(string(d)), d, strings.Join(fields, "; "), d.Path(rundir.JobFile))
+	}
+	stored.GPUs = gpus
+	return stored, nil
+}
+
+func jsonValue(v any) string {
+	if v == nil {
+		return "unset"
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// busy is the exit of a start that finds the run's lock held.
+func busy(e *env, dir rundir.Dir) error {
+	fmt.Fprintf(e.stderr, "ptb: %s is busy: another ptb process holds its lock (%s) and is working on it; not starting it twice (exit %d)\n", dir, dir.Path(pipeline.LockFile), campaign.ExitBusy)
+	return exitCode(campaign.ExitBusy)
 }
 
 // reportRun prints the run's record (--json) or its summary, and turns its

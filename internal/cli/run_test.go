@@ -19,7 +19,9 @@ import (
 // is launched as `<self> agent-run scripted --script F`, the inference
 // server behind `<self> sandbox-init --forward ... -- vllm serve ...`.
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && (os.Args[1] == "agent-run" || os.Args[1] == "sandbox-init" || os.Args[1] == "humaneval-worker" || os.Getenv("PTB_TEST_AS_PTB") == "1") {
+	// Any first argument that is not a test flag is a ptb command (a child
+	// ptb that a command under test started with os.Executable()).
+	if len(os.Args) > 1 && (!strings.HasPrefix(os.Args[1], "-") || os.Getenv("PTB_TEST_AS_PTB") == "1") {
 		os.Exit(Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 	}
 	os.Exit(m.Run())

@@ -2,6 +2,9 @@
 package job
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -261,6 +264,13 @@ func slug(s string) string {
 // time, e.g. gsm8k_qwen3-1.7b_claude-claude-opus-4-6_s0_20261127T080102Z. It never
 // changes once the run directory exists (resume keeps it).
 func RunID(s Spec, reg *registry.Registry, created time.Time) string {
+	return StableRunID(s, reg) + "_" + created.UTC().Format("20060102T150405Z")
+}
+
+// StableRunID is the run id without its creation time: the id of a
+// campaign's cell, the same however often the cell is started
+// (`ptb run --run-id`).
+func StableRunID(s Spec, reg *registry.Registry) string {
 	model := s.BaseModel
 	if m, err := reg.Model(s.BaseModel); err == nil && m.Short != "" {
 		model = m.Short
@@ -271,6 +281,21 @@ func RunID(s Spec, reg *registry.Registry, created time.Time) string {
 	}
 	return strings.Join([]string{
 		slug(s.Benchmark), slug(model), agent, "s" + strconv.Itoa(s.Seed),
-		created.UTC().Format("20060102T150405Z"),
 	}, "_")
+}
+
+// Hash is the sha256 (hex) of the normalized spec's JSON without what may
+// change between starts of the same run: the GPUs (assigned when a run
+// starts) and the output root. A campaign stores it per run id, so that an
+// edited cell that would reuse an id is caught, and `ptb run --run-id`
+// refuses to resume a run whose job differs.
+func (s Spec) Hash() string {
+	s.GPUs = nil
+	s.OutRoot = ""
+	b, err := json.Marshal(s)
+	if err != nil {
+		panic(fmt.Sprintf("job: marshal spec: %v", err)) // a Spec is plain data
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }

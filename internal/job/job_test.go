@@ -110,3 +110,16 @@ func TestRunID(t *testing.T) {
 		t.Errorf("RunID without agent model = %q", got)
 	}
 }
+
+func TestHashIgnoresRunTimeFields(t *testing.T) {
+	a := Spec{Agent: "scripted", BaseModel: "Qwen/Qwen3-1.7B-Base", Benchmark: "gsm8k", Hours: 1, GPUs: []int{0}, OutRoot: "/a"}
+	b := a
+	b.GPUs, b.OutRoot = []int{3}, "/b"
+	if a.Hash() != b.Hash() {
+		t.Error("Hash changed with the GPUs or the output root")
+	}
+	b.Hours = 2
+	if a.Hash() == b.Hash() {
+		t.Error("Hash did not change with the hours")
+	}
+}

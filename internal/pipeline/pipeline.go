@@ -15,6 +15,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"syscall"
 	"time"
 
@@ -84,6 +86,11 @@ type Runner struct {
 	// session was short (default 1 s, doubling up to a minute).
 	RepromptBackoff time.Duration
 	GPUName         string // the GPU model named in the prompt; "" = Nvidia H100
+	// GPUs, when not nil, are the devices this start of the run uses in
+	// place of job.json's: devices are assigned when a run starts (a GPU
+	// pool or a scheduler picks them), so a resumed run may get others.
+	// Each solve segment records the devices it used. nil: job.json's.
+	GPUs []int
 }
 
 func (r *Runner) now() time.Time {
@@ -135,18 +142,77 @@ func Create(spec job.Spec, reg *registry.Registry, now time.Time) (rundir.Dir, e
 		return "", err
 	}
 	d := rundir.Dir(abs)
+	if err := writeNew(d, id, spec, now); err != nil {
+		return "", err
+	}
+	return d, nil
+}
+
+// writeNew writes job.json and a manifest with every stage pending.
+func writeNew(d rundir.Dir, id string, spec job.Spec, now time.Time) error {
 	spec.OutRoot, _ = filepath.Abs(spec.OutRoot)
 	if err := d.WriteJSON(rundir.JobFile, spec); err != nil {
-		return "", err
+		return err
 	}
 	m := Manifest{RunID: id, Created: result.Now(now), Updated: result.Now(now), Stages: map[string]result.Stage{}}
 	for _, s := range result.Stages {
 		m.Stages[s] = result.Stage{Status: result.StatusPending}
 	}
-	if err := d.WriteJSON(rundir.ManifestFile, m); err != nil {
-		return "", err
+	return d.WriteJSON(rundir.ManifestFile, m)
+}
+
+// validRunID is what a caller-chosen run id may be: one path element,
+// file- and label-safe.
+var validRunID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$`)
+
+// CheckRunID reports whether id can name a run directory.
+func CheckRunID(id string) error {
+	if !validRunID.MatchString(id) {
+		return fmt.Errorf("run id %q: want 1-200 letters, digits, '.', '_' or '-', starting with a letter or digit", id)
 	}
-	return d, nil
+	return nil
+}
+
+// CreateWithID makes the run directory spec.OutRoot/id for spec, unless it
+// already exists. The directory appears whole (job.json and manifest
+// written in a hidden sibling, then renamed into place), so of two callers
+// racing to create the same id one creates it and the other finds it
+// made; created says which this caller was.
+func CreateWithID(spec job.Spec, id string, now time.Time) (d rundir.Dir, created bool, err error) {
+	if err := CheckRunID(id); err != nil {
+		return "", false, err
+	}
+	root, err := filepath.Abs(spec.OutRoot)
+	if err != nil {
+		return "", false, err
+	}
+	d = rundir.Dir(filepath.Join(root, id))
+	if _, err := os.Lstat(string(d)); err == nil {
+		return d, false, nil
+	}
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return "", false, fmt.Errorf("create output root: %w", err)
+	}
+	tmp, err := os.MkdirTemp(root, "."+id+".creating-")
+	if err != nil {
+		return "", false, fmt.Errorf("create run directory: %w", err)
+	}
+	defer os.RemoveAll(tmp) // gone after the rename; left over only on error
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return "", false, err
+	}
+	if err := writeNew(rundir.Dir(tmp), id, spec, now); err != nil {
+		return "", false, err
+	}
+	// rename(2) of a directory fails when the target exists and is not
+	// empty: the loser of a race finds the winner's run.
+	if err := os.Rename(tmp, string(d)); err != nil {
+		if _, serr := os.Stat(d.Path(rundir.JobFile)); serr == nil {
+			return d, false, nil
+		}
+		return "", false, fmt.Errorf("create run directory %s: %w", d, err)
+	}
+	return d, true, nil
 }
 
 // LoadSpec reads job.json.
@@ -192,15 +258,27 @@ func (r *Runner) Run(ctx context.Context, dir rundir.Dir) (*result.Result, error
 	if r.Sandbox == nil || r.Scaffold == nil {
 		return nil, errors.New("pipeline: runner needs a sandbox and a scaffold")
 	}
-	spec, err := LoadSpec(dir)
-	if err != nil {
-		return nil, err
-	}
-	unlock, err := lockRun(dir)
+	unlock, err := LockRun(dir)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
+	return r.RunHeld(ctx, dir)
+}
+
+// RunHeld is Run for a caller that already holds the run directory's lock
+// (LockRun): it takes it before anything else touches the directory.
+func (r *Runner) RunHeld(ctx context.Context, dir rundir.Dir) (*result.Result, error) {
+	if r.Sandbox == nil || r.Scaffold == nil {
+		return nil, errors.New("pipeline: runner needs a sandbox and a scaffold")
+	}
+	spec, err := LoadSpec(dir)
+	if err != nil {
+		return nil, err
+	}
+	if r.GPUs != nil {
+		spec.GPUs = slices.Clone(r.GPUs)
+	}
 	man, err := LoadManifest(dir)
 	if err != nil {
 		return nil, err
@@ -273,16 +351,22 @@ func (r *Runner) Run(ctx context.Context, dir rundir.Dir) (*result.Result, error
 // LockFile is held (flock) by the ptb working on a run directory.
 const LockFile = ".lock"
 
-// lockRun takes the run directory's lock, or reports that another ptb
-// (a retried resume, a scheduler) is already working on it.
-func lockRun(dir rundir.Dir) (func(), error) {
+// ErrBusy is LockRun's error when another ptb holds the run's lock.
+var ErrBusy = errors.New("run directory in use")
+
+// LockRun takes the run directory's lock, or reports (ErrBusy) that
+// another ptb (a retried resume, a scheduler) is already working on it.
+func LockRun(dir rundir.Dir) (func(), error) {
 	f, err := os.OpenFile(dir.Path(LockFile), os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return nil, err
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("%s is in use by another ptb process; wait for it to end (or stop it) before resuming", dir)
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%s is in use by another ptb process; wait for it to end (or stop it) before resuming: %w", dir, ErrBusy)
+		}
+		return nil, fmt.Errorf("lock %s: %w", dir.Path(LockFile), err)
 	}
 	return func() {
 		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"testing/fstest"
@@ -774,5 +775,51 @@ final: "Done."
 	}
 	if !strings.Contains(strings.Join(got.Warnings, "\n"), "templates/qwen3.jinja") {
 		t.Errorf("warnings %v do not name templates/qwen3.jinja", got.Warnings)
+	}
+}
+
+// Of many starts racing to create one run id, one creates it and the
+// others find it whole.
+func TestCreateWithIDRace(t *testing.T) {
+	reg := registry.Default()
+	spec := job.Spec{Agent: "scripted", Script: "/s.yaml", BaseModel: "qwen3-1.7b", Benchmark: "gsm8k", Sandbox: "none", OutRoot: t.TempDir()}
+	if err := spec.Normalize(reg); err != nil {
+		t.Fatal(err)
+	}
+	const n = 8
+	created := make(chan bool, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d, c, err := pipeline.CreateWithID(spec, "cell", time.Now())
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if _, err := pipeline.LoadSpec(d); err != nil {
+				t.Errorf("a start found the run without its job.json: %v", err)
+			}
+			created <- c
+		}()
+	}
+	wg.Wait()
+	close(created)
+	got := 0
+	for c := range created {
+		if c {
+			got++
+		}
+	}
+	if got != 1 {
+		t.Errorf("%d starts created the run, want 1", got)
+	}
+	ents, _ := os.ReadDir(spec.OutRoot)
+	if len(ents) != 1 || ents[0].Name() != "cell" {
+		t.Errorf("output root: %v, want only cell", ents)
+	}
+	if _, _, err := pipeline.CreateWithID(spec, "../x", time.Now()); err == nil {
+		t.Error("run id ../x was accepted")
 	}
 }

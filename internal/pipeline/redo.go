@@ -40,7 +40,7 @@ func Redo(dir rundir.Dir, stages []string, spec job.Spec, now time.Time) (*resul
 		}
 		first = min(first, slices.Index(result.Stages, s))
 	}
-	unlock, err := lockRun(dir)
+	unlock, err := LockRun(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -156,4 +156,13 @@ func diffMaps(prefix string, a, b map[string]any, out *[]result.Change) {
 			*out = append(*out, result.Change{Field: prefix + k, Old: va, New: vb})
 		}
 	}
+}
+
+// SpecDiff lists the fields (JSON paths, e.g. "eval.backend") in which two
+// specs describe different jobs: what Spec.Hash covers, so the GPUs and
+// the output root are left out.
+func SpecDiff(stored, given job.Spec) []result.Change {
+	stored.GPUs, given.GPUs = nil, nil
+	stored.OutRoot, given.OutRoot = "", ""
+	return specChanges(stored, given)
 }

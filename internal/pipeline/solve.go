@@ -53,6 +53,9 @@ type Segment struct {
 	Signal    string         `json:"signal,omitempty"`
 	Error     string         `json:"error,omitempty"`
 	Handle    sandbox.Handle `json:"handle"`
+	// GPUs are the device indices this segment ran with (assigned when the
+	// run started; a resumed run may get others).
+	GPUs []int `json:"gpus,omitempty"`
 }
 
 // Spent is the agent's time so far: closed segments count to their end, a
@@ -205,7 +208,7 @@ func (x *run) solve(ctx context.Context) (result.Stage, error) {
 func (x *run) segment(ctx context.Context, st *SolveState, remaining time.Duration, kind, note string) (*Segment, error) {
 	resumed := kind != "start"
 	now := x.r.now()
-	seg := Segment{N: len(st.Segments) + 1, Kind: kind, Start: now, Heartbeat: now, Deadline: now.Add(remaining)}
+	seg := Segment{N: len(st.Segments) + 1, Kind: kind, Start: now, Heartbeat: now, Deadline: now.Add(remaining), GPUs: slices.Clone(x.spec.GPUs)}
 	fail := func(err error) (*Segment, error) {
 		end := x.r.now()
 		seg.End, seg.EndReason, seg.Error = &end, result.EndHarnessError, err.Error()
@@ -340,8 +343,8 @@ func (x *run) segment(ctx context.Context, st *SolveState, remaining time.Durati
 			}
 		}
 	}
-	if len(x.spec.GPUs) > 0 && len(st.GPUs) == 0 {
-		st.GPUs = gpuInfo(ctx, x.spec.GPUs)
+	if len(x.spec.GPUs) > 0 && !slices.Equal(gpuIndices(st.GPUs), x.spec.GPUs) {
+		st.GPUs = gpuInfo(ctx, x.spec.GPUs) // the devices of the latest segment
 	}
 	st.Segments = append(st.Segments, seg)
 	cur := &st.Segments[len(st.Segments)-1]
@@ -619,4 +622,12 @@ func (x *run) hidden() []string {
 	// The run directory itself too, in case it is not under OutRoot.
 	h = append(h, string(x.dir))
 	return h
+}
+
+func gpuIndices(gs []result.GPU) []int {
+	out := make([]int, len(gs))
+	for i, g := range gs {
+		out[i] = g.Index
+	}
+	return out
 }

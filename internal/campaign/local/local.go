@@ -1,0 +1,2 @@
+// Package local is the campaign executor for one machine's GPU pool.
+package local

@@ -114,10 +114,13 @@ func (w *worker) exec(ctx context.Context, req request) response {
 	cmd := exec.Command(w.cfg.Python, "-c", req.Program)
 	attr := &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if w.cfg.Isolate {
-		// The program runs under an init (this binary) that is pid 1 of
-		// a pid namespace of its own: when the program exits, init exits
-		// and the kernel kills everything left running there.
-		cmd = exec.Command("/proc/self/exe", WorkerCommand, initArg, "--", w.cfg.Python, "-c", req.Program)
+		// The program runs under a shell that is pid 1 of a pid
+		// namespace of its own: when the program exits, the shell exits
+		// with its status (128+n for signal n) and the kernel kills
+		// everything left running there. The program itself is not pid
+		// 1, so its own signals end it as anywhere else. (The shell
+		// does not exec the last command: `; exit $?` follows it.)
+		cmd = exec.Command(initShell, "-c", `"$@"; exit $?`, "ptb-humaneval-init", w.cfg.Python, "-c", req.Program)
 		uid, gid := os.Getuid(), os.Getgid()
 		attr.Cloneflags = syscall.CLONE_NEWUSER | syscall.CLONE_NEWPID | syscall.CLONE_NEWIPC
 		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: uid, HostID: uid, Size: 1}}
@@ -194,8 +197,8 @@ func (w *worker) exec(ctx context.Context, req request) response {
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 		res.Code, res.Signal = -1, execproc.SignalName(int(ws.Signal()))
 	} else if w.cfg.Isolate && res.Code > 128 && res.Code < 160 {
-		// init reports a program a signal ended as 128+n, as a shell
-		// (and bwrap) do.
+		// The shell reports a program a signal ended as 128+n (as
+		// bwrap does).
 		res.Code, res.Signal = -1, execproc.SignalName(res.Code-128)
 	}
 	var ee *exec.ExitError
@@ -335,20 +338,12 @@ func (c *capture) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// initArg makes the worker binary the init of a program's pid namespace.
-const initArg = "init"
+// initShell is the pid 1 of each program's pid namespace.
+const initShell = "/bin/sh"
 
-// Main is `ptb humaneval-worker [init -- ARGV...]`: the worker (Serve on
-// stdin and stdout), or the init of one program's pid namespace (Init).
+// Main is `ptb humaneval-worker`: the worker, Serve on stdin and stdout.
 // It returns the process's exit status.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	if len(args) > 0 && args[0] == initArg {
-		if len(args) < 3 || args[1] != "--" {
-			fmt.Fprintln(stderr, "ptb humaneval-worker init: want -- COMMAND [ARG]...")
-			return 127
-		}
-		return Init(args[2:])
-	}
 	if len(args) > 0 {
 		fmt.Fprintf(stderr, "ptb humaneval-worker: unexpected arguments %q\n", args)
 		return 2
@@ -358,36 +353,4 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-// Init runs argv as the only child of pid 1 (this process), with its own
-// stdio, environment and directory, reaps whatever is orphaned to it, and
-// returns the child's exit status (128+n when signal n ended it). Unlike
-// an interpreter that is pid 1 itself, the program can be killed by its
-// own signals, as when it runs anywhere else.
-func Init(argv []string) int {
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	if err := cmd.Start(); err != nil {
-		fmt.Fprintf(os.Stderr, "ptb humaneval-worker init: %v\n", err)
-		return 127
-	}
-	pid := cmd.Process.Pid
-	for {
-		var ws syscall.WaitStatus
-		got, err := syscall.Wait4(-1, &ws, 0, nil)
-		if err == syscall.EINTR {
-			continue
-		}
-		if err != nil {
-			return 127
-		}
-		if got != pid {
-			continue // an orphan
-		}
-		if ws.Signaled() {
-			return 128 + int(ws.Signal())
-		}
-		return ws.ExitStatus()
-	}
 }

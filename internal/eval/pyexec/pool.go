@@ -52,6 +52,9 @@ const startTimeout = time.Minute
 // the worker's answer before it ends the sandbox itself.
 const answerGrace = 30 * time.Second
 
+// endGrace is how long an ending worker is given to exit by itself.
+const endGrace = 2 * time.Second
+
 // SystemPath is the programs' PATH after the interpreter's own directory.
 const SystemPath = "/usr/local/bin:/usr/bin:/bin"
 
@@ -351,8 +354,14 @@ func (w *proc) run(ctx context.Context, program string, timeout time.Duration) (
 // end stops the worker's sandbox and removes its directories.
 func (w *proc) end() {
 	w.once.Do(func() {
+		// An idle worker exits when its input ends; one that does not
+		// (it is running a program, or broken) is stopped.
 		w.in.Close()
 		if w.sp != nil {
+			select {
+			case <-w.exited:
+			case <-time.After(endGrace):
+			}
 			_ = w.sp.Stop(0)
 			_ = w.sp.Destroy()
 			<-w.exited

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -40,10 +39,7 @@ sys.exit(0 if all(c == 0 for c in codes) else 1)
 // same interpreter, runs the same programs in a plain sequential Python
 // loop and in a 2-thread Python pool, unsandboxed. It reports each
 // wall time and the ratios ptb/sequential (goal: below 1) and
-// ptb/2-threads (goal: at most 1.3), and the CPU time each spent (this
-// process and every process it waited for), which a loaded machine
-// disturbs less than wall time: ptb-cpu/seq-cpu is what ptb's sandboxes
-// cost on top of the programs themselves.
+// ptb/2-threads (goal: at most 1.3).
 func BenchmarkHumanEval(b *testing.B) {
 	tk := mustTask(b, "humaneval")
 	samples, err := tk.Load(context.Background(), dataset.Dir(evaltest.Datasets(b)))
@@ -68,9 +64,7 @@ func BenchmarkHumanEval(b *testing.B) {
 	if err := os.WriteFile(loop, []byte(anchorLoop), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	var ptbCPU, seqCPU, pool2CPU, anchorCPU time.Duration
 	anchor := func(workers string) time.Duration {
-		defer spent(&anchorCPU)()
 		began := time.Now()
 		out, err := exec.Command(py.Path, loop, progFile, workers).CombinedOutput()
 		if err != nil {
@@ -80,7 +74,6 @@ func BenchmarkHumanEval(b *testing.B) {
 	}
 	var ptb, seq, pool2 time.Duration
 	for b.Loop() {
-		done := spent(&ptbCPU)
 		began := time.Now()
 		env := Env{Programs: evaltest.Programs(b, HumanEvalLimits, HumanEvalTimeout)}
 		var wg sync.WaitGroup
@@ -101,16 +94,11 @@ func BenchmarkHumanEval(b *testing.B) {
 		wg.Wait()
 		env.Programs.(*pyexec.Pool).Close()
 		ptb += time.Since(began)
-		done()
 		if len(failed) > 0 {
 			b.Fatalf("canonical solutions scored 0 through ptb: %s", strings.Join(failed, ", "))
 		}
 		seq += anchor("1")
-		seqCPU += anchorCPU
-		anchorCPU = 0
 		pool2 += anchor("2")
-		pool2CPU += anchorCPU
-		anchorCPU = 0
 	}
 	n := float64(b.N)
 	b.ReportMetric(ptb.Seconds()/n, "ptb-s/op")
@@ -118,26 +106,4 @@ func BenchmarkHumanEval(b *testing.B) {
 	b.ReportMetric(pool2.Seconds()/n, "pool2-s/op")
 	b.ReportMetric(ptb.Seconds()/seq.Seconds(), "ptb/seq")
 	b.ReportMetric(ptb.Seconds()/pool2.Seconds(), "ptb/pool2")
-	b.ReportMetric(ptbCPU.Seconds()/n, "ptb-cpu-s/op")
-	b.ReportMetric(seqCPU.Seconds()/n, "seq-cpu-s/op")
-	b.ReportMetric(pool2CPU.Seconds()/n, "pool2-cpu-s/op")
-	b.ReportMetric(ptbCPU.Seconds()/seqCPU.Seconds(), "ptb-cpu/seq-cpu")
-}
-
-// spent starts counting the CPU time of this process and of the children
-// it waits for; the returned function adds what was spent since to d.
-func spent(d *time.Duration) func() {
-	before := cpuTime()
-	return func() { *d += cpuTime() - before }
-}
-
-func cpuTime() time.Duration {
-	var total time.Duration
-	for _, who := range []int{syscall.RUSAGE_SELF, syscall.RUSAGE_CHILDREN} {
-		var ru syscall.Rusage
-		if syscall.Getrusage(who, &ru) == nil {
-			total += time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-		}
-	}
-	return total
 }

@@ -40,6 +40,9 @@ type Entry struct {
 	// --out and --gpus (the run id and the output root are the index's;
 	// devices are assigned at run time).
 	Args []string `json:"args"`
+	// Kind is what exec runs: KindRun ("", `ptb run --run-id`) or KindEval
+	// (a baseline: `ptb eval --out ROOT/RUN_ID ARGS...`).
+	Kind string `json:"kind,omitempty"`
 }
 
 // ReadIndex reads the campaign directory's index. A missing index is
@@ -161,10 +164,11 @@ func lockFile(path string) (func(), error) {
 	return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
 }
 
-// Find finds an entry by index or run id.
+// Find finds an entry by index or run id. A run id re-declared after its
+// run directory was removed has several entries: the last one wins.
 func Find(entries []Entry, index int, runID string) (Entry, bool) {
-	for _, e := range entries {
-		if (runID != "" && e.RunID == runID) || (runID == "" && e.Index == index) {
+	for i := len(entries) - 1; i >= 0; i-- {
+		if e := entries[i]; (runID != "" && e.RunID == runID) || (runID == "" && e.Index == index) {
 			return e, true
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -16,6 +17,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ptb-dev/ptb/internal/campaign"
+	"github.com/ptb-dev/ptb/internal/job"
+	"github.com/ptb-dev/ptb/internal/pipeline"
+	"github.com/ptb-dev/ptb/internal/rundir"
 )
 
 type campaignExecFlags struct {
@@ -34,7 +38,7 @@ func newCampaignExecCmd(e *env) *cobra.Command {
 		Long: `Run one campaign job inside the allocation a scheduler gave it: find the job
 in DIR/index.jsonl (by --index or --run-id) and run
   ptb run --run-id ID --out ROOT <the cell's arguments> [--gpus ...]
-as a child. TERM or HUP (a preemption) and USR1 (the allocation's time limit
+(a baseline: ptb eval --out ROOT/ID <its arguments> --gpus ...) as a child. TERM or HUP (a preemption) and USR1 (the allocation's time limit
 is near, as Slurm's --signal=B:USR1@300 sends) stop the run cleanly: the child
 gets one TERM, saves its solve state and exits, and the run resumes with the
 time that was left when it starts again. The stop is counted in
@@ -71,6 +75,21 @@ Exit codes: ptb run's (0-4; 5 busy: the run is running elsewhere), 75 requeue,
 	return c
 }
 
+// execStopGrace is how long exec waits for a stopped ptb run to end
+// before it kills its process group: ptb run stops its agent within the
+// job's grace (30 s by default) and saves the solve state.
+const execStopGrace = 2 * time.Minute
+
+// stopGrace is execStopGrace plus the run's own grace (job.json), when
+// longer than the default.
+func stopGrace(root, runID string) time.Duration {
+	spec, err := pipeline.LoadSpec(rundir.Dir(filepath.Join(root, runID)))
+	if err != nil || spec.Grace <= job.DefaultGrace {
+		return execStopGrace
+	}
+	return execStopGrace + spec.Grace - job.DefaultGrace
+}
+
 // reservedRunArgs are the ptb run flags that exec sets itself.
 var reservedRunArgs = []string{"--run-id", "--out", "--gpus", "--resume", "--redo"}
 
@@ -103,10 +122,8 @@ func runCampaignExec(e *env, f campaignExecFlags) error {
 	if err != nil {
 		return err
 	}
-	argv := append([]string{"run", "--run-id", entry.RunID, "--out", campaign.Root(f.dir)}, entry.Args...)
-	if gpus != "" {
-		argv = append(argv, "--gpus", gpus)
-	}
+	// ptb run --run-id for a cell, ptb eval --out ROOT/ID for a baseline.
+	argv := entry.ChildArgs(campaign.Root(f.dir), gpus)
 
 	// Signals are taken before the child exists: a stop that comes while it
 	// starts is still passed on.
@@ -129,8 +146,13 @@ func runCampaignExec(e *env, f campaignExecFlags) error {
 
 	var stop campaign.Stop
 	var stopSig string
+	var hard <-chan time.Time // after a stop: when a child that has not ended is killed
 	for running := true; running; {
 		select {
+		case <-hard:
+			fmt.Fprintf(e.stderr, "ptb campaign exec: %s did not stop within %s of the stop; killing it (its run resumes from the last saved state)\n", entry.RunID, stopGrace(campaign.Root(f.dir), entry.RunID))
+			syscall.Kill(-child.Process.Pid, syscall.SIGKILL)
+			hard = nil
 		case s := <-sigc:
 			sig := s.(syscall.Signal)
 			name := unix.SignalName(sig)
@@ -144,6 +166,7 @@ func runCampaignExec(e *env, f campaignExecFlags) error {
 			}
 			fmt.Fprintf(e.stderr, "ptb campaign exec: %s: stopping %s cleanly (%s)\n", name, entry.RunID, stopWord(stop))
 			child.Process.Signal(syscall.SIGTERM)
+			hard = time.After(stopGrace(campaign.Root(f.dir), entry.RunID))
 		case <-waited:
 			running = false
 		}

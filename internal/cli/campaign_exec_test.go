@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -84,6 +86,13 @@ func TestCampaignExecRequeues(t *testing.T) {
 		waitSolving(t, run, out)
 		c1.Process.Signal(c.sig)
 		c1.Process.Signal(c.sig) // a scheduler may signal twice: one stop
+		if i == 0 {
+			// Slurm signals every process of the step: ptb run gets TERM
+			// from the scheduler and from exec, and still stops cleanly.
+			for _, pid := range childrenOf(t, c1.Process.Pid) {
+				syscall.Kill(pid, syscall.SIGTERM)
+			}
+		}
 		if code := exitOf(t, c1); code != c.want {
 			t.Fatalf("stop %d (%s): exec exit %d, want %d\n%s", i, c.sig, code, c.want, out)
 		}
@@ -139,4 +148,28 @@ func TestCampaignExecSlurmRequeueAndBusy(t *testing.T) {
 	if strings.TrimSpace(string(b)) != "requeue 12_3" {
 		t.Errorf("scontrol called with %q, want requeue 12_3", b)
 	}
+}
+
+// childrenOf lists the children of pid (/proc/PID/task/*/children: each
+// thread's own).
+func childrenOf(t *testing.T, pid int) []int {
+	t.Helper()
+	files, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	var all []byte
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Skipf("cannot list the children of %d: %v", pid, err)
+		}
+		all = append(append(all, b...), ' ')
+	}
+	var out []int
+	for _, f := range strings.Fields(string(all)) {
+		n, _ := strconv.Atoi(f)
+		out = append(out, n)
+	}
+	if len(out) == 0 {
+		t.Fatalf("exec %d has no child", pid)
+	}
+	return out
 }

@@ -76,8 +76,8 @@ to ptb, and none of ptb's environment but an allowlist (add to it with
 			if o.Limit < 0 {
 				return usagef("--limit %d: want 0 (all samples) or a positive count", o.Limit)
 			}
-			if o.Concurrency < 1 {
-				return usagef("--concurrency %d: want at least 1", o.Concurrency)
+			if o.Concurrency < 0 {
+				return usagef("--concurrency %d: want 0 (adaptive) or a positive count", o.Concurrency)
 			}
 			if o.MaxTokens < 0 {
 				return usagef("--max-tokens %d: want 0 (the original's retry ladder) or a positive count", o.MaxTokens)
@@ -198,7 +198,7 @@ to ptb, and none of ptb's environment but an allowlist (add to it with
 	f.BoolVar(&dev, "dev", false, "use the original's development limit (gsm8k 150, gpqamain 50, ...)")
 	f.IntVar(&o.MaxTokens, "max-tokens", 0, "max tokens per completion (0 = the original's retry ladder)")
 	f.StringVar(&o.Ladder, "ladder", eval.LadderFaithful, "retry ladder: faithful (a failed attempt reruns the whole set, as run_task.sh) or per-sample (keep finished samples, retry the rest)")
-	f.IntVar(&o.Concurrency, "concurrency", eval.DefaultConcurrency, "requests in flight")
+	f.IntVar(&o.Concurrency, "concurrency", 0, fmt.Sprintf("requests in flight; 0 = adaptive: start at %d and grow while throughput grows", eval.DefaultConcurrency))
 	f.StringVar(&o.OutDir, "out", "", "output directory (default ptb-eval/TASK)")
 	f.BoolVar(&asJSON, "json", false, "print the summary as JSON")
 	f.StringVar(&sbName, "sandbox", "bwrap", "sandbox for the inference server and HumanEval programs: bwrap, or none (development only, recorded as unsandboxed)")

@@ -7,6 +7,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -29,6 +32,7 @@ type batchSim struct {
 	stop    chan struct{}
 
 	steps    atomic.Int64              // decoding steps taken
+	idle     atomic.Int64              // ns the server waited with nothing to run, after the first request
 	seqSteps atomic.Int64              // sum over steps of the running batch size
 	first    atomic.Pointer[time.Time] // when the first request arrived
 }
@@ -62,9 +66,13 @@ func (s *batchSim) loop() {
 		}
 		s.mu.Unlock()
 		if len(running) == 0 {
+			t0 := time.Now()
 			select {
 			case <-s.wake:
 				next = time.Time{}
+				if first := s.first.Load(); first != nil {
+					s.idle.Add(int64(time.Since(maxTime(t0, *first))))
+				}
 				continue
 			case <-s.stop:
 				return
@@ -98,6 +106,22 @@ func (s *batchSim) loop() {
 	}
 }
 
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// Fill is the share of the server's capacity used from the first request on:
+// the mean batch occupancy over the steps taken and the steps it could have
+// taken while idle. Unlike a share of the nominal throughput it does not
+// count against the client the steps that a loaded machine makes late.
+func (s *batchSim) Fill() float64 {
+	idleSteps := float64(s.idle.Load()) / float64(s.Step)
+	return float64(s.seqSteps.Load()) / (float64(s.B) * (float64(s.steps.Load()) + idleSteps))
+}
+
 func (s *batchSim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/v1/models" {
 		fmt.Fprint(w, `{"data":[{"id":"final_model"}]}`)
@@ -128,8 +152,14 @@ func (s *batchSim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // the first request reaching the server to Run's return (which leaves out
 // loading the dataset).
 func runBatchSim(b *testing.B, data string, n, conc int) (wall, serving time.Duration, sim *batchSim) {
+	return runBatchSimB(b, data, 64, 8, n, conc)
+}
+
+// runBatchSimB is runBatchSim against a server of batch size bs whose
+// completions take tokens steps.
+func runBatchSimB(b *testing.B, data string, bs, tokens, n, conc int) (wall, serving time.Duration, sim *batchSim) {
 	b.Helper()
-	sim = newBatchSim(64, 10*time.Millisecond, 8)
+	sim = newBatchSim(bs, 10*time.Millisecond, tokens)
 	srv := httptest.NewServer(sim)
 	defer srv.Close()
 	defer sim.Close()
@@ -172,5 +202,60 @@ func BenchmarkBatchingServer(b *testing.B) {
 		b.ReportMetric(100*float64(n)/serving.Seconds()/sim.Saturated(), "saturation_pct")
 		b.ReportMetric(100*float64(n)/fast.Seconds()/sim.Saturated(), "e2e_saturation_pct")
 		b.ReportMetric(100*float64(sim.seqSteps.Load())/float64(int64(sim.B)*sim.steps.Load()), "batch_fill_pct")
+	}
+}
+
+// bigGSM8K returns a data directory whose gsm8k test split holds rows rows:
+// the real split's rows repeated.
+func bigGSM8K(b *testing.B, rows int) string {
+	b.Helper()
+	src, err := os.ReadFile(filepath.Join(dataDir(b), "gsm8k", "test.jsonl"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	lines := strings.SplitAfter(strings.TrimSpace(string(src)), "\n")
+	var sb strings.Builder
+	for i := range rows {
+		l := lines[i%len(lines)]
+		sb.WriteString(strings.TrimSuffix(l, "\n") + "\n")
+	}
+	dir := b.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "gsm8k"), 0o755); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "gsm8k", "test.jsonl"), []byte(sb.String()), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	return dir
+}
+
+// BenchmarkAdaptiveConcurrency measures the share of a batching server's
+// capacity that the evaluation uses (saturation_pct: batchSim.Fill, the mean
+// batch occupancy from the first request on, idle time included) with
+// default settings (adaptive: start at DefaultConcurrency, grow while
+// throughput grows) and, as the anchor, with concurrency fixed at
+// DefaultConcurrency (fixed_pct), against the simulated continuous-batching
+// server (B sequences per 10 ms step, 32-token completions: B=256 then
+// takes 800 completions a second, which a loaded 2-core machine can still
+// send and score) at B=64 and B=256, over 16 batches' worth of gsm8k
+// samples. nominal_pct is the adaptive run's completions per second against
+// B/(32 steps of 10 ms), which a loaded machine's late steps pull down.
+// Goal: saturation_pct >= 97.
+//
+//	go test ./internal/eval -run '^$' -bench AdaptiveConcurrency -benchtime 1x
+func BenchmarkAdaptiveConcurrency(b *testing.B) {
+	const tokens = 32
+	for _, bs := range []int{64, 256} {
+		b.Run(fmt.Sprintf("B=%d", bs), func(b *testing.B) {
+			n := 16 * bs
+			data := bigGSM8K(b, n)
+			for range b.N {
+				_, _, sim := runBatchSimB(b, data, bs, tokens, n, DefaultConcurrency)
+				b.ReportMetric(100*sim.Fill(), "fixed_pct")
+				_, serving, sim := runBatchSimB(b, data, bs, tokens, n, 0)
+				b.ReportMetric(100*sim.Fill(), "saturation_pct")
+				b.ReportMetric(100*float64(n)/serving.Seconds()/sim.Saturated(), "nominal_pct")
+			}
+		})
 	}
 }

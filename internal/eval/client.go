@@ -33,6 +33,17 @@ type Client struct {
 	// (a server that ptb started is restarted if it died). Its error ends
 	// the sample's retries.
 	Recover func(ctx context.Context) error
+	// Overloaded, if set, is called when the server answers 429 or 503
+	// (too many requests, overloaded), before the request is retried.
+	Overloaded func()
+}
+
+// overloaded tells c.Overloaded about a 429 or 503 answer.
+func (c *Client) overloaded(err error) {
+	var se *statusError
+	if c.Overloaded != nil && errors.As(err, &se) && (se.status == 429 || se.status == 503) {
+		c.Overloaded()
+	}
 }
 
 // recoverServer runs c.Recover, if any, after err.
@@ -123,6 +134,7 @@ func (c *Client) Chat(ctx context.Context, s task.Sample, maxTokens int, style s
 				return task.Output{}, err
 			}
 			last = err
+			c.overloaded(err)
 			if attempt < 2 {
 				if rerr := c.recoverServer(ctx, err); rerr != nil {
 					return task.Output{}, fmt.Errorf("sample %s: %w", s.ID, rerr)
@@ -153,6 +165,7 @@ func (c *Client) Chat(ctx context.Context, s task.Sample, maxTokens int, style s
 		if !retryable(err) || attempt >= max {
 			return task.Output{}, fmt.Errorf("sample %s: %w", s.ID, err)
 		}
+		c.overloaded(err)
 		if rerr := c.recoverServer(ctx, err); rerr != nil {
 			return task.Output{}, fmt.Errorf("sample %s: %w", s.ID, rerr)
 		}

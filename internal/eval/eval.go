@@ -76,8 +76,10 @@ var attemptTimeout = 28800 * time.Second
 // attempt's bound applies).
 const scriptRequestTimeout = 300 * time.Second
 
-// DefaultConcurrency is the number of requests in flight by default: enough
-// to keep a vLLM server's batch full.
+// DefaultConcurrency is the number of requests in flight an evaluation
+// starts with by default: enough to keep a vLLM server's batch full. Left at
+// the default, concurrency then adapts (see limiter): it grows while
+// throughput grows, up to MaxAdaptiveConcurrency.
 const DefaultConcurrency = 256
 
 // Options configure one evaluation.
@@ -94,7 +96,7 @@ type Options struct {
 	Limit           int    // first N samples; 0 = all
 	MaxTokens       int    // 0 = the retry ladder of the original (spec 1.2)
 	Ladder          string // LadderFaithful ("" too) or LadderPerSample
-	Concurrency     int    // 0 = DefaultConcurrency
+	Concurrency     int    // requests in flight; 0 = adaptive, from DefaultConcurrency
 	OutDir          string // metrics.json, samples.jsonl, server.log go here
 	// Sandbox runs HumanEval programs and the vllm and hf backends' server
 	// (sandboxed.go); the none backend is recorded as unsandboxed.
@@ -131,6 +133,8 @@ type Options struct {
 	// the original's path did. nil: chosen by final_model's directory name
 	// or config.json (recorded as such).
 	BaseModel *registry.Model
+
+	lim *limiter // set by Run: the requests in flight, shared by its attempts
 	// Pinned fetches and verifies the templates and judge prompts; nil: the
 	// default store (cache under $PTB_CACHE/pinned, $PTB_PINNED_BASE_URL).
 	Pinned *pinned.Store
@@ -179,6 +183,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		return nil, err
 	}
 	info := tk.Info()
+	o.lim = newLimiter(o.Concurrency)
 	if info.Sandbox && o.Sandbox == nil {
 		return nil, fmt.Errorf("task %s runs generated programs and needs a sandbox; none was given", info.Name)
 	}
@@ -202,7 +207,12 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		return nil, err
 	}
 	src := o.source()
-	samples, err := tk.Load(ctx, src)
+	var samples []task.Sample
+	if fl, ok := tk.(task.FirstLoader); ok && o.Limit > 0 {
+		samples, err = fl.LoadFirst(ctx, src, o.Limit)
+	} else {
+		samples, err = tk.Load(ctx, src)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", info.Name, err)
 	}
@@ -361,15 +371,19 @@ func (o Options) clientGenerator(ctx context.Context, hc *http.Client, base, key
 		model = m
 	}
 	c := &Client{BaseURL: base, APIKey: key, Model: model, HTTP: hc, Sleep: o.Sleep, Recover: recover}
+	if o.lim != nil {
+		c.Overloaded = o.lim.backoff
+	}
 	return func(ctx context.Context, s task.Sample, mt int) (task.Output, bool, error) {
 		out, err := c.Chat(ctx, s, mt, info.Style)
 		return out, true, err
 	}, func() {}, nil
 }
 
+// concurrency is the most requests that can be in flight.
 func (o Options) concurrency() int {
 	if o.Concurrency <= 0 {
-		return DefaultConcurrency
+		return MaxAdaptiveConcurrency
 	}
 	return o.Concurrency
 }
@@ -576,7 +590,10 @@ func (o Options) runLadder(ctx context.Context, tk task.Task, info task.Info, to
 // work (as a sample exception aborts the original) and is returned with the
 // samples not yet done.
 func (o Options) runOnce(ctx context.Context, tk task.Task, env task.Env, todo []task.Sample, maxTokens int, gen generator, f *os.File, bar progressSink) ([]task.Sample, int, error) {
-	conc := o.concurrency()
+	lim := o.lim
+	if lim == nil {
+		lim = newLimiter(o.Concurrency)
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -585,48 +602,40 @@ func (o Options) runOnce(ctx context.Context, tk task.Task, env task.Env, todo [
 		finished = make(map[string]bool)
 		missing  int
 	)
-	jobs := make(chan task.Sample)
 	var wg sync.WaitGroup
-	for range min(conc, len(todo)) {
+	for _, s := range todo {
+		if lim.acquire(ctx) != nil {
+			break
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for s := range jobs {
-				sc, miss, err := o.one(ctx, tk, env, s, maxTokens, gen)
-				mu.Lock()
-				if err != nil {
-					if firstErr == nil {
-						firstErr = err
-						cancel()
-					}
-					mu.Unlock()
-					continue
-				}
-				line, _ := json.Marshal(sc)
-				if _, werr := f.Write(append(line, '\n')); werr != nil && firstErr == nil {
-					firstErr = fmt.Errorf("append sample: %w", werr)
+			t0 := time.Now()
+			sc, miss, err := o.one(ctx, tk, env, s, maxTokens, gen)
+			lim.release(err == nil, time.Since(t0))
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if firstErr == nil {
+					firstErr = err
 					cancel()
 				}
-				finished[s.ID] = true
-				if miss {
-					missing++
-				}
-				if bar != nil {
-					_ = bar.Add(1)
-				}
-				mu.Unlock()
+				return
+			}
+			line, _ := json.Marshal(sc)
+			if _, werr := f.Write(append(line, '\n')); werr != nil && firstErr == nil {
+				firstErr = fmt.Errorf("append sample: %w", werr)
+				cancel()
+			}
+			finished[s.ID] = true
+			if miss {
+				missing++
+			}
+			if bar != nil {
+				_ = bar.Add(1)
 			}
 		}()
 	}
-feed:
-	for _, s := range todo {
-		select {
-		case jobs <- s:
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(jobs)
 	wg.Wait()
 	var left []task.Sample
 	for _, s := range todo {

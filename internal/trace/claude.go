@@ -11,21 +11,21 @@ import (
 // tool_use), user (tool_result blocks), result. Usage comes only from result:
 // per-assistant usage repeats across events of one message and is never summed.
 func decodeClaude(d *Decoder, v *fastjson.Value, base Event) {
-	base.Time = isoTime(v, "timestamp")
+	base.Time = d.isoTime(v, "timestamp")
 	switch base.Type {
 	case "system":
-		sub := str(v, "subtype")
+		sub := view(v, "subtype")
 		base.Type = "system/" + sub
 		switch sub {
 		case "init":
 			ev := d.emit(base, KindSession)
-			ev.Session = &Session{ID: str(v, "session_id"), Model: str(v, "model"),
-				CWD: str(v, "cwd"), Version: str(v, "claude_code_version")}
+			ev.Session = d.session(Session{ID: d.str(v, "session_id"), Model: d.str(v, "model"),
+				CWD: d.str(v, "cwd"), Version: d.str(v, "claude_code_version")})
 		case "api_retry":
 			ev := d.emit(base, KindError)
-			msg := str(v, "error")
+			msg := d.str(v, "error")
 			if msg == "" {
-				msg = string(rawJSON(v.Get("error")))
+				msg = string(d.a.json(v.Get("error")))
 			}
 			ev.Text = "api retry: " + msg
 		}
@@ -52,24 +52,24 @@ func decodeClaude(d *Decoder, v *fastjson.Value, base Event) {
 			ev := d.emit(base, KindUsage)
 			read := num(v, "usage", "cache_read_input_tokens")
 			write := num(v, "usage", "cache_creation_input_tokens")
-			ev.Usage = &Usage{
+			ev.Usage = d.usage(Usage{
 				InputTokens:           num(v, "usage", "input_tokens") + read + write,
 				OutputTokens:          num(v, "usage", "output_tokens"),
 				CachedInputTokens:     read,
 				CacheWriteInputTokens: write,
-			}
-			ev.CLICostUSD = numPtr(v, "total_cost_usd")
+			})
+			ev.CLICostUSD = d.numPtr(v, "total_cost_usd")
 		}
-		text := str(v, "result")
-		if boolean(v, "is_error") || (str(v, "subtype") != "" && str(v, "subtype") != "success") {
+		text := d.str(v, "result")
+		if sub := view(v, "subtype"); boolean(v, "is_error") || (sub != "" && sub != "success") {
 			ev := d.emit(base, KindError)
 			ev.Fatal = true
 			ev.Text = text
 			if ev.Text == "" {
-				ev.Text = str(v, "subtype")
+				ev.Text = d.str(v, "subtype")
 			}
 			if errs := v.GetArray("errors"); len(errs) > 0 && text == "" {
-				ev.Text = string(rawJSON(v.Get("errors")))
+				ev.Text = string(d.a.json(v.Get("errors")))
 			}
 			return
 		}
@@ -78,19 +78,19 @@ func decodeClaude(d *Decoder, v *fastjson.Value, base Event) {
 }
 
 func (d *Decoder) claudeBlock(base Event, b *fastjson.Value) {
-	switch str(b, "type") {
+	switch view(b, "type") {
 	case "text":
-		d.emit(base, KindText).Text = str(b, "text")
+		d.emit(base, KindText).Text = d.str(b, "text")
 	case "thinking":
-		d.emit(base, KindReasoning).Text = str(b, "thinking")
+		d.emit(base, KindReasoning).Text = d.str(b, "thinking")
 	case "redacted_thinking":
 		d.emit(base, KindReasoning).Text = "(redacted)"
 	case "tool_use", "server_tool_use":
 		ev := d.emit(base, KindToolCall)
-		ev.Tool = &ToolCall{ID: str(b, "id"), Name: str(b, "name"), Input: rawJSON(b.Get("input"))}
+		ev.Tool = d.tool(ToolCall{ID: d.str(b, "id"), Name: d.str(b, "name"), Input: d.a.json(b.Get("input"))})
 	case "tool_result":
 		ev := d.emit(base, KindToolResult)
-		ev.Result = &ToolResult{ID: str(b, "tool_use_id"), IsError: boolean(b, "is_error")}
+		ev.Result = d.result(ToolResult{ID: d.str(b, "tool_use_id"), IsError: boolean(b, "is_error")})
 		c := b.Get("content")
 		if c == nil {
 			return
@@ -106,17 +106,19 @@ func (d *Decoder) claudeBlock(base Event, b *fastjson.Value) {
 				if i > 0 {
 					sb.WriteByte('\n')
 				}
-				if t := str(p, "text"); t != "" {
+				if t := view(p, "text"); t != "" {
 					sb.WriteString(t)
 				} else {
-					sb.WriteString("[" + str(p, "type") + "]")
+					sb.WriteString("[")
+					sb.WriteString(view(p, "type"))
+					sb.WriteString("]")
 				}
 			}
 			ev.Result.Output = sb.String()
 		}
 	default:
 		if base.Type == "user" {
-			d.emit(base, KindUser).Text = str(b, "text")
+			d.emit(base, KindUser).Text = d.str(b, "text")
 		}
 	}
 }

@@ -13,29 +13,29 @@ import (
 func decodeCodex(d *Decoder, v *fastjson.Value, base Event) {
 	switch base.Type {
 	case "thread.started":
-		d.emit(base, KindSession).Session = &Session{ID: str(v, "thread_id")}
+		d.emit(base, KindSession).Session = d.session(Session{ID: d.str(v, "thread_id")})
 	case "turn.started":
 		d.lastText = d.lastText[:0]
 		d.emit(base, KindMarker)
 	case "turn.completed":
 		ev := d.emit(base, KindUsage)
-		ev.Usage = &Usage{
+		ev.Usage = d.usage(Usage{
 			InputTokens:           num(v, "usage", "input_tokens"),
 			OutputTokens:          num(v, "usage", "output_tokens"),
 			CachedInputTokens:     num(v, "usage", "cached_input_tokens"),
 			CacheWriteInputTokens: num(v, "usage", "cache_write_input_tokens"),
 			ReasoningTokens:       num(v, "usage", "reasoning_output_tokens"),
-		}
-		d.emit(base, KindFinal).Text = string(d.lastText)
+		})
+		d.emit(base, KindFinal).Text = d.a.str(d.lastText)
 	case "turn.failed":
 		ev := d.emit(base, KindError)
 		ev.Fatal = true
-		ev.Text = str(v, "error", "message")
+		ev.Text = d.str(v, "error", "message")
 		if ev.Text == "" {
-			ev.Text = string(rawJSON(v.Get("error")))
+			ev.Text = string(d.a.json(v.Get("error")))
 		}
 	case "error":
-		d.emit(base, KindError).Text = str(v, "message")
+		d.emit(base, KindError).Text = d.str(v, "message")
 	case "item.started", "item.updated", "item.completed":
 		item := v.Get("item")
 		if item == nil {
@@ -47,25 +47,25 @@ func decodeCodex(d *Decoder, v *fastjson.Value, base Event) {
 
 func (d *Decoder) codexItem(base Event, item *fastjson.Value) {
 	phase := base.Type
-	typ := str(item, "type")
-	id := str(item, "id")
+	typ := d.known(view(item, "type"))
+	id := d.str(item, "id")
 	base.Type = codexItemType(phase, typ)
 	completed := phase == "item.completed"
 	switch typ {
 	case "agent_message":
 		if completed {
-			t := str(item, "text")
+			t := d.str(item, "text")
 			d.lastText = append(d.lastText[:0], t...)
 			d.emit(base, KindText).Text = t
 			return
 		}
 	case "reasoning":
 		if completed {
-			d.emit(base, KindReasoning).Text = str(item, "text")
+			d.emit(base, KindReasoning).Text = d.str(item, "text")
 			return
 		}
 	case "error":
-		d.emit(base, KindError).Text = str(item, "message")
+		d.emit(base, KindError).Text = d.str(item, "message")
 		return
 	case "command_execution", "file_change", "mcp_tool_call", "web_search":
 		if phase == "item.updated" {
@@ -73,7 +73,7 @@ func (d *Decoder) codexItem(base Event, item *fastjson.Value) {
 		}
 		if !completed || !d.started[id] {
 			ev := d.emit(base, KindToolCall)
-			ev.Tool = codexCall(typ, id, item)
+			ev.Tool = d.codexCall(typ, id, item)
 			if !completed {
 				d.started[id] = true
 				return
@@ -81,35 +81,35 @@ func (d *Decoder) codexItem(base Event, item *fastjson.Value) {
 		}
 		delete(d.started, id)
 		ev := d.emit(base, KindToolResult)
-		ev.Result = codexResult(typ, id, item)
+		ev.Result = d.codexResult(typ, id, item)
 		return
 	}
 	d.emit(base, KindMarker)
 }
 
-func codexCall(typ, id string, item *fastjson.Value) *ToolCall {
-	tc := &ToolCall{ID: id, Name: typ}
+func (d *Decoder) codexCall(typ, id string, item *fastjson.Value) *ToolCall {
+	tc := d.tool(ToolCall{ID: id, Name: typ})
 	switch typ {
 	case "command_execution":
-		tc.Input = objectWith("command", item)
+		tc.Input = d.objectWith("command", item)
 	case "file_change":
-		tc.Input = rawJSON(item.Get("changes"))
+		tc.Input = d.a.json(item.Get("changes"))
 	case "mcp_tool_call":
-		tc.Name = str(item, "server") + "." + str(item, "tool")
-		tc.Input = rawJSON(item.Get("arguments"))
+		tc.Name = d.str(item, "server") + "." + d.str(item, "tool")
+		tc.Input = d.a.json(item.Get("arguments"))
 	case "web_search":
-		tc.Input = objectWith("query", item)
+		tc.Input = d.objectWith("query", item)
 	}
 	return tc
 }
 
-func codexResult(typ, id string, item *fastjson.Value) *ToolResult {
-	status := str(item, "status")
-	r := &ToolResult{ID: id, IsError: status == "failed" || status == "declined"}
+func (d *Decoder) codexResult(typ, id string, item *fastjson.Value) *ToolResult {
+	status := d.known(view(item, "status"))
+	r := d.result(ToolResult{ID: id, IsError: status == "failed" || status == "declined"})
 	switch typ {
 	case "command_execution":
-		r.Output = str(item, "aggregated_output")
-		r.ExitCode = intPtr(item, "exit_code")
+		r.Output = d.str(item, "aggregated_output")
+		r.ExitCode = d.intPtr(item, "exit_code")
 		if r.ExitCode != nil && *r.ExitCode != 0 {
 			r.IsError = true
 		}
@@ -119,14 +119,14 @@ func codexResult(typ, id string, item *fastjson.Value) *ToolResult {
 			if i > 0 {
 				sb.WriteByte('\n')
 			}
-			sb.WriteString(str(c, "kind") + " " + str(c, "path"))
+			sb.WriteString(d.str(c, "kind") + " " + d.str(c, "path"))
 		}
 		r.Output = sb.String()
 	case "mcp_tool_call":
-		if e := str(item, "error", "message"); e != "" {
+		if e := d.str(item, "error", "message"); e != "" {
 			r.Output, r.IsError = e, true
 		} else {
-			r.Output = string(rawJSON(item.Get("result")))
+			r.Output = string(d.a.json(item.Get("result")))
 		}
 	default:
 		r.Output = status
@@ -155,8 +155,8 @@ func codexItemType(phase, typ string) string {
 }
 
 // objectWith returns {"key": value} for a field of item, compactly.
-func objectWith(key string, item *fastjson.Value) []byte {
-	b := make([]byte, 0, 64)
+func (d *Decoder) objectWith(key string, item *fastjson.Value) []byte {
+	b, n := d.a.begin()
 	b = append(b, '{', '"')
 	b = append(b, key...)
 	b = append(b, '"', ':')
@@ -165,5 +165,5 @@ func objectWith(key string, item *fastjson.Value) []byte {
 	} else {
 		b = append(b, "null"...)
 	}
-	return append(b, '}')
+	return d.a.end(append(b, '}'), n)
 }

@@ -6,15 +6,15 @@ import "github.com/valyala/fastjson"
 // message (assistant text in delta chunks), tool_use, tool_result, error and
 // result{status, stats}. Usage comes only from result.stats.
 func decodeGemini(d *Decoder, v *fastjson.Value, base Event) {
-	base.Time = isoTime(v, "timestamp")
+	base.Time = d.isoTime(v, "timestamp")
 	wasOpen := d.textOpen
 	d.textOpen = false
 	switch base.Type {
 	case "init":
-		d.emit(base, KindSession).Session = &Session{ID: str(v, "session_id"), Model: str(v, "model")}
+		d.emit(base, KindSession).Session = d.session(Session{ID: d.str(v, "session_id"), Model: d.str(v, "model")})
 	case "message":
-		text := str(v, "content")
-		if str(v, "role") != "assistant" {
+		text := d.str(v, "content")
+		if view(v, "role") != "assistant" {
 			d.emit(base, KindUser).Text = text
 			return
 		}
@@ -29,36 +29,36 @@ func decodeGemini(d *Decoder, v *fastjson.Value, base Event) {
 		ev.Text, ev.Delta = text, delta && wasOpen
 	case "tool_use":
 		ev := d.emit(base, KindToolCall)
-		ev.Tool = &ToolCall{ID: str(v, "tool_id"), Name: str(v, "tool_name"), Input: rawJSON(v.Get("parameters"))}
+		ev.Tool = d.tool(ToolCall{ID: d.str(v, "tool_id"), Name: d.str(v, "tool_name"), Input: d.a.json(v.Get("parameters"))})
 	case "tool_result":
 		ev := d.emit(base, KindToolResult)
-		ev.Result = &ToolResult{ID: str(v, "tool_id"), Output: str(v, "output"), IsError: str(v, "status") == "error"}
-		if e := str(v, "error", "message"); e != "" && ev.Result.Output == "" {
+		ev.Result = d.result(ToolResult{ID: d.str(v, "tool_id"), Output: d.str(v, "output"), IsError: view(v, "status") == "error"})
+		if e := d.str(v, "error", "message"); e != "" && ev.Result.Output == "" {
 			ev.Result.Output = e
 		}
 	case "error":
 		ev := d.emit(base, KindError)
-		ev.Text = str(v, "message")
-		ev.Fatal = str(v, "severity") == "error"
+		ev.Text = d.str(v, "message")
+		ev.Fatal = view(v, "severity") == "error"
 	case "result":
 		if st := v.Get("stats"); st != nil {
 			ev := d.emit(base, KindUsage)
-			ev.Usage = &Usage{
+			ev.Usage = d.usage(Usage{
 				InputTokens:       num(st, "input_tokens"),
 				OutputTokens:      num(st, "output_tokens"),
 				CachedInputTokens: num(st, "cached"),
-			}
+			})
 		}
-		if s := str(v, "status"); s != "" && s != "success" {
+		if s := view(v, "status"); s != "" && s != "success" {
 			ev := d.emit(base, KindError)
 			ev.Fatal = true
-			ev.Text = str(v, "error", "message")
+			ev.Text = d.str(v, "error", "message")
 			if ev.Text == "" {
 				ev.Text = "status " + s
 			}
 			return
 		}
-		d.emit(base, KindFinal).Text = string(d.lastText)
+		d.emit(base, KindFinal).Text = d.a.str(d.lastText)
 		d.lastText = d.lastText[:0]
 	}
 }

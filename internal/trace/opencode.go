@@ -12,35 +12,35 @@ func decodeOpenCode(d *Decoder, v *fastjson.Value, base Event) {
 	case "step_start":
 		d.emit(base, KindMarker)
 	case "text":
-		t := str(part, "text")
+		t := d.str(part, "text")
 		d.lastText = append(d.lastText[:0], t...)
 		d.emit(base, KindText).Text = t
 	case "reasoning":
-		d.emit(base, KindReasoning).Text = str(part, "text")
+		d.emit(base, KindReasoning).Text = d.str(part, "text")
 	case "tool_use":
 		if part == nil {
 			return
 		}
 		st := part.Get("state")
-		id := str(part, "callID")
+		id := d.str(part, "callID")
 		ev := d.emit(base, KindToolCall)
-		ev.Tool = &ToolCall{ID: id, Name: str(part, "tool")}
+		ev.Tool = d.tool(ToolCall{ID: id, Name: d.str(part, "tool")})
 		if st == nil {
 			return
 		}
-		ev.Tool.Input = rawJSON(st.Get("input"))
+		ev.Tool.Input = d.a.json(st.Get("input"))
 		if t := msTime(st, "time", "start"); !t.IsZero() {
 			ev.Time = t
 		}
-		status := str(st, "status")
+		status := view(st, "status")
 		if status != "completed" && status != "error" {
 			return
 		}
 		res := d.emit(base, KindToolResult)
-		res.Result = &ToolResult{ID: id, Output: str(st, "output"), ExitCode: intPtr(st, "metadata", "exit"),
-			IsError: status == "error"}
+		res.Result = d.result(ToolResult{ID: id, Output: d.str(st, "output"), ExitCode: d.intPtr(st, "metadata", "exit"),
+			IsError: status == "error"})
 		if status == "error" && res.Result.Output == "" {
-			res.Result.Output = str(st, "error")
+			res.Result.Output = d.str(st, "error")
 		}
 		if res.Result.ExitCode != nil && *res.Result.ExitCode != 0 {
 			res.Result.IsError = true
@@ -57,27 +57,27 @@ func decodeOpenCode(d *Decoder, v *fastjson.Value, base Event) {
 			ev := d.emit(base, KindUsage)
 			read, write := num(tok, "cache", "read"), num(tok, "cache", "write")
 			reasoning := num(tok, "reasoning")
-			ev.Usage = &Usage{
+			ev.Usage = d.usage(Usage{
 				InputTokens:           num(tok, "input") + read + write,
 				OutputTokens:          num(tok, "output") + reasoning,
 				CachedInputTokens:     read,
 				CacheWriteInputTokens: write,
 				ReasoningTokens:       reasoning,
-			}
-			ev.CLICostUSD = numPtr(part, "cost")
+			})
+			ev.CLICostUSD = d.numPtr(part, "cost")
 		}
-		if str(part, "reason") == "stop" {
-			d.emit(base, KindFinal).Text = string(d.lastText)
+		if view(part, "reason") == "stop" {
+			d.emit(base, KindFinal).Text = d.a.str(d.lastText)
 		}
 	case "error":
 		ev := d.emit(base, KindError)
 		ev.Fatal = true
-		ev.Text = str(v, "error", "data", "message")
+		ev.Text = d.str(v, "error", "data", "message")
 		if ev.Text == "" {
-			ev.Text = str(v, "error", "name")
+			ev.Text = d.str(v, "error", "name")
 		}
 		if ev.Text == "" {
-			ev.Text = string(rawJSON(v.Get("error")))
+			ev.Text = string(d.a.json(v.Get("error")))
 		}
 	}
 }

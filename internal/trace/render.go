@@ -2,6 +2,7 @@ package trace
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"io"
 	"strconv"
@@ -117,10 +118,12 @@ func (r *Renderer) Event(ev *Event) error {
 		if t := ev.Tool; t != nil {
 			r.w.WriteString(t.Name)
 			if t.ID != "" {
-				r.w.WriteString(" [" + t.ID + "]")
+				r.w.WriteString(" [")
+				r.w.WriteString(t.ID)
+				r.w.WriteByte(']')
 			}
-			r.w.WriteString(" ")
-			r.text(string(t.Input), r.o.MaxInputBytes)
+			r.w.WriteByte(' ')
+			r.text(bytesView(t.Input), r.o.MaxInputBytes)
 		} else {
 			r.w.WriteByte('\n')
 		}
@@ -135,12 +138,16 @@ func (r *Renderer) Event(ev *Event) error {
 		}
 		r.head(ev, label)
 		if res.ID != "" {
-			r.w.WriteString(" [" + res.ID + "]")
+			r.w.WriteString(" [")
+			r.w.WriteString(res.ID)
+			r.w.WriteByte(']')
 		}
 		if res.ExitCode != nil {
-			r.w.WriteString(" exit " + strconv.Itoa(*res.ExitCode))
+			r.w.WriteString(" exit ")
+			r.buf = strconv.AppendInt(r.buf[:0], int64(*res.ExitCode), 10)
+			r.w.Write(r.buf)
 		}
-		r.w.WriteString(":")
+		r.w.WriteByte(':')
 		r.block(res.Output)
 	case KindUsage:
 		r.head(ev, "usage:")
@@ -151,7 +158,9 @@ func (r *Renderer) Event(ev *Event) error {
 			r.num(" reasoning", u.ReasoningTokens)
 		}
 		if ev.CLICostUSD != nil {
-			r.w.WriteString(" cli_cost_usd " + strconv.FormatFloat(*ev.CLICostUSD, 'f', -1, 64))
+			r.w.WriteString(" cli_cost_usd ")
+			r.buf = strconv.AppendFloat(r.buf[:0], *ev.CLICostUSD, 'f', -1, 64)
+			r.w.Write(r.buf)
 		}
 		r.w.WriteByte('\n')
 	case KindFinal:
@@ -165,16 +174,23 @@ func (r *Renderer) Event(ev *Event) error {
 		r.head(ev, label)
 		r.text(ev.Text, r.o.MaxOutputBytes)
 	case KindMarker:
-		r.head(ev, "-- "+ev.Type+" --\n")
+		r.head(ev, "-- ")
+		r.w.WriteString(ev.Type)
+		r.w.WriteString(" --\n")
 	default:
 		if seg, ok := segmentMarker(ev.Raw); ok {
 			r.head(ev, seg+"\n")
 			break
 		}
-		r.head(ev, "? "+ev.Type+" ("+strconv.Itoa(len(ev.Raw))+" bytes)")
+		r.head(ev, "? ")
+		r.w.WriteString(ev.Type)
+		r.w.WriteString(" (")
+		r.buf = strconv.AppendInt(r.buf[:0], int64(len(ev.Raw)), 10)
+		r.w.Write(r.buf)
+		r.w.WriteString(" bytes)")
 		if r.o.ShowUnknown {
 			r.w.WriteByte(' ')
-			r.text(string(ev.Raw), r.o.MaxInputBytes)
+			r.text(bytesView(ev.Raw), r.o.MaxInputBytes)
 		} else {
 			r.w.WriteByte('\n')
 		}
@@ -186,11 +202,16 @@ func (r *Renderer) Event(ev *Event) error {
 func (r *Renderer) NonJSON(line int, raw []byte) error {
 	r.endText()
 	r.w.WriteString("             | ")
-	s := string(raw)
+	s := bytesView(raw)
 	if len(s) > r.o.MaxOutputBytes {
-		s = truncate(s, r.o.MaxOutputBytes) + " ... (" + strconv.Itoa(len(raw)) + " bytes)"
+		r.w.WriteString(truncate(s, r.o.MaxOutputBytes))
+		r.w.WriteString(" ... (")
+		r.buf = strconv.AppendInt(r.buf[:0], int64(len(raw)), 10)
+		r.w.Write(r.buf)
+		r.w.WriteString(" bytes)")
+	} else {
+		r.w.WriteString(s)
 	}
-	r.w.WriteString(s)
 	r.w.WriteByte('\n')
 	return nil
 }
@@ -199,7 +220,10 @@ func (r *Renderer) kv(k, v string) {
 	if v == "" {
 		return
 	}
-	r.w.WriteString(" " + k + "=" + v)
+	r.w.WriteByte(' ')
+	r.w.WriteString(k)
+	r.w.WriteByte('=')
+	r.w.WriteString(v)
 }
 
 func (r *Renderer) num(k string, n int64) {
@@ -215,12 +239,21 @@ func (r *Renderer) text(s string, max int) {
 	if n > max {
 		s = truncate(s, max)
 	}
-	if strings.IndexByte(s, '\n') >= 0 {
-		s = strings.ReplaceAll(s, "\n", " ⏎ ")
+	for {
+		i := strings.IndexByte(s, '\n')
+		if i < 0 {
+			break
+		}
+		r.w.WriteString(s[:i])
+		r.w.WriteString(" ⏎ ")
+		s = s[i+1:]
 	}
 	r.w.WriteString(s)
 	if n > max {
-		r.w.WriteString(" ... (" + strconv.Itoa(n) + " bytes)")
+		r.w.WriteString(" ... (")
+		r.buf = strconv.AppendInt(r.buf[:0], int64(n), 10)
+		r.w.Write(r.buf)
+		r.w.WriteString(" bytes)")
 	}
 	r.w.WriteByte('\n')
 }
@@ -252,7 +285,10 @@ func (r *Renderer) block(s string) {
 		lines++
 	}
 	if len(shown) > 0 || total > r.o.MaxOutputBytes {
-		r.w.WriteString("    ... (" + strconv.Itoa(total) + " bytes in all, truncated)\n")
+		r.w.WriteString("    ... (")
+		r.buf = strconv.AppendInt(r.buf[:0], int64(total), 10)
+		r.w.Write(r.buf)
+		r.w.WriteString(" bytes in all, truncated)\n")
 	}
 }
 
@@ -286,6 +322,11 @@ func segmentMarker(raw []byte) (string, bool) {
 		Segment    int      `json:"segment"`
 		Reason     string   `json:"reason"`
 		RemainingS *float64 `json:"remaining_s"`
+	}
+	// A line whose "type" decodes to ptb.segment holds those bytes, or
+	// spells them with an escape: any other line is skipped unparsed.
+	if !bytes.Contains(raw, []byte("ptb.segment")) && bytes.IndexByte(raw, '\\') < 0 {
+		return "", false
 	}
 	if json.Unmarshal(raw, &m) != nil || m.Type != "ptb.segment" {
 		return "", false

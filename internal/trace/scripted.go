@@ -9,20 +9,20 @@ import "github.com/valyala/fastjson"
 func decodeScripted(d *Decoder, v *fastjson.Value, base Event) {
 	switch base.Type {
 	case "session_start":
-		d.emit(base, KindSession).Session = &Session{}
+		d.emit(base, KindSession).Session = d.session(Session{})
 	case "assistant":
-		t := str(v, "text")
+		t := d.str(v, "text")
 		d.lastText = append(d.lastText[:0], t...)
 		d.emit(base, KindText).Text = t
 	case "tool_call":
-		d.emit(base, KindToolCall).Tool = &ToolCall{ID: str(v, "id"), Name: str(v, "name"), Input: rawJSON(v.Get("input"))}
+		d.emit(base, KindToolCall).Tool = d.tool(ToolCall{ID: d.str(v, "id"), Name: d.str(v, "name"), Input: d.a.json(v.Get("input"))})
 	case "tool_result":
-		d.emit(base, KindToolResult).Result = &ToolResult{ID: str(v, "id"), Output: str(v, "output"),
-			ExitCode: intPtr(v, "exit_code"), IsError: v.GetBool("is_error")}
+		d.emit(base, KindToolResult).Result = d.result(ToolResult{ID: d.str(v, "id"), Output: d.str(v, "output"),
+			ExitCode: d.intPtr(v, "exit_code"), IsError: v.GetBool("is_error")})
 	case "result":
 		if u := v.Get("usage"); u != nil {
-			d.emit(base, KindUsage).Usage = &Usage{InputTokens: num(u, "input_tokens"), OutputTokens: num(u, "output_tokens")}
+			d.emit(base, KindUsage).Usage = d.usage(Usage{InputTokens: num(u, "input_tokens"), OutputTokens: num(u, "output_tokens")})
 		}
-		d.emit(base, KindFinal).Text = str(v, "final_message")
+		d.emit(base, KindFinal).Text = d.str(v, "final_message")
 	}
 }

@@ -59,10 +59,20 @@ type Decoder struct {
 	out    []Event
 	decode func(d *Decoder, v *fastjson.Value, base Event)
 
+	// allocation: decoded values are carved from these, never reused
+	a        arena
+	sessions slab[Session]
+	tools    slab[ToolCall]
+	results  slab[ToolResult]
+	usages   slab[Usage]
+	floats   slab[float64]
+	ints     slab[int]
+
 	// per-agent state
 	started  map[string]bool // codex: items seen in item.started
 	lastText []byte          // assistant text of the current message (finals)
 	textOpen bool            // gemini: the last event was an assistant delta
+	ts       tsCache         // claude, gemini: timestamps
 }
 
 // NewDecoder returns the decoder for agent (one of Agents, or AgentUnknown for
@@ -256,6 +266,91 @@ func DetectAgent(r io.Reader) (string, error) {
 
 // helpers over fastjson values; all tolerate missing or mistyped fields.
 
+// str returns the string field at keys, copied into the decoder's arena.
+func (d *Decoder) str(v *fastjson.Value, keys ...string) string {
+	x := v.Get(keys...)
+	if x == nil || x.Type() != fastjson.TypeString {
+		return ""
+	}
+	b, _ := x.StringBytes()
+	return d.a.str(b)
+}
+
+// known returns s (a view) as a constant when it is one of the values that
+// recur on every line (item types, statuses), else as a copy in the arena.
+func (d *Decoder) known(s string) string {
+	switch s {
+	case "command_execution":
+		return "command_execution"
+	case "agent_message":
+		return "agent_message"
+	case "reasoning":
+		return "reasoning"
+	case "file_change":
+		return "file_change"
+	case "mcp_tool_call":
+		return "mcp_tool_call"
+	case "web_search":
+		return "web_search"
+	case "error":
+		return "error"
+	case "completed":
+		return "completed"
+	case "failed":
+		return "failed"
+	case "in_progress":
+		return "in_progress"
+	case "declined":
+		return "declined"
+	}
+	return d.a.str([]byte(s))
+}
+
+func (d *Decoder) numPtr(v *fastjson.Value, keys ...string) *float64 {
+	x := v.Get(keys...)
+	if x == nil || x.Type() != fastjson.TypeNumber {
+		return nil
+	}
+	f := d.floats.new()
+	*f, _ = x.Float64()
+	return f
+}
+
+func (d *Decoder) intPtr(v *fastjson.Value, keys ...string) *int {
+	x := v.Get(keys...)
+	if x == nil || x.Type() != fastjson.TypeNumber {
+		return nil
+	}
+	f, _ := x.Float64()
+	n := d.ints.new()
+	*n = int(f)
+	return n
+}
+
+func (d *Decoder) session(s Session) *Session {
+	p := d.sessions.new()
+	*p = s
+	return p
+}
+
+func (d *Decoder) tool(t ToolCall) *ToolCall {
+	p := d.tools.new()
+	*p = t
+	return p
+}
+
+func (d *Decoder) result(r ToolResult) *ToolResult {
+	p := d.results.new()
+	*p = r
+	return p
+}
+
+func (d *Decoder) usage(u Usage) *Usage {
+	p := d.usages.new()
+	*p = u
+	return p
+}
+
 func str(v *fastjson.Value, keys ...string) string {
 	x := v.Get(keys...)
 	if x == nil || x.Type() != fastjson.TypeString {
@@ -274,49 +369,67 @@ func num(v *fastjson.Value, keys ...string) int64 {
 	return int64(f)
 }
 
-func numPtr(v *fastjson.Value, keys ...string) *float64 {
-	x := v.Get(keys...)
-	if x == nil || x.Type() != fastjson.TypeNumber {
-		return nil
-	}
-	f, _ := x.Float64()
-	return &f
-}
-
-func intPtr(v *fastjson.Value, keys ...string) *int {
-	x := v.Get(keys...)
-	if x == nil || x.Type() != fastjson.TypeNumber {
-		return nil
-	}
-	f, _ := x.Float64()
-	n := int(f)
-	return &n
-}
-
 func boolean(v *fastjson.Value, keys ...string) bool {
 	x := v.Get(keys...)
 	return x != nil && x.Type() == fastjson.TypeTrue
 }
 
-// rawJSON returns x marshalled compactly, or nil.
-func rawJSON(x *fastjson.Value) []byte {
-	if x == nil {
-		return nil
-	}
-	return x.MarshalTo(nil)
+// isoTime parses an RFC 3339 timestamp field.
+func (d *Decoder) isoTime(v *fastjson.Value, key string) time.Time {
+	return d.ts.parse(view(v, key))
 }
 
-// isoTime parses an RFC 3339 timestamp field.
-func isoTime(v *fastjson.Value, key string) time.Time {
-	s := str(v, key)
+// tsCache parses RFC 3339 timestamps, reusing the last one's whole second:
+// the lines of a trace come many to a second, and time.Parse is a good part
+// of decoding a short line. Only "YYYY-MM-DDTHH:MM:SS[.frac]Z" takes the
+// short path, and only when its first 19 bytes are those of the last
+// timestamp that time.Parse accepted; the result is what time.Parse gives.
+type tsCache struct {
+	sec  [19]byte  // "YYYY-MM-DDTHH:MM:SS" of base
+	base time.Time // that second, UTC
+	ok   bool
+}
+
+func (c *tsCache) parse(s string) time.Time {
 	if s == "" {
 		return time.Time{}
+	}
+	if c.ok && len(s) >= 20 && s[len(s)-1] == 'Z' && s[:19] == string(c.sec[:]) {
+		if ns, ok := fraction(s[19 : len(s)-1]); ok {
+			return c.base.Add(time.Duration(ns))
+		}
 	}
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
 		return time.Time{}
 	}
+	if len(s) >= 20 && s[len(s)-1] == 'Z' {
+		copy(c.sec[:], s[:19])
+		c.base, c.ok = t.Truncate(time.Second), true
+	}
 	return t
+}
+
+// fraction parses "" or "." and one to nine digits as nanoseconds.
+func fraction(f string) (int64, bool) {
+	if f == "" {
+		return 0, true
+	}
+	if f[0] != '.' || len(f) < 2 || len(f) > 10 {
+		return 0, false
+	}
+	var ns int64
+	for i := 1; i < len(f); i++ {
+		c := f[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		ns = ns*10 + int64(c-'0')
+	}
+	for range 10 - len(f) {
+		ns *= 10
+	}
+	return ns, true
 }
 
 // msTime parses a Unix-milliseconds field.

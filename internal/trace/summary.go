@@ -3,7 +3,6 @@ package trace
 import (
 	"context"
 	"io"
-	"strings"
 	"time"
 )
 
@@ -43,10 +42,12 @@ type Summarizer struct {
 	cliCost  float64
 	cliCostN int
 	model    string
-	final    *string
-	lastText strings.Builder
+	final    []byte // the last final message (hasFinal)
+	hasFinal bool
+	lastText []byte // the last assistant message, its deltas joined
 	textOpen bool
-	err      *string
+	err      []byte // the last error not followed by a final (hasErr)
+	hasErr   bool
 }
 
 // NewSummarizer returns an empty Summarizer.
@@ -70,9 +71,9 @@ func (m *Summarizer) Event(ev *Event) error {
 		}
 	case KindText:
 		if !(ev.Delta && textOpen) {
-			m.lastText.Reset()
+			m.lastText = m.lastText[:0]
 		}
-		m.lastText.WriteString(ev.Text)
+		m.lastText = append(m.lastText, ev.Text...)
 		m.textOpen = true
 	case KindToolCall:
 		m.s.ToolCalls++
@@ -86,15 +87,14 @@ func (m *Summarizer) Event(ev *Event) error {
 			m.cliCostN++
 		}
 	case KindFinal:
-		t := ev.Text
-		m.final = &t
-		m.err = nil
+		m.final, m.hasFinal = append(m.final[:0], ev.Text...), true
+		m.hasErr = false
 	case KindError:
 		t := ev.Text
 		if t == "" {
 			t = "error"
 		}
-		m.err = &t
+		m.err, m.hasErr = append(m.err[:0], t...), true
 	case KindUnknown:
 		m.s.Unknown++
 	}
@@ -115,10 +115,10 @@ func (m *Summarizer) NonJSON(line int, raw []byte) error {
 func (m *Summarizer) Summary(model string, prices *PriceTable) *Summary {
 	s := m.s
 	switch {
-	case m.final != nil && *m.final != "":
-		s.FinalMessage = *m.final
+	case m.hasFinal && len(m.final) > 0:
+		s.FinalMessage = string(m.final)
 	default:
-		s.FinalMessage = m.lastText.String()
+		s.FinalMessage = string(m.lastText)
 	}
 	if model == "" {
 		model = m.model
@@ -132,7 +132,10 @@ func (m *Summarizer) Summary(model string, prices *PriceTable) *Summary {
 		s.PriceTable = prices.Version
 		s.CostUSD = prices.Cost(model, s.Usage)
 	}
-	s.Error = m.err
+	if m.hasErr {
+		e := string(m.err)
+		s.Error = &e
+	}
 	if s.Events == 0 {
 		msg := "the trace has no events: the agent printed nothing (an unreachable endpoint makes some CLIs hang silently)"
 		s.Error = &msg

@@ -70,12 +70,20 @@ func (d Dir) Open(ctx context.Context, f File) (io.ReadCloser, string, error) {
 
 // Records reads every record of f from src as raw JSON objects, in file order.
 func Records(ctx context.Context, src Source, f File) ([]json.RawMessage, error) {
+	return RecordsN(ctx, src, f, 0)
+}
+
+// RecordsN reads the first n records of f (all when n <= 0): JSON Lines and
+// CSV are read no further than the nth record, parquet rows are decoded no
+// further (a local parquet file is read in place, not into memory), so the
+// cost follows n, not the size of the split. A JSON array is read whole.
+func RecordsN(ctx context.Context, src Source, f File, n int) ([]json.RawMessage, error) {
 	rc, name, err := src.Open(ctx, f)
 	if err != nil {
 		return nil, err
 	}
 	defer rc.Close()
-	recs, err := Decode(rc, name)
+	recs, err := DecodeN(rc, name, n)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", name, err)
 	}
@@ -98,6 +106,11 @@ func ReadAll(ctx context.Context, src Source, f File) ([]byte, error) {
 
 // Decode decodes r by the extension of name into raw JSON records.
 func Decode(r io.Reader, name string) ([]json.RawMessage, error) {
+	return DecodeN(r, name, 0)
+}
+
+// DecodeN is Decode of the first n records only (all when n <= 0).
+func DecodeN(r io.Reader, name string, n int) ([]json.RawMessage, error) {
 	if strings.HasSuffix(name, ".gz") {
 		zr, err := gzip.NewReader(r)
 		if err != nil {
@@ -108,26 +121,33 @@ func Decode(r io.Reader, name string) ([]json.RawMessage, error) {
 	}
 	switch filepath.Ext(name) {
 	case ".jsonl", ".json":
-		return decodeJSONLines(r)
+		return decodeJSONLines(r, n)
 	case ".csv":
-		return decodeCSV(r)
+		return decodeCSV(r, n)
 	case ".parquet":
+		if f, ok := r.(*os.File); ok {
+			st, err := f.Stat()
+			if err != nil {
+				return nil, err
+			}
+			return decodeParquet(f, st.Size(), n)
+		}
 		b, err := io.ReadAll(r)
 		if err != nil {
 			return nil, err
 		}
-		return decodeParquet(b)
+		return decodeParquet(bytes.NewReader(b), int64(len(b)), n)
 	}
 	return nil, fmt.Errorf("unknown data format %q", filepath.Ext(name))
 }
 
 // decodeJSONLines reads JSON values one after another (JSON Lines, or a JSON
-// array of objects).
-func decodeJSONLines(r io.Reader) ([]json.RawMessage, error) {
-	br := bufio.NewReaderSize(r, 1<<20)
+// array of objects), up to n records (n <= 0: all).
+func decodeJSONLines(r io.Reader, n int) ([]json.RawMessage, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
 	dec := json.NewDecoder(br)
 	var out []json.RawMessage
-	for {
+	for n <= 0 || len(out) < n {
 		var m json.RawMessage
 		if err := dec.Decode(&m); err == io.EOF {
 			break
@@ -144,24 +164,33 @@ func decodeJSONLines(r io.Reader) ([]json.RawMessage, error) {
 		}
 		out = append(out, m)
 	}
+	if n > 0 && len(out) > n {
+		out = out[:n]
+	}
 	return out, nil
 }
 
 // decodeCSV turns rows into objects keyed by the header, values as strings
-// in header order.
-func decodeCSV(r io.Reader) ([]json.RawMessage, error) {
+// in header order, up to n rows (n <= 0: all).
+func decodeCSV(r io.Reader, n int) ([]json.RawMessage, error) {
 	cr := csv.NewReader(r)
 	cr.FieldsPerRecord = -1
-	rows, err := cr.ReadAll()
+	head, err := cr.Read()
+	if err == io.EOF {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}
-	if len(rows) == 0 {
-		return nil, nil
-	}
-	head := rows[0]
 	var out []json.RawMessage
-	for _, row := range rows[1:] {
+	for n <= 0 || len(out) < n {
+		row, err := cr.Read()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
 		var b bytes.Buffer
 		b.WriteByte('{')
 		for i, h := range head {

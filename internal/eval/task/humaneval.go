@@ -85,7 +85,12 @@ func (h *humaneval) Info() Info {
 }
 
 func (h *humaneval) Load(ctx context.Context, src dataset.Source) ([]Sample, error) {
-	recs, err := dataset.Records(ctx, src, HumanEvalFile)
+	return h.LoadFirst(ctx, src, 0)
+}
+
+// LoadFirst implements FirstLoader.
+func (h *humaneval) LoadFirst(ctx context.Context, src dataset.Source, n int) ([]Sample, error) {
+	recs, err := dataset.RecordsN(ctx, src, HumanEvalFile, n)
 	if err != nil {
 		return nil, err
 	}

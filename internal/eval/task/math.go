@@ -79,11 +79,16 @@ func (g *gsm8k) Info() Info {
 var gsm8kFewshotSystem string
 
 func (g *gsm8k) Load(ctx context.Context, src dataset.Source) ([]Sample, error) {
+	return g.LoadFirst(ctx, src, 0)
+}
+
+// LoadFirst implements FirstLoader.
+func (g *gsm8k) LoadFirst(ctx context.Context, src dataset.Source, n int) ([]Sample, error) {
 	system := gsm8kFewshotSystem
 	if sum := sha256.Sum256([]byte(system)); hex.EncodeToString(sum[:]) != GSM8KFewshotSHA256 {
 		return nil, fmt.Errorf("gsm8k few-shot system message has sha256 %x, want %s", sum, GSM8KFewshotSHA256)
 	}
-	test, err := dataset.Records(ctx, src, GSM8KTest)
+	test, err := dataset.RecordsN(ctx, src, GSM8KTest, n)
 	if err != nil {
 		return nil, err
 	}
@@ -137,7 +142,12 @@ func (a *aime) Info() Info {
 }
 
 func (a *aime) Load(ctx context.Context, src dataset.Source) ([]Sample, error) {
-	recs, err := dataset.Records(ctx, src, AIME2025)
+	return a.LoadFirst(ctx, src, 0)
+}
+
+// LoadFirst implements FirstLoader.
+func (a *aime) LoadFirst(ctx context.Context, src dataset.Source, n int) ([]Sample, error) {
+	recs, err := dataset.RecordsN(ctx, src, AIME2025, n)
 	if err != nil {
 		return nil, err
 	}
@@ -245,7 +255,13 @@ func (g *gpqa) Info() Info {
 }
 
 func (g *gpqa) Load(ctx context.Context, src dataset.Source) ([]Sample, error) {
-	recs, err := dataset.Records(ctx, src, GPQAMain)
+	return g.LoadFirst(ctx, src, 0)
+}
+
+// LoadFirst implements FirstLoader: the choice shuffle draws row by row, so
+// the first n rows come out as they do in a full load.
+func (g *gpqa) LoadFirst(ctx context.Context, src dataset.Source, n int) ([]Sample, error) {
+	recs, err := dataset.RecordsN(ctx, src, GPQAMain, n)
 	if err != nil {
 		return nil, err
 	}

@@ -133,6 +133,14 @@ func Sleep(ctx context.Context, d time.Duration, override func(context.Context, 
 	return judge.Sleep(ctx, d, override)
 }
 
+// FirstLoader is a Task whose first n samples come from the first n records
+// of its data, in order (nothing shuffles the whole set): LoadFirst reads
+// and parses only those, so --limit n costs what n rows cost, whatever the
+// split's size. n <= 0 loads everything, as Load does.
+type FirstLoader interface {
+	LoadFirst(ctx context.Context, src dataset.Source, n int) ([]Sample, error)
+}
+
 // Task is one benchmark at one version.
 type Task interface {
 	// Info describes the task.

@@ -3,12 +3,17 @@ package audit
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
+	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // benchSetup returns the corpus size in MB (PTB_BENCH_MB, else def), the
@@ -35,11 +40,10 @@ func benchSetup(b *testing.B, def int) (int, *Index, []byte) {
 	return total, ix, train
 }
 
-// BenchmarkContaminationScan scans a corpus synthesised at bench time:
-// PTB_BENCH_MB megabytes (default 1024) of GSM8K-train-style JSONL in 16
-// files, against the GSM8K test index. Report: MB/s.
-func BenchmarkContaminationScan(b *testing.B) {
-	total, ix, train := benchSetup(b, 1024)
+// benchCorpus writes total MB of GSM8K-train-style JSONL in 16 files
+// under a temporary directory and returns it with the bytes written.
+func benchCorpus(b *testing.B, total int, train []byte) (string, int64) {
+	b.Helper()
 	dir := b.TempDir()
 	var size int64
 	const files = 16
@@ -57,6 +61,15 @@ func BenchmarkContaminationScan(b *testing.B) {
 		size += st.Size()
 		f.Close()
 	}
+	return dir, size
+}
+
+// BenchmarkContaminationScan scans a corpus synthesised at bench time:
+// PTB_BENCH_MB megabytes (default 1024) of GSM8K-train-style JSONL in 16
+// files, against the GSM8K test index. Report: MB/s.
+func BenchmarkContaminationScan(b *testing.B) {
+	total, ix, train := benchSetup(b, 1024)
+	dir, size := benchCorpus(b, total, train)
 	b.SetBytes(size)
 	b.ResetTimer()
 	cpu0 := cpuSeconds()
@@ -74,6 +87,115 @@ func BenchmarkContaminationScan(b *testing.B) {
 			b.Fatalf("GSM8K train corpus flagged: %d items", res.ItemsHit)
 		}
 	}
+}
+
+// eachFile reads every file of dir with GOMAXPROCS workers, as Scan does
+// (one file per worker at a time, 128 KiB reads), handing each worker's
+// buffers to the consumer made for it.
+func eachFile(b *testing.B, dir string, consumer func() func([]byte)) {
+	b.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ch := make(chan string)
+	var wg sync.WaitGroup
+	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			eat := consumer()
+			buf := make([]byte, 128<<10)
+			for p := range ch {
+				f, err := os.Open(p)
+				if err != nil {
+					panic(err)
+				}
+				for {
+					n, err := f.Read(buf)
+					eat(buf[:n])
+					if errors.Is(err, io.EOF) {
+						break
+					}
+					if err != nil {
+						panic(err)
+					}
+				}
+				f.Close()
+			}
+		}()
+	}
+	for _, e := range ents {
+		ch <- filepath.Join(dir, e.Name())
+	}
+	close(ch)
+	wg.Wait()
+}
+
+type discardGrams struct{ n int }
+
+func (d *discardGrams) grams(hs []uint64) { d.n += len(hs) }
+
+// BenchmarkScanSplit runs, in each iteration and side by side on the same
+// warm files (the BenchmarkContaminationScan corpus), four passes with
+// GOMAXPROCS workers:
+//
+//	read:     the files read into a buffer and dropped (the hardware anchor)
+//	tokenize: read + the text tokenizer, n-grams dropped
+//	lookup:   read + tokenizer + the filter and table lookups (a feeder)
+//	scan:     Scan itself (format sniffing, base64 runs, bookkeeping)
+//
+// It reports each pass's MB/s, the split of the scan's time (I/O,
+// tokenizing, lookup, the rest: the differences between passes) and
+// scan-x-read, the scan's time over the read's.
+func BenchmarkScanSplit(b *testing.B) {
+	total, ix, train := benchSetup(b, 1024)
+	dir, size := benchCorpus(b, total, train)
+	eachFile(b, dir, func() func([]byte) { return func([]byte) {} }) // warm
+	b.SetBytes(size)
+	b.ResetTimer()
+	// Wall time and CPU time (user+system, all cores) of each pass: on a
+	// loaded machine the CPU-time figures are the comparable ones.
+	var wall, cpu [4]float64
+	pass := func(k int, f func()) {
+		t0, c0 := time.Now(), cpuSeconds()
+		f()
+		wall[k] += time.Since(t0).Seconds()
+		cpu[k] += cpuSeconds() - c0
+	}
+	for i := 0; i < b.N; i++ {
+		pass(0, func() { eachFile(b, dir, func() func([]byte) { return func([]byte) {} }) })
+		pass(1, func() {
+			eachFile(b, dir, func() func([]byte) {
+				tk := newTokenizer(false, &discardGrams{})
+				return tk.Feed
+			})
+		})
+		pass(2, func() {
+			eachFile(b, dir, func() func([]byte) {
+				fd := ix.newMatcher().newFeeder()
+				return fd.feed
+			})
+		})
+		pass(3, func() {
+			if _, err := Scan(context.Background(), ix, []ScanRoot{{Label: "c", Dir: dir}}); err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+	mb := float64(size) * float64(b.N) / 1e6
+	for k, name := range []string{"read", "tokenize", "lookup", "scan"} {
+		b.ReportMetric(mb/wall[k], name+"-MB/s")
+		b.ReportMetric(mb/cpu[k], name+"-MB/cpu-s")
+	}
+	// The split of the scan's CPU time: I/O (the read pass), tokenizing
+	// and lookup (what each pass adds to the one before), the rest.
+	share := func(d float64) float64 { return 100 * d / cpu[3] }
+	b.ReportMetric(share(cpu[0]), "%io")
+	b.ReportMetric(share(cpu[1]-cpu[0]), "%tokenize")
+	b.ReportMetric(share(cpu[2]-cpu[1]), "%lookup")
+	b.ReportMetric(share(cpu[3]-cpu[2]), "%rest")
+	b.ReportMetric(wall[3]/wall[0], "scan-x-read")
 }
 
 // cpuSeconds is the process's user+system CPU time.

@@ -160,7 +160,7 @@ func TestTokenizerSkipsNUL(t *testing.T) {
 	text := []byte(`{"q": "Natalia sold clips to 48 of her friends in April,\nand then she sold half as many clips in May."}`)
 	grams := func(p []byte) []uint64 {
 		var out []uint64
-		tk := newTokenizer(false, func(h uint64) { out = append(out, h) })
+		tk := newTokenizer(false, emitFunc(func(h uint64) { out = append(out, h) }))
 		tk.Feed(p)
 		tk.reset()
 		return out

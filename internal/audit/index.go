@@ -131,6 +131,7 @@ type matcher struct {
 
 // feeder tokenises one stream into its matcher's n-grams.
 type feeder struct {
+	m    *matcher
 	text *tokenizer
 	code *tokenizer
 	hits int // indexed n-grams seen (repeats included)
@@ -151,20 +152,29 @@ func (m *matcher) mark(g int32) {
 
 // newFeeder starts a stream whose n-grams do not join those of others.
 func (m *matcher) newFeeder() *feeder {
-	f := &feeder{}
-	on := func(h uint64) {
-		if g := m.ix.table.lookup(h); g >= 0 {
-			f.hits++
-			m.mark(g)
-		}
-	}
+	f := &feeder{m: m}
 	if m.ix.text {
-		f.text = newTokenizer(false, on)
+		f.text = newTokenizer(false, f)
 	}
 	if m.ix.code {
-		f.code = newTokenizer(true, on)
+		f.code = newTokenizer(true, f)
 	}
 	return f
+}
+
+// grams looks a batch of n-grams up: the filter for each first, then the
+// table for the few that pass.
+func (f *feeder) grams(hs []uint64) {
+	t := f.m.ix.table
+	for _, h := range hs {
+		if !t.mayHave(h) {
+			continue
+		}
+		if g := t.find(h); g >= 0 {
+			f.hits++
+			f.m.mark(g)
+		}
+	}
 }
 
 func (f *feeder) feed(b []byte) {

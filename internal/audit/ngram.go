@@ -50,10 +50,28 @@ var byteClass = func() (t [256]uint8) {
 }()
 
 const (
-	fnvOff   = 14695981039346656037
-	fnvPrime = 1099511628211
-	rollP    = 0x9E3779B97F4A7C15
+	tokSeed = 14695981039346656037
+	tokMul  = 0x9fb21c651e98df25
+	rollP   = 0x9E3779B97F4A7C15
 )
+
+// tokHash is a token's hash before mix: its (lower-cased, NUL-free) bytes
+// taken as little-endian 64-bit words, the last one zero-padded, each
+// folded in as h = (h ^ word) * tokMul. Tokens hold no NUL byte, so the
+// padding is unambiguous. The tokenizer computes the same value a word at
+// a time.
+func tokHash(s string) uint64 {
+	h := uint64(tokSeed)
+	for len(s) > 0 {
+		var w uint64
+		for i := 0; i < 8 && i < len(s); i++ {
+			w |= uint64(s[i]) << (8 * i)
+		}
+		h = (h ^ w) * tokMul
+		s = s[min(8, len(s)):]
+	}
+	return h
+}
 
 func mix(h uint64) uint64 {
 	h ^= h >> 33
@@ -76,11 +94,7 @@ var (
 			"abs", "all", "any", "bool", "chr", "dict", "enumerate", "filter", "float", "int", "isinstance", "len", "list",
 			"map", "max", "min", "ord", "print", "range", "reversed", "round", "set", "sorted", "str", "sum", "tuple", "zip",
 			"append", "join", "split", "sort", "pop", "keys", "values", "items", "lower", "upper", "strip", "replace", "count", "index"} {
-			h := uint64(fnvOff)
-			for i := 0; i < len(w); i++ {
-				h = (h ^ uint64(w[i])) * fnvPrime
-			}
-			m[mix(h)] = true
+			m[mix(tokHash(w))] = true
 		}
 		return m
 	}()
@@ -94,15 +108,88 @@ var (
 	}()
 )
 
+// Fast classes: what the whole-buffer loop of Feed does with a byte
+// outside an escape sequence. textCls and codeCls differ in '_' (a token
+// byte in code, a separator in text) and punctuation (a token of its own in
+// code, a separator in text).
+const (
+	kSep   = iota // ends the current token
+	kTok          // continues or starts a token (lowerTab gives the byte hashed)
+	kSkip         // NUL: dropped
+	kBack         // backslash: starts an escape sequence
+	kPunct        // code mode: a one-byte token
+)
+
+var textCls, codeCls = func() (tx, cd [256]uint8) {
+	for c := range 256 {
+		switch byteClass[c] {
+		case clAlpha, clDigit:
+			tx[c], cd[c] = kTok, kTok
+		case clUnder:
+			tx[c], cd[c] = kSep, kTok
+		case clPunct:
+			tx[c], cd[c] = kSep, kPunct
+		case clBack:
+			tx[c], cd[c] = kBack, kBack
+		case clSkip:
+			tx[c], cd[c] = kSkip, kSkip
+		}
+	}
+	return
+}()
+
+// lowerTab lower-cases ASCII letters and leaves every other byte as it is.
+var lowerTab = func() (t [256]byte) {
+	for c := range 256 {
+		t[c] = byte(c)
+		if c >= 'A' && c <= 'Z' {
+			t[c] = byte(c + 32)
+		}
+	}
+	return
+}()
+
+// punctTok holds the token hash of each punctuation byte in code mode.
+var punctTok = func() (t [256]uint64) {
+	for c := range 256 {
+		t[c] = mix(uint64(c) * 0x100000001b3)
+	}
+	return
+}()
+
+// gramSink receives n-gram hashes in batches (one call per batch, not one
+// per n-gram).
+type gramSink interface{ grams(hs []uint64) }
+
+// emitFunc adapts a per-n-gram function to a gramSink (index building and
+// tests; the scan's sink is the feeder).
+type emitFunc func(uint64)
+
+func (f emitFunc) grams(hs []uint64) {
+	for _, h := range hs {
+		f(h)
+	}
+}
+
+// gramBatch is how many n-grams the tokenizer gathers before handing them
+// to its sink: enough for the lookups to overlap their cache misses.
+const gramBatch = 256
+
 // tokenizer turns a byte stream into n-gram hashes; it keeps its state
-// across Feed calls so a file can be fed in chunks.
+// across Feed calls so a file can be fed in chunks. Every n-gram of a Feed
+// call reaches the sink before Feed returns.
 type tokenizer struct {
 	code  bool
 	n     int
-	emit  func(uint64)
-	h     uint64 // current token hash
+	cls   *[256]uint8
+	sink  gramSink
 	inTok bool
 	ident bool // current token started with a letter or underscore
+	// The current token's hash (tokHash): h over its whole words, acc
+	// holding its last nacc (< 8) bytes.
+	h    uint64
+	acc  uint64
+	nacc uint
 	// escape state: 0 none, 1 after backslash, 2..5 reading \u hex digits
 	esc   int
 	uval  int
@@ -111,12 +198,13 @@ type tokenizer struct {
 	count int
 	roll  uint64
 	pn1   uint64 // rollP^(n-1)
+	out   []uint64
 }
 
-func newTokenizer(code bool, emit func(uint64)) *tokenizer {
-	t := &tokenizer{code: code, n: TextN, emit: emit}
+func newTokenizer(code bool, sink gramSink) *tokenizer {
+	t := &tokenizer{code: code, n: TextN, cls: &textCls, sink: sink, out: make([]uint64, 0, gramBatch)}
 	if code {
-		t.n = CodeN
+		t.n, t.cls = CodeN, &codeCls
 	}
 	t.pn1 = 1
 	for i := 0; i < t.n-1; i++ {
@@ -128,8 +216,17 @@ func newTokenizer(code bool, emit func(uint64)) *tokenizer {
 // reset starts a new document (n-grams never span two documents).
 func (t *tokenizer) reset() {
 	t.endTok()
+	t.flush()
 	t.esc, t.count, t.pos, t.roll = 0, 0, 0, 0
 	t.ring = [16]uint64{}
+}
+
+// flush hands the pending n-grams to the sink.
+func (t *tokenizer) flush() {
+	if len(t.out) > 0 {
+		t.sink.grams(t.out)
+		t.out = t.out[:0]
+	}
 }
 
 func (t *tokenizer) push(tok uint64) {
@@ -146,7 +243,10 @@ func (t *tokenizer) push(tok uint64) {
 			return
 		}
 	}
-	t.emit(t.roll | 1)
+	t.out = append(t.out, t.roll|1)
+	if len(t.out) == gramBatch {
+		t.flush()
+	}
 }
 
 func (t *tokenizer) endTok() {
@@ -154,88 +254,226 @@ func (t *tokenizer) endTok() {
 		return
 	}
 	t.inTok = false
-	h := mix(t.h)
+	t.pushTok(t.h, t.acc, t.nacc)
+}
+
+// startTok starts a token whose first byte is c.
+func (t *tokenizer) startTok(c byte) {
+	t.inTok, t.h, t.acc, t.nacc, t.ident = true, tokSeed, 0, 0, c > '9' // letters and '_' sort after digits
+}
+
+// addByte appends a (lower-cased) byte to the current token.
+func (t *tokenizer) addByte(c byte) {
+	t.acc |= uint64(c) << (8 * t.nacc)
+	t.nacc++
+	if t.nacc == 8 {
+		t.h, t.acc, t.nacc = (t.h^t.acc)*tokMul, 0, 0
+	}
+}
+
+// pushTok ends a token: h over its whole words, acc its nacc last bytes.
+func (t *tokenizer) pushTok(h, acc uint64, nacc uint) {
+	if nacc > 0 {
+		h = (h ^ acc) * tokMul
+	}
+	h = mix(h)
 	if t.code && t.ident && (codeKeepFilter[h>>58]&(1<<(h&63)) == 0 || !codeKeep[h]) {
 		h = idToken
 	}
 	t.push(h)
 }
 
-// Feed tokenises b.
+const (
+	lo7  = 0x7f7f7f7f7f7f7f7f
+	hi8  = 0x8080808080808080
+	ones = 0x0101010101010101
+)
+
+// tokenBytes classifies 8 bytes at once (SWAR): it returns 0x80 in each
+// byte of w that is a token byte (an ASCII letter or digit; '_' too in code
+// mode), and 0x80 in each byte that is a letter.
+func tokenBytes(w uint64, code bool) (tok, alpha uint64) {
+	y := w & lo7
+	z := y | 0x20*ones // letters lower-cased; no other byte lands in a..z
+	alpha = (z + (0x80-'a')*ones) &^ (z + (0x7f-'z')*ones) & hi8 &^ w
+	digit := (y + (0x80-'0')*ones) &^ (y + (0x7f-'9')*ones) & hi8
+	tok = alpha | digit
+	if code {
+		tok |= ^((y ^ '_'*ones) + lo7) & hi8
+	}
+	return tok &^ w, alpha // bytes >= 0x80 are never token bytes
+}
+
+// Feed tokenises b. Outside escape sequences it reads tokens a 64-bit word
+// at a time (tokenBytes finds where a token ends, one multiply folds in
+// eight of its bytes); near a buffer's end and after a NUL inside a token
+// it goes a byte at a time. The bytes of an escape sequence go through
+// step, the byte-at-a-time state machine, which gives the same tokens.
 func (t *tokenizer) Feed(b []byte) {
-	code := t.code
-	for i := 0; i < len(b); i++ {
+	cls, code := t.cls, t.code
+	h, acc, nacc, inTok := t.h, t.acc, t.nacc, t.inTok
+	i := 0
+	for i < len(b) {
+		if t.esc != 0 {
+			t.h, t.acc, t.nacc, t.inTok = h, acc, nacc, inTok
+			for i < len(b) && t.esc != 0 {
+				t.step(b[i])
+				i++
+			}
+			h, acc, nacc, inTok = t.h, t.acc, t.nacc, t.inTok
+			continue
+		}
 		c := b[i]
-		if t.esc != 0 && c != 0 {
-			if t.esc == 1 {
-				switch c {
-				case 'u':
-					t.esc, t.uval = 2, 0
-					continue
-				case 'n', 't', 'r', 'b', 'f', '\\', '/', '"', '\'':
-					t.esc = 0
-					t.endTok()
+		switch cls[c] {
+		case kTok:
+			if !inTok {
+				inTok, h, acc, nacc, t.ident = true, tokSeed, 0, 0, c > '9'
+			}
+			for nacc == 0 && i+8 <= len(b) {
+				w := uint64(b[i]) | uint64(b[i+1])<<8 | uint64(b[i+2])<<16 | uint64(b[i+3])<<24 |
+					uint64(b[i+4])<<32 | uint64(b[i+5])<<40 | uint64(b[i+6])<<48 | uint64(b[i+7])<<56
+				tok, alpha := tokenBytes(w, code)
+				w |= alpha >> 2 // lower-case
+				if tok == hi8 {
+					h = (h ^ w) * tokMul
+					i += 8
 					continue
 				}
+				k := uint(bits.TrailingZeros64(^tok&hi8)) &^ 7 // bits of the token's bytes in w
+				acc, nacc = w&(1<<k-1), k/8
+				i += int(k / 8)
+				break
+			}
+			for i < len(b) {
+				c = b[i]
+				k := cls[c]
+				if k == kTok {
+					acc |= uint64(lowerTab[c]) << (8 * nacc)
+					nacc++
+					if nacc == 8 {
+						h, acc, nacc = (h^acc)*tokMul, 0, 0
+					}
+				} else if k != kSkip {
+					break
+				}
+				i++
+			}
+		case kSep:
+			if inTok {
+				// pushTok and push, inlined: the commonest end of a token.
+				inTok = false
+				if nacc > 0 {
+					h = (h ^ acc) * tokMul
+				}
+				h = mix(h)
+				if t.code && t.ident && (codeKeepFilter[h>>58]&(1<<(h&63)) == 0 || !codeKeep[h]) {
+					h = idToken
+				}
+				pos := t.pos
+				old := t.ring[pos&15]
+				t.ring[pos&15] = h
+				if pos++; pos == t.n {
+					pos = 0
+				}
+				t.pos = pos
+				t.roll = (t.roll-old*t.pn1)*rollP + h
+				if t.count < t.n {
+					t.count++
+				}
+				if t.count == t.n {
+					t.out = append(t.out, t.roll|1)
+					if len(t.out) == gramBatch {
+						t.flush()
+					}
+				}
+			}
+			i++
+		case kSkip:
+			// NUL bytes are dropped, not separators: UTF-16 and UTF-32
+			// text of either byte order then reads as its ASCII.
+			i++
+		case kPunct:
+			if inTok {
+				inTok = false
+				t.pushTok(h, acc, nacc)
+			}
+			t.push(punctTok[c])
+			i++
+		case kBack:
+			if inTok {
+				inTok = false
+				t.pushTok(h, acc, nacc)
+			}
+			t.esc = 1
+			i++
+		}
+	}
+	t.h, t.acc, t.nacc, t.inTok = h, acc, nacc, inTok
+	t.flush()
+}
+
+// step tokenises one byte with the full state machine (escape state
+// included).
+func (t *tokenizer) step(c byte) {
+	if t.esc != 0 && c != 0 {
+		if t.esc == 1 {
+			switch c {
+			case 'u':
+				t.esc, t.uval = 2, 0
+				return
+			case 'n', 't', 'r', 'b', 'f', '\\', '/', '"', '\'':
+				t.esc = 0
+				t.endTok()
+				return
+			}
+			t.esc = 0
+			t.endTok()
+		} else {
+			v := hexVal(c)
+			if v < 0 {
 				t.esc = 0
 				t.endTok()
 			} else {
-				v := hexVal(c)
-				if v < 0 {
-					t.esc = 0
+				t.uval = t.uval<<4 | v
+				t.esc++
+				if t.esc < 6 {
+					return
+				}
+				t.esc = 0
+				if t.uval >= 0x80 {
 					t.endTok()
-				} else {
-					t.uval = t.uval<<4 | v
-					t.esc++
-					if t.esc < 6 {
-						continue
-					}
-					t.esc = 0
-					if t.uval >= 0x80 {
-						t.endTok()
-						continue
-					}
-					c = byte(t.uval)
+					return
 				}
+				c = byte(t.uval)
 			}
 		}
-		switch byteClass[c] {
-		case clAlpha:
-			if c < 'a' {
-				c += 32
-			}
+	}
+	switch byteClass[c] {
+	case clAlpha, clDigit:
+		if !t.inTok {
+			t.startTok(c)
+		}
+		t.addByte(lowerTab[c])
+	case clUnder:
+		if t.code {
 			if !t.inTok {
-				t.inTok, t.h, t.ident = true, fnvOff, true
+				t.startTok(c)
 			}
-			t.h = (t.h ^ uint64(c)) * fnvPrime
-		case clDigit:
-			if !t.inTok {
-				t.inTok, t.h, t.ident = true, fnvOff, false
-			}
-			t.h = (t.h ^ uint64(c)) * fnvPrime
-		case clUnder:
-			if code {
-				if !t.inTok {
-					t.inTok, t.h, t.ident = true, fnvOff, true
-				}
-				t.h = (t.h ^ uint64(c)) * fnvPrime
-			} else {
-				t.endTok()
-			}
-		case clPunct:
-			t.endTok()
-			if code {
-				t.push(mix(uint64(c) * 0x100000001b3))
-			}
-		case clBack:
-			t.endTok()
-			t.esc = 1
-		case clSkip:
-			// NUL bytes are dropped, not separators: UTF-16 and UTF-32
-			// text of either byte order then reads as its ASCII.
-		default:
+			t.addByte(c)
+		} else {
 			t.endTok()
 		}
+	case clPunct:
+		t.endTok()
+		if t.code {
+			t.push(punctTok[c])
+		}
+	case clBack:
+		t.endTok()
+		t.esc = 1
+	case clSkip:
+	default:
+		t.endTok()
 	}
 }
 
@@ -256,52 +494,96 @@ func gramsOf(text string, code bool) []uint64 {
 	enc, _ := json.Marshal(text)
 	seen := map[uint64]bool{}
 	var out []uint64
-	t := newTokenizer(code, func(h uint64) {
+	t := newTokenizer(code, emitFunc(func(h uint64) {
 		if !seen[h] {
 			seen[h] = true
 			out = append(out, h)
 		}
-	})
+	}))
 	t.Feed(enc)
 	t.reset()
 	return out
 }
 
-// gramTable maps n-gram hashes to dense ids: open addressing behind a
-// bitset prefilter, sized for fast negative lookups during the scan.
+// gramTable maps n-gram hashes to dense ids. A lookup first tests a
+// register-blocked Bloom filter (one 64-bit word per n-gram, bloomK bits
+// set in it) sized to stay in L2: most n-grams of a scanned file are not in
+// the test set and end there after one cache-resident load. The rest probe
+// an open-addressing table whose slots hold key and id side by side.
 type gramTable struct {
-	filter []uint64 // 1 bit per slot of h>>filterShift
-	keys   []uint64
-	ids    []int32
-	mask   uint64
+	bloom      []uint64
+	bloomShift uint // word index: (h*rollP) >> bloomShift
+	slots      []gramSlot
+	shift      uint // home slot: (h*slotMul) >> shift
+	mask       uint64
 }
 
-const filterBits = 23
+type gramSlot struct {
+	key uint64 // 0: empty (n-gram hashes are odd)
+	id  int32
+}
+
+const (
+	// bloomBitsPerGram and bloomMaxBytes size the filter: 16 bits per
+	// n-gram (about 0.3% false positives with bloomK = 4), at most 512 KiB
+	// so that it stays in a core's L2 next to the scan's buffers.
+	bloomBitsPerGram = 16
+	bloomMaxBytes    = 512 << 10
+	slotMul          = 0xff51afd7ed558ccd
+)
+
+// bloomMask returns the bloomK = 4 bits n-gram h sets in its filter word:
+// four 6-bit fields of h (bits 8..31; its low bit is always 1).
+func bloomMask(h uint64) uint64 {
+	return 1<<(h>>8&63) | 1<<(h>>14&63) | 1<<(h>>20&63) | 1<<(h>>26&63)
+}
 
 func newGramTable(hashes []uint64) *gramTable {
-	size := uint64(1) << bits.Len64(uint64(len(hashes))*2+16)
-	g := &gramTable{filter: make([]uint64, (1<<filterBits)/64), keys: make([]uint64, size), ids: make([]int32, size), mask: size - 1}
+	words := uint64(64)
+	for words*64 < uint64(len(hashes))*bloomBitsPerGram && words*8 < bloomMaxBytes {
+		words *= 2
+	}
+	tbits := uint(bits.Len64(uint64(len(hashes))*2 + 16))
+	g := &gramTable{
+		bloom:      make([]uint64, words),
+		bloomShift: uint(64 - bits.TrailingZeros64(words)),
+		slots:      make([]gramSlot, 1<<tbits),
+		shift:      64 - tbits,
+		mask:       1<<tbits - 1,
+	}
 	for i, h := range hashes {
-		f := h >> (64 - filterBits)
-		g.filter[f/64] |= 1 << (f % 64)
-		s := (h * rollP) >> 20 & g.mask
-		for g.keys[s] != 0 {
+		g.bloom[(h*rollP)>>g.bloomShift] |= bloomMask(h)
+		s := (h * slotMul) >> g.shift
+		for g.slots[s].key != 0 {
 			s = (s + 1) & g.mask
 		}
-		g.keys[s], g.ids[s] = h, int32(i)
+		g.slots[s] = gramSlot{key: h, id: int32(i)}
 	}
 	return g
 }
 
-func (g *gramTable) lookup(h uint64) int32 {
-	f := h >> (64 - filterBits)
-	if g.filter[f/64]&(1<<(f%64)) == 0 {
-		return -1
-	}
-	for s := (h * rollP) >> 20 & g.mask; g.keys[s] != 0; s = (s + 1) & g.mask {
-		if g.keys[s] == h {
-			return g.ids[s]
+// mayHave is the filter test: false means h is not in the table.
+func (g *gramTable) mayHave(h uint64) bool {
+	m := bloomMask(h)
+	return g.bloom[(h*rollP)>>g.bloomShift]&m == m
+}
+
+// find probes the table: h's id, or -1.
+func (g *gramTable) find(h uint64) int32 {
+	for s := (h * slotMul) >> g.shift; ; s = (s + 1) & g.mask {
+		k := g.slots[s].key
+		if k == h {
+			return g.slots[s].id
+		}
+		if k == 0 {
+			return -1
 		}
 	}
-	return -1
+}
+
+func (g *gramTable) lookup(h uint64) int32 {
+	if !g.mayHave(h) {
+		return -1
+	}
+	return g.find(h)
 }

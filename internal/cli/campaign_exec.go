@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -16,6 +18,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ptb-dev/ptb/internal/campaign"
+	"github.com/ptb-dev/ptb/internal/job"
+	"github.com/ptb-dev/ptb/internal/pipeline"
+	"github.com/ptb-dev/ptb/internal/rundir"
 )
 
 type campaignExecFlags struct {
@@ -67,8 +72,23 @@ Exit codes: ptb run's (0-4; 5 busy: the run is running elsewhere), 75 requeue,
 	fl.IntVar(&f.index, "index", 0, "the job's index in DIR/index.jsonl")
 	fl.StringVar(&f.runID, "run-id", "", "the job's run id")
 	fl.StringVar(&f.preempt, "preempt", "exit", "how a stopped job is requeued: exit (exit 75) or slurm (scontrol requeue, then exit 75)")
-	fl.StringVar(&f.gpus, "gpus", "", "devices for this start: a list (0,1) or env:VAR")
+	fl.StringVar(&f.gpus, "gpus", "", "devices for this start: a list (0,1), env:VAR (indices, CUDAn or GPU UUIDs, as the scheduler set them), or auto (every GPU visible here)")
 	return c
+}
+
+// execStopGrace is how long exec waits for a stopped ptb run to end
+// before it kills its process group: ptb run stops its agent within the
+// job's grace (30 s by default) and saves the solve state.
+const execStopGrace = 2 * time.Minute
+
+// stopGrace is execStopGrace plus the run's own grace (job.json), when
+// longer than the default.
+func stopGrace(root, runID string) time.Duration {
+	spec, err := pipeline.LoadSpec(rundir.Dir(filepath.Join(root, runID)))
+	if err != nil || spec.Grace <= job.DefaultGrace {
+		return execStopGrace
+	}
+	return execStopGrace + spec.Grace - job.DefaultGrace
 }
 
 // reservedRunArgs are the ptb run flags that exec sets itself.
@@ -127,8 +147,13 @@ func runCampaignExec(e *env, f campaignExecFlags) error {
 
 	var stop campaign.Stop
 	var stopSig string
+	var hard <-chan time.Time // after a stop: when a child that has not ended is killed
 	for running := true; running; {
 		select {
+		case <-hard:
+			fmt.Fprintf(e.stderr, "ptb campaign exec: %s did not stop within %s of the stop; killing it (its run resumes from the last saved state)\n", entry.RunID, stopGrace(campaign.Root(f.dir), entry.RunID))
+			syscall.Kill(-child.Process.Pid, syscall.SIGKILL)
+			hard = nil
 		case s := <-sigc:
 			sig := s.(syscall.Signal)
 			name := unix.SignalName(sig)
@@ -142,6 +167,7 @@ func runCampaignExec(e *env, f campaignExecFlags) error {
 			}
 			fmt.Fprintf(e.stderr, "ptb campaign exec: %s: stopping %s cleanly (%s)\n", name, entry.RunID, stopWord(stop))
 			child.Process.Signal(syscall.SIGTERM)
+			hard = time.After(stopGrace(campaign.Root(f.dir), entry.RunID))
 		case <-waited:
 			running = false
 		}
@@ -214,10 +240,71 @@ func execGPUs(s string) (string, error) {
 			v = ""
 		}
 	}
-	if _, err := parseGPUs(v); err != nil {
-		return "", usagef("campaign exec: --gpus %s: %q is not a list of GPU indices (want e.g. 0,1)", s, v)
+	if s == "auto" {
+		gpus, err := listGPUs(context.Background(), "nvidia-smi", "/dev")
+		if err != nil {
+			return "", fmt.Errorf("campaign exec: --gpus auto: %w", err)
+		}
+		return joinInts(gpus), nil
 	}
-	return strings.ReplaceAll(v, " ", ""), nil
+	idx, err := gpuIndices(v, smiList)
+	if err != nil {
+		return "", usagef("campaign exec: --gpus %s: %v", s, err)
+	}
+	return idx, nil
+}
+
+// smiList is `nvidia-smi -L`'s output.
+func smiList() (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	b, err := exec.CommandContext(ctx, "nvidia-smi", "-L").Output()
+	return string(b), err
+}
+
+var smiUUIDLine = regexp.MustCompile(`^GPU (\d+):.*\(UUID: ((?:GPU|MIG)-[0-9A-Za-z-]+)\)`)
+
+// gpuIndices turns the devices a scheduler names into GPU indices: plain
+// indices as they are, CUDAn (HTCondor's -by-index names) as n, and UUIDs
+// or their prefixes (HTCondor's default GPU-xxxxxxxx names, the device
+// plugin's NVIDIA_VISIBLE_DEVICES) through `nvidia-smi -L`.
+func gpuIndices(v string, smi func() (string, error)) (string, error) {
+	var out []string
+	var listing string
+	for _, tok := range strings.Split(v, ",") {
+		tok = strings.TrimSpace(tok)
+		switch {
+		case tok == "":
+			continue
+		case strings.Trim(tok, "0123456789") == "":
+			out = append(out, tok)
+			continue
+		case strings.HasPrefix(tok, "CUDA") && len(tok) > 4 && strings.Trim(tok[4:], "0123456789") == "":
+			out = append(out, tok[4:])
+			continue
+		case !strings.HasPrefix(tok, "GPU-") && !strings.HasPrefix(tok, "MIG-"):
+			return "", fmt.Errorf("%q is not a GPU index, CUDAn name or GPU UUID (want e.g. 0,1)", tok)
+		}
+		if listing == "" {
+			l, err := smi()
+			if err != nil {
+				return "", fmt.Errorf("%s is a GPU UUID, and nvidia-smi -L, which maps it to an index, failed: %v", tok, err)
+			}
+			listing = l
+		}
+		found := ""
+		for _, line := range strings.Split(listing, "\n") {
+			if m := smiUUIDLine.FindStringSubmatch(strings.TrimSpace(line)); m != nil && strings.HasPrefix(m[2], tok) {
+				found = m[1]
+				break
+			}
+		}
+		if found == "" {
+			return "", fmt.Errorf("no GPU that nvidia-smi -L lists has the UUID %s", tok)
+		}
+		out = append(out, found)
+	}
+	return strings.Join(out, ","), nil
 }
 
 // slurmRequeue puts the job (or array task) back in the queue.

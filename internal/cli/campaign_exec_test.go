@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -54,9 +56,9 @@ func TestCampaignExecRunsTheCell(t *testing.T) {
 		{[]string{"--index=0", "--run-id=quick-0", "--preempt", "exit"}, "exactly one of --index=N and --run-id=ID"},
 		{[]string{"--index=0", "--preempt", "pbs"}, `--preempt "pbs": want exit or slurm`},
 		{[]string{"--index=1", "--preempt", "exit"}, "job bad-1 (index 1) has --out in its arguments"},
-		{[]string{"--index=0", "--preempt", "exit", "--gpus", "env:PTB_TEST_GPUS"}, `"GPU-1234" is not a list of GPU indices`},
+		{[]string{"--index=0", "--preempt", "exit", "--gpus", "env:PTB_TEST_GPUS"}, `"gpu:1234" is not a GPU index, CUDAn name or GPU UUID`},
 	} {
-		t.Setenv("PTB_TEST_GPUS", "GPU-1234")
+		t.Setenv("PTB_TEST_GPUS", "gpu:1234")
 		code, _, stderr := runPTB(t, append([]string{"campaign", "exec", "--dir", dir}, c.args...)...)
 		if code != 2 || !strings.Contains(stderr, c.want) {
 			t.Errorf("exec %v: exit %d, want 2 and %q\n%s", c.args, code, c.want, stderr)
@@ -84,6 +86,13 @@ func TestCampaignExecRequeues(t *testing.T) {
 		waitSolving(t, run, out)
 		c1.Process.Signal(c.sig)
 		c1.Process.Signal(c.sig) // a scheduler may signal twice: one stop
+		if i == 0 {
+			// Slurm signals every process of the step: ptb run gets TERM
+			// from the scheduler and from exec, and still stops cleanly.
+			for _, pid := range childrenOf(t, c1.Process.Pid) {
+				syscall.Kill(pid, syscall.SIGTERM)
+			}
+		}
 		if code := exitOf(t, c1); code != c.want {
 			t.Fatalf("stop %d (%s): exec exit %d, want %d\n%s", i, c.sig, code, c.want, out)
 		}
@@ -139,4 +148,28 @@ func TestCampaignExecSlurmRequeueAndBusy(t *testing.T) {
 	if strings.TrimSpace(string(b)) != "requeue 12_3" {
 		t.Errorf("scontrol called with %q, want requeue 12_3", b)
 	}
+}
+
+// childrenOf lists the children of pid (/proc/PID/task/*/children: each
+// thread's own).
+func childrenOf(t *testing.T, pid int) []int {
+	t.Helper()
+	files, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	var all []byte
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Skipf("cannot list the children of %d: %v", pid, err)
+		}
+		all = append(append(all, b...), ' ')
+	}
+	var out []int
+	for _, f := range strings.Fields(string(all)) {
+		n, _ := strconv.Atoi(f)
+		out = append(out, n)
+	}
+	if len(out) == 0 {
+		t.Fatalf("exec %d has no child", pid)
+	}
+	return out
 }

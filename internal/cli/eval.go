@@ -48,7 +48,12 @@ torch and transformers, see --hf-python), url (any OpenAI-compatible
 --base-url), replay (--responses FILE: one JSON object per line with "id" and
 "completion", or "tool_calls" for bfcl). An interrupted evaluation resumes
 from samples.jsonl in --out. ArenaHard and HealthBench need OPENAI_API_KEY
-(or --judge-url); HumanEval runs programs in bubblewrap.
+(or --judge-url). HumanEval runs each program as a fresh interpreter
+process through a few long-lived bubblewrap sandboxes; the interpreter is
+--python (default: python3 on ptb's PATH, found before sandboxing, so that a
+venv, pyenv or conda Python under a home directory works) and is recorded
+with its version in eval.json, with a warning when it is not the original's
+3.10.
 
 A server ptb starts (vllm, hf) always gets ptb's pinned chat template for
 --base-model (the original's templates at its pinned commit, fetched once into
@@ -120,8 +125,14 @@ to ptb, and none of ptb's environment but an allowlist (add to it with
 				o.OutDir = filepath.Join("ptb-eval", info.Name)
 			}
 			server := o.Backend == eval.BackendVLLM || o.Backend == eval.BackendHF
+			if noSandbox {
+				if cmd.Flags().Changed("sandbox") && sbName != "none" {
+					return usagef("--unsafe-no-sandbox runs without a sandbox; it cannot be combined with --sandbox %s", sbName)
+				}
+				sbName = "none"
+			}
 			if info.Sandbox || server {
-				sb, err := evalSandbox(cmd.Context(), sbName, noSandbox, info.Sandbox)
+				sb, err := evalSandbox(cmd.Context(), sbName, info.Sandbox)
 				if err != nil {
 					return err
 				}
@@ -169,6 +180,7 @@ to ptb, and none of ptb's environment but an allowlist (add to it with
 	f.StringVar(&o.Backend, "backend", "", "vllm, hf, url or replay (default: from the other flags; --model means vllm)")
 	f.StringVar(&o.ModelPath, "model", "", "model directory (vllm and hf backends)")
 	f.StringVar(&o.VLLM, "vllm", "", "vllm executable (default: vllm on PATH)")
+	f.StringVar(&o.Python, "python", "", "interpreter for HumanEval programs, a path or a name on PATH (default python3)")
 	f.StringVar(&o.HFPython, "hf-python", "", "python with torch and transformers for the hf backend (default python3)")
 	f.StringVar(&o.BaseURL, "base-url", "", "OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 (url backend)")
 	f.StringVar(&o.APIKey, "api-key", os.Getenv("PTB_EVAL_API_KEY"), "API key of --base-url (default $PTB_EVAL_API_KEY)")
@@ -190,7 +202,7 @@ to ptb, and none of ptb's environment but an allowlist (add to it with
 	f.StringVar(&o.OutDir, "out", "", "output directory (default ptb-eval/TASK)")
 	f.BoolVar(&asJSON, "json", false, "print the summary as JSON")
 	f.StringVar(&sbName, "sandbox", "bwrap", "sandbox for the inference server and HumanEval programs: bwrap, or none (development only, recorded as unsandboxed)")
-	f.BoolVar(&noSandbox, "unsafe-no-sandbox", false, "fall back to --sandbox none when bubblewrap is unavailable")
+	f.BoolVar(&noSandbox, "unsafe-no-sandbox", false, "run the inference server and HumanEval programs unsandboxed (--sandbox none; development only, recorded as unsandboxed)")
 	f.StringVar(&gpus, "gpus", "auto", "GPU indices the server may use, e.g. 0 or 0,1; auto: $CUDA_VISIBLE_DEVICES, else every /dev/nvidiaN; none: no GPU")
 	f.StringArrayVar(&o.ServerEnv, "server-env", nil, "add KEY=VALUE (or KEY, from ptb's environment) to the server's environment (repeatable)")
 	f.StringVar(&judgeURL, "judge-url", "", "grading endpoint for arenahardwriting/healthbench (default OpenAI)")
@@ -198,8 +210,8 @@ to ptb, and none of ptb's environment but an allowlist (add to it with
 }
 
 // evalSandbox returns the sandbox for the server and HumanEval programs:
-// the named backend, or none when bwrap cannot run and the user allowed it.
-func evalSandbox(ctx context.Context, name string, allowNone, programs bool) (sandbox.Backend, error) {
+// the named backend, checked.
+func evalSandbox(ctx context.Context, name string, programs bool) (sandbox.Backend, error) {
 	switch name {
 	case "none":
 		return none.New(), nil
@@ -212,14 +224,11 @@ func evalSandbox(ctx context.Context, name string, allowNone, programs bool) (sa
 	if err == nil {
 		return b, nil
 	}
-	if allowNone {
-		return none.New(), nil
-	}
 	what := "the inference server runs the model directory's code"
 	if programs {
 		what = "humaneval runs generated code"
 	}
-	return nil, fmt.Errorf("%s and needs bubblewrap (%v); install bubblewrap, or pass --sandbox none for an unsandboxed development run", what, err)
+	return nil, fmt.Errorf("%s and needs bubblewrap (%v); install bubblewrap, or pass --unsafe-no-sandbox (--sandbox none) for an unsandboxed development run", what, err)
 }
 
 // evalGPUs reads --gpus: a list, none, or auto (the harness's

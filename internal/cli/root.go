@@ -76,7 +76,11 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		select {
 		case s := <-sigc:
 			got.Store(int32(s.(syscall.Signal)))
-			fmt.Fprintf(stderr, "ptb: %s: stopping (again to exit at once)\n", s)
+			if stopOnce {
+				fmt.Fprintf(stderr, "ptb: %s: stopping\n", s)
+			} else {
+				fmt.Fprintf(stderr, "ptb: %s: stopping (again to exit at once)\n", s)
+			}
 			cancel()
 		case <-done:
 			return
@@ -141,6 +145,7 @@ evaluates what it left and records result.json in the run directory.`,
 		newDoctorCmd(e),
 		newAgentRunCmd(e),
 		newSandboxInitCmd(e),
+		newHumanEvalWorkerCmd(e),
 		newSandboxExecCmd(e),
 		newTraceCmd(e),
 		newModelserverCmd(e),

@@ -116,6 +116,10 @@ func TestRunIDIdempotent(t *testing.T) {
 	if code != 0 || !bytes.Equal(before, after) || !strings.Contains(stderr, "is finished; nothing to resume") || !strings.Contains(stdout, "record ") {
 		t.Errorf("second start of a finished run: exit %d, result changed %v\n%s\n%s", code, !bytes.Equal(before, after), stdout, stderr)
 	}
+	// --gpus is no longer refused with --resume: devices are per start.
+	if code, _, stderr := runPTB(t, "run", "--resume", run, "--gpus", ""); code != 0 || !strings.Contains(stderr, "is finished") {
+		t.Errorf("--resume with --gpus: exit %d\n%s", code, stderr)
+	}
 	for _, c := range []struct {
 		args []string
 		want string

@@ -121,6 +121,10 @@ func (ev evaluator) Evaluate(ctx context.Context, req pipeline.EvalRequest) (*re
 			TrustRemoteCode: r.TrustRemoteCode, Warnings: append([]string{}, sum.Warnings...),
 		}
 	}
+	if r := sum.Programs; r != nil {
+		rec.Programs = &result.EvalPrograms{Python: r.Python, PythonVersion: r.PythonVersion, Sandbox: r.Sandbox,
+			Unsandboxed: r.Unsandboxed, Sandboxes: r.Sandboxes, Warnings: append([]string{}, r.Warnings...)}
+	}
 	if sum.Missing > 0 && sum.Samples > 0 {
 		// Recorded responses that cover part of the benchmark: the rest
 		// scored as empty, and the record says how much was covered.

@@ -18,7 +18,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strconv"
 	"sync"
@@ -114,8 +113,17 @@ type Options struct {
 	Judge    Judge
 	Progress io.Writer // progress bar target (stderr); nil = none
 	Seed     uint32    // GPQA choice shuffle
-	// Python is the interpreter for HumanEval programs ("" = python3).
+	// Python is the interpreter for HumanEval programs ("" = python3),
+	// found on the harness's PATH before sandboxing (programs.go).
 	Python string
+	// ProgramSandboxes is how many long-lived sandboxes run HumanEval
+	// programs, one program each at a time (0 = one per CPU).
+	ProgramSandboxes int
+	// ProgramTimeout bounds one HumanEval program (0 = the original's 30 s).
+	ProgramTimeout time.Duration
+	// ProgramTempDir holds the program sandboxes' directories ("" =
+	// os.TempDir()).
+	ProgramTempDir string
 	// TemplatesDir holds offline copies of the pinned chat templates
 	// (qwen3.jinja, ...), each checked against its pinned digest; "" = the
 	// pinned store (Pinned). The server always gets ptb's pinned template,
@@ -141,7 +149,8 @@ type Options struct {
 	// Sleep replaces real waits between retries (tests).
 	Sleep func(ctx context.Context, d time.Duration) error
 
-	tmplPath string // the verified --chat-template file (resolveTemplate)
+	tmplPath string             // the verified --chat-template file (resolveTemplate)
+	programs task.ProgramRunner // runs HumanEval's programs (startPrograms)
 }
 
 // Summary is the outcome of an evaluation.
@@ -160,8 +169,10 @@ type Summary struct {
 	// for the url and replay backends.
 	ChatTemplate *TemplateRecord `json:"chat_template,omitempty"`
 	// Server is the inference server ptb started (vllm, hf backends).
-	Server   *ServerRecord `json:"server,omitempty"`
-	Warnings []string      `json:"warnings,omitempty"`
+	Server *ServerRecord `json:"server,omitempty"`
+	// Programs is the interpreter that ran HumanEval's programs.
+	Programs *ProgramsRecord `json:"programs,omitempty"`
+	Warnings []string        `json:"warnings,omitempty"`
 }
 
 // Run evaluates o.Task and writes o.OutDir. It returns an error, and writes
@@ -230,6 +241,17 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 				fmt.Fprintf(o.Progress, "chat template %s chosen by %s's name or config.json (no base model given)\n", rec.File, o.ModelPath)
 			}
 		}
+		if info.Sandbox {
+			pool, rec, err := o.startPrograms(ctx)
+			if err != nil {
+				return nil, err
+			}
+			defer pool.Close()
+			if err := o.notePrograms(rec); err != nil {
+				return nil, err
+			}
+			o.programs = pool
+		}
 		gen, stop, err := o.generator(ctx, info)
 		if err != nil {
 			return nil, err
@@ -251,6 +273,11 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		// was done already).
 		if rec := recordedServer(o.OutDir); rec != nil && rec.Backend == o.Backend {
 			sum.Server, sum.Warnings = rec, rec.Warnings()
+		}
+	}
+	if info.Sandbox {
+		if st := recordedState(o.OutDir); st != nil {
+			sum.Programs = st.Programs
 		}
 	}
 	done, err = readScored(filepath.Join(o.OutDir, SamplesFile))
@@ -425,8 +452,7 @@ func (o Options) runFaithful(ctx context.Context, tk task.Task, info task.Info, 
 			}
 		}
 	}
-	env := task.Env{Sandbox: o.Sandbox, Judge: limitJudge(o.Judge, 64), Sleep: o.Sleep, Python: o.Python,
-		ExecSlots: make(chan struct{}, runtime.NumCPU())}
+	env := task.Env{Programs: o.programs, Judge: limitJudge(o.Judge, 64), Sleep: o.Sleep}
 	var lastErr error
 	missing := 0
 	for pi := start; pi < len(phases); pi++ {
@@ -524,8 +550,7 @@ func (o Options) runLadder(ctx context.Context, tk task.Task, info task.Info, to
 	}
 	defer f.Close()
 	bar := newBar(o.Progress, total, already, info.Name)
-	env := task.Env{Sandbox: o.Sandbox, Judge: limitJudge(o.Judge, 64), Sleep: o.Sleep, Python: o.Python,
-		ExecSlots: make(chan struct{}, runtime.NumCPU())}
+	env := task.Env{Programs: o.programs, Judge: limitJudge(o.Judge, 64), Sleep: o.Sleep}
 	var lastErr error
 	missing := 0
 	for _, ph := range phases {
@@ -760,6 +785,8 @@ type state struct {
 	Ladder    string `json:"ladder,omitempty"`              // faithful | per-sample ("": faithful)
 	// Server is the last inference server ptb started for these samples.
 	Server *ServerRecord `json:"server,omitempty"`
+	// Programs is the interpreter that last ran HumanEval's programs.
+	Programs *ProgramsRecord `json:"programs,omitempty"`
 }
 
 func checkState(dir string, info task.Info, maxTokens int, ladder string) error {

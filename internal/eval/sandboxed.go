@@ -18,7 +18,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ptb-dev/ptb/internal/rundir"
 	"github.com/ptb-dev/ptb/internal/sandbox"
 )
 
@@ -536,31 +535,18 @@ func (o Options) noteServer(rec ServerRecord) error {
 
 // recordServer writes the server's record into OUT/eval.json.
 func recordServer(dir string, rec ServerRecord) error {
-	p := filepath.Join(dir, StateFile)
-	b, err := os.ReadFile(p)
-	if err != nil {
+	if err := updateState(dir, func(st *state) { st.Server = &rec }); err != nil {
 		return fmt.Errorf("record the server: %w", err)
 	}
-	var st state
-	if err := json.Unmarshal(b, &st); err != nil {
-		return fmt.Errorf("record the server: %s: %w", p, err)
-	}
-	st.Server = &rec
-	out, _ := json.MarshalIndent(st, "", "  ")
-	return rundir.WriteFileAtomic(p, append(out, '\n'), 0o644)
+	return nil
 }
 
 // recordedServer is the server record in OUT/eval.json, if any.
 func recordedServer(dir string) *ServerRecord {
-	b, err := os.ReadFile(filepath.Join(dir, StateFile))
-	if err != nil {
-		return nil
+	if st := recordedState(dir); st != nil {
+		return st.Server
 	}
-	var st state
-	if json.Unmarshal(b, &st) != nil {
-		return nil
-	}
-	return st.Server
+	return nil
 }
 
 // limitedBuffer keeps the first max bytes written to it.

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/ptb-dev/ptb/internal/eval/evaltest"
+	"github.com/ptb-dev/ptb/internal/eval/pyexec"
 	"github.com/ptb-dev/ptb/internal/eval/task"
 	"github.com/ptb-dev/ptb/internal/sandbox/none"
 	"github.com/ptb-dev/ptb/internal/sandbox/relay"
@@ -39,6 +40,8 @@ func TestMain(m *testing.M) {
 		switch a := os.Args[1]; {
 		case a == "sandbox-init":
 			os.Exit(fakeSandboxInit(os.Args[2:]))
+		case a == pyexec.WorkerCommand:
+			os.Exit(pyexec.Main(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
 		case a == "--version":
 			fmt.Println("INFO 11-29 12:00:00 [__init__.py:216] Automatically detected platform cuda.")
 			fmt.Println("0.11.0")

@@ -6,7 +6,7 @@ import (
 	"html/template"
 	"io"
 	"net/url"
-	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/ptb-dev/ptb/internal/rundir"
@@ -38,30 +38,47 @@ type htmlMethodRuns struct {
 
 // runRows renders a method's cells as table rows by hand: with thousands of
 // runs this is the bulk of the page, and html/template is slow at it.
-func runRows(m *Method, linkBase string) template.HTML {
+func runRows(m *Method, ln *linker) template.HTML {
 	var sb strings.Builder
+	sb.Grow(len(m.Cells) * 640)
 	esc := html.EscapeString
+	td := func(class, text string) {
+		if class != "" {
+			sb.WriteString(`<td class="` + class + `">`)
+		} else {
+			sb.WriteString("<td>")
+		}
+		sb.WriteString(text)
+		sb.WriteString("</td>")
+	}
 	for _, c := range m.Cells {
 		if c.Reason == ReasonOK {
 			sb.WriteString("<tr>")
 		} else {
 			sb.WriteString(`<tr class="fallback">`)
 		}
-		fmt.Fprintf(&sb, `<td class="l">%d</td><td class="l">%s</td><td class="l">%s</td><td>%s</td><td class="l">%s</td><td class="l">%s</td>`,
-			c.Seed, esc(c.Benchmark), esc(shortModel(c.BaseModel)), f1(c.Score), esc(c.Source), esc(c.Reason))
+		td("l", strconv.Itoa(c.Seed))
+		td("l", esc(c.Benchmark))
+		td("l", esc(shortModel(c.BaseModel)))
+		td("", f1(c.Score))
+		td("l", esc(c.Source))
+		td("l", esc(c.Reason))
 		if c.Run == nil {
 			sb.WriteString(`<td class="l"></td><td class="l"></td></tr>` + "\n")
 			continue
 		}
-		d := c.Run.Dir
-		link := func(target, slash, text string) {
-			fmt.Fprintf(&sb, `<a href="%s%s">%s</a> `, esc(escapePath(linkTo(linkBase, target))), slash, text)
+		dir := ln.to(c.Run.Dir)
+		link := func(sub, slash, text string) {
+			sb.WriteString(`<a href="`)
+			sb.WriteString(esc(escapePath(ln.under(dir, sub))))
+			sb.WriteString(slash + `">` + text + `</a> `)
 		}
-		fmt.Fprintf(&sb, `<td class="l">%s</td><td class="l">`, esc(c.Run.ID))
-		link(d, "/", "dir")
-		link(filepath.Join(d, rundir.TraceDir), "/", "trace")
-		link(filepath.Join(d, rundir.AuditDir), "/", "audit")
-		link(filepath.Join(d, rundir.MetricsFile), "", "metrics")
+		td("l", esc(c.Run.ID))
+		sb.WriteString(`<td class="l">`)
+		link("", "/", "dir")
+		link(rundir.TraceDir, "/", "trace")
+		link(rundir.AuditDir, "/", "audit")
+		link(rundir.MetricsFile, "", "metrics")
 		sb.WriteString("</td></tr>\n")
 	}
 	return template.HTML(sb.String())
@@ -94,8 +111,9 @@ func WriteHTML(w io.Writer, rep *Report, linkBase string) error {
 		parts = append(parts, fmt.Sprintf("%s %.5f", b, rep.Weights[b]))
 	}
 	page.WeightsText = strings.Join(parts, ", ")
+	ln := newLinker(linkBase)
 	for _, m := range rep.Methods {
-		page.Runs = append(page.Runs, htmlMethodRuns{Method: m.Method, Cells: len(m.Cells), Rows: runRows(m, linkBase)})
+		page.Runs = append(page.Runs, htmlMethodRuns{Method: m.Method, Cells: len(m.Cells), Rows: runRows(m, ln)})
 		for _, c := range m.Cells {
 			if c.Run != nil {
 				page.TotalRuns++

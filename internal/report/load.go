@@ -2,13 +2,16 @@ package report
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/ptb-dev/ptb/internal/result"
 	"github.com/ptb-dev/ptb/internal/rundir"
@@ -26,91 +29,191 @@ type Run struct {
 // read or has another schema is skipped with a warning; a path that does not
 // exist is an error. Runs come back sorted by directory.
 func LoadRuns(ctx context.Context, paths []string) ([]Run, []string, error) {
-	var files []string
+	l := &loader{ctx: ctx, sem: make(chan struct{}, runtime.GOMAXPROCS(0)*2)}
 	for _, p := range paths {
 		fi, err := os.Stat(p)
 		if err != nil {
 			return nil, nil, fmt.Errorf("find runs: %w", err)
 		}
 		if !fi.IsDir() {
-			files = append(files, p)
+			r, err := result.Read(p)
+			l.add(loaded{file: p, res: r, err: err})
 			continue
 		}
-		if err := findResults(ctx, p, &files); err != nil {
-			return nil, nil, fmt.Errorf("find runs under %s: %w", p, err)
+		var wg sync.WaitGroup
+		l.walk(&wg, p)
+		wg.Wait()
+		if len(l.walkErrs) > 0 {
+			// The error the sequential walk would have met first.
+			e := slices.MinFunc(l.walkErrs, func(a, b walkErr) int { return strings.Compare(a.dir, b.dir) })
+			return nil, nil, fmt.Errorf("find runs under %s: %w", p, e.err)
 		}
 	}
-	sort.Strings(files)
-	files = dedupe(files)
-
-	runs := make([]Run, len(files))
-	errs := make([]error, len(files))
-	var wg sync.WaitGroup
-	next := make(chan int)
-	workers := min(runtime.GOMAXPROCS(0)*2, len(files))
-	for range workers {
-		wg.Go(func() {
-			for i := range next {
-				r, err := result.Read(files[i])
-				runs[i] = Run{Dir: filepath.Dir(files[i]), Result: r}
-				errs[i] = err
-			}
-		})
-	}
-	for i := range files {
-		if ctx.Err() != nil {
-			break
-		}
-		next <- i
-	}
-	close(next)
-	wg.Wait()
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
 	}
+	found := l.found
+	slices.SortFunc(found, func(a, b loaded) int { return strings.Compare(a.file, b.file) })
+	found = slices.CompactFunc(found, func(a, b loaded) bool { return a.file == b.file })
 	var warnings []string
-	out := runs[:0]
-	for i, r := range runs {
-		if errs[i] != nil {
-			warnings = append(warnings, fmt.Sprintf("skipped %s: %v", files[i], errs[i]))
+	out := make([]Run, 0, len(found))
+	for _, f := range found {
+		if f.err != nil {
+			warnings = append(warnings, fmt.Sprintf("skipped %s: %v", f.file, f.err))
 			continue
 		}
-		out = append(out, r)
+		out = append(out, Run{Dir: filepath.Dir(f.file), Result: f.res})
 	}
 	return out, warnings, nil
 }
 
-func findResults(ctx context.Context, dir string, files *[]string) error {
-	if err := ctx.Err(); err != nil {
-		return err
+// loaded is one result.json read (or not).
+type loaded struct {
+	file string
+	res  *result.Result
+	err  error
+}
+
+type walkErr struct {
+	dir string
+	err error
+}
+
+// loader walks directories on a bounded number of goroutines, reading each
+// run directory's result.json as it finds it.
+type loader struct {
+	ctx      context.Context
+	sem      chan struct{} // a slot per extra goroutine
+	mu       sync.Mutex
+	found    []loaded
+	walkErrs []walkErr
+}
+
+func (l *loader) add(f loaded) {
+	l.mu.Lock()
+	l.found = append(l.found, f)
+	l.mu.Unlock()
+}
+
+func (l *loader) fail(dir string, err error) {
+	l.mu.Lock()
+	l.walkErrs = append(l.walkErrs, walkErr{dir, err})
+	l.mu.Unlock()
+}
+
+// walk visits dir: a run directory is read, any other is listed and its
+// subdirectories (but hidden ones) walked, on a new goroutine while a slot
+// is free, else on this one.
+func (l *loader) walk(wg *sync.WaitGroup, dir string) {
+	if err := l.ctx.Err(); err != nil {
+		l.fail(dir, err)
+		return
+	}
+	file := filepath.Join(dir, rundir.ResultFile)
+	// The common case, a run directory, costs an open, a stat and the
+	// reads: no listing.
+	if r, ok := readRegular(file); ok {
+		l.add(r)
+		return
 	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return err
+		l.fail(dir, err)
+		return
 	}
 	for _, e := range entries {
 		if e.Name() == rundir.ResultFile && e.Type().IsRegular() {
-			*files = append(*files, filepath.Join(dir, e.Name()))
-			return nil
+			r, err := result.Read(file)
+			l.add(loaded{file: file, res: r, err: err})
+			return
 		}
 	}
 	for _, e := range entries {
 		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
-		if err := findResults(ctx, filepath.Join(dir, e.Name()), files); err != nil {
-			return err
+		sub := filepath.Join(dir, e.Name())
+		select {
+		case l.sem <- struct{}{}:
+			wg.Add(1)
+			go func() {
+				defer func() { <-l.sem; wg.Done() }()
+				l.walk(wg, sub)
+			}()
+		default:
+			l.walk(wg, sub)
 		}
 	}
-	return nil
 }
 
-func dedupe(sorted []string) []string {
-	out := sorted[:0]
-	for i, s := range sorted {
-		if i == 0 || s != sorted[i-1] {
-			out = append(out, s)
+// readRegular reads and decodes file when it is a regular file (not a
+// symbolic link, FIFO, socket or directory), with raw system calls: the
+// loader's cost is in them. ok is false when file is anything else or
+// cannot be opened; the caller then lists the directory as before. An error
+// after that comes from result.Read, so that warnings read the same
+// whichever way a file was read.
+func readRegular(file string) (loaded, bool) {
+	fd, err := openNoFollow(file)
+	if err != nil {
+		return loaded{}, false
+	}
+	bp := readBufs.Get().(*[]byte)
+	defer readBufs.Put(bp)
+	data, regular, err := readAll(fd, (*bp)[:0])
+	syscall.Close(fd)
+	if !regular {
+		return loaded{}, false
+	}
+	if err == nil {
+		*bp = data
+		// Unmarshal copies what it keeps, so the buffer can be reused.
+		var r result.Result
+		if json.Unmarshal(data, &r) == nil && r.Schema == result.Schema {
+			return loaded{file: file, res: &r}, true
 		}
 	}
-	return out
+	r, err := result.Read(file)
+	return loaded{file: file, res: r, err: err}, true
+}
+
+// readBufs holds the loader's read buffers, one per goroutine at a time.
+var readBufs = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+
+func openNoFollow(file string) (int, error) {
+	for {
+		// O_NONBLOCK: a FIFO in the way must not block the walk.
+		fd, err := syscall.Open(file, syscall.O_RDONLY|syscall.O_CLOEXEC|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
+		if !errors.Is(err, syscall.EINTR) {
+			return fd, err
+		}
+	}
+}
+
+// readAll reads an open file, appending to buf, if it is a regular file:
+// up to the size fstat gave and on until a read comes back short (a
+// regular file's read is short only at its end), so that a file that grew
+// is read whole and one of the size stated costs one read.
+func readAll(fd int, buf []byte) (data []byte, regular bool, err error) {
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil || st.Mode&syscall.S_IFMT != syscall.S_IFREG {
+		return nil, false, err
+	}
+	data = slices.Grow(buf[:0], int(st.Size)+512)
+	for {
+		if len(data) == cap(data) {
+			data = slices.Grow(data, cap(data))
+		}
+		room := cap(data) - len(data)
+		n, err := syscall.Read(fd, data[len(data):cap(data)])
+		switch {
+		case errors.Is(err, syscall.EINTR):
+			continue
+		case err != nil:
+			return nil, true, err
+		}
+		data = data[:len(data)+n]
+		if n == 0 || (n < room && int64(len(data)) >= st.Size) {
+			return data, true, nil
+		}
+	}
 }

@@ -2,11 +2,14 @@ package report
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
+	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -46,55 +49,71 @@ func shortModel(id string) string { return id[strings.LastIndex(id, "/")+1:] }
 // are made relative to it.
 func Write(w io.Writer, rep *Report, format, linkBase string) error {
 	bw := bufio.NewWriterSize(w, 1<<16)
-	var err error
-	switch format {
-	case "md":
-		err = WriteMarkdown(bw, rep)
-	case "csv":
-		err = WriteCSV(bw, rep)
-	case "json":
-		err = WriteJSON(bw, rep)
-	case "html":
-		err = WriteHTML(bw, rep, linkBase)
-	default:
-		return fmt.Errorf("unknown format %q; use one of %s", format, strings.Join(Formats(), ", "))
-	}
-	if err != nil {
+	if err := render(bw, rep, format, linkBase); err != nil {
 		return err
 	}
 	return bw.Flush()
 }
 
-// WriteDir writes report.<format> for each format and the SVG figures under
-// dir/figures, each file atomically.
-func WriteDir(dir string, rep *Report, formats []string) ([]string, error) {
-	var written []string
-	put := func(rel string, render func(io.Writer) error) error {
-		var sb strings.Builder
-		if err := render(&sb); err != nil {
-			return fmt.Errorf("render %s: %w", rel, err)
-		}
-		path := filepath.Join(dir, rel)
-		if err := rundir.WriteFileAtomic(path, []byte(sb.String()), 0o644); err != nil {
-			return fmt.Errorf("write %s: %w", path, err)
-		}
-		written = append(written, path)
-		return nil
+func render(w io.Writer, rep *Report, format, linkBase string) error {
+	switch format {
+	case "md":
+		return WriteMarkdown(w, rep)
+	case "csv":
+		return WriteCSV(w, rep)
+	case "json":
+		return WriteJSON(w, rep)
+	case "html":
+		return WriteHTML(w, rep, linkBase)
 	}
+	return fmt.Errorf("unknown format %q; use one of %s", format, strings.Join(Formats(), ", "))
+}
+
+// WriteDir writes report.<format> for each format and the SVG figures under
+// dir/figures, each file atomically. The files are rendered straight into
+// their temporary files, in parallel; the paths written come back in the
+// order formats, then figures, whatever the error.
+func WriteDir(dir string, rep *Report, formats []string) ([]string, error) {
+	type output struct {
+		rel    string
+		render func(io.Writer) error
+	}
+	var outs []output
 	for _, f := range formats {
-		if err := put("report."+f, func(w io.Writer) error { return Write(w, rep, f, dir) }); err != nil {
-			return written, err
-		}
+		outs = append(outs, output{"report." + f, func(w io.Writer) error { return render(w, rep, f, dir) }})
 	}
 	for _, fig := range Figures(rep) {
-		if err := put(filepath.Join("figures", fig.Name+".svg"), func(w io.Writer) error {
+		outs = append(outs, output{filepath.Join("figures", fig.Name+".svg"), func(w io.Writer) error {
 			_, err := io.WriteString(w, fig.SVG)
 			return err
-		}); err != nil {
-			return written, err
-		}
+		}})
 	}
-	return written, nil
+	errs := make([]error, len(outs))
+	// Files, not cores, bound the pool: each write waits on fsync.
+	parallelN(len(outs), len(outs), func(i int) {
+		path := filepath.Join(dir, outs[i].rel)
+		var renderErr error
+		err := rundir.WriteAtomic(path, 0o644, func(w io.Writer) error {
+			renderErr = outs[i].render(w)
+			return renderErr
+		})
+		switch {
+		case renderErr != nil:
+			errs[i] = fmt.Errorf("render %s: %w", outs[i].rel, renderErr)
+		case err != nil:
+			errs[i] = fmt.Errorf("write %s: %w", path, err)
+		}
+	})
+	var written []string
+	var first error
+	for i, o := range outs {
+		if errs[i] != nil {
+			first = cmp.Or(first, errs[i])
+			continue
+		}
+		written = append(written, filepath.Join(dir, o.rel))
+	}
+	return written, first
 }
 
 // pmHours is pm for a time in hours, with three decimals under an hour
@@ -315,23 +334,74 @@ func WriteCSV(w io.Writer, rep *Report) error {
 	return cw.Error()
 }
 
-// WriteJSON writes the whole report as indented JSON.
+// WriteJSON writes the whole report as indented JSON, with a final newline
+// (the bytes of a json.Encoder with SetIndent("", "  ")).
 func WriteJSON(w io.Writer, rep *Report) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(rep)
+	// MarshalIndent sizes its indent buffer up front; the Encoder grows its
+	// own from empty, which for megabytes of cells is most of the time.
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
 }
 
 // linkTo returns the path of target relative to base, with forward slashes,
 // for links in the HTML report; base "" means the current directory.
-func linkTo(base, target string) string {
+func linkTo(base, target string) string { return newLinker(base).to(target) }
+
+// linker is linkTo for many targets: filepath.Abs of the base and the
+// working directory are looked up once (Abs of a relative path asks the
+// system for the working directory on every call).
+type linker struct {
+	base    string // absolute, cleaned; "" when it could not be made so
+	wd      string
+	wdErr   error
+	wdKnown bool
+}
+
+func newLinker(base string) *linker {
+	ln := &linker{}
 	if base == "" {
 		base = "."
 	}
-	ab, err1 := filepath.Abs(base)
-	at, err2 := filepath.Abs(target)
-	if err1 == nil && err2 == nil {
-		if rel, err := filepath.Rel(ab, at); err == nil {
+	if ab, err := ln.abs(base); err == nil {
+		ln.base = ab
+	}
+	return ln
+}
+
+// abs is filepath.Abs with the working directory remembered.
+func (ln *linker) abs(p string) (string, error) {
+	if filepath.IsAbs(p) {
+		return filepath.Clean(p), nil
+	}
+	if !ln.wdKnown {
+		ln.wd, ln.wdErr = os.Getwd()
+		ln.wdKnown = true
+	}
+	if ln.wdErr != nil {
+		return "", ln.wdErr
+	}
+	return filepath.Join(ln.wd, p), nil
+}
+
+// under is to(filepath.Join(target, sub)) given link, to(target), for a
+// clean relative sub without "..": the relative path of a path below target
+// is the relative path of target with sub joined on (or target and sub
+// joined, when the base could not be resolved).
+func (ln *linker) under(link, sub string) string {
+	if sub == "" {
+		return link
+	}
+	return path.Join(link, filepath.ToSlash(sub))
+}
+
+func (ln *linker) to(target string) string {
+	at, err := ln.abs(target)
+	if ln.base != "" && err == nil {
+		if rel, err := filepath.Rel(ln.base, at); err == nil {
 			return filepath.ToSlash(rel)
 		}
 	}

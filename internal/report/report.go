@@ -10,9 +10,12 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ptb-dev/ptb/internal/result"
@@ -264,9 +267,13 @@ func Build(runs []Run, opt Options) (*Report, error) {
 		rep.Warnings = append(rep.Warnings, fmt.Sprintf("left out %d run(s) outside the benchmarks and base models of the baselines: %s", outside[k], k))
 	}
 
-	for _, label := range slices.Sorted(maps.Keys(seeds)) {
-		rep.Methods = append(rep.Methods, buildMethod(label, seeds[label], picks, superseded, bl, weights, opt))
-	}
+	// Methods are independent (each bootstrap has its own generator), so
+	// they are built in parallel; the report is the same at any GOMAXPROCS.
+	labels := slices.Sorted(maps.Keys(seeds))
+	rep.Methods = make([]*Method, len(labels))
+	parallel(len(labels), func(i int) {
+		rep.Methods[i] = buildMethod(labels[i], seeds[labels[i]], picks, superseded, bl, weights, opt)
+	})
 	for _, m := range rep.Methods {
 		n := 0
 		for _, c := range m.Cells {
@@ -301,14 +308,47 @@ func Build(runs []Run, opt Options) (*Report, error) {
 	for i, m := range rep.Methods {
 		m.Rank = i + 1
 	}
-	for _, pair := range opt.Compare {
-		c, err := compare(rep, pair[0], pair[1], weights, opt)
+	comps := make([]*Comparison, len(opt.Compare))
+	errs := make([]error, len(opt.Compare))
+	parallel(len(opt.Compare), func(i int) {
+		comps[i], errs[i] = compare(rep, opt.Compare[i][0], opt.Compare[i][1], weights, opt)
+	})
+	for _, err := range errs {
 		if err != nil {
-			return nil, err
+			return nil, err // the first pair's error, as in order
 		}
-		rep.Comparisons = append(rep.Comparisons, c)
 	}
+	rep.Comparisons = append(rep.Comparisons, comps...)
 	return rep, nil
+}
+
+// parallel calls do(0), ..., do(n-1) on up to GOMAXPROCS goroutines and
+// returns when all have returned.
+func parallel(n int, do func(i int)) { parallelN(n, runtime.GOMAXPROCS(0), do) }
+
+// parallelN is parallel on up to workers goroutines.
+func parallelN(n, workers int, do func(i int)) {
+	workers = min(workers, n)
+	if workers <= 1 {
+		for i := range n {
+			do(i)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				do(i)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // newer reports whether a is a later attempt at the same cell than b: by
@@ -459,7 +499,8 @@ func buildMethod(label string, seedSet map[int]bool, picks map[cellKey]*Run, sup
 		Method: label, NSeeds: ns, Seeds: seeds,
 		Benchmarks: map[string]Stat{}, BaseModels: map[string]ModelView{},
 		Fallbacks: map[string]int{}, Flags: Flags{ByLetter: map[string]int{}},
-		cells: make(cellMatrix, nb),
+		Cells: make([]Cell, 0, nb*nm*ns),
+		cells: newCellMatrix(nb, nm, ns),
 	}
 	for _, r := range Reasons() {
 		m.Fallbacks[r] = 0
@@ -467,9 +508,7 @@ func buildMethod(label string, seedSet map[int]bool, picks map[cellKey]*Run, sup
 	times := make([][]float64, ns)
 	var inTok, outTok, cost float64
 	for b := range nb {
-		m.cells[b] = make([][]float64, nm)
 		for mi := range nm {
-			m.cells[b][mi] = make([]float64, ns)
 			for si, seed := range seeds {
 				k := cellKey{label, seed, b, mi}
 				c := Cell{Seed: seed, Benchmark: bl.Benchmarks[b], BaseModel: bl.BaseModels[mi].ID}
@@ -517,7 +556,7 @@ func buildMethod(label string, seedSet map[int]bool, picks map[cellKey]*Run, sup
 					score = bl.BaseModels[mi].ZeroShot[bl.Benchmarks[b]]
 				}
 				c.Score = 100 * score
-				m.cells[b][mi][si] = c.Score
+				m.cells.at(b, mi)[si] = c.Score
 				m.Cells = append(m.Cells, c)
 			}
 		}
@@ -547,7 +586,7 @@ func buildMethod(label string, seedSet map[int]bool, picks map[cellKey]*Run, sup
 		for s := range ns {
 			sum := 0.0
 			for mi := range nm {
-				sum += m.cells[b][mi][s]
+				sum += m.cells.at(b, mi)[s]
 			}
 			cols[b][s] = sum / float64(nm)
 		}
@@ -568,9 +607,10 @@ func buildMethod(label string, seedSet map[int]bool, picks map[cellKey]*Run, sup
 		v := ModelView{Benchmarks: map[string]Stat{}}
 		per := make([]float64, ns)
 		for b, name := range bl.Benchmarks {
-			v.Benchmarks[name] = Stat{Mean: mean(m.cells[b][mi]), Std: sampleStd(m.cells[b][mi])}
+			cell := m.cells.at(b, mi)
+			v.Benchmarks[name] = Stat{Mean: mean(cell), Std: sampleStd(cell)}
 			for s := range ns {
-				per[s] += weights[b] * m.cells[b][mi][s]
+				per[s] += weights[b] * cell[s]
 			}
 		}
 		v.Avg, v.Std = mean(per), sampleStd(per)
@@ -629,9 +669,9 @@ func compare(rep *Report, a, b string, weights []float64, opt Options) (*Compari
 	for _, name := range rep.BaseModels {
 		c.BaseModels[name] = ma.BaseModels[name].Avg - mb.BaseModels[name].Avg
 	}
-	for bi := range ma.cells {
-		for mi := range ma.cells[bi] {
-			d := mean(ma.cells[bi][mi]) - mean(mb.cells[bi][mi])
+	for bi := range ma.cells.nb {
+		for mi := range ma.cells.nm {
+			d := mean(ma.cells.at(bi, mi)) - mean(mb.cells.at(bi, mi))
 			switch {
 			case math.Abs(d) < 1e-9:
 				c.CellsTied++

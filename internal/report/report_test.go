@@ -3,12 +3,15 @@ package report
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/ptb-dev/ptb/internal/result"
 	"github.com/ptb-dev/ptb/internal/rundir"
@@ -565,5 +568,101 @@ func TestLoadRuns(t *testing.T) {
 	}
 	if _, _, err := LoadRuns(context.Background(), []string{filepath.Join(root, "absent")}); err == nil {
 		t.Error("absent path: no error")
+	}
+}
+
+// TestLoadRunsOddEntries: what the walk does with a result.json that is
+// not a regular file, and that a warning says what result.Read says.
+func TestLoadRunsOddEntries(t *testing.T) {
+	root := t.TempDir()
+	a := mkRun("m", 0, "b1", "org/A-Base", 0.5)
+	writeResult(t, filepath.Join(root, "real"), a.Result)
+	// A symbolic link named result.json is not a run directory's record:
+	// the walk descends instead, and finds the run below.
+	if err := os.Symlink(filepath.Join(root, "real", "result.json"), filepath.Join(root, "linked", "result.json")); err == nil {
+		t.Fatal("symlink into a missing directory succeeded")
+	}
+	if err := os.MkdirAll(filepath.Join(root, "linked"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(root, "real", "result.json"), filepath.Join(root, "linked", "result.json")); err != nil {
+		t.Fatal(err)
+	}
+	writeResult(t, filepath.Join(root, "linked", "below"), a.Result)
+	// A directory named result.json is walked like any other.
+	writeResult(t, filepath.Join(root, "dirnamed", "result.json", "r"), a.Result)
+	// A FIFO named result.json must neither block the walk nor be read.
+	if err := os.MkdirAll(filepath.Join(root, "fifo"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(root, "fifo", "result.json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A run whose record is cut short: the warning is result.Read's error.
+	bad := filepath.Join(root, "trunc", "result.json")
+	if err := os.MkdirAll(filepath.Dir(bad), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bad, []byte(`{"schema": "ptb.result/v1", "spec": {`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, readErr := result.Read(bad)
+
+	done := make(chan struct{})
+	var runs []Run
+	var warnings []string
+	var err error
+	go func() {
+		defer close(done)
+		runs, warnings, err = LoadRuns(context.Background(), []string{root})
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("LoadRuns blocked (on the FIFO?)")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range runs {
+		rel, _ := filepath.Rel(root, r.Dir)
+		got = append(got, rel)
+	}
+	want := []string{"dirnamed/result.json/r", "linked/below", "real"}
+	if !slices.Equal(got, want) {
+		t.Errorf("run directories %q, want %q", got, want)
+	}
+	wantWarn := []string{fmt.Sprintf("skipped %s: %v", bad, readErr)}
+	if !slices.Equal(warnings, wantWarn) {
+		t.Errorf("warnings %q, want %q", warnings, wantWarn)
+	}
+}
+
+// TestReadAllSizes: the loader's reader returns a file's bytes exactly,
+// around its buffer's and read sizes, with a reused buffer too small or
+// holding old bytes.
+func TestReadAllSizes(t *testing.T) {
+	dir := t.TempDir()
+	for _, size := range []int{0, 1, 511, 512, 513, 64<<10 - 1, 64 << 10, 200 << 10} {
+		want := make([]byte, size)
+		for i := range want {
+			want[i] = byte('a' + i%26)
+		}
+		p := filepath.Join(dir, fmt.Sprint(size))
+		if err := os.WriteFile(p, want, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, buf := range [][]byte{nil, make([]byte, 100, 100), []byte("stale bytes")} {
+			fd, err := openNoFollow(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, regular, err := readAll(fd, buf)
+			syscall.Close(fd)
+			if err != nil || !regular || string(got) != string(want) {
+				t.Errorf("size %d, buffer of %d: got %d bytes (regular %v, err %v), want %d", size, len(buf), len(got), regular, err, size)
+			}
+		}
 	}
 }

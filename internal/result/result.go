@@ -169,6 +169,19 @@ type Evaluation struct {
 	Coverage *float64 `json:"coverage,omitempty"`
 	// Server is the inference server ptb started (vllm, hf backends).
 	Server *EvalServer `json:"server,omitempty"`
+	// Programs is the interpreter that ran HumanEval's programs.
+	Programs *EvalPrograms `json:"programs,omitempty"`
+}
+
+// EvalPrograms is the interpreter that ran the benchmark's generated
+// programs (HumanEval) and how they were contained.
+type EvalPrograms struct {
+	Python        string   `json:"python"`         // the interpreter run
+	PythonVersion string   `json:"python_version"` // e.g. 3.10.14
+	Sandbox       string   `json:"sandbox"`
+	Unsandboxed   bool     `json:"unsandboxed"`
+	Sandboxes     int      `json:"sandboxes"` // long-lived sandboxes, programs run at once
+	Warnings      []string `json:"warnings"`  // a Python other than the original's 3.10, unsandboxed programs
 }
 
 // EvalServer is the inference server that answered the evaluation and how

@@ -50,6 +50,20 @@ func TestValidateAcceptsAnEvaluationServer(t *testing.T) {
 	}
 }
 
+// The evaluation's programs record, as HumanEval writes it.
+func TestValidateAcceptsEvaluationPrograms(t *testing.T) {
+	r := valid()
+	r.Evaluation.Programs = &EvalPrograms{Python: "/root/.pyenv/versions/3.11.7/bin/python3.11", PythonVersion: "3.11.7",
+		Sandbox: "bwrap", Sandboxes: 2, Warnings: []string{"humaneval programs run with Python 3.11.7, not the original's 3.10"}}
+	if err := Validate(r); err != nil {
+		t.Fatal(err)
+	}
+	r.Evaluation.Programs.Sandboxes = 0
+	if err := Validate(r); err == nil || !strings.Contains(err.Error(), "sandboxes") {
+		t.Errorf("no sandboxes: error %v, want one naming sandboxes", err)
+	}
+}
+
 func TestValidateRejects(t *testing.T) {
 	for _, c := range []struct {
 		name string

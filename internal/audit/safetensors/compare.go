@@ -73,6 +73,13 @@ type group struct {
 // whose relative distance to a reference exceeds farTensor counts towards
 // that reference's FarFraction. Non-float tensors are skipped.
 func Compare(ctx context.Context, model *Model, refs []*Model, farTensor float64) ([]Distance, error) {
+	return compare(ctx, model, refs, farTensor, compareGroup, newChunkBufs)
+}
+
+// groupFunc computes one group's sums with a worker's buffers B.
+type groupFunc[B any] func(open func(string) (*os.File, error), g *group, b B) ([]float64, []float64, error)
+
+func compare[B any](ctx context.Context, model *Model, refs []*Model, farTensor float64, compareGroup groupFunc[B], newBufs func() B) ([]Distance, error) {
 	mByCanon := map[string]Tensor{}
 	var mElems int64
 	for _, n := range model.Names {
@@ -152,7 +159,7 @@ func Compare(ctx context.Context, model *Model, refs []*Model, farTensor float64
 				}
 				return f, err
 			}
-			bufs := newChunkBufs()
+			bufs := newBufs()
 			for g := range ch {
 				if ctx.Err() != nil {
 					continue
@@ -205,62 +212,181 @@ func Compare(ctx context.Context, model *Model, refs []*Model, farTensor float64
 
 const chunkElems = 1 << 18
 
+// chunkSet holds one chunk's raw bytes: the model tensor's and, for each
+// pair, the reference tensor's.
+type chunkSet struct {
+	done, n int64
+	rm      []byte
+	rr      [][]byte
+	err     error
+}
+
+// chunkBufs are a worker's buffers: two chunk sets (one being read while
+// the other is computed on) and the decoded floats.
 type chunkBufs struct {
-	rawM, rawR []byte
-	fm, fr     []float32
+	sets   [2]*chunkSet
+	fm, fr []float32
 }
 
 func newChunkBufs() *chunkBufs {
-	return &chunkBufs{rawM: make([]byte, chunkElems*8), rawR: make([]byte, chunkElems*8), fm: make([]float32, chunkElems), fr: make([]float32, chunkElems)}
+	return &chunkBufs{sets: [2]*chunkSet{{}, {}}, fm: make([]float32, chunkElems), fr: make([]float32, chunkElems)}
+}
+
+func grow(b []byte, n int64) []byte {
+	if int64(cap(b)) < n {
+		return make([]byte, n)
+	}
+	return b[:n]
 }
 
 // compareGroup reads the model tensor once, chunk by chunk, and for each
-// reference returns sum (m-r)^2 and sum r^2 over the compared elements.
+// reference returns sum (m-r)^2 and sum r^2 over the compared elements. A
+// goroutine reads the next chunk (model and references) while this one is
+// computed on, so reading and computing overlap.
 func compareGroup(open func(string) (*os.File, error), g *group, b *chunkBufs) ([]float64, []float64, error) {
-	fm, err := open(g.m.File)
-	if err != nil {
-		return nil, nil, err
-	}
 	szm := int64(DTypeSize(g.m.DType))
 	var maxE int64
 	for _, p := range g.pairs {
 		maxE = max(maxE, p.elems)
 	}
-	sqd, sqr := make([]float64, len(g.pairs)), make([]float64, len(g.pairs))
-	for done := int64(0); done < maxE; {
-		n := min(int64(chunkElems), maxE-done)
-		rm := b.rawM[:n*szm]
-		if _, err := fm.ReadAt(rm, g.m.Offset+done*szm); err != nil && err != io.EOF {
-			return nil, nil, fmt.Errorf("read %s in %s: %w", g.m.Name, g.m.File, err)
+	full := make(chan *chunkSet, 1)
+	free := make(chan *chunkSet, 2)
+	free <- b.sets[0]
+	free <- b.sets[1]
+	stop := make(chan struct{})
+	go func() {
+		defer close(full)
+		for done := int64(0); done < maxE; {
+			var s *chunkSet
+			select {
+			case s = <-free:
+			case <-stop:
+				return
+			}
+			n := min(int64(chunkElems), maxE-done)
+			s.done, s.n, s.err = done, n, readChunk(open, g, s, done, n, szm)
+			select {
+			case full <- s:
+			case <-stop:
+				return
+			}
+			if s.err != nil {
+				return
+			}
+			done += n
 		}
-		Decode(g.m.DType, rm, b.fm[:n])
+	}()
+	defer func() {
+		close(stop)
+		for range full { // the reader has stopped once full is closed
+		}
+	}()
+	sqd, sqr := make([]float64, len(g.pairs)), make([]float64, len(g.pairs))
+	mBF16 := g.m.DType == "BF16" && nativeLE
+	for s := range full {
+		if s.err != nil {
+			return nil, nil, s.err
+		}
+		n, done := s.n, s.done
+		decoded := false
+		model := func() []float32 {
+			if !decoded {
+				Decode(g.m.DType, s.rm, b.fm[:n])
+				decoded = true
+			}
+			return b.fm
+		}
 		for k, p := range g.pairs {
 			if done >= p.elems {
 				continue
 			}
 			k2 := min(n, p.elems-done)
-			fr, err := open(p.r.File)
-			if err != nil {
-				return nil, nil, err
-			}
-			szr := int64(DTypeSize(p.r.DType))
-			rr := b.rawR[:k2*szr]
-			if _, err := fr.ReadAt(rr, p.r.Offset+done*szr); err != nil && err != io.EOF {
-				return nil, nil, fmt.Errorf("read %s in %s: %w", p.r.Name, p.r.File, err)
-			}
+			rr := s.rr[k]
 			var d, r float64
-			if p.r.DType == "BF16" && nativeLE {
-				d, r = sumSqBF16(b.fm[:k2], unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(rr))), k2))
-			} else {
+			switch {
+			case p.r.DType == "BF16" && mBF16:
+				d, r = sumSqBF16Pair(asU16(s.rm)[:k2], asU16(rr)[:k2])
+			case p.r.DType == "BF16" && nativeLE:
+				d, r = sumSqBF16(model()[:k2], asU16(rr)[:k2])
+			default:
 				Decode(p.r.DType, rr, b.fr[:k2])
-				d, r = sumSq(b.fm[:k2], b.fr[:k2])
+				d, r = sumSq(model()[:k2], b.fr[:k2])
 			}
 			sqd[k] += d
 			sqr[k] += r
 		}
-		done += n
+		free <- s
 	}
 	return sqd, sqr, nil
+}
+
+// readChunk reads elements [done, done+n) of the model tensor and the
+// matching part of each reference tensor into s.
+func readChunk(open func(string) (*os.File, error), g *group, s *chunkSet, done, n, szm int64) error {
+	fm, err := open(g.m.File)
+	if err != nil {
+		return err
+	}
+	s.rm = grow(s.rm, n*szm)
+	if _, err := fm.ReadAt(s.rm, g.m.Offset+done*szm); err != nil && err != io.EOF {
+		return fmt.Errorf("read %s in %s: %w", g.m.Name, g.m.File, err)
+	}
+	for len(s.rr) < len(g.pairs) {
+		s.rr = append(s.rr, nil)
+	}
+	for k, p := range g.pairs {
+		if done >= p.elems {
+			continue
+		}
+		k2 := min(n, p.elems-done)
+		fr, err := open(p.r.File)
+		if err != nil {
+			return err
+		}
+		szr := int64(DTypeSize(p.r.DType))
+		s.rr[k] = grow(s.rr[k], k2*szr)
+		if _, err := fr.ReadAt(s.rr[k], p.r.Offset+done*szr); err != nil && err != io.EOF {
+			return fmt.Errorf("read %s in %s: %w", p.r.Name, p.r.File, err)
+		}
+	}
+	return nil
+}
+
+// asU16 views raw little-endian bytes as []uint16 (nativeLE only).
+func asU16(b []byte) []uint16 {
+	return unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(b))), len(b)/2)
+}
+
+// sumSqBF16Pair is sumSqBF16 with a given as raw bfloat16 bits too: one
+// pass over both tensors' bytes, the same sums in the same order.
+func sumSqBF16Pair(a, b []uint16) (float64, float64) {
+	var sd, sr float64
+	for len(a) > 0 {
+		k := min(len(a), len(b), 1024)
+		aa, bb := a[:k], b[:k]
+		var d0, d1, r0, r1 float32
+		i := 0
+		for ; i+2 <= k; i += 2 {
+			y0 := math.Float32frombits(uint32(bb[i]) << 16)
+			y1 := math.Float32frombits(uint32(bb[i+1]) << 16)
+			x0 := math.Float32frombits(uint32(aa[i])<<16) - y0
+			x1 := math.Float32frombits(uint32(aa[i+1])<<16) - y1
+			d0 += x0 * x0
+			d1 += x1 * x1
+			r0 += y0 * y0
+			r1 += y1 * y1
+		}
+		for ; i < k; i++ {
+			y := math.Float32frombits(uint32(bb[i]) << 16)
+			x := math.Float32frombits(uint32(aa[i])<<16) - y
+			d0 += x * x
+			r0 += y * y
+		}
+		sd += float64(d0) + float64(d1)
+		sr += float64(r0) + float64(r1)
+		a, b = a[k:], b[k:]
+	}
+	return sd, sr
 }
 
 // nativeLE is true on little-endian machines, where raw tensor bytes can

@@ -8,11 +8,15 @@ import (
 	"encoding/hex"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"testing"
+	"time"
 
+	"github.com/ptb-dev/ptb/internal/eval/pyexec"
 	"github.com/ptb-dev/ptb/internal/pinned"
 	"github.com/ptb-dev/ptb/internal/sharedtest"
 
@@ -41,6 +45,30 @@ func Sandbox(t testing.TB) sandbox.Backend {
 		t.Logf("bubblewrap unavailable (%v); running programs with the none backend", err)
 	}
 	return none.New()
+}
+
+// Programs returns a pool that runs HumanEval programs with the host's
+// python3 in Sandbox(t), one sandbox per CPU, closed when the test ends.
+// The test binary is the worker inside: its TestMain must hand the
+// pyexec.WorkerCommand argument to pyexec.Main.
+func Programs(t testing.TB, limits sandbox.Limits, timeout time.Duration) *pyexec.Pool {
+	t.Helper()
+	sb := Sandbox(t)
+	py, err := pyexec.Resolve(context.Background(), "python3", pyexec.HostEnv())
+	if err != nil {
+		t.Skipf("python3: %v", err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := pyexec.New(pyexec.Options{Sandbox: sb, Self: self, Python: py, Size: runtime.NumCPU(), Limits: limits,
+		Timeout: timeout, OutputLimit: 10 << 20, TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
 }
 
 // Stand-in judge prompts the test mirror serves (the originals are pinned

@@ -171,7 +171,7 @@ func (o overlay) Open(ctx context.Context, f dataset.File) (io.ReadCloser, strin
 }
 
 func TestHumanEvalVectors(t *testing.T) {
-	env := Env{Sandbox: evaltest.Sandbox(t), ExecTimeout: 3 * time.Second}
+	env := Env{Programs: evaltest.Programs(t, HumanEvalLimits, 3*time.Second)}
 	samples, err := mustTask(t, "humaneval").Load(context.Background(), dataset.Dir(evaltest.Datasets(t)))
 	if err != nil {
 		t.Fatal(err)
@@ -220,40 +220,45 @@ func TestHumanEvalVectors(t *testing.T) {
 	wg.Wait()
 }
 
+// TestHumanEvalCanonical: through the program pool, every canonical
+// solution scores 1 and every corrupted one (it raises first) 0, in both
+// versions.
 func TestHumanEvalCanonical(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs 328 python programs")
+		t.Skip("runs 656 python programs")
 	}
-	env := Env{Sandbox: evaltest.Sandbox(t), ExecTimeout: 20 * time.Second}
-	tk := mustTask(t, "humaneval")
-	samples, err := tk.Load(context.Background(), dataset.Dir(evaltest.Datasets(t)))
+	env := Env{Programs: evaltest.Programs(t, HumanEvalLimits, 20*time.Second)}
+	samples, err := mustTask(t, "humaneval").Load(context.Background(), dataset.Dir(evaltest.Datasets(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(samples) != 164 {
 		t.Fatalf("%d samples, want 164", len(samples))
 	}
-	sem := make(chan struct{}, 4)
-	var wg sync.WaitGroup
-	for _, s := range samples {
-		for _, corrupt := range []bool{false, true} {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				sem <- struct{}{}
-				defer func() { <-sem }()
-				sol := s.Target
-				want := 1.0
-				if corrupt {
-					sol = "    raise ValueError('corrupted')\n" + sol
-					want = 0
-				}
-				got, err := tk.Score(context.Background(), env, s, Output{Content: sol})
-				if err != nil || got.Score != want {
-					t.Errorf("%s corrupt=%v: score %v (%v)", s.ID, corrupt, got.Score, err)
-				}
-			}()
+	for _, version := range []string{Faithful, Strict} {
+		tk, err := New("humaneval", version, Config{})
+		if err != nil {
+			t.Fatal(err)
 		}
+		var wg sync.WaitGroup
+		for _, s := range samples {
+			for _, corrupt := range []bool{false, true} {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					sol := s.Target
+					want := 1.0
+					if corrupt {
+						sol = "    raise ValueError('corrupted')\n" + sol
+						want = 0
+					}
+					got, err := tk.Score(context.Background(), env, s, Output{Content: sol})
+					if err != nil || got.Score != want {
+						t.Errorf("%s %s corrupt=%v: score %v (%v)", version, s.ID, corrupt, got.Score, err)
+					}
+				}()
+			}
+		}
+		wg.Wait()
 	}
-	wg.Wait()
 }

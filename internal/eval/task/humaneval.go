@@ -8,8 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -165,29 +163,16 @@ func (h *humaneval) Metrics(scored []Scored) map[string]any { return accuracyStd
 // (inspect aborts the run in that case).
 var ErrOutputLimit = errors.New("program output exceeded 10 MiB")
 
-type limitedBuffer struct {
-	buf      bytes.Buffer
-	n        int
-	exceeded bool
-}
+// HumanEvalLimits bound the sandbox a HumanEval program runs in: the
+// completion is the agent's model's output, so a fork bomb, a memory hog
+// or a disk fill in it must end the program, not the evaluation or the
+// host. Pids leave room for the worker that runs the programs (pyexec).
+var HumanEvalLimits = sandbox.Limits{MemoryBytes: 2 << 30, Pids: 256 + 64, TmpBytes: 64 << 20, DiskBytes: 256 << 20, DiskFiles: 10000}
 
-func (l *limitedBuffer) Write(p []byte) (int, error) {
-	l.n += len(p)
-	if l.n > HumanEvalOutputLimit {
-		l.exceeded = true
-		return len(p), nil
-	}
-	return l.buf.Write(p)
-}
-
-// HumanEvalLimits bound one HumanEval program: the completion is the
-// agent's model's output, so a fork bomb, a memory hog or a disk fill in
-// it must end the program, not the evaluation or the host.
-var HumanEvalLimits = sandbox.Limits{MemoryBytes: 2 << 30, Pids: 256, TmpBytes: 64 << 20, DiskBytes: 256 << 20, DiskFiles: 10000}
-
-// RunPython runs `python3 -c program` in env.Sandbox, in a fresh working
-// directory with no network, for at most 30 s. It reports whether the exit
-// status was 0; a timeout is a failure, not an error.
+// RunPython runs program with `python -c` through env.Programs, a fresh
+// interpreter process in fresh private directories with no network, for at
+// most the original's 30 s. It reports whether the exit status was 0; a
+// timeout, a signal or a sandbox limit is a failure, not an error.
 func RunPython(ctx context.Context, env Env, program string) (bool, error) {
 	ok, _, err := runPython(ctx, env, program)
 	return ok, err
@@ -196,66 +181,18 @@ func RunPython(ctx context.Context, env Env, program string) (bool, error) {
 // runPython is RunPython that also returns the program's stdout (up to the
 // output limit).
 func runPython(ctx context.Context, env Env, program string) (bool, []byte, error) {
-	if env.Sandbox == nil {
+	if env.Programs == nil {
 		return false, nil, errors.New("humaneval needs a sandbox to run programs; none was configured")
 	}
-	if env.ExecSlots != nil {
-		select {
-		case env.ExecSlots <- struct{}{}:
-			defer func() { <-env.ExecSlots }()
-		case <-ctx.Done():
-			return false, nil, ctx.Err()
-		}
-	}
-	dir, err := os.MkdirTemp(env.TempDir, "ptb-humaneval-")
+	r, err := env.Programs.Run(ctx, program)
 	if err != nil {
-		return false, nil, fmt.Errorf("make work dir: %w", err)
+		return false, nil, err
 	}
-	defer os.RemoveAll(dir)
-	ws, home, tmp := filepath.Join(dir, "work"), filepath.Join(dir, "home"), filepath.Join(dir, "tmp")
-	for _, d := range []string{ws, home, tmp} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return false, nil, fmt.Errorf("make work dir: %w", err)
-		}
+	if r.TimedOut || r.Limit != "" {
+		return false, nil, nil // incorrect
 	}
-	py := env.Python
-	if py == "" {
-		py = "python3"
-	}
-	var stdout, stderr limitedBuffer
-	spec := sandbox.Spec{
-		Argv:      []string{py, "-c", program},
-		Env:       []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "TMPDIR=" + tmp, "PYTHONDONTWRITEBYTECODE=1", "LANG=C.UTF-8"},
-		Dir:       ws,
-		Workspace: ws,
-		Home:      home,
-		Tmp:       tmp,
-		Network:   sandbox.NetworkNone,
-		Limits:    HumanEvalLimits,
-		Stdout:    &stdout,
-		Stderr:    &stderr,
-	}
-	p, err := env.Sandbox.Start(ctx, spec)
-	if err != nil {
-		return false, nil, fmt.Errorf("start python: %w", err)
-	}
-	defer p.Destroy()
-	limit := env.ExecTimeout
-	if limit <= 0 {
-		limit = HumanEvalTimeout
-	}
-	wctx, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
-	exit, err := p.Wait(wctx)
-	if err != nil {
-		_ = p.Stop(time.Second)
-		if ctx.Err() != nil {
-			return false, nil, ctx.Err()
-		}
-		return false, nil, nil // timed out: incorrect
-	}
-	if stdout.exceeded || stderr.exceeded {
+	if r.OutputExceeded {
 		return false, nil, ErrOutputLimit
 	}
-	return exit.Code == 0 && exit.Signal == "", stdout.buf.Bytes(), nil
+	return r.Passed(), r.Stdout, nil
 }

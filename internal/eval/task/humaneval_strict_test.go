@@ -13,7 +13,7 @@ import (
 // exit-code rule, a named quirk) and 0 in strict (the nonce printed after
 // check() is missing); a correct solution scores 1 in both.
 func TestHumanEvalStrictNonce(t *testing.T) {
-	env := Env{Sandbox: evaltest.Sandbox(t), ExecTimeout: 10 * time.Second}
+	env := Env{Programs: evaltest.Programs(t, HumanEvalLimits, 10*time.Second)}
 	faithful, err := New("humaneval", Faithful, Config{})
 	if err != nil {
 		t.Fatal(err)

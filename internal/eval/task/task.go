@@ -15,7 +15,7 @@ import (
 
 	"github.com/ptb-dev/ptb/internal/eval/dataset"
 	"github.com/ptb-dev/ptb/internal/eval/judge"
-	"github.com/ptb-dev/ptb/internal/sandbox"
+	"github.com/ptb-dev/ptb/internal/eval/pyexec"
 )
 
 // Versions.
@@ -111,20 +111,18 @@ type Info struct {
 
 // Env is what scoring may use.
 type Env struct {
-	Sandbox sandbox.Backend // HumanEval programs run here
-	Judge   judge.Judge     // ArenaHard and HealthBench graders
+	// Programs runs HumanEval programs (a pyexec.Pool: long-lived
+	// sandboxes, a fresh interpreter process per program).
+	Programs ProgramRunner
+	Judge    judge.Judge // ArenaHard and HealthBench graders
 	// Sleep waits between judge retries; nil = a real, cancellable sleep.
 	Sleep func(ctx context.Context, d time.Duration) error
-	// Python is the interpreter run inside the sandbox ("" = python3).
-	Python string
-	// TempDir is where per-sample work directories are made ("" = os.TempDir()).
-	TempDir string
-	// ExecTimeout bounds one HumanEval program (0 = 30 s, the original's).
-	ExecTimeout time.Duration
-	// ExecSlots, when set, bounds how many programs run at once, so that
-	// CPU contention does not turn slow correct solutions into timeouts
-	// (the original ran them one at a time).
-	ExecSlots chan struct{}
+}
+
+// ProgramRunner runs one Python program in a fresh sandboxed interpreter
+// process, under the original's timeout and output bound.
+type ProgramRunner interface {
+	Run(ctx context.Context, program string) (pyexec.Result, error)
 }
 
 func (e Env) sleep(ctx context.Context, d time.Duration) error { return Sleep(ctx, d, e.Sleep) }

@@ -57,7 +57,7 @@ func score(s string) float64 {
 	return 0
 }
 
-func mustTask(t *testing.T, name string) Task {
+func mustTask(t testing.TB, name string) Task {
 	t.Helper()
 	tk, err := New(name, "", Config{Prompts: testPrompts})
 	if err != nil {

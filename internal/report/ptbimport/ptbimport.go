@@ -11,6 +11,7 @@
 package ptbimport
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -23,6 +24,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	yaml "go.yaml.in/yaml/v3"
 
@@ -57,7 +60,17 @@ type Options struct {
 	// directory is its position in the list. Directories in no group get a
 	// label and seed derived from their name (see ParseMethod).
 	Groups map[string][]string
+	// Workers is how many runs are imported at once; 0 means DefaultWorkers.
+	// Each run's files are written by one worker, its result.json last, so
+	// that an interrupted import leaves no run directory that looks
+	// complete; the output is the same for any number of workers.
+	Workers int
 }
+
+// DefaultWorkers is the default Options.Workers. Import waits on file
+// creation and fsync far more than on the CPU, so it runs more workers
+// than there are cores.
+const DefaultWorkers = 16
 
 // Summary says what Import did.
 type Summary struct {
@@ -232,26 +245,65 @@ func Import(ctx context.Context, src, out string, opt Options) (*Summary, error)
 	if err != nil {
 		return nil, fmt.Errorf("resolve %s: %w", src, err)
 	}
+	type job struct {
+		method int
+		run    origRun
+	}
+	var jobs []job
 	for i := range methods {
-		m := &methods[i]
-		runs, skipped, err := latestRuns(filepath.Join(src, m.Dir))
+		runs, skipped, err := latestRuns(filepath.Join(src, methods[i].Dir))
 		if err != nil {
 			return nil, err
 		}
 		sum.Skipped = append(sum.Skipped, skipped...)
 		for _, r := range runs {
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
-			if err := importRun(filepath.Join(abs, m.Dir, r.name), filepath.Join(out, m.Dir, r.name), *m, r); err != nil {
-				return nil, err
-			}
-			m.Runs++
-			sum.Imported++
+			jobs = append(jobs, job{i, r})
 		}
+	}
+	errs := runJobs(ctx, len(jobs), cmp.Or(opt.Workers, DefaultWorkers), func(i int) error {
+		m, r := methods[jobs[i].method], jobs[i].run
+		return importRun(filepath.Join(abs, m.Dir, r.name), filepath.Join(out, m.Dir, r.name), m, r)
+	})
+	for i, j := range jobs {
+		if errs[i] != nil {
+			return nil, errs[i] // the first in order, where one at a time would stop
+		}
+		methods[j.method].Runs++
+		sum.Imported++
 	}
 	sum.Methods = methods
 	return sum, nil
+}
+
+// runJobs calls do(0), ..., do(n-1) on up to workers goroutines, taking
+// jobs in order, and returns their errors. After an error, or once ctx is
+// done, it starts no more jobs; those not started get ctx's error, or the
+// error that stopped them.
+func runJobs(ctx context.Context, n, workers int, do func(i int) error) []error {
+	errs := make([]error, n)
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(workers, n) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				if ctx.Err() != nil {
+					errs[i] = context.Cause(ctx)
+					continue
+				}
+				if errs[i] = do(i); errs[i] != nil {
+					cancel(errs[i])
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return errs
 }
 
 type origRun struct {

@@ -3,11 +3,16 @@ package ptbimport
 import (
 	"bytes"
 	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/ptb-dev/ptb/internal/report"
 	"github.com/ptb-dev/ptb/internal/result"
@@ -129,7 +134,7 @@ func testMatrix() []cellSpec {
 	return cells
 }
 
-func writeOriginal(t *testing.T, root string, cells []cellSpec) {
+func writeOriginal(t testing.TB, root string, cells []cellSpec) {
 	t.Helper()
 	for n, c := range cells {
 		name := fmt.Sprintf("%s_%s_%d", c.bench, strings.Replace(c.model, "/", "_", 1), 1000+n)
@@ -320,6 +325,144 @@ func TestImportVerdicts(t *testing.T) {
 			if r.Score != nil || r.Stages[result.StageEvaluate].Status != result.StatusFailed || r.Stages[result.StageSolve].Status != result.StatusFailed {
 				t.Errorf("no metrics.json and no time_taken.txt: score %v, stages %v", r.Score, r.Stages)
 			}
+		})
+	}
+}
+
+// manyCells is n original runs: method directories (three seeds of each
+// agent model) holding one matrix of testMatrix's first method each.
+func manyCells(n int) []cellSpec {
+	var base []cellSpec
+	for _, c := range testMatrix() {
+		if c.method == testMatrix()[0].method {
+			base = append(base, c)
+		}
+	}
+	cells := make([]cellSpec, 0, n)
+	for i := 0; len(cells) < n; i++ {
+		c, k := base[i%len(base)], i/len(base)
+		c.method = fmt.Sprintf("claude_agent-%d_10h_run%d", k/3, k%3+1)
+		cells = append(cells, c)
+	}
+	return cells
+}
+
+// tree reads every file under root: relative path to content.
+func tree(t *testing.T, root string) map[string]string {
+	t.Helper()
+	files := map[string]string{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		rel, _ := filepath.Rel(root, p)
+		files[rel] = string(b)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
+// TestImportWorkersSameOutput: importing with one worker and with many
+// writes the same files with the same bytes, and the same summary.
+func TestImportWorkersSameOutput(t *testing.T) {
+	src := t.TempDir()
+	writeOriginal(t, src, manyCells(120))
+	var trees []map[string]string
+	var sums []*Summary
+	for _, workers := range []int{1, 7, 64} {
+		out := t.TempDir()
+		sum, err := Import(context.Background(), src, out, Options{Workers: workers})
+		if err != nil {
+			t.Fatal(err)
+		}
+		trees, sums = append(trees, tree(t, out)), append(sums, sum)
+	}
+	if len(trees[0]) < 120*6 {
+		t.Fatalf("one worker wrote %d files, want at least %d", len(trees[0]), 120*6)
+	}
+	for i := 1; i < len(trees); i++ {
+		if len(trees[i]) != len(trees[0]) {
+			t.Errorf("run %d wrote %d files, one worker %d", i, len(trees[i]), len(trees[0]))
+		}
+		for p, want := range trees[0] {
+			if got, ok := trees[i][p]; !ok || got != want {
+				t.Errorf("run %d: %s differs from one worker's", i, p)
+			}
+		}
+		if fmt.Sprint(*sums[i]) != fmt.Sprint(*sums[0]) {
+			t.Errorf("summary %d differs:\n%+v\nwant\n%+v", i, *sums[i], *sums[0])
+		}
+	}
+}
+
+// TestImportStopsAtFirstError: a run that cannot be written stops the
+// import with that run's error, as importing one run at a time would, and
+// every imported run directory that has a result.json is complete.
+func TestImportStopsAtFirstError(t *testing.T) {
+	src, out := t.TempDir(), t.TempDir()
+	cells := manyCells(200)
+	writeOriginal(t, src, cells)
+	// A file where a method's output directory must go.
+	blocked := cells[120].method
+	if err := os.WriteFile(filepath.Join(out, blocked), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Import(context.Background(), src, out, Options{Workers: 8})
+	if err == nil || !strings.Contains(err.Error(), blocked) || !errors.Is(err, syscall.ENOTDIR) {
+		t.Fatalf("error %v, want one naming %s (not a directory)", err, blocked)
+	}
+	_, want := Import(context.Background(), src, t.TempDir(), Options{Workers: 1})
+	if want != nil {
+		t.Fatal(want)
+	}
+	entries, _ := os.ReadDir(out)
+	for _, e := range entries {
+		runs, _ := os.ReadDir(filepath.Join(out, e.Name()))
+		for _, r := range runs {
+			d := filepath.Join(out, e.Name(), r.Name())
+			if _, err := os.Stat(filepath.Join(d, rundir.ResultFile)); err != nil {
+				continue // not imported, or cut off before its record
+			}
+			for _, rel := range []string{rundir.AuditFile, TraceDest, ParsedDest} {
+				if _, err := os.Stat(filepath.Join(d, rel)); err != nil {
+					t.Errorf("%s has a result.json but no %s", d, rel)
+				}
+			}
+		}
+	}
+}
+
+func TestImportCancelled(t *testing.T) {
+	src := t.TempDir()
+	writeOriginal(t, src, manyCells(50))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Import(ctx, src, t.TempDir(), Options{}); !errors.Is(err, context.Canceled) {
+		t.Errorf("error %v, want context.Canceled", err)
+	}
+}
+
+var importRuns = flag.Int("import-runs", 1000, "runs in BenchmarkImport (10000 for the figure in docs/PERFORMANCE.md)")
+
+// BenchmarkImport: -import-runs original run directories (6 files each)
+// imported with one worker (as before) and with the default pool.
+func BenchmarkImport(b *testing.B) {
+	src := b.TempDir()
+	writeOriginal(b, src, manyCells(*importRuns))
+	for _, workers := range []int{1, DefaultWorkers} {
+		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
+			for b.Loop() {
+				out := b.TempDir()
+				sum, err := Import(context.Background(), src, out, Options{Workers: workers})
+				if err != nil || sum.Imported != *importRuns {
+					b.Fatalf("imported %v: %v", sum, err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed())/float64(time.Millisecond)/float64(b.N*(*importRuns)), "ms/run")
 		})
 	}
 }

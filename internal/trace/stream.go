@@ -58,6 +58,11 @@ type Decoder struct {
 	line   int
 	out    []Event
 	decode func(d *Decoder, v *fastjson.Value, base Event)
+	// fast, when set, decodes a line with the scanner (scan.go) and
+	// returns false, having changed nothing, when decode must do it
+	fast  func(d *Decoder, line []byte) bool
+	sc    scanner
+	unesc []byte // scratch for unescaping
 
 	// allocation: decoded values are carved from these, never reused
 	a        arena
@@ -87,8 +92,10 @@ func NewDecoder(agent string) (*Decoder, error) {
 		d.started = map[string]bool{}
 	case AgentGemini:
 		d.decode = decodeGemini
+		d.fast = decodeGeminiFast
 	case AgentOpenCode:
 		d.decode = decodeOpenCode
+		d.fast = decodeOpenCodeFast
 	case AgentScripted:
 		d.decode = decodeScripted
 	case AgentUnknown:
@@ -108,6 +115,9 @@ func (d *Decoder) Agent() string { return d.agent }
 func (d *Decoder) Decode(line []byte) (events []Event, ok bool) {
 	d.line++
 	d.out = d.out[:0]
+	if d.fast != nil && d.fast(d, line) {
+		return d.out, true
+	}
 	v, err := d.p.ParseBytes(line)
 	if err != nil || v.Type() != fastjson.TypeObject {
 		return nil, false
@@ -449,6 +459,24 @@ func typeOf(v *fastjson.Value) string {
 		return ""
 	}
 	b, _ := x.StringBytes()
+	return internType(b)
+}
+
+// stype is typeOf for the string at slot.
+func (d *Decoder) stype(slot int) string {
+	if d.sc.vals[slot].kind != jString {
+		return ""
+	}
+	raw := d.sc.raw(slot)
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return internType(raw)
+	}
+	d.unesc = unescape(d.unesc[:0], raw)
+	return internType(d.unesc)
+}
+
+// internType returns b as a string, a constant for the known event types.
+func internType(b []byte) string {
 	switch string(b) {
 	case "system":
 		return "system"

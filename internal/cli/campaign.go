@@ -5,6 +5,7 @@ import (
 
 	// Executors register themselves with the campaign engine.
 	_ "github.com/ptb-dev/ptb/internal/campaign/htcondor"
+	_ "github.com/ptb-dev/ptb/internal/campaign/kube"
 	_ "github.com/ptb-dev/ptb/internal/campaign/local"
 	_ "github.com/ptb-dev/ptb/internal/campaign/slurm"
 )

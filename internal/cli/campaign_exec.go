@@ -241,7 +241,10 @@ func execGPUs(s string) (string, error) {
 		}
 	}
 	if s == "auto" {
-		gpus, err := listGPUs(context.Background(), "nvidia-smi", "/dev")
+		// The device files, not nvidia-smi: in a container nvidia-smi
+		// numbers the GPUs it was given from 0, while /dev/nvidiaN keep the
+		// host's numbers, which the sandbox binds.
+		gpus, err := listGPUs(context.Background(), "", "/dev")
 		if err != nil {
 			return "", fmt.Errorf("campaign exec: --gpus auto: %w", err)
 		}

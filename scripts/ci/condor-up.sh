@@ -161,7 +161,9 @@ done
 
 if ! "$wrap/condor_status" -af Name >/dev/null 2>&1; then
 	log "starting condor_master"
-	$SUDO chroot "$root" /usr/sbin/condor_master
+	# 3>&-: fd 3 is this script's stdout (the caller's $(...)); a daemon
+	# holding it would keep the caller waiting forever.
+	$SUDO chroot "$root" /usr/sbin/condor_master 3>&- </dev/null
 fi
 for _ in $(seq 1 120); do
 	if [ -n "$("$wrap/condor_status" -af Name 2>/dev/null)" ] && "$wrap/condor_q" -totals >/dev/null 2>&1; then

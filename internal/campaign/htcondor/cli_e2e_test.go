@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ptb-dev/ptb/internal/campaign/campaigntest"
 )
 
 // TestCLICampaignOnPool drives the pool through the commands a user types:
@@ -22,11 +24,11 @@ func TestCLICampaignOnPool(t *testing.T) {
 		t.Skip("-short: the campaign takes about a minute")
 	}
 	root := sharedRoot(t)
-	exe := buildPTB(t, root)
+	exe := campaigntest.BuildPTB(t, root)
 	if out, _ := exec.Command(exe, "campaign", "up", filepath.Join(root, "none.yaml")).CombinedOutput(); strings.Contains(string(out), "not built yet") {
 		t.Skip("ptb campaign up is not built on this branch yet")
 	}
-	inputs := demoInputs(t, exe, root)
+	inputs := campaigntest.DemoInputs(t, exe, root)
 	out := filepath.Join(root, "runs")
 	dir := filepath.Join(out, ".campaign", "condor-e2e")
 	// The jobs run as the pool's user: the campaign directory must be

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ptb-dev/ptb/internal/campaign/campaigntest"
 	"github.com/ptb-dev/ptb/internal/campaign/kube/kubetest"
 )
 
@@ -24,12 +25,8 @@ func TestCLICampaign(t *testing.T) {
 	}
 	kubetest.Start(t, kubeconfig, "ptb-fake-node")
 	root := t.TempDir()
-	exe := buildPTB(t, root)
-	demo := filepath.Join(root, "demo")
-	if out, err := exec.Command(exe, "demo", "--out", demo, "--sandbox", "none").CombinedOutput(); err != nil {
-		t.Fatalf("ptb demo: %v\n%s", err, out)
-	}
-	inputs := filepath.Join(demo, "inputs")
+	exe := campaigntest.BuildPTB(t, root)
+	inputs := campaigntest.DemoInputs(t, exe, root)
 	out := filepath.Join(root, "runs")
 	file := filepath.Join(root, "campaign.yaml")
 	os.WriteFile(file, []byte(fmt.Sprintf(`name: kube-cli

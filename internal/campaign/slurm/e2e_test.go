@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ptb-dev/ptb/internal/campaign/campaigntest"
 )
 
 // TestE2ECampaign runs a campaign of eight real `ptb run` jobs (scripted
@@ -34,7 +36,7 @@ func TestE2ECampaign(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
-	ptb := buildPTB(t)
+	ptb := campaigntest.BuildPTB(t, t.TempDir())
 	// The placeholders of an unfinished branch have no flags.
 	for sub, flag := range map[string]string{"up": "--dry-run", "exec": "--dir"} {
 		out, _ := exec.Command(ptb, "campaign", sub, "--help").CombinedOutput()
@@ -266,17 +268,4 @@ func readSolve(runDir string) (solveState, error) {
 		return st, err
 	}
 	return st, json.Unmarshal(b, &st)
-}
-
-// buildPTB builds the ptb binary into a directory the job user can read.
-func buildPTB(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	os.Chmod(dir, 0o755)
-	bin := filepath.Join(dir, "ptb")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/ptb-dev/ptb/cmd/ptb")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ptb: %v\n%s", err, b)
-	}
-	return bin
 }

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ptb-dev/ptb/internal/gateway"
@@ -50,7 +51,11 @@ type TriageInput struct {
 
 // cudaRE matches what CUDA, PyTorch, vLLM and ptb's GPU preflight say
 // when the devices are missing.
-var cudaRE = regexp.MustCompile(`(?i)(no CUDA-capable device|CUDA (driver version is insufficient|error: (no device|invalid device|unknown error|initialization error))|torch\.cuda\.is_available\(\) (is )?False|cuda is not available|Found no NVIDIA driver|NVIDIA-SMI has failed|--gpus: (cannot list this machine's GPUs|GPU [0-9,]+ does not exist here)|RuntimeError: No CUDA GPUs are available)`)
+// Compiled on first use, not at start-up: every ptb command would pay for
+// it (about 5 ms), and only status needs it.
+var cudaRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(?i)(no CUDA-capable device|CUDA (driver version is insufficient|error: (no device|invalid device|unknown error|initialization error))|torch\.cuda\.is_available\(\) (is )?False|cuda is not available|Found no NVIDIA driver|NVIDIA-SMI has failed|--gpus: (cannot list this machine's GPUs|GPU [0-9,]+ does not exist here)|RuntimeError: No CUDA GPUs are available)`)
+})
 
 // Triage returns why a run failed, is stuck or needs a look, one reason a
 // line ("" when there is nothing to say), from its run directory, its
@@ -124,7 +129,7 @@ func Triage(in TriageInput) []string {
 			texts = append(texts, tailFile(l, triageTail))
 		}
 		for _, t := range texts {
-			if m := cudaRE.FindString(t); m != "" {
+			if m := cudaRE().FindString(t); m != "" {
 				add(TriageCUDA, "%s", lineAround(t, m))
 				break
 			}

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ptb-dev/ptb/internal/safeio"
 	"github.com/ptb-dev/ptb/internal/sandbox"
 )
 
@@ -71,7 +71,7 @@ type serverDirs struct {
 }
 
 // remove removes everything the directories hold on the host.
-func (d serverDirs) remove() { removeAll(d.Root) }
+func (d serverDirs) remove() { safeio.RemoveAll(d.Root) }
 
 // ServerDir is the server's directory inside the evaluation's output.
 const ServerDir = "server"
@@ -87,7 +87,7 @@ func makeServerDirs(out string) (serverDirs, error) {
 	root := filepath.Join(out, ServerDir)
 	d := serverDirs{Root: root, Home: filepath.Join(root, "home"), Tmp: filepath.Join(root, "tmp"),
 		Work: filepath.Join(root, "work"), Sock: filepath.Join(root, "sock"), Code: filepath.Join(root, "code")}
-	if err := removeAll(root); err != nil {
+	if err := safeio.RemoveAll(root); err != nil {
 		return d, fmt.Errorf("clear %s: %w", root, err)
 	}
 	if err := os.MkdirAll(root, 0o700); err != nil {
@@ -110,31 +110,10 @@ func makeServerDirs(out string) (serverDirs, error) {
 // restarted server starts clean, and nothing one sandbox laid out there
 // (the mount points of its binds) is handed to the next.
 func (d serverDirs) freshTmp() error {
-	if err := removeAll(d.Tmp); err != nil {
+	if err := safeio.RemoveAll(d.Tmp); err != nil {
 		return fmt.Errorf("clear %s: %w", d.Tmp, err)
 	}
 	return os.Mkdir(d.Tmp, 0o755)
-}
-
-// removeAll removes what a server left, even directories it made
-// unreadable (a server running as the harness's own uid can): the
-// directories under path are made accessible again, links never followed,
-// and the removal retried.
-func removeAll(path string) error {
-	err := os.RemoveAll(path)
-	for range 8 {
-		if err == nil {
-			return nil
-		}
-		_ = filepath.WalkDir(path, func(p string, d fs.DirEntry, werr error) error {
-			if d != nil && d.IsDir() {
-				_ = os.Chmod(p, 0o700)
-			}
-			return nil
-		})
-		err = os.RemoveAll(path)
-	}
-	return err
 }
 
 // install is how the server's program runs in the sandbox and what of the

@@ -198,3 +198,24 @@ func Walk(root string, fn WalkFunc) error {
 		return fn(p, fi, err)
 	})
 }
+
+// RemoveAll removes path and everything under it, even directories that
+// whoever wrote them made unreadable or unwritable (a sandboxed program or
+// server running as the harness's own uid can): directories under path are
+// made accessible again, links never followed, and the removal retried.
+func RemoveAll(path string) error {
+	err := os.RemoveAll(path)
+	for range 8 {
+		if err == nil {
+			return nil
+		}
+		_ = filepath.WalkDir(path, func(p string, d fs.DirEntry, werr error) error {
+			if d != nil && d.IsDir() {
+				_ = os.Chmod(p, 0o700)
+			}
+			return nil
+		})
+		err = os.RemoveAll(path)
+	}
+	return err
+}

@@ -213,3 +213,28 @@ func TestIDHardLinks(t *testing.T) {
 		t.Error("distinct files share an ID")
 	}
 }
+
+// A tree made unreadable and unwritable by whoever wrote it (a sandboxed
+// program as the harness's uid) still goes; a link out of it is not
+// followed.
+func TestRemoveAllUnreadableTree(t *testing.T) {
+	root := t.TempDir()
+	outside := filepath.Join(root, "outside")
+	os.MkdirAll(outside, 0o755)
+	os.WriteFile(filepath.Join(outside, "keep"), []byte("x"), 0o644)
+	dir := filepath.Join(root, "dir")
+	os.MkdirAll(filepath.Join(dir, "a", "b"), 0o755)
+	os.WriteFile(filepath.Join(dir, "a", "b", "f"), []byte("x"), 0o644)
+	os.Symlink(outside, filepath.Join(dir, "a", "link"))
+	os.Chmod(filepath.Join(dir, "a", "b"), 0o000)
+	os.Chmod(filepath.Join(dir, "a"), 0o500)
+	if err := RemoveAll(dir); err != nil {
+		t.Fatalf("RemoveAll: %v", err)
+	}
+	if _, err := os.Lstat(dir); !os.IsNotExist(err) {
+		t.Errorf("%s is still there: %v", dir, err)
+	}
+	if _, err := os.Stat(filepath.Join(outside, "keep")); err != nil {
+		t.Errorf("RemoveAll followed a link out of the tree: %v", err)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ptb-dev/ptb/internal/safeio"
 	"github.com/ptb-dev/ptb/internal/sandbox"
 )
 
@@ -146,7 +147,7 @@ func (p *Pool) Close() error {
 	for _, w := range all {
 		w.end()
 	}
-	return removeAll(p.root)
+	return safeio.RemoveAll(p.root)
 }
 
 func (p *Pool) get(ctx context.Context) (*proc, error) {
@@ -256,7 +257,7 @@ func (p *Pool) start(ctx context.Context, n int) (*proc, error) {
 	inR.Close()
 	if err != nil {
 		inW.Close()
-		removeAll(dir)
+		safeio.RemoveAll(dir)
 		return nil, fmt.Errorf("pyexec: start a sandbox for programs: %w", err)
 	}
 	w.sp = sp
@@ -366,7 +367,7 @@ func (w *proc) end() {
 			_ = w.sp.Destroy()
 			<-w.exited
 		}
-		removeAll(w.dir)
+		safeio.RemoveAll(w.dir)
 	})
 }
 

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ptb-dev/ptb/internal/safeio"
 	"github.com/ptb-dev/ptb/internal/sandbox/execproc"
 )
 
@@ -219,7 +220,7 @@ func (w *worker) wipe() error {
 			continue
 		}
 		for _, e := range ents {
-			if err := removeAll(filepath.Join(d, e.Name())); err != nil {
+			if err := safeio.RemoveAll(filepath.Join(d, e.Name())); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -273,7 +274,7 @@ func prune(root string, had map[string]bool) error {
 		for _, e := range ents {
 			p := filepath.Join(dir, e.Name())
 			if !had[p] {
-				if err := removeAll(p); err != nil {
+				if err := safeio.RemoveAll(p); err != nil {
 					errs = append(errs, err)
 				}
 				continue
@@ -295,25 +296,6 @@ func devOf(p string) (uint64, error) {
 		return 0, err
 	}
 	return uint64(st.Dev), nil
-}
-
-// removeAll removes path; directories a program made inaccessible are made
-// accessible again (links never followed) and the removal retried.
-func removeAll(path string) error {
-	err := os.RemoveAll(path)
-	for range 4 {
-		if err == nil {
-			return nil
-		}
-		_ = filepath.WalkDir(path, func(p string, d fs.DirEntry, werr error) error {
-			if d != nil && d.IsDir() {
-				_ = os.Chmod(p, 0o700)
-			}
-			return nil
-		})
-		err = os.RemoveAll(path)
-	}
-	return err
 }
 
 // capture keeps up to max bytes (when keep is set) and notes whether more

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ptb-dev/ptb/internal/campaign"
+	"github.com/ptb-dev/ptb/internal/campaign/local"
 	"github.com/ptb-dev/ptb/internal/job"
 	"github.com/ptb-dev/ptb/internal/pipeline"
 	"github.com/ptb-dev/ptb/internal/rundir"
@@ -244,7 +245,7 @@ func execGPUs(s string) (string, error) {
 		// The device files, not nvidia-smi: in a container nvidia-smi
 		// numbers the GPUs it was given from 0, while /dev/nvidiaN keep the
 		// host's numbers, which the sandbox binds.
-		gpus, err := listGPUs(context.Background(), "", "/dev")
+		gpus, err := local.DetectGPUs(context.Background(), "", "/dev")
 		if err != nil {
 			return "", fmt.Errorf("campaign exec: --gpus auto: %w", err)
 		}

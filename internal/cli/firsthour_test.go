@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ptb-dev/ptb/internal/campaign/local"
 	"github.com/ptb-dev/ptb/internal/result"
 )
 
@@ -166,9 +167,9 @@ func TestListGPUs(t *testing.T) {
 	for _, n := range []string{"nvidia0", "nvidia2", "nvidiactl", "nvidia-uvm"} {
 		os.WriteFile(filepath.Join(dev, n), nil, 0o644)
 	}
-	got, err := listGPUs(context.Background(), filepath.Join(dev, "no-nvidia-smi"), dev)
+	got, err := local.DetectGPUs(context.Background(), filepath.Join(dev, "no-nvidia-smi"), dev)
 	if err != nil || len(got) != 2 || got[0] != 0 || got[1] != 2 {
-		t.Errorf("listGPUs = %v, %v; want [0 2]", got, err)
+		t.Errorf("DetectGPUs = %v, %v; want [0 2]", got, err)
 	}
 }
 

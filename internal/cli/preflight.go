@@ -5,16 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/ptb-dev/ptb/internal/agent/cliutil"
 	"github.com/ptb-dev/ptb/internal/agent/npmcli"
+	"github.com/ptb-dev/ptb/internal/campaign/local"
 	"github.com/ptb-dev/ptb/internal/job"
 	"github.com/ptb-dev/ptb/internal/registry"
 	"github.com/ptb-dev/ptb/internal/sandbox"
@@ -55,7 +53,7 @@ type preflight struct {
 
 func defaultPreflight() preflight {
 	return preflight{getenv: os.Getenv, gpus: func(ctx context.Context) ([]int, error) {
-		return listGPUs(ctx, "nvidia-smi", "/dev")
+		return local.DetectGPUs(ctx, "nvidia-smi", "/dev")
 	}}
 }
 
@@ -178,41 +176,6 @@ func (p preflight) credentials(spec job.Spec) string {
 	}
 	return fmt.Sprintf("agent %s: no credentials: export %s=... and pass --env %s, or pass --credentials FILE (the CLI's subscription login, %s), or --endpoint URL for a model server that needs no key",
 		spec.Agent, vars[0], vars[0], credentialFiles[spec.Agent])
-}
-
-var smiGPULine = regexp.MustCompile(`^GPU (\d+):`)
-var devNvidia = regexp.MustCompile(`^nvidia(\d+)$`)
-
-// listGPUs returns the GPU indices `smi -L` lists, or, without a working
-// nvidia-smi, the N of devDir/nvidiaN device files.
-func listGPUs(ctx context.Context, smi, devDir string) ([]int, error) {
-	var out []int
-	if _, err := exec.LookPath(smi); err == nil {
-		ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		defer cancel()
-		b, err := exec.CommandContext(ctx, smi, "-L").Output()
-		if err == nil {
-			for _, l := range strings.Split(string(b), "\n") {
-				if m := smiGPULine.FindStringSubmatch(strings.TrimSpace(l)); m != nil {
-					n, _ := strconv.Atoi(m[1])
-					out = append(out, n)
-				}
-			}
-			return out, nil
-		}
-	}
-	ents, err := os.ReadDir(devDir)
-	if err != nil {
-		return nil, err
-	}
-	for _, e := range ents {
-		if m := devNvidia.FindStringSubmatch(e.Name()); m != nil {
-			n, _ := strconv.Atoi(m[1])
-			out = append(out, n)
-		}
-	}
-	slices.Sort(out)
-	return out, nil
 }
 
 func joinInts(xs []int) string {

@@ -194,3 +194,32 @@ func (e E2E) Run(t *testing.T) map[string]campaign.Status {
 	}
 	return final
 }
+
+// CampaignFile writes root/campaign.yaml: campaign name with three seeds of
+// the scripted agent on GSM8K (a budget of seconds, no sandbox, replay
+// evaluation from DemoInputs' inputs), output root out, max_parallel 2,
+// and the executor block given (YAML under `executor:`, indented two
+// spaces). It returns the file's path.
+func CampaignFile(t *testing.T, root, name, out, inputs, executor string) string {
+	t.Helper()
+	file := filepath.Join(root, "campaign.yaml")
+	text := "name: " + name + "\nout: " + out + `
+agents:
+  - {scaffold: scripted, name: scripted}
+base_models: [qwen3-1.7b]
+benchmarks: [gsm8k]
+seeds: [1, 2, 3]
+run:
+  hours: 0.003
+  gpus: 0
+  sandbox: none
+  script: ` + filepath.Join(inputs, "agent.yaml") + `
+  eval: {backend: replay, responses: ` + filepath.Join(inputs, "gsm8k_responses.jsonl") + `, limit: 20}
+limits: {max_parallel: 2}
+executor:
+` + executor
+	if err := os.WriteFile(file, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}

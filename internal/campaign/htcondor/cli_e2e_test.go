@@ -2,7 +2,6 @@ package htcondor
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,26 +38,7 @@ func TestCLICampaignOnPool(t *testing.T) {
 	for _, d := range []string{out, filepath.Dir(dir), dir} {
 		os.Chmod(d, 0o777)
 	}
-	file := filepath.Join(root, "campaign.yaml")
-	os.WriteFile(file, []byte(fmt.Sprintf(`name: condor-e2e
-out: %s
-agents:
-  - {scaffold: scripted, name: scripted}
-base_models: [qwen3-1.7b]
-benchmarks: [gsm8k]
-seeds: [1, 2, 3]
-run:
-  hours: 0.003
-  gpus: 0
-  sandbox: none
-  script: %s
-  eval: {backend: replay, responses: %s, limit: 20}
-limits: {max_parallel: 2}
-executor:
-  htcondor:
-    bin: %s
-    vacate_time: 1m
-`, out, filepath.Join(inputs, "agent.yaml"), filepath.Join(inputs, "gsm8k_responses.jsonl"), bin)), 0o644)
+	file := campaigntest.CampaignFile(t, root, "condor-e2e", out, inputs, "  htcondor:\n    bin: "+bin+"\n    vacate_time: 1m\n")
 	ptb := func(args ...string) (string, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 		defer cancel()

@@ -2,8 +2,6 @@ package kube
 
 import (
 	"context"
-	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -28,28 +26,8 @@ func TestCLICampaign(t *testing.T) {
 	exe := campaigntest.BuildPTB(t, root)
 	inputs := campaigntest.DemoInputs(t, exe, root)
 	out := filepath.Join(root, "runs")
-	file := filepath.Join(root, "campaign.yaml")
-	os.WriteFile(file, []byte(fmt.Sprintf(`name: kube-cli
-out: %s
-agents:
-  - {scaffold: scripted, name: scripted}
-base_models: [qwen3-1.7b]
-benchmarks: [gsm8k]
-seeds: [1, 2, 3]
-run:
-  hours: 0.003
-  gpus: 0
-  sandbox: none
-  script: %s
-  eval: {backend: replay, responses: %s, limit: 20}
-limits: {max_parallel: 2}
-executor:
-  kubernetes:
-    image: ptb-test
-    kubectl: %s
-    kubeconfig: %s
-    grace_seconds: 60
-`, out, filepath.Join(inputs, "agent.yaml"), filepath.Join(inputs, "gsm8k_responses.jsonl"), kubectl, kubeconfig)), 0o644)
+	file := campaigntest.CampaignFile(t, root, "kube-cli", out, inputs,
+		"  kubernetes:\n    image: ptb-test\n    kubectl: "+kubectl+"\n    kubeconfig: "+kubeconfig+"\n    grace_seconds: 60\n")
 	ptb := func(args ...string) (string, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 		defer cancel()

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,6 +31,7 @@ import (
 	"github.com/ptb-dev/ptb/internal/sandbox/none"
 	"github.com/ptb-dev/ptb/internal/sandbox/proctree"
 	"github.com/ptb-dev/ptb/internal/sandbox/relay"
+	"github.com/ptb-dev/ptb/internal/sandbox/sandboxfake"
 	"github.com/ptb-dev/ptb/internal/sandbox/sandboxtest"
 )
 
@@ -126,6 +128,57 @@ func bwrapOrSkip(t *testing.T) sandbox.Backend {
 	return b
 }
 
+// onBackends runs f on bwrap (skipped where it cannot run) and, where the
+// test means something without a real sandbox, on the fake backend
+// playing fake: the pipeline's side of the test runs on any machine.
+func onBackends(t *testing.T, fake []sandboxfake.Step, f func(t *testing.T, b sandbox.Backend)) {
+	t.Run("bwrap", func(t *testing.T) { f(t, bwrapOrSkip(t)) })
+	if fake != nil {
+		t.Run("fake", func(t *testing.T) { f(t, sandboxfake.New(fake...)) })
+	}
+}
+
+// isFake reports whether b is the fake backend, for the checks that only
+// a real agent process can meet (what the scripted agent itself prints).
+func isFake(b sandbox.Backend) bool { return b.Capabilities().Name == sandboxfake.Name }
+
+// helperSteps is the fake backend's play of a sandboxtest helper mode,
+// with the helper's own output.
+func helperSteps(mode string) []sandboxfake.Step {
+	name, arg, _ := strings.Cut(mode, ":")
+	switch name {
+	case "hang":
+		return []sandboxfake.Step{{Stdout: []byte("hanging\n"), Hang: true}}
+	case "ignore-term":
+		return []sandboxfake.Step{{Stdout: []byte("ignoring SIGTERM\n"), Hang: true, IgnoreTerm: true}}
+	case "sleep":
+		d, _ := time.ParseDuration(arg)
+		return []sandboxfake.Step{{Stdout: []byte("sleeping " + d.String() + "\n"), Sleep: d}}
+	case "exit":
+		n, _ := strconv.Atoi(arg)
+		return []sandboxfake.Step{{Stdout: []byte("exiting with " + arg + "\n"), Exit: n}}
+	case "bigline":
+		return []sandboxfake.Step{{Stdout: sandboxtest.BigOutput()}}
+	case "flood":
+		n, _ := strconv.Atoi(arg)
+		return []sandboxfake.Step{{Func: func(_ context.Context, p sandboxfake.Proc) int {
+			sandboxtest.Flood(p.Stdout, p.Stderr, n)
+			return 0
+		}}}
+	}
+	return nil
+}
+
+// writeModel is the fake's play of the scripted agent's `model: final_model`
+// step: the same tiny model in the workspace.
+func writeModel(_ context.Context, p sandboxfake.Proc) int {
+	if err := scripted.WriteTinyModel(filepath.Join(p.Dir, "final_model")); err != nil {
+		fmt.Fprintln(p.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
 func newJob(t *testing.T, seconds float64, script string) (job.Spec, rundir.Dir) {
 	t.Helper()
 	spec := job.Spec{Agent: "scripted", BaseModel: "qwen3-1.7b", Benchmark: "gsm8k",
@@ -169,68 +222,74 @@ final: "Done."
 `
 
 func TestRunNormalCompletion(t *testing.T) {
-	b := bwrapOrSkip(t)
-	_, d := newJob(t, 60, normalScript)
-	r := newRunner(b)
-	r.Scaffold = scriptedScaffold
-	res, err := r.Run(context.Background(), d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := validate(t, d)
-	if got.RunID != res.RunID || got.Solve == nil {
-		t.Fatalf("record: %+v", got)
-	}
-	s := got.Solve
-	if s.EndReason != result.EndExited || s.ExitCode == nil || *s.ExitCode != 0 || s.Segments != 1 || !s.FinalModel {
-		t.Errorf("solve = %+v", s)
-	}
-	if s.ProtectedOK == nil || !*s.ProtectedOK {
-		t.Errorf("protected files reported changed: %+v", got.Warnings)
-	}
-	if got.Verdict != result.VerdictUnverified || got.Stages[result.StageAudit].Status != result.StatusSkipped {
-		t.Errorf("verdict %s, audit %+v: an unimplemented audit must leave the run unverified", got.Verdict, got.Stages[result.StageAudit])
-	}
-	if got.Sandbox.Backend != "bwrap" || got.Sandbox.Unsandboxed || got.Sandbox.Network != "none" {
-		t.Errorf("sandbox = %+v", got.Sandbox)
-	}
-	// timer.sh printed the remaining time in the original's format.
-	timer, _ := os.ReadFile(d.Path(rundir.Workspace, "timer.out"))
-	if !strings.HasPrefix(string(timer), "Remaining time (hours:minutes):\n0:0") {
-		t.Errorf("timer.sh printed %q", timer)
-	}
-	// final_model was copied with hashes; the symlink to /etc/passwd was refused.
-	sums, err := os.ReadFile(d.Path(rundir.FinalModelSum))
-	if err != nil || !strings.Contains(string(sums), "  model.safetensors\n") || !strings.Contains(string(sums), "  config.json\n") {
-		t.Errorf("final_model.sha256 = %q, %v", sums, err)
-	}
-	if _, err := os.Lstat(d.Path(rundir.FinalModel, "leak")); err == nil {
-		t.Errorf("a symlink to /etc/passwd was copied out of final_model")
-	}
-	if !strings.Contains(got.Stages[result.StageCollect].Reason, "links outside the job") {
-		t.Errorf("collect did not report the refused link: %q", got.Stages[result.StageCollect].Reason)
-	}
-	// The snapshot keeps data but not weights.
-	if _, err := os.Stat(d.Path(rundir.Snapshot, "data", "train.jsonl")); err != nil {
-		t.Errorf("snapshot lacks data/train.jsonl: %v", err)
-	}
-	if _, err := os.Stat(d.Path(rundir.Snapshot, "final_model")); err == nil {
-		t.Errorf("snapshot holds final_model")
-	}
-	// The raw trace has the tool calls; the prompt was passed through.
-	trace, _ := os.ReadFile(d.Path(rundir.TraceRaw))
-	if !bytes.Contains(trace, []byte(`"type":"tool_call"`)) || !bytes.Contains(trace, []byte(`"final_message":"Done."`)) {
-		t.Errorf("trace = %s", trace)
-	}
-	// A second run of the same directory redoes nothing.
-	before, _ := os.ReadFile(d.Path(rundir.SolveState))
-	if _, err := r.Run(context.Background(), d); err != nil {
-		t.Fatal(err)
-	}
-	after, _ := os.ReadFile(d.Path(rundir.SolveState))
-	if !bytes.Equal(before, after) {
-		t.Errorf("re-running a finished job touched the solve state")
-	}
+	onBackends(t, []sandboxfake.Step{{
+		Files:  map[string][]byte{"hello.txt": []byte("hello\n"), "data/train.jsonl": []byte(`{"q": 1}` + "\n")},
+		Links:  map[string]string{"final_model/leak": "/etc/passwd"},
+		Stdout: []byte(`{"type":"tool_call","name":"run"}` + "\n" + `{"type":"result","final_message":"Done."}` + "\n"),
+		Func:   writeModel,
+	}}, func(t *testing.T, b sandbox.Backend) {
+		_, d := newJob(t, 60, normalScript)
+		r := newRunner(b)
+		r.Scaffold = scriptedScaffold
+		res, err := r.Run(context.Background(), d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := validate(t, d)
+		if got.RunID != res.RunID || got.Solve == nil {
+			t.Fatalf("record: %+v", got)
+		}
+		s := got.Solve
+		if s.EndReason != result.EndExited || s.ExitCode == nil || *s.ExitCode != 0 || s.Segments != 1 || !s.FinalModel {
+			t.Errorf("solve = %+v", s)
+		}
+		if s.ProtectedOK == nil || !*s.ProtectedOK {
+			t.Errorf("protected files reported changed: %+v", got.Warnings)
+		}
+		if got.Verdict != result.VerdictUnverified || got.Stages[result.StageAudit].Status != result.StatusSkipped {
+			t.Errorf("verdict %s, audit %+v: an unimplemented audit must leave the run unverified", got.Verdict, got.Stages[result.StageAudit])
+		}
+		if got.Sandbox.Backend != b.Capabilities().Name || got.Sandbox.Unsandboxed || got.Sandbox.Network != "none" {
+			t.Errorf("sandbox = %+v", got.Sandbox)
+		}
+		// timer.sh printed the remaining time in the original's format.
+		timer, _ := os.ReadFile(d.Path(rundir.Workspace, "timer.out"))
+		if !isFake(b) && !strings.HasPrefix(string(timer), "Remaining time (hours:minutes):\n0:0") {
+			t.Errorf("timer.sh printed %q", timer)
+		}
+		// final_model was copied with hashes; the symlink to /etc/passwd was refused.
+		sums, err := os.ReadFile(d.Path(rundir.FinalModelSum))
+		if err != nil || !strings.Contains(string(sums), "  model.safetensors\n") || !strings.Contains(string(sums), "  config.json\n") {
+			t.Errorf("final_model.sha256 = %q, %v", sums, err)
+		}
+		if _, err := os.Lstat(d.Path(rundir.FinalModel, "leak")); err == nil {
+			t.Errorf("a symlink to /etc/passwd was copied out of final_model")
+		}
+		if !strings.Contains(got.Stages[result.StageCollect].Reason, "links outside the job") {
+			t.Errorf("collect did not report the refused link: %q", got.Stages[result.StageCollect].Reason)
+		}
+		// The snapshot keeps data but not weights.
+		if _, err := os.Stat(d.Path(rundir.Snapshot, "data", "train.jsonl")); err != nil {
+			t.Errorf("snapshot lacks data/train.jsonl: %v", err)
+		}
+		if _, err := os.Stat(d.Path(rundir.Snapshot, "final_model")); err == nil {
+			t.Errorf("snapshot holds final_model")
+		}
+		// The raw trace has the tool calls; the prompt was passed through.
+		trace, _ := os.ReadFile(d.Path(rundir.TraceRaw))
+		if !bytes.Contains(trace, []byte(`"type":"tool_call"`)) || !bytes.Contains(trace, []byte(`"final_message":"Done."`)) {
+			t.Errorf("trace = %s", trace)
+		}
+		// A second run of the same directory redoes nothing.
+		before, _ := os.ReadFile(d.Path(rundir.SolveState))
+		if _, err := r.Run(context.Background(), d); err != nil {
+			t.Fatal(err)
+		}
+		after, _ := os.ReadFile(d.Path(rundir.SolveState))
+		if !bytes.Equal(before, after) {
+			t.Errorf("re-running a finished job touched the solve state")
+		}
+	})
 }
 
 func TestRunWriteOutsideWorkspaceFails(t *testing.T) {
@@ -264,7 +323,12 @@ final: "done"
 // runHelper runs a job whose agent is the test binary in a helper mode.
 func runHelper(t *testing.T, mode string, seconds float64, grace time.Duration, mods ...func(*job.Spec)) (rundir.Dir, *result.Result, string) {
 	t.Helper()
-	b := bwrapOrSkip(t)
+	return runHelperOn(t, bwrapOrSkip(t), mode, seconds, grace, mods...)
+}
+
+// runHelperOn is runHelper on backend b.
+func runHelperOn(t *testing.T, b sandbox.Backend, mode string, seconds float64, grace time.Duration, mods ...func(*job.Spec)) (rundir.Dir, *result.Result, string) {
+	t.Helper()
 	spec, d := newJob(t, seconds, "")
 	spec.Grace = grace
 	for _, m := range mods {
@@ -297,39 +361,43 @@ func markerAlive(marker string) []int {
 func itoa(n int) string { return strconv.Itoa(n) }
 
 func TestDeadlineKillsHangingAgent(t *testing.T) {
-	start := time.Now()
-	_, res, marker := runHelper(t, "hang", 2, 5*time.Second)
-	took := time.Since(start)
-	s := res.Solve
-	if s.EndReason != result.EndDeadline {
-		t.Fatalf("end reason %q, want deadline", s.EndReason)
-	}
-	if s.Signal != "SIGTERM" {
-		t.Errorf("signal %q: a process that honours SIGTERM should die of it", s.Signal)
-	}
-	if s.TimeTakenS < 1.9 || s.TimeTakenS > 2+5 {
-		t.Errorf("time taken %.2fs, want the 2 s budget (plus at most the grace)", s.TimeTakenS)
-	}
-	if took > 30*time.Second {
-		t.Errorf("the job took %v", took)
-	}
-	if left := markerAlive(marker); len(left) > 0 {
-		t.Errorf("agent processes left: %v", left)
-	}
+	onBackends(t, helperSteps("hang"), func(t *testing.T, b sandbox.Backend) {
+		start := time.Now()
+		_, res, marker := runHelperOn(t, b, "hang", 2, 5*time.Second)
+		took := time.Since(start)
+		s := res.Solve
+		if s.EndReason != result.EndDeadline {
+			t.Fatalf("end reason %q, want deadline", s.EndReason)
+		}
+		if s.Signal != "SIGTERM" {
+			t.Errorf("signal %q: a process that honours SIGTERM should die of it", s.Signal)
+		}
+		if s.TimeTakenS < 1.9 || s.TimeTakenS > 2+5 {
+			t.Errorf("time taken %.2fs, want the 2 s budget (plus at most the grace)", s.TimeTakenS)
+		}
+		if took > 30*time.Second {
+			t.Errorf("the job took %v", took)
+		}
+		if left := markerAlive(marker); len(left) > 0 {
+			t.Errorf("agent processes left: %v", left)
+		}
+	})
 }
 
 func TestDeadlineSIGKILLsAgentIgnoringTERM(t *testing.T) {
-	_, res, marker := runHelper(t, "ignore-term", 1, time.Second)
-	s := res.Solve
-	if s.EndReason != result.EndDeadline || s.Signal != "SIGKILL" {
-		t.Errorf("solve = %+v, want deadline and SIGKILL", s)
-	}
-	if s.TimeTakenS < 1+0.9 {
-		t.Errorf("time taken %.2fs: the grace of 1 s was not given", s.TimeTakenS)
-	}
-	if left := markerAlive(marker); len(left) > 0 {
-		t.Errorf("agent processes left: %v", left)
-	}
+	onBackends(t, helperSteps("ignore-term"), func(t *testing.T, b sandbox.Backend) {
+		_, res, marker := runHelperOn(t, b, "ignore-term", 1, time.Second)
+		s := res.Solve
+		if s.EndReason != result.EndDeadline || s.Signal != "SIGKILL" {
+			t.Errorf("solve = %+v, want deadline and SIGKILL", s)
+		}
+		if s.TimeTakenS < 1+0.9 {
+			t.Errorf("time taken %.2fs: the grace of 1 s was not given", s.TimeTakenS)
+		}
+		if left := markerAlive(marker); len(left) > 0 {
+			t.Errorf("agent processes left: %v", left)
+		}
+	})
 }
 
 func TestDeadlineReapsGrandchildren(t *testing.T) {
@@ -350,34 +418,36 @@ func TestDeadlineReapsGrandchildren(t *testing.T) {
 func markerDir(marker string) string { return strings.TrimPrefix(marker, "ptb-pipeline-marker:") }
 
 func TestOutputKeptByteForByte(t *testing.T) {
-	d, res, _ := runHelper(t, "bigline", 60, time.Second)
-	if res.Solve.EndReason != result.EndExited {
-		t.Fatalf("solve = %+v", res.Solve)
-	}
-	want := sandboxtest.BigOutput()
-	raw, _ := os.ReadFile(d.Path(rundir.TraceRaw))
-	if !bytes.Equal(raw, want) {
-		t.Errorf("raw trace: %d bytes, want %d identical bytes", len(raw), len(want))
-	}
-	log, _ := os.ReadFile(d.Path(rundir.TraceLog))
-	lines := bytes.Split(bytes.TrimSuffix(log, []byte("\n")), []byte("\n"))
-	if len(lines) != 3 {
-		t.Fatalf("output.log has %d lines, want 3", len(lines))
-	}
-	wantLines := bytes.Split(want, []byte("\n"))
-	tags := []string{" stdout ", " stdout ", " stdout~ "}
-	for i, l := range lines {
-		ts, rest, _ := bytes.Cut(l, []byte(" "))
-		if _, err := time.Parse(time.RFC3339Nano, string(ts)); err != nil {
-			t.Errorf("line %d: bad timestamp %q", i, ts)
+	onBackends(t, helperSteps("bigline"), func(t *testing.T, b sandbox.Backend) {
+		d, res, _ := runHelperOn(t, b, "bigline", 60, time.Second)
+		if res.Solve.EndReason != result.EndExited {
+			t.Fatalf("solve = %+v", res.Solve)
 		}
-		if !bytes.HasPrefix(append([]byte(" "), rest...), []byte(tags[i])) {
-			t.Errorf("line %d: tag %q, want %q", i, rest[:min(10, len(rest))], tags[i])
+		want := sandboxtest.BigOutput()
+		raw, _ := os.ReadFile(d.Path(rundir.TraceRaw))
+		if !bytes.Equal(raw, want) {
+			t.Errorf("raw trace: %d bytes, want %d identical bytes", len(raw), len(want))
 		}
-		if got := rest[len(tags[i])-1:]; !bytes.Equal(got, wantLines[i]) {
-			t.Errorf("line %d: %d bytes, want %d identical bytes", i, len(got), len(wantLines[i]))
+		log, _ := os.ReadFile(d.Path(rundir.TraceLog))
+		lines := bytes.Split(bytes.TrimSuffix(log, []byte("\n")), []byte("\n"))
+		if len(lines) != 3 {
+			t.Fatalf("output.log has %d lines, want 3", len(lines))
 		}
-	}
+		wantLines := bytes.Split(want, []byte("\n"))
+		tags := []string{" stdout ", " stdout ", " stdout~ "}
+		for i, l := range lines {
+			ts, rest, _ := bytes.Cut(l, []byte(" "))
+			if _, err := time.Parse(time.RFC3339Nano, string(ts)); err != nil {
+				t.Errorf("line %d: bad timestamp %q", i, ts)
+			}
+			if !bytes.HasPrefix(append([]byte(" "), rest...), []byte(tags[i])) {
+				t.Errorf("line %d: tag %q, want %q", i, rest[:min(10, len(rest))], tags[i])
+			}
+			if got := rest[len(tags[i])-1:]; !bytes.Equal(got, wantLines[i]) {
+				t.Errorf("line %d: %d bytes, want %d identical bytes", i, len(got), len(wantLines[i]))
+			}
+		}
+	})
 }
 
 // The harness is SIGKILLed mid-solve; --resume finishes the job with the
@@ -464,40 +534,42 @@ final: "finished after resume"
 // An agent that exits with at least the reprompt threshold left is
 // relaunched with the original's continuation prompt, until less is left.
 func TestRepromptRelaunchesEarlyExit(t *testing.T) {
-	threshold := 2 * time.Second
-	d, res, _ := runHelper(t, "sleep:1s", 8, time.Second, func(s *job.Spec) { s.Reprompt = threshold })
-	var st pipeline.SolveState
-	b, _ := os.ReadFile(d.Path(rundir.SolveState))
-	json.Unmarshal(b, &st)
-	if len(st.Segments) < 2 || res.Solve.Segments != len(st.Segments) {
-		t.Fatalf("%d segments (record %d), want at least 2", len(st.Segments), res.Solve.Segments)
-	}
-	budget := 8 * time.Second
-	var spent time.Duration
-	for i, g := range st.Segments {
-		spent += g.End.Sub(g.Start)
-		left := budget - spent
-		last := i == len(st.Segments)-1
-		if g.EndReason != result.EndExited {
-			t.Errorf("segment %d ended %s", g.N, g.EndReason)
+	onBackends(t, helperSteps("sleep:1s"), func(t *testing.T, b sandbox.Backend) {
+		threshold := 2 * time.Second
+		d, res, _ := runHelperOn(t, b, "sleep:1s", 8, time.Second, func(s *job.Spec) { s.Reprompt = threshold })
+		var st pipeline.SolveState
+		sb, _ := os.ReadFile(d.Path(rundir.SolveState))
+		json.Unmarshal(sb, &st)
+		if len(st.Segments) < 2 || res.Solve.Segments != len(st.Segments) {
+			t.Fatalf("%d segments (record %d), want at least 2", len(st.Segments), res.Solve.Segments)
 		}
-		if !last && left < threshold {
-			t.Errorf("segment %d was followed by a reprompt with only %v left", g.N, left)
+		budget := 8 * time.Second
+		var spent time.Duration
+		for i, g := range st.Segments {
+			spent += g.End.Sub(g.Start)
+			left := budget - spent
+			last := i == len(st.Segments)-1
+			if g.EndReason != result.EndExited {
+				t.Errorf("segment %d ended %s", g.N, g.EndReason)
+			}
+			if !last && left < threshold {
+				t.Errorf("segment %d was followed by a reprompt with only %v left", g.N, left)
+			}
+			if last && left-st.Waited >= threshold { // the waits between reprompts count too
+				t.Errorf("the last segment left %v, yet no reprompt followed", left-st.Waited)
+			}
+			if want := map[bool]string{true: "start", false: "reprompt"}[i == 0]; g.Kind != want {
+				t.Errorf("segment %d kind %q, want %q", g.N, g.Kind, want)
+			}
 		}
-		if last && left-st.Waited >= threshold { // the waits between reprompts count too
-			t.Errorf("the last segment left %v, yet no reprompt followed", left-st.Waited)
+		trace, _ := os.ReadFile(d.Path(rundir.TraceRaw))
+		if n := bytes.Count(trace, []byte(`"reason":"reprompt"`)); n != len(st.Segments)-1 {
+			t.Errorf("%d reprompt markers in the trace, want %d", n, len(st.Segments)-1)
 		}
-		if want := map[bool]string{true: "start", false: "reprompt"}[i == 0]; g.Kind != want {
-			t.Errorf("segment %d kind %q, want %q", g.N, g.Kind, want)
+		if !bytes.Contains(trace, []byte("Please continue improving your result and maximize performance.")) {
+			t.Errorf("the continuation prompt is not recorded in the trace")
 		}
-	}
-	trace, _ := os.ReadFile(d.Path(rundir.TraceRaw))
-	if n := bytes.Count(trace, []byte(`"reason":"reprompt"`)); n != len(st.Segments)-1 {
-		t.Errorf("%d reprompt markers in the trace, want %d", n, len(st.Segments)-1)
-	}
-	if !bytes.Contains(trace, []byte("Please continue improving your result and maximize performance.")) {
-		t.Errorf("the continuation prompt is not recorded in the trace")
-	}
+	})
 }
 
 func TestRepromptNote(t *testing.T) {
@@ -587,57 +659,61 @@ func TestSecretsAreRecorded(t *testing.T) {
 // An agent flooding its output (64 MiB as fast as it can) loses nothing:
 // the raw trace has every byte, the timestamped log every line.
 func TestOutputFloodKept(t *testing.T) {
-	d, res, _ := runHelper(t, "flood:64", 120, time.Second)
-	if res.Solve.EndReason != result.EndExited {
-		t.Fatalf("solve = %+v", res.Solve)
-	}
-	raw, err := os.ReadFile(d.Path(rundir.TraceRaw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := bytes.Count(raw, []byte("\n"))
-	if len(raw) < 64<<20 || !bytes.HasSuffix(raw, []byte("fill the disk quickly\n")) {
-		t.Errorf("raw trace: %d bytes, want at least 64 MiB ending in a whole line", len(raw))
-	}
-	last := raw[bytes.LastIndexByte(raw[:len(raw)-1], '\n')+1:]
-	if n, _ := strconv.Atoi(string(bytes.Fields(last)[0])); n != lines-1 {
-		t.Errorf("last line is number %d, but the trace has %d lines: lines were lost", n, lines)
-	}
-	f, err := os.Open(d.Path(rundir.TraceLog))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out, errLines int
-	br := bufio.NewReaderSize(f, 1<<20)
-	for {
-		l, err := br.ReadSlice('\n')
-		if len(l) > 0 {
-			if bytes.Contains(l, []byte(" stdout ")) {
-				out++
-			} else if bytes.Contains(l, []byte(" stderr progress ")) {
-				errLines++
+	onBackends(t, helperSteps("flood:64"), func(t *testing.T, b sandbox.Backend) {
+		d, res, _ := runHelperOn(t, b, "flood:64", 120, time.Second)
+		if res.Solve.EndReason != result.EndExited {
+			t.Fatalf("solve = %+v", res.Solve)
+		}
+		raw, err := os.ReadFile(d.Path(rundir.TraceRaw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := bytes.Count(raw, []byte("\n"))
+		if len(raw) < 64<<20 || !bytes.HasSuffix(raw, []byte("fill the disk quickly\n")) {
+			t.Errorf("raw trace: %d bytes, want at least 64 MiB ending in a whole line", len(raw))
+		}
+		last := raw[bytes.LastIndexByte(raw[:len(raw)-1], '\n')+1:]
+		if n, _ := strconv.Atoi(string(bytes.Fields(last)[0])); n != lines-1 {
+			t.Errorf("last line is number %d, but the trace has %d lines: lines were lost", n, lines)
+		}
+		f, err := os.Open(d.Path(rundir.TraceLog))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		var out, errLines int
+		br := bufio.NewReaderSize(f, 1<<20)
+		for {
+			l, err := br.ReadSlice('\n')
+			if len(l) > 0 {
+				if bytes.Contains(l, []byte(" stdout ")) {
+					out++
+				} else if bytes.Contains(l, []byte(" stderr progress ")) {
+					errLines++
+				}
+			}
+			if err != nil {
+				break
 			}
 		}
-		if err != nil {
-			break
+		if out != lines || errLines != (lines+999)/1000 {
+			t.Errorf("output.log has %d stdout and %d stderr lines, want %d and %d", out, errLines, lines, (lines+999)/1000)
 		}
-	}
-	if out != lines || errLines != (lines+999)/1000 {
-		t.Errorf("output.log has %d stdout and %d stderr lines, want %d and %d", out, errLines, lines, (lines+999)/1000)
-	}
+	})
 }
 
 // An agent that exits at once is reprompted with a doubling wait, not in a
 // tight loop that would burn through MaxSegments in seconds.
 func TestRepromptBacksOffShortSessions(t *testing.T) {
-	_, res, _ := runHelper(t, "exit:0", 3, time.Second, func(s *job.Spec) { s.Reprompt = time.Second })
-	if res.Stages[result.StageSolve].Status != result.StatusDone {
-		t.Fatalf("solve stage %+v", res.Stages[result.StageSolve])
-	}
-	if n := res.Solve.Segments; n < 2 || n > 20 {
-		t.Errorf("%d segments in a 3 s budget with a 10 ms doubling backoff; want a handful", n)
-	}
+	onBackends(t, helperSteps("exit:0"), func(t *testing.T, b sandbox.Backend) {
+		_, res, _ := runHelperOn(t, b, "exit:0", 3, time.Second, func(s *job.Spec) { s.Reprompt = time.Second })
+		if res.Stages[result.StageSolve].Status != result.StatusDone {
+			t.Fatalf("solve stage %+v", res.Stages[result.StageSolve])
+		}
+		if n := res.Solve.Segments; n < 2 || n > 20 {
+			t.Errorf("%d segments in a 3 s budget with a 10 ms doubling backoff; want a handful", n)
+		}
+	})
 }
 
 // What an agent can plant to turn a root harness against the host: a

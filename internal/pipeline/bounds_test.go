@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,7 +14,9 @@ import (
 	"github.com/ptb-dev/ptb/internal/pipeline"
 	"github.com/ptb-dev/ptb/internal/result"
 	"github.com/ptb-dev/ptb/internal/rundir"
+	"github.com/ptb-dev/ptb/internal/sandbox"
 	"github.com/ptb-dev/ptb/internal/sandbox/none"
+	"github.com/ptb-dev/ptb/internal/sandbox/sandboxfake"
 )
 
 // stuckAuditor never returns and ignores its context, as an auditor stuck
@@ -124,7 +127,6 @@ final: "done"
 // Going over the byte or file cap fails collect with the reason, and
 // leaves no partial final_model for evaluation.
 func TestCollectCaps(t *testing.T) {
-	b := bwrapOrSkip(t)
 	cases := []struct {
 		name   string
 		bounds job.Bounds
@@ -138,33 +140,51 @@ func TestCollectCaps(t *testing.T) {
 		{"files in the workspace", job.Bounds{CollectMaxFiles: 50}, "many", false, "snapshot incomplete"},
 	}
 	for _, c := range cases {
+		fake := sandboxfake.Step{Func: func(ctx context.Context, p sandboxfake.Proc) int {
+			if code := writeModel(ctx, p); code != 0 {
+				return code
+			}
+			big := make([]byte, 3000000)
+			for i := range big {
+				big[i] = byte(i * 13)
+			}
+			os.WriteFile(filepath.Join(p.Dir, "final_model", "a.bin"), big, 0o644)
+			os.WriteFile(filepath.Join(p.Dir, "final_model", "b.bin"), big[1:], 0o644)
+			os.MkdirAll(filepath.Join(p.Dir, c.where), 0o755)
+			for i := 1; i <= 200; i++ {
+				os.WriteFile(filepath.Join(p.Dir, c.where, fmt.Sprintf("f%d", i)), fmt.Appendf(nil, "%d\n", i), 0o644)
+			}
+			return 0
+		}}
 		t.Run(c.name, func(t *testing.T) {
-			script := `steps:
+			onBackends(t, []sandboxfake.Step{fake}, func(t *testing.T, b sandbox.Backend) {
+				script := `steps:
   - model: final_model
   - run: "head -c 3000000 /dev/urandom > final_model/a.bin && head -c 3000000 /dev/urandom > final_model/b.bin && mkdir -p ` + c.where + ` && for i in $(seq 1 200); do echo $i > ` + c.where + `/f$i; done"
 final: "done"
 `
-			spec, d := newJob(t, 60, script)
-			spec.Bounds = c.bounds
-			if err := d.WriteJSON(rundir.JobFile, spec); err != nil {
-				t.Fatal(err)
-			}
-			r := newRunner(b)
-			r.Scaffold = scriptedScaffold
-			res, err := r.Run(context.Background(), d)
-			if err != nil {
-				t.Fatal(err)
-			}
-			st := res.Stages[result.StageCollect]
-			if c.failed && (st.Status != result.StatusFailed || !strings.Contains(st.Error, c.want)) {
-				t.Errorf("collect stage = %+v, want failed naming %s", st, c.want)
-			}
-			if !c.failed && (st.Status != result.StatusDone || !strings.Contains(st.Reason, c.want)) {
-				t.Errorf("collect stage = %+v, want done with %q", st, c.want)
-			}
-			if _, err := os.Stat(d.Path(rundir.FinalModel)); c.failed && err == nil {
-				t.Errorf("a partial final_model was left for evaluation")
-			}
+				spec, d := newJob(t, 60, script)
+				spec.Bounds = c.bounds
+				if err := d.WriteJSON(rundir.JobFile, spec); err != nil {
+					t.Fatal(err)
+				}
+				r := newRunner(b)
+				r.Scaffold = scriptedScaffold
+				res, err := r.Run(context.Background(), d)
+				if err != nil {
+					t.Fatal(err)
+				}
+				st := res.Stages[result.StageCollect]
+				if c.failed && (st.Status != result.StatusFailed || !strings.Contains(st.Error, c.want)) {
+					t.Errorf("collect stage = %+v, want failed naming %s", st, c.want)
+				}
+				if !c.failed && (st.Status != result.StatusDone || !strings.Contains(st.Reason, c.want)) {
+					t.Errorf("collect stage = %+v, want done with %q", st, c.want)
+				}
+				if _, err := os.Stat(d.Path(rundir.FinalModel)); c.failed && err == nil {
+					t.Errorf("a partial final_model was left for evaluation")
+				}
+			})
 		})
 	}
 }
@@ -182,27 +202,29 @@ func TestTraceBounded(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.mode, func(t *testing.T) {
-			d, res, _ := runHelper(t, c.mode, 120, time.Second, func(s *job.Spec) { s.Bounds = c.bounds })
-			if !res.Solve.TraceTruncated {
-				t.Errorf("result.json solve.trace_truncated is false")
-			}
-			var cuts []pipeline.Truncation
-			if err := d.ReadJSON(pipeline.TraceTruncationFile, &cuts); err != nil || len(cuts) == 0 || cuts[0].Kind != c.kind || cuts[0].SHA256 == "" {
-				t.Errorf("%s: %+v (%v), want a %s cut with a sha256", pipeline.TraceTruncationFile, cuts, err, c.kind)
-			}
-			for _, f := range []string{rundir.TraceRaw, rundir.TraceLog} {
-				fi, err := os.Stat(d.Path(f))
-				if err != nil {
-					t.Fatal(err)
+			onBackends(t, helperSteps(c.mode), func(t *testing.T, b sandbox.Backend) {
+				d, res, _ := runHelperOn(t, b, c.mode, 120, time.Second, func(s *job.Spec) { s.Bounds = c.bounds })
+				if !res.Solve.TraceTruncated {
+					t.Errorf("result.json solve.trace_truncated is false")
 				}
-				limit := int64(9 << 20)
-				if c.bounds.TraceMaxLine > 0 {
-					limit = 2 * c.bounds.TraceMaxLine
+				var cuts []pipeline.Truncation
+				if err := d.ReadJSON(pipeline.TraceTruncationFile, &cuts); err != nil || len(cuts) == 0 || cuts[0].Kind != c.kind || cuts[0].SHA256 == "" {
+					t.Errorf("%s: %+v (%v), want a %s cut with a sha256", pipeline.TraceTruncationFile, cuts, err, c.kind)
 				}
-				if fi.Size() > limit {
-					t.Errorf("%s is %d bytes, over %d", f, fi.Size(), limit)
+				for _, f := range []string{rundir.TraceRaw, rundir.TraceLog} {
+					fi, err := os.Stat(d.Path(f))
+					if err != nil {
+						t.Fatal(err)
+					}
+					limit := int64(9 << 20)
+					if c.bounds.TraceMaxLine > 0 {
+						limit = 2 * c.bounds.TraceMaxLine
+					}
+					if fi.Size() > limit {
+						t.Errorf("%s is %d bytes, over %d", f, fi.Size(), limit)
+					}
 				}
-			}
+			})
 		})
 	}
 }

@@ -123,19 +123,20 @@ func TestGatewayPerSolveAndResume(t *testing.T) {
 
 // Without a gateway configured, a gateway job's solve fails, saying so.
 func TestGatewayMissing(t *testing.T) {
-	b := bwrapOrSkip(t)
-	spec, d := newJob(t, 10, "steps:\n  - say: hi\n")
-	spec.Network = sandbox.NetworkGateway
-	d.WriteJSON(rundir.JobFile, spec)
-	r := newRunner(b)
-	r.Scaffold = scriptedScaffold
-	res, err := r.Run(context.Background(), d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st := res.Stages["solve"]; st.Status != "failed" || !strings.Contains(st.Error, "no gateway configured") {
-		t.Errorf("solve %+v, want failed for want of a gateway", st)
-	}
+	onBackends(t, helperSteps("exit:0"), func(t *testing.T, b sandbox.Backend) {
+		spec, d := newJob(t, 10, "steps:\n  - say: hi\n")
+		spec.Network = sandbox.NetworkGateway
+		d.WriteJSON(rundir.JobFile, spec)
+		r := newRunner(b)
+		r.Scaffold = scriptedScaffold
+		res, err := r.Run(context.Background(), d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := res.Stages["solve"]; st.Status != "failed" || !strings.Contains(st.Error, "no gateway configured") {
+			t.Errorf("solve %+v, want failed for want of a gateway", st)
+		}
+	})
 }
 
 func readTail(p string) string {

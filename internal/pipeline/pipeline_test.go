@@ -56,8 +56,13 @@ func TestMain(m *testing.M) {
 	}
 	if dir, ok := os.LookupEnv(harnessEnv); ok {
 		var b sandbox.Backend = bwrap.New()
-		if os.Getenv(harnessEnv+"_BACKEND") == "none" {
+		switch os.Getenv(harnessEnv + "_BACKEND") {
+		case "none":
 			b = none.New()
+		case "fake":
+			// The first segment of TestResumeAfterHarnessKilled: work, then
+			// hang until the harness is killed.
+			b = sandboxfake.New(sandboxfake.Step{Files: map[string][]byte{"one.txt": []byte("one\n")}, Hang: true})
 		}
 		r := newRunner(b)
 		r.Scaffold = scriptedScaffold
@@ -453,82 +458,94 @@ func TestOutputKeptByteForByte(t *testing.T) {
 // The harness is SIGKILLed mid-solve; --resume finishes the job with the
 // time that was left, in the same workspace, without redoing prepare.
 func TestResumeAfterHarnessKilled(t *testing.T) {
-	bwrapOrSkip(t)
-	script := `steps:
+	onBackends(t, []sandboxfake.Step{{
+		Files:  map[string][]byte{"two.txt": []byte("two\n")},
+		Stdout: []byte(`{"type":"result","final_message":"finished after resume"}` + "\n"),
+		Func:   writeModel,
+	}}, func(t *testing.T, b sandbox.Backend) {
+		script := `steps:
   - run: "echo one > one.txt"
   - sleep: 3s
   - run: "echo two > two.txt"
   - model: final_model
 final: "finished after resume"
 `
-	_, d := newJob(t, 120, script)
-	h := exec.Command(self(), "-test.run=^$")
-	h.Env = append(os.Environ(), harnessEnv+"="+string(d))
-	var hout bytes.Buffer
-	h.Stdout, h.Stderr = &hout, &hout
-	if err := h.Start(); err != nil {
-		t.Fatal(err)
-	}
-	one := d.Path(rundir.Workspace, "one.txt")
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, err := os.Stat(one); err == nil {
-			break
+		_, d := newJob(t, 120, script)
+		h := exec.Command(self(), "-test.run=^$")
+		h.Env = append(os.Environ(), harnessEnv+"="+string(d))
+		if isFake(b) {
+			h.Env = append(h.Env, harnessEnv+"_BACKEND=fake")
 		}
-		if time.Now().After(deadline) {
-			h.Process.Kill()
-			t.Fatalf("agent never wrote one.txt: %s", hout.String())
+		var hout bytes.Buffer
+		h.Stdout, h.Stderr = &hout, &hout
+		if err := h.Start(); err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	time.Sleep(pipeline.Heartbeat + 500*time.Millisecond) // let a heartbeat land
-	prepared, _ := os.ReadFile(d.Path(rundir.ProtectedFile))
-	h.Process.Signal(syscall.SIGKILL)
-	h.Wait()
+		one := d.Path(rundir.Workspace, "one.txt")
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			if _, err := os.Stat(one); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				h.Process.Kill()
+				t.Fatalf("agent never wrote one.txt: %s", hout.String())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		time.Sleep(pipeline.Heartbeat + 500*time.Millisecond) // let a heartbeat land
+		prepared, _ := os.ReadFile(d.Path(rundir.ProtectedFile))
+		h.Process.Signal(syscall.SIGKILL)
+		h.Wait()
 
-	man, _ := pipeline.LoadManifest(d)
-	if st := man.Stages[result.StageSolve].Status; st != result.StatusRunning {
-		t.Fatalf("after the crash the solve stage is %q, want running", st)
-	}
-	r := newRunner(bwrapOrSkip(t))
-	r.Scaffold = scriptedScaffold
-	if _, err := r.Run(context.Background(), d); err != nil {
-		t.Fatal(err)
-	}
-	res := validate(t, d)
-	if res.Solve.Segments != 2 || res.Solve.EndReason != result.EndExited || !res.Solve.FinalModel {
-		t.Errorf("solve = %+v", res.Solve)
-	}
-	if _, err := os.Stat(d.Path(rundir.Workspace, "two.txt")); err != nil {
-		t.Errorf("the resumed agent did not finish its work: %v", err)
-	}
-	var st pipeline.SolveState
-	b, _ := os.ReadFile(d.Path(rundir.SolveState))
-	json.Unmarshal(b, &st)
-	first, second := st.Segments[0], st.Segments[1]
-	if first.EndReason != "harness_died" {
-		t.Errorf("first segment ended %q, want harness_died", first.EndReason)
-	}
-	spentFirst := first.End.Sub(first.Start)
-	if spentFirst < pipeline.Heartbeat {
-		t.Errorf("first segment counted %v; the time before the crash must count", spentFirst)
-	}
-	if got, want := second.Deadline.Sub(second.Start), 120*time.Second-spentFirst; got < want-time.Second || got > want+time.Second {
-		t.Errorf("second segment was given %v, want the %v that was left", got, want)
-	}
-	if res.Solve.TimeTakenS < spentFirst.Seconds() {
-		t.Errorf("time taken %.1fs does not include the first segment's %.1fs", res.Solve.TimeTakenS, spentFirst.Seconds())
-	}
-	trace, _ := os.ReadFile(d.Path(rundir.TraceRaw))
-	for _, want := range []string{`"type":"ptb.segment"`, `"continue":true`, `"resumed_at_step":1`, `"final_message":"finished after resume"`} {
-		if !bytes.Contains(trace, []byte(want)) {
-			t.Errorf("trace lacks %s", want)
+		man, _ := pipeline.LoadManifest(d)
+		if st := man.Stages[result.StageSolve].Status; st != result.StatusRunning {
+			t.Fatalf("after the crash the solve stage is %q, want running", st)
 		}
-	}
-	after, _ := os.ReadFile(d.Path(rundir.ProtectedFile))
-	if !bytes.Equal(prepared, after) {
-		t.Errorf("prepare was redone on resume")
-	}
+		r := newRunner(b)
+		r.Scaffold = scriptedScaffold
+		if _, err := r.Run(context.Background(), d); err != nil {
+			t.Fatal(err)
+		}
+		res := validate(t, d)
+		if res.Solve.Segments != 2 || res.Solve.EndReason != result.EndExited || !res.Solve.FinalModel {
+			t.Errorf("solve = %+v", res.Solve)
+		}
+		if _, err := os.Stat(d.Path(rundir.Workspace, "two.txt")); err != nil {
+			t.Errorf("the resumed agent did not finish its work: %v", err)
+		}
+		var st pipeline.SolveState
+		sb, _ := os.ReadFile(d.Path(rundir.SolveState))
+		json.Unmarshal(sb, &st)
+		first, second := st.Segments[0], st.Segments[1]
+		if first.EndReason != "harness_died" {
+			t.Errorf("first segment ended %q, want harness_died", first.EndReason)
+		}
+		spentFirst := first.End.Sub(first.Start)
+		if spentFirst < pipeline.Heartbeat {
+			t.Errorf("first segment counted %v; the time before the crash must count", spentFirst)
+		}
+		if got, want := second.Deadline.Sub(second.Start), 120*time.Second-spentFirst; got < want-time.Second || got > want+time.Second {
+			t.Errorf("second segment was given %v, want the %v that was left", got, want)
+		}
+		if res.Solve.TimeTakenS < spentFirst.Seconds() {
+			t.Errorf("time taken %.1fs does not include the first segment's %.1fs", res.Solve.TimeTakenS, spentFirst.Seconds())
+		}
+		trace, _ := os.ReadFile(d.Path(rundir.TraceRaw))
+		wants := []string{`"type":"ptb.segment"`, `"continue":true`, `"resumed_at_step":1`, `"final_message":"finished after resume"`}
+		if isFake(b) {
+			wants = []string{`"type":"ptb.segment"`, `"final_message":"finished after resume"`} // what the harness and the fake wrote
+		}
+		for _, want := range wants {
+			if !bytes.Contains(trace, []byte(want)) {
+				t.Errorf("trace lacks %s", want)
+			}
+		}
+		after, _ := os.ReadFile(d.Path(rundir.ProtectedFile))
+		if !bytes.Equal(prepared, after) {
+			t.Errorf("prepare was redone on resume")
+		}
+	})
 }
 
 // An agent that exits with at least the reprompt threshold left is
@@ -582,78 +599,83 @@ func TestRepromptNote(t *testing.T) {
 // marks the solve failed as interrupted, and --resume continues it with the
 // time that was left.
 func TestInterruptThenResume(t *testing.T) {
-	b := bwrapOrSkip(t)
-	script := `steps:
+	onBackends(t, []sandboxfake.Step{
+		{Files: map[string][]byte{"one.txt": []byte("one\n")}, Hang: true},
+		{Stdout: []byte(`{"type":"result","final_message":"done after the interruption"}` + "\n"), Func: writeModel},
+	}, func(t *testing.T, b sandbox.Backend) {
+		script := `steps:
   - run: "echo one > one.txt"
   - sleep: 2s
   - model: final_model
 final: "done after the interruption"
 `
-	_, d := newJob(t, 120, script)
-	r := newRunner(b)
-	r.Scaffold = scriptedScaffold
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() {
-		_, err := r.Run(ctx, d)
-		errc <- err
-	}()
-	one := d.Path(rundir.Workspace, "one.txt")
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if _, err := os.Stat(one); err == nil {
-			break
+		_, d := newJob(t, 120, script)
+		r := newRunner(b)
+		r.Scaffold = scriptedScaffold
+		ctx, cancel := context.WithCancel(context.Background())
+		errc := make(chan error, 1)
+		go func() {
+			_, err := r.Run(ctx, d)
+			errc <- err
+		}()
+		one := d.Path(rundir.Workspace, "one.txt")
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			if _, err := os.Stat(one); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				cancel()
+				t.Fatal("the agent never wrote one.txt")
+			}
 		}
-		if time.Now().After(deadline) {
-			cancel()
-			t.Fatal("the agent never wrote one.txt")
+		cancel()
+		err := <-errc
+		if err == nil || !strings.Contains(err.Error(), "resume with: ptb run --resume") {
+			t.Fatalf("interrupted run returned %v, want the resume hint", err)
 		}
-	}
-	cancel()
-	err := <-errc
-	if err == nil || !strings.Contains(err.Error(), "resume with: ptb run --resume") {
-		t.Fatalf("interrupted run returned %v, want the resume hint", err)
-	}
-	man, _ := pipeline.LoadManifest(d)
-	if st := man.Stages[result.StageSolve]; st.Status != result.StatusFailed || !strings.Contains(st.Error, "interrupted") {
-		t.Errorf("solve stage after the interrupt: %+v", st)
-	}
-	if _, err := os.Stat(d.Path(rundir.ResultFile)); err == nil {
-		t.Errorf("an interrupted run wrote result.json")
-	}
-	if _, err := r.Run(context.Background(), d); err != nil {
-		t.Fatal(err)
-	}
-	res := validate(t, d)
-	if res.Solve.Segments != 2 || !res.Solve.FinalModel || res.Solve.EndReason != result.EndExited {
-		t.Errorf("solve after resume = %+v", res.Solve)
-	}
-	var st pipeline.SolveState
-	b2, _ := os.ReadFile(d.Path(rundir.SolveState))
-	json.Unmarshal(b2, &st)
-	if st.Segments[0].EndReason != "interrupted" || st.Segments[1].Kind != "resume" {
-		t.Errorf("segments: %+v", st.Segments)
-	}
+		man, _ := pipeline.LoadManifest(d)
+		if st := man.Stages[result.StageSolve]; st.Status != result.StatusFailed || !strings.Contains(st.Error, "interrupted") {
+			t.Errorf("solve stage after the interrupt: %+v", st)
+		}
+		if _, err := os.Stat(d.Path(rundir.ResultFile)); err == nil {
+			t.Errorf("an interrupted run wrote result.json")
+		}
+		if _, err := r.Run(context.Background(), d); err != nil {
+			t.Fatal(err)
+		}
+		res := validate(t, d)
+		if res.Solve.Segments != 2 || !res.Solve.FinalModel || res.Solve.EndReason != result.EndExited {
+			t.Errorf("solve after resume = %+v", res.Solve)
+		}
+		var st pipeline.SolveState
+		b2, _ := os.ReadFile(d.Path(rundir.SolveState))
+		json.Unmarshal(b2, &st)
+		if st.Segments[0].EndReason != "interrupted" || st.Segments[1].Kind != "resume" {
+			t.Errorf("segments: %+v", st.Segments)
+		}
+	})
 }
 
 // A credentials file the scaffold puts into the sandbox is named in the
 // record's warnings, and reaches the agent's HOME.
 func TestSecretsAreRecorded(t *testing.T) {
-	b := bwrapOrSkip(t)
-	_, d := newJob(t, 60, "")
-	r := newRunner(b)
-	r.Scaffold = func(job.Spec) (agent.Scaffold, error) {
-		return &helperScaffold{mode: "exit:0", marker: "secrets", secrets: map[string][]byte{".claude/.credentials.json": []byte(`{"token":"t"}`)}}, nil
-	}
-	res, err := r.Run(context.Background(), d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(strings.Join(res.Warnings, "\n"), "a secret entered the sandbox: .claude/.credentials.json") {
-		t.Errorf("warnings %q do not name the secret", res.Warnings)
-	}
-	if _, err := os.Stat(d.Path(rundir.Home, ".claude", ".credentials.json")); err != nil {
-		t.Errorf("the credentials file is not in the agent's HOME: %v", err)
-	}
+	onBackends(t, helperSteps("exit:0"), func(t *testing.T, b sandbox.Backend) {
+		_, d := newJob(t, 60, "")
+		r := newRunner(b)
+		r.Scaffold = func(job.Spec) (agent.Scaffold, error) {
+			return &helperScaffold{mode: "exit:0", marker: "secrets", secrets: map[string][]byte{".claude/.credentials.json": []byte(`{"token":"t"}`)}}, nil
+		}
+		res, err := r.Run(context.Background(), d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(strings.Join(res.Warnings, "\n"), "a secret entered the sandbox: .claude/.credentials.json") {
+			t.Errorf("warnings %q do not name the secret", res.Warnings)
+		}
+		if _, err := os.Stat(d.Path(rundir.Home, ".claude", ".credentials.json")); err != nil {
+			t.Errorf("the credentials file is not in the agent's HOME: %v", err)
+		}
+	})
 }
 
 // An agent flooding its output (64 MiB as fast as it can) loses nothing:
@@ -721,53 +743,61 @@ func TestRepromptBacksOffShortSessions(t *testing.T) {
 // and a /dev/zero link among the protected templates (hashed at collect),
 // and directory loops in final_model (copied at collect).
 func TestHarnessIgnoresPlantedLinks(t *testing.T) {
-	b := bwrapOrSkip(t)
 	victim := filepath.Join(outRoot(t), "victim")
-	if err := os.WriteFile(victim, []byte("host data\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	spec, d := newJob(t, 6, "")
-	script := `steps:
+	onBackends(t, []sandboxfake.Step{{
+		Func: func(ctx context.Context, p sandboxfake.Proc) int {
+			if code := writeModel(ctx, p); code != 0 {
+				return code
+			}
+			return plant(p.Dir, victim)
+		},
+	}, {Exit: 0}}, func(t *testing.T, b sandbox.Backend) {
+		if err := os.WriteFile(victim, []byte("host data\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		spec, d := newJob(t, 6, "")
+		script := `steps:
   - run: "rm -f timer.sh && ln -s ` + victim + ` timer.sh && mkdir -p templates && mkfifo templates/fifo.jinja && ln -s /dev/zero templates/zero.jinja"
   - model: final_model
   - run: "head -c 100000 /dev/urandom > final_model/big.bin && ln -s . final_model/loop && ln -s .. final_model/up && ln -s big.bin final_model/again.bin"
 final: "planted"
 `
-	os.WriteFile(spec.Script, []byte(script), 0o644)
-	spec.Reprompt = time.Second // relaunch: the harness rewrites timer.sh
-	if err := d.WriteJSON(rundir.JobFile, spec); err != nil {
-		t.Fatal(err)
-	}
-	r := newRunner(b)
-	r.Scaffold = scriptedScaffold
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	res, err := r.Run(ctx, d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, _ := os.ReadFile(victim); string(got) != "host data\n" {
-		t.Errorf("the harness wrote through the agent's symlink: victim now %q", got)
-	}
-	if res.Solve.Segments < 2 {
-		t.Errorf("no relaunch happened (%d segments): the timer.sh rewrite was not exercised", res.Solve.Segments)
-	}
-	if res.Solve.ProtectedOK == nil || *res.Solve.ProtectedOK {
-		t.Errorf("planted templates not reported as changed: %v", res.Warnings)
-	}
-	var size int64
-	filepath.Walk(d.Path(rundir.FinalModel), func(p string, fi os.FileInfo, err error) error {
-		if err == nil && fi.Mode().IsRegular() {
-			size += fi.Size()
+		os.WriteFile(spec.Script, []byte(script), 0o644)
+		spec.Reprompt = time.Second // relaunch: the harness rewrites timer.sh
+		if err := d.WriteJSON(rundir.JobFile, spec); err != nil {
+			t.Fatal(err)
 		}
-		return nil
+		r := newRunner(b)
+		r.Scaffold = scriptedScaffold
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		res, err := r.Run(ctx, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := os.ReadFile(victim); string(got) != "host data\n" {
+			t.Errorf("the harness wrote through the agent's symlink: victim now %q", got)
+		}
+		if res.Solve.Segments < 2 {
+			t.Errorf("no relaunch happened (%d segments): the timer.sh rewrite was not exercised", res.Solve.Segments)
+		}
+		if res.Solve.ProtectedOK == nil || *res.Solve.ProtectedOK {
+			t.Errorf("planted templates not reported as changed: %v", res.Warnings)
+		}
+		var size int64
+		filepath.Walk(d.Path(rundir.FinalModel), func(p string, fi os.FileInfo, err error) error {
+			if err == nil && fi.Mode().IsRegular() {
+				size += fi.Size()
+			}
+			return nil
+		})
+		if size > 10<<20 {
+			t.Errorf("collect copied %d bytes out of a final_model of about 100 kB", size)
+		}
+		if _, err := os.Stat(d.Path(rundir.FinalModel, "again.bin")); err != nil {
+			t.Errorf("a link to a file inside final_model was not copied: %v", err)
+		}
 	})
-	if size > 10<<20 {
-		t.Errorf("collect copied %d bytes out of a final_model of about 100 kB", size)
-	}
-	if _, err := os.Stat(d.Path(rundir.FinalModel, "again.bin")); err != nil {
-		t.Errorf("a link to a file inside final_model was not copied: %v", err)
-	}
 }
 
 // With the none backend a process the agent left behind survives the
@@ -815,43 +845,80 @@ final: "done"
 	}
 }
 
+// plant is the fake's play of the planting steps of
+// TestHarnessIgnoresPlantedLinks, in the agent's workspace dir.
+func plant(dir, victim string) int {
+	fm := filepath.Join(dir, "final_model")
+	big := make([]byte, 100000)
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	os.Remove(filepath.Join(dir, "timer.sh"))
+	for _, err := range []error{
+		os.Symlink(victim, filepath.Join(dir, "timer.sh")),
+		os.MkdirAll(filepath.Join(dir, "templates"), 0o755),
+		syscall.Mkfifo(filepath.Join(dir, "templates", "fifo.jinja"), 0o644),
+		os.Symlink("/dev/zero", filepath.Join(dir, "templates", "zero.jinja")),
+		os.WriteFile(filepath.Join(fm, "big.bin"), big, 0o644),
+		os.Symlink(".", filepath.Join(fm, "loop")),
+		os.Symlink("..", filepath.Join(fm, "up")),
+		os.Symlink("big.bin", filepath.Join(fm, "again.bin")),
+	} {
+		if err != nil {
+			return 1
+		}
+	}
+	return 0
+}
+
 // The workspace gets templates/ and the files join the protected hashes: an
 // agent that rewrites a template is reported.
 func TestWorkspaceTemplatesProtected(t *testing.T) {
-	b := bwrapOrSkip(t)
-	_, d := newJob(t, 60, `steps:
+	onBackends(t, []sandboxfake.Step{{
+		Func: func(ctx context.Context, p sandboxfake.Proc) int {
+			b, err := os.ReadFile(filepath.Join(p.Dir, "templates", "qwen3.jinja"))
+			if err != nil {
+				return 1
+			}
+			os.WriteFile(filepath.Join(p.Dir, "seen.txt"), b, 0o644)
+			os.WriteFile(filepath.Join(p.Dir, "templates", "qwen3.jinja"), []byte("{{ \"the answer is 18\" }}\n"), 0o644)
+			return writeModel(ctx, p)
+		},
+	}}, func(t *testing.T, b sandbox.Backend) {
+		_, d := newJob(t, 60, `steps:
   - run: "cat templates/qwen3.jinja > seen.txt; echo '{{ \"the answer is 18\" }}' > templates/qwen3.jinja"
   - model: final_model
 final: "Done."
 `)
-	r := newRunner(b)
-	r.Scaffold = scriptedScaffold
-	r.Templates = fstest.MapFS{"qwen3.jinja": {Data: []byte("{{ messages }}\n")}, "gemma3.jinja": {Data: []byte("{{ gemma }}\n")}}
-	if _, err := r.Run(context.Background(), d); err != nil {
-		t.Fatal(err)
-	}
-	var prot pipeline.Protected
-	if err := d.ReadJSON(rundir.ProtectedFile, &prot); err != nil {
-		t.Fatal(err)
-	}
-	want := sha256.Sum256([]byte("{{ messages }}\n"))
-	if got := prot.Files["templates/qwen3.jinja"]; got != hex.EncodeToString(want[:]) {
-		t.Errorf("protected.json templates/qwen3.jinja = %q, want %x (files %v)", got, want, prot.Files)
-	}
-	if _, ok := prot.Files["templates/gemma3.jinja"]; !ok {
-		t.Errorf("protected.json lacks templates/gemma3.jinja: %v", prot.Files)
-	}
-	seen, _ := os.ReadFile(d.Path(rundir.Workspace, "seen.txt"))
-	if string(seen) != "{{ messages }}\n" {
-		t.Errorf("the agent saw templates/qwen3.jinja as %q", seen)
-	}
-	got := validate(t, d)
-	if got.Solve == nil || got.Solve.ProtectedOK == nil || *got.Solve.ProtectedOK {
-		t.Errorf("a rewritten template was not reported: solve %+v", got.Solve)
-	}
-	if !strings.Contains(strings.Join(got.Warnings, "\n"), "templates/qwen3.jinja") {
-		t.Errorf("warnings %v do not name templates/qwen3.jinja", got.Warnings)
-	}
+		r := newRunner(b)
+		r.Scaffold = scriptedScaffold
+		r.Templates = fstest.MapFS{"qwen3.jinja": {Data: []byte("{{ messages }}\n")}, "gemma3.jinja": {Data: []byte("{{ gemma }}\n")}}
+		if _, err := r.Run(context.Background(), d); err != nil {
+			t.Fatal(err)
+		}
+		var prot pipeline.Protected
+		if err := d.ReadJSON(rundir.ProtectedFile, &prot); err != nil {
+			t.Fatal(err)
+		}
+		want := sha256.Sum256([]byte("{{ messages }}\n"))
+		if got := prot.Files["templates/qwen3.jinja"]; got != hex.EncodeToString(want[:]) {
+			t.Errorf("protected.json templates/qwen3.jinja = %q, want %x (files %v)", got, want, prot.Files)
+		}
+		if _, ok := prot.Files["templates/gemma3.jinja"]; !ok {
+			t.Errorf("protected.json lacks templates/gemma3.jinja: %v", prot.Files)
+		}
+		seen, _ := os.ReadFile(d.Path(rundir.Workspace, "seen.txt"))
+		if string(seen) != "{{ messages }}\n" {
+			t.Errorf("the agent saw templates/qwen3.jinja as %q", seen)
+		}
+		got := validate(t, d)
+		if got.Solve == nil || got.Solve.ProtectedOK == nil || *got.Solve.ProtectedOK {
+			t.Errorf("a rewritten template was not reported: solve %+v", got.Solve)
+		}
+		if !strings.Contains(strings.Join(got.Warnings, "\n"), "templates/qwen3.jinja") {
+			t.Errorf("warnings %v do not name templates/qwen3.jinja", got.Warnings)
+		}
+	})
 }
 
 // Of many starts racing to create one run id, one creates it and the

@@ -966,3 +966,46 @@ func TestCreateWithIDRace(t *testing.T) {
 		t.Error("run id ../x was accepted")
 	}
 }
+
+// A job that asks for what the backend cannot enforce fails before the
+// agent starts, saying what and which backend.
+func TestSolveRefusesWhatTheBackendCannotDo(t *testing.T) {
+	cases := []struct {
+		name    string
+		network sandbox.Network
+		caps    sandbox.Capabilities
+		want    string
+	}{
+		{"host network", sandbox.NetworkHost,
+			sandbox.Capabilities{Name: "nohost", Isolated: true, Networks: []sandbox.Network{sandbox.NetworkNone}, SamePaths: true, ReadOnlyHost: true},
+			`sandbox nohost: cannot enforce network "host"`},
+		{"read-only paths", sandbox.NetworkNone,
+			sandbox.Capabilities{Name: "noro", Isolated: true, Networks: []sandbox.Network{sandbox.NetworkNone}, SamePaths: true},
+			"sandbox noro: cannot show host paths read-only"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			b := sandboxfake.New(sandboxfake.Step{Files: map[string][]byte{"started": nil}}).WithCapabilities(c.caps)
+			spec, d := newJob(t, 60, "")
+			spec.Network = c.network
+			if err := d.WriteJSON(rundir.JobFile, spec); err != nil {
+				t.Fatal(err)
+			}
+			r := newRunner(b)
+			r.Scaffold = func(job.Spec) (agent.Scaffold, error) { return &helperScaffold{mode: "exit:0", marker: "caps"}, nil }
+			if _, err := r.Run(context.Background(), d); err != nil {
+				t.Fatal(err)
+			}
+			res := validate(t, d)
+			if res.Solve == nil || res.Solve.EndReason != result.EndHarnessError || !strings.Contains(res.Solve.Error, c.want) {
+				t.Errorf("solve %+v, want a harness error containing %q", res.Solve, c.want)
+			}
+			if n := len(b.Started()); n != 0 {
+				t.Errorf("the backend was asked to start %d times", n)
+			}
+			if _, err := os.Stat(d.Path(rundir.Workspace, "started")); err == nil {
+				t.Errorf("the agent started")
+			}
+		})
+	}
+}

@@ -318,6 +318,9 @@ func (x *run) segment(ctx context.Context, st *SolveState, remaining time.Durati
 			return fail(err)
 		}
 	}
+	if err := x.r.Sandbox.Capabilities().Supports(spec); err != nil {
+		return fail(fmt.Errorf("start agent: %w", err))
+	}
 	proc, err := x.r.Sandbox.Start(ctx, spec)
 	if err != nil {
 		return fail(fmt.Errorf("start agent: %w", err))

@@ -7,7 +7,10 @@ package sandbox
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -80,13 +83,57 @@ type Mount struct {
 // socket name to fit sun_path.
 const SocketDir = "/run/ptb"
 
-// Capabilities describes a backend, as data.
+// Capabilities describes a backend, as data. Callers consult it with
+// Supports before they start a Spec.
 type Capabilities struct {
-	Name         string    `json:"name"`
-	Isolated     bool      `json:"isolated"`   // false: the process runs bare on the host
-	Networks     []Network `json:"networks"`   // the network policies it can enforce
-	SamePaths    bool      `json:"same_paths"` // host paths appear at the same place inside
-	ReadOnlyHost bool      `json:"read_only_host"`
+	Name     string    `json:"name"`
+	Isolated bool      `json:"isolated"` // false: the process runs bare on the host
+	Networks []Network `json:"networks"` // the network policies it can enforce
+	// SamePaths: host paths appear at the same place inside. A backend
+	// with SamePaths and without isolation cannot show a path elsewhere
+	// (a Mount whose Target differs from its Source).
+	SamePaths bool `json:"same_paths"`
+	// ReadOnlyHost: the host paths a Spec lists as ReadOnly are visible
+	// and cannot be written.
+	ReadOnlyHost bool `json:"read_only_host"`
+}
+
+// Supports returns nil if a backend with these capabilities can run spec
+// as it asks, or an error saying what it cannot do and what to do. A
+// backend that is not isolated enforces nothing (the caller records the
+// run as unsandboxed), so only what it cannot even set up is refused:
+// a mount at another path.
+func (c Capabilities) Supports(spec Spec) error {
+	n := spec.Network
+	if n == "" {
+		n = NetworkNone
+	}
+	if n == NetworkGateway {
+		return fmt.Errorf("sandbox %s: network gateway is not a backend policy: apply the run's sandbox.Gateway to the spec first", c.Name)
+	}
+	if c.Isolated && !slices.Contains(c.Networks, n) {
+		return fmt.Errorf("sandbox %s: cannot enforce network %q (it enforces %s): choose another network or sandbox backend", c.Name, n, networkList(c.Networks))
+	}
+	for _, m := range spec.Mounts {
+		if m.Target != m.Source && c.SamePaths && !c.Isolated {
+			return fmt.Errorf("sandbox %s: cannot show %s at %s: this backend runs on the host's own paths (use an isolating backend, e.g. bwrap)", c.Name, m.Source, m.Target)
+		}
+	}
+	if c.Isolated && !c.ReadOnlyHost && len(spec.ReadOnly) > 0 {
+		return fmt.Errorf("sandbox %s: cannot show host paths read-only (first: %s): use a backend that can, e.g. bwrap", c.Name, spec.ReadOnly[0])
+	}
+	return nil
+}
+
+func networkList(ns []Network) string {
+	if len(ns) == 0 {
+		return "none of them"
+	}
+	s := make([]string, len(ns))
+	for i, n := range ns {
+		s[i] = string(n)
+	}
+	return strings.Join(s, ", ")
 }
 
 // Exit is how a process ended.

@@ -6,8 +6,9 @@
 // backends keep their own end-to-end tests.
 //
 // It is a test fake: no command or job file can select it, and it enforces
-// nothing of a Spec beyond what a real backend refuses at Start (a network
-// policy it does not list).
+// nothing of a Spec beyond what its capabilities cannot support
+// (Capabilities.Supports), which it refuses at Start as a real backend
+// would.
 package sandboxfake
 
 import (
@@ -64,16 +65,17 @@ type Backend struct {
 	caps     sandbox.Capabilities
 	checkErr error
 
-	mu     sync.Mutex
-	script []Step
-	specs  []sandbox.Spec
+	mu      sync.Mutex
+	script  []Step
+	specs   []sandbox.Spec
+	refused int // Starts refused for want of a capability: they play no step
 }
 
 var _ sandbox.Backend = (*Backend)(nil)
 
 // New returns a fake backend playing script, with the capabilities of an
-// isolating backend (as bwrap: networks none and host, paths remapped, a
-// read-only host), so that callers take the code paths of a real sandbox.
+// isolating backend (as bwrap: networks none and host, host paths at
+// their own place and mounts elsewhere, read-only paths), so that callers take the code paths of a real sandbox.
 func New(script ...Step) *Backend {
 	return &Backend{
 		script: script,
@@ -81,7 +83,7 @@ func New(script ...Step) *Backend {
 			Name:         Name,
 			Isolated:     true,
 			Networks:     []sandbox.Network{sandbox.NetworkNone, sandbox.NetworkHost},
-			SamePaths:    false,
+			SamePaths:    true,
 			ReadOnlyHost: true,
 		},
 	}
@@ -106,7 +108,8 @@ func (b *Backend) Capabilities() sandbox.Capabilities { return b.caps }
 // Check implements sandbox.Backend.
 func (b *Backend) Check(context.Context) error { return b.checkErr }
 
-// Started returns the specs of every Start so far, in order.
+// Started returns the specs of every Start so far, in order, refused ones
+// included.
 func (b *Backend) Started() []sandbox.Spec {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -121,20 +124,19 @@ func (b *Backend) Start(ctx context.Context, spec sandbox.Spec) (sandbox.Process
 	if len(spec.Argv) == 0 {
 		return nil, errors.New("sandbox fake: empty command")
 	}
-	net := spec.Network
-	if net == "" {
-		net = sandbox.NetworkNone
-	}
-	if !slices.Contains(b.caps.Networks, net) {
-		return nil, fmt.Errorf("sandbox %s: network %q is not one this backend enforces (%v)", b.caps.Name, net, b.caps.Networks)
-	}
 	b.mu.Lock()
+	b.specs = append(b.specs, spec)
+	n := len(b.specs) - 1 - b.refused
+	if err := b.caps.Supports(spec); err != nil {
+		b.refused++
+		b.mu.Unlock()
+		return nil, err
+	}
 	if len(b.script) == 0 {
 		b.mu.Unlock()
 		return nil, errors.New("sandbox fake: no script to play")
 	}
-	step := b.script[min(len(b.specs), len(b.script)-1)]
-	b.specs = append(b.specs, spec)
+	step := b.script[min(n, len(b.script)-1)]
 	b.mu.Unlock()
 
 	dir := spec.Dir

@@ -103,7 +103,7 @@ func TestRefusals(t *testing.T) {
 		spec    sandbox.Spec
 		wantErr string
 	}{
-		{"network not enforced", sandboxfake.New(sandboxfake.Step{}).WithCapabilities(sandbox.Capabilities{Name: "nonet", Networks: []sandbox.Network{sandbox.NetworkNone}}),
+		{"network not enforced", sandboxfake.New(sandboxfake.Step{}).WithCapabilities(sandbox.Capabilities{Name: "nonet", Isolated: true, Networks: []sandbox.Network{sandbox.NetworkNone}}),
 			sandbox.Spec{Argv: []string{"a"}, Network: sandbox.NetworkHost}, `network "host"`},
 		{"path outside the workspace", sandboxfake.New(sandboxfake.Step{Files: map[string][]byte{"../x": nil}}),
 			sandbox.Spec{Argv: []string{"a"}}, ""},

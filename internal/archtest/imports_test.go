@@ -38,6 +38,7 @@ var rules = []struct {
 	{"internal/pinned", []string{"internal/"}, "pinned upstream files are fetched and verified without the rest of ptb"},
 	{"internal/sandbox/relay", []string{"internal/"}, "the relay is the only channel out of a sandbox and trusts nothing"},
 	{"internal/campaign", []string{"internal/cli", "internal/pipeline", "internal/sandbox", "internal/agent", "internal/eval", "internal/audit"}, "a campaign submits and watches `ptb run` jobs and reads their run directories; it never runs a stage itself"},
+	{"internal/sandbox/sandboxtest", []string{"internal/sandbox/bwrap", "internal/sandbox/none", "internal/sandbox/sandboxfake"}, "the contract suite takes a backend constructor: it imports no backend"},
 }
 
 func moduleRoot(t *testing.T) string {
@@ -138,6 +139,18 @@ func TestUnderMatchesPrefixesOnly(t *testing.T) {
 	for _, c := range cases {
 		if got := under(c.pkg, c.prefix); got != c.want {
 			t.Errorf("under(%q, %q) = %v, want %v", c.pkg, c.prefix, got, c.want)
+		}
+	}
+}
+
+// The fake sandbox backend is for tests only: no command, job file or
+// library code can reach it.
+func TestSandboxFakeOnlyInTests(t *testing.T) {
+	for pkg, ims := range imports(t, moduleRoot(t)) {
+		for _, im := range ims {
+			if under(im, "internal/sandbox/sandboxfake") && !under(pkg, "internal/sandbox/sandboxfake") {
+				t.Errorf("%s imports %s outside its tests: the fake backend is never selectable (docs/ARCHITECTURE.md)", pkg, im)
+			}
 		}
 	}
 }

@@ -41,7 +41,7 @@ import (
 const harnessEnv = "PTB_PIPELINE_TEST_HARNESS"
 
 func TestMain(m *testing.M) {
-	sandboxtest.HelperMain()
+	sandboxtest.HelperMain(nil)
 	if len(os.Args) > 5 && os.Args[1] == "sandbox-init" && os.Args[2] == "--forward" && os.Args[4] == "--" {
 		// The test binary plays `ptb sandbox-init` for the gateway network.
 		f, err := relay.ParseForward(os.Args[3])

@@ -15,16 +15,21 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ptb-dev/ptb/internal/sandbox"
 )
 
 // HelperEnv selects the helper mode in a re-executed test binary.
 const HelperEnv = "PTB_SANDBOXTEST_HELPER"
 
 // HelperMain runs the helper when the process was started as one and then
-// exits; otherwise it returns. Call it first in TestMain.
-func HelperMain() {
+// exits; otherwise it returns. Call it first in TestMain. newBackend is
+// the backend the child harness of Run's DiesWithHarness check starts its
+// process with: the constructor the package gives Run (nil where the
+// package does not run the suite).
+func HelperMain(newBackend func() sandbox.Backend) {
 	if enc, ok := os.LookupEnv(HarnessEnv); ok {
-		os.Exit(harnessMain(enc, os.Getenv(HarnessBackendEnv)))
+		os.Exit(harnessMain(enc, os.Getenv(HarnessBackendEnv), newBackend))
 	}
 	mode, ok := os.LookupEnv(HelperEnv)
 	if !ok {

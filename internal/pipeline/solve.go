@@ -352,7 +352,7 @@ func (x *run) segment(ctx context.Context, st *SolveState, remaining time.Durati
 	st.Segments = append(st.Segments, seg)
 	cur := &st.Segments[len(st.Segments)-1]
 	x.save(st)
-	x.log.Info("agent started", "segment", seg.N, "kind", kind, "remaining", remaining.Round(time.Second), "pid", seg.Handle.PID)
+	x.log.Info("agent started", "segment", seg.N, "kind", kind, "remaining", remaining.Round(time.Second), "handle", seg.Handle.String())
 
 	// Heartbeat: keep the accounting on disk, and show progress.
 	var mu sync.Mutex

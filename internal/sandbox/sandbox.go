@@ -6,6 +6,7 @@ package sandbox
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -146,12 +147,70 @@ type Exit struct {
 }
 
 // Handle identifies a started process well enough for a restarted harness to
-// find (and kill) what is left of it.
+// find (and kill) what is left of it, as nomad's TaskHandle: the backend's
+// name and the backend's own state, opaque to everyone else. The pipeline
+// stores it with the solve state and gives it back to Reaper.Reap; only the
+// backend that made it reads State (the process-based backends: the
+// leader's pid, its process group and start time, see execproc.State; a
+// container backend: its container id).
+//
+// In JSON the state's fields sit beside "backend" in one object, as the
+// solve state has always stored them.
 type Handle struct {
-	Backend string `json:"backend"`
-	PID     int    `json:"pid"`             // the process (group leader) on the host
-	PGID    int    `json:"pgid"`            // its process group
-	Start   uint64 `json:"start,omitempty"` // the leader's start time (clock ticks since boot), to tell a reused pid apart
+	Backend string
+	State   json.RawMessage // a JSON object, or nil
+}
+
+// MarshalJSON writes the handle as one object: "backend" and the state's
+// fields.
+func (h Handle) MarshalJSON() ([]byte, error) {
+	m := map[string]json.RawMessage{}
+	if len(h.State) > 0 {
+		if err := json.Unmarshal(h.State, &m); err != nil {
+			return nil, fmt.Errorf("marshal sandbox handle of %s: its state is not a JSON object: %w", h.Backend, err)
+		}
+		if _, ok := m["backend"]; ok {
+			return nil, fmt.Errorf("marshal sandbox handle of %s: its state must not have a backend field", h.Backend)
+		}
+	}
+	b, err := json.Marshal(h.Backend)
+	if err != nil {
+		return nil, err
+	}
+	m["backend"] = b
+	return json.Marshal(m)
+}
+
+// UnmarshalJSON reads what MarshalJSON wrote: every field but "backend"
+// is the state.
+func (h *Handle) UnmarshalJSON(b []byte) error {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return fmt.Errorf("read sandbox handle: %w", err)
+	}
+	*h = Handle{}
+	if v, ok := m["backend"]; ok {
+		if err := json.Unmarshal(v, &h.Backend); err != nil {
+			return fmt.Errorf("read sandbox handle: backend: %w", err)
+		}
+		delete(m, "backend")
+	}
+	if len(m) > 0 {
+		st, err := json.Marshal(m)
+		if err != nil {
+			return err
+		}
+		h.State = st
+	}
+	return nil
+}
+
+// String is the handle for logs: the backend and its state.
+func (h Handle) String() string {
+	if len(h.State) == 0 {
+		return h.Backend
+	}
+	return h.Backend + " " + string(h.State)
 }
 
 // Backend starts sandboxed processes.

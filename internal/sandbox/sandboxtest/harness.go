@@ -50,7 +50,7 @@ func harnessMain(enc, backend string, newBackend func() sandbox.Backend) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	fmt.Println("started", p.Handle().PID)
+	fmt.Println("started", p.Handle())
 	time.Sleep(time.Hour)
 	return 0
 }

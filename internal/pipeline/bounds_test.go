@@ -92,36 +92,81 @@ func allocated(t *testing.T, root string) int64 {
 // sparse file, in final_model and beside it. Collect writes at most a few
 // times the workspace's real size.
 func TestCollectBoundedByRealSize(t *testing.T) {
-	b := bwrapOrSkip(t)
-	script := `steps:
+	onBackends(t, []sandboxfake.Step{{Func: func(ctx context.Context, p sandboxfake.Proc) int {
+		if code := writeModel(ctx, p); code != 0 {
+			return code
+		}
+		if err := hardLinkedAndSparse(filepath.Join(p.Dir, "final_model"), "weights.bin", "copy", ".bin", 50000000, "sparse.safetensors"); err != nil {
+			fmt.Fprintln(p.Stderr, err)
+			return 1
+		}
+		if err := hardLinkedAndSparse(filepath.Join(p.Dir, "data"), "a.jsonl", "b", ".jsonl", 10000000, "sparse.jsonl"); err != nil {
+			fmt.Fprintln(p.Stderr, err)
+			return 1
+		}
+		return 0
+	}}}, func(t *testing.T, b sandbox.Backend) {
+		script := `steps:
   - model: final_model
   - run: "head -c 50000000 /dev/urandom > final_model/weights.bin && for i in $(seq 1 39); do ln final_model/weights.bin final_model/copy$i.bin; done && truncate -s 3G final_model/sparse.safetensors"
   - run: "mkdir -p data && head -c 10000000 /dev/urandom > data/a.jsonl && for i in $(seq 1 39); do ln data/a.jsonl data/b$i.jsonl; done && truncate -s 3G data/sparse.jsonl"
 final: "done"
 `
-	_, d := newJob(t, 60, script)
-	r := newRunner(b)
-	r.Scaffold = scriptedScaffold
-	res, err := r.Run(context.Background(), d)
+		_, d := newJob(t, 60, script)
+		r := newRunner(b)
+		r.Scaffold = scriptedScaffold
+		res, err := r.Run(context.Background(), d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		real := allocated(t, d.Path(rundir.Workspace))
+		wrote := allocated(t, d.Path(rundir.CollectDir))
+		t.Logf("workspace occupies %d bytes; collect wrote %d bytes", real, wrote)
+		if wrote > 3*real {
+			t.Errorf("collect wrote %d bytes for a workspace of %d real bytes (limit 3x)", wrote, real)
+		}
+		st := res.Stages[result.StageCollect]
+		if st.Status != result.StatusDone || !strings.Contains(st.Reason, "sparse") {
+			t.Errorf("collect stage = %+v, want done with the refused sparse file named", st)
+		}
+		// Hard links were kept as one file, every name present.
+		a, err1 := os.Stat(d.Path(rundir.FinalModel, "weights.bin"))
+		c, err2 := os.Stat(d.Path(rundir.FinalModel, "copy39.bin"))
+		if err1 != nil || err2 != nil || !os.SameFile(a, c) {
+			t.Errorf("hard links in final_model not collected as one file: %v %v", err1, err2)
+		}
+	})
+}
+
+// hardLinkedAndSparse is the fake's play of the scripted steps of
+// TestCollectBoundedByRealSize: in dir, a file of n random-looking bytes
+// with 39 more names (prefix1..39 + ext) and a 3 GB sparse file.
+func hardLinkedAndSparse(dir, name, prefix, ext string, n int, sparse string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	b := make([]byte, n)
+	x := uint32(2463534242)
+	for i := range b {
+		x ^= x << 13
+		x ^= x >> 17
+		x ^= x << 5
+		b[i] = byte(x)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+		return err
+	}
+	for i := 1; i <= 39; i++ {
+		if err := os.Link(filepath.Join(dir, name), filepath.Join(dir, fmt.Sprintf("%s%d%s", prefix, i, ext))); err != nil {
+			return err
+		}
+	}
+	f, err := os.Create(filepath.Join(dir, sparse))
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
-	real := allocated(t, d.Path(rundir.Workspace))
-	wrote := allocated(t, d.Path(rundir.CollectDir))
-	t.Logf("workspace occupies %d bytes; collect wrote %d bytes", real, wrote)
-	if wrote > 3*real {
-		t.Errorf("collect wrote %d bytes for a workspace of %d real bytes (limit 3x)", wrote, real)
-	}
-	st := res.Stages[result.StageCollect]
-	if st.Status != result.StatusDone || !strings.Contains(st.Reason, "sparse") {
-		t.Errorf("collect stage = %+v, want done with the refused sparse file named", st)
-	}
-	// Hard links were kept as one file, every name present.
-	a, err1 := os.Stat(d.Path(rundir.FinalModel, "weights.bin"))
-	c, err2 := os.Stat(d.Path(rundir.FinalModel, "copy39.bin"))
-	if err1 != nil || err2 != nil || !os.SameFile(a, c) {
-		t.Errorf("hard links in final_model not collected as one file: %v %v", err1, err2)
-	}
+	defer f.Close()
+	return f.Truncate(3 << 30)
 }
 
 // Going over the byte or file cap fails collect with the reason, and

@@ -20,6 +20,7 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/ptb-dev/ptb/internal/audit/safetensors"
+	"github.com/ptb-dev/ptb/internal/fsutil"
 	"github.com/ptb-dev/ptb/internal/result"
 	"github.com/ptb-dev/ptb/internal/rundir"
 )
@@ -259,7 +260,7 @@ func cleanRun(t *testing.T, f *fixture, task string) string {
 	writeFile(t, filepath.Join(ws, "timer.sh"), "echo 1h\n")
 	man := ProtectedManifest{Files: map[string]string{}}
 	for _, p := range []string{"evaluate.py", "templates/qwen3.jinja"} {
-		h, err := rundir.HashFile(filepath.Join(ws, p))
+		h, err := fsutil.HashFile(filepath.Join(ws, p))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/ptb-dev/ptb/internal/fsutil"
 	"github.com/ptb-dev/ptb/internal/result"
 	"github.com/ptb-dev/ptb/internal/rundir"
 	"github.com/ptb-dev/ptb/internal/safeio"
@@ -104,7 +105,7 @@ func (x *run) collect(ctx context.Context) (result.Stage, error) {
 		for _, f := range slices.Sorted(maps.Keys(sums)) {
 			fmt.Fprintf(&b, "%s  %s\n", sums[f], f)
 		}
-		if err := rundir.WriteFileAtomic(x.dir.Path(rundir.FinalModelSum), []byte(b.String()), 0o644); err != nil {
+		if err := fsutil.WriteFileAtomic(x.dir.Path(rundir.FinalModelSum), []byte(b.String()), 0o644); err != nil {
 			return result.Stage{}, err
 		}
 		for _, r := range refused {
@@ -144,7 +145,7 @@ func (x *run) collect(ctx context.Context) (result.Stage, error) {
 			notes = append(notes, "snapshot: not copied: "+sk)
 		}
 	}
-	if err := rundir.WriteFileAtomic(x.dir.Path(SnapshotSkipped), []byte(strings.Join(skipped, "\n")+"\n"), 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(x.dir.Path(SnapshotSkipped), []byte(strings.Join(skipped, "\n")+"\n"), 0o644); err != nil {
 		return result.Stage{}, err
 	}
 	return result.Stage{Status: result.StatusDone, Reason: strings.Join(notes, "; ")}, nil

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ptb-dev/ptb/internal/fsutil"
 	"github.com/ptb-dev/ptb/internal/prompt"
 	"github.com/ptb-dev/ptb/internal/result"
 	"github.com/ptb-dev/ptb/internal/rundir"
@@ -54,7 +55,7 @@ func (x *run) prepare(ctx context.Context) (result.Stage, error) {
 		Model: x.spec.BaseModel, Benchmark: bench, Hours: x.spec.Hours,
 		GPUCount: gpus, GPUName: x.r.GPUName, Agent: ag,
 	})
-	if err := rundir.WriteFileAtomic(x.dir.Path(PromptFile), []byte(text), 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(x.dir.Path(PromptFile), []byte(text), 0o644); err != nil {
 		return result.Stage{}, err
 	}
 	if err := os.WriteFile(filepath.Join(ws, "evaluate.py"), []byte(evaluateScript(x.spec.Benchmark, x.spec.BaseModel)), 0o755); err != nil {

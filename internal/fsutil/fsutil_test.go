@@ -65,7 +65,7 @@ func TestHashFile(t *testing.T) {
 	}
 	cases := []struct {
 		name, path, want string
-		err             error
+		err              error
 	}{
 		{"regular", reg, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", nil},
 		{"symlink to a regular file", link, "", ErrNotRegular},

@@ -18,18 +18,6 @@ import (
 	"github.com/ptb-dev/ptb/internal/safeio"
 )
 
-// Files written by collect, relative to the run directory.
-const (
-	ProtectedCheckFile = "collect/protected_check.json"
-	SnapshotSkipped    = "collect/snapshot_skipped.txt"
-)
-
-// ProtectedCheck is the collect-time comparison with protected.json.
-type ProtectedCheck struct {
-	OK      bool     `json:"ok"`
-	Changes []string `json:"changes"`
-}
-
 // SnapshotMaxFile is the largest file kept in the workspace snapshot.
 const SnapshotMaxFile = 20 << 20
 
@@ -123,7 +111,7 @@ func (x *run) collect(ctx context.Context) (result.Stage, error) {
 	if err != nil {
 		return result.Stage{}, err
 	}
-	if err := x.dir.WriteJSON(ProtectedCheckFile, ProtectedCheck{OK: len(changes) == 0, Changes: changes}); err != nil {
+	if err := x.dir.WriteJSON(rundir.ProtectedCheckFile, rundir.ProtectedCheck{OK: len(changes) == 0, Changes: changes}); err != nil {
 		return result.Stage{}, err
 	}
 	if len(changes) > 0 {
@@ -145,7 +133,7 @@ func (x *run) collect(ctx context.Context) (result.Stage, error) {
 			notes = append(notes, "snapshot: not copied: "+sk)
 		}
 	}
-	if err := fsutil.WriteFileAtomic(x.dir.Path(SnapshotSkipped), []byte(strings.Join(skipped, "\n")+"\n"), 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(x.dir.Path(rundir.SnapshotSkippedFile), []byte(strings.Join(skipped, "\n")+"\n"), 0o644); err != nil {
 		return result.Stage{}, err
 	}
 	return result.Stage{Status: result.StatusDone, Reason: strings.Join(notes, "; ")}, nil

@@ -14,32 +14,45 @@ import (
 
 // Paths inside a run directory, relative to its root.
 const (
-	JobFile       = "job.json"          // the job spec as asked for
-	ManifestFile  = "manifest.json"     // stage statuses, rewritten atomically
-	ResultFile    = "result.json"       // schema v1, written by the record stage
-	ProtectedFile = "protected.json"    // sha256 of protected workspace files, written at prepare
-	Workspace     = "workspace"         // the agent's working directory (task dir)
-	Home          = "home"              // the agent's HOME
-	Tmp           = "tmp"               // the sandbox's private /tmp
-	TraceDir      = "trace"             // raw agent output
-	TraceRaw      = "trace/agent.jsonl" // stdout lines as written, in order
-	TraceLog      = "trace/output.log"  // stdout+stderr, each line prefixed by a timestamp and stream
-	SolveState    = "trace/solve.json"  // solve bookkeeping (segments, time spent) for resume
-	CollectDir    = "collect"
-	FinalModel    = "collect/final_model" // copied out, symlinks dereferenced
-	FinalModelSum = "collect/final_model.sha256"
-	Snapshot      = "collect/workspace" // workspace without large model files
-	AuditDir      = "audit"
-	AuditFile     = "audit/audit.json"
-	EvalDir       = "eval" // metrics.json, samples.jsonl, server.log
-	MetricsFile   = "eval/metrics.json"
-	SamplesFile   = "eval/samples.jsonl"
+	JobFile             = "job.json"              // the job spec as asked for
+	PromptFile          = "prompt.txt"            // the rendered agent prompt, outside the agent's reach
+	LockFile            = ".lock"                 // held (flock) by the ptb working on the run
+	RedoFile            = "redo.jsonl"            // one result.Redo per `ptb run --resume --redo`
+	MonitorFile         = "monitor.jsonl"         // system samples (internal/monitor.Sample), one per line
+	ManifestFile        = "manifest.json"         // stage statuses, rewritten atomically
+	ResultFile          = "result.json"           // schema v1, written by the record stage
+	ProtectedFile       = "protected.json"        // sha256 of protected workspace files, written at prepare
+	Workspace           = "workspace"             // the agent's working directory (task dir)
+	Home                = "home"                  // the agent's HOME
+	Tmp                 = "tmp"                   // the sandbox's private /tmp
+	TraceDir            = "trace"                 // raw agent output
+	TraceRaw            = "trace/agent.jsonl"     // stdout lines as written, in order
+	TraceLog            = "trace/output.log"      // stdout+stderr, each line prefixed by a timestamp and stream
+	SolveStateFile      = "trace/solve.json"      // solve bookkeeping (segments, time spent) for resume
+	TruncationFile      = "trace/truncation.json" // every cut made in the trace; absent when it is whole
+	CollectDir          = "collect"
+	FinalModel          = "collect/final_model" // copied out, symlinks dereferenced
+	FinalModelSum       = "collect/final_model.sha256"
+	Snapshot            = "collect/workspace"            // workspace without large model files
+	SnapshotSkippedFile = "collect/snapshot_skipped.txt" // what the snapshot left out and why
+	ProtectedCheckFile  = "collect/protected_check.json" // ProtectedCheck: the collect-time comparison with protected.json
+	AuditDir            = "audit"
+	AuditFile           = "audit/audit.json"
+	AuditText           = "audit/audit.txt" // the audit as a human-readable report
+	// The evaluator's output directory (ptb eval --out RUN_DIR/eval):
+	// internal/eval names the files inside it.
+	EvalDir        = "eval"
+	MetricsFile    = "eval/metrics.json"
+	SamplesFile    = "eval/samples.jsonl"
+	ServerLogFile  = "eval/server.log"
+	EvaluationFile = "eval/evaluation.json" // the evaluate stage's summary, beside metrics.json
 	// The run's gateway (network gateway): its JSON-lines logs, and the
 	// socket directory the sandbox sees at /run/ptb.
 	GatewayDir       = "gateway"
 	GatewayLLMLog    = "gateway/llm.jsonl"
 	GatewayHubLog    = "gateway/hub.jsonl"
 	GatewayEgressLog = "gateway/egress.jsonl"
+	GatewayGradeLog  = "gateway/grade.jsonl"
 	GatewaySocketDir = "gateway/socket"
 )
 
@@ -68,6 +81,13 @@ func (d Dir) ReadJSON(rel string, v any) error {
 		return fmt.Errorf("%s: %w", d.Path(rel), err)
 	}
 	return nil
+}
+
+// ProtectedCheck is collect/protected_check.json: the collect-time
+// comparison of the workspace with protected.json.
+type ProtectedCheck struct {
+	OK      bool     `json:"ok"`
+	Changes []string `json:"changes"`
 }
 
 // Protected is protected.json: the sha256 (hex) of every protected

@@ -75,7 +75,7 @@ func Redo(dir rundir.Dir, stages []string, spec job.Spec, now time.Time) (*resul
 	if slices.Contains(rerun, result.StageEvaluate) {
 		if _, err := os.Stat(dir.Path(rundir.EvalDir)); err == nil {
 			for i := 1; ; i++ {
-				aside := dir.Path(fmt.Sprintf("%s.%d", rundir.EvalDir, i))
+				aside := dir.Path(rundir.EvalAside(i))
 				if _, err := os.Lstat(aside); errors.Is(err, os.ErrNotExist) {
 					if err := os.Rename(dir.Path(rundir.EvalDir), aside); err != nil {
 						return nil, err

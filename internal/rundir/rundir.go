@@ -56,6 +56,10 @@ const (
 	GatewaySocketDir = "gateway/socket"
 )
 
+// EvalAside is where the n-th earlier evaluation (n = 1, 2, ...) is moved
+// when `ptb run --resume --redo` reruns evaluate: eval.N.
+func EvalAside(n int) string { return fmt.Sprintf("%s.%d", EvalDir, n) }
+
 // Dir is a run directory.
 type Dir string
 

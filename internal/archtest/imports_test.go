@@ -7,6 +7,7 @@ import (
 	"go/token"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -22,7 +23,6 @@ var rules = []struct {
 	why    string
 }{
 	{"internal/result", []string{"internal/"}, "the record format depends on nothing"},
-	{"internal/rundir", []string{"internal/"}, "the run directory layout depends on nothing"},
 	{"internal/sandbox", []string{"internal/pipeline", "internal/cli", "internal/agent", "internal/eval", "internal/audit", "internal/report", "internal/trace", "internal/job"}, "sandboxes know nothing of jobs or agents"},
 	{"internal/pipeline", []string{"internal/cli", "internal/eval", "internal/audit", "internal/report", "internal/trace", "internal/sandbox/bwrap", "internal/sandbox/none", "internal/agent/claude", "internal/agent/codex", "internal/agent/gemini", "internal/agent/opencode"}, "the pipeline sees its seams only as interfaces"},
 	{"internal/eval", []string{"internal/pipeline", "internal/cli", "internal/audit", "internal/report", "internal/job"}, "the evaluator runs without the job pipeline"},
@@ -38,6 +38,8 @@ var rules = []struct {
 	{"internal/pinned", []string{"internal/"}, "pinned upstream files are fetched and verified without the rest of ptb"},
 	{"internal/sandbox/relay", []string{"internal/"}, "the relay is the only channel out of a sandbox and trusts nothing"},
 	{"internal/campaign", []string{"internal/cli", "internal/pipeline", "internal/sandbox", "internal/agent", "internal/eval", "internal/audit"}, "a campaign submits and watches `ptb run` jobs and reads their run directories; it never runs a stage itself"},
+	{"internal/fsutil", []string{"internal/"}, "atomic writes and hashing depend on nothing"},
+	{"internal/eval", []string{"internal/rundir"}, "the evaluator writes its own output directory (ptb eval --out), not a run directory; atomic writes come from internal/fsutil"},
 }
 
 func moduleRoot(t *testing.T) string {
@@ -138,6 +140,25 @@ func TestUnderMatchesPrefixesOnly(t *testing.T) {
 	for _, c := range cases {
 		if got := under(c.pkg, c.prefix); got != c.want {
 			t.Errorf("under(%q, %q) = %v, want %v", c.pkg, c.prefix, got, c.want)
+		}
+	}
+}
+
+// rundirMayImport is all internal/rundir may import: it describes the run
+// directory's files with the record's own types (result), the sandbox's
+// handle (sandbox, the interface package only) and writes them with fsutil.
+var rundirMayImport = []string{"internal/fsutil", "internal/result", "internal/sandbox"}
+
+func TestRundirImports(t *testing.T) {
+	all := imports(t, moduleRoot(t))
+	for pkg, ims := range all {
+		if !under(pkg, "internal/rundir") {
+			continue
+		}
+		for _, im := range ims {
+			if !slices.Contains(rundirMayImport, im) && !under(im, pkg) {
+				t.Errorf("%s imports %s: the run directory layout depends only on %v (docs/ARCHITECTURE.md)", pkg, im, rundirMayImport)
+			}
 		}
 	}
 }

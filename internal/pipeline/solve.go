@@ -22,58 +22,11 @@ import (
 	"github.com/ptb-dev/ptb/internal/sandbox"
 )
 
-// SolveState is trace/solve.json: every launch of the agent (segment) with
-// its times, so a resumed solve knows how much of the budget is spent.
-type SolveState struct {
-	BudgetS  float64   `json:"budget_s"`
-	Segments []Segment `json:"segments"`
-	// Secrets are credential files the scaffold put into the sandbox.
-	Secrets []string `json:"secrets,omitempty"`
-	// Waited is the time spent waiting between reprompts; like the
-	// original's wall-clock timer, it counts against the budget.
-	Waited time.Duration `json:"waited_ns,omitempty"`
-	// Limits are the resource limits of the last segment and how the
-	// sandbox enforced each.
-	Limits []result.Limit `json:"limits,omitempty"`
-	// GPUs are the GPUs bound into the sandbox, with their UUIDs.
-	GPUs []result.GPU `json:"gpus,omitempty"`
-}
-
-// Segment is one launch of the agent.
-type Segment struct {
-	N         int            `json:"n"`
-	Kind      string         `json:"kind"` // start | resume | reprompt
-	Start     time.Time      `json:"start"`
-	Heartbeat time.Time      `json:"heartbeat"` // last time the harness saw it running
-	End       *time.Time     `json:"end"`
-	Deadline  time.Time      `json:"deadline"`
-	EndReason string         `json:"end_reason"`      // exited | deadline | signal | limit | harness_error | interrupted | harness_died
-	Limit     string         `json:"limit,omitempty"` // the limit that ended it (memory, pids, disk, files)
-	ExitCode  *int           `json:"exit_code"`
-	Signal    string         `json:"signal,omitempty"`
-	Error     string         `json:"error,omitempty"`
-	Handle    sandbox.Handle `json:"handle"`
-	// GPUs are the device indices this segment ran with (assigned when the
-	// run started; a resumed run may get others).
-	GPUs []int `json:"gpus,omitempty"`
-}
-
-// Spent is the agent's time so far: closed segments count to their end, a
-// segment cut short by a harness crash to its last heartbeat, and the waits
-// between reprompts.
-func (s *SolveState) Spent() time.Duration {
-	d := s.Waited
-	for _, g := range s.Segments {
-		end := g.Heartbeat
-		if g.End != nil {
-			end = *g.End
-		}
-		if end.After(g.Start) {
-			d += end.Sub(g.Start)
-		}
-	}
-	return d
-}
+// SolveState and Segment are trace/solve.json's (rundir owns the format).
+type (
+	SolveState = rundir.SolveState
+	Segment    = rundir.Segment
+)
 
 // Heartbeat is how often the solve state is saved while the agent runs; a
 // harness crash loses at most this much of the accounting.
@@ -106,9 +59,8 @@ func (r *Runner) repromptBackoff() time.Duration {
 const MaxSegments = 100
 
 func (x *run) solve(ctx context.Context) (result.Stage, error) {
-	statePath := x.dir.Path(rundir.SolveState)
-	var st SolveState
-	if err := readJSON(statePath, &st); err != nil && !errors.Is(err, os.ErrNotExist) {
+	st, err := x.dir.ReadSolveState()
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return result.Stage{}, fmt.Errorf("read solve state: %w", err)
 	}
 	st.BudgetS = x.spec.Budget().Seconds()
@@ -221,7 +173,7 @@ func (x *run) segment(ctx context.Context, st *SolveState, remaining time.Durati
 	if err != nil {
 		return fail(fmt.Errorf("agent %s: %w", x.spec.Agent, err))
 	}
-	promptText, err := os.ReadFile(x.dir.Path(PromptFile))
+	promptText, err := os.ReadFile(x.dir.Path(rundir.PromptFile))
 	if err != nil {
 		return fail(fmt.Errorf("read prompt: %w", err))
 	}
@@ -456,7 +408,7 @@ func describe(g *Segment) string {
 }
 
 func (x *run) save(st *SolveState) error {
-	return x.dir.WriteJSON(rundir.SolveState, st)
+	return x.dir.WriteSolveState(st)
 }
 
 // WriteFiles writes files (relative paths) under root, which the agent

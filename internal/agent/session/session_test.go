@@ -192,6 +192,10 @@ func TestEndReasons(t *testing.T) {
 				ws, home, tmp := dirs(t)
 				ctx, cancel := context.WithCancel(context.Background())
 				defer cancel()
+				grace := 500 * time.Millisecond // what ignores TERM is killed soon
+				if tc.mode == "term-exit" {
+					grace = time.Minute // time to exit on its own, even on a loaded machine
+				}
 				var onReady func()
 				if tc.cancel {
 					onReady = cancel // once the agent handles TERM
@@ -200,7 +204,7 @@ func TestEndReasons(t *testing.T) {
 					Backend: b, Scaffold: fake{mode: tc.mode}, Workspace: ws, Home: home, Tmp: tmp,
 					Install: &session.Install{Path: "/usr/bin:/bin", Required: true},
 					Env:     []string{"PATH=/usr/bin:/bin"},
-					Timeout: tc.timeout, Grace: 500 * time.Millisecond,
+					Timeout: tc.timeout, Grace: grace,
 				}, onReady)
 				if ex.Reason != tc.wantReason || ex.Code != tc.wantCode || ex.Signal != tc.wantSignal {
 					t.Errorf("exit %+v, want reason %s, code %d, signal %q (stdout %q)", ex, tc.wantReason, tc.wantCode, tc.wantSignal, out)

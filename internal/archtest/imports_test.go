@@ -38,6 +38,7 @@ var rules = []struct {
 	{"internal/pinned", []string{"internal/"}, "pinned upstream files are fetched and verified without the rest of ptb"},
 	{"internal/sandbox/relay", []string{"internal/"}, "the relay is the only channel out of a sandbox and trusts nothing"},
 	{"internal/campaign", []string{"internal/cli", "internal/pipeline", "internal/sandbox", "internal/agent", "internal/eval", "internal/audit"}, "a campaign submits and watches `ptb run` jobs and reads their run directories; it never runs a stage itself"},
+	{"internal/agent/session", []string{"internal/job", "internal/rundir", "internal/trace", "internal/gateway", "internal/sandbox/bwrap", "internal/sandbox/none", "internal/agent/claude", "internal/agent/codex", "internal/agent/gemini", "internal/agent/opencode", "internal/agent/scripted"}, "the session launcher sees backends, scaffolds and gateways only as interfaces, and knows nothing of jobs, run directories or traces"},
 }
 
 func moduleRoot(t *testing.T) string {

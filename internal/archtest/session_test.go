@@ -29,25 +29,14 @@ func launches(t *testing.T, root string) map[string][]string {
 	type pkgKey struct{ dir, name string }
 	command, start := map[pkgKey]string{}, map[pkgKey]string{}
 	fset := token.NewFileSet()
-	filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata" || d.Name() == "node_modules") && p != root {
-			return filepath.SkipDir
-		}
-		if d.IsDir() || !strings.HasSuffix(p, ".go") {
-			return nil
-		}
-		rel, _ := filepath.Rel(root, filepath.Dir(p))
-		rel = filepath.ToSlash(rel)
+	goFiles(root, func(p, rel string) {
 		if under(rel, launcher) || (strings.HasSuffix(p, "_test.go") && under(rel, "internal/sandbox")) {
-			return nil
+			return
 		}
 		f, err := parser.ParseFile(fset, p, nil, 0)
 		if err != nil {
 			t.Errorf("%s: %v", p, err)
-			return nil
+			return
 		}
 		imported := map[string]bool{}
 		for _, im := range f.Imports {
@@ -85,7 +74,6 @@ func launches(t *testing.T, root string) map[string][]string {
 			}
 			return true
 		})
-		return nil
 	})
 	out := map[string][]string{}
 	for k, c := range command {

@@ -141,7 +141,7 @@ func run(ctx context.Context, sb sandbox.Backend, sc agent.Scaffold, o Options, 
 		Home:      home,
 		Tmp:       tmp,
 		Install:   &session.Install{Path: o.Path, Required: true, Resolve: true, AlwaysNode: true},
-		Env:       []string{"PATH=" + joinPath(nil, o.Path, "/usr/local/bin:/usr/bin:/bin")},
+		Env:       []string{"PATH=" + o.Path + ":/usr/local/bin:/usr/bin:/bin"}, // deduplicated under Resolve
 		ReadOnly:  o.ReadOnly,
 		Network:   sandbox.NetworkHost,
 		Timeout:   o.Timeout,
@@ -311,26 +311,6 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "..."
-}
-
-func joinPath(first []string, rest ...string) string {
-	var all []string
-	for _, s := range rest {
-		all = append(all, filepath.SplitList(s)...)
-	}
-	return strings.Join(dedupe(append(first, all...)), string(filepath.ListSeparator))
-}
-
-func dedupe(in []string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, s := range in {
-		if s != "" && !seen[s] {
-			seen[s] = true
-			out = append(out, s)
-		}
-	}
-	return out
 }
 
 // lockedBuffer is a bytes.Buffer safe for the sandbox's copier and the

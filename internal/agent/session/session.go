@@ -192,6 +192,9 @@ func Prepare(ctx context.Context, cfg Config) (*Plan, error) {
 	if cfg.Backend == nil || cfg.Scaffold == nil {
 		return nil, errors.New("agent session: a sandbox backend and a scaffold are required")
 	}
+	if g := cfg.Gateway; g != nil && (g.Link == nil || g.Server == nil) {
+		return nil, errors.New("agent session: a gateway needs its link and its server")
+	}
 	name := cfg.Scaffold.Name()
 	caps := cfg.Backend.Capabilities()
 	launch := cfg.Launch
@@ -302,7 +305,8 @@ func (p *Plan) install(in Install, env *Env) ([]string, error) {
 
 // Start writes the command's files (home files, then workspace files, then
 // Config.Files), each never through a link the agent planted, and starts
-// the command with its output to stdout and stderr (nil: discarded).
+// the command with its output to stdout and stderr (nil: discarded). Call
+// it once.
 func (p *Plan) Start(ctx context.Context, stdout, stderr io.Writer) (*Session, error) {
 	cfg := p.cfg
 	if err := WriteFiles(cfg.Home, p.Command.HomeFiles, 0o600); err != nil {

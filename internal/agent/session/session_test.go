@@ -540,3 +540,15 @@ func TestPrepareErrors(t *testing.T) {
 		}
 	}
 }
+
+// A gateway without its link or server is refused before anything runs.
+func TestGatewayIncomplete(t *testing.T) {
+	ws, home, tmp := dirs(t)
+	for _, g := range []*session.Gateway{{Server: stubGateway{}}, {Link: &sandbox.Gateway{Init: "/bin/true", SocketDir: t.TempDir()}}} {
+		_, err := session.Prepare(context.Background(), session.Config{Backend: none.New(), Scaffold: fake{mode: "exit:0"},
+			Workspace: ws, Home: home, Tmp: tmp, Gateway: g})
+		if err == nil || !strings.Contains(err.Error(), "link and its server") {
+			t.Errorf("gateway %+v: err %v, want it refused", g, err)
+		}
+	}
+}

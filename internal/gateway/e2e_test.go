@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 	"github.com/ptb-dev/ptb/internal/modelserver"
 	"github.com/ptb-dev/ptb/internal/sandbox"
 	"github.com/ptb-dev/ptb/internal/sandbox/none"
+	"github.com/ptb-dev/ptb/internal/sandbox/sandboxtest"
 )
 
 // The four real agent CLIs (from npm) complete a scripted session through
@@ -89,7 +89,7 @@ func TestRealCLIsThroughGateway(t *testing.T) {
 					t.Fatalf("the CLI's environment holds the real key: %s", kv)
 				}
 			}
-			var out lockedBuffer
+			var out sandboxtest.Buffer // stdout and stderr, as CombinedOutput had them
 			p, err := plan.Start(ctx, &out, &out)
 			if err != nil {
 				t.Fatal(err)
@@ -136,24 +136,6 @@ func TestRealCLIsThroughGateway(t *testing.T) {
 			}
 		})
 	}
-}
-
-// lockedBuffer is the CLI's output, written by two copiers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func tail(s string) string {

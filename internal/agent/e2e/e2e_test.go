@@ -14,7 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,6 +28,7 @@ import (
 	"github.com/ptb-dev/ptb/internal/sandbox"
 	"github.com/ptb-dev/ptb/internal/sandbox/bwrap"
 	"github.com/ptb-dev/ptb/internal/sandbox/none"
+	"github.com/ptb-dev/ptb/internal/sandbox/sandboxtest"
 	"github.com/ptb-dev/ptb/internal/trace"
 )
 
@@ -86,7 +86,7 @@ func TestAgentsAgainstScriptedModel(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			reqlog := &lockedWriter{}
+			reqlog := &sandboxtest.Buffer{}
 			srv := modelserver.New(nil, reqlog)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
@@ -115,7 +115,7 @@ func TestAgentsAgainstScriptedModel(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var stdout, stderr lockedWriter
+			var stdout, stderr sandboxtest.Buffer
 			start := time.Now()
 			p, err := plan.Start(ctx, &stdout, &stderr)
 			if err != nil {
@@ -161,22 +161,4 @@ func tail(s string) string {
 		return "..." + s[len(s)-4000:]
 	}
 	return s
-}
-
-// lockedWriter serialises writes to a buffer read by the test.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  bytes.Buffer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
-func (l *lockedWriter) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.String()
 }

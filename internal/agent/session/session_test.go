@@ -1,7 +1,6 @@
 package session_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -22,6 +21,7 @@ import (
 	"github.com/ptb-dev/ptb/internal/sandbox/bwrap"
 	"github.com/ptb-dev/ptb/internal/sandbox/none"
 	"github.com/ptb-dev/ptb/internal/sandbox/proctree"
+	"github.com/ptb-dev/ptb/internal/sandbox/sandboxtest"
 )
 
 // modeEnv makes the re-executed test binary play an agent CLI.
@@ -109,29 +109,23 @@ func dirs(t *testing.T) (ws, home, tmp string) {
 	return ws, home, tmp
 }
 
-// buffer is safe for the sandbox's copier and the test; onReady runs once
-// when the agent has printed "ready".
+// buffer is the agent's output; onReady runs once when the agent has
+// printed "ready".
 type buffer struct {
+	sandboxtest.Buffer
 	mu      sync.Mutex
-	b       bytes.Buffer
 	onReady func()
 }
 
 func (b *buffer) Write(p []byte) (int, error) {
+	n, err := b.Buffer.Write(p)
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	n, err := b.b.Write(p)
-	if b.onReady != nil && strings.Contains(b.b.String(), "ready\n") {
+	if b.onReady != nil && strings.Contains(b.Buffer.String(), "ready\n") {
 		go b.onReady()
 		b.onReady = nil
 	}
 	return n, err
-}
-
-func (b *buffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // run launches cfg to the end and returns how it ended and its stdout;
@@ -142,8 +136,8 @@ func run(t *testing.T, ctx context.Context, cfg session.Config, onReady func()) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, errb := buffer{onReady: onReady}, buffer{}
-	s, err := plan.Start(ctx, &out, &errb)
+	out, errb := &buffer{onReady: onReady}, &buffer{}
+	s, err := plan.Start(ctx, out, errb)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,6 +40,7 @@ var rules = []struct {
 	{"internal/campaign", []string{"internal/cli", "internal/pipeline", "internal/sandbox", "internal/agent", "internal/eval", "internal/audit"}, "a campaign submits and watches `ptb run` jobs and reads their run directories; it never runs a stage itself"},
 	{"internal/fsutil", []string{"internal/"}, "atomic writes and hashing depend on nothing"},
 	{"internal/eval", []string{"internal/rundir"}, "the evaluator writes its own output directory (ptb eval --out), not a run directory; atomic writes come from internal/fsutil"},
+	{"internal/agent/session", []string{"internal/job", "internal/rundir", "internal/trace", "internal/gateway", "internal/sandbox/bwrap", "internal/sandbox/none", "internal/agent/claude", "internal/agent/codex", "internal/agent/gemini", "internal/agent/opencode", "internal/agent/scripted"}, "the session launcher sees backends, scaffolds and gateways only as interfaces, and knows nothing of jobs, run directories or traces"},
 }
 
 func moduleRoot(t *testing.T) string {
@@ -61,6 +62,29 @@ func moduleRoot(t *testing.T) string {
 func imports(t *testing.T, root string) map[string][]string {
 	out := map[string][]string{}
 	fset := token.NewFileSet()
+	goFiles(root, func(p, rel string) {
+		if strings.HasSuffix(p, "_test.go") {
+			return
+		}
+		f, err := parser.ParseFile(fset, p, nil, parser.ImportsOnly)
+		if err != nil {
+			t.Errorf("%s: %v", p, err)
+			return
+		}
+		for _, im := range f.Imports {
+			path := strings.Trim(im.Path.Value, `"`)
+			if strings.HasPrefix(path, module) {
+				out[rel] = append(out[rel], strings.TrimPrefix(path, module))
+			}
+		}
+	})
+	return out
+}
+
+// goFiles calls fn for each Go file under root (hidden directories,
+// testdata and node_modules left out) with its path and its package
+// directory relative to root, slash-separated.
+func goFiles(root string, fn func(p, rel string)) {
 	filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -68,24 +92,13 @@ func imports(t *testing.T, root string) map[string][]string {
 		if d.IsDir() && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata" || d.Name() == "node_modules") && p != root {
 			return filepath.SkipDir
 		}
-		if d.IsDir() || !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
-			return nil
-		}
-		f, err := parser.ParseFile(fset, p, nil, parser.ImportsOnly)
-		if err != nil {
-			t.Errorf("%s: %v", p, err)
+		if d.IsDir() || !strings.HasSuffix(p, ".go") {
 			return nil
 		}
 		rel, _ := filepath.Rel(root, filepath.Dir(p))
-		for _, im := range f.Imports {
-			path := strings.Trim(im.Path.Value, `"`)
-			if strings.HasPrefix(path, module) {
-				out[filepath.ToSlash(rel)] = append(out[filepath.ToSlash(rel)], strings.TrimPrefix(path, module))
-			}
-		}
+		fn(p, filepath.ToSlash(rel))
 		return nil
 	})
-	return out
 }
 
 func under(pkg, prefix string) bool {

@@ -97,9 +97,9 @@ func resolve(o Options) (*target, error) {
 			t.protected = d.Path(rundir.ProtectedFile)
 		}
 		if t.hubLog == "" {
-			t.hubLog = d.Path(HubLogFile)
+			t.hubLog = d.Path(rundir.GatewayHubLog)
 		}
-		t.egressLog = d.Path(EgressLogFile)
+		t.egressLog = d.Path(rundir.GatewayEgressLog)
 		t.network, t.sandbox = spec.Network, spec.SandboxName
 		t.trace = d.Path(rundir.TraceRaw)
 		hfHome := d.Path(rundir.Home, ".cache", "huggingface")

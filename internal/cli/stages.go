@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"github.com/ptb-dev/ptb/internal/fsutil"
 	"github.com/ptb-dev/ptb/internal/pinned"
 	"log/slog"
 	"os"
@@ -66,7 +67,7 @@ func (a auditor) Audit(ctx context.Context, dir rundir.Dir, spec job.Spec) (*res
 	}
 	var txt strings.Builder
 	rep.WriteText(&txt)
-	if err := rundir.WriteFileAtomic(dir.Path(rundir.AuditDir, "audit.txt"), []byte(txt.String()), 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(dir.Path(rundir.AuditText), []byte(txt.String()), 0o644); err != nil {
 		return nil, err
 	}
 	return rep.Audit(), nil

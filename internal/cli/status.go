@@ -48,7 +48,7 @@ func watchRun(ctx context.Context, e *env, dir rundir.Dir, spec job.Spec, interv
 		go func() {
 			defer wg.Done()
 			err := monitor.Run(ctx, monitor.Options{
-				Path: dir.Path(monitor.File), Interval: interval,
+				Path: dir.Path(rundir.MonitorFile), Interval: interval,
 				Sampler:  monitor.Sampler{Workspace: dir.Path(rundir.Workspace)},
 				Stage:    func() string { return currentStage(dir) },
 				OnSample: wt.onSample,
@@ -160,9 +160,8 @@ func (wt *watcher) clear() {
 
 // text is the status: time, agent activity, GPU use.
 func (wt *watcher) text(now time.Time) string {
-	var st pipeline.SolveState
 	parts := []string{"solve"}
-	if err := wt.dir.ReadJSON(rundir.SolveState, &st); err == nil && len(st.Segments) > 0 {
+	if st, err := wt.dir.ReadSolveState(); err == nil && len(st.Segments) > 0 {
 		left := time.Until(st.Segments[len(st.Segments)-1].Deadline)
 		if !now.IsZero() {
 			left = st.Segments[len(st.Segments)-1].Deadline.Sub(now)

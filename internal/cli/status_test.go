@@ -17,6 +17,7 @@ import (
 	"github.com/ptb-dev/ptb/internal/job"
 	"github.com/ptb-dev/ptb/internal/monitor"
 	"github.com/ptb-dev/ptb/internal/result"
+	"github.com/ptb-dev/ptb/internal/rundir"
 	"github.com/ptb-dev/ptb/internal/trace"
 )
 
@@ -49,7 +50,7 @@ func TestRunMonitorAndStatus(t *testing.T) {
 		*m.GPUUtilMean != 98 || *m.GPUIdleFraction != 0 {
 		t.Fatalf("monitor summary %+v", m)
 	}
-	runs, _ := filepath.Glob(filepath.Join(out, "*", monitor.File))
+	runs, _ := filepath.Glob(filepath.Join(out, "*", rundir.MonitorFile))
 	if len(runs) != 1 {
 		t.Fatalf("monitor files %v", runs)
 	}

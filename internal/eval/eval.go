@@ -27,10 +27,10 @@ import (
 	"github.com/ptb-dev/ptb/internal/eval/judge"
 	"github.com/ptb-dev/ptb/internal/eval/pytext"
 	"github.com/ptb-dev/ptb/internal/eval/task"
+	"github.com/ptb-dev/ptb/internal/fsutil"
 	"github.com/ptb-dev/ptb/internal/jsonpos"
 	"github.com/ptb-dev/ptb/internal/pinned"
 	"github.com/ptb-dev/ptb/internal/registry"
-	"github.com/ptb-dev/ptb/internal/rundir"
 	"github.com/ptb-dev/ptb/internal/sandbox"
 	"github.com/schollz/progressbar/v3"
 )
@@ -296,7 +296,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	sum.Metrics = tk.Metrics(scored)
 	sum.Accuracy, _ = sum.Metrics["accuracy"].(float64)
 	sum.Stderr, _ = sum.Metrics["stderr"].(float64)
-	if err := rundir.WriteFileAtomic(filepath.Join(o.OutDir, MetricsFile), MetricsJSON(sum.Metrics), 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(filepath.Join(o.OutDir, MetricsFile), MetricsJSON(sum.Metrics), 0o644); err != nil {
 		return nil, fmt.Errorf("write metrics: %w", err)
 	}
 	return sum, nil
@@ -811,7 +811,7 @@ func checkState(dir string, info task.Info, maxTokens int, ladder string) error 
 			return fmt.Errorf("%s has %s but no %s saying what produced it; use another --out directory", dir, SamplesFile, StateFile)
 		}
 		b, _ := json.MarshalIndent(state{Task: info.Name, Version: info.Version, MaxTokens: maxTokens, Ladder: ladder}, "", "  ")
-		return rundir.WriteFileAtomic(p, append(b, '\n'), 0o644)
+		return fsutil.WriteFileAtomic(p, append(b, '\n'), 0o644)
 	}
 	return fmt.Errorf("read %s: %w", p, err)
 }

@@ -15,7 +15,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/ptb-dev/ptb/internal/rundir"
+	"github.com/ptb-dev/ptb/internal/fsutil"
 )
 
 // Formats lists the output formats Write accepts.
@@ -93,7 +93,7 @@ func WriteDir(dir string, rep *Report, formats []string) ([]string, error) {
 	parallelN(len(outs), len(outs), func(i int) {
 		path := filepath.Join(dir, outs[i].rel)
 		var renderErr error
-		err := rundir.WriteAtomic(path, 0o644, func(w io.Writer) error {
+		err := fsutil.WriteAtomic(path, 0o644, func(w io.Writer) error {
 			renderErr = outs[i].render(w)
 			return renderErr
 		})

@@ -38,6 +38,7 @@ var rules = []struct {
 	{"internal/pinned", []string{"internal/"}, "pinned upstream files are fetched and verified without the rest of ptb"},
 	{"internal/sandbox/relay", []string{"internal/"}, "the relay is the only channel out of a sandbox and trusts nothing"},
 	{"internal/campaign", []string{"internal/cli", "internal/pipeline", "internal/sandbox", "internal/agent", "internal/eval", "internal/audit"}, "a campaign submits and watches `ptb run` jobs and reads their run directories; it never runs a stage itself"},
+	{"internal/agentinfo", []string{"internal/"}, "what ptb knows about agents by name is data the adapters register; job, trace, report and campaign read it without importing an adapter"},
 }
 
 func moduleRoot(t *testing.T) string {
@@ -138,6 +139,26 @@ func TestUnderMatchesPrefixesOnly(t *testing.T) {
 	for _, c := range cases {
 		if got := under(c.pkg, c.prefix); got != c.want {
 			t.Errorf("under(%q, %q) = %v, want %v", c.pkg, c.prefix, got, c.want)
+		}
+	}
+}
+
+// adapterPackages are the concrete agent CLI adapters: each registers
+// itself (agent.Register) and is found by name.
+var adapterPackages = []string{"internal/agent/claude", "internal/agent/codex", "internal/agent/gemini", "internal/agent/opencode"}
+
+// Only internal/agent/agents links the CLI adapters: everything else finds
+// an agent by name (agent.New, agentinfo.Lookup), so that adding a CLI
+// touches its own package, one line in agents and one registry entry.
+func TestAdaptersFoundByName(t *testing.T) {
+	all := imports(t, moduleRoot(t))
+	for pkg, ims := range all {
+		for _, im := range ims {
+			for _, a := range adapterPackages {
+				if under(im, a) && pkg != "internal/agent/agents" && !under(pkg, a) {
+					t.Errorf("%s imports %s: adapters register themselves and are found by name (agent.New, agentinfo.Lookup); only internal/agent/agents imports them (docs/ARCHITECTURE.md)", pkg, im)
+				}
+			}
 		}
 	}
 }

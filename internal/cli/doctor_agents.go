@@ -13,10 +13,6 @@ import (
 
 	"github.com/ptb-dev/ptb/internal/agent"
 	"github.com/ptb-dev/ptb/internal/agent/agentcheck"
-	"github.com/ptb-dev/ptb/internal/agent/claude"
-	"github.com/ptb-dev/ptb/internal/agent/codex"
-	"github.com/ptb-dev/ptb/internal/agent/gemini"
-	"github.com/ptb-dev/ptb/internal/agent/opencode"
 	"github.com/ptb-dev/ptb/internal/registry"
 	"github.com/ptb-dev/ptb/internal/sandbox"
 	"github.com/ptb-dev/ptb/internal/sandbox/bwrap"
@@ -54,14 +50,6 @@ func (f *agentFlags) validate() error {
 	return nil
 }
 
-// agentScaffolds maps registry agent names to their adapters.
-var agentScaffolds = map[string]func(bin string) agent.Scaffold{
-	"claude":   func(bin string) agent.Scaffold { return claude.New(claude.Options{Bin: bin}) },
-	"codex":    func(bin string) agent.Scaffold { return codex.New(codex.Options{Bin: bin}) },
-	"gemini":   func(bin string) agent.Scaffold { return gemini.New(gemini.Options{Bin: bin}) },
-	"opencode": func(bin string) agent.Scaffold { return opencode.New(opencode.Options{Bin: bin}) },
-}
-
 // agentChecks runs every registry CLI agent's scripted session, all at once,
 // and returns one line each (skip is reported as warn), preceded by a warn
 // line when the sandbox fell back to none. Progress goes to progress.
@@ -85,10 +73,12 @@ func agentChecks(ctx context.Context, progress io.Writer, f agentFlags) []check 
 			ro = append(ro, abs)
 		}
 	}
+	// The registry's agents with a registered adapter (agent.Register).
 	var agents []registry.Agent
+	var adapters []agent.Adapter
 	for _, a := range registry.Default().Agents {
-		if agentScaffolds[a.Name] != nil {
-			agents = append(agents, a)
+		if ad, ok := agent.Lookup(a.Name); ok && ad.New != nil {
+			agents, adapters = append(agents, a), append(adapters, ad)
 		}
 	}
 	fmt.Fprintf(progress, "running %d agent sessions in sandbox %s (up to %s each)...\n",
@@ -103,7 +93,8 @@ func agentChecks(ctx context.Context, progress io.Writer, f agentFlags) []check 
 			if a.NPM != "" {
 				install = "npm install -g " + a.NPM
 			}
-			results[i] = agentcheck.Check(ctx, sb, agentScaffolds[a.Name](a.CLI), agentcheck.Options{
+			sc := adapters[i].New(agent.Options{Bin: a.CLI})
+			results[i] = agentcheck.Check(ctx, sb, sc, agentcheck.Options{
 				Timeout: f.timeout, Path: path, ReadOnly: ro, Install: install})
 		}()
 	}

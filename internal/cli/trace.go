@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -34,7 +35,7 @@ func checkAgentFlag(agent string) error {
 			return nil
 		}
 	}
-	return usagef("unknown --agent %q: want one of claude, codex, gemini, opencode (or leave it out to detect)", agent)
+	return usagef("unknown --agent %q: want one of %s (or leave it out to detect)", agent, strings.Join(trace.Agents(), ", "))
 }
 
 func newTraceRenderCmd(e *env) *cobra.Command {

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -110,8 +109,6 @@ func scaffoldFor(spec job.Spec) (agent.Scaffold, error) {
 	}
 	return cliScaffold(spec)
 }
-
-var errNoAdapter = errors.New("no adapter")
 
 // checkDataDir rejects a --data-dir that is not a directory: the
 // data-location rule (dataset.Locate) passes over a data dir that lacks a

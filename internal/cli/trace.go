@@ -71,7 +71,7 @@ the trace unless --agent is given.`,
 			return err
 		},
 	}
-	cmd.Flags().StringVar(&agent, "agent", "", "agent CLI that wrote the trace: claude, codex, gemini, opencode (default: detect)")
+	cmd.Flags().StringVar(&agent, "agent", "", "agent CLI that wrote the trace: "+strings.Join(trace.Agents(), ", ")+" (default: detect)")
 	cmd.Flags().IntVar(&o.MaxOutputLines, "max-lines", 20, "tool output lines shown per result")
 	cmd.Flags().IntVar(&o.MaxOutputBytes, "max-bytes", 2000, "tool output bytes shown per result")
 	cmd.Flags().BoolVar(&o.ShowUnknown, "unknown", false, "print the raw JSON of events ptb does not normalize")
@@ -131,7 +131,7 @@ records the solve deadline; otherwise early_stop is null.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&agent, "agent", "", "agent CLI that wrote the trace: claude, codex, gemini, opencode (default: detect)")
+	cmd.Flags().StringVar(&agent, "agent", "", "agent CLI that wrote the trace: "+strings.Join(trace.Agents(), ", ")+" (default: detect)")
 	cmd.Flags().StringVar(&runDir, "run", "", "run directory whose result.json gives the solve deadline (for early_stop)")
 	cmd.Flags().StringVar(&model, "model", "", "model to price the usage at (default: the model named in the trace)")
 	cmd.Flags().StringVar(&pricesFile, "prices", "", "price table JSON overriding the built-in one")

@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,8 +17,6 @@ import (
 	"github.com/ptb-dev/ptb/internal/agent/agentcheck"
 	"github.com/ptb-dev/ptb/internal/registry"
 	"github.com/ptb-dev/ptb/internal/sandbox"
-	"github.com/ptb-dev/ptb/internal/sandbox/bwrap"
-	"github.com/ptb-dev/ptb/internal/sandbox/none"
 )
 
 // agentFlags are `ptb doctor`'s flags for the agent sessions.
@@ -36,8 +36,8 @@ func (f *agentFlags) register(fs *pflag.FlagSet) {
 
 // validate reports a usage mistake in the flags.
 func (f *agentFlags) validate() error {
-	if f.sandbox != "bwrap" && f.sandbox != "none" {
-		return usagef("--sandbox %q: want bwrap or none", f.sandbox)
+	if !slices.Contains(sandbox.Backends(), f.sandbox) {
+		return usagef("--sandbox %q: want %s", f.sandbox, strings.Join(sandbox.Backends(), " or "))
 	}
 	if f.prefix != "" {
 		if fi, err := os.Stat(f.prefix); err != nil || !fi.IsDir() {
@@ -55,13 +55,15 @@ func (f *agentFlags) validate() error {
 // line when the sandbox fell back to none. Progress goes to progress.
 func agentChecks(ctx context.Context, progress io.Writer, f agentFlags) []check {
 	var cs []check
-	var sb sandbox.Backend = none.New()
-	if f.sandbox == "bwrap" {
-		if err := bwrap.New().Check(ctx); err != nil {
-			cs = append(cs, check{Name: "agents sandbox", Status: "warn",
-				Detail: fmt.Sprintf("bwrap unusable, running the agent sessions unsandboxed: %v", err)})
-		} else {
-			sb = bwrap.New()
+	sb, err := sandbox.Lookup(f.sandbox)
+	if err != nil {
+		return append(cs, check{Name: "agents sandbox", Status: "fail", Detail: err.Error()})
+	}
+	if err := sb.Check(ctx); err != nil {
+		cs = append(cs, check{Name: "agents sandbox", Status: "warn",
+			Detail: fmt.Sprintf("%s unusable, running the agent sessions unsandboxed: %v", f.sandbox, err)})
+		if sb, err = sandbox.Lookup("none"); err != nil {
+			return append(cs, check{Name: "agents sandbox", Status: "fail", Detail: err.Error()})
 		}
 	}
 	path := os.Getenv("PATH")

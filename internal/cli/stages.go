@@ -11,10 +11,7 @@ import (
 	"strings"
 
 	"github.com/ptb-dev/ptb/internal/agent"
-	"github.com/ptb-dev/ptb/internal/agent/claude"
-	"github.com/ptb-dev/ptb/internal/agent/codex"
-	"github.com/ptb-dev/ptb/internal/agent/gemini"
-	"github.com/ptb-dev/ptb/internal/agent/opencode"
+	"github.com/ptb-dev/ptb/internal/agentinfo"
 	"github.com/ptb-dev/ptb/internal/audit"
 	"github.com/ptb-dev/ptb/internal/eval"
 	"github.com/ptb-dev/ptb/internal/eval/judge"
@@ -152,23 +149,13 @@ func cliScaffold(spec job.Spec) (agent.Scaffold, error) {
 		cred = b
 	}
 	if spec.AgentModel == "" {
-		return nil, fmt.Errorf("agent %s needs a model: pass --agent-model (e.g. %s)", spec.Agent, exampleModel[spec.Agent])
+		ex := ""
+		if i, ok := agentinfo.Lookup(spec.Agent); ok {
+			ex = i.ExampleModel
+		}
+		return nil, fmt.Errorf("agent %s needs a model: pass --agent-model (e.g. %s)", spec.Agent, ex)
 	}
-	switch spec.Agent {
-	case "claude":
-		return claude.New(claude.Options{Credentials: cred}), nil
-	case "codex":
-		return codex.New(codex.Options{Auth: cred}), nil
-	case "gemini":
-		return gemini.New(gemini.Options{Credentials: cred}), nil
-	case "opencode":
-		return opencode.New(opencode.Options{Auth: cred, Native: spec.Network == sandbox.NetworkGateway}), nil
-	}
-	return nil, fmt.Errorf("%w for agent %q", errNoAdapter, spec.Agent)
-}
-
-var exampleModel = map[string]string{
-	"claude": "claude-opus-4-6", "codex": "gpt-5.1-codex:high", "gemini": "gemini-3-pro-preview", "opencode": "anthropic/claude-opus-4-6",
+	return agent.New(spec.Agent, agent.Options{Credentials: cred, Gateway: spec.Network == sandbox.NetworkGateway})
 }
 
 // usageReader reads token usage and cost from the raw trace.

@@ -3,11 +3,11 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/ptb-dev/ptb/internal/audit"
@@ -21,20 +21,13 @@ import (
 	"github.com/ptb-dev/ptb/internal/pipeline"
 	"github.com/ptb-dev/ptb/internal/registry"
 	"github.com/ptb-dev/ptb/internal/sandbox"
-	"github.com/ptb-dev/ptb/internal/sandbox/bwrap"
-	"github.com/ptb-dev/ptb/internal/sandbox/none"
 )
 
 // sandboxBackend returns the named backend after checking it can run here.
 func sandboxBackend(ctx context.Context, name string) (sandbox.Backend, error) {
-	var b sandbox.Backend
-	switch name {
-	case "bwrap":
-		b = bwrap.New()
-	case "none":
-		b = none.New()
-	default:
-		return nil, usagef("unknown sandbox %q (want bwrap or none; docker, podman and apptainer are not implemented yet)", name)
+	b, err := sandbox.Lookup(name)
+	if err != nil {
+		return nil, usagef("unknown sandbox %q (want %s; docker, podman and apptainer are not implemented yet)", name, strings.Join(sandbox.Backends(), " or "))
 	}
 	if err := b.Check(ctx); err != nil {
 		return nil, fmt.Errorf("sandbox %s: %w; install bubblewrap or pass --sandbox none for an unsandboxed development run", name, err)
@@ -110,8 +103,6 @@ func scaffoldFor(spec job.Spec) (agent.Scaffold, error) {
 	}
 	return cliScaffold(spec)
 }
-
-var errNoAdapter = errors.New("no adapter")
 
 // checkDataDir rejects a --data-dir that is not a directory: the
 // data-location rule (dataset.Locate) passes over a data dir that lacks a

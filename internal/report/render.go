@@ -14,30 +14,23 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/ptb-dev/ptb/internal/fsutil"
+	"github.com/ptb-dev/ptb/internal/registry"
 )
 
 // Formats lists the output formats Write accepts.
 func Formats() []string { return []string{"md", "csv", "json", "html"} }
 
-// BenchmarkName is a benchmark's column title, as in the paper's Table 1.
+// builtinRegistry is the built-in registry, parsed once.
+var builtinRegistry = sync.OnceValue(registry.Default)
+
+// BenchmarkName is a benchmark's column title, as in the paper's Table 1:
+// the built-in registry's column for it, else its name.
 func BenchmarkName(b string) string {
-	switch b {
-	case "aime2025":
-		return "AIME 2025"
-	case "arenahardwriting":
-		return "Arena Hard"
-	case "bfcl":
-		return "BFCL"
-	case "gpqamain":
-		return "GPQA"
-	case "gsm8k":
-		return "GSM8K"
-	case "healthbench":
-		return "HealthBench"
-	case "humaneval":
-		return "HumanEval"
+	if r, err := builtinRegistry().Benchmark(b); err == nil && r.Column != "" {
+		return r.Column
 	}
 	return b
 }

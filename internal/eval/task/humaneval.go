@@ -77,6 +77,11 @@ func findCodeStrict(completion string) string {
 	return m[1]
 }
 
+func init() {
+	Register(Registration{Name: "humaneval", Files: []dataset.File{HumanEvalFile},
+		New: func(strict bool, _ Config) Task { return &humaneval{strict: strict} }})
+}
+
 type humaneval struct{ strict bool }
 
 func (h *humaneval) Info() Info {

@@ -107,6 +107,15 @@ type arenaHard struct {
 	system  string
 }
 
+func init() {
+	Register(Registration{Name: "arenahardwriting", Files: []dataset.File{ArenaHardQuestions, ArenaHardBaseline},
+		New: func(strict bool, cfg Config) Task {
+			a := newArenaHard(strict)
+			a.prompts = cfg.Prompts
+			return a
+		}})
+}
+
 func newArenaHard(strict bool) *arenaHard {
 	return &arenaHard{strict: strict, rep: pytext.NewRepeater()}
 }
@@ -284,6 +293,15 @@ type healthBench struct {
 	rep      *pytext.Repeater
 	prompts  Prompts
 	template string
+}
+
+func init() {
+	Register(Registration{Name: "healthbench", Files: []dataset.File{HealthBenchData},
+		New: func(strict bool, cfg Config) Task {
+			h := newHealthBench(strict)
+			h.prompts = cfg.Prompts
+			return h
+		}})
 }
 
 func newHealthBench(strict bool) *healthBench {

@@ -63,6 +63,11 @@ func GSM8KFewshot(train []json.RawMessage) (string, error) {
 	return strings.Join(shots, "\n\n"), nil
 }
 
+func init() {
+	Register(Registration{Name: "gsm8k", Files: []dataset.File{GSM8KTest},
+		New: func(strict bool, _ Config) Task { return &gsm8k{strict: strict} }})
+}
+
 type gsm8k struct{ strict bool }
 
 func (g *gsm8k) Info() Info {
@@ -133,6 +138,11 @@ func matchNumber(completion, target string, strict bool) (string, bool) {
 }
 
 var strictNumberRE = regexp.MustCompile(`[-+]?\d[\d,]*(?:\.\d+)?`)
+
+func init() {
+	Register(Registration{Name: "aime2025", Files: []dataset.File{AIME2025},
+		New: func(strict bool, _ Config) Task { return &aime{strict: strict} }})
+}
 
 type aime struct{ strict bool }
 
@@ -243,6 +253,11 @@ func parseGPQAStrict(c string) string {
 }
 
 type gpqaData struct{ Letter string }
+
+func init() {
+	Register(Registration{Name: "gpqamain", Files: []dataset.File{GPQAMain},
+		New: func(strict bool, cfg Config) Task { return &gpqa{strict: strict, seed: cfg.Seed} }})
+}
 
 type gpqa struct {
 	strict bool

@@ -122,7 +122,7 @@ to ptb, and none of ptb's environment but an allowlist (add to it with
 			if o.OutDir == "" {
 				o.OutDir = filepath.Join("ptb-eval", info.Name)
 			}
-			server := o.Backend == eval.BackendVLLM || o.Backend == eval.BackendHF
+			server := eval.StartsServer(o.Backend)
 			if noSandbox {
 				if cmd.Flags().Changed("sandbox") && sbName != "none" {
 					return usagef("--unsafe-no-sandbox runs without a sandbox; it cannot be combined with --sandbox %s", sbName)

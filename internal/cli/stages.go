@@ -15,6 +15,7 @@ import (
 	"github.com/ptb-dev/ptb/internal/audit"
 	"github.com/ptb-dev/ptb/internal/eval"
 	"github.com/ptb-dev/ptb/internal/eval/judge"
+	"github.com/ptb-dev/ptb/internal/eval/task"
 	"github.com/ptb-dev/ptb/internal/job"
 	"github.com/ptb-dev/ptb/internal/pipeline"
 	"github.com/ptb-dev/ptb/internal/registry"
@@ -97,7 +98,7 @@ func (ev evaluator) Evaluate(ctx context.Context, req pipeline.EvalRequest) (*re
 		}
 		o.BaseModel = &m
 	}
-	if s.Benchmark == "arenahardwriting" || s.Benchmark == "healthbench" {
+	if t, err := task.New(s.Benchmark, s.Eval.Version, task.Config{}); err == nil && t.Info().Judge {
 		// The grader runs on the host; its key never enters the sandbox.
 		if key := os.Getenv("OPENAI_API_KEY"); key != "" || os.Getenv("PTB_JUDGE_URL") != "" {
 			o.Judge = judge.NewOpenAI(os.Getenv("PTB_JUDGE_URL"), key)

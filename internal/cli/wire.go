@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/ptb-dev/ptb/internal/audit"
 	"github.com/ptb-dev/ptb/internal/eval/dataset"
-	"github.com/ptb-dev/ptb/internal/eval/task"
 
 	"github.com/ptb-dev/ptb/internal/agent"
 	"github.com/ptb-dev/ptb/internal/agent/scripted"
@@ -122,19 +120,5 @@ func checkDataDir(dir string) error {
 // each task under the data-location rule (dataset.Locate), as evaluate reads
 // it.
 func testSets(dataDir string) audit.TestSets {
-	src := dataset.Locate(dataDir, "", false)
-	return &audit.CachedTestSets{Src: audit.RecordTestSets{Load: func(ctx context.Context, name string) ([]json.RawMessage, string, error) {
-		if name == "arenahard" {
-			name = "arenahardwriting"
-		}
-		files, ok := task.Files(name)
-		if !ok || len(files) == 0 {
-			return nil, "", fmt.Errorf("no data files for task %q: %w", name, os.ErrNotExist)
-		}
-		recs, err := dataset.Records(ctx, src, files[0])
-		if err != nil {
-			return nil, "", err
-		}
-		return recs, src.Where(ctx, files[0]), nil
-	}}}
+	return &audit.CachedTestSets{Src: audit.TaskTestSets{Src: dataset.Locate(dataDir, "", false)}}
 }

@@ -170,7 +170,7 @@ func (a *arenaHard) Load(ctx context.Context, src dataset.Source) ([]Sample, err
 		if !ok {
 			return nil, fmt.Errorf("arenahard question %s has no baseline answer", q.UID)
 		}
-		out = append(out, Sample{ID: q.UID, Messages: []Message{{"user", q.Prompt}}, data: arenaData{q.Prompt, b}})
+		out = append(out, Sample{ID: q.UID, Messages: []Message{{Role: "user", Content: q.Prompt}}, data: arenaData{q.Prompt, b}})
 	}
 	// The original always shuffles with random.Random(42); --limit N keeps the first N.
 	rng := pytext.NewRandom(42)

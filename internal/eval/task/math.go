@@ -106,7 +106,7 @@ func (g *gsm8k) LoadFirst(ctx context.Context, src dataset.Source, n int) ([]Sam
 		t, _ := splitGSM8K(r.Answer)
 		out = append(out, Sample{
 			ID:       strconv.Itoa(i),
-			Messages: []Message{{"system", system}, {"user", strings.Replace(gsm8kTemplate, "{prompt}", r.Question, 1)}},
+			Messages: []Message{{Role: "system", Content: system}, {Role: "user", Content: strings.Replace(gsm8kTemplate, "{prompt}", r.Question, 1)}},
 			Target:   t,
 		})
 	}
@@ -173,7 +173,7 @@ func (a *aime) LoadFirst(ctx context.Context, src dataset.Source, n int) ([]Samp
 		}
 		out = append(out, Sample{
 			ID:       pyStr(r.ID, strconv.Itoa(i)),
-			Messages: []Message{{"user", strings.Replace(aimeTemplate, "{prompt}", r.Problem, 1)}},
+			Messages: []Message{{Role: "user", Content: strings.Replace(aimeTemplate, "{prompt}", r.Problem, 1)}},
 			Target:   pyStr(r.Answer, ""),
 		})
 	}
@@ -305,7 +305,7 @@ func (g *gpqa) LoadFirst(ctx context.Context, src dataset.Source, n int) ([]Samp
 		if id == "" {
 			id = strconv.Itoa(i)
 		}
-		out = append(out, Sample{ID: id, Messages: []Message{{"user", prompt}}, Target: letter, data: gpqaData{letter}})
+		out = append(out, Sample{ID: id, Messages: []Message{{Role: "user", Content: prompt}}, Target: letter, data: gpqaData{letter}})
 	}
 	return out, nil
 }

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/ptb-dev/ptb/internal/eval/chat"
 	"github.com/ptb-dev/ptb/internal/eval/dataset"
 	"github.com/ptb-dev/ptb/internal/eval/judge"
 	"github.com/ptb-dev/ptb/internal/eval/pyexec"
@@ -33,11 +34,9 @@ const (
 	StyleScript = "script"
 )
 
-// Message is one chat message as sent to the server.
-type Message struct {
-	Role    string `json:"role"`
-	Content string `json:"content"`
-}
+// Message is one chat message as sent to the server (the same type as the
+// judge's: package chat).
+type Message = chat.Message
 
 // Sample is one benchmark item, ready to send.
 type Sample struct {

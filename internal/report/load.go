@@ -166,9 +166,14 @@ func readRegular(file string) (loaded, bool) {
 	}
 	if err == nil {
 		*bp = data
-		// Unmarshal copies what it keeps, so the buffer can be reused.
+		// Both decoders copy what they keep, so the buffer can be reused.
 		var r result.Result
-		if json.Unmarshal(data, &r) == nil && r.Schema == result.Schema {
+		ok := decodeResult(data, &r)
+		if !ok {
+			r = result.Result{}
+			ok = json.Unmarshal(data, &r) == nil
+		}
+		if ok && r.Schema == result.Schema {
 			return loaded{file: file, res: &r}, true
 		}
 	}

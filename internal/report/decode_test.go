@@ -1,7 +1,9 @@
 package report
 
 import (
+	"bytes"
 	"encoding/json"
+	"io"
 	"math"
 	"math/rand/v2"
 	"reflect"
@@ -396,4 +398,65 @@ func BenchmarkDecodeResult(b *testing.B) {
 			})
 		}
 	}
+}
+
+// TestWriteIndentedIsIndent: writeIndented writes what json.Indent (and so
+// json.MarshalIndent) writes, plus a newline, for reports and for random
+// values: empty objects and arrays, deep nesting, strings ending in
+// escaped backslashes and holding brackets, commas, colons and quotes.
+func TestWriteIndentedIsIndent(t *testing.T) {
+	var docs [][]byte
+	rep, err := Build(synthRuns(6, 3, 4), Options{Bootstrap: 50, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(rep)
+	docs = append(docs, b)
+	rng := rand.New(rand.NewPCG(7, 7))
+	for range 3000 {
+		b, _ := json.Marshal(randAny(rng, 6))
+		docs = append(docs, b)
+		b, _ = json.Marshal(randResult(rng))
+		docs = append(docs, b)
+	}
+	for _, s := range []string{`{}`, `[]`, `[{}]`, `{"a":[]}`, `"a\\"`, `["\\\\\"]"]`, `{"\\\\":"\\\",:{["}`, `[[[[[]]]]]`, `0`, `null`, `""`, `[1,[2,{"x":{}}],3]`} {
+		docs = append(docs, []byte(s))
+	}
+	for _, doc := range docs {
+		var want bytes.Buffer
+		if err := json.Indent(&want, doc, "", "  "); err != nil {
+			t.Fatalf("%s: %v", doc, err)
+		}
+		want.WriteByte('\n')
+		var got bytes.Buffer
+		if err := writeIndented(&got, doc); err != nil {
+			t.Fatalf("%s: %v", doc, err)
+		}
+		if !bytes.Equal(got.Bytes(), want.Bytes()) {
+			t.Fatalf("%s:\ngot  %q\nwant %q", doc, got.Bytes(), want.Bytes())
+		}
+	}
+}
+
+// BenchmarkIndent: writeIndented against json.Indent on a report of 120
+// methods.
+func BenchmarkIndent(b *testing.B) {
+	rep, err := Build(synthRuns(120, 3, 9), Options{Bootstrap: 20, Seed: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	doc, _ := json.Marshal(rep)
+	b.SetBytes(int64(len(doc)))
+	b.Run("writeIndented", func(b *testing.B) {
+		for b.Loop() {
+			writeIndented(io.Discard, doc)
+		}
+	})
+	b.Run("json.Indent", func(b *testing.B) {
+		var buf bytes.Buffer
+		for b.Loop() {
+			buf.Reset()
+			json.Indent(&buf, doc, "", "  ")
+		}
+	})
 }

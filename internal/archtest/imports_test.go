@@ -41,6 +41,7 @@ var rules = []struct {
 	{"internal/fsutil", []string{"internal/"}, "atomic writes and hashing depend on nothing"},
 	{"internal/eval", []string{"internal/rundir"}, "the evaluator writes its own output directory (ptb eval --out), not a run directory; atomic writes come from internal/fsutil"},
 	{"internal/agent/session", []string{"internal/job", "internal/rundir", "internal/trace", "internal/gateway", "internal/sandbox/bwrap", "internal/sandbox/none", "internal/agent/claude", "internal/agent/codex", "internal/agent/gemini", "internal/agent/opencode", "internal/agent/scripted"}, "the session launcher sees backends, scaffolds and gateways only as interfaces, and knows nothing of jobs, run directories or traces"},
+	{"internal/agentinfo", []string{"internal/"}, "what ptb knows about agents by name is data the adapters register; job, trace, report and campaign read it without importing an adapter"},
 	{"internal/sandbox/sandboxtest", []string{"internal/sandbox/bwrap", "internal/sandbox/none", "internal/sandbox/sandboxfake"}, "the contract suite takes a backend constructor: it imports no backend"},
 }
 
@@ -172,6 +173,26 @@ func TestRundirImports(t *testing.T) {
 		for _, im := range ims {
 			if !slices.Contains(rundirMayImport, im) && !under(im, pkg) {
 				t.Errorf("%s imports %s: the run directory layout depends only on %v (docs/ARCHITECTURE.md)", pkg, im, rundirMayImport)
+			}
+		}
+	}
+}
+
+// adapterPackages are the concrete agent CLI adapters: each registers
+// itself (agent.Register) and is found by name.
+var adapterPackages = []string{"internal/agent/claude", "internal/agent/codex", "internal/agent/gemini", "internal/agent/opencode"}
+
+// Only internal/agent/agents links the CLI adapters: everything else finds
+// an agent by name (agent.New, agentinfo.Lookup), so that adding a CLI
+// touches its own package, one line in agents and one registry entry.
+func TestAdaptersFoundByName(t *testing.T) {
+	all := imports(t, moduleRoot(t))
+	for pkg, ims := range all {
+		for _, im := range ims {
+			for _, a := range adapterPackages {
+				if under(im, a) && pkg != "internal/agent/agents" && !under(pkg, a) {
+					t.Errorf("%s imports %s: adapters register themselves and are found by name (agent.New, agentinfo.Lookup); only internal/agent/agents imports them (docs/ARCHITECTURE.md)", pkg, im)
+				}
 			}
 		}
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/ptb-dev/ptb/internal/audit/safetensors"
+	"github.com/ptb-dev/ptb/internal/eval/dataset"
 	"github.com/ptb-dev/ptb/internal/fsutil"
 	"github.com/ptb-dev/ptb/internal/result"
 	"github.com/ptb-dev/ptb/internal/rundir"
@@ -194,7 +195,7 @@ func getFixture(t *testing.T) *fixture {
 		if err != nil {
 			t.Fatal(err)
 		}
-		f := &fixture{cache: filepath.Join(dir, "hub"), data: data, sets: &CachedTestSets{Src: DirTestSets{Dir: data}}}
+		f := &fixture{cache: filepath.Join(dir, "hub"), data: data, sets: &CachedTestSets{Src: TaskTestSets{Src: dataset.Dir(data)}}}
 		f.base = randomWeights(1)
 		f.instruct = perturb(f.base, 2, 0.15, true)
 		for _, m := range []struct {
@@ -386,6 +387,10 @@ func renameIdentifiers(src string, k int) string {
 		return n
 	})
 }
+
+// docstringRE matches Python docstrings (as the HumanEval test items'
+// solution part drops them).
+var docstringRE = regexp.MustCompile(`(?s)("""|''').*?("""|''')`)
 
 func stripDocstring(s string) string { return docstringRE.ReplaceAllString(s, "") }
 

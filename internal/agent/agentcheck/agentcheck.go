@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -24,6 +25,7 @@ import (
 	"github.com/ptb-dev/ptb/internal/agent"
 	"github.com/ptb-dev/ptb/internal/agent/cliutil"
 	"github.com/ptb-dev/ptb/internal/agent/session"
+	"github.com/ptb-dev/ptb/internal/agentinfo"
 	"github.com/ptb-dev/ptb/internal/modelserver"
 	"github.com/ptb-dev/ptb/internal/sandbox"
 	"github.com/ptb-dev/ptb/internal/trace"
@@ -43,18 +45,9 @@ const DefaultTimeout = 120 * time.Second
 // Prompt is the session's prompt; the scripted model ignores it.
 const Prompt = "Create out.txt containing hello"
 
-// DefaultModels are the model ids the checks pass to each CLI: ids the CLIs
-// accept without a catalogue lookup (the scripted server ignores them).
-var DefaultModels = map[string]string{
-	"claude":   "claude-sonnet-4-5",
-	"codex":    "gpt-5.1-codex-max",
-	"gemini":   "gemini-2.5-pro",
-	"opencode": "ptb/scripted-model",
-}
-
 // Options configures a check.
 type Options struct {
-	Model   string        // the agent model; "" means DefaultModels[name], else "scripted-model"
+	Model   string        // the agent model; "" means the adapter's agentinfo CheckModel, else "scripted-model"
 	Timeout time.Duration // hard limit on the session; 0 means DefaultTimeout
 	// Path is the search path (colon separated) for a command given by bare
 	// name, and the start of PATH inside the sandbox; "" means $PATH.
@@ -104,7 +97,9 @@ func run(ctx context.Context, sb sandbox.Backend, sc agent.Scaffold, o Options, 
 	}
 	model := o.Model
 	if model == "" {
-		model = DefaultModels[sc.Name()]
+		if i, ok := agentinfo.Lookup(sc.Name()); ok {
+			model = i.CheckModel
+		}
 	}
 	if model == "" {
 		model = "scripted-model"
@@ -247,12 +242,15 @@ func run(ctx context.Context, sb sandbox.Backend, sc agent.Scaffold, o Options, 
 }
 
 // traceAgent is the trace format to decode: the scaffold's own when the
-// trace package knows it, else detected from the trace.
+// trace package knows it (by name, or the format its agentinfo names),
+// else "", detected from the trace.
 func traceAgent(name string) string {
-	for _, a := range trace.Agents() {
-		if a == name {
-			return name
-		}
+	format := name
+	if i, ok := agentinfo.Lookup(name); ok {
+		format = i.TraceFormat()
+	}
+	if slices.Contains(trace.Agents(), format) {
+		return name
 	}
 	return ""
 }

@@ -29,6 +29,7 @@ const (
 	TraceRaw      = "trace/agent.jsonl" // stdout lines as written, in order
 	TraceLog      = "trace/output.log"  // stdout+stderr, each line prefixed by a timestamp and stream
 	SolveState    = "trace/solve.json"  // solve bookkeeping (segments, time spent) for resume
+	EventsFile    = "events.jsonl"      // typed run events, appended (internal/runevents)
 	CollectDir    = "collect"
 	FinalModel    = "collect/final_model" // copied out, symlinks dereferenced
 	FinalModelSum = "collect/final_model.sha256"

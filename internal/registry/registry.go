@@ -7,6 +7,7 @@ import (
 	_ "embed"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 
@@ -161,21 +162,21 @@ func parse(b []byte, name string) (*Registry, error) {
 
 func (r *Registry) merge(o *Registry) {
 	for _, m := range o.Models {
-		if i := indexOf(r.Models, func(x Model) bool { return x.ID == m.ID }); i >= 0 {
+		if i := slices.IndexFunc(r.Models, func(x Model) bool { return x.ID == m.ID }); i >= 0 {
 			r.Models[i] = m
 		} else {
 			r.Models = append(r.Models, m)
 		}
 	}
 	for _, b := range o.Benchmarks {
-		if i := indexOf(r.Benchmarks, func(x Benchmark) bool { return x.Name == b.Name }); i >= 0 {
+		if i := slices.IndexFunc(r.Benchmarks, func(x Benchmark) bool { return x.Name == b.Name }); i >= 0 {
 			r.Benchmarks[i] = b
 		} else {
 			r.Benchmarks = append(r.Benchmarks, b)
 		}
 	}
 	for _, a := range o.Agents {
-		if i := indexOf(r.Agents, func(x Agent) bool { return x.Name == a.Name }); i >= 0 {
+		if i := slices.IndexFunc(r.Agents, func(x Agent) bool { return x.Name == a.Name }); i >= 0 {
 			r.Agents[i] = a
 		} else {
 			r.Agents = append(r.Agents, a)
@@ -185,7 +186,7 @@ func (r *Registry) merge(o *Registry) {
 		same := func(x HubDeny) bool {
 			return strings.EqualFold(x.Repo, d.Repo) && x.Type == d.Type && x.PathContains == d.PathContains
 		}
-		if i := indexOf(r.HubDeny, same); i >= 0 {
+		if i := slices.IndexFunc(r.HubDeny, same); i >= 0 {
 			r.HubDeny[i] = d
 		} else {
 			r.HubDeny = append(r.HubDeny, d)
@@ -223,7 +224,7 @@ func (r *Registry) Agent(name string) (Agent, error) {
 // find returns the entry of xs that match accepts, or an error naming what
 // is known (sorted).
 func find[T any](xs []T, kind, name string, key func(T) string, match func(T) bool) (T, error) {
-	if i := indexOf(xs, match); i >= 0 {
+	if i := slices.IndexFunc(xs, match); i >= 0 {
 		return xs[i], nil
 	}
 	var names []string

@@ -7,7 +7,7 @@ import (
 	"go/token"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -101,7 +101,7 @@ func TestImportRules(t *testing.T) {
 	for p := range all {
 		pkgs = append(pkgs, p)
 	}
-	sort.Strings(pkgs)
+	slices.Sort(pkgs)
 	for _, pkg := range pkgs {
 		for _, r := range rules {
 			if !under(pkg, r.pkg) {

@@ -7,7 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -288,7 +288,7 @@ func GPUs(ctx context.Context) []string {
 			out = append(out, l)
 		}
 	}
-	sort.Strings(out)
+	slices.Sort(out)
 	return out
 }
 

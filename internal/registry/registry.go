@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"slices"
-	"sort"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -231,7 +230,7 @@ func find[T any](xs []T, kind, name string, key func(T) string, match func(T) bo
 	for _, x := range xs {
 		names = append(names, key(x))
 	}
-	sort.Strings(names)
+	slices.Sort(names)
 	var zero T
 	return zero, fmt.Errorf("unknown %s %q; known: %s", kind, name, strings.Join(names, ", "))
 }

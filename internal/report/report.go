@@ -493,7 +493,7 @@ func buildMethod(label string, seedSet map[int]bool, picks map[cellKey]*Run, sup
 	for s := range seedSet {
 		seeds = append(seeds, s)
 	}
-	sort.Ints(seeds)
+	slices.Sort(seeds)
 	nb, nm, ns := len(bl.Benchmarks), len(bl.BaseModels), len(seeds)
 	m := &Method{
 		Method: label, NSeeds: ns, Seeds: seeds,

@@ -131,7 +131,7 @@ type Writer struct {
 // mid-write), a newline ends it first, so the next event starts a line of
 // its own.
 func Open(path string) (*Writer, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o644)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|os.O_APPEND|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("open events file: %w", err)
 	}
@@ -146,12 +146,7 @@ func Open(path string) (*Writer, error) {
 	}
 	if n := fi.Size(); n > 0 {
 		last := make([]byte, 1)
-		r, err := os.Open(path)
-		if err == nil {
-			_, err = r.ReadAt(last, n-1)
-			r.Close()
-		}
-		if err != nil {
+		if _, err := f.ReadAt(last, n-1); err != nil {
 			f.Close()
 			return nil, fmt.Errorf("open events file: %w", err)
 		}

@@ -1,6 +1,13 @@
 // Package agent defines a scaffold: how one agent CLI is launched headless
 // inside a sandbox. Scaffolds live in subpackages (scripted, and the CLI
 // adapters); trace decoding lives in package trace.
+//
+// Adapters register themselves: each adapter package calls Register from
+// init with its agentinfo.Info (name, display name, npm pin, models,
+// credentials, provider, trace format) and a constructor, and the harness
+// builds a scaffold by name with New. internal/agent/agents links the
+// built-in ones. The info goes to package agentinfo, which job, trace,
+// report and campaign read without importing an adapter.
 package agent
 
 import "context"

@@ -22,7 +22,6 @@ var rules = []struct {
 	why    string
 }{
 	{"internal/result", []string{"internal/"}, "the record format depends on nothing"},
-	{"internal/rundir", []string{"internal/"}, "the run directory layout depends on nothing"},
 	{"internal/sandbox", []string{"internal/pipeline", "internal/cli", "internal/agent", "internal/eval", "internal/audit", "internal/report", "internal/trace", "internal/job"}, "sandboxes know nothing of jobs or agents"},
 	{"internal/pipeline", []string{"internal/cli", "internal/eval", "internal/audit", "internal/report", "internal/trace", "internal/sandbox/bwrap", "internal/sandbox/none", "internal/agent/claude", "internal/agent/codex", "internal/agent/gemini", "internal/agent/opencode"}, "the pipeline sees its seams only as interfaces"},
 	{"internal/eval", []string{"internal/pipeline", "internal/cli", "internal/audit", "internal/report", "internal/job"}, "the evaluator runs without the job pipeline"},
@@ -38,6 +37,10 @@ var rules = []struct {
 	{"internal/pinned", []string{"internal/"}, "pinned upstream files are fetched and verified without the rest of ptb"},
 	{"internal/sandbox/relay", []string{"internal/"}, "the relay is the only channel out of a sandbox and trusts nothing"},
 	{"internal/campaign", []string{"internal/cli", "internal/pipeline", "internal/sandbox", "internal/agent", "internal/eval", "internal/audit"}, "a campaign submits and watches `ptb run` jobs and reads their run directories; it never runs a stage itself"},
+	{"internal/fsutil", []string{"internal/"}, "atomic writes and hashing depend on nothing"},
+	{"internal/eval", []string{"internal/rundir"}, "the evaluator writes its own output directory (ptb eval --out), not a run directory; atomic writes come from internal/fsutil"},
+	{"internal/agent/session", []string{"internal/job", "internal/rundir", "internal/trace", "internal/gateway", "internal/sandbox/bwrap", "internal/sandbox/none", "internal/agent/claude", "internal/agent/codex", "internal/agent/gemini", "internal/agent/opencode", "internal/agent/scripted"}, "the session launcher sees backends, scaffolds and gateways only as interfaces, and knows nothing of jobs, run directories or traces"},
+	{"internal/agentinfo", []string{"internal/"}, "what ptb knows about agents by name is data the adapters register; job, trace, report and campaign read it without importing an adapter"},
 	{"internal/runevents", []string{"internal/"}, "the run event format depends on nothing"},
 }
 
@@ -60,6 +63,29 @@ func moduleRoot(t *testing.T) string {
 func imports(t *testing.T, root string) map[string][]string {
 	out := map[string][]string{}
 	fset := token.NewFileSet()
+	goFiles(root, func(p, rel string) {
+		if strings.HasSuffix(p, "_test.go") {
+			return
+		}
+		f, err := parser.ParseFile(fset, p, nil, parser.ImportsOnly)
+		if err != nil {
+			t.Errorf("%s: %v", p, err)
+			return
+		}
+		for _, im := range f.Imports {
+			path := strings.Trim(im.Path.Value, `"`)
+			if strings.HasPrefix(path, module) {
+				out[rel] = append(out[rel], strings.TrimPrefix(path, module))
+			}
+		}
+	})
+	return out
+}
+
+// goFiles calls fn for each Go file under root (hidden directories,
+// testdata and node_modules left out) with its path and its package
+// directory relative to root, slash-separated.
+func goFiles(root string, fn func(p, rel string)) {
 	filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -67,24 +93,13 @@ func imports(t *testing.T, root string) map[string][]string {
 		if d.IsDir() && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata" || d.Name() == "node_modules") && p != root {
 			return filepath.SkipDir
 		}
-		if d.IsDir() || !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
-			return nil
-		}
-		f, err := parser.ParseFile(fset, p, nil, parser.ImportsOnly)
-		if err != nil {
-			t.Errorf("%s: %v", p, err)
+		if d.IsDir() || !strings.HasSuffix(p, ".go") {
 			return nil
 		}
 		rel, _ := filepath.Rel(root, filepath.Dir(p))
-		for _, im := range f.Imports {
-			path := strings.Trim(im.Path.Value, `"`)
-			if strings.HasPrefix(path, module) {
-				out[filepath.ToSlash(rel)] = append(out[filepath.ToSlash(rel)], strings.TrimPrefix(path, module))
-			}
-		}
+		fn(p, filepath.ToSlash(rel))
 		return nil
 	})
-	return out
 }
 
 func under(pkg, prefix string) bool {
@@ -139,6 +154,45 @@ func TestUnderMatchesPrefixesOnly(t *testing.T) {
 	for _, c := range cases {
 		if got := under(c.pkg, c.prefix); got != c.want {
 			t.Errorf("under(%q, %q) = %v, want %v", c.pkg, c.prefix, got, c.want)
+		}
+	}
+}
+
+// rundirMayImport is all internal/rundir may import: it describes the run
+// directory's files with the record's own types (result), the sandbox's
+// handle (sandbox, the interface package only) and writes them with fsutil.
+var rundirMayImport = []string{"internal/fsutil", "internal/result", "internal/sandbox"}
+
+func TestRundirImports(t *testing.T) {
+	all := imports(t, moduleRoot(t))
+	for pkg, ims := range all {
+		if !under(pkg, "internal/rundir") {
+			continue
+		}
+		for _, im := range ims {
+			if !slices.Contains(rundirMayImport, im) && !under(im, pkg) {
+				t.Errorf("%s imports %s: the run directory layout depends only on %v (docs/ARCHITECTURE.md)", pkg, im, rundirMayImport)
+			}
+		}
+	}
+}
+
+// adapterPackages are the concrete agent CLI adapters: each registers
+// itself (agent.Register) and is found by name.
+var adapterPackages = []string{"internal/agent/claude", "internal/agent/codex", "internal/agent/gemini", "internal/agent/opencode"}
+
+// Only internal/agent/agents links the CLI adapters: everything else finds
+// an agent by name (agent.New, agentinfo.Lookup), so that adding a CLI
+// touches its own package, one line in agents and one registry entry.
+func TestAdaptersFoundByName(t *testing.T) {
+	all := imports(t, moduleRoot(t))
+	for pkg, ims := range all {
+		for _, im := range ims {
+			for _, a := range adapterPackages {
+				if under(im, a) && pkg != "internal/agent/agents" && !under(pkg, a) {
+					t.Errorf("%s imports %s: adapters register themselves and are found by name (agent.New, agentinfo.Lookup); only internal/agent/agents imports them (docs/ARCHITECTURE.md)", pkg, im)
+				}
+			}
 		}
 	}
 }

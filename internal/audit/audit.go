@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/ptb-dev/ptb/internal/eval/dataset"
 	"github.com/ptb-dev/ptb/internal/registry"
 	"github.com/ptb-dev/ptb/internal/result"
 	"github.com/ptb-dev/ptb/internal/rundir"
@@ -21,7 +22,8 @@ type Options struct {
 	Judge JudgeRunner
 	// JudgeRuns is the number of judge runs to take the majority of (default 1).
 	JudgeRuns int
-	// TestSets overrides the test-set source (default: DirTestSets{DataDir}).
+	// TestSets overrides the test-set source (default: the tasks' test items
+	// from DataDir, TaskTestSets{dataset.Dir(DataDir)}).
 	TestSets TestSets
 	// HubLog and Protected override the run directory's gateway/hub.jsonl and
 	// protected.json (a bare workspace has neither unless given here).
@@ -97,9 +99,9 @@ func resolve(o Options) (*target, error) {
 			t.protected = d.Path(rundir.ProtectedFile)
 		}
 		if t.hubLog == "" {
-			t.hubLog = d.Path(HubLogFile)
+			t.hubLog = d.Path(rundir.GatewayHubLog)
 		}
-		t.egressLog = d.Path(EgressLogFile)
+		t.egressLog = d.Path(rundir.GatewayEgressLog)
 		t.network, t.sandbox = spec.Network, spec.SandboxName
 		t.trace = d.Path(rundir.TraceRaw)
 		hfHome := d.Path(rundir.Home, ".cache", "huggingface")
@@ -150,7 +152,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	sets := o.TestSets
 	if sets == nil && o.DataDir != "" {
-		sets = DirTestSets{Dir: o.DataDir}
+		sets = TaskTestSets{Src: dataset.Dir(o.DataDir)}
 	}
 	var fs []Finding
 	fs = append(fs, checkProtected(t.workspace, t.protected))

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ptb-dev/ptb/internal/eval/dataset"
 )
 
 // benchSetup returns the corpus size in MB (PTB_BENCH_MB, else def), the
@@ -25,7 +27,7 @@ func benchSetup(b *testing.B, def int) (int, *Index, []byte) {
 	if s := os.Getenv("PTB_BENCH_MB"); s != "" {
 		total, _ = strconv.Atoi(s)
 	}
-	ts, err := DirTestSets{Dir: data}.TestSet(context.Background(), "gsm8k")
+	ts, err := TaskTestSets{Src: dataset.Dir(data)}.TestSet(context.Background(), "gsm8k")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ptb-dev/ptb/internal/rundir"
+	"github.com/ptb-dev/ptb/internal/fsutil"
 )
 
 func gsm8kIndex(t *testing.T) (*fixture, *Index) {
@@ -132,7 +132,7 @@ func TestScanFiles(t *testing.T) {
 	// Exempt: a file ptb wrote is skipped while its hash matches.
 	ev := filepath.Join(dir, "evaluate.py")
 	writeFile(t, ev, "print('evaluate')\n")
-	sum, err := rundir.HashFile(ev)
+	sum, err := fsutil.HashFile(ev)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,10 +12,6 @@ import (
 	"strings"
 )
 
-// EgressLogFile is where the per-run gateway writes its egress log,
-// relative to the run directory.
-const EgressLogFile = "gateway/egress.jsonl"
-
 // EgressRequest is one line of the egress log: one CONNECT tunnel or plain
 // HTTP request through the gateway's proxy (the fields the audit reads of
 // internal/gateway's EgressRecord).

@@ -12,10 +12,6 @@ import (
 	"github.com/ptb-dev/ptb/internal/jsonpos"
 )
 
-// HubLogFile is where the per-run gateway writes its hub log, relative to
-// the run directory.
-const HubLogFile = "gateway/hub.jsonl"
-
 // HubRequest is one line of the hub log: one JSON object per request the
 // gateway's hub route saw, written when the response status is known.
 type HubRequest struct {

@@ -7,7 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
+	"github.com/ptb-dev/ptb/internal/registry"
 	"github.com/ptb-dev/ptb/internal/safeio"
 )
 
@@ -36,21 +38,14 @@ const (
 	ModelFile         = "disallowed_model_judgement.txt"
 )
 
-// BenchmarkNames maps task names to the {benchmark} text of PROMPTS.md.
-var benchmarkNames = map[string]string{
-	"aime2025":         "American Invitational Mathematics Examination (AIME) 2025",
-	"arenahardwriting": "Arena-Hard-v2.0 (Writing)",
-	"bfcl":             "Berkeley Function Calling Leaderboard (BFCL)",
-	"gpqamain":         "GPQA",
-	"gsm8k":            "GSM8K (Grade School Math 8K)",
-	"healthbench":      "HealthBench",
-	"humaneval":        "HumanEval",
-}
+// builtinRegistry is the built-in registry, parsed once.
+var builtinRegistry = sync.OnceValue(registry.Default)
 
-// BenchmarkName returns the human-readable name of task, or task itself.
+// BenchmarkName returns the {benchmark} text of PROMPTS.md for task: the
+// built-in registry's display name, or task itself.
 func BenchmarkName(task string) string {
-	if n, ok := benchmarkNames[task]; ok {
-		return n
+	if b, err := builtinRegistry().Benchmark(task); err == nil && b.Display != "" {
+		return b.Display
 	}
 	return task
 }

@@ -12,9 +12,8 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/ptb-dev/ptb/internal/eval"
-
 	"github.com/ptb-dev/ptb/internal/jsonpos"
+	"github.com/ptb-dev/ptb/internal/modelinfo"
 	"github.com/ptb-dev/ptb/internal/rundir"
 	"github.com/ptb-dev/ptb/internal/safeio"
 )
@@ -177,7 +176,7 @@ func checkConfig(finalDir, baseID string, refs *refStore) Finding {
 	}
 	// What matters most is the chat template the evaluation picks from
 	// architectures[0].
-	gotFam, wantFam := eval.ArchitectureFamily(got.Architectures), eval.ArchitectureFamily(want.Architectures)
+	gotFam, wantFam := modelinfo.ArchitectureFamily(got.Architectures), modelinfo.ArchitectureFamily(want.Architectures)
 	if gotFam != wantFam {
 		swaps = append([]string{fmt.Sprintf("the evaluation would pick the %q chat template instead of the base model's %q", gotFam, wantFam)}, swaps...)
 	}

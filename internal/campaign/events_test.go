@@ -50,10 +50,10 @@ func TestReadRunEvents(t *testing.T) {
 		open      bool
 	}{
 		{name: "no events: solve.json only",
-			files:     map[string]string{rundir.SolveState: solveJSON(at(time.Hour), at(time.Minute), false)},
+			files:     map[string]string{rundir.SolveStateFile: solveJSON(at(time.Hour), at(time.Minute), false)},
 			heartbeat: at(time.Minute), open: true},
 		{name: "limit hit in the latest segment",
-			files: map[string]string{rundir.SolveState: solveJSON(at(time.Hour), at(30*time.Minute), true), rundir.EventsFile: eventLines(t,
+			files: map[string]string{rundir.SolveStateFile: solveJSON(at(time.Hour), at(30*time.Minute), true), rundir.EventsFile: eventLines(t,
 				ev(runevents.StageStarted, time.Hour), ev(runevents.SegmentStarted, time.Hour, seg(1)), ev(runevents.LimitHit, 30*time.Minute, seg(1), limit("memory")),
 				ev(runevents.SegmentEnded, 30*time.Minute, seg(1)), ev(runevents.StageEnded, 30*time.Minute), ev(runevents.StageStarted, 29*time.Minute))},
 			lastEvent: at(29 * time.Minute), limit: "memory", limitSeg: 1, heartbeat: at(30 * time.Minute)},

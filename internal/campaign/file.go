@@ -16,6 +16,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/ptb-dev/ptb/internal/job"
+	"github.com/ptb-dev/ptb/internal/registry"
 )
 
 // MaxFileBytes bounds a campaign file.
@@ -229,11 +230,27 @@ func (e *FileError) Error() string {
 }
 
 var (
-	nameRE   = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$`)
-	envRE    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	lineRE   = regexp.MustCompile(`line (\d+): `)
-	scaffold = []string{"claude", "codex", "gemini", "opencode", "scripted"}
+	nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$`)
+	envRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	lineRE = regexp.MustCompile(`line (\d+): `)
 )
+
+// scaffolds are the agent names a job may use: the registry's (the
+// built-in one, with the file's registry merged over it), sorted. A
+// registry file that cannot be read is reported where it is used (Expand's
+// caller); here the built-in registry stands in for it.
+func (f *File) scaffolds() []string {
+	reg, err := registry.Load(f.Registry)
+	if err != nil {
+		reg = registry.Default()
+	}
+	var names []string
+	for _, a := range reg.Agents {
+		names = append(names, a.Name)
+	}
+	slices.Sort(names)
+	return names
+}
 
 // ParseFile reads and checks the campaign file at path.
 func ParseFile(path string) (*File, error) {
@@ -440,6 +457,7 @@ func (f *File) fill(r *rawFile, root *yaml.Node) error {
 	if len(r.Agents) == 0 {
 		return f.errAt("agents", "required: at least one agent (scaffold, model, label)")
 	}
+	scaffold := f.scaffolds()
 	names := map[string]int{}
 	for i, a := range r.Agents {
 		p := fmt.Sprintf("agents[%d]", i)

@@ -22,7 +22,6 @@ import (
 // Files of a run directory the engine reads (besides rundir's). They are
 // written by ptb (the harness), never by the agent; each read is bounded.
 const (
-	runLockFile   = ".lock"        // pipeline.LockFile: flock held by the ptb working on the run
 	evalMetrics   = "metrics.json" // ptb eval's summary (a baseline's run directory)
 	maxStateBytes = 16 << 20
 	// eventsTail is how much of the end of events.jsonl a status reads:
@@ -60,20 +59,6 @@ func (v RunView) Fresh(now time.Time) bool {
 	return v.SolveOpen && !v.Heartbeat.IsZero() && now.Sub(v.Heartbeat) < FreshHeartbeat
 }
 
-type manifestView struct {
-	Stages map[string]result.Stage `json:"stages"`
-}
-
-type solveView struct {
-	BudgetS  float64 `json:"budget_s"`
-	Waited   int64   `json:"waited_ns"`
-	Segments []struct {
-		Start     time.Time  `json:"start"`
-		Heartbeat time.Time  `json:"heartbeat"`
-		End       *time.Time `json:"end"`
-	} `json:"segments"`
-}
-
 // ReadRun reads the run directory of entry e under root.
 func ReadRun(root string, e Entry) RunView {
 	var v RunView
@@ -82,7 +67,7 @@ func ReadRun(root string, e Entry) RunView {
 		return v
 	}
 	v.Exists = true
-	v.Locked = lockHeld(dir.Path(runLockFile))
+	v.Locked = lockHeld(dir.Path(rundir.LockFile))
 	if e.Kind == KindEval {
 		if _, err := os.Stat(dir.Path(evalMetrics)); err == nil {
 			v.Done = true
@@ -97,7 +82,7 @@ func ReadRun(root string, e Entry) RunView {
 			v.Err = err.Error()
 		}
 	}
-	if m, err := readJSON[manifestView](dir.Path(rundir.ManifestFile)); err == nil {
+	if m, err := readJSON[rundir.Manifest](dir.Path(rundir.ManifestFile)); err == nil {
 		for _, s := range result.Stages {
 			if st := m.Stages[s].Status; st != result.StatusDone && st != result.StatusSkipped {
 				v.Stage, v.StageStatus = s, st
@@ -108,23 +93,14 @@ func ReadRun(root string, e Entry) RunView {
 		v.Err = err.Error()
 	}
 	evHeartbeat, evOpen := readEvents(dir, &v)
-	if s, err := readJSON[solveView](dir.Path(rundir.SolveState)); err != nil {
+	if s, err := readJSON[rundir.SolveState](dir.Path(rundir.SolveStateFile)); err != nil {
 		// Without solve.json, the events say when the solve last ran.
 		v.Heartbeat, v.SolveOpen = evHeartbeat, evOpen
 	} else {
 		v.Budget = time.Duration(s.BudgetS * float64(time.Second))
-		v.Spent = time.Duration(s.Waited)
-		for i, g := range s.Segments {
-			end := g.Heartbeat
-			if g.End != nil {
-				end = *g.End
-			}
-			if end.After(g.Start) {
-				v.Spent += end.Sub(g.Start)
-			}
-			if i == len(s.Segments)-1 {
-				v.Heartbeat, v.SolveOpen = g.Heartbeat, g.End == nil
-			}
+		v.Spent = s.Spent()
+		if n := len(s.Segments); n > 0 {
+			v.Heartbeat, v.SolveOpen = s.Segments[n-1].Heartbeat, s.Segments[n-1].End == nil
 		}
 	}
 	return v

@@ -134,7 +134,7 @@ func Triage(in TriageInput) []string {
 	if r.State != CellDone || needsCUDA(r) {
 		texts := []string{}
 		if r.View.Exists {
-			texts = append(texts, tailFile(dir.Path(rundir.TraceLog), triageTail), tailFile(dir.Path(rundir.EvalDir+"/server.log"), triageTail), tailFile(dir.Path("server.log"), triageTail))
+			texts = append(texts, tailFile(dir.Path(rundir.TraceLog), triageTail), tailFile(dir.Path(rundir.ServerLogFile), triageTail), tailFile(dir.Path("server.log"), triageTail))
 		}
 		for _, l := range in.Logs {
 			texts = append(texts, tailFile(l, triageTail))

@@ -109,7 +109,7 @@ on first use in --pin-file.`,
 	f.StringVar(&o.HFCache, "hf-cache", "", "harness-owned Hugging Face hub cache holding the base and instruct weights (never the agent's)")
 	f.StringVar(&o.PinFile, "pin-file", "", "where reference weight digests are recorded on first use (default $PTB_CACHE/"+audit.PinFileName+"; - = never record)")
 	f.StringVar(&o.DataDir, "data-dir", "", "directory of benchmark test sets laid out like shared/datasets (default: the run's, then $PTB_DATA_DIR, cache, shipped, hub)")
-	f.StringVar(&o.HubLog, "hub-log", "", "hub log (JSONL) to check instead of RUN_DIR/"+audit.HubLogFile)
+	f.StringVar(&o.HubLog, "hub-log", "", "hub log (JSONL) to check instead of RUN_DIR/"+rundir.GatewayHubLog)
 	f.StringVar(&o.Protected, "protected", "", "protected-file manifest instead of RUN_DIR/"+rundir.ProtectedFile)
 	f.IntVar(&o.JudgeRuns, "judge-runs", 1, "judge runs to take the majority of")
 	return cmd

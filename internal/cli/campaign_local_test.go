@@ -63,7 +63,7 @@ func TestLocalCampaignSurvivesRestart(t *testing.T) {
 	// Kill the supervisor once runs are solving.
 	deadline := time.Now().Add(time.Minute)
 	for {
-		solving, _ := filepath.Glob(filepath.Join(f.out, "cell-*", rundir.SolveState))
+		solving, _ := filepath.Glob(filepath.Join(f.out, "cell-*", rundir.SolveStateFile))
 		b, _ := os.ReadFile(filepath.Join(dir, local.Subdir, local.StateFile))
 		if len(solving) >= 2 && strings.Contains(string(b), `"supervisor_pid"`) {
 			break
@@ -265,7 +265,7 @@ executor: {local: {gpus: [0, 1, 2, 3]}}
 	up, out := ptbChild(t, f.bin, "campaign", "up", file, "--wait", "--interval", "1s", "--exe", self)
 	deadline := time.Now().Add(time.Minute)
 	for {
-		solving, _ := filepath.Glob(filepath.Join(f.out, "gsm8k_*", rundir.SolveState))
+		solving, _ := filepath.Glob(filepath.Join(f.out, "gsm8k_*", rundir.SolveStateFile))
 		if len(solving) >= 2 && exists(filepath.Join(cdir, local.Subdir, local.StateFile)) && supervisorPID(t, cdir) != 0 {
 			break
 		}

@@ -107,7 +107,7 @@ shipped in ptb, then the hub; so the demo needs no network.`,
 			fmt.Fprintf(e.stdout, "\nWhere everything is:\n")
 			for _, p := range []struct{ what, path string }{
 				{"the record (result.json, schema v1)", rundir.ResultFile},
-				{"the agent's prompt", pipeline.PromptFile},
+				{"the agent's prompt", rundir.PromptFile},
 				{"the agent's raw trace (JSONL)", rundir.TraceRaw},
 				{"every output line with a timestamp", rundir.TraceLog},
 				{"the workspace the agent worked in", rundir.Workspace},

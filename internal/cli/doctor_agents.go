@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -13,14 +15,8 @@ import (
 
 	"github.com/ptb-dev/ptb/internal/agent"
 	"github.com/ptb-dev/ptb/internal/agent/agentcheck"
-	"github.com/ptb-dev/ptb/internal/agent/claude"
-	"github.com/ptb-dev/ptb/internal/agent/codex"
-	"github.com/ptb-dev/ptb/internal/agent/gemini"
-	"github.com/ptb-dev/ptb/internal/agent/opencode"
 	"github.com/ptb-dev/ptb/internal/registry"
 	"github.com/ptb-dev/ptb/internal/sandbox"
-	"github.com/ptb-dev/ptb/internal/sandbox/bwrap"
-	"github.com/ptb-dev/ptb/internal/sandbox/none"
 )
 
 // agentFlags are `ptb doctor`'s flags for the agent sessions.
@@ -40,8 +36,8 @@ func (f *agentFlags) register(fs *pflag.FlagSet) {
 
 // validate reports a usage mistake in the flags.
 func (f *agentFlags) validate() error {
-	if f.sandbox != "bwrap" && f.sandbox != "none" {
-		return usagef("--sandbox %q: want bwrap or none", f.sandbox)
+	if !slices.Contains(sandbox.Backends(), f.sandbox) {
+		return usagef("--sandbox %q: want %s", f.sandbox, strings.Join(sandbox.Backends(), " or "))
 	}
 	if f.prefix != "" {
 		if fi, err := os.Stat(f.prefix); err != nil || !fi.IsDir() {
@@ -54,26 +50,20 @@ func (f *agentFlags) validate() error {
 	return nil
 }
 
-// agentScaffolds maps registry agent names to their adapters.
-var agentScaffolds = map[string]func(bin string) agent.Scaffold{
-	"claude":   func(bin string) agent.Scaffold { return claude.New(claude.Options{Bin: bin}) },
-	"codex":    func(bin string) agent.Scaffold { return codex.New(codex.Options{Bin: bin}) },
-	"gemini":   func(bin string) agent.Scaffold { return gemini.New(gemini.Options{Bin: bin}) },
-	"opencode": func(bin string) agent.Scaffold { return opencode.New(opencode.Options{Bin: bin}) },
-}
-
 // agentChecks runs every registry CLI agent's scripted session, all at once,
 // and returns one line each (skip is reported as warn), preceded by a warn
 // line when the sandbox fell back to none. Progress goes to progress.
 func agentChecks(ctx context.Context, progress io.Writer, f agentFlags) []check {
 	var cs []check
-	var sb sandbox.Backend = none.New()
-	if f.sandbox == "bwrap" {
-		if err := bwrap.New().Check(ctx); err != nil {
-			cs = append(cs, check{Name: "agents sandbox", Status: "warn",
-				Detail: fmt.Sprintf("bwrap unusable, running the agent sessions unsandboxed: %v", err)})
-		} else {
-			sb = bwrap.New()
+	sb, err := sandbox.Lookup(f.sandbox)
+	if err != nil {
+		return append(cs, check{Name: "agents sandbox", Status: "fail", Detail: err.Error()})
+	}
+	if err := sb.Check(ctx); err != nil {
+		cs = append(cs, check{Name: "agents sandbox", Status: "warn",
+			Detail: fmt.Sprintf("%s unusable, running the agent sessions unsandboxed: %v", f.sandbox, err)})
+		if sb, err = sandbox.Lookup("none"); err != nil {
+			return append(cs, check{Name: "agents sandbox", Status: "fail", Detail: err.Error()})
 		}
 	}
 	path := os.Getenv("PATH")
@@ -85,10 +75,12 @@ func agentChecks(ctx context.Context, progress io.Writer, f agentFlags) []check 
 			ro = append(ro, abs)
 		}
 	}
+	// The registry's agents with a registered adapter (agent.Register).
 	var agents []registry.Agent
+	var adapters []agent.Adapter
 	for _, a := range registry.Default().Agents {
-		if agentScaffolds[a.Name] != nil {
-			agents = append(agents, a)
+		if ad, ok := agent.Lookup(a.Name); ok && ad.New != nil {
+			agents, adapters = append(agents, a), append(adapters, ad)
 		}
 	}
 	fmt.Fprintf(progress, "running %d agent sessions in sandbox %s (up to %s each)...\n",
@@ -103,7 +95,8 @@ func agentChecks(ctx context.Context, progress io.Writer, f agentFlags) []check 
 			if a.NPM != "" {
 				install = "npm install -g " + a.NPM
 			}
-			results[i] = agentcheck.Check(ctx, sb, agentScaffolds[a.Name](a.CLI), agentcheck.Options{
+			sc := adapters[i].New(agent.Options{Bin: a.CLI})
+			results[i] = agentcheck.Check(ctx, sb, sc, agentcheck.Options{
 				Timeout: f.timeout, Path: path, ReadOnly: ro, Install: install})
 		}()
 	}

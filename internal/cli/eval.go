@@ -19,8 +19,6 @@ import (
 	"github.com/ptb-dev/ptb/internal/pinned"
 	"github.com/ptb-dev/ptb/internal/registry"
 	"github.com/ptb-dev/ptb/internal/sandbox"
-	"github.com/ptb-dev/ptb/internal/sandbox/bwrap"
-	"github.com/ptb-dev/ptb/internal/sandbox/none"
 )
 
 func newEvalCmd(e *env) *cobra.Command {
@@ -124,7 +122,7 @@ to ptb, and none of ptb's environment but an allowlist (add to it with
 			if o.OutDir == "" {
 				o.OutDir = filepath.Join("ptb-eval", info.Name)
 			}
-			server := o.Backend == eval.BackendVLLM || o.Backend == eval.BackendHF
+			server := eval.StartsServer(o.Backend)
 			if noSandbox {
 				if cmd.Flags().Changed("sandbox") && sbName != "none" {
 					return usagef("--unsafe-no-sandbox runs without a sandbox; it cannot be combined with --sandbox %s", sbName)
@@ -212,15 +210,14 @@ to ptb, and none of ptb's environment but an allowlist (add to it with
 // evalSandbox returns the sandbox for the server and HumanEval programs:
 // the named backend, checked.
 func evalSandbox(ctx context.Context, name string, programs bool) (sandbox.Backend, error) {
-	switch name {
-	case "none":
-		return none.New(), nil
-	case "bwrap", "":
-	default:
-		return nil, usagef("unknown sandbox %q (want bwrap or none)", name)
+	if name == "" {
+		name = "bwrap"
 	}
-	b := bwrap.New()
-	err := b.Check(ctx)
+	b, err := sandbox.Lookup(name)
+	if err != nil {
+		return nil, usagef("unknown sandbox %q (want %s)", name, strings.Join(sandbox.Backends(), " or "))
+	}
+	err = b.Check(ctx)
 	if err == nil {
 		return b, nil
 	}

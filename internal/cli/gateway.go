@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/ptb-dev/ptb/internal/agentinfo"
 	"github.com/ptb-dev/ptb/internal/gateway"
 	"github.com/ptb-dev/ptb/internal/job"
 	"github.com/ptb-dev/ptb/internal/pipeline"
@@ -26,31 +27,14 @@ var keyVars = map[string][]string{
 }
 
 // agentProvider is the LLM provider an agent CLI talks to, as the
-// gateway's LLM route names it.
+// gateway's LLM route names it: what its adapter registered
+// (agentinfo.Info.Provider), "" for an agent that calls no model.
 func agentProvider(agent, model string) (string, error) {
-	switch agent {
-	case "claude":
-		return gateway.Anthropic, nil
-	case "codex":
-		return gateway.OpenAI, nil
-	case "gemini":
-		return gateway.Gemini, nil
-	case "opencode":
-		// OpenCode's built-in provider is pointed at the gateway's route
-		// for it (opencode.Options.Native); "ptb/NAME" is the
-		// OpenAI-compatible provider, for a custom --endpoint.
-		p, _, _ := strings.Cut(model, "/")
-		switch p {
-		case "openai", "ptb":
-			return gateway.OpenAI, nil
-		case "anthropic":
-			return gateway.Anthropic, nil
-		case "google":
-			return gateway.Gemini, nil
-		}
-		return "", fmt.Errorf("agent opencode: model %q: through the gateway OpenCode's provider must be anthropic, openai or google (or ptb for an OpenAI-compatible --endpoint)", model)
+	i, ok := agentinfo.Lookup(agent)
+	if !ok || i.Provider == nil {
+		return "", nil
 	}
-	return "", nil
+	return i.Provider(model)
 }
 
 // gatewayProviders returns the LLM route's providers for spec: the

@@ -6,19 +6,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/ptb-dev/ptb/internal/agent"
-	"github.com/ptb-dev/ptb/internal/agent/cliutil"
+	"github.com/ptb-dev/ptb/internal/agent/session"
 	"github.com/ptb-dev/ptb/internal/gateway"
 	"github.com/ptb-dev/ptb/internal/job"
-	"github.com/ptb-dev/ptb/internal/pipeline"
 	"github.com/ptb-dev/ptb/internal/safeio"
 	"github.com/ptb-dev/ptb/internal/sandbox"
 	"github.com/ptb-dev/ptb/internal/trace"
@@ -111,26 +108,32 @@ func (j *sandboxJudge) run(ctx context.Context, n int, dir, prompt string) error
 	}
 	defer gw.Close()
 	link := sandbox.Gateway{Init: selfPath(), SocketDir: sock}
-	base, err := link.URL(j.sb.Capabilities())
-	if err != nil {
-		return err
+	timeout := j.spec.Timeout
+	if timeout <= 0 {
+		timeout = job.DefaultJudgeTimeout
 	}
-	cmd, err := j.sc.Command(ctx, agent.Launch{Prompt: prompt, Model: j.spec.Model, Workspace: dir, Home: home, Endpoint: gw.Endpoint(base)})
-	if err != nil {
-		return fmt.Errorf("judge command: %w", err)
-	}
-	// The judge's directory is a copy of the agent's workspace: write
-	// into it without following anything the agent planted.
-	if err := pipeline.WriteFiles(home, cmd.HomeFiles, 0o600); err != nil {
-		return err
-	}
-	if err := pipeline.WriteFiles(dir, cmd.WorkspaceFiles, 0o600); err != nil {
-		return err
-	}
+	// The judge's directory is a copy of the agent's workspace: the
+	// session writes into it without following anything the agent
+	// planted. The judge CLI and, for an npm CLI, node are found on the
+	// harness's PATH.
 	path := os.Getenv("PATH")
-	bin, err := cliutil.LookPath(cmd.Argv[0], path)
+	plan, err := session.Prepare(ctx, session.Config{
+		Backend:   j.sb,
+		Scaffold:  j.sc,
+		Launch:    agent.Launch{Prompt: prompt, Model: j.spec.Model},
+		Workspace: dir,
+		Home:      home,
+		Tmp:       tmp,
+		Install:   &session.Install{Path: path, Required: true, AlwaysNode: true},
+		Env:       []string{"PATH=" + path, "HOME=" + home, "LANG=C.UTF-8", "TMPDIR=/tmp"},
+		SortEnv:   true,
+		Hidden:    j.hidden,
+		Gateway:   &session.Gateway{Link: &link, Server: gw},
+		Timeout:   timeout,
+		Grace:     10 * time.Second,
+	})
 	if err != nil {
-		return fmt.Errorf("judge agent %s: %w", j.sc.Name(), err)
+		return fmt.Errorf("judge: %w", err)
 	}
 	if err := os.MkdirAll(j.traceDir, 0o755); err != nil {
 		return err
@@ -145,40 +148,19 @@ func (j *sandboxJudge) run(ctx context.Context, n int, dir, prompt string) error
 		return err
 	}
 	defer errf.Close()
-	vars := gw.Env(base)
-	for _, kv := range append([]string{"PATH=" + path, "HOME=" + home, "LANG=C.UTF-8", "TMPDIR=/tmp"}, cmd.Env...) {
-		k, v, _ := strings.Cut(kv, "=")
-		vars[k] = v // the command's own variables win
-	}
-	var env []string
-	for _, k := range slices.Sorted(maps.Keys(vars)) {
-		env = append(env, k+"="+vars[k])
-	}
-	spec, err := link.Apply(sandbox.Spec{
-		Argv: cmd.Argv, Env: env, Dir: dir, Workspace: dir, Home: home, Tmp: tmp,
-		ReadOnly: judgeReadOnly(bin, path), Hidden: j.hidden, Stdout: out, Stderr: errf,
-	}, j.sb.Capabilities())
+	s, err := plan.Start(ctx, out, errf)
 	if err != nil {
-		return err
+		return fmt.Errorf("judge: %w", err)
 	}
-	p, err := j.sb.Start(ctx, spec)
-	if err != nil {
-		return fmt.Errorf("start judge: %w", err)
-	}
-	defer p.Destroy()
-	timeout := j.spec.Timeout
-	if timeout <= 0 {
-		timeout = job.DefaultJudgeTimeout
-	}
-	wctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	ex, err := p.Wait(wctx)
-	if errors.Is(err, context.DeadlineExceeded) {
-		p.Stop(10 * time.Second)
+	defer s.Destroy()
+	ex, err := s.Wait(ctx)
+	if ex.Reason == session.ReasonDeadline || ex.Reason == session.ReasonInterrupted && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return fmt.Errorf("judge timed out after %s", timeout)
 	}
+	if ex.Reason == session.ReasonInterrupted {
+		return ctx.Err()
+	}
 	if err != nil {
-		p.Stop(10 * time.Second)
 		return err
 	}
 	if ex.Code != 0 || ex.Signal != "" {
@@ -187,18 +169,7 @@ func (j *sandboxJudge) run(ctx context.Context, n int, dir, prompt string) error
 		if i := strings.LastIndexByte(last, '\n'); i >= 0 {
 			last = last[i+1:]
 		}
-		return fmt.Errorf("judge exited with %+v: %s", ex, last)
+		return fmt.Errorf("judge exited with %+v: %s", ex.Exit, last)
 	}
 	return nil
-}
-
-// judgeReadOnly is what the judge's sandbox shows of the host besides the
-// system directories: the judge CLI's installation and, for an npm CLI,
-// the node that runs it.
-func judgeReadOnly(bin, path string) []string {
-	ro := cliutil.InstallPaths(bin)
-	if node, err := cliutil.LookPath("node", path); err == nil {
-		ro = append(ro, cliutil.InstallPaths(node)...)
-	}
-	return ro
 }

@@ -12,34 +12,12 @@ import (
 
 	"github.com/ptb-dev/ptb/internal/agent/cliutil"
 	"github.com/ptb-dev/ptb/internal/agent/npmcli"
+	"github.com/ptb-dev/ptb/internal/agentinfo"
 	"github.com/ptb-dev/ptb/internal/campaign/local"
 	"github.com/ptb-dev/ptb/internal/job"
 	"github.com/ptb-dev/ptb/internal/registry"
 	"github.com/ptb-dev/ptb/internal/sandbox"
 )
-
-// credentialVars are the variables each agent CLI takes its API key from,
-// the first being the one to suggest.
-var credentialVars = map[string][]string{
-	"claude": {"ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN"},
-	"codex":  {"OPENAI_API_KEY", "CODEX_API_KEY"},
-	"gemini": {"GEMINI_API_KEY", "GOOGLE_API_KEY"},
-}
-
-// opencodeVars are OpenCode's key variables by the provider prefix of its
-// model (provider/model).
-var opencodeVars = map[string][]string{
-	"anthropic":  {"ANTHROPIC_API_KEY"},
-	"openai":     {"OPENAI_API_KEY"},
-	"google":     {"GEMINI_API_KEY", "GOOGLE_GENERATIVE_AI_API_KEY"},
-	"openrouter": {"OPENROUTER_API_KEY"},
-}
-
-// credentialFiles names the subscription credentials file of each CLI.
-var credentialFiles = map[string]string{
-	"claude": "~/.claude/.credentials.json", "codex": "~/.codex/auth.json",
-	"gemini": "~/.gemini/oauth_creds.json", "opencode": "~/.local/share/opencode/auth.json",
-}
 
 // preflight checks, before a run directory exists, what would make the run
 // fail for a reason the user can fix: the agent CLI, its credentials, the
@@ -65,7 +43,7 @@ func (p preflight) check(ctx context.Context, spec job.Spec, reg *registry.Regis
 		path := p.sandboxPath(spec)
 		if _, err := cliutil.LookPath(a.CLI, path); err != nil {
 			install := "npm install -g " + a.NPM
-			if pkg, ok := npmcli.Packages[a.Name]; ok {
+			if pkg, ok := npmcli.Packages()[a.Name]; ok {
 				install = "npm install -g " + pkg
 			}
 			add("agent %s: the %s CLI is not installed (not found on PATH or under --agents-prefix); install it with `%s` (or into a prefix with `npm install --prefix DIR %s` and pass --agents-prefix DIR)",
@@ -146,14 +124,8 @@ func (p preflight) credentials(spec job.Spec) string {
 	if spec.Endpoint != "" || spec.Credentials != "" {
 		return ""
 	}
-	vars := credentialVars[spec.Agent]
-	if spec.Agent == "opencode" {
-		provider, _, _ := strings.Cut(spec.AgentModel, "/")
-		vars = opencodeVars[provider]
-		if vars == nil {
-			vars = []string{strings.ToUpper(provider) + "_API_KEY"}
-		}
-	}
+	info, _ := agentinfo.Lookup(spec.Agent)
+	vars := info.Keys(spec.AgentModel)
 	if len(vars) == 0 {
 		return ""
 	}
@@ -175,7 +147,7 @@ func (p preflight) credentials(spec job.Spec) string {
 		}
 	}
 	return fmt.Sprintf("agent %s: no credentials: export %s=... and pass --env %s, or pass --credentials FILE (the CLI's subscription login, %s), or --endpoint URL for a model server that needs no key",
-		spec.Agent, vars[0], vars[0], credentialFiles[spec.Agent])
+		spec.Agent, vars[0], vars[0], info.LoginFile)
 }
 
 func joinInts(xs []int) string {

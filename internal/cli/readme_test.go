@@ -18,7 +18,7 @@ func TestReadmeCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	readme := string(b)
-	for name, pkg := range npmcli.Packages {
+	for name, pkg := range npmcli.Packages() {
 		if strings.Count(readme, pkg) < 2 {
 			t.Errorf("README does not pin %s (%s) in both npm lines", pkg, name)
 		}

@@ -129,7 +129,7 @@ for debugging only and never gives a clean verdict.`,
 	fl := c.Flags()
 	fl.StringVar(&f.resume, "resume", "", "resume the run in this run directory")
 	fl.StringVar(&f.runID, "run-id", "", "run directory OUT/ID: create the run, or resume it if it exists (the job flags must match its job.json)")
-	fl.DurationVar(&f.monitorEvery, "monitor-interval", monitor.DefaultInterval, "sample GPUs, CPU, RAM and disk into RUN_DIR/"+monitor.File+" this often (0 = off)")
+	fl.DurationVar(&f.monitorEvery, "monitor-interval", monitor.DefaultInterval, "sample GPUs, CPU, RAM and disk into RUN_DIR/"+rundir.MonitorFile+" this often (0 = off)")
 	fl.StringSliceVar(&f.redo, "redo", nil, "with --resume: rerun these stages (collect, audit, evaluate) and all after them, with the --eval-*/--judge-*/--data-dir settings given")
 	fl.StringVar(&f.spec.Agent, "agent", "", "agent scaffold: claude, codex, gemini, opencode, scripted")
 	fl.StringVar(&f.spec.AgentModel, "agent-model", "", "model or config string for the agent CLI")
@@ -237,7 +237,7 @@ func runRun(ctx context.Context, e *env, f *runFlags) error {
 				}
 				return usagef("--redo: %v", err)
 			}
-			fmt.Fprintf(e.stderr, "ptb: redoing %s of %s (%d setting(s) changed; see %s)\n", strings.Join(rec.Stages, ", "), dir, len(rec.Changes), pipeline.RedoFile)
+			fmt.Fprintf(e.stderr, "ptb: redoing %s of %s (%d setting(s) changed; see %s)\n", strings.Join(rec.Stages, ", "), dir, len(rec.Changes), rundir.RedoFile)
 		} else if res, done := finishedRun(dir); done {
 			// Nothing to do: a finished run is not rewritten.
 			fmt.Fprintf(e.stderr, "ptb: %s is finished; nothing to resume (rerun stages with --redo STAGE)\n", dir)
@@ -403,7 +403,7 @@ func jsonValue(v any) string {
 
 // busy is the exit of a start that finds the run's lock held.
 func busy(e *env, dir rundir.Dir) error {
-	fmt.Fprintf(e.stderr, "ptb: %s is busy: another ptb process holds its lock (%s) and is working on it; not starting it twice (exit %d)\n", dir, dir.Path(pipeline.LockFile), campaign.ExitBusy)
+	fmt.Fprintf(e.stderr, "ptb: %s is busy: another ptb process holds its lock (%s) and is working on it; not starting it twice (exit %d)\n", dir, dir.Path(rundir.LockFile), campaign.ExitBusy)
 	return exitCode(campaign.ExitBusy)
 }
 

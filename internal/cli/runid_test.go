@@ -67,10 +67,10 @@ func exitOf(t *testing.T, c *exec.Cmd) int {
 	return c.ProcessState.ExitCode()
 }
 
-func readSolve(t *testing.T, run string) pipeline.SolveState {
+func readSolve(t *testing.T, run string) rundir.SolveState {
 	t.Helper()
-	var st pipeline.SolveState
-	b, err := os.ReadFile(filepath.Join(run, rundir.SolveState))
+	var st rundir.SolveState
+	b, err := os.ReadFile(filepath.Join(run, rundir.SolveStateFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func waitSolving(t *testing.T, run string, out *bytes.Buffer) {
 	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for time.Now().Before(deadline) {
-		b, err := os.ReadFile(filepath.Join(run, rundir.SolveState))
+		b, err := os.ReadFile(filepath.Join(run, rundir.SolveStateFile))
 		if err == nil && bytes.Contains(b, []byte(`"end": null`)) {
 			return
 		}

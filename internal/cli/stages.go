@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"github.com/ptb-dev/ptb/internal/fsutil"
 	"github.com/ptb-dev/ptb/internal/pinned"
 	"log/slog"
 	"os"
@@ -10,13 +11,11 @@ import (
 	"strings"
 
 	"github.com/ptb-dev/ptb/internal/agent"
-	"github.com/ptb-dev/ptb/internal/agent/claude"
-	"github.com/ptb-dev/ptb/internal/agent/codex"
-	"github.com/ptb-dev/ptb/internal/agent/gemini"
-	"github.com/ptb-dev/ptb/internal/agent/opencode"
+	"github.com/ptb-dev/ptb/internal/agentinfo"
 	"github.com/ptb-dev/ptb/internal/audit"
 	"github.com/ptb-dev/ptb/internal/eval"
 	"github.com/ptb-dev/ptb/internal/eval/judge"
+	"github.com/ptb-dev/ptb/internal/eval/task"
 	"github.com/ptb-dev/ptb/internal/job"
 	"github.com/ptb-dev/ptb/internal/pipeline"
 	"github.com/ptb-dev/ptb/internal/registry"
@@ -66,7 +65,7 @@ func (a auditor) Audit(ctx context.Context, dir rundir.Dir, spec job.Spec) (*res
 	}
 	var txt strings.Builder
 	rep.WriteText(&txt)
-	if err := rundir.WriteFileAtomic(dir.Path(rundir.AuditDir, "audit.txt"), []byte(txt.String()), 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(dir.Path(rundir.AuditText), []byte(txt.String()), 0o644); err != nil {
 		return nil, err
 	}
 	return rep.Audit(), nil
@@ -99,7 +98,7 @@ func (ev evaluator) Evaluate(ctx context.Context, req pipeline.EvalRequest) (*re
 		}
 		o.BaseModel = &m
 	}
-	if s.Benchmark == "arenahardwriting" || s.Benchmark == "healthbench" {
+	if t, err := task.New(s.Benchmark, s.Eval.Version, task.Config{}); err == nil && t.Info().Judge {
 		// The grader runs on the host; its key never enters the sandbox.
 		if key := os.Getenv("OPENAI_API_KEY"); key != "" || os.Getenv("PTB_JUDGE_URL") != "" {
 			o.Judge = judge.NewOpenAI(os.Getenv("PTB_JUDGE_URL"), key)
@@ -151,23 +150,13 @@ func cliScaffold(spec job.Spec) (agent.Scaffold, error) {
 		cred = b
 	}
 	if spec.AgentModel == "" {
-		return nil, fmt.Errorf("agent %s needs a model: pass --agent-model (e.g. %s)", spec.Agent, exampleModel[spec.Agent])
+		ex := ""
+		if i, ok := agentinfo.Lookup(spec.Agent); ok {
+			ex = i.ExampleModel
+		}
+		return nil, fmt.Errorf("agent %s needs a model: pass --agent-model (e.g. %s)", spec.Agent, ex)
 	}
-	switch spec.Agent {
-	case "claude":
-		return claude.New(claude.Options{Credentials: cred}), nil
-	case "codex":
-		return codex.New(codex.Options{Auth: cred}), nil
-	case "gemini":
-		return gemini.New(gemini.Options{Credentials: cred}), nil
-	case "opencode":
-		return opencode.New(opencode.Options{Auth: cred, Native: spec.Network == sandbox.NetworkGateway}), nil
-	}
-	return nil, fmt.Errorf("%w for agent %q", errNoAdapter, spec.Agent)
-}
-
-var exampleModel = map[string]string{
-	"claude": "claude-opus-4-6", "codex": "gpt-5.1-codex:high", "gemini": "gemini-3-pro-preview", "opencode": "anthropic/claude-opus-4-6",
+	return agent.New(spec.Agent, agent.Options{Credentials: cred, Gateway: spec.Network == sandbox.NetworkGateway})
 }
 
 // usageReader reads token usage and cost from the raw trace.

@@ -53,7 +53,7 @@ func watchRun(ctx context.Context, e *env, dir rundir.Dir, spec job.Spec, interv
 		go func() {
 			defer wg.Done()
 			err := monitor.Run(ctx, monitor.Options{
-				Path: dir.Path(monitor.File), Interval: interval,
+				Path: dir.Path(rundir.MonitorFile), Interval: interval,
 				Sampler:  monitor.Sampler{Workspace: dir.Path(rundir.Workspace)},
 				Stage:    wt.currentStage,
 				OnSample: wt.onSample,

@@ -51,7 +51,7 @@ func TestRunMonitorAndStatus(t *testing.T) {
 		*m.GPUUtilMean != 98 || *m.GPUIdleFraction != 0 {
 		t.Fatalf("monitor summary %+v", m)
 	}
-	runs, _ := filepath.Glob(filepath.Join(out, "*", monitor.File))
+	runs, _ := filepath.Glob(filepath.Join(out, "*", rundir.MonitorFile))
 	if len(runs) != 1 {
 		t.Fatalf("monitor files %v", runs)
 	}

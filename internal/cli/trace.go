@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -34,7 +35,7 @@ func checkAgentFlag(agent string) error {
 			return nil
 		}
 	}
-	return usagef("unknown --agent %q: want one of claude, codex, gemini, opencode (or leave it out to detect)", agent)
+	return usagef("unknown --agent %q: want one of %s (or leave it out to detect)", agent, strings.Join(trace.Agents(), ", "))
 }
 
 func newTraceRenderCmd(e *env) *cobra.Command {
@@ -70,7 +71,7 @@ the trace unless --agent is given.`,
 			return err
 		},
 	}
-	cmd.Flags().StringVar(&agent, "agent", "", "agent CLI that wrote the trace: claude, codex, gemini, opencode (default: detect)")
+	cmd.Flags().StringVar(&agent, "agent", "", "agent CLI that wrote the trace: "+strings.Join(trace.Agents(), ", ")+" (default: detect)")
 	cmd.Flags().IntVar(&o.MaxOutputLines, "max-lines", 20, "tool output lines shown per result")
 	cmd.Flags().IntVar(&o.MaxOutputBytes, "max-bytes", 2000, "tool output bytes shown per result")
 	cmd.Flags().BoolVar(&o.ShowUnknown, "unknown", false, "print the raw JSON of events ptb does not normalize")
@@ -130,7 +131,7 @@ records the solve deadline; otherwise early_stop is null.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&agent, "agent", "", "agent CLI that wrote the trace: claude, codex, gemini, opencode (default: detect)")
+	cmd.Flags().StringVar(&agent, "agent", "", "agent CLI that wrote the trace: "+strings.Join(trace.Agents(), ", ")+" (default: detect)")
 	cmd.Flags().StringVar(&runDir, "run", "", "run directory whose result.json gives the solve deadline (for early_stop)")
 	cmd.Flags().StringVar(&model, "model", "", "model to price the usage at (default: the model named in the trace)")
 	cmd.Flags().StringVar(&pricesFile, "prices", "", "price table JSON overriding the built-in one")

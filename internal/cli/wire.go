@@ -2,17 +2,15 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/ptb-dev/ptb/internal/audit"
 	"github.com/ptb-dev/ptb/internal/eval/dataset"
-	"github.com/ptb-dev/ptb/internal/eval/task"
 
 	"github.com/ptb-dev/ptb/internal/agent"
 	"github.com/ptb-dev/ptb/internal/agent/scripted"
@@ -21,20 +19,13 @@ import (
 	"github.com/ptb-dev/ptb/internal/pipeline"
 	"github.com/ptb-dev/ptb/internal/registry"
 	"github.com/ptb-dev/ptb/internal/sandbox"
-	"github.com/ptb-dev/ptb/internal/sandbox/bwrap"
-	"github.com/ptb-dev/ptb/internal/sandbox/none"
 )
 
 // sandboxBackend returns the named backend after checking it can run here.
 func sandboxBackend(ctx context.Context, name string) (sandbox.Backend, error) {
-	var b sandbox.Backend
-	switch name {
-	case "bwrap":
-		b = bwrap.New()
-	case "none":
-		b = none.New()
-	default:
-		return nil, usagef("unknown sandbox %q (want bwrap or none; docker, podman and apptainer are not implemented yet)", name)
+	b, err := sandbox.Lookup(name)
+	if err != nil {
+		return nil, usagef("unknown sandbox %q (want %s; docker, podman and apptainer are not implemented yet)", name, strings.Join(sandbox.Backends(), " or "))
 	}
 	if err := b.Check(ctx); err != nil {
 		return nil, fmt.Errorf("sandbox %s: %w; install bubblewrap or pass --sandbox none for an unsandboxed development run", name, err)
@@ -111,8 +102,6 @@ func scaffoldFor(spec job.Spec) (agent.Scaffold, error) {
 	return cliScaffold(spec)
 }
 
-var errNoAdapter = errors.New("no adapter")
-
 // checkDataDir rejects a --data-dir that is not a directory: the
 // data-location rule (dataset.Locate) passes over a data dir that lacks a
 // file, so a mistyped one would otherwise go unnoticed.
@@ -131,19 +120,5 @@ func checkDataDir(dir string) error {
 // each task under the data-location rule (dataset.Locate), as evaluate reads
 // it.
 func testSets(dataDir string) audit.TestSets {
-	src := dataset.Locate(dataDir, "", false)
-	return &audit.CachedTestSets{Src: audit.RecordTestSets{Load: func(ctx context.Context, name string) ([]json.RawMessage, string, error) {
-		if name == "arenahard" {
-			name = "arenahardwriting"
-		}
-		files, ok := task.Files(name)
-		if !ok || len(files) == 0 {
-			return nil, "", fmt.Errorf("no data files for task %q: %w", name, os.ErrNotExist)
-		}
-		recs, err := dataset.Records(ctx, src, files[0])
-		if err != nil {
-			return nil, "", err
-		}
-		return recs, src.Where(ctx, files[0]), nil
-	}}}
+	return &audit.CachedTestSets{Src: audit.TaskTestSets{Src: dataset.Locate(dataDir, "", false)}}
 }

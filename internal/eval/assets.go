@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/ptb-dev/ptb/internal/eval/task"
+	"github.com/ptb-dev/ptb/internal/modelinfo"
 	"github.com/ptb-dev/ptb/internal/pinned"
 	"github.com/ptb-dev/ptb/internal/registry"
 )
@@ -66,7 +67,7 @@ func (o Options) resolveTemplate(ctx context.Context, info task.Info) (*Template
 			return nil, fmt.Errorf("base model %s has no chat template in the registry", o.BaseModel.ID)
 		}
 	} else {
-		rec.File, rec.ChosenBy = ChatTemplateFile(ModelType(o.ModelPath), info.Tools), ChosenByConfig
+		rec.File, rec.ChosenBy = ChatTemplateFile(modelinfo.ModelType(o.ModelPath), info.Tools), ChosenByConfig
 		if rec.File == "" {
 			return nil, fmt.Errorf("choose a chat template for %s: neither its directory name nor config.json's architectures name a known family (qwen, gemma, smollm, llama); give --base-model", o.ModelPath)
 		}

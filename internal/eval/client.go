@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ptb-dev/ptb/internal/eval/chat"
 	"github.com/ptb-dev/ptb/internal/eval/task"
 )
 
@@ -113,7 +114,7 @@ func contextOverflow(err error) (string, bool) {
 var errNullContent = errors.New("response message content is null (the original crashes here)")
 
 func (c *Client) sleep(ctx context.Context, d time.Duration) error {
-	return task.Sleep(ctx, d, c.Sleep)
+	return chat.Sleep(ctx, d, c.Sleep)
 }
 
 // Chat generates one output for s, with the failure semantics of style.
@@ -176,45 +177,25 @@ func (c *Client) Chat(ctx context.Context, s task.Sample, maxTokens int, style s
 	}
 }
 
-type chatResponse struct {
-	Choices []struct {
-		Message map[string]json.RawMessage `json:"message"`
-	} `json:"choices"`
-}
-
 func (c *Client) post(ctx context.Context, body []byte, strictShape bool) (task.Output, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(c.BaseURL, "/")+"/chat/completions", bytes.NewReader(body))
+	req, err := chat.NewRequest(ctx, c.BaseURL, c.APIKey, body)
 	if err != nil {
 		return task.Output{}, err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	if c.APIKey != "" {
-		req.Header.Set("Authorization", "Bearer "+c.APIKey)
-	}
-	hc := c.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
+	reply, err := chat.Send(c.HTTP, req)
 	if err != nil {
 		return task.Output{}, err
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return task.Output{}, err
+	if !reply.OK() {
+		return task.Output{}, &statusError{status: reply.Status, msg: errorMessage(reply.Body)}
 	}
-	if resp.StatusCode/100 != 2 {
-		return task.Output{}, &statusError{status: resp.StatusCode, msg: errorMessage(b)}
-	}
-	var r chatResponse
-	if err := json.Unmarshal(b, &r); err != nil {
+	m, err := chat.FirstMessage(reply.Body)
+	switch {
+	case errors.Is(err, chat.ErrNoChoices), errors.Is(err, chat.ErrNoMessage):
+		return task.Output{}, fmt.Errorf("response has no choices or message")
+	case err != nil:
 		return task.Output{}, fmt.Errorf("decode response: %w", err)
 	}
-	if len(r.Choices) == 0 || r.Choices[0].Message == nil {
-		return task.Output{}, fmt.Errorf("response has no choices or message")
-	}
-	m := r.Choices[0].Message
 	var out task.Output
 	raw, ok := m["content"]
 	if !ok && strictShape {

@@ -27,10 +27,10 @@ import (
 	"github.com/ptb-dev/ptb/internal/eval/judge"
 	"github.com/ptb-dev/ptb/internal/eval/pytext"
 	"github.com/ptb-dev/ptb/internal/eval/task"
+	"github.com/ptb-dev/ptb/internal/fsutil"
 	"github.com/ptb-dev/ptb/internal/jsonpos"
 	"github.com/ptb-dev/ptb/internal/pinned"
 	"github.com/ptb-dev/ptb/internal/registry"
-	"github.com/ptb-dev/ptb/internal/rundir"
 	"github.com/ptb-dev/ptb/internal/sandbox"
 	"github.com/schollz/progressbar/v3"
 )
@@ -231,7 +231,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	}
 	sum := &Summary{Task: info.Name, Version: info.Version, Backend: o.Backend, Samples: len(samples), OutDir: o.OutDir}
 	if len(todo) > 0 {
-		if o.Backend == BackendVLLM || o.Backend == BackendHF {
+		if o.startsServer() {
 			rec, err := o.resolveTemplate(ctx, info)
 			if err != nil {
 				return nil, err
@@ -268,7 +268,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 			return nil, err
 		}
 	}
-	if o.Backend == BackendVLLM || o.Backend == BackendHF {
+	if o.startsServer() {
 		// The last server that answered (none started when every sample
 		// was done already).
 		if rec := recordedServer(o.OutDir); rec != nil && rec.Backend == o.Backend {
@@ -296,7 +296,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	sum.Metrics = tk.Metrics(scored)
 	sum.Accuracy, _ = sum.Metrics["accuracy"].(float64)
 	sum.Stderr, _ = sum.Metrics["stderr"].(float64)
-	if err := rundir.WriteFileAtomic(filepath.Join(o.OutDir, MetricsFile), MetricsJSON(sum.Metrics), 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(filepath.Join(o.OutDir, MetricsFile), MetricsJSON(sum.Metrics), 0o644); err != nil {
 		return nil, fmt.Errorf("write metrics: %w", err)
 	}
 	return sum, nil
@@ -308,9 +308,8 @@ func (o Options) source() dataset.Source {
 	return dataset.Locate(o.DataDir, o.CacheDir, o.Offline)
 }
 
-// generator returns how outputs are obtained for the backend.
-type generator func(ctx context.Context, s task.Sample, maxTokens int) (task.Output, bool, error)
-
+// generator returns how outputs are obtained: from the backend
+// registered under o.Backend (backend.go).
 func (o Options) generator(ctx context.Context, info task.Info) (generator, func(), error) {
 	timeout := 8 * time.Hour
 	if o.Ladder != LadderPerSample && info.Style == task.StyleScript {
@@ -320,46 +319,11 @@ func (o Options) generator(ctx context.Context, info task.Info) (generator, func
 	if hc == nil {
 		hc = &http.Client{Timeout: timeout, Transport: transport(o.concurrency())}
 	}
-	switch o.Backend {
-	case BackendReplay:
-		if o.Responses == "" {
-			return nil, nil, errors.New("replay backend needs a responses file")
-		}
-		resp, err := ReadResponses(o.Responses)
-		if err != nil {
-			return nil, nil, err
-		}
-		return func(ctx context.Context, s task.Sample, _ int) (task.Output, bool, error) {
-			out, ok := resp[s.ID]
-			return out, ok, nil
-		}, func() {}, nil
-	case BackendURL, "":
-		if o.BaseURL == "" {
-			return nil, nil, errors.New("url backend needs a base URL (--base-url)")
-		}
-		return o.clientGenerator(ctx, hc, o.BaseURL, o.APIKey, o.Model, info, nil)
-	case BackendVLLM, BackendHF:
-		srv, err := startServer(ctx, o, info)
-		if err != nil {
-			return nil, nil, err
-		}
-		if err := o.noteServer(srv.Record()); err != nil {
-			srv.Close()
-			return nil, nil, err
-		}
-		// The server's socket, with the request timeout of the task.
-		shc := &http.Client{Timeout: timeout, Transport: srv.HTTP().Transport}
-		gen, stop, err := o.clientGenerator(ctx, shc, srv.BaseURL(), srv.APIKey(), srv.Model(), info, srv.Recover)
-		if err != nil {
-			srv.Close()
-			return nil, nil, err
-		}
-		return gen, func() {
-			stop()
-			srv.Close()
-		}, nil
+	b, err := LookupBackend(o.Backend)
+	if err != nil {
+		return nil, nil, err
 	}
-	return nil, nil, fmt.Errorf("unknown backend %q (want vllm, hf, url or replay)", o.Backend)
+	return b.Open(ctx, o, info, hc, timeout)
 }
 
 func (o Options) clientGenerator(ctx context.Context, hc *http.Client, base, key, model string, info task.Info, recover func(context.Context) error) (generator, func(), error) {
@@ -411,7 +375,7 @@ func (o Options) phases(info task.Info) []phase {
 			phases = append(phases, phase{info.MaxTokens[i], info.Attempts[i]})
 		}
 	}
-	if o.Backend == BackendReplay {
+	if o.replays() {
 		phases = phases[:1]
 		phases[0].attempts = 1
 	}
@@ -433,7 +397,7 @@ func (o Options) runFaithful(ctx context.Context, tk task.Task, info task.Info, 
 	path := filepath.Join(o.OutDir, SamplesFile)
 	start := 0
 	keep := done
-	if len(done) > 0 && o.Backend != BackendReplay {
+	if len(done) > 0 && !o.replays() {
 		start = -1
 		for i, ph := range phases {
 			same := true
@@ -663,7 +627,7 @@ func (o Options) one(ctx context.Context, tk task.Task, env task.Env, s task.Sam
 	}
 	sc.ID = s.ID
 	sc.Output = &out
-	if o.Backend != BackendReplay {
+	if !o.replays() {
 		sc.MaxTokens = maxTokens
 	}
 	return sc, !ok, nil
@@ -811,7 +775,7 @@ func checkState(dir string, info task.Info, maxTokens int, ladder string) error 
 			return fmt.Errorf("%s has %s but no %s saying what produced it; use another --out directory", dir, SamplesFile, StateFile)
 		}
 		b, _ := json.MarshalIndent(state{Task: info.Name, Version: info.Version, MaxTokens: maxTokens, Ladder: ladder}, "", "  ")
-		return rundir.WriteFileAtomic(p, append(b, '\n'), 0o644)
+		return fsutil.WriteFileAtomic(p, append(b, '\n'), 0o644)
 	}
 	return fmt.Errorf("read %s: %w", p, err)
 }

@@ -11,7 +11,7 @@ import (
 
 	"github.com/ptb-dev/ptb/internal/eval/pyexec"
 	"github.com/ptb-dev/ptb/internal/eval/task"
-	"github.com/ptb-dev/ptb/internal/rundir"
+	"github.com/ptb-dev/ptb/internal/fsutil"
 )
 
 // ProgramsRecord says which interpreter ran HumanEval's programs and how
@@ -101,7 +101,7 @@ func updateState(dir string, change func(*state)) error {
 	}
 	change(&st)
 	out, _ := json.MarshalIndent(st, "", "  ")
-	return rundir.WriteFileAtomic(p, append(out, '\n'), 0o644)
+	return fsutil.WriteFileAtomic(p, append(out, '\n'), 0o644)
 }
 
 // recordedState is OUT/eval.json, if it can be read.

@@ -89,28 +89,6 @@ func FuzzReadScored(f *testing.F) {
 	})
 }
 
-// FuzzConfigArchitectures feeds arbitrary config.json files to the reader
-// the evaluation picks its chat template with: no panic, and malformed
-// JSON is refused with the file's line, column and byte.
-// Seeds: testdata/fuzz/FuzzConfigArchitectures.
-func FuzzConfigArchitectures(f *testing.F) {
-	f.Add([]byte(`{"architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3"}`))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		dir := t.TempDir()
-		if err := os.WriteFile(filepath.Join(dir, "config.json"), data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		_, err := ConfigArchitectures(dir)
-		var m map[string]json.RawMessage
-		if json.Unmarshal(data, &m) != nil {
-			if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, "config.json")) || !(strings.Contains(err.Error(), "line ") || strings.Contains(err.Error(), "empty")) {
-				t.Fatalf("malformed config.json: got %v", err)
-			}
-		}
-		ModelType(dir) // never panics
-	})
-}
-
 // TestReadersNameLines: each malformed line is refused with file:line:column.
 func TestReadersNameLines(t *testing.T) {
 	cases := []struct {

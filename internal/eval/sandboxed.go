@@ -470,13 +470,7 @@ func (p *procServer) runVersion(ctx context.Context) (string, error) {
 		}
 		return "", fmt.Errorf("%s %s: %s: %s", filepath.Base(p.inst.Argv0), strings.Join(p.versionArgs, " "), exitText(ex, nil), msg)
 	}
-	if p.o.Backend == BackendHF {
-		return strings.TrimSpace(lastLine(out.String())), nil
-	}
-	if v := parseVLLMVersion(out.String()); v != "" {
-		return v, nil
-	}
-	return "", fmt.Errorf("no version in the output of vllm --version: %q", lastLine(out.String()))
+	return p.launcher.version(out.String())
 }
 
 var versionLine = regexp.MustCompile(`^v?(\d+\.\d+(?:\.\d+)*(?:[.+\-]?[0-9A-Za-z][0-9A-Za-z.+\-]*)?)$`)

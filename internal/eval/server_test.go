@@ -23,6 +23,7 @@ import (
 	"github.com/ptb-dev/ptb/internal/eval/evaltest"
 	"github.com/ptb-dev/ptb/internal/eval/pyexec"
 	"github.com/ptb-dev/ptb/internal/eval/task"
+	"github.com/ptb-dev/ptb/internal/modelinfo"
 	"github.com/ptb-dev/ptb/internal/sandbox/none"
 	"github.com/ptb-dev/ptb/internal/sandbox/relay"
 )
@@ -441,7 +442,7 @@ func TestServerArgs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		o := Options{ModelPath: c.model, tmplPath: tmpl + "/" + ChatTemplateFile(ModelType(c.model), tk.Info().Tools)}
+		o := Options{ModelPath: c.model, tmplPath: tmpl + "/" + ChatTemplateFile(modelinfo.ModelType(c.model), tk.Info().Tools)}
 		got := strings.Join(VLLMArgs(o, tk.Info(), 8000, "K"), " ")
 		if want := strings.Replace(c.want, " Q ", " "+c.model+" ", 1); got != want {
 			t.Errorf("%s %s:\n got %s\nwant %s", c.task, filepath.Base(c.model), got, want)
@@ -452,21 +453,5 @@ func TestServerArgs(t *testing.T) {
 				t.Errorf("hf args %s", h)
 			}
 		}
-	}
-}
-
-// The original evaluated $EVAL_DIR/final_model: the architecture decides
-// the template, not the names of the directories above it.
-func TestModelTypeIgnoresParentDirectories(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "gsm8k_smollm3-3b_claude_s0", "collect", "final_model")
-	os.MkdirAll(dir, 0o755)
-	os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"architectures":["Qwen2ForCausalLM"]}`), 0o644)
-	if got := ModelType(dir); got != "qwen" {
-		t.Errorf("ModelType = %q, want qwen (from architectures[0])", got)
-	}
-	named := filepath.Join(t.TempDir(), "Qwen3-1.7B")
-	os.MkdirAll(named, 0o755)
-	if got := ModelType(named); got != "qwen" {
-		t.Errorf("ModelType(%s) = %q, want qwen (from the directory's name)", named, got)
 	}
 }

@@ -119,41 +119,20 @@ func (p *procServer) setup(ctx context.Context, info task.Info) error {
 	}
 	p.self = self
 	hostEnv := installQueryEnv(o.ServerEnv)
-	switch o.Backend {
-	case BackendHF:
-		script := filepath.Join(p.dirs.Code, HFServerFile)
-		if err := os.WriteFile(script, hfServerPy, 0o644); err != nil {
-			return fmt.Errorf("write hf server: %w", err)
-		}
-		py := o.HFPython
-		if py == "" {
-			py = "python3"
-		}
-		inst, err := findInstall(ctx, py, true, hostEnv)
-		if err != nil {
-			return fmt.Errorf("hf server: %w (is python3 with torch and transformers installed? set --hf-python)", err)
-		}
-		p.name, p.inst = "hf server", inst
-		p.args = func(port int) []string { return append([]string{script}, HFArgs(o, info, port, p.key)...) }
-		p.versionArgs = []string{"-c", hfVersionScript}
-		p.record = ServerRecord{Backend: BackendHF}
-	default:
-		bin := o.VLLM
-		if bin == "" {
-			bin = "vllm"
-		}
-		inst, err := findInstall(ctx, bin, false, hostEnv)
-		if err != nil {
-			return fmt.Errorf("vllm: %w (is vLLM installed? try --backend hf or --backend url)", err)
-		}
-		p.name, p.inst = "vllm", inst
-		p.args = func(port int) []string { return VLLMArgs(o, info, port, p.key) }
-		p.versionArgs = []string{"--version"}
-		p.record = ServerRecord{Backend: BackendVLLM, PinnedVersion: PinnedVLLM}
+	b, err := LookupBackend(o.Backend)
+	if err != nil {
+		return err
+	}
+	sb, ok := b.(serverBackend)
+	if !ok {
+		return fmt.Errorf("backend %s does not start a server", o.Backend)
+	}
+	p.launcher = sb.l
+	if err := sb.l.configure(ctx, p, info, hostEnv); err != nil {
+		return err
 	}
 	p.record.Sandbox, p.record.Unsandboxed = caps.Name, !caps.Isolated
 	p.record.GPUs = append([]int{}, o.GPUs...)
-	p.record.TrustRemoteCode = o.Backend != BackendHF && info.Style == task.StyleScript
 	p.record.Executable = p.inst.Argv0
 	p.hc = &http.Client{Timeout: 8 * time.Hour, Transport: unixTransport(p.dirs.sock(), o.concurrency())}
 	return nil
@@ -181,6 +160,7 @@ func freePort() (int, error) {
 // inside, then runs `vllm serve` or the embedded transformers server.
 type procServer struct {
 	o           Options
+	launcher    serverLauncher // vllm or hf
 	key         string
 	name        string // in messages: "vllm", "hf server"
 	sb          sandbox.Backend

@@ -16,7 +16,11 @@ import (
 	"github.com/ptb-dev/ptb/internal/agent/gemini"
 	"github.com/ptb-dev/ptb/internal/agent/npmcli"
 	"github.com/ptb-dev/ptb/internal/agent/opencode"
+	"github.com/ptb-dev/ptb/internal/agent/session"
 	"github.com/ptb-dev/ptb/internal/modelserver"
+	"github.com/ptb-dev/ptb/internal/sandbox"
+	"github.com/ptb-dev/ptb/internal/sandbox/none"
+	"github.com/ptb-dev/ptb/internal/sandbox/sandboxtest"
 )
 
 // The four real agent CLIs (from npm) complete a scripted session through
@@ -66,36 +70,39 @@ func TestRealCLIsThroughGateway(t *testing.T) {
 			os.MkdirAll(home, 0o755)
 			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 			defer cancel()
-			cmd, err := tc.sc.Command(ctx, agent.Launch{Prompt: "Create out.txt containing hello", Model: tc.model,
-				Workspace: ws, Home: home, Endpoint: LLMEndpoint(base, tc.provider)})
+			plan, err := session.Prepare(ctx, session.Config{
+				Backend:   none.New(),
+				Scaffold:  tc.sc,
+				Launch:    agent.Launch{Prompt: "Create out.txt containing hello", Model: tc.model, Endpoint: LLMEndpoint(base, tc.provider)},
+				Workspace: ws,
+				Home:      home,
+				Tmp:       root,
+				Env:       []string{"PATH=" + bin + ":" + filepath.Dir(node) + ":/usr/local/bin:/usr/bin:/bin"},
+				Network:   sandbox.NetworkHost, // unsandboxed: the sandbox is ptb run's part
+				Grace:     5 * time.Second,
+			})
 			if err != nil {
 				t.Fatal(err)
 			}
-			for dir, files := range map[string]map[string][]byte{home: cmd.HomeFiles, ws: cmd.WorkspaceFiles} {
-				for rel, b := range files {
-					p := filepath.Join(dir, rel)
-					os.MkdirAll(filepath.Dir(p), 0o755)
-					if err := os.WriteFile(p, b, 0o600); err != nil {
-						t.Fatal(err)
-					}
-				}
-			}
-			c := exec.CommandContext(ctx, cmd.Argv[0], cmd.Argv[1:]...)
-			c.Dir = ws
-			c.Env = append([]string{"PATH=" + bin + ":" + filepath.Dir(node) + ":/usr/local/bin:/usr/bin:/bin"}, cmd.Env...)
-			for _, kv := range c.Env {
+			for _, kv := range plan.Spec.Env {
 				if strings.Contains(kv, realKey) {
 					t.Fatalf("the CLI's environment holds the real key: %s", kv)
 				}
 			}
-			out, err := c.CombinedOutput()
+			var out sandboxtest.Buffer // stdout and stderr, as CombinedOutput had them
+			p, err := plan.Start(ctx, &out, &out)
 			if err != nil {
-				t.Fatalf("%s: %v\n%s", tc.name, err, tail(string(out)))
+				t.Fatal(err)
+			}
+			defer p.Destroy()
+			ex, err := p.Wait(ctx)
+			if err != nil || ex.Reason != session.ReasonExited || ex.Code != 0 {
+				t.Fatalf("%s: %+v %v\n%s", tc.name, ex, err, tail(out.String()))
 			}
 			if got, _ := os.ReadFile(filepath.Join(ws, "out.txt")); strings.TrimSpace(string(got)) != "hello" {
-				t.Errorf("out.txt = %q: the session did not complete\n%s", got, tail(string(out)))
+				t.Errorf("out.txt = %q: the session did not complete\n%s", got, tail(out.String()))
 			}
-			if strings.Contains(string(out), realKey) {
+			if strings.Contains(out.String(), realKey) {
 				t.Errorf("the real key appears in the CLI's output")
 			}
 			if err := g.Close(); err != nil {

@@ -9,10 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/ptb-dev/ptb/internal/agentinfo"
 	"github.com/ptb-dev/ptb/internal/registry"
 	"github.com/ptb-dev/ptb/internal/sandbox"
 )
@@ -127,7 +129,12 @@ const (
 // error naming the bad field and what is allowed.
 func (s *Spec) Normalize(reg *registry.Registry) error {
 	if s.Agent == "" {
-		return fmt.Errorf("job: agent is required (one of claude, codex, gemini, opencode, scripted)")
+		var names []string
+		for _, a := range reg.Agents {
+			names = append(names, a.Name)
+		}
+		slices.Sort(names)
+		return fmt.Errorf("job: agent is required (one of %s)", strings.Join(names, ", "))
 	}
 	if _, err := reg.Agent(s.Agent); err != nil {
 		return fmt.Errorf("job: agent: %w", err)
@@ -197,7 +204,7 @@ func (s *Spec) Normalize(reg *registry.Registry) error {
 		return fmt.Errorf("job: eval backend url needs a base URL")
 	}
 	if s.Agent != "scripted" && s.AgentModel == "" {
-		return fmt.Errorf("job: agent %s needs a model: pass --agent-model (e.g. claude-opus-4-6, gpt-5.1-codex:high, gemini-3-pro-preview, anthropic/claude-opus-4-6)", s.Agent)
+		return fmt.Errorf("job: agent %s needs a model: pass --agent-model (e.g. %s)", s.Agent, exampleModels())
 	}
 	if s.Agent != "scripted" && s.Network == sandbox.NetworkNone && s.Sandbox != "none" {
 		return fmt.Errorf("job: agent %s must reach its model API, which --network none forbids: use --network gateway (the default)", s.Agent)
@@ -246,6 +253,21 @@ func (s *Spec) Normalize(reg *registry.Registry) error {
 		s.ReadOnly[i] = abs
 	}
 	return nil
+}
+
+// exampleModels are --agent-model values to suggest: every registered
+// agent's example, by agent name.
+func exampleModels() string {
+	var ex []string
+	for _, i := range agentinfo.All() {
+		if i.ExampleModel != "" {
+			ex = append(ex, i.ExampleModel)
+		}
+	}
+	if len(ex) == 0 {
+		return "the model id the agent CLI takes"
+	}
+	return strings.Join(ex, ", ")
 }
 
 // Budget is the solve time budget.

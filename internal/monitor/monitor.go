@@ -25,9 +25,6 @@ import (
 	"github.com/ptb-dev/ptb/internal/result"
 )
 
-// File is the samples' file in the run directory.
-const File = "monitor.jsonl"
-
 // DefaultInterval is the time between samples.
 const DefaultInterval = 60 * time.Second
 

@@ -87,7 +87,7 @@ func TestParseErrors(t *testing.T) {
 
 // Run appends a sample at once and then one per interval, with the stage.
 func TestRun(t *testing.T) {
-	path := filepath.Join(t.TempDir(), File)
+	path := filepath.Join(t.TempDir(), "samples.jsonl")
 	ctx, cancel := context.WithCancel(context.Background())
 	n := 0
 	done := make(chan error)
@@ -119,7 +119,7 @@ func f(x float64) *float64 { return &x }
 
 // The summary over the solve's samples of the job's GPUs.
 func TestSummarize(t *testing.T) {
-	path := filepath.Join(t.TempDir(), File)
+	path := filepath.Join(t.TempDir(), "samples.jsonl")
 	samples := []Sample{
 		{Stage: "prepare", IntervalS: 60, GPUs: []GPU{{Index: 0, UtilPct: f(0), MemUsed: f(99999)}}},
 		{Stage: "solve", IntervalS: 60, GPUs: []GPU{{Index: 0, UtilPct: f(0), MemUsed: f(1)}, {Index: 1, UtilPct: f(100), MemUsed: f(80000)}}},

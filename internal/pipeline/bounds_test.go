@@ -55,7 +55,7 @@ func TestAuditDeadline(t *testing.T) {
 		t.Errorf("audit record = %+v, want one %s finding", res.Audit, pipeline.AuditDeadlineCheck)
 	}
 	validate(t, d)
-	f, err := os.OpenFile(d.Path(pipeline.LockFile), os.O_RDWR, 0)
+	f, err := os.OpenFile(d.Path(rundir.LockFile), os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,8 +187,8 @@ func TestTraceBounded(t *testing.T) {
 				t.Errorf("result.json solve.trace_truncated is false")
 			}
 			var cuts []pipeline.Truncation
-			if err := d.ReadJSON(pipeline.TraceTruncationFile, &cuts); err != nil || len(cuts) == 0 || cuts[0].Kind != c.kind || cuts[0].SHA256 == "" {
-				t.Errorf("%s: %+v (%v), want a %s cut with a sha256", pipeline.TraceTruncationFile, cuts, err, c.kind)
+			if err := d.ReadJSON(rundir.TruncationFile, &cuts); err != nil || len(cuts) == 0 || cuts[0].Kind != c.kind || cuts[0].SHA256 == "" {
+				t.Errorf("%s: %+v (%v), want a %s cut with a sha256", rundir.TruncationFile, cuts, err, c.kind)
 			}
 			for _, f := range []string{rundir.TraceRaw, rundir.TraceLog} {
 				fi, err := os.Stat(d.Path(f))

@@ -12,22 +12,11 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/ptb-dev/ptb/internal/fsutil"
 	"github.com/ptb-dev/ptb/internal/result"
 	"github.com/ptb-dev/ptb/internal/rundir"
 	"github.com/ptb-dev/ptb/internal/safeio"
 )
-
-// Files written by collect, relative to the run directory.
-const (
-	ProtectedCheckFile = "collect/protected_check.json"
-	SnapshotSkipped    = "collect/snapshot_skipped.txt"
-)
-
-// ProtectedCheck is the collect-time comparison with protected.json.
-type ProtectedCheck struct {
-	OK      bool     `json:"ok"`
-	Changes []string `json:"changes"`
-}
 
 // SnapshotMaxFile is the largest file kept in the workspace snapshot.
 const SnapshotMaxFile = 20 << 20
@@ -104,7 +93,7 @@ func (x *run) collect(ctx context.Context) (result.Stage, error) {
 		for _, f := range slices.Sorted(maps.Keys(sums)) {
 			fmt.Fprintf(&b, "%s  %s\n", sums[f], f)
 		}
-		if err := rundir.WriteFileAtomic(x.dir.Path(rundir.FinalModelSum), []byte(b.String()), 0o644); err != nil {
+		if err := fsutil.WriteFileAtomic(x.dir.Path(rundir.FinalModelSum), []byte(b.String()), 0o644); err != nil {
 			return result.Stage{}, err
 		}
 		for _, r := range refused {
@@ -122,7 +111,7 @@ func (x *run) collect(ctx context.Context) (result.Stage, error) {
 	if err != nil {
 		return result.Stage{}, err
 	}
-	if err := x.dir.WriteJSON(ProtectedCheckFile, ProtectedCheck{OK: len(changes) == 0, Changes: changes}); err != nil {
+	if err := x.dir.WriteJSON(rundir.ProtectedCheckFile, rundir.ProtectedCheck{OK: len(changes) == 0, Changes: changes}); err != nil {
 		return result.Stage{}, err
 	}
 	if len(changes) > 0 {
@@ -144,7 +133,7 @@ func (x *run) collect(ctx context.Context) (result.Stage, error) {
 			notes = append(notes, "snapshot: not copied: "+sk)
 		}
 	}
-	if err := rundir.WriteFileAtomic(x.dir.Path(SnapshotSkipped), []byte(strings.Join(skipped, "\n")+"\n"), 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(x.dir.Path(rundir.SnapshotSkippedFile), []byte(strings.Join(skipped, "\n")+"\n"), 0o644); err != nil {
 		return result.Stage{}, err
 	}
 	return result.Stage{Status: result.StatusDone, Reason: strings.Join(notes, "; ")}, nil

@@ -9,8 +9,11 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"path"
 	"sync"
 	"time"
+
+	"github.com/ptb-dev/ptb/internal/rundir"
 )
 
 // lineLog writes output.log: every line of the agent's stdout and stderr,
@@ -79,7 +82,7 @@ func (l *lineLog) finish() {
 	msg := fmt.Sprintf("%s ptb output.log truncated: %d records (%d bytes) dropped after the cap of %d bytes (job bounds.trace_max_bytes)\n",
 		l.now().UTC().Format("2006-01-02T15:04:05.000000000Z"), l.dropped, l.dropB, l.maxBytes)
 	l.w.Write([]byte(msg))
-	l.cuts = append(l.cuts, Truncation{Kind: "trace", File: "output.log", Bytes: l.written + l.dropB, KeptHead: l.written})
+	l.cuts = append(l.cuts, Truncation{Kind: "trace", File: path.Base(rundir.TraceLog), Bytes: l.written + l.dropB, KeptHead: l.written})
 	l.dropped, l.dropB = 0, 0
 }
 
@@ -140,7 +143,7 @@ func (s *streamWriter) end(tag string) {
 		s.log.write(s.started, "ptb", fmt.Appendf(nil, "%s line truncated: %d bytes, sha256 %s; kept the first %d and the last %d (job bounds.trace_max_line)", s.name, s.n, sum, len(s.buf), len(t)))
 		s.log.write(s.started, tag, t)
 		s.log.mu.Lock()
-		s.log.cuts = append(s.log.cuts, Truncation{Kind: "line", File: "output.log", Stream: s.name, Bytes: s.n, KeptHead: int64(len(s.buf)), KeptTail: int64(len(t)), SHA256: sum})
+		s.log.cuts = append(s.log.cuts, Truncation{Kind: "line", File: path.Base(rundir.TraceLog), Stream: s.name, Bytes: s.n, KeptHead: int64(len(s.buf)), KeptTail: int64(len(t)), SHA256: sum})
 		s.log.mu.Unlock()
 	}
 	s.buf = s.buf[:0]
@@ -316,7 +319,7 @@ func (r *rawTrace) endLine(newline bool) {
 		r.emit([]byte{'\n'})
 	}
 	if r.ltail.wrapped() {
-		c := Truncation{Segment: r.seg, File: "agent.jsonl", Kind: "line", Line: r.line, Bytes: r.n, KeptHead: r.head, KeptTail: int64(len(t)), SHA256: hex.EncodeToString(r.lhash.Sum(nil))}
+		c := Truncation{Segment: r.seg, File: path.Base(rundir.TraceRaw), Kind: "line", Line: r.line, Bytes: r.n, KeptHead: r.head, KeptTail: int64(len(t)), SHA256: hex.EncodeToString(r.lhash.Sum(nil))}
 		r.cuts = append(r.cuts, c)
 		if !newline {
 			r.emit([]byte{'\n'})
@@ -367,7 +370,7 @@ func (r *rawTrace) Close() error {
 				t = nil
 			}
 		}
-		c := Truncation{Segment: r.seg, File: "agent.jsonl", Kind: "trace", Bytes: r.in, KeptHead: r.headOut, KeptTail: int64(len(t)), SHA256: hex.EncodeToString(r.all.Sum(nil))}
+		c := Truncation{Segment: r.seg, File: path.Base(rundir.TraceRaw), Kind: "trace", Bytes: r.in, KeptHead: r.headOut, KeptTail: int64(len(t)), SHA256: hex.EncodeToString(r.all.Sum(nil))}
 		r.cuts = append(r.cuts, c)
 		if r.last != '\n' {
 			r.w.Write([]byte{'\n'})
@@ -379,22 +382,18 @@ func (r *rawTrace) Close() error {
 	return r.w.Flush()
 }
 
-// TraceTruncationFile lists every cut made in the trace (a JSON array of
-// Truncation); absent when the trace is whole.
-const TraceTruncationFile = "trace/truncation.json"
-
-// recordTruncation appends a segment's cuts to TraceTruncationFile.
+// recordTruncation appends a segment's cuts to rundir.TruncationFile.
 func (x *run) recordTruncation(seg int, raw, log []Truncation) {
 	if len(raw)+len(log) == 0 {
 		return
 	}
 	var all []Truncation
-	x.dir.ReadJSON(TraceTruncationFile, &all)
+	x.dir.ReadJSON(rundir.TruncationFile, &all)
 	for _, c := range append(append([]Truncation{}, raw...), log...) {
 		c.Segment = seg
 		all = append(all, c)
 	}
-	if err := x.dir.WriteJSON(TraceTruncationFile, all); err != nil {
+	if err := x.dir.WriteJSON(rundir.TruncationFile, all); err != nil {
 		x.log.Warn("record trace truncation", "err", err)
 	}
 }

@@ -18,7 +18,6 @@ import (
 	"regexp"
 	"slices"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/ptb-dev/ptb/internal/agent"
@@ -113,14 +112,8 @@ func (r *Runner) log() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-// Manifest is manifest.json: the stage table, rewritten atomically after
-// every transition.
-type Manifest struct {
-	RunID   string                  `json:"run_id"`
-	Created string                  `json:"created_at"`
-	Updated string                  `json:"updated_at"`
-	Stages  map[string]result.Stage `json:"stages"`
-}
+// Manifest is manifest.json (rundir owns the format).
+type Manifest = rundir.Manifest
 
 // Create makes a new run directory for spec under spec.OutRoot and writes
 // job.json and the manifest. It returns the directory.
@@ -164,7 +157,7 @@ func writeNew(d rundir.Dir, id string, spec job.Spec, now time.Time) error {
 	for _, s := range result.Stages {
 		m.Stages[s] = result.Stage{Status: result.StatusPending}
 	}
-	return d.WriteJSON(rundir.ManifestFile, m)
+	return d.WriteManifest(&m)
 }
 
 // validRunID is what a caller-chosen run id may be: one path element,
@@ -232,11 +225,7 @@ func LoadSpec(d rundir.Dir) (job.Spec, error) {
 
 // LoadManifest reads manifest.json.
 func LoadManifest(d rundir.Dir) (*Manifest, error) {
-	var m Manifest
-	if err := d.ReadJSON(rundir.ManifestFile, &m); err != nil {
-		return nil, fmt.Errorf("read manifest: %w", err)
-	}
-	return &m, nil
+	return d.ReadManifest()
 }
 
 // run is the state of one Run call.
@@ -257,7 +246,7 @@ type run struct {
 func (x *run) set(stage string, st result.Stage) error {
 	x.man.Stages[stage] = st
 	x.man.Updated = result.Now(x.r.now())
-	return x.dir.WriteJSON(rundir.ManifestFile, x.man)
+	return x.dir.WriteManifest(x.man)
 }
 
 // Run runs (or resumes) the job in dir: every stage that is not done or
@@ -356,31 +345,11 @@ func (r *Runner) RunHeld(ctx context.Context, dir rundir.Dir) (*result.Result, e
 	return x.record(ctx)
 }
 
-// LockFile is held (flock) by the ptb working on a run directory.
-const LockFile = ".lock"
-
 // ErrBusy is LockRun's error when another ptb holds the run's lock.
-var ErrBusy = errors.New("run directory in use")
+var ErrBusy = rundir.ErrBusy
 
-// LockRun takes the run directory's lock, or reports (ErrBusy) that
-// another ptb (a retried resume, a scheduler) is already working on it.
-func LockRun(dir rundir.Dir) (func(), error) {
-	f, err := os.OpenFile(dir.Path(LockFile), os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%s is in use by another ptb process; wait for it to end (or stop it) before resuming: %w", dir, ErrBusy)
-		}
-		return nil, fmt.Errorf("lock %s: %w", dir.Path(LockFile), err)
-	}
-	return func() {
-		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
-	}, nil
-}
+// LockRun takes the run directory's lock (rundir.Dir.Lock).
+func LockRun(dir rundir.Dir) (func(), error) { return dir.Lock() }
 
 func suffix(s result.Stage) string {
 	switch {

@@ -223,11 +223,11 @@ func TestRunNormalCompletion(t *testing.T) {
 		t.Errorf("trace = %s", trace)
 	}
 	// A second run of the same directory redoes nothing.
-	before, _ := os.ReadFile(d.Path(rundir.SolveState))
+	before, _ := os.ReadFile(d.Path(rundir.SolveStateFile))
 	if _, err := r.Run(context.Background(), d); err != nil {
 		t.Fatal(err)
 	}
-	after, _ := os.ReadFile(d.Path(rundir.SolveState))
+	after, _ := os.ReadFile(d.Path(rundir.SolveStateFile))
 	if !bytes.Equal(before, after) {
 		t.Errorf("re-running a finished job touched the solve state")
 	}
@@ -433,7 +433,7 @@ final: "finished after resume"
 		t.Errorf("the resumed agent did not finish its work: %v", err)
 	}
 	var st pipeline.SolveState
-	b, _ := os.ReadFile(d.Path(rundir.SolveState))
+	b, _ := os.ReadFile(d.Path(rundir.SolveStateFile))
 	json.Unmarshal(b, &st)
 	first, second := st.Segments[0], st.Segments[1]
 	if first.EndReason != "harness_died" {
@@ -467,7 +467,7 @@ func TestRepromptRelaunchesEarlyExit(t *testing.T) {
 	threshold := 2 * time.Second
 	d, res, _ := runHelper(t, "sleep:1s", 8, time.Second, func(s *job.Spec) { s.Reprompt = threshold })
 	var st pipeline.SolveState
-	b, _ := os.ReadFile(d.Path(rundir.SolveState))
+	b, _ := os.ReadFile(d.Path(rundir.SolveStateFile))
 	json.Unmarshal(b, &st)
 	if len(st.Segments) < 2 || res.Solve.Segments != len(st.Segments) {
 		t.Fatalf("%d segments (record %d), want at least 2", len(st.Segments), res.Solve.Segments)
@@ -556,7 +556,7 @@ final: "done after the interruption"
 		t.Errorf("solve after resume = %+v", res.Solve)
 	}
 	var st pipeline.SolveState
-	b2, _ := os.ReadFile(d.Path(rundir.SolveState))
+	b2, _ := os.ReadFile(d.Path(rundir.SolveStateFile))
 	json.Unmarshal(b2, &st)
 	if st.Segments[0].EndReason != "interrupted" || st.Segments[1].Kind != "resume" {
 		t.Errorf("segments: %+v", st.Segments)

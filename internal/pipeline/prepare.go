@@ -13,15 +13,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ptb-dev/ptb/internal/fsutil"
 	"github.com/ptb-dev/ptb/internal/prompt"
 	"github.com/ptb-dev/ptb/internal/result"
 	"github.com/ptb-dev/ptb/internal/rundir"
 	"github.com/ptb-dev/ptb/internal/safeio"
 )
-
-// PromptFile is the rendered agent prompt, kept in the run directory
-// (outside the agent's reach).
-const PromptFile = "prompt.txt"
 
 // Protected is protected.json (see rundir.Protected).
 type Protected = rundir.Protected
@@ -54,7 +51,7 @@ func (x *run) prepare(ctx context.Context) (result.Stage, error) {
 		Model: x.spec.BaseModel, Benchmark: bench, Hours: x.spec.Hours,
 		GPUCount: gpus, GPUName: x.r.GPUName, Agent: ag,
 	})
-	if err := rundir.WriteFileAtomic(x.dir.Path(PromptFile), []byte(text), 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(x.dir.Path(rundir.PromptFile), []byte(text), 0o644); err != nil {
 		return result.Stage{}, err
 	}
 	if err := os.WriteFile(filepath.Join(ws, "evaluate.py"), []byte(evaluateScript(x.spec.Benchmark, x.spec.BaseModel)), 0o755); err != nil {

@@ -74,9 +74,6 @@ func (x *run) audit(ctx context.Context) (result.Stage, error) {
 	return result.Stage{Status: result.StatusDone, Reason: "verdict " + a.Verdict}, nil
 }
 
-// EvaluationFile is the evaluate stage's summary, beside metrics.json.
-const EvaluationFile = "eval/evaluation.json"
-
 func (x *run) evaluate(ctx context.Context) (result.Stage, error) {
 	if x.r.Evaluator == nil || x.spec.Eval.Backend == "none" {
 		return result.Stage{Status: result.StatusSkipped, Reason: "no evaluation backend configured"}, nil
@@ -92,7 +89,7 @@ func (x *run) evaluate(ctx context.Context) (result.Stage, error) {
 	if err != nil {
 		return result.Stage{}, err
 	}
-	if err := x.dir.WriteJSON(EvaluationFile, ev); err != nil {
+	if err := x.dir.WriteJSON(rundir.EvaluationFile, ev); err != nil {
 		return result.Stage{}, err
 	}
 	reason := ""
@@ -142,8 +139,7 @@ func (x *run) record(ctx context.Context) (*result.Result, error) {
 		res.Warnings = append(res.Warnings, "the agent had the host network (--network host, for debugging): it is never a clean run")
 	}
 	// Solve.
-	var st SolveState
-	if err := readJSON(x.dir.Path(rundir.SolveState), &st); err == nil && len(st.Segments) > 0 {
+	if st, err := x.dir.ReadSolveState(); err == nil && len(st.Segments) > 0 {
 		last := st.Segments[len(st.Segments)-1]
 		s := &result.Solve{
 			TimeTakenS: st.Spent().Seconds(), BudgetS: st.BudgetS, EndReason: last.EndReason,
@@ -163,14 +159,14 @@ func (x *run) record(ctx context.Context) (*result.Result, error) {
 			s.TraceBytes = fi.Size()
 		}
 		var cuts []Truncation
-		if err := x.dir.ReadJSON(TraceTruncationFile, &cuts); err == nil && len(cuts) > 0 {
+		if err := x.dir.ReadJSON(rundir.TruncationFile, &cuts); err == nil && len(cuts) > 0 {
 			s.TraceTruncated = true
-			res.Warnings = append(res.Warnings, fmt.Sprintf("the trace went over the job's bounds and was cut %d times (head and tail kept, with sha256 of what was cut): see %s", len(cuts), TraceTruncationFile))
+			res.Warnings = append(res.Warnings, fmt.Sprintf("the trace went over the job's bounds and was cut %d times (head and tail kept, with sha256 of what was cut): see %s", len(cuts), rundir.TruncationFile))
 		}
 		_, err := os.Stat(x.dir.Path(rundir.FinalModel))
 		s.FinalModel = err == nil
-		var pc ProtectedCheck
-		if err := x.dir.ReadJSON(ProtectedCheckFile, &pc); err == nil {
+		var pc rundir.ProtectedCheck
+		if err := x.dir.ReadJSON(rundir.ProtectedCheckFile, &pc); err == nil {
 			ok := pc.OK
 			s.ProtectedOK = &ok
 			if !ok {
@@ -210,7 +206,7 @@ func (x *run) record(ctx context.Context) (*result.Result, error) {
 	}
 	// Evaluation.
 	var ev result.Evaluation
-	if err := x.dir.ReadJSON(EvaluationFile, &ev); err == nil && x.man.Stages[result.StageEvaluate].Status == result.StatusDone {
+	if err := x.dir.ReadJSON(rundir.EvaluationFile, &ev); err == nil && x.man.Stages[result.StageEvaluate].Status == result.StatusDone {
 		res.Evaluation = &ev
 		res.Score = ev.Accuracy
 		res.Versions.Scorer = ev.Task + "@" + ev.Version
@@ -221,7 +217,7 @@ func (x *run) record(ctx context.Context) (*result.Result, error) {
 	for _, s := range result.Stages {
 		res.Stages[s] = x.man.Stages[s]
 	}
-	if m, err := monitor.Summarize(x.dir.Path(monitor.File), result.StageSolve, x.spec.GPUs); err != nil {
+	if m, err := monitor.Summarize(x.dir.Path(rundir.MonitorFile), result.StageSolve, x.spec.GPUs); err != nil {
 		res.Warnings = append(res.Warnings, "system monitor samples unreadable: "+err.Error())
 	} else if m != nil {
 		res.Monitor = m

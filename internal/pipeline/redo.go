@@ -16,10 +16,6 @@ import (
 	"github.com/ptb-dev/ptb/internal/rundir"
 )
 
-// RedoFile is redo.jsonl: one result.Redo per `ptb run --resume --redo`,
-// the settings each changed with their old and new values.
-const RedoFile = "redo.jsonl"
-
 // RedoStages are the stages a redo may rerun. Prepare and solve are the
 // agent's session itself: redoing them is a new run, not a redo.
 var RedoStages = []string{result.StageCollect, result.StageAudit, result.StageEvaluate, result.StageRecord}
@@ -62,7 +58,7 @@ func Redo(dir rundir.Dir, stages []string, spec job.Spec, now time.Time) (*resul
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(dir.Path(RedoFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	f, err := os.OpenFile(dir.Path(rundir.RedoFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +75,7 @@ func Redo(dir rundir.Dir, stages []string, spec job.Spec, now time.Time) (*resul
 	if slices.Contains(rerun, result.StageEvaluate) {
 		if _, err := os.Stat(dir.Path(rundir.EvalDir)); err == nil {
 			for i := 1; ; i++ {
-				aside := dir.Path(fmt.Sprintf("%s.%d", rundir.EvalDir, i))
+				aside := dir.Path(rundir.EvalAside(i))
 				if _, err := os.Lstat(aside); errors.Is(err, os.ErrNotExist) {
 					if err := os.Rename(dir.Path(rundir.EvalDir), aside); err != nil {
 						return nil, err
@@ -93,7 +89,7 @@ func Redo(dir rundir.Dir, stages []string, spec job.Spec, now time.Time) (*resul
 		man.Stages[s] = result.Stage{Status: result.StatusPending}
 	}
 	man.Updated = result.Now(now)
-	if err := dir.WriteJSON(rundir.ManifestFile, man); err != nil {
+	if err := dir.WriteManifest(man); err != nil {
 		return nil, err
 	}
 	return rec, nil
@@ -101,7 +97,7 @@ func Redo(dir rundir.Dir, stages []string, spec job.Spec, now time.Time) (*resul
 
 // ReadRedos reads redo.jsonl; a missing file is no redo.
 func ReadRedos(dir rundir.Dir) ([]result.Redo, error) {
-	f, err := os.Open(dir.Path(RedoFile))
+	f, err := os.Open(dir.Path(rundir.RedoFile))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
@@ -115,7 +111,7 @@ func ReadRedos(dir rundir.Dir) ([]result.Redo, error) {
 	for n := 1; sc.Scan(); n++ {
 		var r result.Redo
 		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			return nil, fmt.Errorf("%s line %d: %w", dir.Path(RedoFile), n, err)
+			return nil, fmt.Errorf("%s line %d: %w", dir.Path(rundir.RedoFile), n, err)
 		}
 		out = append(out, r)
 	}

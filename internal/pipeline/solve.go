@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,65 +15,18 @@ import (
 	"time"
 
 	"github.com/ptb-dev/ptb/internal/agent"
-	"github.com/ptb-dev/ptb/internal/agent/cliutil"
+	"github.com/ptb-dev/ptb/internal/agent/session"
 	"github.com/ptb-dev/ptb/internal/result"
 	"github.com/ptb-dev/ptb/internal/rundir"
 	"github.com/ptb-dev/ptb/internal/runevents"
 	"github.com/ptb-dev/ptb/internal/sandbox"
 )
 
-// SolveState is trace/solve.json: every launch of the agent (segment) with
-// its times, so a resumed solve knows how much of the budget is spent.
-type SolveState struct {
-	BudgetS  float64   `json:"budget_s"`
-	Segments []Segment `json:"segments"`
-	// Secrets are credential files the scaffold put into the sandbox.
-	Secrets []string `json:"secrets,omitempty"`
-	// Waited is the time spent waiting between reprompts; like the
-	// original's wall-clock timer, it counts against the budget.
-	Waited time.Duration `json:"waited_ns,omitempty"`
-	// Limits are the resource limits of the last segment and how the
-	// sandbox enforced each.
-	Limits []result.Limit `json:"limits,omitempty"`
-	// GPUs are the GPUs bound into the sandbox, with their UUIDs.
-	GPUs []result.GPU `json:"gpus,omitempty"`
-}
-
-// Segment is one launch of the agent.
-type Segment struct {
-	N         int            `json:"n"`
-	Kind      string         `json:"kind"` // start | resume | reprompt
-	Start     time.Time      `json:"start"`
-	Heartbeat time.Time      `json:"heartbeat"` // last time the harness saw it running
-	End       *time.Time     `json:"end"`
-	Deadline  time.Time      `json:"deadline"`
-	EndReason string         `json:"end_reason"`      // exited | deadline | signal | limit | harness_error | interrupted | harness_died
-	Limit     string         `json:"limit,omitempty"` // the limit that ended it (memory, pids, disk, files)
-	ExitCode  *int           `json:"exit_code"`
-	Signal    string         `json:"signal,omitempty"`
-	Error     string         `json:"error,omitempty"`
-	Handle    sandbox.Handle `json:"handle"`
-	// GPUs are the device indices this segment ran with (assigned when the
-	// run started; a resumed run may get others).
-	GPUs []int `json:"gpus,omitempty"`
-}
-
-// Spent is the agent's time so far: closed segments count to their end, a
-// segment cut short by a harness crash to its last heartbeat, and the waits
-// between reprompts.
-func (s *SolveState) Spent() time.Duration {
-	d := s.Waited
-	for _, g := range s.Segments {
-		end := g.Heartbeat
-		if g.End != nil {
-			end = *g.End
-		}
-		if end.After(g.Start) {
-			d += end.Sub(g.Start)
-		}
-	}
-	return d
-}
+// SolveState and Segment are trace/solve.json's (rundir owns the format).
+type (
+	SolveState = rundir.SolveState
+	Segment    = rundir.Segment
+)
 
 // Heartbeat is how often the solve state is saved while the agent runs; a
 // harness crash loses at most this much of the accounting.
@@ -107,9 +59,8 @@ func (r *Runner) repromptBackoff() time.Duration {
 const MaxSegments = 100
 
 func (x *run) solve(ctx context.Context) (result.Stage, error) {
-	statePath := x.dir.Path(rundir.SolveState)
-	var st SolveState
-	if err := readJSON(statePath, &st); err != nil && !errors.Is(err, os.ErrNotExist) {
+	st, err := x.dir.ReadSolveState()
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return result.Stage{}, fmt.Errorf("read solve state: %w", err)
 	}
 	st.BudgetS = x.spec.Budget().Seconds()
@@ -224,38 +175,45 @@ func (x *run) segment(ctx context.Context, st *SolveState, remaining time.Durati
 	if err != nil {
 		return fail(fmt.Errorf("agent %s: %w", x.spec.Agent, err))
 	}
-	promptText, err := os.ReadFile(x.dir.Path(PromptFile))
+	promptText, err := os.ReadFile(x.dir.Path(rundir.PromptFile))
 	if err != nil {
 		return fail(fmt.Errorf("read prompt: %w", err))
 	}
 	ws, home := x.dir.Path(rundir.Workspace), x.dir.Path(rundir.Home)
-	launch := agent.Launch{Prompt: string(promptText), Model: x.spec.AgentModel, Workspace: ws, Home: home, Endpoint: x.spec.Endpoint}
-	gwBase := ""
-	if x.link != nil {
-		// The agent CLI talks to the gateway's LLM route; the job's
-		// endpoint is the gateway's upstream.
-		if gwBase, err = x.link.URL(x.r.Sandbox.Capabilities()); err != nil {
-			return fail(err)
-		}
-		launch.Endpoint = x.gw.Endpoint(gwBase)
-	}
+	launch := agent.Launch{Prompt: string(promptText), Model: x.spec.AgentModel, Endpoint: x.spec.Endpoint}
 	if resumed {
 		launch.Continue, launch.Note = true, note
 	}
-	cmd, err := scaffold.Command(ctx, launch)
+	cfg := session.Config{
+		Backend:   x.r.Sandbox,
+		Scaffold:  scaffold,
+		Launch:    launch,
+		Workspace: ws,
+		Home:      home,
+		Tmp:       x.dir.Path(rundir.Tmp),
+		Files:     []session.File{{Dir: ws, Name: "timer.sh", Data: []byte(TimerScript(seg.Deadline)), Perm: 0o755}},
+		Install:   &session.Install{}, // found on the sandbox's PATH
+		Env:       x.env(seg.Deadline),
+		PassEnv:   x.spec.PassEnv,
+		ReadOnly:  x.readOnly(),
+		Hidden:    x.hidden(),
+		Network:   x.spec.Network,
+		GPUs:      x.spec.GPUs,
+		Limits:    x.spec.SandboxLimits(),
+		Deadline:  seg.Deadline,
+		Grace:     x.spec.Grace,
+		Log:       x.log,
+	}
+	if x.link != nil {
+		// The agent CLI talks to the gateway's LLM route; the job's
+		// endpoint is the gateway's upstream.
+		cfg.Gateway = &session.Gateway{Link: x.link, Server: x.gw}
+	}
+	plan, err := session.Prepare(ctx, cfg)
 	if err != nil {
-		return fail(fmt.Errorf("agent %s: %w", x.spec.Agent, err))
-	}
-	st.Secrets = cmd.Secrets
-	if err := WriteFiles(home, cmd.HomeFiles, 0o600); err != nil {
 		return fail(err)
 	}
-	if err := WriteFiles(ws, cmd.WorkspaceFiles, 0o600); err != nil {
-		return fail(err)
-	}
-	if err := WriteFiles(ws, map[string][]byte{"timer.sh": []byte(TimerScript(seg.Deadline))}, 0o755); err != nil {
-		return fail(err)
-	}
+	st.Secrets = plan.Command.Secrets
 
 	raw, err := os.OpenFile(x.dir.Path(rundir.TraceRaw), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -294,57 +252,15 @@ func (x *run) segment(ctx context.Context, st *SolveState, remaining time.Durati
 	defer so.Close()
 	defer se.Close()
 
-	var gwEnv map[string]string
-	if x.gw != nil {
-		gwEnv = x.gw.Env(gwBase)
-	}
-	env := x.env(cmd, seg.Deadline, gwEnv)
-	spec := sandbox.Spec{
-		Argv:      cmd.Argv,
-		Env:       env,
-		Dir:       ws,
-		Workspace: ws,
-		Home:      home,
-		Tmp:       x.dir.Path(rundir.Tmp),
-		ReadOnly:  x.readOnly(cmd.Argv, env),
-		Hidden:    x.hidden(),
-		Network:   x.spec.Network,
-		GPUs:      x.spec.GPUs,
-		Limits:    x.spec.SandboxLimits(),
-		Stdout:    io.MultiWriter(rt, so),
-		Stderr:    se,
-	}
-	if x.link != nil {
-		// One mechanism for every backend: the command starts behind
-		// ptb sandbox-init, which relays 127.0.0.1 to the gateway's socket.
-		if spec, err = x.link.Apply(spec, x.r.Sandbox.Capabilities()); err != nil {
-			return fail(err)
-		}
-	}
-	proc, err := x.r.Sandbox.Start(ctx, spec)
+	sess, err := plan.Start(ctx, io.MultiWriter(rt, so), se)
 	if err != nil {
-		return fail(fmt.Errorf("start agent: %w", err))
+		return fail(err)
 	}
-	defer proc.Destroy()
-	seg.Handle = proc.Handle()
+	defer sess.Destroy()
+	seg.Handle = sess.Handle()
 	st.Limits = nil
-	if lp, ok := proc.(sandbox.Limited); ok {
-		for _, l := range lp.Limits() {
-			st.Limits = append(st.Limits, result.Limit{Name: l.Name, Value: l.Value, Enforced: l.Enforced, How: l.How})
-		}
-	} else {
-		// The record says what was asked for and not enforced.
-		how := "not enforced: the " + x.r.Sandbox.Capabilities().Name + " backend enforces no limits"
-		l := spec.Limits
-		for _, a := range []struct {
-			name string
-			v    float64
-		}{{sandbox.LimitMemory, float64(l.MemoryBytes)}, {sandbox.LimitPids, float64(l.Pids)}, {sandbox.LimitCPU, l.CPUs},
-			{sandbox.LimitTmp, float64(l.TmpBytes)}, {sandbox.LimitDisk, float64(l.DiskBytes)}, {sandbox.LimitFiles, float64(l.DiskFiles)}} {
-			if a.v > 0 {
-				st.Limits = append(st.Limits, result.Limit{Name: a.name, Value: a.v, How: how})
-			}
-		}
+	for _, l := range sess.Limits() {
+		st.Limits = append(st.Limits, result.Limit{Name: l.Name, Value: l.Value, Enforced: l.Enforced, How: l.How})
 	}
 	if len(x.spec.GPUs) > 0 && !slices.Equal(gpuIndices(st.GPUs), x.spec.GPUs) {
 		st.GPUs = gpuInfo(ctx, x.spec.GPUs) // the devices of the latest segment
@@ -383,55 +299,26 @@ func (x *run) segment(ctx context.Context, st *SolveState, remaining time.Durati
 		}
 	}()
 
-	type waited struct {
-		ex  sandbox.Exit
-		err error
-	}
-	exitc := make(chan waited, 1)
-	go func() {
-		ex, err := proc.Wait(context.Background())
-		exitc <- waited{ex, err}
-	}()
-	timer := time.NewTimer(time.Until(seg.Deadline))
-	defer timer.Stop()
-	var w waited
-	reason := ""
-	select {
-	case w = <-exitc:
-	case <-timer.C:
-		reason = result.EndDeadline
-		x.log.Info("deadline reached, stopping agent", "grace", x.spec.Grace)
-		proc.Stop(x.spec.Grace)
-		w = <-exitc
-	case <-ctx.Done():
-		reason = "interrupted"
-		proc.Stop(x.spec.Grace)
-		w = <-exitc
-	}
+	ex, werr := sess.Wait(ctx)
 	close(hbDone)
 	hb.Wait() // no heartbeat may save while the segment is closed
 	mu.Lock()
 	defer mu.Unlock()
 	end := x.r.now()
 	cur.End, cur.Heartbeat = &end, end
+	cur.EndReason = ex.Reason
 	switch {
-	case reason != "":
-		cur.EndReason = reason
-	case w.err == nil && w.ex.Limit != "":
+	case ex.Reason == session.ReasonLimit:
 		// The sandbox ended the agent for a resource limit.
-		cur.EndReason, cur.Limit = result.EndLimit, w.ex.Limit
-		x.log.Info("agent stopped at a resource limit", "limit", w.ex.Limit)
-		x.emit(runevents.Event{Type: runevents.LimitHit, Time: end, Segment: seg.N, Limit: w.ex.Limit})
-	case w.err != nil:
-		cur.EndReason, cur.Error = result.EndHarnessError, w.err.Error()
-	case w.ex.Signal != "":
-		cur.EndReason = result.EndSignal
-	default:
-		cur.EndReason = result.EndExited
+		cur.Limit = ex.Limit
+		x.log.Info("agent stopped at a resource limit", "limit", ex.Limit)
+		x.emit(runevents.Event{Type: runevents.LimitHit, Time: end, Segment: seg.N, Limit: ex.Limit})
+	case ex.Reason == "":
+		cur.EndReason, cur.Error = result.EndHarnessError, werr.Error()
 	}
-	cur.Signal = w.ex.Signal
-	if w.ex.Signal == "" && w.err == nil {
-		code := w.ex.Code
+	cur.Signal = ex.Signal
+	if ex.Signal == "" && werr == nil {
+		code := ex.Code
 		cur.ExitCode = &code
 	}
 	if err := x.save(st); err != nil {
@@ -439,7 +326,7 @@ func (x *run) segment(ctx context.Context, st *SolveState, remaining time.Durati
 	}
 	x.emit(runevents.Event{Type: runevents.SegmentEnded, Time: end, Segment: cur.N, EndReason: cur.EndReason, Limit: cur.Limit,
 		ExitCode: cur.ExitCode, Signal: cur.Signal, Error: cur.Error})
-	if reason == "interrupted" {
+	if ex.Reason == session.ReasonInterrupted {
 		return nil, errors.New("interrupted; the agent was stopped and the solve will resume with the time left")
 	}
 	if cur.EndReason == result.EndHarnessError {
@@ -463,120 +350,49 @@ func describe(g *Segment) string {
 }
 
 func (x *run) save(st *SolveState) error {
-	return x.dir.WriteJSON(rundir.SolveState, st)
-}
-
-// WriteFiles writes files (relative paths) under root, which the agent
-// owns. The harness may run as root, so nothing the agent planted is
-// followed: every path is resolved inside root (os.Root refuses a symlink
-// that leads out), and an existing file or link at the path is replaced,
-// not written through.
-func WriteFiles(root string, files map[string][]byte, perm os.FileMode) error {
-	r, err := os.OpenRoot(root)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	for rel, b := range files {
-		rel = filepath.Clean(strings.TrimPrefix(rel, "~/"))
-		if filepath.IsAbs(rel) || rel == ".." || strings.HasPrefix(rel, "../") {
-			return fmt.Errorf("agent file %q escapes %s", rel, root)
-		}
-		if dir := filepath.Dir(rel); dir != "." {
-			if err := r.MkdirAll(dir, 0o755); err != nil {
-				return fmt.Errorf("write %s in %s: %w", rel, root, err)
-			}
-		}
-		if err := r.Remove(rel); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("replace %s in %s: %w", rel, root, err)
-		}
-		f, err := r.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
-		if err != nil {
-			return fmt.Errorf("write %s in %s: %w", rel, root, err)
-		}
-		_, werr := f.Write(b)
-		if err := f.Close(); werr == nil {
-			werr = err
-		}
-		if werr != nil {
-			return fmt.Errorf("write %s in %s: %w", rel, root, werr)
-		}
-	}
-	return nil
+	return x.dir.WriteSolveState(st)
 }
 
 // DefaultPassEnv are host variables passed into the sandbox unless the job
 // says otherwise: enough to find programs and print text, nothing secret.
 var DefaultPassEnv = []string{"PATH", "LANG", "LC_ALL", "TZ"}
 
-// env is the sandbox's complete environment: an allowlist, never the
-// host's environment as a whole. gw is the gateway's part (nil: none);
-// the agent command's own variables come after it, and what the job
-// passes with --env last.
-func (x *run) env(cmd agent.Command, deadline time.Time, gw map[string]string) []string {
+// env is the start of the sandbox's environment: an allowlist, never the
+// host's environment as a whole. The session adds the gateway's part (if
+// any), then the agent command's own variables, then what the job passes
+// with --env.
+func (x *run) env(deadline time.Time) []string {
 	home := x.dir.Path(rundir.Home)
-	vars := map[string]string{}
-	order := []string{}
-	set := func(k, v string) {
-		if _, ok := vars[k]; !ok {
-			order = append(order, k)
-		}
-		vars[k] = v
+	var e session.Env
+	e.Pass(DefaultPassEnv...)
+	if _, ok := e.Get("PATH"); !ok {
+		e.Set("PATH", "/usr/local/bin:/usr/bin:/bin")
 	}
-	for _, k := range DefaultPassEnv {
-		if v, ok := os.LookupEnv(k); ok {
-			set(k, v)
-		}
+	if _, ok := e.Get("LANG"); !ok {
+		e.Set("LANG", "C.UTF-8")
 	}
-	if _, ok := vars["PATH"]; !ok {
-		set("PATH", "/usr/local/bin:/usr/bin:/bin")
-	}
-	if _, ok := vars["LANG"]; !ok {
-		set("LANG", "C.UTF-8")
-	}
-	set("HOME", home)
-	set("USER", "agent")
-	set("SHELL", "/bin/bash")
-	set("TERM", "dumb")
-	set("TMPDIR", "/tmp")
-	set("HF_HOME", filepath.Join(home, ".cache", "huggingface"))
-	set("PTB_DEADLINE", strconv.FormatInt(deadline.Unix(), 10))
-	set("PTB_DEADLINE_RFC3339", deadline.UTC().Format(time.RFC3339))
-	set("PTB_RUN_ID", x.man.RunID)
-	set("PTB_TASK", x.spec.Benchmark)
-	set("PTB_BASE_MODEL", x.spec.BaseModel)
-	set("PTB_BIN", x.self())
+	e.Set("HOME", home)
+	e.Set("USER", "agent")
+	e.Set("SHELL", "/bin/bash")
+	e.Set("TERM", "dumb")
+	e.Set("TMPDIR", "/tmp")
+	e.Set("HF_HOME", filepath.Join(home, ".cache", "huggingface"))
+	e.Set("PTB_DEADLINE", strconv.FormatInt(deadline.Unix(), 10))
+	e.Set("PTB_DEADLINE_RFC3339", deadline.UTC().Format(time.RFC3339))
+	e.Set("PTB_RUN_ID", x.man.RunID)
+	e.Set("PTB_TASK", x.spec.Benchmark)
+	e.Set("PTB_BASE_MODEL", x.spec.BaseModel)
+	e.Set("PTB_BIN", x.self())
 	if len(x.spec.GPUs) > 0 && !x.r.Sandbox.Capabilities().Isolated {
 		ids := make([]string, len(x.spec.GPUs))
 		for i, g := range x.spec.GPUs {
 			ids[i] = strconv.Itoa(g)
 		}
-		set("CUDA_VISIBLE_DEVICES", strings.Join(ids, ","))
+		e.Set("CUDA_VISIBLE_DEVICES", strings.Join(ids, ","))
 	} else if len(x.spec.GPUs) == 0 {
-		set("CUDA_VISIBLE_DEVICES", "")
+		e.Set("CUDA_VISIBLE_DEVICES", "")
 	}
-	for _, k := range slices.Sorted(maps.Keys(gw)) {
-		set(k, gw[k])
-	}
-	for _, kv := range cmd.Env {
-		k, v, _ := strings.Cut(kv, "=")
-		set(k, v)
-	}
-	for _, p := range x.spec.PassEnv {
-		k, v, hasValue := strings.Cut(p, "=")
-		if !hasValue {
-			var ok bool
-			if v, ok = os.LookupEnv(k); !ok {
-				continue
-			}
-		}
-		set(k, v)
-	}
-	out := make([]string, 0, len(order))
-	for _, k := range order {
-		out = append(out, k+"="+vars[k])
-	}
-	return out
+	return e.List()
 }
 
 func (x *run) self() string {
@@ -588,32 +404,12 @@ func (x *run) self() string {
 }
 
 // readOnly are host paths the sandbox needs that may sit under a hidden
-// or private directory: the ptb executable, the agent CLI's installation
-// (found on the sandbox's PATH; for an npm package, the prefix holding
-// node_modules), and the job's own read-only paths.
-func (x *run) readOnly(argv, env []string) []string {
+// or private directory: the ptb executable and the job's own read-only
+// paths. The session adds the agent CLI's installation.
+func (x *run) readOnly() []string {
 	var ro []string
 	if s := x.self(); s != "" {
 		ro = append(ro, s)
-	}
-	if len(argv) > 0 && argv[0] != x.self() {
-		path := ""
-		for _, kv := range env {
-			if v, ok := strings.CutPrefix(kv, "PATH="); ok {
-				path = v
-			}
-		}
-		if bin, err := cliutil.LookPath(argv[0], path); err == nil {
-			inst := cliutil.InstallPaths(bin)
-			ro = append(ro, inst...)
-			// An npm CLI runs on node, which need not live in a
-			// system directory the sandbox shows.
-			if slices.ContainsFunc(inst, func(p string) bool { return strings.HasSuffix(p, "/node_modules") }) {
-				if node, err := cliutil.LookPath("node", path); err == nil {
-					ro = append(ro, cliutil.InstallPaths(node)...)
-				}
-			}
-		}
 	}
 	return append(ro, x.spec.ReadOnly...)
 }

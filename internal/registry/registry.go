@@ -53,6 +53,9 @@ type Benchmark struct {
 	Name    string `yaml:"name" json:"name"`
 	Display string `yaml:"display" json:"display"`
 	Inspect bool   `yaml:"inspect" json:"inspect"`
+	// Column is the leaderboard's column title (the paper's Table 1);
+	// "" means Name.
+	Column string `yaml:"column,omitempty" json:"column,omitempty"`
 }
 
 // Agent is an agent scaffold.

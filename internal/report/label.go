@@ -4,23 +4,19 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/ptb-dev/ptb/internal/agentinfo"
 	"github.com/ptb-dev/ptb/internal/result"
 )
 
 // ScaffoldName is the display name of an agent scaffold ("claude" ->
-// "Claude Code"); unknown names are returned as they are.
+// "Claude Code"), as its adapter registered it (agentinfo); unknown names
+// are returned as they are.
 func ScaffoldName(agent string) string {
-	switch agent {
-	case "claude":
-		return "Claude Code"
-	case "codex":
-		return "Codex CLI"
-	case "gemini":
-		return "Gemini CLI"
-	case "opencode":
-		return "OpenCode"
-	case "":
+	if agent == "" {
 		return "unknown agent"
+	}
+	if i, ok := agentinfo.Lookup(agent); ok {
+		return i.Label()
 	}
 	return agent
 }

@@ -356,6 +356,8 @@ func BenchmarkTenThousandRunsPhases(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Run("load", func(b *testing.B) {
+		cpu := startCPUTime(b)
+		defer cpu.report()
 		for b.Loop() {
 			if _, _, err := LoadRuns(context.Background(), []string{root}); err != nil {
 				b.Fatal(err)
@@ -363,6 +365,8 @@ func BenchmarkTenThousandRunsPhases(b *testing.B) {
 		}
 	})
 	b.Run("build", func(b *testing.B) {
+		cpu := startCPUTime(b)
+		defer cpu.report()
 		for b.Loop() {
 			if _, err := Build(loaded, opt); err != nil {
 				b.Fatal(err)
@@ -370,6 +374,8 @@ func BenchmarkTenThousandRunsPhases(b *testing.B) {
 		}
 	})
 	b.Run("render", func(b *testing.B) {
+		cpu := startCPUTime(b)
+		defer cpu.report()
 		for b.Loop() {
 			for _, f := range Formats() {
 				if err := Write(io.Discard, rep, f, root); err != nil {
@@ -381,6 +387,8 @@ func BenchmarkTenThousandRunsPhases(b *testing.B) {
 	})
 	out := b.TempDir()
 	b.Run("write", func(b *testing.B) {
+		cpu := startCPUTime(b)
+		defer cpu.report()
 		for b.Loop() {
 			if _, err := WriteDir(out, rep, Formats()); err != nil {
 				b.Fatal(err)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ptb-dev/ptb/internal/result"
 	"github.com/ptb-dev/ptb/internal/rundir"
+	"golang.org/x/sys/unix"
 )
 
 // smallBaselines: two benchmarks, two base models; the weights come out as
@@ -654,7 +655,7 @@ func TestReadAllSizes(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, buf := range [][]byte{nil, make([]byte, 100, 100), []byte("stale bytes")} {
-			fd, err := openNoFollow(p)
+			fd, err := openNoFollow(unix.AT_FDCWD, p)
 			if err != nil {
 				t.Fatal(err)
 			}

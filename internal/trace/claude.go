@@ -6,6 +6,8 @@ import (
 	"github.com/valyala/fastjson"
 )
 
+func init() { builtin(AgentClaude, format{decode: decodeClaude, cli: true}) }
+
 // decodeClaude decodes Claude Code's --output-format stream-json lines:
 // system (init, api_retry, ...), assistant (content blocks text, thinking,
 // tool_use), user (tool_result blocks), result. Usage comes only from result:

@@ -6,6 +6,11 @@ import (
 	"github.com/valyala/fastjson"
 )
 
+func init() {
+	builtin(AgentCodex, format{decode: decodeCodex, cli: true,
+		init: func(d *Decoder) { d.started = map[string]bool{} }})
+}
+
 // decodeCodex decodes `codex exec --json` lines: thread.started, turn.started,
 // item.started/updated/completed, turn.completed{usage} (summed per turn),
 // turn.failed and top-level error (a retry notice such as "Reconnecting...").

@@ -24,10 +24,6 @@ const (
 	AgentUnknown  = "unknown"
 )
 
-// Agents lists the agent CLIs with a decoder (ptb's own scripted agent
-// has one too: AgentScripted).
-func Agents() []string { return []string{AgentClaude, AgentCodex, AgentGemini, AgentOpenCode} }
-
 // Kind is a normalized event kind.
 type Kind string
 

@@ -6,6 +6,10 @@ import (
 	"github.com/valyala/fastjson"
 )
 
+func init() {
+	builtin(AgentGemini, format{decode: decodeGemini, fast: decodeGeminiFast, cli: true})
+}
+
 // decodeGemini decodes Gemini CLI's --output-format stream-json lines: init,
 // message (assistant text in delta chunks), tool_use, tool_result, error and
 // result{status, stats}. Usage comes only from result.stats.

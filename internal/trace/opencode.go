@@ -6,6 +6,10 @@ import (
 	"github.com/valyala/fastjson"
 )
 
+func init() {
+	builtin(AgentOpenCode, format{decode: decodeOpenCode, fast: decodeOpenCodeFast, cli: true})
+}
+
 // decodeOpenCode decodes `opencode run --format json` lines: step_start,
 // text, reasoning, tool_use (complete calls only), step_finish{tokens, cost}
 // (summed over steps) and error. Timestamps are Unix milliseconds.

@@ -2,6 +2,8 @@ package trace
 
 import "github.com/valyala/fastjson"
 
+func init() { builtin(AgentScripted, format{decode: decodeScripted}) }
+
 // decodeScripted decodes the trace of ptb's scripted agent
 // (internal/agent/scripted): session_start, assistant{text},
 // tool_call{id, name, input}, tool_result{id, output, exit_code, is_error}

@@ -7,9 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/valyala/fastjson"
+
+	"github.com/ptb-dev/ptb/internal/agentinfo"
 )
 
 // LineReader reads lines of unbounded length (unlike bufio.Scanner, whose
@@ -80,28 +83,23 @@ type Decoder struct {
 	ts       tsCache         // claude, gemini: timestamps
 }
 
-// NewDecoder returns the decoder for agent (one of Agents, or AgentUnknown for
-// one that keeps every JSON line as KindUnknown).
+// NewDecoder returns the decoder for agent: its trace format (one of
+// Agents, a format registered with RegisterFormat, the format an agent's
+// agentinfo.Info names, AgentScripted, or AgentUnknown for one that keeps
+// every JSON line as KindUnknown).
 func NewDecoder(agent string) (*Decoder, error) {
-	d := &Decoder{agent: agent}
-	switch agent {
-	case AgentClaude:
-		d.decode = decodeClaude
-	case AgentCodex:
-		d.decode = decodeCodex
-		d.started = map[string]bool{}
-	case AgentGemini:
-		d.decode = decodeGemini
-		d.fast = decodeGeminiFast
-	case AgentOpenCode:
-		d.decode = decodeOpenCode
-		d.fast = decodeOpenCodeFast
-	case AgentScripted:
-		d.decode = decodeScripted
-	case AgentUnknown:
-		d.decode = func(d *Decoder, v *fastjson.Value, base Event) { d.emit(base, KindUnknown) }
-	default:
-		return nil, fmt.Errorf("unknown agent %q (want one of claude, codex, gemini, opencode, scripted)", agent)
+	f, ok := lookupFormat(agent)
+	if !ok {
+		if i, known := agentinfo.Lookup(agent); known {
+			f, ok = lookupFormat(i.TraceFormat())
+		}
+	}
+	if !ok {
+		return nil, fmt.Errorf("unknown agent %q (want one of %s)", agent, strings.Join(append(Agents(), AgentScripted), ", "))
+	}
+	d := &Decoder{agent: agent, decode: f.decode, fast: f.fast}
+	if f.init != nil {
+		f.init(d)
 	}
 	return d, nil
 }

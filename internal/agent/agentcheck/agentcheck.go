@@ -17,12 +17,15 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/ptb-dev/ptb/internal/agent"
 	"github.com/ptb-dev/ptb/internal/agent/cliutil"
+	"github.com/ptb-dev/ptb/internal/agent/session"
+	"github.com/ptb-dev/ptb/internal/agentinfo"
 	"github.com/ptb-dev/ptb/internal/modelserver"
 	"github.com/ptb-dev/ptb/internal/sandbox"
 	"github.com/ptb-dev/ptb/internal/trace"
@@ -42,18 +45,9 @@ const DefaultTimeout = 120 * time.Second
 // Prompt is the session's prompt; the scripted model ignores it.
 const Prompt = "Create out.txt containing hello"
 
-// DefaultModels are the model ids the checks pass to each CLI: ids the CLIs
-// accept without a catalogue lookup (the scripted server ignores them).
-var DefaultModels = map[string]string{
-	"claude":   "claude-sonnet-4-5",
-	"codex":    "gpt-5.1-codex-max",
-	"gemini":   "gemini-2.5-pro",
-	"opencode": "ptb/scripted-model",
-}
-
 // Options configures a check.
 type Options struct {
-	Model   string        // the agent model; "" means DefaultModels[name], else "scripted-model"
+	Model   string        // the agent model; "" means the adapter's agentinfo CheckModel, else "scripted-model"
 	Timeout time.Duration // hard limit on the session; 0 means DefaultTimeout
 	// Path is the search path (colon separated) for a command given by bare
 	// name, and the start of PATH inside the sandbox; "" means $PATH.
@@ -103,7 +97,9 @@ func run(ctx context.Context, sb sandbox.Backend, sc agent.Scaffold, o Options, 
 	}
 	model := o.Model
 	if model == "" {
-		model = DefaultModels[sc.Name()]
+		if i, ok := agentinfo.Lookup(sc.Name()); ok {
+			model = i.CheckModel
+		}
 	}
 	if model == "" {
 		model = "scripted-model"
@@ -130,58 +126,44 @@ func run(ctx context.Context, sb sandbox.Backend, sc agent.Scaffold, o Options, 
 	defer stopServer()
 	go srv.Serve(sctx, ln)
 
-	cmd, err := sc.Command(ctx, agent.Launch{Prompt: Prompt, Model: model, Workspace: ws, Home: home,
-		Endpoint: "http://" + ln.Addr().String()})
-	if err != nil {
-		return fmt.Sprintf("build command: %v", err), Fail
-	}
-	if len(cmd.Argv) == 0 {
-		return "build command: empty argv", Fail
-	}
-	bin, err := cliutil.LookPath(cmd.Argv[0], o.Path)
-	if err != nil {
+	// The CLI is found on o.Path and run by its absolute path, its
+	// directory and node's first on the sandbox's PATH.
+	plan, err := session.Prepare(ctx, session.Config{
+		Backend:   sb,
+		Scaffold:  sc,
+		Launch:    agent.Launch{Prompt: Prompt, Model: model, Endpoint: "http://" + ln.Addr().String()},
+		Workspace: ws,
+		Home:      home,
+		Tmp:       tmp,
+		Install:   &session.Install{Path: o.Path, Required: true, Resolve: true, AlwaysNode: true},
+		Env:       []string{"PATH=" + o.Path + ":/usr/local/bin:/usr/bin:/bin"}, // deduplicated under Resolve
+		ReadOnly:  o.ReadOnly,
+		Network:   sandbox.NetworkHost,
+		Timeout:   o.Timeout,
+		Grace:     5 * time.Second,
+	})
+	var missing *session.NotInstalledError
+	if errors.As(err, &missing) {
 		reason := "not installed"
 		if o.Install != "" {
 			reason += " (" + o.Install + ")"
 		}
-		return reason + ": " + err.Error(), Skip
+		return reason + ": " + missing.Err.Error(), Skip
 	}
-	cmd.Argv[0] = bin
+	if err != nil {
+		return err.Error(), Fail
+	}
 	if r.Version = sc.Version(ctx); r.Version == "" {
-		r.Version = cliutil.Version(ctx, bin) // the scaffold may name a CLI off the host's PATH
+		r.Version = cliutil.Version(ctx, plan.Bin) // the scaffold may name a CLI off the host's PATH
 	}
-	if err := writeFiles(home, cmd.HomeFiles); err != nil {
-		return err.Error(), Fail
-	}
-	if err := writeFiles(ws, cmd.WorkspaceFiles); err != nil {
-		return err.Error(), Fail
-	}
-
-	ro := append([]string(nil), o.ReadOnly...)
-	pathDirs := []string{filepath.Dir(bin)}
-	ro = append(ro, cliutil.InstallPaths(bin)...)
-	if node, err := cliutil.LookPath("node", o.Path); err == nil {
-		pathDirs = append(pathDirs, filepath.Dir(node))
-		ro = append(ro, cliutil.InstallPaths(node)...)
-	}
-	env := append([]string{"PATH=" + joinPath(pathDirs, o.Path, "/usr/local/bin:/usr/bin:/bin")}, cmd.Env...)
 
 	var stdout, stderr lockedBuffer
-	p, err := sb.Start(ctx, sandbox.Spec{Argv: cmd.Argv, Env: env, Dir: ws, Workspace: ws, Home: home, Tmp: tmp,
-		ReadOnly: dedupe(ro), Network: sandbox.NetworkHost, Stdout: &stdout, Stderr: &stderr})
+	s, err := plan.Start(ctx, &stdout, &stderr)
 	if err != nil {
-		return fmt.Sprintf("start in sandbox %s: %v", r.Sandbox, err), Fail
+		return err.Error(), Fail
 	}
-	defer p.Destroy()
-	wctx, cancel := context.WithTimeout(ctx, o.Timeout)
-	exit, werr := p.Wait(wctx)
-	cancel()
-	if werr != nil {
-		p.Stop(5 * time.Second)
-		dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
-		p.Wait(dctx) // drain what it printed
-		dcancel()
-	}
+	defer s.Destroy()
+	exit, werr := s.Wait(ctx)
 	st := srv.Stats()
 	r.Requests = st.Requests
 	sum, serr := trace.Summarize(bytes.NewReader(stdout.Bytes()), traceAgent(sc.Name()), "", nil)
@@ -190,10 +172,13 @@ func run(ctx context.Context, sb sandbox.Backend, sc agent.Scaffold, o Options, 
 	}
 	said := CLIError(sum, stderr.String(), stdout.Bytes())
 
-	if werr != nil {
-		if ctx.Err() != nil {
-			return fmt.Sprintf("interrupted: %v", ctx.Err()), Fail
-		}
+	if exit.Reason == session.ReasonInterrupted {
+		return fmt.Sprintf("interrupted: %v", ctx.Err()), Fail
+	}
+	if werr != nil && exit.Reason == "" {
+		return fmt.Sprintf("wait for the CLI: %v", werr), Fail
+	}
+	if exit.Reason == session.ReasonDeadline {
 		secs := int(o.Timeout.Round(time.Second) / time.Second)
 		var msg string
 		switch {
@@ -257,12 +242,15 @@ func run(ctx context.Context, sb sandbox.Backend, sc agent.Scaffold, o Options, 
 }
 
 // traceAgent is the trace format to decode: the scaffold's own when the
-// trace package knows it, else detected from the trace.
+// trace package knows it (by name, or the format its agentinfo names),
+// else "", detected from the trace.
 func traceAgent(name string) string {
-	for _, a := range trace.Agents() {
-		if a == name {
-			return name
-		}
+	format := name
+	if i, ok := agentinfo.Lookup(name); ok {
+		format = i.TraceFormat()
+	}
+	if slices.Contains(trace.Agents(), format) {
+		return name
 	}
 	return ""
 }
@@ -321,39 +309,6 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "..."
-}
-
-func joinPath(first []string, rest ...string) string {
-	var all []string
-	for _, s := range rest {
-		all = append(all, filepath.SplitList(s)...)
-	}
-	return strings.Join(dedupe(append(first, all...)), string(filepath.ListSeparator))
-}
-
-func dedupe(in []string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, s := range in {
-		if s != "" && !seen[s] {
-			seen[s] = true
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-func writeFiles(base string, files map[string][]byte) error {
-	for rel, b := range files {
-		p := filepath.Join(base, rel)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return fmt.Errorf("write %s: %w", rel, err)
-		}
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			return fmt.Errorf("write %s: %w", rel, err)
-		}
-	}
-	return nil
 }
 
 // lockedBuffer is a bytes.Buffer safe for the sandbox's copier and the

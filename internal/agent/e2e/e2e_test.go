@@ -14,7 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,10 +23,12 @@ import (
 	"github.com/ptb-dev/ptb/internal/agent/gemini"
 	"github.com/ptb-dev/ptb/internal/agent/npmcli"
 	"github.com/ptb-dev/ptb/internal/agent/opencode"
+	"github.com/ptb-dev/ptb/internal/agent/session"
 	"github.com/ptb-dev/ptb/internal/modelserver"
 	"github.com/ptb-dev/ptb/internal/sandbox"
 	"github.com/ptb-dev/ptb/internal/sandbox/bwrap"
 	"github.com/ptb-dev/ptb/internal/sandbox/none"
+	"github.com/ptb-dev/ptb/internal/sandbox/sandboxtest"
 	"github.com/ptb-dev/ptb/internal/trace"
 )
 
@@ -85,7 +86,7 @@ func TestAgentsAgainstScriptedModel(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			reqlog := &lockedWriter{w: &bytes.Buffer{}}
+			reqlog := &sandboxtest.Buffer{}
 			srv := modelserver.New(nil, reqlog)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
@@ -98,46 +99,40 @@ func TestAgentsAgainstScriptedModel(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			cmd, err := tc.sc.Command(ctx, agent.Launch{Prompt: "Create out.txt containing hello", Model: tc.model,
-				Workspace: ws, Home: home, Endpoint: "http://" + ln.Addr().String()})
+			plan, err := session.Prepare(ctx, session.Config{
+				Backend:   be,
+				Scaffold:  tc.sc,
+				Launch:    agent.Launch{Prompt: "Create out.txt containing hello", Model: tc.model, Endpoint: "http://" + ln.Addr().String()},
+				Workspace: ws,
+				Home:      home,
+				Tmp:       tmp,
+				Env:       []string{"PATH=" + bin + ":" + filepath.Dir(node) + ":/usr/local/bin:/usr/bin:/bin"},
+				ReadOnly:  []string{pfx},
+				Network:   sandbox.NetworkHost,
+				Timeout:   3 * time.Minute,
+				Grace:     5 * time.Second,
+			})
 			if err != nil {
 				t.Fatal(err)
 			}
-			write := func(base string, files map[string][]byte) {
-				for rel, b := range files {
-					p := filepath.Join(base, rel)
-					os.MkdirAll(filepath.Dir(p), 0o755)
-					if err := os.WriteFile(p, b, 0o600); err != nil {
-						t.Fatal(err)
-					}
-				}
-			}
-			write(home, cmd.HomeFiles)
-			write(ws, cmd.WorkspaceFiles)
-
-			var stdout, stderr bytes.Buffer
-			env := append([]string{"PATH=" + bin + ":" + filepath.Dir(node) + ":/usr/local/bin:/usr/bin:/bin"}, cmd.Env...)
+			var stdout, stderr sandboxtest.Buffer
 			start := time.Now()
-			p, err := be.Start(ctx, sandbox.Spec{Argv: cmd.Argv, Env: env, Dir: ws, Workspace: ws, Home: home, Tmp: tmp,
-				ReadOnly: []string{pfx}, Network: sandbox.NetworkHost, Stdout: &stdout, Stderr: &stderr})
+			p, err := plan.Start(ctx, &stdout, &stderr)
 			if err != nil {
 				t.Fatal(err)
 			}
-			wctx, wcancel := context.WithTimeout(ctx, 3*time.Minute)
-			defer wcancel()
-			exit, err := p.Wait(wctx)
-			if err != nil {
-				p.Stop(5 * time.Second)
-				t.Fatalf("%s did not finish in 3 minutes: %v\nstderr:\n%s\nrequests:\n%s", tc.name, err, tail(stderr.String()), tail(reqlog.String()))
+			exit, err := p.Wait(ctx)
+			if err != nil || exit.Reason == session.ReasonDeadline {
+				t.Fatalf("%s did not finish in 3 minutes: %v %+v\nstderr:\n%s\nrequests:\n%s", tc.name, err, exit, tail(stderr.String()), tail(reqlog.String()))
 			}
 			p.Destroy()
-			t.Logf("%s exited %+v in %s", tc.name, exit, time.Since(start).Round(time.Millisecond))
+			t.Logf("%s exited %+v in %s", tc.name, exit.Exit, time.Since(start).Round(time.Millisecond))
 
 			got, err := os.ReadFile(filepath.Join(ws, "out.txt"))
 			if err != nil || strings.TrimSpace(string(got)) != "hello" {
 				t.Errorf("out.txt = %q, %v: the tool call did not run\nstderr:\n%s\ntrace:\n%s", got, err, tail(stderr.String()), tail(stdout.String()))
 			}
-			s, err := trace.Summarize(bytes.NewReader(stdout.Bytes()), "", "", trace.DefaultPrices())
+			s, err := trace.Summarize(bytes.NewReader([]byte(stdout.String())), "", "", trace.DefaultPrices())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -166,22 +161,4 @@ func tail(s string) string {
 		return "..." + s[len(s)-4000:]
 	}
 	return s
-}
-
-// lockedWriter serialises writes to a buffer read by the test.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
-func (l *lockedWriter) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.String()
 }

@@ -40,7 +40,7 @@ func New(o Options) *Scaffold {
 }
 
 // Name implements agent.Scaffold.
-func (s *Scaffold) Name() string { return "gemini" }
+func (s *Scaffold) Name() string { return Info.Name }
 
 // Version implements agent.Scaffold.
 func (s *Scaffold) Version(ctx context.Context) string { return cliutil.Version(ctx, s.o.Bin) }

@@ -1,5 +1,6 @@
-// Package npmcli installs the four agent CLIs from the npm registry at the
-// pinned versions ptb was verified with, into a prefix reused between runs.
+// Package npmcli installs the agent CLIs from the npm registry at the
+// pinned versions ptb was verified with (each adapter's agentinfo.Info.NPM),
+// into a prefix reused between runs.
 package npmcli
 
 import (
@@ -9,14 +10,22 @@ import (
 	"os/exec"
 	"path/filepath"
 	"syscall"
+
+	_ "github.com/ptb-dev/ptb/internal/agent/agents" // the built-in adapters and their pins
+	"github.com/ptb-dev/ptb/internal/agentinfo"
 )
 
-// Packages are the pinned CLI versions (shared/fixtures/AGENT_CLIS.md).
-var Packages = map[string]string{
-	"claude":   "@anthropic-ai/claude-code@2.1.197",
-	"codex":    "@openai/codex@0.171.0",
-	"gemini":   "@google/gemini-cli@0.61.0",
-	"opencode": "opencode-ai@1.18.33",
+// Packages returns the pinned CLI versions (shared/fixtures/AGENT_CLIS.md)
+// by agent name: every registered agent with an npm package. The agent's
+// name is its executable's.
+func Packages() map[string]string {
+	out := map[string]string{}
+	for _, i := range agentinfo.All() {
+		if i.NPM != "" {
+			out[i.Name] = i.NPM
+		}
+	}
+	return out
 }
 
 // DefaultPrefix is $PTB_AGENTS_PREFIX, else ptb/agents-e2e under the user
@@ -37,7 +46,7 @@ func Bin(prefix string) string { return filepath.Join(prefix, "node_modules", ".
 
 // Installed reports whether every CLI is present in prefix.
 func Installed(prefix string) bool {
-	for name := range Packages {
+	for name := range Packages() {
 		if _, err := os.Stat(filepath.Join(Bin(prefix), name)); err != nil {
 			return false
 		}
@@ -68,8 +77,11 @@ func Install(ctx context.Context, prefix string) error {
 		return fmt.Errorf("npm not found: install Node.js and npm (Debian: apt-get install nodejs npm)")
 	}
 	args := []string{"install", "--no-audit", "--no-fund", "--prefix", prefix}
-	for _, name := range []string{"claude", "codex", "gemini", "opencode"} {
-		args = append(args, Packages[name])
+	pkgs := Packages()
+	for _, name := range agentinfo.Names() {
+		if pkg, ok := pkgs[name]; ok {
+			args = append(args, pkg)
+		}
 	}
 	out, err := exec.CommandContext(ctx, "npm", args...).CombinedOutput()
 	if err != nil {

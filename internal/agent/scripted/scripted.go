@@ -211,7 +211,7 @@ type Scaffold struct {
 var _ agent.Scaffold = (*Scaffold)(nil)
 
 // Name implements agent.Scaffold.
-func (*Scaffold) Name() string { return "scripted" }
+func (*Scaffold) Name() string { return Info.Name }
 
 // Version implements agent.Scaffold.
 func (*Scaffold) Version(context.Context) string { return "builtin" }

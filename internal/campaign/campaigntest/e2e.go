@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ptb-dev/ptb/internal/campaign"
+	"github.com/ptb-dev/ptb/internal/rundir"
 )
 
 // BuildPTB builds the ptb binary into dir/bin/ptb, readable by every user
@@ -130,7 +131,7 @@ func (e E2E) Run(t *testing.T) map[string]campaign.Status {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.Exec.Cancel(context.Background(), ref, ids) })
-	started := filepath.Join(e.Root, "e2e-preempted", "workspace", "started.flag")
+	started := filepath.Join(e.Root, "e2e-preempted", rundir.Workspace, "started.flag")
 	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(300 * time.Millisecond) {
 		if _, err := os.Stat(started); err == nil {
 			break
@@ -176,7 +177,7 @@ func (e E2E) Run(t *testing.T) map[string]campaign.Status {
 		if s := final[c.id]; s.State != campaign.StateExited {
 			t.Errorf("%s: %s (%s), want exited; logs:\n%s", c.id, s.State, s.Reason, logs(c.id))
 		}
-		if _, err := os.Stat(filepath.Join(e.Root, c.id, "result.json")); err != nil {
+		if _, err := os.Stat(filepath.Join(e.Root, c.id, rundir.ResultFile)); err != nil {
 			t.Errorf("%s has no result.json: %v", c.id, err)
 		}
 	}
@@ -186,7 +187,7 @@ func (e E2E) Run(t *testing.T) map[string]campaign.Status {
 	var solve struct {
 		Segments []json.RawMessage `json:"segments"`
 	}
-	if b, err := os.ReadFile(filepath.Join(e.Root, "e2e-preempted", "trace", "solve.json")); err != nil || json.Unmarshal(b, &solve) != nil || len(solve.Segments) < 2 {
+	if b, err := os.ReadFile(filepath.Join(e.Root, "e2e-preempted", rundir.SolveStateFile)); err != nil || json.Unmarshal(b, &solve) != nil || len(solve.Segments) < 2 {
 		t.Errorf("e2e-preempted trace/solve.json: %d segment(s) (%v), want the solve resumed in a second segment", len(solve.Segments), err)
 	}
 	if s := final["e2e-nomodel"]; s.State != campaign.StateFailed {

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ptb-dev/ptb/internal/rundir"
+	"github.com/ptb-dev/ptb/internal/fsutil"
 )
 
 // Hub is a Source that downloads from the Hugging Face hub (or a direct URL)
@@ -105,7 +105,7 @@ func (h *Hub) Pull(ctx context.Context, f File) (string, error) {
 }
 
 func (h *Hub) verify(p string, f File) error {
-	got, err := rundir.HashFile(p)
+	got, err := fsutil.HashFile(p)
 	if err != nil {
 		return fmt.Errorf("hash %s: %w", p, err)
 	}

@@ -6,27 +6,24 @@
 package judge
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ptb-dev/ptb/internal/eval/chat"
 )
 
 // Model is the original's grading model (an undated alias; see EVAL_SPEC §13).
 const Model = "gpt-5-mini"
 
 // Message is one chat message.
-type Message struct {
-	Role    string `json:"role"`
-	Content string `json:"content"`
-}
+type Message = chat.Message
 
 // Request is one grading call.
 type Request struct {
@@ -195,17 +192,7 @@ func (o *OpenAI) Complete(ctx context.Context, req Request) (string, error) {
 // Sleep waits d or until ctx ends, through override when it is set (tests
 // replace real waits between retries).
 func Sleep(ctx context.Context, d time.Duration, override func(context.Context, time.Duration) error) error {
-	if override != nil {
-		return override(ctx, d)
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return chat.Sleep(ctx, d, override)
 }
 
 // once makes one request. retry says whether the SDK would retry its error;
@@ -219,47 +206,38 @@ func (o *OpenAI) once(ctx context.Context, req Request) (text string, h http.Hea
 	if err != nil {
 		return "", nil, false, fmt.Errorf("encode judge request: %w", err)
 	}
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, o.BaseURL+"/chat/completions", bytes.NewReader(body))
+	hreq, err := chat.NewRequest(ctx, o.BaseURL, o.APIKey, body)
 	if err != nil {
 		return "", nil, false, fmt.Errorf("build judge request: %w", err)
 	}
-	hreq.Header.Set("Content-Type", "application/json")
-	if o.APIKey != "" {
-		hreq.Header.Set("Authorization", "Bearer "+o.APIKey)
-	}
-	client := o.Client
-	if client == nil {
-		client = http.DefaultClient
-	}
-	resp, err := client.Do(hreq)
-	if err != nil {
+	reply, err := chat.Send(o.Client, hreq)
+	if reply == nil {
 		// Connection errors and timeouts are retried, as APIConnectionError
 		// and APITimeoutError are.
 		return "", nil, true, fmt.Errorf("call judge: %w", err)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return "", resp.Header, true, fmt.Errorf("read judge reply: %w", err)
+		return "", reply.Header, true, fmt.Errorf("read judge reply: %w", err)
 	}
-	if resp.StatusCode/100 != 2 {
-		return "", resp.Header, ShouldRetry(resp.StatusCode, resp.Header), &HTTPError{Status: resp.StatusCode, Body: string(b)}
+	if !reply.OK() {
+		return "", reply.Header, ShouldRetry(reply.Status, reply.Header), &HTTPError{Status: reply.Status, Body: string(reply.Body)}
 	}
-	var r struct {
-		Choices []struct {
-			Message struct {
-				Content *string `json:"content"`
-			} `json:"message"`
-		} `json:"choices"`
+	m, err := chat.FirstMessage(reply.Body)
+	switch {
+	case errors.Is(err, chat.ErrNoChoices):
+		return "", reply.Header, false, fmt.Errorf("judge reply has no choices")
+	case errors.Is(err, chat.ErrNoMessage):
+		return "", reply.Header, false, ErrNullContent
+	case err != nil:
+		return "", reply.Header, false, fmt.Errorf("decode judge reply: %w", err)
 	}
-	if err := json.Unmarshal(b, &r); err != nil {
-		return "", resp.Header, false, fmt.Errorf("decode judge reply: %w", err)
+	raw, ok := m["content"]
+	if !ok || string(raw) == "null" {
+		return "", reply.Header, false, ErrNullContent
 	}
-	if len(r.Choices) == 0 {
-		return "", resp.Header, false, fmt.Errorf("judge reply has no choices")
+	var content string
+	if err := json.Unmarshal(raw, &content); err != nil {
+		return "", reply.Header, false, fmt.Errorf("decode judge reply: %w", err)
 	}
-	if r.Choices[0].Message.Content == nil {
-		return "", resp.Header, false, ErrNullContent
-	}
-	return *r.Choices[0].Message.Content, resp.Header, false, nil
+	return content, reply.Header, false, nil
 }

@@ -245,6 +245,11 @@ type bfclTarget struct {
 	FirstProp map[string]string // tool name -> first property name (YAML fallback)
 }
 
+func init() {
+	Register(Registration{Name: "bfcl", Files: []dataset.File{BFCLFile},
+		New: func(strict bool, _ Config) Task { return &bfcl{strict: strict} }})
+}
+
 type bfcl struct{ strict bool }
 
 func (b *bfcl) Info() Info {

@@ -76,6 +76,11 @@ func findCodeStrict(completion string) string {
 	return m[1]
 }
 
+func init() {
+	Register(Registration{Name: "humaneval", Files: []dataset.File{HumanEvalFile},
+		New: func(strict bool, _ Config) Task { return &humaneval{strict: strict} }})
+}
+
 type humaneval struct{ strict bool }
 
 func (h *humaneval) Info() Info {
@@ -99,7 +104,7 @@ func (h *humaneval) LoadFirst(ctx context.Context, src dataset.Source, n int) ([
 		if err := json.Unmarshal(raw, &r); err != nil {
 			return nil, fmt.Errorf("humaneval row %d: %w", i, err)
 		}
-		out = append(out, Sample{ID: r.TaskID, Messages: []Message{{"user", HumanEvalInstruction + r.Prompt}}, Target: r.CanonicalSolution, data: r})
+		out = append(out, Sample{ID: r.TaskID, Messages: []Message{{Role: "user", Content: HumanEvalInstruction + r.Prompt}}, Target: r.CanonicalSolution, data: r})
 	}
 	return out, nil
 }

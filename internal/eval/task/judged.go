@@ -107,6 +107,15 @@ type arenaHard struct {
 	system  string
 }
 
+func init() {
+	Register(Registration{Name: "arenahardwriting", Files: []dataset.File{ArenaHardQuestions, ArenaHardBaseline},
+		New: func(strict bool, cfg Config) Task {
+			a := newArenaHard(strict)
+			a.prompts = cfg.Prompts
+			return a
+		}})
+}
+
 func newArenaHard(strict bool) *arenaHard {
 	return &arenaHard{strict: strict, rep: pytext.NewRepeater()}
 }
@@ -161,7 +170,7 @@ func (a *arenaHard) Load(ctx context.Context, src dataset.Source) ([]Sample, err
 		if !ok {
 			return nil, fmt.Errorf("arenahard question %s has no baseline answer", q.UID)
 		}
-		out = append(out, Sample{ID: q.UID, Messages: []Message{{"user", q.Prompt}}, data: arenaData{q.Prompt, b}})
+		out = append(out, Sample{ID: q.UID, Messages: []Message{{Role: "user", Content: q.Prompt}}, data: arenaData{q.Prompt, b}})
 	}
 	// The original always shuffles with random.Random(42); --limit N keeps the first N.
 	rng := pytext.NewRandom(42)
@@ -284,6 +293,15 @@ type healthBench struct {
 	rep      *pytext.Repeater
 	prompts  Prompts
 	template string
+}
+
+func init() {
+	Register(Registration{Name: "healthbench", Files: []dataset.File{HealthBenchData},
+		New: func(strict bool, cfg Config) Task {
+			h := newHealthBench(strict)
+			h.prompts = cfg.Prompts
+			return h
+		}})
 }
 
 func newHealthBench(strict bool) *healthBench {

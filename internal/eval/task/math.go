@@ -63,6 +63,11 @@ func GSM8KFewshot(train []json.RawMessage) (string, error) {
 	return strings.Join(shots, "\n\n"), nil
 }
 
+func init() {
+	Register(Registration{Name: "gsm8k", Files: []dataset.File{GSM8KTest},
+		New: func(strict bool, _ Config) Task { return &gsm8k{strict: strict} }})
+}
+
 type gsm8k struct{ strict bool }
 
 func (g *gsm8k) Info() Info {
@@ -101,7 +106,7 @@ func (g *gsm8k) LoadFirst(ctx context.Context, src dataset.Source, n int) ([]Sam
 		t, _ := splitGSM8K(r.Answer)
 		out = append(out, Sample{
 			ID:       strconv.Itoa(i),
-			Messages: []Message{{"system", system}, {"user", strings.Replace(gsm8kTemplate, "{prompt}", r.Question, 1)}},
+			Messages: []Message{{Role: "system", Content: system}, {Role: "user", Content: strings.Replace(gsm8kTemplate, "{prompt}", r.Question, 1)}},
 			Target:   t,
 		})
 	}
@@ -134,6 +139,11 @@ func matchNumber(completion, target string, strict bool) (string, bool) {
 
 var strictNumberRE = regexp.MustCompile(`[-+]?\d[\d,]*(?:\.\d+)?`)
 
+func init() {
+	Register(Registration{Name: "aime2025", Files: []dataset.File{AIME2025},
+		New: func(strict bool, _ Config) Task { return &aime{strict: strict} }})
+}
+
 type aime struct{ strict bool }
 
 func (a *aime) Info() Info {
@@ -163,7 +173,7 @@ func (a *aime) LoadFirst(ctx context.Context, src dataset.Source, n int) ([]Samp
 		}
 		out = append(out, Sample{
 			ID:       pyStr(r.ID, strconv.Itoa(i)),
-			Messages: []Message{{"user", strings.Replace(aimeTemplate, "{prompt}", r.Problem, 1)}},
+			Messages: []Message{{Role: "user", Content: strings.Replace(aimeTemplate, "{prompt}", r.Problem, 1)}},
 			Target:   pyStr(r.Answer, ""),
 		})
 	}
@@ -244,6 +254,11 @@ func parseGPQAStrict(c string) string {
 
 type gpqaData struct{ Letter string }
 
+func init() {
+	Register(Registration{Name: "gpqamain", Files: []dataset.File{GPQAMain},
+		New: func(strict bool, cfg Config) Task { return &gpqa{strict: strict, seed: cfg.Seed} }})
+}
+
 type gpqa struct {
 	strict bool
 	seed   uint32
@@ -290,7 +305,7 @@ func (g *gpqa) LoadFirst(ctx context.Context, src dataset.Source, n int) ([]Samp
 		if id == "" {
 			id = strconv.Itoa(i)
 		}
-		out = append(out, Sample{ID: id, Messages: []Message{{"user", prompt}}, Target: letter, data: gpqaData{letter}})
+		out = append(out, Sample{ID: id, Messages: []Message{{Role: "user", Content: prompt}}, Target: letter, data: gpqaData{letter}})
 	}
 	return out, nil
 }

@@ -8,11 +8,11 @@ package task
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"math"
 	"sort"
 	"time"
 
+	"github.com/ptb-dev/ptb/internal/eval/chat"
 	"github.com/ptb-dev/ptb/internal/eval/dataset"
 	"github.com/ptb-dev/ptb/internal/eval/judge"
 	"github.com/ptb-dev/ptb/internal/eval/pyexec"
@@ -34,11 +34,9 @@ const (
 	StyleScript = "script"
 )
 
-// Message is one chat message as sent to the server.
-type Message struct {
-	Role    string `json:"role"`
-	Content string `json:"content"`
-}
+// Message is one chat message as sent to the server (the same type as the
+// judge's: package chat).
+type Message = chat.Message
 
 // Sample is one benchmark item, ready to send.
 type Sample struct {
@@ -175,43 +173,6 @@ type Prompts interface {
 	JudgePrompt(ctx context.Context, name string) (string, error)
 }
 
-// Names lists the task names in the leaderboard's order.
-func Names() []string {
-	return []string{"aime2025", "arenahardwriting", "bfcl", "gpqamain", "gsm8k", "healthbench", "humaneval"}
-}
-
-// New returns the task name at version ("" = faithful).
-func New(name, version string, cfg Config) (Task, error) {
-	if version == "" {
-		version = Faithful
-	}
-	if version != Faithful && version != Strict {
-		return nil, fmt.Errorf("unknown version %q of task %s (want %s or %s)", version, name, Faithful, Strict)
-	}
-	strict := version == Strict
-	switch name {
-	case "gsm8k":
-		return &gsm8k{strict: strict}, nil
-	case "aime2025":
-		return &aime{strict: strict}, nil
-	case "gpqamain":
-		return &gpqa{strict: strict, seed: cfg.Seed}, nil
-	case "humaneval":
-		return &humaneval{strict: strict}, nil
-	case "bfcl":
-		return &bfcl{strict: strict}, nil
-	case "arenahardwriting":
-		a := newArenaHard(strict)
-		a.prompts = cfg.Prompts
-		return a, nil
-	case "healthbench":
-		h := newHealthBench(strict)
-		h.prompts = cfg.Prompts
-		return h, nil
-	}
-	return nil, fmt.Errorf("unknown task %q (known: %v)", name, Names())
-}
-
 func version(strict bool) string {
 	if strict {
 		return Strict
@@ -269,25 +230,4 @@ func SortByOrder(scored []Scored, order []Sample) {
 		pos[s.ID] = i
 	}
 	sort.SliceStable(scored, func(i, j int) bool { return pos[scored[i].ID] < pos[scored[j].ID] })
-}
-
-// Files lists the data files a task reads.
-func Files(name string) ([]dataset.File, bool) {
-	switch name {
-	case "gsm8k":
-		return []dataset.File{GSM8KTest}, true
-	case "aime2025":
-		return []dataset.File{AIME2025}, true
-	case "gpqamain":
-		return []dataset.File{GPQAMain}, true
-	case "humaneval":
-		return []dataset.File{HumanEvalFile}, true
-	case "bfcl":
-		return []dataset.File{BFCLFile}, true
-	case "arenahardwriting":
-		return []dataset.File{ArenaHardQuestions, ArenaHardBaseline}, true
-	case "healthbench":
-		return []dataset.File{HealthBenchData}, true
-	}
-	return nil, false
 }

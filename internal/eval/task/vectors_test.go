@@ -184,7 +184,7 @@ func TestVectorsHealthBenchGrader(t *testing.T) {
 			t.Errorf("%q: got (%v, %v), want (%v, %v)", str(c, "grader_output"), met, ok, wantMet, c["accepted"])
 		}
 	}
-	conv := HealthBenchConversation([]Message{{"user", "hi"}, {"assistant", "hello"}, {"user", "I have a headache"}}, "Drink water.")
+	conv := HealthBenchConversation([]Message{{Role: "user", Content: "hi"}, {Role: "assistant", Content: "hello"}, {Role: "user", Content: "I have a headache"}}, "Drink water.")
 	if want := "user: hi\n\nassistant: hello\n\nuser: I have a headache\n\nassistant: Drink water."; conv != want {
 		t.Errorf("conversation = %q", conv)
 	}

@@ -28,6 +28,7 @@ import (
 
 	yaml "go.yaml.in/yaml/v3"
 
+	"github.com/ptb-dev/ptb/internal/agentinfo"
 	"github.com/ptb-dev/ptb/internal/report"
 	"github.com/ptb-dev/ptb/internal/result"
 	"github.com/ptb-dev/ptb/internal/rundir"
@@ -117,13 +118,20 @@ func agentDirs() []string {
 	return a
 }
 
+// scaffold is the agent CLI an original agents/ directory ran: the
+// registered agent CLI (one that calls a model) whose name starts it, the
+// longest such name.
 func scaffold(agentDir string) string {
-	for _, s := range []string{"claude", "codex", "gemini", "opencode"} {
-		if strings.HasPrefix(agentDir, s) {
-			return s
+	best := ""
+	for _, i := range agentinfo.All() {
+		if i.Provider != nil && strings.HasPrefix(agentDir, i.Name) && len(i.Name) > len(best) {
+			best = i.Name
 		}
 	}
-	return agentDir
+	if best == "" {
+		return agentDir
+	}
+	return best
 }
 
 var (

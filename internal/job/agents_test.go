@@ -1,0 +1,4 @@
+package job
+
+// The agents by name, as in ptb.
+import _ "github.com/ptb-dev/ptb/internal/agent/agents"

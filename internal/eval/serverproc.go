@@ -3,6 +3,7 @@ package eval
 import (
 	"context"
 	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -76,7 +77,7 @@ func startServer(ctx context.Context, o Options, info task.Info) (*procServer, e
 	if err != nil {
 		return nil, err
 	}
-	p := &procServer{o: o, key: rand.Text(), sb: o.Sandbox, dirs: dirs, tmpl: chatTemplate(o, info)}
+	p := &procServer{o: o, key: randomKey(), sb: o.Sandbox, dirs: dirs, tmpl: chatTemplate(o, info)}
 	p.cleanup = dirs.remove
 	if p.tmpl != "" {
 		// The server is given the file by this path, bound read-only.
@@ -144,6 +145,12 @@ func unixTransport(path string, conc int) *http.Transport {
 	t.Proxy = nil
 	t.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) { return relay.DialUnix(ctx, path) }
 	return t
+}
+
+func randomKey() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 func freePort() (int, error) {

@@ -82,6 +82,9 @@ shipped in ptb, then the hub; so the demo needs no network.`,
 			if err != nil {
 				return err
 			}
+			events, closeEvents := openEvents(e, dir)
+			defer closeEvents()
+			r.Events = events
 			res, err := r.Run(ctx, dir)
 			if err != nil {
 				return err

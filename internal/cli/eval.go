@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -247,7 +247,7 @@ func evalGPUs(s string) ([]int, error) {
 				g = append(g, n)
 			}
 		}
-		sort.Ints(g)
+		slices.Sort(g)
 		return g, nil
 	}
 	return parseGPUs(s)

@@ -25,6 +25,7 @@ import (
 	"github.com/ptb-dev/ptb/internal/registry"
 	"github.com/ptb-dev/ptb/internal/result"
 	"github.com/ptb-dev/ptb/internal/rundir"
+	"github.com/ptb-dev/ptb/internal/runevents"
 	"github.com/ptb-dev/ptb/internal/sandbox"
 )
 
@@ -347,7 +348,10 @@ func runRun(ctx context.Context, e *env, f *runFlags) error {
 			fmt.Fprintf(e.stderr, "ptb: warning: vllm is not on PATH, so the evaluate stage will fail; install vLLM, or pass --eval-backend hf|url, or finish the run later with ptb run --resume %s\n", dir)
 		}
 	}
-	stop := watchRun(ctx, e, dir, spec, f.monitorEvery)
+	events, closeEvents := openEvents(e, dir)
+	defer closeEvents()
+	watch, stop := watchRun(ctx, e, dir, spec, f.monitorEvery)
+	r.Events = runevents.Multi(events, watch)
 	res, err := r.RunHeld(ctx, dir)
 	stop()
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/ptb-dev/ptb/internal/agent"
@@ -24,6 +25,7 @@ import (
 	"github.com/ptb-dev/ptb/internal/registry"
 	"github.com/ptb-dev/ptb/internal/result"
 	"github.com/ptb-dev/ptb/internal/rundir"
+	"github.com/ptb-dev/ptb/internal/runevents"
 	"github.com/ptb-dev/ptb/internal/sandbox"
 )
 
@@ -90,6 +92,10 @@ type Runner struct {
 	// pool or a scheduler picks them), so a resumed run may get others.
 	// Each solve segment records the devices it used. nil: job.json's.
 	GPUs []int
+	// Events receives the run's typed events (stage, segment, heartbeat,
+	// limit, verdict, result), from more than one goroutine; nil: none.
+	// The cli wires RUN_DIR/events.jsonl and the status line.
+	Events runevents.Handler
 }
 
 func (r *Runner) now() time.Time {
@@ -233,6 +239,8 @@ type run struct {
 	// the sandbox reaches it.
 	gw   GatewaySession
 	link *sandbox.Gateway
+	// eventErr logs the first event the handler failed to take.
+	eventErr sync.Once
 }
 
 func (x *run) set(stage string, st result.Stage) error {
@@ -314,7 +322,7 @@ func (r *Runner) RunHeld(ctx context.Context, dir rundir.Dir) (*result.Result, e
 		if err := x.set(s.name, result.Stage{Status: result.StatusRunning, StartedAt: started}); err != nil {
 			return nil, err
 		}
-		r.progressf("ptb: %s ...\n", s.name)
+		x.emit(runevents.Event{Type: runevents.StageStarted, Stage: s.name})
 		out, err := s.fn(ctx)
 		out.StartedAt, out.EndedAt = started, result.Now(r.now())
 		if err != nil {
@@ -323,7 +331,7 @@ func (r *Runner) RunHeld(ctx context.Context, dir rundir.Dir) (*result.Result, e
 		if serr := x.set(s.name, out); serr != nil {
 			return nil, serr
 		}
-		r.progressf("ptb: %s %s%s\n", s.name, out.Status, suffix(out))
+		x.emit(runevents.Event{Type: runevents.StageEnded, Stage: s.name, Status: out.Status, Error: out.Error, Reason: out.Reason})
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("interrupted during %s; resume with: ptb run --resume %s", s.name, dir)
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/ptb-dev/ptb/internal/eval/dataset"
 	"github.com/ptb-dev/ptb/internal/eval/task"
 	"github.com/ptb-dev/ptb/internal/job"
+	"github.com/ptb-dev/ptb/internal/jobrun"
 	"github.com/ptb-dev/ptb/internal/pipeline"
 	"github.com/ptb-dev/ptb/internal/registry"
 	"github.com/ptb-dev/ptb/internal/report"
@@ -36,7 +37,7 @@ shipped in ptb, then the hub; so the demo needs no network.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			if err := checkDataDir(dataDir); err != nil {
+			if err := jobrun.CheckDataDir(dataDir); err != nil {
 				return err
 			}
 			src := dataset.Locate(dataDir, "", false)
@@ -56,7 +57,7 @@ shipped in ptb, then the hub; so the demo needs no network.`,
 			}
 			if sandboxName == "" {
 				sandboxName = "bwrap"
-				if _, err := sandboxBackend(ctx, "bwrap"); err != nil {
+				if _, err := jobrun.SandboxBackend(ctx, "bwrap"); err != nil {
 					fmt.Fprintf(e.stderr, "ptb demo: WARNING: bubblewrap is not usable here (%v);\n  running UNSANDBOXED with the none backend. Install bubblewrap for an isolated run.\n", err)
 					sandboxName = "none"
 				}
@@ -78,7 +79,7 @@ shipped in ptb, then the hub; so the demo needs no network.`,
 			if err != nil {
 				return err
 			}
-			r, err := newRunner(ctx, e, reg, spec, false, true)
+			r, err := jobrun.NewRunner(ctx, jobrun.Config{Registry: reg, Stderr: e.stderr, Version: Version, Pins: pinTable}, spec)
 			if err != nil {
 				return err
 			}

@@ -20,6 +20,7 @@ import (
 	"github.com/ptb-dev/ptb/internal/agent/scripted"
 	"github.com/ptb-dev/ptb/internal/gateway"
 	"github.com/ptb-dev/ptb/internal/job"
+	"github.com/ptb-dev/ptb/internal/jobrun"
 	"github.com/ptb-dev/ptb/internal/modelserver"
 	"github.com/ptb-dev/ptb/internal/registry"
 	"github.com/ptb-dev/ptb/internal/result"
@@ -807,7 +808,7 @@ func TestGatewayUsage(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
 			writeLLMLog(t, dir, c.recs...)
-			u, err := gatewayUsage(filepath.Join(dir, "gateway", "llm.jsonl"))
+			u, err := jobrun.GatewayUsage(filepath.Join(dir, "gateway", "llm.jsonl"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -819,7 +820,7 @@ func TestGatewayUsage(t *testing.T) {
 			}
 		})
 	}
-	if _, err := gatewayUsage(filepath.Join(t.TempDir(), "none.jsonl")); err == nil {
+	if _, err := jobrun.GatewayUsage(filepath.Join(t.TempDir(), "none.jsonl")); err == nil {
 		t.Errorf("a missing log gave usage")
 	}
 }
@@ -845,7 +846,7 @@ func TestGatewaySpendCapAcrossResume(t *testing.T) {
 			spec := job.Spec{Agent: "scripted", Endpoint: modelURL, Gateway: job.GatewaySpec{SpendCapUSD: 0.1005}}
 			sock := filepath.Join(dir, "gateway", "socket", "gateway.sock")
 			os.MkdirAll(filepath.Dir(sock), 0o755)
-			s, err := runGateway{reg: registry.Default(), getenv: func(string) string { return "" }}.Start(context.Background(), rundir.Dir(dir), spec, sock)
+			s, err := jobrun.RunGateway{Reg: registry.Default(), Getenv: func(string) string { return "" }}.Start(context.Background(), rundir.Dir(dir), spec, sock)
 			if err != nil {
 				t.Fatal(err)
 			}

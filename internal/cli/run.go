@@ -20,6 +20,7 @@ import (
 
 	"github.com/ptb-dev/ptb/internal/campaign"
 	"github.com/ptb-dev/ptb/internal/job"
+	"github.com/ptb-dev/ptb/internal/jobrun"
 	"github.com/ptb-dev/ptb/internal/monitor"
 	"github.com/ptb-dev/ptb/internal/pipeline"
 	"github.com/ptb-dev/ptb/internal/registry"
@@ -226,7 +227,7 @@ func runRun(ctx context.Context, e *env, f *runFlags) error {
 			if err := spec.Normalize(reg); err != nil {
 				return usagef("%v", err)
 			}
-			if err := checkDataDir(spec.Eval.DataDir); err != nil {
+			if err := jobrun.CheckDataDir(spec.Eval.DataDir); err != nil {
 				return err
 			}
 			rec, err := pipeline.Redo(dir, f.redo, spec, time.Now())
@@ -305,7 +306,7 @@ func runRun(ctx context.Context, e *env, f *runFlags) error {
 	}
 	// The runner (sandbox check included) is made before the run
 	// directory: a run that cannot start leaves nothing behind.
-	r, err := newRunner(ctx, e, reg, spec, f.verbose, false)
+	r, err := jobrun.NewRunner(ctx, jobrun.Config{Registry: reg, Stderr: e.stderr, Verbose: f.verbose, Version: Version, Pins: pinTable}, spec)
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package cli
+package jobrun
 
 import (
 	"context"
@@ -27,9 +27,9 @@ import (
 )
 
 // wireStages connects the evaluate and audit stages and usage accounting.
-func wireStages(r *pipeline.Runner, spec job.Spec) {
+func wireStages(r *pipeline.Runner, spec job.Spec, cfg Config) {
 	// The inference server sees no more of the host than the judge does.
-	r.Evaluator = evaluator{reg: r.Registry, hidden: append(append([]string{}, r.Hidden...), spec.OutRoot)}
+	r.Evaluator = evaluator{reg: r.Registry, pins: cfg.Pins, hidden: append(append([]string{}, r.Hidden...), spec.OutRoot)}
 	r.Usage = usageReader{}
 	r.Auditor = auditor{log: r.Log, sb: r.Sandbox, hidden: append(append([]string{}, r.Hidden...), spec.OutRoot)}
 }
@@ -44,7 +44,7 @@ type auditor struct {
 }
 
 func (a auditor) Audit(ctx context.Context, dir rundir.Dir, spec job.Spec) (*result.Audit, error) {
-	o := audit.Options{RunDir: string(dir), Task: spec.Benchmark, BaseModel: spec.BaseModel, TestSets: testSets(spec.Eval.DataDir), JudgeRuns: spec.Judge.Runs,
+	o := audit.Options{RunDir: string(dir), Task: spec.Benchmark, BaseModel: spec.BaseModel, TestSets: TestSets(spec.Eval.DataDir), JudgeRuns: spec.Judge.Runs,
 		Untrusted: []string{spec.OutRoot}}
 	if spec.Registry != "" {
 		reg, err := registry.Load(spec.Registry)
@@ -77,6 +77,7 @@ func (a auditor) Audit(ctx context.Context, dir rundir.Dir, spec job.Spec) (*res
 // server runs in the job's sandbox backend with the job's GPUs.
 type evaluator struct {
 	reg    *registry.Registry
+	pins   *pinned.Table
 	hidden []string // host paths the server must not see
 }
 
@@ -89,8 +90,8 @@ func (ev evaluator) Evaluate(ctx context.Context, req pipeline.EvalRequest) (*re
 		Sandbox: req.Sandbox, Progress: req.Progress,
 		GPUs: s.GPUs, Hidden: ev.hidden,
 	}
-	if pinTable != nil {
-		o.Pinned = &pinned.Store{Table: pinTable, Offline: o.Offline}
+	if ev.pins != nil {
+		o.Pinned = &pinned.Store{Table: ev.pins, Offline: o.Offline}
 	}
 	if ev.reg != nil {
 		m, err := ev.reg.Model(s.BaseModel)
@@ -176,7 +177,7 @@ type usageReader struct{}
 func (usageReader) Usage(ctx context.Context, path string, spec job.Spec) (*result.Usage, error) {
 	if spec.Network == sandbox.NetworkGateway {
 		// What the gateway metered, not what the agent says it used.
-		u, err := gatewayUsage(filepath.Join(filepath.Dir(filepath.Dir(path)), rundir.GatewayLLMLog))
+		u, err := GatewayUsage(filepath.Join(filepath.Dir(filepath.Dir(path)), rundir.GatewayLLMLog))
 		if err != nil {
 			return nil, err
 		}

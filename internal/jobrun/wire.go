@@ -1,4 +1,4 @@
-package cli
+package jobrun
 
 import (
 	"context"
@@ -19,14 +19,13 @@ import (
 	"github.com/ptb-dev/ptb/internal/job"
 	"github.com/ptb-dev/ptb/internal/pinned"
 	"github.com/ptb-dev/ptb/internal/pipeline"
-	"github.com/ptb-dev/ptb/internal/registry"
 	"github.com/ptb-dev/ptb/internal/sandbox"
 	"github.com/ptb-dev/ptb/internal/sandbox/bwrap"
 	"github.com/ptb-dev/ptb/internal/sandbox/none"
 )
 
-// sandboxBackend returns the named backend after checking it can run here.
-func sandboxBackend(ctx context.Context, name string) (sandbox.Backend, error) {
+// SandboxBackend returns the named backend after checking it can run here.
+func SandboxBackend(ctx context.Context, name string) (sandbox.Backend, error) {
 	var b sandbox.Backend
 	switch name {
 	case "bwrap":
@@ -42,14 +41,15 @@ func sandboxBackend(ctx context.Context, name string) (sandbox.Backend, error) {
 	return b, nil
 }
 
-// newRunner wires the pipeline's seams to their implementations.
-func newRunner(ctx context.Context, e *env, reg *registry.Registry, spec job.Spec, verbose, demo bool) (*pipeline.Runner, error) {
-	sb, err := sandboxBackend(ctx, spec.Sandbox)
+// NewRunner wires the pipeline's seams to their implementations.
+func NewRunner(ctx context.Context, cfg Config, spec job.Spec) (*pipeline.Runner, error) {
+	reg := cfg.Registry
+	sb, err := SandboxBackend(ctx, spec.Sandbox)
 	if err != nil {
 		return nil, err
 	}
 	level := slog.LevelWarn
-	if verbose {
+	if cfg.Verbose {
 		level = slog.LevelInfo
 	}
 	r := &pipeline.Runner{
@@ -57,23 +57,23 @@ func newRunner(ctx context.Context, e *env, reg *registry.Registry, spec job.Spe
 		Sandbox:  sb,
 		Scaffold: scaffoldFor,
 		Self:     selfPath(),
-		Log:      slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level})),
-		Progress: e.stderr,
-		Version:  Version,
+		Log:      slog.New(slog.NewTextHandler(cfg.Stderr, &slog.HandlerOptions{Level: level})),
+		Progress: cfg.Stderr,
+		Version:  cfg.Version,
 	}
 	r.Hidden = hostData(spec)
-	r.Gateway = runGateway{reg: reg, log: r.Log.With("part", "gateway")}
+	r.Gateway = RunGateway{Reg: reg, Log: r.Log.With("part", "gateway")}
 	// The workspace gets the original's templates/ (ptb's pinned copies);
 	// without them prepare says why in its stage reason.
 	tctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	if tfs, err := (&pinned.Store{Table: pinTable}).TemplatesFS(tctx, ""); err == nil {
+	if tfs, err := (&pinned.Store{Table: cfg.Pins}).TemplatesFS(tctx, ""); err == nil {
 		r.Templates = tfs
 	} else {
 		r.Log.Warn("no chat templates for the workspace", "err", err)
 		r.TemplatesErr = err
 	}
-	wireStages(r, spec)
+	wireStages(r, spec, cfg)
 	return r, nil
 }
 
@@ -113,10 +113,10 @@ func scaffoldFor(spec job.Spec) (agent.Scaffold, error) {
 
 var errNoAdapter = errors.New("no adapter")
 
-// checkDataDir rejects a --data-dir that is not a directory: the
+// CheckDataDir rejects a --data-dir that is not a directory: the
 // data-location rule (dataset.Locate) passes over a data dir that lacks a
 // file, so a mistyped one would otherwise go unnoticed.
-func checkDataDir(dir string) error {
+func CheckDataDir(dir string) error {
 	if dir == "" {
 		return nil
 	}
@@ -127,10 +127,10 @@ func checkDataDir(dir string) error {
 	return nil
 }
 
-// testSets is what the audit's contamination scan reads: the test split of
+// TestSets is what the audit's contamination scan reads: the test split of
 // each task under the data-location rule (dataset.Locate), as evaluate reads
 // it.
-func testSets(dataDir string) audit.TestSets {
+func TestSets(dataDir string) audit.TestSets {
 	src := dataset.Locate(dataDir, "", false)
 	return &audit.CachedTestSets{Src: audit.RecordTestSets{Load: func(ctx context.Context, name string) ([]json.RawMessage, string, error) {
 		if name == "arenahard" {

@@ -1,4 +1,4 @@
-package cli
+package jobrun
 
 import (
 	"context"
@@ -95,7 +95,7 @@ func (j *sandboxJudge) run(ctx context.Context, n int, dir, prompt string) error
 	// The judge reads the agent's workspace: it is as untrusted as the
 	// agent, so it gets a gateway of its own (its key stays there) and no
 	// network but that gateway's LLM route.
-	providers, err := gatewayProviders(job.Spec{Agent: j.sc.Name(), AgentModel: j.spec.Model, Endpoint: j.spec.Endpoint}, os.Getenv)
+	providers, err := GatewayProviders(job.Spec{Agent: j.sc.Name(), AgentModel: j.spec.Model, Endpoint: j.spec.Endpoint}, os.Getenv)
 	if err != nil {
 		return fmt.Errorf("judge: %w", err)
 	}

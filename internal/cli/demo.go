@@ -79,7 +79,7 @@ shipped in ptb, then the hub; so the demo needs no network.`,
 			if err != nil {
 				return err
 			}
-			r, err := jobrun.NewRunner(ctx, jobrun.Config{Registry: reg, Stderr: e.stderr, Version: Version, Pins: pinTable}, spec)
+			r, err := jobrun.NewRunner(ctx, jobConfig(e, reg, false), spec)
 			if err != nil {
 				return err
 			}

@@ -306,7 +306,7 @@ func runRun(ctx context.Context, e *env, f *runFlags) error {
 	}
 	// The runner (sandbox check included) is made before the run
 	// directory: a run that cannot start leaves nothing behind.
-	r, err := jobrun.NewRunner(ctx, jobrun.Config{Registry: reg, Stderr: e.stderr, Verbose: f.verbose, Version: Version, Pins: pinTable}, spec)
+	r, err := jobrun.NewRunner(ctx, jobConfig(e, reg, f.verbose), spec)
 	if err != nil {
 		return err
 	}

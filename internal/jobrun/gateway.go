@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 
 	"github.com/ptb-dev/ptb/internal/gateway"
@@ -122,13 +121,13 @@ func hubDeny(reg *registry.Registry) []gateway.DenyRule {
 type RunGateway struct {
 	Reg    *registry.Registry
 	Log    *slog.Logger
-	Getenv func(string) string
+	Getenv func(string) string // the harness's environment (API keys, HF_TOKEN); nil: empty
 }
 
 func (rg RunGateway) Start(ctx context.Context, dir rundir.Dir, spec job.Spec, socket string) (pipeline.GatewaySession, error) {
 	getenv := rg.Getenv
 	if getenv == nil {
-		getenv = os.Getenv
+		getenv = func(string) string { return "" }
 	}
 	providers, err := GatewayProviders(spec, getenv)
 	if err != nil {

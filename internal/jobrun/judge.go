@@ -34,6 +34,8 @@ type sandboxJudge struct {
 	traceDir string   // each run's stdout and stderr, and its gateway's logs, are kept here
 	hidden   []string // host paths the judge must not see (other runs, test data)
 	log      *slog.Logger
+	self     string              // the ptb executable (the gateway link's init)
+	getenv   func(string) string // the harness's environment: the judge's API key, PATH
 
 	mu sync.Mutex
 	n  int
@@ -95,7 +97,7 @@ func (j *sandboxJudge) run(ctx context.Context, n int, dir, prompt string) error
 	// The judge reads the agent's workspace: it is as untrusted as the
 	// agent, so it gets a gateway of its own (its key stays there) and no
 	// network but that gateway's LLM route.
-	providers, err := GatewayProviders(job.Spec{Agent: j.sc.Name(), AgentModel: j.spec.Model, Endpoint: j.spec.Endpoint}, os.Getenv)
+	providers, err := GatewayProviders(job.Spec{Agent: j.sc.Name(), AgentModel: j.spec.Model, Endpoint: j.spec.Endpoint}, j.getenv)
 	if err != nil {
 		return fmt.Errorf("judge: %w", err)
 	}
@@ -110,7 +112,7 @@ func (j *sandboxJudge) run(ctx context.Context, n int, dir, prompt string) error
 		return fmt.Errorf("judge gateway: %w", err)
 	}
 	defer gw.Close()
-	link := sandbox.Gateway{Init: selfPath(), SocketDir: sock}
+	link := sandbox.Gateway{Init: j.self, SocketDir: sock}
 	base, err := link.URL(j.sb.Capabilities())
 	if err != nil {
 		return err
@@ -127,7 +129,7 @@ func (j *sandboxJudge) run(ctx context.Context, n int, dir, prompt string) error
 	if err := pipeline.WriteFiles(dir, cmd.WorkspaceFiles, 0o600); err != nil {
 		return err
 	}
-	path := os.Getenv("PATH")
+	path := j.getenv("PATH")
 	bin, err := cliutil.LookPath(cmd.Argv[0], path)
 	if err != nil {
 		return fmt.Errorf("judge agent %s: %w", j.sc.Name(), err)

@@ -29,9 +29,9 @@ import (
 // wireStages connects the evaluate and audit stages and usage accounting.
 func wireStages(r *pipeline.Runner, spec job.Spec, cfg Config) {
 	// The inference server sees no more of the host than the judge does.
-	r.Evaluator = evaluator{reg: r.Registry, pins: cfg.Pins, hidden: append(append([]string{}, r.Hidden...), spec.OutRoot)}
+	r.Evaluator = evaluator{reg: r.Registry, pins: cfg.Pins, grader: cfg.Grader, hidden: append(append([]string{}, r.Hidden...), spec.OutRoot)}
 	r.Usage = usageReader{}
-	r.Auditor = auditor{log: r.Log, sb: r.Sandbox, hidden: append(append([]string{}, r.Hidden...), spec.OutRoot)}
+	r.Auditor = auditor{log: r.Log, sb: r.Sandbox, self: cfg.self(), getenv: cfg.getenv, hidden: append(append([]string{}, r.Hidden...), spec.OutRoot)}
 }
 
 // auditor is the audit stage on top of package audit. The LLM judge needs
@@ -41,6 +41,8 @@ type auditor struct {
 	log    *slog.Logger
 	sb     sandbox.Backend
 	hidden []string // what the judge must not see, as for the agent
+	self   string   // the ptb executable
+	getenv func(string) string
 }
 
 func (a auditor) Audit(ctx context.Context, dir rundir.Dir, spec job.Spec) (*result.Audit, error) {
@@ -58,7 +60,7 @@ func (a auditor) Audit(ctx context.Context, dir rundir.Dir, spec job.Spec) (*res
 		if err != nil {
 			return nil, fmt.Errorf("judge: %w", err)
 		}
-		o.Judge = &sandboxJudge{sb: a.sb, sc: sc, spec: spec.Judge, traceDir: dir.Path(rundir.AuditDir), hidden: a.hidden, log: a.log}
+		o.Judge = &sandboxJudge{sb: a.sb, sc: sc, spec: spec.Judge, traceDir: dir.Path(rundir.AuditDir), hidden: a.hidden, log: a.log, self: a.self, getenv: a.getenv}
 	}
 	rep, err := audit.Run(ctx, o)
 	if err != nil {
@@ -78,6 +80,7 @@ func (a auditor) Audit(ctx context.Context, dir rundir.Dir, spec job.Spec) (*res
 type evaluator struct {
 	reg    *registry.Registry
 	pins   *pinned.Table
+	grader Grader
 	hidden []string // host paths the server must not see
 }
 
@@ -102,8 +105,8 @@ func (ev evaluator) Evaluate(ctx context.Context, req pipeline.EvalRequest) (*re
 	}
 	if s.Benchmark == "arenahardwriting" || s.Benchmark == "healthbench" {
 		// The grader runs on the host; its key never enters the sandbox.
-		if key := os.Getenv("OPENAI_API_KEY"); key != "" || os.Getenv("PTB_JUDGE_URL") != "" {
-			o.Judge = judge.NewOpenAI(os.Getenv("PTB_JUDGE_URL"), key)
+		if g := ev.grader; g.Key != "" || g.URL != "" {
+			o.Judge = judge.NewOpenAI(g.URL, g.Key)
 		}
 	}
 	sum, err := eval.Run(ctx, o)

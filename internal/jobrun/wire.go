@@ -55,14 +55,15 @@ func NewRunner(ctx context.Context, cfg Config, spec job.Spec) (*pipeline.Runner
 	r := &pipeline.Runner{
 		Registry: reg,
 		Sandbox:  sb,
-		Scaffold: scaffoldFor,
-		Self:     selfPath(),
+		Scaffold: scaffoldFor(cfg.self()),
+		Self:     cfg.self(),
 		Log:      slog.New(slog.NewTextHandler(cfg.Stderr, &slog.HandlerOptions{Level: level})),
 		Progress: cfg.Stderr,
 		Version:  cfg.Version,
 	}
-	r.Hidden = hostData(spec)
-	r.Gateway = RunGateway{Reg: reg, Log: r.Log.With("part", "gateway")}
+	r.LookupEnv = cfg.LookupEnv
+	r.Hidden = hostData(spec, cfg.DataDir)
+	r.Gateway = RunGateway{Reg: reg, Log: r.Log.With("part", "gateway"), Getenv: cfg.getenv}
 	// The workspace gets the original's templates/ (ptb's pinned copies);
 	// without them prepare says why in its stage reason.
 	tctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
@@ -78,12 +79,13 @@ func NewRunner(ctx context.Context, cfg Config, spec job.Spec) (*pipeline.Runner
 }
 
 // hostData are the host paths with benchmark data or credentials that the
-// agent (and the judge) must not see: the evaluation's data directory and
-// dataset cache (test sets), the recorded completions, the subscription
-// credentials' source file, and the judge grading key's holders.
-func hostData(spec job.Spec) []string {
+// agent (and the judge) must not see: the evaluation's data directory
+// (the job's, and dataDir, the default one) and dataset cache (test sets),
+// the recorded completions, the subscription credentials' source file,
+// and the judge grading key's holders.
+func hostData(spec job.Spec, dataDir string) []string {
 	var h []string
-	for _, p := range []string{spec.Eval.DataDir, os.Getenv("PTB_DATA_DIR"), dataset.DefaultCacheDir(), spec.Eval.Responses, spec.Credentials} {
+	for _, p := range []string{spec.Eval.DataDir, dataDir, dataset.DefaultCacheDir(), spec.Eval.Responses, spec.Credentials} {
 		if p != "" {
 			if abs, err := filepath.Abs(p); err == nil {
 				// Hidden where it really is: a path through a symlink
@@ -98,17 +100,20 @@ func hostData(spec job.Spec) []string {
 	return h
 }
 
-// scaffoldFor returns the agent scaffold for a job.
-func scaffoldFor(spec job.Spec) (agent.Scaffold, error) {
-	switch spec.Agent {
-	case "scripted":
-		b, err := os.ReadFile(spec.Script)
-		if err != nil {
-			return nil, fmt.Errorf("read script: %w", err)
+// scaffoldFor returns the agent scaffold for a job; self is the ptb
+// executable (the scripted agent's binary).
+func scaffoldFor(self string) pipeline.ScaffoldFunc {
+	return func(spec job.Spec) (agent.Scaffold, error) {
+		switch spec.Agent {
+		case "scripted":
+			b, err := os.ReadFile(spec.Script)
+			if err != nil {
+				return nil, fmt.Errorf("read script: %w", err)
+			}
+			return &scripted.Scaffold{Binary: self, Script: b}, nil
 		}
-		return &scripted.Scaffold{Binary: selfPath(), Script: b}, nil
+		return cliScaffold(spec)
 	}
-	return cliScaffold(spec)
 }
 
 var errNoAdapter = errors.New("no adapter")

@@ -517,7 +517,7 @@ func (x *run) env(cmd agent.Command, deadline time.Time, gw map[string]string) [
 		vars[k] = v
 	}
 	for _, k := range DefaultPassEnv {
-		if v, ok := os.LookupEnv(k); ok {
+		if v, ok := x.r.lookupEnv(k); ok {
 			set(k, v)
 		}
 	}
@@ -559,7 +559,7 @@ func (x *run) env(cmd agent.Command, deadline time.Time, gw map[string]string) [
 		k, v, hasValue := strings.Cut(p, "=")
 		if !hasValue {
 			var ok bool
-			if v, ok = os.LookupEnv(k); !ok {
+			if v, ok = x.r.lookupEnv(k); !ok {
 				continue
 			}
 		}

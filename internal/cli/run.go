@@ -48,7 +48,7 @@ type runFlags struct {
 func newRunCmd(e *env) *cobra.Command {
 	var f runFlags
 	c := &cobra.Command{
-		Use:   "run --agent A --base-model M --benchmark B [--run-id ID] [flags] | run --resume RUN_DIR",
+		Use:   "run --agent A --base-model M --benchmark B [--run-id ID] [flags] | run --resume RUN_DIR | run RUN_DIR",
 		Short: "Run one job end to end: prepare, solve, collect, audit, evaluate, record",
 		Long: `Run one PostTrainBench job. The agent works in a fresh workspace inside a
 sandbox under a hard deadline; ptb then collects final_model, audits the run,
@@ -59,7 +59,8 @@ to stdout.
 A run interrupted by Ctrl-C or a crash resumes with --resume RUN_DIR: stages
 already done are not redone, and an interrupted solve continues with the
 time that was left (time between starts never counts). A finished run is
-left as it is.
+left as it is. ptb run RUN_DIR is --resume RUN_DIR: it starts a run directory
+that was made but never started, or resumes one that was.
 
 --run-id ID names the run directory OUT/ID and makes the command idempotent,
 as a scheduler needs: the first start creates the run, every later start
@@ -90,10 +91,20 @@ for debugging only and never gives a clean verdict.`,
   ptb run --resume runs/gsm8k_qwen3-1.7b_claude-claude-opus-4-6_s0_20261127T080102Z
   ptb run --run-id gsm8k_qwen3-1.7b_claude-claude-opus-4-6_s0 --out runs --agent claude --agent-model claude-opus-4-6 --base-model qwen3-1.7b --benchmark gsm8k --gpus 1
   ptb run --resume runs/gsm8k_qwen3-1.7b_claude-claude-opus-4-6_s0_20261127T080102Z --redo evaluate --eval-backend url --eval-base-url http://127.0.0.1:8000/v1`,
-		Args: cobra.NoArgs,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return usagef("run takes at most one RUN_DIR, got %d arguments (%s)", len(args), strings.Join(args, " "))
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f.changed = map[string]bool{}
 			cmd.Flags().Visit(func(fl *pflag.Flag) { f.changed[fl.Name] = true })
+			if len(args) == 1 {
+				if err := runDirArg(args[0], &f); err != nil {
+					return err
+				}
+			}
 			if len(f.redo) > 0 && f.resume == "" {
 				return usagef("--redo needs --resume RUN_DIR: it reruns stages of an existing run")
 			}
@@ -230,6 +241,25 @@ func runRun(ctx context.Context, e *env, f *runFlags) error {
 		return err
 	}
 	return reportRun(e, string(out.Dir), out.Result, f.jsonOut)
+}
+
+// runDirArg takes ptb run RUN_DIR as --resume RUN_DIR: a run directory
+// made but never started (ptb run --run-id that stopped before its first
+// stage, a run made by another tool through pipeline.Create) starts, any
+// other resumes. It must be a run directory.
+func runDirArg(arg string, f *runFlags) error {
+	if f.resume != "" || f.runID != "" {
+		return usagef("run %s: the positional RUN_DIR names the run, so --resume and --run-id cannot be given with it", arg)
+	}
+	abs, err := filepath.Abs(arg)
+	if err != nil {
+		return err
+	}
+	if _, err := pipeline.LoadSpec(rundir.Dir(abs)); err != nil {
+		return usagef("run %s: %v; ptb run RUN_DIR starts or resumes an existing run (make one with ptb run --run-id ID and the job flags)", arg, err)
+	}
+	f.resume = arg
+	return nil
 }
 
 // runSpec is the job the flags describe, normalized against reg.

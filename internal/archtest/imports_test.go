@@ -38,6 +38,7 @@ var rules = []struct {
 	{"internal/pinned", []string{"internal/"}, "pinned upstream files are fetched and verified without the rest of ptb"},
 	{"internal/sandbox/relay", []string{"internal/"}, "the relay is the only channel out of a sandbox and trusts nothing"},
 	{"internal/campaign", []string{"internal/cli", "internal/pipeline", "internal/sandbox", "internal/agent", "internal/eval", "internal/audit"}, "a campaign submits and watches `ptb run` jobs and reads their run directories; it never runs a stage itself"},
+	{"internal/jobrun", []string{"internal/cli"}, "the run's wiring is a library the commands call; it reads no flags and no environment"},
 }
 
 func moduleRoot(t *testing.T) string {

@@ -145,7 +145,7 @@ func (ev evaluator) Evaluate(ctx context.Context, req pipeline.EvalRequest) (*re
 // cliScaffold returns the adapter of a real agent CLI.
 func cliScaffold(spec job.Spec) (agent.Scaffold, error) {
 	var cred []byte
-	// Under the gateway the login stays with the gateway (runGateway);
+	// Under the gateway the login stays with the gateway (RunGateway);
 	// the sandbox gets a placeholder.
 	if spec.Credentials != "" && spec.Network != sandbox.NetworkGateway {
 		b, err := os.ReadFile(spec.Credentials)

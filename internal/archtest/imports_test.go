@@ -42,6 +42,7 @@ var rules = []struct {
 	{"internal/agent/session", []string{"internal/job", "internal/rundir", "internal/trace", "internal/gateway", "internal/sandbox/bwrap", "internal/sandbox/none", "internal/agent/claude", "internal/agent/codex", "internal/agent/gemini", "internal/agent/opencode", "internal/agent/scripted"}, "the session launcher sees backends, scaffolds and gateways only as interfaces, and knows nothing of jobs, run directories or traces"},
 	{"internal/agentinfo", []string{"internal/"}, "what ptb knows about agents by name is data the adapters register; job, trace, report and campaign read it without importing an adapter"},
 	{"internal/runevents", []string{"internal/"}, "the run event format depends on nothing"},
+	{"internal/jobrun", []string{"internal/cli"}, "the run's wiring is a library the commands call; it reads no flags and no environment"},
 }
 
 func moduleRoot(t *testing.T) string {

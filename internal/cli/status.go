@@ -113,22 +113,6 @@ func (wt *watcher) currentStage() string {
 	return wt.stage
 }
 
-// openEvents opens the run's events file; the pipeline's events go there.
-// A file that cannot be opened costs the run its events, not the run: a
-// warning says so and the handler is nil.
-func openEvents(e *env, dir rundir.Dir) (runevents.Handler, func()) {
-	w, err := runevents.Open(dir.Path(rundir.EventsFile))
-	if err != nil {
-		fmt.Fprintf(e.stderr, "ptb: warning: the run's events are not recorded: %v\n", err)
-		return nil, func() {}
-	}
-	return w, func() {
-		if err := w.Close(); err != nil {
-			fmt.Fprintf(e.stderr, "ptb: warning: %v\n", err)
-		}
-	}
-}
-
 // lockedWriter serialises the writes of the pipeline's progress, its log
 // and the watcher to one stderr.
 type lockedWriter struct {

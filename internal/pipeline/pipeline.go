@@ -87,6 +87,10 @@ type Runner struct {
 	// session was short (default 1 s, doubling up to a minute).
 	RepromptBackoff time.Duration
 	GPUName         string // the GPU model named in the prompt; "" = Nvidia H100
+	// LookupEnv is the harness's environment, as os.LookupEnv: the sandbox
+	// gets DefaultPassEnv and the job's --env NAME variables from it. nil:
+	// none of them (the pipeline never reads the process environment).
+	LookupEnv func(string) (string, bool)
 	// GPUs, when not nil, are the devices this start of the run uses in
 	// place of job.json's: devices are assigned when a run starts (a GPU
 	// pool or a scheduler picks them), so a resumed run may get others.
@@ -103,6 +107,13 @@ func (r *Runner) now() time.Time {
 		return r.Now()
 	}
 	return time.Now()
+}
+
+func (r *Runner) lookupEnv(k string) (string, bool) {
+	if r.LookupEnv == nil {
+		return "", false
+	}
+	return r.LookupEnv(k)
 }
 
 func (r *Runner) log() *slog.Logger {

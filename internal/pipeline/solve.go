@@ -195,6 +195,7 @@ func (x *run) segment(ctx context.Context, st *SolveState, remaining time.Durati
 		Install:   &session.Install{}, // found on the sandbox's PATH
 		Env:       x.env(seg.Deadline),
 		PassEnv:   x.spec.PassEnv,
+		LookupEnv: x.r.lookupEnv,
 		ReadOnly:  x.readOnly(),
 		Hidden:    x.hidden(),
 		Network:   x.spec.Network,
@@ -363,7 +364,7 @@ var DefaultPassEnv = []string{"PATH", "LANG", "LC_ALL", "TZ"}
 // with --env.
 func (x *run) env(deadline time.Time) []string {
 	home := x.dir.Path(rundir.Home)
-	var e session.Env
+	e := session.Env{Lookup: x.r.lookupEnv}
 	e.Pass(DefaultPassEnv...)
 	if _, ok := e.Get("PATH"); !ok {
 		e.Set("PATH", "/usr/local/bin:/usr/bin:/bin")

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 )
@@ -42,6 +41,8 @@ var rules = []struct {
 	{"internal/eval", []string{"internal/rundir"}, "the evaluator writes its own output directory (ptb eval --out), not a run directory; atomic writes come from internal/fsutil"},
 	{"internal/agent/session", []string{"internal/job", "internal/rundir", "internal/trace", "internal/gateway", "internal/sandbox/bwrap", "internal/sandbox/none", "internal/agent/claude", "internal/agent/codex", "internal/agent/gemini", "internal/agent/opencode", "internal/agent/scripted"}, "the session launcher sees backends, scaffolds and gateways only as interfaces, and knows nothing of jobs, run directories or traces"},
 	{"internal/agentinfo", []string{"internal/"}, "what ptb knows about agents by name is data the adapters register; job, trace, report and campaign read it without importing an adapter"},
+	{"internal/runevents", []string{"internal/"}, "the run event format depends on nothing"},
+	{"internal/jobrun", []string{"internal/cli"}, "the run's wiring is a library the commands call; it reads no flags and no environment"},
 	{"internal/sandbox/sandboxtest", []string{"internal/sandbox/bwrap", "internal/sandbox/none", "internal/sandbox/sandboxfake"}, "the contract suite takes a backend constructor: it imports no backend"},
 }
 
@@ -117,7 +118,7 @@ func TestImportRules(t *testing.T) {
 	for p := range all {
 		pkgs = append(pkgs, p)
 	}
-	sort.Strings(pkgs)
+	slices.Sort(pkgs)
 	for _, pkg := range pkgs {
 		for _, r := range rules {
 			if !under(pkg, r.pkg) {

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,7 +13,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -145,7 +145,7 @@ func ScanWith(ctx context.Context, ix *Index, roots []ScanRoot, o ScanOptions) (
 			return nil, fmt.Errorf("walk %s: %w", r.Dir, err)
 		}
 	}
-	sort.Slice(files, func(i, j int) bool { return files[i].size > files[j].size }) // big first: better balance
+	slices.SortFunc(files, func(a, b scanFile) int { return cmp.Compare(b.size, a.size) }) // big first: better balance
 	var mu sync.Mutex
 	ch := make(chan scanFile)
 	var wg sync.WaitGroup
@@ -201,9 +201,9 @@ func ScanWith(ctx context.Context, ix *Index, roots []ScanRoot, o ScanOptions) (
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	sort.Slice(res.Hits, func(i, j int) bool { return res.Hits[i].Path < res.Hits[j].Path })
-	sort.Strings(res.Unreadable)
-	sort.Strings(res.Exempt)
+	slices.SortFunc(res.Hits, func(a, b FileHits) int { return cmp.Compare(a.Path, b.Path) })
+	slices.Sort(res.Unreadable)
+	slices.Sort(res.Exempt)
 	union := map[string]bool{}
 	for _, h := range res.Hits {
 		for _, id := range h.Items {
@@ -379,7 +379,7 @@ func checkContamination(ctx context.Context, sets TestSets, task string, roots [
 			ev = append(ev, fmt.Sprintf("note (agent CLI state, items the trace shows the agent displayed; not counted): %s: %d test items: %s", h.Path, len(h.Noted), firstIDs(h.Noted)))
 		}
 	}
-	sort.Strings(res.Notes)
+	slices.Sort(res.Notes)
 	for _, n := range res.Notes {
 		ev = append(ev, "note: "+n)
 	}

@@ -13,7 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -96,7 +96,7 @@ func (d *fileDecode) layerList() []string {
 	for l := range d.layers {
 		out = append(out, l)
 	}
-	sort.Strings(out)
+	slices.Sort(out)
 	return out
 }
 

@@ -8,7 +8,7 @@ package audit
 import (
 	"fmt"
 	"io"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/ptb-dev/ptb/internal/result"
@@ -116,7 +116,7 @@ func Decide(fs []Finding) *Report {
 	for l := range letters {
 		r.Flags = append(r.Flags, l)
 	}
-	sort.Strings(r.Flags)
+	slices.Sort(r.Flags)
 	switch {
 	case flagged:
 		r.Verdict = result.VerdictFlagged

@@ -1,8 +1,9 @@
 package audit
 
 import (
+	"cmp"
 	"fmt"
-	"sort"
+	"slices"
 )
 
 // Contamination thresholds (docs/AUDIT.md).
@@ -248,6 +249,6 @@ func (m *matcher) finish() []hit {
 	for _, h := range best {
 		out = append(out, h)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].item < out[j].item })
+	slices.SortFunc(out, func(a, b hit) int { return cmp.Compare(a.item, b.item) })
 	return out
 }

@@ -9,7 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -161,7 +161,7 @@ func refFiles(snap string) ([]string, error) {
 			out = append(out, n)
 		}
 	}
-	sort.Strings(out)
+	slices.Sort(out)
 	return out, nil
 }
 
@@ -269,7 +269,7 @@ func comparePins(got, want map[string]string) error {
 			bad = append(bad, n+" not pinned")
 		}
 	}
-	sort.Strings(bad)
+	slices.Sort(bad)
 	if len(bad) > 0 {
 		return errors.New("reference files do not match their pins: " + strings.Join(bad, "; "))
 	}

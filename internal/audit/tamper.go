@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 
 	"github.com/ptb-dev/ptb/internal/jsonpos"
@@ -69,7 +68,7 @@ func checkProtected(workspace, manifestPath string) Finding {
 	for n := range m.Files {
 		names = append(names, n)
 	}
-	sort.Strings(names)
+	slices.Sort(names)
 	var bad []string
 	for _, n := range names {
 		if filepath.IsAbs(n) || strings.HasPrefix(filepath.Clean(n), "..") {

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/ptb-dev/ptb/internal/trace"
@@ -102,7 +102,7 @@ func checkTrace(path string) []Finding {
 	for k := range m.ev {
 		kinds = append(kinds, k)
 	}
-	sort.Strings(kinds)
+	slices.Sort(kinds)
 	var out []Finding
 	for _, k := range kinds {
 		out = append(out, flag(check, k, m.ev[k]...))

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ptb-dev/ptb/internal/result"
 	"github.com/ptb-dev/ptb/internal/rundir"
+	"github.com/ptb-dev/ptb/internal/runevents"
 )
 
 // Files of a run directory the engine reads (besides rundir's). They are
@@ -23,6 +24,9 @@ import (
 const (
 	evalMetrics   = "metrics.json" // ptb eval's summary (a baseline's run directory)
 	maxStateBytes = 16 << 20
+	// eventsTail is how much of the end of events.jsonl a status reads:
+	// at a heartbeat event a minute, more than a day of a solve.
+	eventsTail = 1 << 20
 	// FreshHeartbeat: a solve heartbeat (saved every 2 s while the agent
 	// runs) younger than this means a ptb is working on the run, even
 	// where its lock cannot be seen (another node of a shared filesystem).
@@ -44,6 +48,10 @@ type RunView struct {
 	Spent       time.Duration
 	Budget      time.Duration
 	Err         string // why the directory could not be read
+	// From events.jsonl, when the run has one (zero otherwise):
+	LastEvent time.Time // the time of the run's latest event
+	Limit     string    // the resource limit that stopped the latest solve segment
+	LimitSeg  int       // that segment
 }
 
 // Fresh reports whether the solve heartbeat is recent at now.
@@ -84,7 +92,11 @@ func ReadRun(root string, e Entry) RunView {
 	} else if !os.IsNotExist(err) && v.Err == "" {
 		v.Err = err.Error()
 	}
-	if s, err := readJSON[rundir.SolveState](dir.Path(rundir.SolveStateFile)); err == nil {
+	evHeartbeat, evOpen := readEvents(dir, &v)
+	if s, err := readJSON[rundir.SolveState](dir.Path(rundir.SolveStateFile)); err != nil {
+		// Without solve.json, the events say when the solve last ran.
+		v.Heartbeat, v.SolveOpen = evHeartbeat, evOpen
+	} else {
 		v.Budget = time.Duration(s.BudgetS * float64(time.Second))
 		v.Spent = s.Spent()
 		if n := len(s.Segments); n > 0 {
@@ -92,6 +104,34 @@ func ReadRun(root string, e Entry) RunView {
 		}
 	}
 	return v
+}
+
+// readEvents reads the tail of the run's events.jsonl into v (LastEvent,
+// Limit) and returns the solve's last sign of life there and whether its
+// latest segment is open. A run without events (made by an older ptb)
+// leaves v as it is.
+func readEvents(dir rundir.Dir, v *RunView) (heartbeat time.Time, open bool) {
+	runevents.ReadTail(dir.Path(rundir.EventsFile), eventsTail, func(ev runevents.Event, _ int, lineErr error) error {
+		if lineErr != nil {
+			return nil // a line cut short by a crash
+		}
+		if ev.Time.After(v.LastEvent) {
+			v.LastEvent = ev.Time
+		}
+		switch ev.Type {
+		case runevents.SegmentStarted:
+			heartbeat, open = ev.Time, true
+			v.Limit, v.LimitSeg = "", 0
+		case runevents.Heartbeat:
+			heartbeat = ev.Time
+		case runevents.SegmentEnded:
+			heartbeat, open = ev.Time, false
+		case runevents.LimitHit:
+			v.Limit, v.LimitSeg = ev.Limit, ev.Segment
+		}
+		return nil
+	})
+	return heartbeat, open
 }
 
 // readJSON decodes a harness-written JSON file of at most maxStateBytes.

@@ -30,6 +30,7 @@ const (
 	TriageUnverified  = "unverified"
 	TriageStuck       = "stuck"
 	TriageNeverRan    = "never ran"
+	TriageLimit       = "limit hit"
 	triageTail        = 256 << 10
 	stuckAfter        = 10 * time.Minute
 	maxTriageLogLines = 1 << 20
@@ -73,10 +74,20 @@ func Triage(in TriageInput) []string {
 	if r.State == CellFailed && r.Req.GaveUp == "" && !r.View.Done {
 		add(TriageSubmitCap, "%s", r.Why)
 	}
+	// The run's last sign of progress: its solve heartbeat, or a later
+	// event (a stage that started after the solve).
+	progress := r.View.Heartbeat
+	if !progress.IsZero() && r.View.LastEvent.After(progress) {
+		progress = r.View.LastEvent
+	}
 	if r.State == CellRunning && r.Backend != nil && r.Backend.State == StateRunning && r.Kind == KindRun &&
-		!r.View.Locked && r.View.Exists && !r.View.Fresh(in.Now) && !r.View.Heartbeat.IsZero() && in.Now.Sub(r.View.Heartbeat) > stuckAfter {
+		!r.View.Locked && r.View.Exists && !r.View.Fresh(in.Now) && !progress.IsZero() && in.Now.Sub(progress) > stuckAfter {
 		add(TriageStuck, "backend job %s runs, but the run has shown no progress since %s (no lock, heartbeat %s old)",
-			r.Backend.BackendID, r.View.Heartbeat.UTC().Format(time.RFC3339), in.Now.Sub(r.View.Heartbeat).Round(time.Second))
+			r.Backend.BackendID, progress.UTC().Format(time.RFC3339), in.Now.Sub(progress).Round(time.Second))
+	}
+	if r.View.Limit != "" && r.Kind == KindRun {
+		add(TriageLimit, "the sandbox stopped the agent at its %s limit (solve segment %d); if the task needs more, raise it with --limit %s=VALUE in run.args",
+			r.View.Limit, r.View.LimitSeg, r.View.Limit)
 	}
 	if !r.View.Exists && (r.State == CellFailed || (r.Backend != nil && r.Backend.State == StateFailed) || r.Submits > 0 && r.State == CellIdle) {
 		why := "its job ended before the run directory was made"

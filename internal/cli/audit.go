@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/ptb-dev/ptb/internal/audit"
+	"github.com/ptb-dev/ptb/internal/jobrun"
 	"github.com/ptb-dev/ptb/internal/pipeline"
 	"github.com/ptb-dev/ptb/internal/registry"
 	"github.com/ptb-dev/ptb/internal/result"
@@ -56,7 +57,7 @@ on first use in --pin-file.`,
 					return usagef("%s is not a run directory: a bare workspace needs --task and --base-model", target)
 				}
 			}
-			if err := checkDataDir(o.DataDir); err != nil {
+			if err := jobrun.CheckDataDir(o.DataDir); err != nil {
 				return err
 			}
 			// The names run accepts: short model names resolve to hub ids
@@ -81,7 +82,7 @@ on first use in --pin-file.`,
 			if regFile != "" {
 				o.Registry = reg
 			}
-			o.TestSets = testSets(o.DataDir)
+			o.TestSets = jobrun.TestSets(o.DataDir)
 			rep, err := audit.Run(cmd.Context(), o)
 			if err != nil {
 				return err

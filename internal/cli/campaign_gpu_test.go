@@ -12,6 +12,7 @@ import (
 
 	"github.com/ptb-dev/ptb/internal/campaign"
 	"github.com/ptb-dev/ptb/internal/campaign/local"
+	"github.com/ptb-dev/ptb/internal/jobrun"
 )
 
 // On a machine with GPUs (PTB_GPU_E2E=1): a 2-cell local campaign with
@@ -30,7 +31,7 @@ func TestLocalCampaignGPU(t *testing.T) {
 		t.Fatalf("no GPU found (nvidia-smi -L, /dev/nvidiaN): %v", err)
 	}
 	sb := "bwrap"
-	if _, err := sandboxBackend(ctx, "bwrap"); err != nil {
+	if _, err := jobrun.SandboxBackend(ctx, "bwrap"); err != nil {
 		t.Logf("bwrap unusable (%v): the none sandbox", err)
 		sb = "none"
 	}

@@ -294,3 +294,8 @@ executor: {local: {gpus: [0, 1, 2, 3]}}
 	}
 	t.Logf("second up:\n%s", stdout)
 }
+
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
+}

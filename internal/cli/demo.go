@@ -2,19 +2,11 @@ package cli
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
-	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/ptb-dev/ptb/internal/demo"
-	"github.com/ptb-dev/ptb/internal/eval/dataset"
-	"github.com/ptb-dev/ptb/internal/eval/task"
-	"github.com/ptb-dev/ptb/internal/job"
-	"github.com/ptb-dev/ptb/internal/pipeline"
+	"github.com/ptb-dev/ptb/internal/jobrun"
 	"github.com/ptb-dev/ptb/internal/registry"
-	"github.com/ptb-dev/ptb/internal/report"
 	"github.com/ptb-dev/ptb/internal/rundir"
 )
 
@@ -35,70 +27,17 @@ $PTB_DATA_DIR, then the 'ptb data pull' cache, then the GSM8K test set
 shipped in ptb, then the hub; so the demo needs no network.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			if err := checkDataDir(dataDir); err != nil {
-				return err
-			}
-			src := dataset.Locate(dataDir, "", false)
-			if err := os.MkdirAll(out, 0o755); err != nil {
-				return err
-			}
-			out, _ = filepath.Abs(out)
-			inputs := filepath.Join(out, "inputs")
-			os.MkdirAll(inputs, 0o755)
-			script := filepath.Join(inputs, "agent.yaml")
-			if err := os.WriteFile(script, demo.AgentScript, 0o644); err != nil {
-				return err
-			}
-			responses := filepath.Join(inputs, "gsm8k_responses.jsonl")
-			if err := demo.StandInResponses(ctx, src, responses, demo.Samples); err != nil {
-				return err
-			}
-			if sandboxName == "" {
-				sandboxName = "bwrap"
-				if _, err := sandboxBackend(ctx, "bwrap"); err != nil {
-					fmt.Fprintf(e.stderr, "ptb demo: WARNING: bubblewrap is not usable here (%v);\n  running UNSANDBOXED with the none backend. Install bubblewrap for an isolated run.\n", err)
-					sandboxName = "none"
-				}
-			}
-			reg := registry.Default()
-			spec := job.Spec{
-				Agent: "scripted", BaseModel: "Qwen/Qwen3-1.7B-Base", Benchmark: "gsm8k",
-				Hours: 0.01, OutRoot: filepath.Join(out, "runs"), Label: "demo (scripted agent)",
-				Sandbox: sandboxName, Script: script, Grace: 5 * time.Second,
-				Eval: job.EvalSpec{Backend: "replay", Responses: responses, Limit: demo.Samples, DataDir: dataDir},
-			}
-			if err := spec.Normalize(reg); err != nil {
-				return err
-			}
-			fmt.Fprintf(e.stderr, "ptb demo: stand-ins: the agent is the scripted agent (%s); the model's completions are recorded responses (%s).\n", script, responses)
-			fmt.Fprintf(e.stderr, "ptb demo: everything else is real: %s sandbox, deadline %s, collect, GSM8K scorer on %d problems from %s.\n",
-				sandboxName, time.Duration(spec.Hours*float64(time.Hour)).Round(time.Second), demo.Samples, src.Where(ctx, task.GSM8KTest))
-			dir, err := pipeline.Create(spec, reg, time.Now())
+			d, err := jobrun.Demo(cmd.Context(), jobConfig(e, registry.Default(), false), jobrun.DemoOptions{Out: out, DataDir: dataDir, Sandbox: sandboxName})
 			if err != nil {
 				return err
 			}
-			r, err := newRunner(ctx, e, reg, spec, false, true)
-			if err != nil {
-				return err
-			}
-			res, err := r.Run(ctx, dir)
-			if err != nil {
-				return err
-			}
-			printRunSummary(e.stdout, string(dir), res)
+			dir := d.Dir
+			printRunSummary(e.stdout, string(dir), d.Result)
 			fmt.Fprintf(e.stdout, "\nThe verdict is unverified, as it must be here: lineage needs the base weights in the Hugging Face\ncache, the hub check needs the per-run gateway, and the LLM judge needs --judge-endpoint (audit/audit.txt).\n")
-			// The leaderboard view of this one run: a real report of many
-			// runs is `ptb report RUNS...`.
-			runs, _, err := report.LoadRuns(ctx, []string{string(dir)})
-			if err == nil {
-				if rep, err := report.Build(runs, report.Options{CountUnverified: true}); err == nil {
-					if files, err := report.WriteDir(filepath.Join(out, "report"), rep, []string{"md", "html"}); err == nil {
-						fmt.Fprintf(e.stdout, "\nReport of this run (unverified score counted; the leaderboard default replaces it with the base score):\n")
-						for _, f := range files {
-							fmt.Fprintf(e.stdout, "  %s\n", f)
-						}
-					}
+			if d.Report != nil {
+				fmt.Fprintf(e.stdout, "\nReport of this run (unverified score counted; the leaderboard default replaces it with the base score):\n")
+				for _, f := range d.Report {
+					fmt.Fprintf(e.stdout, "  %s\n", f)
 				}
 			}
 			fmt.Fprintf(e.stdout, "\nWhere everything is:\n")

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -16,6 +16,7 @@ import (
 	"github.com/ptb-dev/ptb/internal/eval/dataset"
 	"github.com/ptb-dev/ptb/internal/eval/judge"
 	"github.com/ptb-dev/ptb/internal/eval/task"
+	"github.com/ptb-dev/ptb/internal/jobrun"
 	"github.com/ptb-dev/ptb/internal/pinned"
 	"github.com/ptb-dev/ptb/internal/registry"
 	"github.com/ptb-dev/ptb/internal/sandbox"
@@ -80,7 +81,7 @@ to ptb, and none of ptb's environment but an allowlist (add to it with
 			if o.MaxTokens < 0 {
 				return usagef("--max-tokens %d: want 0 (the original's retry ladder) or a positive count", o.MaxTokens)
 			}
-			if err := checkDataDir(o.DataDir); err != nil {
+			if err := jobrun.CheckDataDir(o.DataDir); err != nil {
 				return err
 			}
 			tk, err := task.New(o.Task, o.Version, task.Config{})
@@ -247,7 +248,7 @@ func evalGPUs(s string) ([]int, error) {
 				g = append(g, n)
 			}
 		}
-		sort.Ints(g)
+		slices.Sort(g)
 		return g, nil
 	}
 	return parseGPUs(s)

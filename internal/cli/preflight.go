@@ -15,6 +15,7 @@ import (
 	"github.com/ptb-dev/ptb/internal/agentinfo"
 	"github.com/ptb-dev/ptb/internal/campaign/local"
 	"github.com/ptb-dev/ptb/internal/job"
+	"github.com/ptb-dev/ptb/internal/jobrun"
 	"github.com/ptb-dev/ptb/internal/registry"
 	"github.com/ptb-dev/ptb/internal/sandbox"
 )
@@ -66,7 +67,7 @@ func (p preflight) check(ctx context.Context, spec job.Spec, reg *registry.Regis
 		}
 	}
 	if spec.Eval.DataDir != "" {
-		if err := checkDataDir(spec.Eval.DataDir); err != nil {
+		if err := jobrun.CheckDataDir(spec.Eval.DataDir); err != nil {
 			add("%v", err)
 		}
 	}
@@ -116,7 +117,7 @@ func (p preflight) sandboxPath(spec job.Spec) string {
 // check (gatewayProviders) names the variable instead.
 func (p preflight) credentials(spec job.Spec) string {
 	if spec.Network == sandbox.NetworkGateway {
-		if _, err := gatewayProviders(spec, p.getenv); err != nil {
+		if _, err := jobrun.GatewayProviders(spec, p.getenv); err != nil {
 			return err.Error()
 		}
 		return ""

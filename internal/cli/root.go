@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ptb-dev/ptb/internal/jobrun"
 	"github.com/ptb-dev/ptb/internal/pinned"
 	"io"
 	"os"
@@ -115,8 +116,9 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "ptb: %v\n", err)
 	var ue *usageError
+	var jue *jobrun.UsageError
 	switch {
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), errors.As(err, &jue):
 		return 2
 	case got.Load() != 0:
 		return 128 + int(got.Load())

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -20,11 +19,13 @@ import (
 
 	"github.com/ptb-dev/ptb/internal/campaign"
 	"github.com/ptb-dev/ptb/internal/job"
+	"github.com/ptb-dev/ptb/internal/jobrun"
 	"github.com/ptb-dev/ptb/internal/monitor"
 	"github.com/ptb-dev/ptb/internal/pipeline"
 	"github.com/ptb-dev/ptb/internal/registry"
 	"github.com/ptb-dev/ptb/internal/result"
 	"github.com/ptb-dev/ptb/internal/rundir"
+	"github.com/ptb-dev/ptb/internal/runevents"
 	"github.com/ptb-dev/ptb/internal/sandbox"
 )
 
@@ -48,7 +49,7 @@ type runFlags struct {
 func newRunCmd(e *env) *cobra.Command {
 	var f runFlags
 	c := &cobra.Command{
-		Use:   "run --agent A --base-model M --benchmark B [--run-id ID] [flags] | run --resume RUN_DIR",
+		Use:   "run --agent A --base-model M --benchmark B [--run-id ID] [flags] | run --resume RUN_DIR | run RUN_DIR",
 		Short: "Run one job end to end: prepare, solve, collect, audit, evaluate, record",
 		Long: `Run one PostTrainBench job. The agent works in a fresh workspace inside a
 sandbox under a hard deadline; ptb then collects final_model, audits the run,
@@ -59,7 +60,8 @@ to stdout.
 A run interrupted by Ctrl-C or a crash resumes with --resume RUN_DIR: stages
 already done are not redone, and an interrupted solve continues with the
 time that was left (time between starts never counts). A finished run is
-left as it is.
+left as it is. ptb run RUN_DIR is --resume RUN_DIR: it starts a run directory
+that was made but never started, or resumes one that was.
 
 --run-id ID names the run directory OUT/ID and makes the command idempotent,
 as a scheduler needs: the first start creates the run, every later start
@@ -90,10 +92,20 @@ for debugging only and never gives a clean verdict.`,
   ptb run --resume runs/gsm8k_qwen3-1.7b_claude-claude-opus-4-6_s0_20261127T080102Z
   ptb run --run-id gsm8k_qwen3-1.7b_claude-claude-opus-4-6_s0 --out runs --agent claude --agent-model claude-opus-4-6 --base-model qwen3-1.7b --benchmark gsm8k --gpus 1
   ptb run --resume runs/gsm8k_qwen3-1.7b_claude-claude-opus-4-6_s0_20261127T080102Z --redo evaluate --eval-backend url --eval-base-url http://127.0.0.1:8000/v1`,
-		Args: cobra.NoArgs,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return usagef("run takes at most one RUN_DIR, got %d arguments (%s)", len(args), strings.Join(args, " "))
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f.changed = map[string]bool{}
 			cmd.Flags().Visit(func(fl *pflag.Flag) { f.changed[fl.Name] = true })
+			if len(args) == 1 {
+				if err := runDirArg(args[0], &f); err != nil {
+					return err
+				}
+			}
 			if len(f.redo) > 0 && f.resume == "" {
 				return usagef("--redo needs --resume RUN_DIR: it reruns stages of an existing run")
 			}
@@ -192,168 +204,95 @@ func runRun(ctx context.Context, e *env, f *runFlags) error {
 	if f.monitorEvery < 0 {
 		return usagef("--monitor-interval %s: want 0 (off) or a positive duration", f.monitorEvery)
 	}
-	var dir rundir.Dir
-	var spec job.Spec
-	var reg *registry.Registry
-	var err error
 	// Devices are assigned at each start: with --run-id by --gpus alone,
 	// with --resume by --gpus when given.
 	gpus, err := parseGPUs(f.gpus)
 	if err != nil {
 		return err
 	}
-	var runGPUs []int
-	if f.runID != "" || (f.resume != "" && f.changed["gpus"]) {
-		runGPUs = append([]int{}, gpus...)
+	st := jobrun.Start{
+		Resume: f.resume, RunID: f.runID, Redo: f.redo,
+		ApplyRedo: func(spec *job.Spec) { applyRedoFlags(spec, f) },
+		Preflight: func(ctx context.Context, spec job.Spec, reg *registry.Registry) error {
+			return runPreflight(ctx, e, spec, reg)
+		},
+		Watch: func(ctx context.Context, dir rundir.Dir, spec job.Spec) (runevents.Handler, func()) {
+			return watchRun(ctx, e, dir, spec, f.monitorEvery)
+		},
 	}
+	if f.runID != "" || (f.resume != "" && f.changed["gpus"]) {
+		st.GPUs = append([]int{}, gpus...)
+	}
+	var reg *registry.Registry
 	if f.resume != "" {
-		abs, err := filepath.Abs(f.resume)
-		if err != nil {
-			return err
-		}
-		dir = rundir.Dir(abs)
-		if spec, err = pipeline.LoadSpec(dir); err != nil {
-			return usagef("--resume: %v", err)
-		}
-		if f.registry != "" {
-			spec.Registry = f.registry
-		}
-		if reg, err = registry.Load(spec.Registry); err != nil {
-			return err
-		}
-		if len(f.redo) > 0 {
-			applyRedoFlags(&spec, f)
-			if err := spec.Normalize(reg); err != nil {
-				return usagef("%v", err)
-			}
-			if err := checkDataDir(spec.Eval.DataDir); err != nil {
-				return err
-			}
-			rec, err := pipeline.Redo(dir, f.redo, spec, time.Now())
-			if err != nil {
-				if errors.Is(err, pipeline.ErrBusy) {
-					return busy(e, dir)
-				}
-				return usagef("--redo: %v", err)
-			}
-			fmt.Fprintf(e.stderr, "ptb: redoing %s of %s (%d setting(s) changed; see %s)\n", strings.Join(rec.Stages, ", "), dir, len(rec.Changes), rundir.RedoFile)
-		} else if res, done := finishedRun(dir); done {
-			// Nothing to do: a finished run is not rewritten.
-			fmt.Fprintf(e.stderr, "ptb: %s is finished; nothing to resume (rerun stages with --redo STAGE)\n", dir)
-			return reportRun(e, string(dir), res, f.jsonOut)
-		} else {
-			fmt.Fprintf(e.stderr, "ptb: resuming %s\n", dir)
-		}
-		if runGPUs != nil {
-			spec.GPUs = runGPUs
-			if err := runPreflight(ctx, e, spec, reg); err != nil {
-				return err
-			}
-		}
+		st.RegistryFile = f.registry
 	} else {
 		if reg, err = registry.Load(f.registry); err != nil {
 			return err
 		}
-		spec = f.spec
-		spec.Network = sandbox.Network(f.network)
-		if f.registry != "" {
-			spec.Registry, _ = filepath.Abs(f.registry)
-		}
-		spec.GPUs = gpus
-		if f.hoursSet && !(spec.Hours > 0) {
-			return usagef("--hours %v: want a positive number of hours (fractions allowed: 0.01 = 36 s)", spec.Hours)
-		}
-		if f.agentsPrefix != "" {
-			if err := agentsPrefixEnv(&spec, f.agentsPrefix, os.Getenv("PATH")); err != nil {
-				return err
-			}
-		}
-		for _, l := range f.limits {
-			if err := spec.SetLimit(l); err != nil {
-				return usagef("--limit: %v", err)
-			}
-		}
-		if err := spec.Normalize(reg); err != nil {
-			return usagef("%v", err)
-		}
-		if f.runID != "" {
-			if err := pipeline.CheckRunID(f.runID); err != nil {
-				return usagef("--run-id: %v", err)
-			}
-			root, err := filepath.Abs(spec.OutRoot)
-			if err != nil {
-				return err
-			}
-			if d := rundir.Dir(filepath.Join(root, f.runID)); exists(string(d)) {
-				if spec, err = sameJob(d, spec, runGPUs); err != nil {
-					return err
-				}
-				dir = d
-				if res, done := finishedRun(dir); done {
-					fmt.Fprintf(e.stderr, "ptb: %s is finished; nothing to resume\n", dir)
-					return reportRun(e, string(dir), res, f.jsonOut)
-				}
-				fmt.Fprintf(e.stderr, "ptb: resuming %s\n", dir)
-			}
-		}
-		// Under the gateway the real key goes to the run's gateway only;
-		// without one the agent could not work, and the preflight's
-		// credentials check says which variable to set.
-		if err := runPreflight(ctx, e, spec, reg); err != nil {
+		if st.Spec, err = runSpec(f, reg, gpus); err != nil {
 			return err
 		}
 	}
-	// The runner (sandbox check included) is made before the run
-	// directory: a run that cannot start leaves nothing behind.
-	r, err := newRunner(ctx, e, reg, spec, f.verbose, false)
-	if err != nil {
-		return err
-	}
-	r.GPUs = runGPUs
-	switch {
-	case dir == "" && f.runID != "":
-		d, created, err := pipeline.CreateWithID(spec, f.runID, time.Now())
-		if err != nil {
-			return err
-		}
-		if !created {
-			// Another start made it meanwhile: the same job resumes (or is busy).
-			if _, err := sameJob(d, spec, runGPUs); err != nil {
-				return err
-			}
-			fmt.Fprintf(e.stderr, "ptb: resuming %s (created by another start meanwhile)\n", d)
-		} else {
-			fmt.Fprintf(e.stderr, "ptb: run directory %s\n", d)
-		}
-		dir = d
-	case dir == "":
-		if dir, err = pipeline.Create(spec, reg, time.Now()); err != nil {
-			return err
-		}
-		fmt.Fprintf(e.stderr, "ptb: run directory %s\n", dir)
-	}
-	// The lock comes first: nothing (monitor, status line) touches a run
-	// directory that another ptb is working on.
-	unlock, err := pipeline.LockRun(dir)
+	out, err := jobrun.Run(ctx, jobConfig(e, reg, f.verbose), st)
 	if errors.Is(err, pipeline.ErrBusy) {
-		return busy(e, dir)
+		return busy(e, out.Dir)
 	}
 	if err != nil {
 		return err
 	}
-	defer unlock()
-	if spec.Eval.Backend == "vllm" {
-		if _, err := exec.LookPath("vllm"); err != nil {
-			fmt.Fprintf(e.stderr, "ptb: warning: vllm is not on PATH, so the evaluate stage will fail; install vLLM, or pass --eval-backend hf|url, or finish the run later with ptb run --resume %s\n", dir)
+	return reportRun(e, string(out.Dir), out.Result, f.jsonOut)
+}
+
+// runDirArg takes ptb run RUN_DIR as --resume RUN_DIR: a run directory
+// made but never started (ptb run --run-id that stopped before its first
+// stage, a run made by another tool through pipeline.Create) starts, any
+// other resumes. It must be a run directory.
+func runDirArg(arg string, f *runFlags) error {
+	if f.resume != "" || f.runID != "" {
+		return usagef("run %s: the positional RUN_DIR names the run, so --resume and --run-id cannot be given with it", arg)
+	}
+	abs, err := filepath.Abs(arg)
+	if err != nil {
+		return err
+	}
+	if _, err := pipeline.LoadSpec(rundir.Dir(abs)); err != nil {
+		return usagef("run %s: %v; ptb run RUN_DIR starts or resumes an existing run (make one with ptb run --run-id ID and the job flags)", arg, err)
+	}
+	f.resume = arg
+	return nil
+}
+
+// runSpec is the job the flags describe, normalized against reg.
+func runSpec(f *runFlags, reg *registry.Registry, gpus []int) (job.Spec, error) {
+	spec := f.spec
+	spec.Network = sandbox.Network(f.network)
+	if f.registry != "" {
+		spec.Registry, _ = filepath.Abs(f.registry)
+	}
+	spec.GPUs = gpus
+	if f.hoursSet && !(spec.Hours > 0) {
+		return spec, usagef("--hours %v: want a positive number of hours (fractions allowed: 0.01 = 36 s)", spec.Hours)
+	}
+	if f.agentsPrefix != "" {
+		if err := agentsPrefixEnv(&spec, f.agentsPrefix, os.Getenv("PATH")); err != nil {
+			return spec, err
 		}
 	}
-	stop := watchRun(ctx, e, dir, spec, f.monitorEvery)
-	res, err := r.RunHeld(ctx, dir)
-	stop()
-	if err != nil {
-		return err
+	for _, l := range f.limits {
+		if err := spec.SetLimit(l); err != nil {
+			return spec, usagef("--limit: %v", err)
+		}
 	}
-	return reportRun(e, string(dir), res, f.jsonOut)
+	if err := spec.Normalize(reg); err != nil {
+		return spec, usagef("%v", err)
+	}
+	if f.runID != "" {
+		if err := pipeline.CheckRunID(f.runID); err != nil {
+			return spec, usagef("--run-id: %v", err)
+		}
+	}
+	return spec, nil
 }
 
 // runPreflight runs the checks a run must pass before it starts.
@@ -363,38 +302,6 @@ func runPreflight(ctx context.Context, e *env, spec job.Spec, reg *registry.Regi
 		pf = *e.preflight
 	}
 	return pf.check(ctx, spec, reg)
-}
-
-func exists(path string) bool {
-	_, err := os.Lstat(path)
-	return err == nil
-}
-
-// sameJob checks that spec (from the command line) is the job the run in
-// d was created with, and returns the stored spec with this start's GPUs.
-func sameJob(d rundir.Dir, spec job.Spec, gpus []int) (job.Spec, error) {
-	stored, err := pipeline.LoadSpec(d)
-	if err != nil {
-		return spec, usagef("--run-id: %s exists but %v; move it aside or pick another id", d, err)
-	}
-	if stored.Hash() != spec.Hash() {
-		var fields []string
-		for _, c := range pipeline.SpecDiff(stored, spec) {
-			fields = append(fields, fmt.Sprintf("%s (stored %s, given %s)", c.Field, jsonValue(c.Old), jsonValue(c.New)))
-		}
-		return spec, usagef("--run-id %s: the run in %s was created for another job; differing fields: %s. Start it with the flags it was created with (see %s), or pick another run id",
-			filepath.Base(string(d)), d, strings.Join(fields, "; "), d.Path(rundir.JobFile))
-	}
-	stored.GPUs = gpus
-	return stored, nil
-}
-
-func jsonValue(v any) string {
-	if v == nil {
-		return "unset"
-	}
-	b, _ := json.Marshal(v)
-	return string(b)
 }
 
 // busy is the exit of a start that finds the run's lock held.
@@ -440,25 +347,6 @@ func applyRedoFlags(spec *job.Spec, f *runFlags) {
 			fn()
 		}
 	}
-}
-
-// finishedRun returns the record of a run whose every stage is done or
-// skipped.
-func finishedRun(dir rundir.Dir) (*result.Result, bool) {
-	m, err := pipeline.LoadManifest(dir)
-	if err != nil {
-		return nil, false
-	}
-	for _, s := range result.Stages {
-		if st := m.Stages[s].Status; st != result.StatusDone && st != result.StatusSkipped {
-			return nil, false
-		}
-	}
-	res, err := result.Read(dir.Path(rundir.ResultFile))
-	if err != nil {
-		return nil, false
-	}
-	return res, true
 }
 
 // Exit codes of a run that got as far as its record (docs/ARCHITECTURE.md).

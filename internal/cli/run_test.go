@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ptb-dev/ptb/internal/jobrun"
 	"github.com/ptb-dev/ptb/internal/sharedtest"
 
 	"github.com/ptb-dev/ptb/internal/job"
@@ -115,7 +116,7 @@ func TestDemo(t *testing.T) {
 // A registry override given at creation is kept for --resume: a redone
 // prepare renders the same prompt.
 func TestResumeKeepsRegistryOverride(t *testing.T) {
-	if _, err := sandboxBackend(context.Background(), "bwrap"); err != nil {
+	if _, err := jobrun.SandboxBackend(context.Background(), "bwrap"); err != nil {
 		t.Skip(err)
 	}
 	dir := t.TempDir()
@@ -158,7 +159,7 @@ func TestResumeKeepsRegistryOverride(t *testing.T) {
 // python3 hands over to ptb eval, which scores recorded completions here
 // (replay), and the metrics land in the workspace.
 func TestEvaluatePyInsideSandbox(t *testing.T) {
-	if _, err := sandboxBackend(context.Background(), "bwrap"); err != nil {
+	if _, err := jobrun.SandboxBackend(context.Background(), "bwrap"); err != nil {
 		t.Skip(err)
 	}
 	if _, err := exec.LookPath("python3"); err != nil {
@@ -228,7 +229,7 @@ func TestRunUnsandboxedIsRecorded(t *testing.T) {
 
 // A limit given with --limit is recorded with how bwrap enforced it.
 func TestRunRecordsLimits(t *testing.T) {
-	if _, err := sandboxBackend(context.Background(), "bwrap"); err != nil {
+	if _, err := jobrun.SandboxBackend(context.Background(), "bwrap"); err != nil {
 		t.Skip(err)
 	}
 	dir := t.TempDir()
@@ -267,7 +268,7 @@ func TestRunRecordsLimits(t *testing.T) {
 // The benchmark data the harness evaluates with, and a credentials file
 // given to ptb, are not visible to the agent.
 func TestHostDataHiddenFromAgent(t *testing.T) {
-	if _, err := sandboxBackend(context.Background(), "bwrap"); err != nil {
+	if _, err := jobrun.SandboxBackend(context.Background(), "bwrap"); err != nil {
 		t.Skip(err)
 	}
 	// Outside /tmp, which the sandbox replaces anyway.

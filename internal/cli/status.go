@@ -7,21 +7,23 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/ptb-dev/ptb/internal/job"
 	"github.com/ptb-dev/ptb/internal/monitor"
-	"github.com/ptb-dev/ptb/internal/pipeline"
 	"github.com/ptb-dev/ptb/internal/result"
 	"github.com/ptb-dev/ptb/internal/rundir"
+	"github.com/ptb-dev/ptb/internal/runevents"
 	"github.com/ptb-dev/ptb/internal/trace"
 )
 
 // watcher runs beside a job: the system monitor (monitor.jsonl) and the
 // solve's status line on stderr, redrawn every second on a terminal, a
-// plain line per monitor sample otherwise.
+// plain line per monitor sample otherwise. It follows the run through its
+// events (the stage running, the solve segment's deadline and budget).
 type watcher struct {
 	w    io.Writer
 	tty  bool
@@ -35,11 +37,14 @@ type watcher struct {
 	last     string
 	drawn    bool
 	lastLine string
+	stage    string           // the stage running ("" between stages)
+	seg      *runevents.Event // the running solve segment's segment_started
 }
 
 // watchRun starts the watcher; the returned function stops it and waits.
-// interval 0 turns the monitor (and the plain lines) off.
-func watchRun(ctx context.Context, e *env, dir rundir.Dir, spec job.Spec, interval time.Duration) func() {
+// The run's events go to the returned handler. interval 0 turns the
+// monitor (and the plain lines) off.
+func watchRun(ctx context.Context, e *env, dir rundir.Dir, spec job.Spec, interval time.Duration) (runevents.Handler, func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	wt := &watcher{w: e.stderr, tty: isTerminalWriter(e.stderr), dir: dir, spec: spec}
 	var wg sync.WaitGroup
@@ -50,7 +55,7 @@ func watchRun(ctx context.Context, e *env, dir rundir.Dir, spec job.Spec, interv
 			err := monitor.Run(ctx, monitor.Options{
 				Path: dir.Path(rundir.MonitorFile), Interval: interval,
 				Sampler:  monitor.Sampler{Workspace: dir.Path(rundir.Workspace)},
-				Stage:    func() string { return currentStage(dir) },
+				Stage:    wt.currentStage,
 				OnSample: wt.onSample,
 			})
 			if err != nil {
@@ -80,10 +85,32 @@ func watchRun(ctx context.Context, e *env, dir rundir.Dir, spec job.Spec, interv
 			}
 		}()
 	}
-	return func() {
+	return runevents.HandlerFunc(wt.runEvent), func() {
 		cancel()
 		wg.Wait()
 	}
+}
+
+// runEvent follows the run: the stage running and the solve segment.
+func (wt *watcher) runEvent(ev runevents.Event) error {
+	wt.mu.Lock()
+	defer wt.mu.Unlock()
+	switch ev.Type {
+	case runevents.StageStarted:
+		wt.stage = ev.Stage
+	case runevents.StageEnded:
+		wt.stage, wt.seg = "", nil
+	case runevents.SegmentStarted:
+		wt.seg = &ev
+	}
+	return nil
+}
+
+// currentStage is the stage running, or "".
+func (wt *watcher) currentStage() string {
+	wt.mu.Lock()
+	defer wt.mu.Unlock()
+	return wt.stage
 }
 
 // lockedWriter serialises the writes of the pipeline's progress, its log
@@ -111,20 +138,6 @@ func isTerminalWriter(w io.Writer) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
-// currentStage is the stage the manifest says is running, or "".
-func currentStage(dir rundir.Dir) string {
-	m, err := pipeline.LoadManifest(dir)
-	if err != nil {
-		return ""
-	}
-	for _, s := range result.Stages {
-		if m.Stages[s].Status == result.StatusRunning {
-			return s
-		}
-	}
-	return ""
-}
-
 func (wt *watcher) onSample(s monitor.Sample) {
 	wt.mu.Lock()
 	wt.sample = &s
@@ -135,7 +148,7 @@ func (wt *watcher) onSample(s monitor.Sample) {
 }
 
 func (wt *watcher) redraw() {
-	if currentStage(wt.dir) != result.StageSolve {
+	if wt.currentStage() != result.StageSolve {
 		wt.clear()
 		return
 	}
@@ -160,18 +173,18 @@ func (wt *watcher) clear() {
 
 // text is the status: time, agent activity, GPU use.
 func (wt *watcher) text(now time.Time) string {
-	parts := []string{"solve"}
-	if st, err := wt.dir.ReadSolveState(); err == nil && len(st.Segments) > 0 {
-		left := time.Until(st.Segments[len(st.Segments)-1].Deadline)
-		if !now.IsZero() {
-			left = st.Segments[len(st.Segments)-1].Deadline.Sub(now)
-		}
-		left = max(left, 0)
-		budget := time.Duration(st.BudgetS * float64(time.Second))
-		parts[0] = fmt.Sprintf("solve %s elapsed, %s left", clock(budget-left), clock(left))
-	}
 	wt.mu.Lock()
 	defer wt.mu.Unlock()
+	parts := []string{"solve"}
+	if seg := wt.seg; seg != nil && seg.Deadline != nil {
+		left := time.Until(*seg.Deadline)
+		if !now.IsZero() {
+			left = seg.Deadline.Sub(now)
+		}
+		left = max(left, 0)
+		budget := time.Duration(seg.BudgetS * float64(time.Second))
+		parts[0] = fmt.Sprintf("solve %s elapsed, %s left", clock(budget-left), clock(left))
+	}
 	parts = append(parts, fmt.Sprintf("%d tool calls", wt.tools))
 	if wt.usage.InputTokens+wt.usage.OutputTokens > 0 {
 		parts = append(parts, fmt.Sprintf("%s in / %s out tokens", count(wt.usage.InputTokens), count(wt.usage.OutputTokens)))
@@ -192,7 +205,7 @@ func gpuText(s *monitor.Sample, gpus []int) string {
 	}
 	var out []string
 	for _, g := range s.GPUs {
-		if len(gpus) > 0 && !containsInt(gpus, g.Index) {
+		if len(gpus) > 0 && !slices.Contains(gpus, g.Index) {
 			continue
 		}
 		t := fmt.Sprintf("GPU%d", g.Index)
@@ -205,15 +218,6 @@ func gpuText(s *monitor.Sample, gpus []int) string {
 		out = append(out, t)
 	}
 	return strings.Join(out, ", ")
-}
-
-func containsInt(xs []int, x int) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
 }
 
 // clock renders d as H:MM:SS.

@@ -18,6 +18,7 @@ import (
 	"github.com/ptb-dev/ptb/internal/monitor"
 	"github.com/ptb-dev/ptb/internal/result"
 	"github.com/ptb-dev/ptb/internal/rundir"
+	"github.com/ptb-dev/ptb/internal/runevents"
 	"github.com/ptb-dev/ptb/internal/trace"
 )
 
@@ -152,5 +153,67 @@ func TestStatusLineOnTerminal(t *testing.T) {
 	}
 	if strings.Contains(out, "ptb: solve 0:00") {
 		t.Errorf("plain status lines on a terminal:\n%q", out)
+	}
+}
+
+// The status line follows the run's events: the stage running, and the
+// solve segment's deadline and budget.
+func TestStatusFromEvents(t *testing.T) {
+	wt := &watcher{dir: "/nonexistent"}
+	h := runevents.HandlerFunc(wt.runEvent)
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	deadline := now.Add(90 * time.Minute)
+	steps := []struct {
+		ev        runevents.Event
+		wantStage string
+		wantText  string
+	}{
+		{runevents.Event{Type: runevents.StageStarted, Stage: result.StagePrepare}, result.StagePrepare, "solve · 0 tool calls"},
+		{runevents.Event{Type: runevents.StageEnded, Stage: result.StagePrepare}, "", "solve · 0 tool calls"},
+		{runevents.Event{Type: runevents.StageStarted, Stage: result.StageSolve}, result.StageSolve, "solve · 0 tool calls"},
+		{runevents.Event{Type: runevents.SegmentStarted, Segment: 2, BudgetS: 2 * 3600, Deadline: &deadline}, result.StageSolve, "solve 0:30:00 elapsed, 1:30:00 left · 0 tool calls"},
+		{runevents.Event{Type: runevents.Heartbeat, Segment: 2}, result.StageSolve, "solve 0:30:00 elapsed, 1:30:00 left · 0 tool calls"},
+		{runevents.Event{Type: runevents.StageEnded, Stage: result.StageSolve}, "", "solve · 0 tool calls"},
+	}
+	for i, s := range steps {
+		if err := h.Event(s.ev); err != nil {
+			t.Fatal(err)
+		}
+		if got := wt.currentStage(); got != s.wantStage {
+			t.Errorf("step %d (%s): stage %q, want %q", i, s.ev.Type, got, s.wantStage)
+		}
+		if got := wt.text(now); got != s.wantText {
+			t.Errorf("step %d (%s): text %q, want %q", i, s.ev.Type, got, s.wantText)
+		}
+	}
+}
+
+// ptb run records the run's events in RUN_DIR/events.jsonl.
+func TestRunWritesEvents(t *testing.T) {
+	dir := t.TempDir()
+	script := filepath.Join(dir, "s.yaml")
+	os.WriteFile(script, []byte("steps:\n  - model: final_model\nfinal: done\n"), 0o644)
+	out := filepath.Join(dir, "runs")
+	code, _, stderr := runPTB(t, "run", "--agent", "scripted", "--script", script, "--sandbox", "none",
+		"--base-model", "qwen3-1.7b", "--benchmark", "gsm8k", "--hours", "0.01", "--eval-backend", "none",
+		"--monitor-interval", "0", "--out", out, "--run-id", "r1")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var got []string
+	err := runevents.ReadFile(filepath.Join(out, "r1", rundir.EventsFile), func(ev runevents.Event, _ int, lineErr error) error {
+		if lineErr != nil {
+			return lineErr
+		}
+		got = append(got, string(ev.Type)+" "+ev.Stage)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "stage_started prepare,stage_ended prepare,stage_started solve,segment_started ,segment_ended ,stage_ended solve," +
+		"stage_started collect,stage_ended collect,stage_started audit,verdict ,stage_ended audit,stage_started evaluate,stage_ended evaluate,result_recorded "
+	if strings.Join(got, ",") != want {
+		t.Errorf("events\n got %s\nwant %s", strings.Join(got, ","), want)
 	}
 }

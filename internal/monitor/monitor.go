@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -332,7 +333,7 @@ func Summarize(path, stage string, gpus []int) (*result.Monitor, error) {
 		mine := 0
 		busy := false
 		for _, g := range s.GPUs {
-			if len(gpus) > 0 && !contains(gpus, g.Index) {
+			if len(gpus) > 0 && !slices.Contains(gpus, g.Index) {
 				continue
 			}
 			mine++
@@ -374,13 +375,4 @@ func Summarize(path, stage string, gpus []int) (*result.Monitor, error) {
 	fr := float64(idle) / float64(withGPU)
 	sum.GPUIdleFraction = &fr
 	return sum, nil
-}
-
-func contains(xs []int, x int) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
 }

@@ -6,7 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"path"
-	"sort"
+	"slices"
 	"time"
 )
 
@@ -33,7 +33,7 @@ func (m memFS) Open(name string) (fs.File, error) {
 		for n := range m {
 			names = append(names, n)
 		}
-		sort.Strings(names)
+		slices.Sort(names)
 		return &memDir{m: m, names: names}, nil
 	}
 	b, ok := m[name]

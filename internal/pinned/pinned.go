@@ -20,7 +20,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 )
@@ -109,7 +109,7 @@ func (t *Table) TemplateNames() []string {
 	for n := range t.Templates {
 		names = append(names, n)
 	}
-	sort.Strings(names)
+	slices.Sort(names)
 	return names
 }
 

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/ptb-dev/ptb/internal/agent"
@@ -24,6 +25,7 @@ import (
 	"github.com/ptb-dev/ptb/internal/registry"
 	"github.com/ptb-dev/ptb/internal/result"
 	"github.com/ptb-dev/ptb/internal/rundir"
+	"github.com/ptb-dev/ptb/internal/runevents"
 	"github.com/ptb-dev/ptb/internal/sandbox"
 )
 
@@ -85,11 +87,19 @@ type Runner struct {
 	// session was short (default 1 s, doubling up to a minute).
 	RepromptBackoff time.Duration
 	GPUName         string // the GPU model named in the prompt; "" = Nvidia H100
+	// LookupEnv is the harness's environment, as os.LookupEnv: the sandbox
+	// gets DefaultPassEnv and the job's --env NAME variables from it. nil:
+	// none of them (the pipeline never reads the process environment).
+	LookupEnv func(string) (string, bool)
 	// GPUs, when not nil, are the devices this start of the run uses in
 	// place of job.json's: devices are assigned when a run starts (a GPU
 	// pool or a scheduler picks them), so a resumed run may get others.
 	// Each solve segment records the devices it used. nil: job.json's.
 	GPUs []int
+	// Events receives the run's typed events (stage, segment, heartbeat,
+	// limit, verdict, result), from more than one goroutine; nil: none.
+	// The cli wires RUN_DIR/events.jsonl and the status line.
+	Events runevents.Handler
 }
 
 func (r *Runner) now() time.Time {
@@ -97,6 +107,13 @@ func (r *Runner) now() time.Time {
 		return r.Now()
 	}
 	return time.Now()
+}
+
+func (r *Runner) lookupEnv(k string) (string, bool) {
+	if r.LookupEnv == nil {
+		return "", false
+	}
+	return r.LookupEnv(k)
 }
 
 func (r *Runner) log() *slog.Logger {
@@ -233,6 +250,8 @@ type run struct {
 	// the sandbox reaches it.
 	gw   GatewaySession
 	link *sandbox.Gateway
+	// eventErr logs the first event the handler failed to take.
+	eventErr sync.Once
 }
 
 func (x *run) set(stage string, st result.Stage) error {
@@ -314,7 +333,7 @@ func (r *Runner) RunHeld(ctx context.Context, dir rundir.Dir) (*result.Result, e
 		if err := x.set(s.name, result.Stage{Status: result.StatusRunning, StartedAt: started}); err != nil {
 			return nil, err
 		}
-		r.progressf("ptb: %s ...\n", s.name)
+		x.emit(runevents.Event{Type: runevents.StageStarted, Stage: s.name})
 		out, err := s.fn(ctx)
 		out.StartedAt, out.EndedAt = started, result.Now(r.now())
 		if err != nil {
@@ -323,7 +342,7 @@ func (r *Runner) RunHeld(ctx context.Context, dir rundir.Dir) (*result.Result, e
 		if serr := x.set(s.name, out); serr != nil {
 			return nil, serr
 		}
-		r.progressf("ptb: %s %s%s\n", s.name, out.Status, suffix(out))
+		x.emit(runevents.Event{Type: runevents.StageEnded, Stage: s.name, Status: out.Status, Error: out.Error, Reason: out.Reason})
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("interrupted during %s; resume with: ptb run --resume %s", s.name, dir)
 		}

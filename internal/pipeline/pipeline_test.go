@@ -82,7 +82,7 @@ func self() string {
 }
 
 func newRunner(b sandbox.Backend) *pipeline.Runner {
-	return &pipeline.Runner{Registry: registry.Default(), Sandbox: b, Self: self(), Version: "test", RepromptBackoff: 10 * time.Millisecond}
+	return &pipeline.Runner{Registry: registry.Default(), Sandbox: b, Self: self(), Version: "test", RepromptBackoff: 10 * time.Millisecond, LookupEnv: os.LookupEnv}
 }
 
 func scriptedScaffold(spec job.Spec) (agent.Scaffold, error) {

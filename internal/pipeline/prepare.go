@@ -8,7 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -163,7 +163,7 @@ func checkProtected(ws string, want Protected) ([]string, error) {
 			diffs = append(diffs, "added: "+f)
 		}
 	}
-	sort.Strings(diffs)
+	slices.Sort(diffs)
 	return diffs, nil
 }
 

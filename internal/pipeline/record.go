@@ -7,13 +7,14 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/ptb-dev/ptb/internal/monitor"
 	"github.com/ptb-dev/ptb/internal/result"
 	"github.com/ptb-dev/ptb/internal/rundir"
+	"github.com/ptb-dev/ptb/internal/runevents"
 )
 
 // AuditDeadlineCheck is the finding the audit stage records when the
@@ -63,11 +64,13 @@ func (x *run) audit(ctx context.Context) (result.Stage, error) {
 		if err := x.dir.WriteJSON(rundir.AuditFile, a); err != nil {
 			return result.Stage{}, err
 		}
+		x.emit(runevents.Event{Type: runevents.Verdict, Verdict: a.Verdict, Flags: a.Flags, Reason: reason})
 		return result.Stage{Status: result.StatusDone, Reason: "verdict unverified: " + reason}, nil
 	}
 	if err := x.dir.WriteJSON(rundir.AuditFile, a); err != nil {
 		return result.Stage{}, err
 	}
+	x.emit(runevents.Event{Type: runevents.Verdict, Verdict: a.Verdict, Flags: a.Flags})
 	return result.Stage{Status: result.StatusDone, Reason: "verdict " + a.Verdict}, nil
 }
 
@@ -236,6 +239,7 @@ func (x *run) record(ctx context.Context) (*result.Result, error) {
 	if err := x.set(result.StageRecord, res.Stages[result.StageRecord]); err != nil {
 		return nil, err
 	}
+	x.emit(runevents.Event{Type: runevents.ResultRecorded, Verdict: res.Verdict, Flags: res.Flags, Score: res.Score})
 	return res, nil
 }
 
@@ -280,7 +284,7 @@ func GPUs(ctx context.Context) []string {
 			out = append(out, l)
 		}
 	}
-	sort.Strings(out)
+	slices.Sort(out)
 	return out
 }
 

@@ -2,13 +2,13 @@ package pipeline
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"reflect"
 	"slices"
-	"sort"
 	"time"
 
 	"github.com/ptb-dev/ptb/internal/job"
@@ -128,7 +128,7 @@ func specChanges(a, b job.Spec) []result.Change {
 	json.Unmarshal(jb, &mb)
 	out := []result.Change{}
 	diffMaps("", ma, mb, &out)
-	sort.Slice(out, func(i, j int) bool { return out[i].Field < out[j].Field })
+	slices.SortFunc(out, func(a, b result.Change) int { return cmp.Compare(a.Field, b.Field) })
 	return out
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/ptb-dev/ptb/internal/agent/session"
 	"github.com/ptb-dev/ptb/internal/result"
 	"github.com/ptb-dev/ptb/internal/rundir"
+	"github.com/ptb-dev/ptb/internal/runevents"
 	"github.com/ptb-dev/ptb/internal/sandbox"
 )
 
@@ -67,6 +68,7 @@ func (x *run) solve(ctx context.Context) (result.Stage, error) {
 		if g := &st.Segments[i]; g.End == nil {
 			end := g.Heartbeat
 			g.End, g.EndReason = &end, "harness_died"
+			x.emit(runevents.Event{Type: runevents.SegmentEnded, Segment: g.N, EndReason: g.EndReason})
 			// Processes the dead harness could not take with it (with the
 			// none backend, a child that left its process) go now, before
 			// the agent is relaunched in the same workspace.
@@ -127,10 +129,10 @@ func (x *run) solve(ctx context.Context) (result.Stage, error) {
 				short = 0
 			}
 			x.log.Info("agent exited early; reprompting", "left", left.Round(time.Second), "after", wait)
-			x.r.progressf("ptb: solve: agent exited with %s left; reprompting\n", left.Round(time.Second))
 			if wait > left {
 				wait = left
 			}
+			x.emit(runevents.Event{Type: runevents.Reprompt, Segment: seg.N, RemainingS: secondsOf(left), WaitS: secondsOf(wait)})
 			waitStart := x.r.now()
 			select {
 			case <-time.After(wait):
@@ -165,6 +167,7 @@ func (x *run) segment(ctx context.Context, st *SolveState, remaining time.Durati
 		seg.End, seg.EndReason, seg.Error = &end, result.EndHarnessError, err.Error()
 		st.Segments = append(st.Segments, seg)
 		x.save(st)
+		x.emit(runevents.Event{Type: runevents.SegmentEnded, Segment: seg.N, EndReason: seg.EndReason, Error: seg.Error})
 		return nil, err
 	}
 
@@ -192,6 +195,7 @@ func (x *run) segment(ctx context.Context, st *SolveState, remaining time.Durati
 		Install:   &session.Install{}, // found on the sandbox's PATH
 		Env:       x.env(seg.Deadline),
 		PassEnv:   x.spec.PassEnv,
+		LookupEnv: x.r.lookupEnv,
 		ReadOnly:  x.readOnly(),
 		Hidden:    x.hidden(),
 		Network:   x.spec.Network,
@@ -265,6 +269,8 @@ func (x *run) segment(ctx context.Context, st *SolveState, remaining time.Durati
 	st.Segments = append(st.Segments, seg)
 	cur := &st.Segments[len(st.Segments)-1]
 	x.save(st)
+	x.emit(runevents.Event{Type: runevents.SegmentStarted, Time: now, Segment: seg.N, Kind: kind, GPUs: seg.GPUs,
+		BudgetS: st.BudgetS, RemainingS: secondsOf(remaining), Deadline: &seg.Deadline})
 	x.log.Info("agent started", "segment", seg.N, "kind", kind, "remaining", remaining.Round(time.Second), "handle", seg.Handle.String())
 
 	// Heartbeat: keep the accounting on disk, and show progress.
@@ -286,9 +292,9 @@ func (x *run) segment(ctx context.Context, st *SolveState, remaining time.Durati
 				cur.Heartbeat = x.r.now()
 				x.save(st)
 				mu.Unlock()
-				if x.r.now().Sub(lastProgress) >= time.Minute {
+				if x.r.now().Sub(lastProgress) >= HeartbeatEvent {
 					lastProgress = x.r.now()
-					x.r.progressf("ptb: solve: agent running, %s left\n", time.Until(seg.Deadline).Round(time.Second))
+					x.emit(runevents.Event{Type: runevents.Heartbeat, Segment: seg.N, RemainingS: secondsOf(time.Until(seg.Deadline))})
 				}
 			}
 		}
@@ -307,7 +313,7 @@ func (x *run) segment(ctx context.Context, st *SolveState, remaining time.Durati
 		// The sandbox ended the agent for a resource limit.
 		cur.Limit = ex.Limit
 		x.log.Info("agent stopped at a resource limit", "limit", ex.Limit)
-		x.r.progressf("ptb: solve: the agent hit its %s limit and was stopped\n", ex.Limit)
+		x.emit(runevents.Event{Type: runevents.LimitHit, Time: end, Segment: seg.N, Limit: ex.Limit})
 	case ex.Reason == "":
 		cur.EndReason, cur.Error = result.EndHarnessError, werr.Error()
 	}
@@ -319,6 +325,8 @@ func (x *run) segment(ctx context.Context, st *SolveState, remaining time.Durati
 	if err := x.save(st); err != nil {
 		return nil, err
 	}
+	x.emit(runevents.Event{Type: runevents.SegmentEnded, Time: end, Segment: cur.N, EndReason: cur.EndReason, Limit: cur.Limit,
+		ExitCode: cur.ExitCode, Signal: cur.Signal, Error: cur.Error})
 	if ex.Reason == session.ReasonInterrupted {
 		return nil, errors.New("interrupted; the agent was stopped and the solve will resume with the time left")
 	}
@@ -356,7 +364,7 @@ var DefaultPassEnv = []string{"PATH", "LANG", "LC_ALL", "TZ"}
 // with --env.
 func (x *run) env(deadline time.Time) []string {
 	home := x.dir.Path(rundir.Home)
-	var e session.Env
+	e := session.Env{Lookup: x.r.lookupEnv}
 	e.Pass(DefaultPassEnv...)
 	if _, ok := e.Get("PATH"); !ok {
 		e.Set("PATH", "/usr/local/bin:/usr/bin:/bin")

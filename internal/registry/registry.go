@@ -7,7 +7,7 @@ import (
 	_ "embed"
 	"fmt"
 	"os"
-	"sort"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -164,21 +164,21 @@ func parse(b []byte, name string) (*Registry, error) {
 
 func (r *Registry) merge(o *Registry) {
 	for _, m := range o.Models {
-		if i := indexOf(r.Models, func(x Model) bool { return x.ID == m.ID }); i >= 0 {
+		if i := slices.IndexFunc(r.Models, func(x Model) bool { return x.ID == m.ID }); i >= 0 {
 			r.Models[i] = m
 		} else {
 			r.Models = append(r.Models, m)
 		}
 	}
 	for _, b := range o.Benchmarks {
-		if i := indexOf(r.Benchmarks, func(x Benchmark) bool { return x.Name == b.Name }); i >= 0 {
+		if i := slices.IndexFunc(r.Benchmarks, func(x Benchmark) bool { return x.Name == b.Name }); i >= 0 {
 			r.Benchmarks[i] = b
 		} else {
 			r.Benchmarks = append(r.Benchmarks, b)
 		}
 	}
 	for _, a := range o.Agents {
-		if i := indexOf(r.Agents, func(x Agent) bool { return x.Name == a.Name }); i >= 0 {
+		if i := slices.IndexFunc(r.Agents, func(x Agent) bool { return x.Name == a.Name }); i >= 0 {
 			r.Agents[i] = a
 		} else {
 			r.Agents = append(r.Agents, a)
@@ -188,7 +188,7 @@ func (r *Registry) merge(o *Registry) {
 		same := func(x HubDeny) bool {
 			return strings.EqualFold(x.Repo, d.Repo) && x.Type == d.Type && x.PathContains == d.PathContains
 		}
-		if i := indexOf(r.HubDeny, same); i >= 0 {
+		if i := slices.IndexFunc(r.HubDeny, same); i >= 0 {
 			r.HubDeny[i] = d
 		} else {
 			r.HubDeny = append(r.HubDeny, d)
@@ -226,14 +226,14 @@ func (r *Registry) Agent(name string) (Agent, error) {
 // find returns the entry of xs that match accepts, or an error naming what
 // is known (sorted).
 func find[T any](xs []T, kind, name string, key func(T) string, match func(T) bool) (T, error) {
-	if i := indexOf(xs, match); i >= 0 {
+	if i := slices.IndexFunc(xs, match); i >= 0 {
 		return xs[i], nil
 	}
 	var names []string
 	for _, x := range xs {
 		names = append(names, key(x))
 	}
-	sort.Strings(names)
+	slices.Sort(names)
 	var zero T
 	return zero, fmt.Errorf("unknown %s %q; known: %s", kind, name, strings.Join(names, ", "))
 }

@@ -244,7 +244,7 @@ func Build(runs []Run, opt Options) (*Report, error) {
 		r := &runs[i]
 		s := r.Result.Spec
 		label := Label(s)
-		bi := indexOf(bl.Benchmarks, s.Benchmark)
+		bi := slices.Index(bl.Benchmarks, s.Benchmark)
 		mi, ok := bl.ModelIndex(s.BaseModel)
 		if bi < 0 || !ok {
 			outside[fmt.Sprintf("%s (%s on %s)", label, s.Benchmark, s.BaseModel)]++
@@ -493,7 +493,7 @@ func buildMethod(label string, seedSet map[int]bool, picks map[cellKey]*Run, sup
 	for s := range seedSet {
 		seeds = append(seeds, s)
 	}
-	sort.Ints(seeds)
+	slices.Sort(seeds)
 	nb, nm, ns := len(bl.Benchmarks), len(bl.BaseModels), len(seeds)
 	m := &Method{
 		Method: label, NSeeds: ns, Seeds: seeds,
@@ -713,13 +713,4 @@ func compare(rep *Report, a, b string, weights []float64, opt Options) (*Compari
 		}
 	}
 	return c, nil
-}
-
-func indexOf(list []string, s string) int {
-	for i, v := range list {
-		if v == s {
-			return i
-		}
-	}
-	return -1
 }

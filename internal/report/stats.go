@@ -4,7 +4,7 @@ import (
 	"hash/fnv"
 	"math"
 	"math/bits"
-	"sort"
+	"slices"
 )
 
 func mean(xs []float64) float64 {
@@ -58,7 +58,7 @@ func percentileCI(reps []float64) *Interval {
 	if len(reps) == 0 {
 		return nil
 	}
-	sort.Float64s(reps)
+	slices.Sort(reps)
 	return &Interval{Lo: quantile(reps, 0.025), Hi: quantile(reps, 0.975)}
 }
 

@@ -29,6 +29,7 @@ const (
 	TraceRaw            = "trace/agent.jsonl"     // stdout lines as written, in order
 	TraceLog            = "trace/output.log"      // stdout+stderr, each line prefixed by a timestamp and stream
 	SolveStateFile      = "trace/solve.json"      // solve bookkeeping (segments, time spent) for resume
+	EventsFile          = "events.jsonl"          // typed run events, appended (internal/runevents)
 	TruncationFile      = "trace/truncation.json" // every cut made in the trace; absent when it is whole
 	CollectDir          = "collect"
 	FinalModel          = "collect/final_model" // copied out, symlinks dereferenced

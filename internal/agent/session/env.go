@@ -9,6 +9,9 @@ import (
 // named. A variable keeps the place where it was first set and takes the
 // last value set. The zero Env is empty and ready.
 type Env struct {
+	// Lookup reads the host's variables for Pass; nil: os.LookupEnv.
+	Lookup func(string) (string, bool)
+
 	order []string
 	vars  map[string]string
 }
@@ -45,7 +48,11 @@ func (e *Env) Pass(kvs ...string) {
 		k, v, hasValue := strings.Cut(kv, "=")
 		if !hasValue {
 			var ok bool
-			if v, ok = os.LookupEnv(k); !ok {
+			lookup := e.Lookup
+			if lookup == nil {
+				lookup = os.LookupEnv
+			}
+			if v, ok = lookup(k); !ok {
 				continue
 			}
 		}

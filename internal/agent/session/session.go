@@ -74,6 +74,8 @@ type Config struct {
 	// PassEnv come after the command's variables: KEY=VALUE as given, or a
 	// bare KEY for the host's value (left out when the host has none).
 	PassEnv []string
+	// LookupEnv reads the host's variables for PassEnv; nil: os.LookupEnv.
+	LookupEnv func(string) (string, bool)
 	// SortEnv sorts the environment by name.
 	SortEnv bool
 
@@ -216,7 +218,7 @@ func Prepare(ctx context.Context, cfg Config) (*Plan, error) {
 	}
 	cmd.Argv = slices.Clone(cmd.Argv)
 
-	var env Env
+	env := Env{Lookup: cfg.LookupEnv}
 	env.Add(cfg.Env...)
 	if cfg.Gateway != nil {
 		gw := cfg.Gateway.Server.Env(base)

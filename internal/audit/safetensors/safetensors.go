@@ -8,6 +8,7 @@
 package safetensors
 
 import (
+	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -16,7 +17,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"unsafe"
 
@@ -137,7 +138,7 @@ func ReadHeader(path string) ([]Tensor, error) {
 		}
 		ts = append(ts, t)
 	}
-	sort.Slice(ts, func(i, j int) bool { return ts[i].Offset < ts[j].Offset })
+	slices.SortFunc(ts, func(a, b Tensor) int { return cmp.Compare(a.Offset, b.Offset) })
 	return ts, nil
 }
 
@@ -235,7 +236,7 @@ func OpenModelIn(dir, root string) (*Model, error) {
 			}
 		}
 	}
-	sort.Strings(files)
+	slices.Sort(files)
 	if len(files) == 0 {
 		return nil, fmt.Errorf("%s: %w", dir, ErrNoWeights)
 	}

@@ -2,12 +2,13 @@ package safetensors
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math"
 	"os"
-	"sort"
+	"slices"
 )
 
 // WriteTensor is one tensor to write: float32 values stored as DType
@@ -22,7 +23,7 @@ type WriteTensor struct {
 // Write writes tensors to path as a safetensors file, in name order.
 func Write(path string, tensors []WriteTensor, metadata map[string]string) error {
 	ts := append([]WriteTensor{}, tensors...)
-	sort.Slice(ts, func(i, j int) bool { return ts[i].Name < ts[j].Name })
+	slices.SortFunc(ts, func(a, b WriteTensor) int { return cmp.Compare(a.Name, b.Name) })
 	header := map[string]any{}
 	if metadata != nil {
 		header["__metadata__"] = metadata

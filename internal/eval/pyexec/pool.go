@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -395,20 +396,11 @@ func outermost(paths []string) []string {
 				break
 			}
 		}
-		if !skip && !containsString(out, p) {
+		if !skip && !slices.Contains(out, p) {
 			out = append(out, p)
 		}
 	}
 	return out
-}
-
-func containsString(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // tail keeps the last max bytes written to it.

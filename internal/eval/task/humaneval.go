@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -135,10 +134,7 @@ func (h *humaneval) Score(ctx context.Context, env Env, s Sample, out Output) (S
 	}
 	// Strict: check() must return, proven by a per-sample random nonce the
 	// program prints after it; an early exit never prints it.
-	nonce, err := newNonce()
-	if err != nil {
-		return Scored{}, fmt.Errorf("humaneval %s: %w", s.ID, err)
-	}
+	nonce := rand.Text()
 	program += "\n" + "print(" + strconvQuote(nonceLine(nonce)) + ", flush=True)\n"
 	exitOK, stdout, err := runPython(ctx, env, program)
 	if err != nil {
@@ -146,15 +142,6 @@ func (h *humaneval) Score(ctx context.Context, env Env, s Sample, out Output) (S
 	}
 	passed := exitOK && bytes.Contains(stdout, []byte(nonceLine(nonce)+"\n"))
 	return Scored{ID: s.ID, Completion: c, Extracted: answer, Score: boolScore(passed)}, nil
-}
-
-// newNonce returns 128 random bits in hex.
-func newNonce() (string, error) {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("make nonce: %w", err)
-	}
-	return hex.EncodeToString(b[:]), nil
 }
 
 func nonceLine(nonce string) string { return "ptb-humaneval-check-returned " + nonce }

@@ -8,7 +8,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -536,7 +536,7 @@ func HealthBenchMetrics(scored []Scored) map[string]any {
 	for k := range byAxis {
 		keys = append(keys, k)
 	}
-	sort.Strings(keys)
+	slices.Sort(keys)
 	for _, k := range keys {
 		if p := byAxis[k]; p.pos > 0 && k != "" {
 			axes[k] = clip01(p.met / p.pos)

@@ -21,7 +21,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -115,7 +114,7 @@ func agentDirs() []string {
 		"codex_non_api_reprompt", "codex_non_api_xhigh", "codex_non_api_xhigh_reprompt",
 		"codexhigh", "codexlow", "gemini", "glm5", "opencode", "qwen3max",
 	}
-	sort.Slice(a, func(i, j int) bool { return len(a[i]) > len(a[j]) })
+	slices.SortFunc(a, func(x, y string) int { return cmp.Compare(len(y), len(x)) })
 	return a
 }
 
@@ -351,7 +350,7 @@ func latestRuns(dir string) ([]origRun, []string, error) {
 	for _, r := range latest {
 		runs = append(runs, r)
 	}
-	sort.Slice(runs, func(i, j int) bool { return runs[i].name < runs[j].name })
+	slices.SortFunc(runs, func(a, b origRun) int { return cmp.Compare(a.name, b.name) })
 	return runs, skipped, nil
 }
 

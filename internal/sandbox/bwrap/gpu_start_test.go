@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -33,7 +34,7 @@ func TestGPUPreflightAndVisibility(t *testing.T) {
 		for _, n := range []string{"nvidia0", "nvidia1", "nvidiactl", "nvidia-uvm", "nvidia-uvm-tools"} {
 			p := filepath.Join(d, n)
 			var err error
-			if contains(plain, n) {
+			if slices.Contains(plain, n) {
 				err = os.WriteFile(p, nil, 0o666)
 			} else {
 				err = syscall.Mknod(p, syscall.S_IFCHR|mode, 1<<8|3)
@@ -99,15 +100,6 @@ func TestGPUPreflightAndVisibility(t *testing.T) {
 			}
 		})
 	}
-}
-
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
 }
 
 // rootDrops reports whether a root harness here runs the agent as an

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ptb-dev/ptb/internal/sandbox"
 	"github.com/ptb-dev/ptb/internal/sandbox/proctree"
 )
@@ -121,7 +123,7 @@ func (p *Process) exitOf(err error) (sandbox.Exit, error) {
 	}
 	st := p.cmd.ProcessState.Sys().(syscall.WaitStatus)
 	if st.Signaled() {
-		return sandbox.Exit{Code: -1, Signal: unix(st.Signal())}, nil
+		return sandbox.Exit{Code: -1, Signal: SignalName(int(st.Signal()))}, nil
 	}
 	if p.opts.ExitFromCode != nil {
 		return p.opts.ExitFromCode(st.ExitStatus()), nil
@@ -311,20 +313,11 @@ func Reap(h sandbox.Handle) error {
 	return nil
 }
 
-func unix(s syscall.Signal) string {
-	if n, ok := signalNames[s]; ok {
-		return n
+// SignalName names a signal number as the records do ("SIGTERM"; "SIG34"
+// for one without a name).
+func SignalName(n int) string {
+	if name := unix.SignalName(syscall.Signal(n)); name != "" {
+		return name
 	}
-	return fmt.Sprintf("SIG%d", int(s))
+	return fmt.Sprintf("SIG%d", n)
 }
-
-var signalNames = map[syscall.Signal]string{
-	syscall.SIGHUP: "SIGHUP", syscall.SIGINT: "SIGINT", syscall.SIGQUIT: "SIGQUIT",
-	syscall.SIGILL: "SIGILL", syscall.SIGABRT: "SIGABRT", syscall.SIGBUS: "SIGBUS",
-	syscall.SIGFPE: "SIGFPE", syscall.SIGKILL: "SIGKILL", syscall.SIGSEGV: "SIGSEGV",
-	syscall.SIGPIPE: "SIGPIPE", syscall.SIGALRM: "SIGALRM", syscall.SIGTERM: "SIGTERM",
-	syscall.SIGUSR1: "SIGUSR1", syscall.SIGUSR2: "SIGUSR2", syscall.SIGXCPU: "SIGXCPU",
-}
-
-// SignalName names a signal number as the records do ("SIGTERM").
-func SignalName(n int) string { return unix(syscall.Signal(n)) }

@@ -1,4 +1,4 @@
-package cli
+package jobrun
 
 import (
 	"context"
@@ -26,11 +26,11 @@ import (
 )
 
 // wireStages connects the evaluate and audit stages and usage accounting.
-func wireStages(r *pipeline.Runner, spec job.Spec) {
+func wireStages(r *pipeline.Runner, spec job.Spec, cfg Config) {
 	// The inference server sees no more of the host than the judge does.
-	r.Evaluator = evaluator{reg: r.Registry, hidden: append(append([]string{}, r.Hidden...), spec.OutRoot)}
+	r.Evaluator = evaluator{reg: r.Registry, pins: cfg.Pins, grader: cfg.Grader, hidden: append(append([]string{}, r.Hidden...), spec.OutRoot)}
 	r.Usage = usageReader{}
-	r.Auditor = auditor{log: r.Log, sb: r.Sandbox, hidden: append(append([]string{}, r.Hidden...), spec.OutRoot)}
+	r.Auditor = auditor{log: r.Log, sb: r.Sandbox, self: cfg.self(), getenv: cfg.getenv, hidden: append(append([]string{}, r.Hidden...), spec.OutRoot)}
 }
 
 // auditor is the audit stage on top of package audit. The LLM judge needs
@@ -40,10 +40,12 @@ type auditor struct {
 	log    *slog.Logger
 	sb     sandbox.Backend
 	hidden []string // what the judge must not see, as for the agent
+	self   string   // the ptb executable
+	getenv func(string) string
 }
 
 func (a auditor) Audit(ctx context.Context, dir rundir.Dir, spec job.Spec) (*result.Audit, error) {
-	o := audit.Options{RunDir: string(dir), Task: spec.Benchmark, BaseModel: spec.BaseModel, TestSets: testSets(spec.Eval.DataDir), JudgeRuns: spec.Judge.Runs,
+	o := audit.Options{RunDir: string(dir), Task: spec.Benchmark, BaseModel: spec.BaseModel, TestSets: TestSets(spec.Eval.DataDir), JudgeRuns: spec.Judge.Runs,
 		Untrusted: []string{spec.OutRoot}}
 	if spec.Registry != "" {
 		reg, err := registry.Load(spec.Registry)
@@ -57,7 +59,7 @@ func (a auditor) Audit(ctx context.Context, dir rundir.Dir, spec job.Spec) (*res
 		if err != nil {
 			return nil, fmt.Errorf("judge: %w", err)
 		}
-		o.Judge = &sandboxJudge{sb: a.sb, sc: sc, spec: spec.Judge, traceDir: dir.Path(rundir.AuditDir), hidden: a.hidden, log: a.log}
+		o.Judge = &sandboxJudge{sb: a.sb, sc: sc, spec: spec.Judge, traceDir: dir.Path(rundir.AuditDir), hidden: a.hidden, log: a.log, self: a.self, getenv: a.getenv}
 	}
 	rep, err := audit.Run(ctx, o)
 	if err != nil {
@@ -76,6 +78,8 @@ func (a auditor) Audit(ctx context.Context, dir rundir.Dir, spec job.Spec) (*res
 // server runs in the job's sandbox backend with the job's GPUs.
 type evaluator struct {
 	reg    *registry.Registry
+	pins   *pinned.Table
+	grader Grader
 	hidden []string // host paths the server must not see
 }
 
@@ -88,8 +92,8 @@ func (ev evaluator) Evaluate(ctx context.Context, req pipeline.EvalRequest) (*re
 		Sandbox: req.Sandbox, Progress: req.Progress,
 		GPUs: s.GPUs, Hidden: ev.hidden,
 	}
-	if pinTable != nil {
-		o.Pinned = &pinned.Store{Table: pinTable, Offline: o.Offline}
+	if ev.pins != nil {
+		o.Pinned = &pinned.Store{Table: ev.pins, Offline: o.Offline}
 	}
 	if ev.reg != nil {
 		m, err := ev.reg.Model(s.BaseModel)
@@ -100,8 +104,8 @@ func (ev evaluator) Evaluate(ctx context.Context, req pipeline.EvalRequest) (*re
 	}
 	if t, err := task.New(s.Benchmark, s.Eval.Version, task.Config{}); err == nil && t.Info().Judge {
 		// The grader runs on the host; its key never enters the sandbox.
-		if key := os.Getenv("OPENAI_API_KEY"); key != "" || os.Getenv("PTB_JUDGE_URL") != "" {
-			o.Judge = judge.NewOpenAI(os.Getenv("PTB_JUDGE_URL"), key)
+		if g := ev.grader; g.Key != "" || g.URL != "" {
+			o.Judge = judge.NewOpenAI(g.URL, g.Key)
 		}
 	}
 	sum, err := eval.Run(ctx, o)
@@ -140,7 +144,7 @@ func (ev evaluator) Evaluate(ctx context.Context, req pipeline.EvalRequest) (*re
 // cliScaffold returns the adapter of a real agent CLI.
 func cliScaffold(spec job.Spec) (agent.Scaffold, error) {
 	var cred []byte
-	// Under the gateway the login stays with the gateway (runGateway);
+	// Under the gateway the login stays with the gateway (RunGateway);
 	// the sandbox gets a placeholder.
 	if spec.Credentials != "" && spec.Network != sandbox.NetworkGateway {
 		b, err := os.ReadFile(spec.Credentials)
@@ -165,7 +169,7 @@ type usageReader struct{}
 func (usageReader) Usage(ctx context.Context, path string, spec job.Spec) (*result.Usage, error) {
 	if spec.Network == sandbox.NetworkGateway {
 		// What the gateway metered, not what the agent says it used.
-		u, err := gatewayUsage(filepath.Join(filepath.Dir(filepath.Dir(path)), rundir.GatewayLLMLog))
+		u, err := GatewayUsage(filepath.Join(filepath.Dir(filepath.Dir(path)), rundir.GatewayLLMLog))
 		if err != nil {
 			return nil, err
 		}

@@ -1,4 +1,4 @@
-package cli
+package jobrun
 
 import (
 	"context"
@@ -17,12 +17,11 @@ import (
 	"github.com/ptb-dev/ptb/internal/job"
 	"github.com/ptb-dev/ptb/internal/pinned"
 	"github.com/ptb-dev/ptb/internal/pipeline"
-	"github.com/ptb-dev/ptb/internal/registry"
 	"github.com/ptb-dev/ptb/internal/sandbox"
 )
 
-// sandboxBackend returns the named backend after checking it can run here.
-func sandboxBackend(ctx context.Context, name string) (sandbox.Backend, error) {
+// SandboxBackend returns the named backend after checking it can run here.
+func SandboxBackend(ctx context.Context, name string) (sandbox.Backend, error) {
 	b, err := sandbox.Lookup(name)
 	if err != nil {
 		return nil, usagef("unknown sandbox %q (want %s; docker, podman and apptainer are not implemented yet)", name, strings.Join(sandbox.Backends(), " or "))
@@ -33,48 +32,51 @@ func sandboxBackend(ctx context.Context, name string) (sandbox.Backend, error) {
 	return b, nil
 }
 
-// newRunner wires the pipeline's seams to their implementations.
-func newRunner(ctx context.Context, e *env, reg *registry.Registry, spec job.Spec, verbose, demo bool) (*pipeline.Runner, error) {
-	sb, err := sandboxBackend(ctx, spec.Sandbox)
+// NewRunner wires the pipeline's seams to their implementations.
+func NewRunner(ctx context.Context, cfg Config, spec job.Spec) (*pipeline.Runner, error) {
+	reg := cfg.Registry
+	sb, err := SandboxBackend(ctx, spec.Sandbox)
 	if err != nil {
 		return nil, err
 	}
 	level := slog.LevelWarn
-	if verbose {
+	if cfg.Verbose {
 		level = slog.LevelInfo
 	}
 	r := &pipeline.Runner{
 		Registry: reg,
 		Sandbox:  sb,
-		Scaffold: scaffoldFor,
-		Self:     selfPath(),
-		Log:      slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level})),
-		Progress: e.stderr,
-		Version:  Version,
+		Scaffold: scaffoldFor(cfg.self()),
+		Self:     cfg.self(),
+		Log:      slog.New(slog.NewTextHandler(cfg.Stderr, &slog.HandlerOptions{Level: level})),
+		Progress: cfg.Stderr,
+		Version:  cfg.Version,
 	}
-	r.Hidden = hostData(spec)
-	r.Gateway = runGateway{reg: reg, log: r.Log.With("part", "gateway")}
+	r.LookupEnv = cfg.LookupEnv
+	r.Hidden = hostData(spec, cfg.DataDir)
+	r.Gateway = RunGateway{Reg: reg, Log: r.Log.With("part", "gateway"), Getenv: cfg.getenv}
 	// The workspace gets the original's templates/ (ptb's pinned copies);
 	// without them prepare says why in its stage reason.
 	tctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	if tfs, err := (&pinned.Store{Table: pinTable}).TemplatesFS(tctx, ""); err == nil {
+	if tfs, err := (&pinned.Store{Table: cfg.Pins}).TemplatesFS(tctx, ""); err == nil {
 		r.Templates = tfs
 	} else {
 		r.Log.Warn("no chat templates for the workspace", "err", err)
 		r.TemplatesErr = err
 	}
-	wireStages(r, spec)
+	wireStages(r, spec, cfg)
 	return r, nil
 }
 
 // hostData are the host paths with benchmark data or credentials that the
-// agent (and the judge) must not see: the evaluation's data directory and
-// dataset cache (test sets), the recorded completions, the subscription
-// credentials' source file, and the judge grading key's holders.
-func hostData(spec job.Spec) []string {
+// agent (and the judge) must not see: the evaluation's data directory
+// (the job's, and dataDir, the default one) and dataset cache (test sets),
+// the recorded completions, the subscription credentials' source file,
+// and the judge grading key's holders.
+func hostData(spec job.Spec, dataDir string) []string {
 	var h []string
-	for _, p := range []string{spec.Eval.DataDir, os.Getenv("PTB_DATA_DIR"), dataset.DefaultCacheDir(), spec.Eval.Responses, spec.Credentials} {
+	for _, p := range []string{spec.Eval.DataDir, dataDir, dataset.DefaultCacheDir(), spec.Eval.Responses, spec.Credentials} {
 		if p != "" {
 			if abs, err := filepath.Abs(p); err == nil {
 				// Hidden where it really is: a path through a symlink
@@ -89,23 +91,26 @@ func hostData(spec job.Spec) []string {
 	return h
 }
 
-// scaffoldFor returns the agent scaffold for a job.
-func scaffoldFor(spec job.Spec) (agent.Scaffold, error) {
-	switch spec.Agent {
-	case "scripted":
-		b, err := os.ReadFile(spec.Script)
-		if err != nil {
-			return nil, fmt.Errorf("read script: %w", err)
+// scaffoldFor returns the agent scaffold for a job; self is the ptb
+// executable (the scripted agent's binary).
+func scaffoldFor(self string) pipeline.ScaffoldFunc {
+	return func(spec job.Spec) (agent.Scaffold, error) {
+		switch spec.Agent {
+		case "scripted":
+			b, err := os.ReadFile(spec.Script)
+			if err != nil {
+				return nil, fmt.Errorf("read script: %w", err)
+			}
+			return &scripted.Scaffold{Binary: self, Script: b}, nil
 		}
-		return &scripted.Scaffold{Binary: selfPath(), Script: b}, nil
+		return cliScaffold(spec)
 	}
-	return cliScaffold(spec)
 }
 
-// checkDataDir rejects a --data-dir that is not a directory: the
+// CheckDataDir rejects a --data-dir that is not a directory: the
 // data-location rule (dataset.Locate) passes over a data dir that lacks a
 // file, so a mistyped one would otherwise go unnoticed.
-func checkDataDir(dir string) error {
+func CheckDataDir(dir string) error {
 	if dir == "" {
 		return nil
 	}
@@ -116,9 +121,9 @@ func checkDataDir(dir string) error {
 	return nil
 }
 
-// testSets is what the audit's contamination scan reads: the test split of
+// TestSets is what the audit's contamination scan reads: the test split of
 // each task under the data-location rule (dataset.Locate), as evaluate reads
 // it.
-func testSets(dataDir string) audit.TestSets {
+func TestSets(dataDir string) audit.TestSets {
 	return &audit.CachedTestSets{Src: audit.TaskTestSets{Src: dataset.Locate(dataDir, "", false)}}
 }

@@ -1,10 +1,9 @@
-package cli
+package jobrun
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 
 	"github.com/ptb-dev/ptb/internal/agentinfo"
@@ -37,14 +36,14 @@ func agentProvider(agent, model string) (string, error) {
 	return i.Provider(model)
 }
 
-// gatewayProviders returns the LLM route's providers for spec: the
+// GatewayProviders returns the LLM route's providers for spec: the
 // agent's provider with the harness's key (or subscription login), and
 // the job's endpoint as its upstream. It fails, naming what to set, when
 // there is no credential.
 //
 // The scripted agent uses no model; with an --endpoint (a test's model
 // server) it stands in for any CLI, and all three routes serve it.
-func gatewayProviders(spec job.Spec, getenv func(string) string) (map[string]gateway.Provider, error) {
+func GatewayProviders(spec job.Spec, getenv func(string) string) (map[string]gateway.Provider, error) {
 	out := map[string]gateway.Provider{}
 	if spec.Agent == "scripted" {
 		if spec.Endpoint != "" {
@@ -101,27 +100,27 @@ func hubDeny(reg *registry.Registry) []gateway.DenyRule {
 	return out
 }
 
-// runGateway starts the per-run gateway in the ptb process
+// RunGateway starts the per-run gateway in the ptb process
 // (pipeline.Gateway).
-type runGateway struct {
-	reg    *registry.Registry
-	log    *slog.Logger
-	getenv func(string) string
+type RunGateway struct {
+	Reg    *registry.Registry
+	Log    *slog.Logger
+	Getenv func(string) string // the harness's environment (API keys, HF_TOKEN); nil: empty
 }
 
-func (rg runGateway) Start(ctx context.Context, dir rundir.Dir, spec job.Spec, socket string) (pipeline.GatewaySession, error) {
-	getenv := rg.getenv
+func (rg RunGateway) Start(ctx context.Context, dir rundir.Dir, spec job.Spec, socket string) (pipeline.GatewaySession, error) {
+	getenv := rg.Getenv
 	if getenv == nil {
-		getenv = os.Getenv
+		getenv = func(string) string { return "" }
 	}
-	providers, err := gatewayProviders(spec, getenv)
+	providers, err := GatewayProviders(spec, getenv)
 	if err != nil {
 		return nil, err
 	}
 	spendCap := spec.Gateway.SpendCapUSD
 	if spendCap > 0 {
 		// The cap is over the whole solve: a resumed one has spent some.
-		u, err := gatewayUsage(dir.Path(rundir.GatewayLLMLog))
+		u, err := GatewayUsage(dir.Path(rundir.GatewayLLMLog))
 		if err == nil && u.CostUSD != nil {
 			// The gateway counts from zero: give it what is left. (With
 			// nothing left its first request still passes; internal/gateway
@@ -141,8 +140,8 @@ func (rg runGateway) Start(ctx context.Context, dir rundir.Dir, spec job.Spec, s
 		Providers:     providers,
 		AllowedModels: spec.Gateway.AllowModels,
 		SpendCapUSD:   spendCap,
-		Hub:           gateway.HubConfig{Upstream: spec.Gateway.HubEndpoint, Token: token, Deny: hubDeny(rg.reg)},
-		Logger:        rg.log,
+		Hub:           gateway.HubConfig{Upstream: spec.Gateway.HubEndpoint, Token: token, Deny: hubDeny(rg.Reg)},
+		Logger:        rg.Log,
 	}, socket)
 }
 
@@ -192,9 +191,9 @@ func (s *gatewaySession) Close() error {
 	return err
 }
 
-// gatewayUsage sums the gateway's LLM log: what the agent's model traffic
+// GatewayUsage sums the gateway's LLM log: what the agent's model traffic
 // used and cost, as the gateway metered it from the responses.
-func gatewayUsage(path string) (*result.Usage, error) {
+func GatewayUsage(path string) (*result.Usage, error) {
 	u := &result.Usage{PriceTable: trace.DefaultPrices().Version, Source: "gateway (" + rundir.GatewayLLMLog + ")"}
 	var cost float64
 	n, unpriced, bad := 0, 0, 0

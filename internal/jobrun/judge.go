@@ -1,4 +1,4 @@
-package cli
+package jobrun
 
 import (
 	"context"
@@ -31,6 +31,8 @@ type sandboxJudge struct {
 	traceDir string   // each run's stdout and stderr, and its gateway's logs, are kept here
 	hidden   []string // host paths the judge must not see (other runs, test data)
 	log      *slog.Logger
+	self     string              // the ptb executable (the gateway link's init)
+	getenv   func(string) string // the harness's environment: the judge's API key, PATH
 
 	mu sync.Mutex
 	n  int
@@ -92,7 +94,7 @@ func (j *sandboxJudge) run(ctx context.Context, n int, dir, prompt string) error
 	// The judge reads the agent's workspace: it is as untrusted as the
 	// agent, so it gets a gateway of its own (its key stays there) and no
 	// network but that gateway's LLM route.
-	providers, err := gatewayProviders(job.Spec{Agent: j.sc.Name(), AgentModel: j.spec.Model, Endpoint: j.spec.Endpoint}, os.Getenv)
+	providers, err := GatewayProviders(job.Spec{Agent: j.sc.Name(), AgentModel: j.spec.Model, Endpoint: j.spec.Endpoint}, j.getenv)
 	if err != nil {
 		return fmt.Errorf("judge: %w", err)
 	}
@@ -107,7 +109,7 @@ func (j *sandboxJudge) run(ctx context.Context, n int, dir, prompt string) error
 		return fmt.Errorf("judge gateway: %w", err)
 	}
 	defer gw.Close()
-	link := sandbox.Gateway{Init: selfPath(), SocketDir: sock}
+	link := sandbox.Gateway{Init: j.self, SocketDir: sock}
 	timeout := j.spec.Timeout
 	if timeout <= 0 {
 		timeout = job.DefaultJudgeTimeout
@@ -116,7 +118,7 @@ func (j *sandboxJudge) run(ctx context.Context, n int, dir, prompt string) error
 	// session writes into it without following anything the agent
 	// planted. The judge CLI and, for an npm CLI, node are found on the
 	// harness's PATH.
-	path := os.Getenv("PATH")
+	path := j.getenv("PATH")
 	plan, err := session.Prepare(ctx, session.Config{
 		Backend:   j.sb,
 		Scaffold:  j.sc,

@@ -84,25 +84,24 @@ type evaluator struct {
 }
 
 func (ev evaluator) Evaluate(ctx context.Context, req pipeline.EvalRequest) (*result.Evaluation, error) {
-	s := req
 	o := eval.Options{
-		Task: s.Benchmark, Version: s.Eval.Version, Backend: s.Eval.Backend,
-		ModelPath: req.ModelDir, BaseURL: s.Eval.BaseURL, Responses: s.Eval.Responses,
-		DataDir: s.Eval.DataDir, Limit: s.Eval.Limit, OutDir: req.OutDir,
-		Sandbox: req.Sandbox, Progress: req.Progress,
-		GPUs: s.GPUs, Hidden: ev.hidden,
+		Task: req.Benchmark, Version: req.Eval.Version, OutDir: req.OutDir, Sandbox: req.Sandbox,
+		Target:   eval.Target{Backend: req.Eval.Backend, ModelPath: req.ModelDir, BaseURL: req.Eval.BaseURL, Responses: req.Eval.Responses},
+		Data:     eval.Data{DataDir: req.Eval.DataDir, Limit: req.Eval.Limit},
+		Requests: eval.Requests{Progress: req.Progress},
+		Server:   eval.Server{GPUs: req.GPUs, Hidden: ev.hidden},
 	}
 	if ev.pins != nil {
 		o.Pinned = &pinned.Store{Table: ev.pins, Offline: o.Offline}
 	}
 	if ev.reg != nil {
-		m, err := ev.reg.Model(s.BaseModel)
+		m, err := ev.reg.Model(req.BaseModel)
 		if err != nil {
 			return nil, fmt.Errorf("evaluate: base model: %w", err)
 		}
 		o.BaseModel = &m
 	}
-	if t, err := task.New(s.Benchmark, s.Eval.Version, task.Config{}); err == nil && t.Info().Judge {
+	if t, err := task.New(req.Benchmark, req.Eval.Version, task.Config{}); err == nil && t.Info().Judge {
 		// The grader runs on the host; its key never enters the sandbox.
 		if g := ev.grader; g.Key != "" || g.URL != "" {
 			o.Judge = judge.NewOpenAI(g.URL, g.Key)
@@ -110,7 +109,7 @@ func (ev evaluator) Evaluate(ctx context.Context, req pipeline.EvalRequest) (*re
 	}
 	sum, err := eval.Run(ctx, o)
 	if err != nil {
-		return nil, fmt.Errorf("evaluate %s: %w", s.Benchmark, err)
+		return nil, fmt.Errorf("evaluate %s: %w", req.Benchmark, err)
 	}
 	acc, se := sum.Accuracy, sum.Stderr
 	rec := &result.Evaluation{
@@ -135,7 +134,7 @@ func (ev evaluator) Evaluate(ctx context.Context, req pipeline.EvalRequest) (*re
 		rec.Missing, rec.Coverage = sum.Missing, &cov
 		if req.Progress != nil {
 			fmt.Fprintf(req.Progress, "ptb: warning: %d of %d samples had no recorded response in %s and were scored as empty (coverage %.1f%%)\n",
-				sum.Missing, sum.Samples, s.Eval.Responses, 100*cov)
+				sum.Missing, sum.Samples, req.Eval.Responses, 100*cov)
 		}
 	}
 	return rec, nil

@@ -2,7 +2,7 @@
 // collect -> audit -> evaluate -> record, persisting each stage's outcome in
 // the run directory so that a crashed or interrupted job resumes at the
 // stage it lost. It depends on the sandbox, agent, evaluator and auditor
-// only through interfaces; the cli package wires the implementations.
+// only through interfaces; internal/jobrun wires the implementations.
 package pipeline
 
 import (

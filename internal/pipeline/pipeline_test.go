@@ -78,8 +78,8 @@ func newRunner(b sandbox.Backend) *pipeline.Runner {
 	return &pipeline.Runner{Registry: registry.Default(), Sandbox: b, Self: self(), Version: "test", RepromptBackoff: 10 * time.Millisecond, LookupEnv: os.LookupEnv}
 }
 
-func scriptedScaffold(spec job.Spec) (agent.Scaffold, error) {
-	b, err := os.ReadFile(spec.Script)
+func scriptedScaffold(req pipeline.ScaffoldRequest) (agent.Scaffold, error) {
+	b, err := os.ReadFile(req.Script)
 	if err != nil {
 		return nil, err
 	}
@@ -276,7 +276,9 @@ func runHelper(t *testing.T, mode string, seconds float64, grace time.Duration, 
 	}
 	marker := "ptb-pipeline-marker:" + string(d)
 	r := newRunner(b)
-	r.Scaffold = func(job.Spec) (agent.Scaffold, error) { return &helperScaffold{mode: mode, marker: marker}, nil }
+	r.Scaffold = func(pipeline.ScaffoldRequest) (agent.Scaffold, error) {
+		return &helperScaffold{mode: mode, marker: marker}, nil
+	}
 	if _, err := r.Run(context.Background(), d); err != nil {
 		t.Fatal(err)
 	}
@@ -569,7 +571,7 @@ func TestSecretsAreRecorded(t *testing.T) {
 	b := bwrapOrSkip(t)
 	_, d := newJob(t, 60, "")
 	r := newRunner(b)
-	r.Scaffold = func(job.Spec) (agent.Scaffold, error) {
+	r.Scaffold = func(pipeline.ScaffoldRequest) (agent.Scaffold, error) {
 		return &helperScaffold{mode: "exit:0", marker: "secrets", secrets: map[string][]byte{".claude/.credentials.json": []byte(`{"token":"t"}`)}}, nil
 	}
 	res, err := r.Run(context.Background(), d)

@@ -154,8 +154,12 @@ func TestLimitReadsOnlyThoseRows(t *testing.T) {
 		wantErr bool
 	}{{3, false}, {5, false}, {6, true}, {0, true}} {
 		t.Run(fmt.Sprintf("limit=%d", tt.limit), func(t *testing.T) {
-			sum, err := Run(context.Background(), Options{Task: "gsm8k", Backend: BackendURL, BaseURL: srv.URL + "/v1",
-				DataDir: data, Limit: tt.limit, OutDir: t.TempDir(), Sleep: noSleep})
+			sum, err := Run(context.Background(), Options{
+				Task: "gsm8k", OutDir: t.TempDir(),
+				Target:   Target{Backend: BackendURL, BaseURL: srv.URL + "/v1"},
+				Data:     Data{DataDir: data, Limit: tt.limit},
+				Requests: Requests{Sleep: noSleep},
+			})
 			if tt.wantErr {
 				if err == nil {
 					t.Fatalf("limit %d read past the broken row: %+v", tt.limit, sum)

@@ -66,9 +66,13 @@ func TestServerAttack(t *testing.T) {
 		}
 	}
 	data := dataDir(t)
-	o := Options{Pinned: evaltest.NewMirror(t).Store(t), Task: "gsm8k", Backend: BackendVLLM, ModelPath: model, DataDir: data, Limit: 5, Concurrency: 2,
-		MaxTokens: 100, OutDir: filepath.Join(runDir, "eval"), VLLM: os.Args[0], Sleep: noSleep, Sandbox: b,
-		Hidden: []string{shared}}
+	o := Options{
+		Pinned: evaltest.NewMirror(t).Store(t), Task: "gsm8k", OutDir: filepath.Join(runDir, "eval"), Sandbox: b,
+		Target:   Target{Backend: BackendVLLM, ModelPath: model},
+		Data:     Data{DataDir: data, Limit: 5},
+		Requests: Requests{Concurrency: 2, MaxTokens: 100, Sleep: noSleep},
+		Server:   Server{VLLM: os.Args[0], Hidden: []string{shared}},
+	}
 	sum, err := Run(context.Background(), o)
 	log, _ := os.ReadFile(filepath.Join(o.OutDir, ServerLog))
 	if err != nil {

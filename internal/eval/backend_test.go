@@ -65,7 +65,11 @@ func init() { eval.RegisterBackend(echoBackend{}) }
 
 func TestRegisteredBackendRuns(t *testing.T) {
 	data := evaltest.Datasets(t)
-	sum, err := eval.Run(context.Background(), eval.Options{Task: "gsm8k", Backend: "test-echo", DataDir: data, Limit: 4, OutDir: t.TempDir()})
+	sum, err := eval.Run(context.Background(), eval.Options{
+		Task: "gsm8k", OutDir: t.TempDir(),
+		Target: eval.Target{Backend: "test-echo"},
+		Data:   eval.Data{DataDir: data, Limit: 4},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -163,8 +163,12 @@ func runBatchSimB(b *testing.B, data string, bs, tokens, n, conc int) (wall, ser
 	srv := httptest.NewServer(sim)
 	defer srv.Close()
 	defer sim.Close()
-	o := Options{Task: "gsm8k", Backend: BackendURL, BaseURL: srv.URL + "/v1", DataDir: data, Limit: n,
-		MaxTokens: 4000, Concurrency: conc, OutDir: b.TempDir()}
+	o := Options{
+		Task: "gsm8k", OutDir: b.TempDir(),
+		Target:   Target{Backend: BackendURL, BaseURL: srv.URL + "/v1"},
+		Data:     Data{DataDir: data, Limit: n},
+		Requests: Requests{MaxTokens: 4000, Concurrency: conc},
+	}
 	start := time.Now()
 	sum, err := Run(context.Background(), o)
 	end := time.Now()

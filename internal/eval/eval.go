@@ -82,25 +82,67 @@ const scriptRequestTimeout = 300 * time.Second
 // throughput grows, up to MaxAdaptiveConcurrency.
 const DefaultConcurrency = 256
 
-// Options configure one evaluation.
+// Options configure one evaluation. Its parts are embedded, so each field
+// is also reached directly (o.Limit, o.Backend).
 type Options struct {
-	Task, Version   string // Version "" = default (faithful)
+	Task, Version string // Version "" = default (faithful)
+	OutDir        string // metrics.json, samples.jsonl, server.log go here
+	// Sandbox runs HumanEval programs and the vllm and hf backends' server
+	// (sandboxed.go); the none backend is recorded as unsandboxed.
+	Sandbox sandbox.Backend
+	Judge   Judge
+	// Pinned fetches and verifies the templates and judge prompts; nil: the
+	// default store (cache under $PTB_CACHE/pinned, $PTB_PINNED_BASE_URL).
+	Pinned *pinned.Store
+
+	Target   // what is evaluated, and how it is reached
+	Data     // where the benchmark's data comes from, and how much of it
+	Requests // how the chat requests are made
+	Server   // the inference server ptb starts (vllm, hf backends)
+	Programs // HumanEval's programs
+
+	lim      *limiter           // set by Run: the requests in flight, shared by its attempts
+	tmplPath string             // the verified --chat-template file (resolveTemplate)
+	programs task.ProgramRunner // runs HumanEval's programs (startPrograms)
+}
+
+// Target is the model an evaluation scores and how it is reached.
+type Target struct {
 	Backend         string // "vllm" | "hf" | "url" | "replay"
 	ModelPath       string // final_model dir (vllm, hf)
 	BaseURL, APIKey string // url backend
 	Model           string // served model name (url); "" = the first of /models
 	Responses       string // replay backend: responses JSONL
-	DataDir         string // optional local dataset root laid out like shared/datasets; "" = $PTB_DATA_DIR, then cache, shipped, hub
-	CacheDir        string // hub cache ("" = $PTB_CACHE or the user cache dir)
-	Offline         bool   // use the hub cache only
-	Limit           int    // first N samples; 0 = all
-	MaxTokens       int    // 0 = the retry ladder of the original (spec 1.2)
-	Ladder          string // LadderFaithful ("" too) or LadderPerSample
-	Concurrency     int    // requests in flight; 0 = adaptive, from DefaultConcurrency
-	OutDir          string // metrics.json, samples.jsonl, server.log go here
-	// Sandbox runs HumanEval programs and the vllm and hf backends' server
-	// (sandboxed.go); the none backend is recorded as unsandboxed.
-	Sandbox sandbox.Backend
+	// BaseModel is the job's base model: it chooses the chat template, as
+	// the original's path did. nil: chosen by final_model's directory name
+	// or config.json (recorded as such).
+	BaseModel *registry.Model
+}
+
+// Data is where an evaluation's benchmark data comes from.
+type Data struct {
+	DataDir  string // optional local dataset root laid out like shared/datasets; "" = $PTB_DATA_DIR, then cache, shipped, hub
+	CacheDir string // hub cache ("" = $PTB_CACHE or the user cache dir)
+	Offline  bool   // use the hub cache only
+	Limit    int    // first N samples; 0 = all
+	Seed     uint32 // GPQA choice shuffle
+}
+
+// Requests is how an evaluation's chat requests are made.
+type Requests struct {
+	MaxTokens   int       // 0 = the retry ladder of the original (spec 1.2)
+	Ladder      string    // LadderFaithful ("" too) or LadderPerSample
+	Concurrency int       // requests in flight; 0 = adaptive, from DefaultConcurrency
+	Progress    io.Writer // progress bar target (stderr); nil = none
+	// HTTP is the client for the url backend's requests (nil = a default
+	// one); a server ptb starts is reached over its own socket.
+	HTTP *http.Client
+	// Sleep replaces real waits between retries (tests).
+	Sleep func(ctx context.Context, d time.Duration) error
+}
+
+// Server is the inference server an evaluation starts (vllm, hf backends).
+type Server struct {
 	// GPUs are the device indices the server may use; Hidden are host paths
 	// it must not see (the evaluation data, other runs); ServerEnv adds
 	// KEY=VALUE (or KEY, from the host) to its allowlisted environment.
@@ -109,10 +151,21 @@ type Options struct {
 	ServerEnv []string
 	// PTB is the ptb binary that relays the server's socket inside the
 	// sandbox (`ptb sandbox-init`); "" = this executable.
-	PTB      string
-	Judge    Judge
-	Progress io.Writer // progress bar target (stderr); nil = none
-	Seed     uint32    // GPQA choice shuffle
+	PTB string
+	// VLLM is the vllm executable ("" = vllm on PATH).
+	VLLM string
+	// HFPython is the interpreter, with torch and transformers, that runs the
+	// hf backend's server ("" = python3).
+	HFPython string
+	// TemplatesDir holds offline copies of the pinned chat templates
+	// (qwen3.jinja, ...), each checked against its pinned digest; "" = the
+	// pinned store (Pinned). The server always gets ptb's pinned template,
+	// never final_model's own.
+	TemplatesDir string
+}
+
+// Programs is how HumanEval's programs run.
+type Programs struct {
 	// Python is the interpreter for HumanEval programs ("" = python3),
 	// found on the harness's PATH before sandboxing (programs.go).
 	Python string
@@ -124,33 +177,6 @@ type Options struct {
 	// ProgramTempDir holds the program sandboxes' directories ("" =
 	// os.TempDir()).
 	ProgramTempDir string
-	// TemplatesDir holds offline copies of the pinned chat templates
-	// (qwen3.jinja, ...), each checked against its pinned digest; "" = the
-	// pinned store (Pinned). The server always gets ptb's pinned template,
-	// never final_model's own.
-	TemplatesDir string
-	// BaseModel is the job's base model: it chooses the chat template, as
-	// the original's path did. nil: chosen by final_model's directory name
-	// or config.json (recorded as such).
-	BaseModel *registry.Model
-
-	lim *limiter // set by Run: the requests in flight, shared by its attempts
-	// Pinned fetches and verifies the templates and judge prompts; nil: the
-	// default store (cache under $PTB_CACHE/pinned, $PTB_PINNED_BASE_URL).
-	Pinned *pinned.Store
-	// VLLM is the vllm executable ("" = vllm on PATH).
-	VLLM string
-	// HFPython is the interpreter, with torch and transformers, that runs the
-	// hf backend's server ("" = python3).
-	HFPython string
-	// HTTP is the client for the url backend's requests (nil = a default
-	// one); a server ptb starts is reached over its own socket.
-	HTTP *http.Client
-	// Sleep replaces real waits between retries (tests).
-	Sleep func(ctx context.Context, d time.Duration) error
-
-	tmplPath string             // the verified --chat-template file (resolveTemplate)
-	programs task.ProgramRunner // runs HumanEval's programs (startPrograms)
 }
 
 // Summary is the outcome of an evaluation.

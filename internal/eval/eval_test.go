@@ -189,8 +189,12 @@ func TestEndToEndAllTasks(t *testing.T) {
 			fs.fail429.Store(2)
 			srv := httptest.NewServer(fs)
 			defer srv.Close()
-			o := Options{Task: name, Backend: BackendURL, BaseURL: srv.URL + "/v1", DataDir: data, Limit: n,
-				OutDir: t.TempDir(), Judge: judge.NewOpenAI(js.URL, "k"), Sleep: noSleep, Concurrency: 8, Pinned: evaltest.NewMirror(t).Store(t)}
+			o := Options{
+				Task: name, OutDir: t.TempDir(), Judge: judge.NewOpenAI(js.URL, "k"), Pinned: evaltest.NewMirror(t).Store(t),
+				Target:   Target{Backend: BackendURL, BaseURL: srv.URL + "/v1"},
+				Data:     Data{DataDir: data, Limit: n},
+				Requests: Requests{Sleep: noSleep, Concurrency: 8},
+			}
 			if name == "humaneval" {
 				o.Sandbox = evaltest.Sandbox(t)
 			}
@@ -233,7 +237,12 @@ func TestContextOverflowIsScored(t *testing.T) {
 	srv := httptest.NewServer(fs)
 	defer srv.Close()
 	out := t.TempDir()
-	sum, err := Run(context.Background(), Options{Task: "gsm8k", Backend: BackendURL, BaseURL: srv.URL + "/v1", DataDir: data, Limit: 3, OutDir: out, Sleep: noSleep})
+	sum, err := Run(context.Background(), Options{
+		Task: "gsm8k", OutDir: out,
+		Target:   Target{Backend: BackendURL, BaseURL: srv.URL + "/v1"},
+		Data:     Data{DataDir: data, Limit: 3},
+		Requests: Requests{Sleep: noSleep},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +262,12 @@ func TestResumeAndReplay(t *testing.T) {
 	srv := httptest.NewServer(fs)
 	defer srv.Close()
 	out := t.TempDir()
-	o := Options{Task: "gsm8k", Backend: BackendURL, BaseURL: srv.URL + "/v1", DataDir: data, Limit: 10, OutDir: out, Sleep: noSleep}
+	o := Options{
+		Task: "gsm8k", OutDir: out,
+		Target:   Target{Backend: BackendURL, BaseURL: srv.URL + "/v1"},
+		Data:     Data{DataDir: data, Limit: 10},
+		Requests: Requests{Sleep: noSleep},
+	}
 	if _, err := Run(context.Background(), o); err != nil {
 		t.Fatal(err)
 	}
@@ -287,7 +301,11 @@ func TestResumeAndReplay(t *testing.T) {
 	if err := os.WriteFile(resp, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	rs, err := Run(context.Background(), Options{Task: "gsm8k", Backend: BackendReplay, Responses: resp, DataDir: data, Limit: 20, OutDir: t.TempDir()})
+	rs, err := Run(context.Background(), Options{
+		Task: "gsm8k", OutDir: t.TempDir(),
+		Target: Target{Backend: BackendReplay, Responses: resp},
+		Data:   Data{DataDir: data, Limit: 20},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,7 +316,7 @@ func TestResumeAndReplay(t *testing.T) {
 
 func TestMissingJudgeOrSandbox(t *testing.T) {
 	for _, name := range []string{"humaneval", "healthbench", "arenahardwriting"} {
-		_, err := Run(context.Background(), Options{Task: name, Backend: BackendReplay, OutDir: t.TempDir()})
+		_, err := Run(context.Background(), Options{Task: name, OutDir: t.TempDir(), Target: Target{Backend: BackendReplay}})
 		if err == nil {
 			t.Errorf("%s ran without sandbox/judge", name)
 		}
@@ -314,7 +332,12 @@ func TestResumeAfterTornWrite(t *testing.T) {
 	srv := httptest.NewServer(fs)
 	defer srv.Close()
 	out := t.TempDir()
-	o := Options{Task: "gsm8k", Backend: BackendURL, BaseURL: srv.URL + "/v1", DataDir: data, Limit: 4, OutDir: out, Sleep: noSleep}
+	o := Options{
+		Task: "gsm8k", OutDir: out,
+		Target:   Target{Backend: BackendURL, BaseURL: srv.URL + "/v1"},
+		Data:     Data{DataDir: data, Limit: 4},
+		Requests: Requests{Sleep: noSleep},
+	}
 	if _, err := Run(context.Background(), o); err != nil {
 		t.Fatal(err)
 	}

@@ -124,9 +124,13 @@ func TestHFBackendEndToEnd(t *testing.T) {
 			old := healthPoll
 			healthPoll = 20 * time.Millisecond
 			t.Cleanup(func() { healthPoll = old })
-			o := Options{Task: name, Backend: BackendHF, ModelPath: model, HFPython: fake, DataDir: data,
-				Limit: n, MaxTokens: 1000, OutDir: t.TempDir(), Sleep: noSleep, Sandbox: bwrap.New(), Hidden: []string{data},
-				BaseModel: &registry.Model{ID: "Qwen/Qwen3-1.7B-Base", Template: "qwen3"}, Pinned: evaltest.NewMirror(t).Store(t)}
+			o := Options{
+				Task: name, OutDir: t.TempDir(), Sandbox: bwrap.New(), Pinned: evaltest.NewMirror(t).Store(t),
+				Target:   Target{Backend: BackendHF, ModelPath: model, BaseModel: &registry.Model{ID: "Qwen/Qwen3-1.7B-Base", Template: "qwen3"}},
+				Data:     Data{DataDir: data, Limit: n},
+				Requests: Requests{MaxTokens: 1000, Sleep: noSleep},
+				Server:   Server{HFPython: fake, Hidden: []string{data}},
+			}
 			sum, err := Run(context.Background(), o)
 			log, _ := os.ReadFile(filepath.Join(o.OutDir, ServerLog))
 			if err != nil {

@@ -56,9 +56,12 @@ func TestHealthBenchJudgeRateLimited(t *testing.T) {
 		return nil
 	}
 	taskSleeps := 0
-	o := Options{Task: "healthbench", Backend: BackendURL, BaseURL: srv.URL + "/v1", DataDir: data, Limit: n, OutDir: t.TempDir(),
-		Judge: j, Pinned: evaltest.NewMirror(t).Store(t), Concurrency: 2,
-		Sleep: func(context.Context, time.Duration) error { taskSleeps++; return nil }}
+	o := Options{
+		Task: "healthbench", OutDir: t.TempDir(), Judge: j, Pinned: evaltest.NewMirror(t).Store(t),
+		Target:   Target{Backend: BackendURL, BaseURL: srv.URL + "/v1"},
+		Data:     Data{DataDir: data, Limit: n},
+		Requests: Requests{Concurrency: 2, Sleep: func(context.Context, time.Duration) error { taskSleeps++; return nil }},
+	}
 	sum, err := Run(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)

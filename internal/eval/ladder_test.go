@@ -91,8 +91,12 @@ func TestFaithfulLadderRerunsWholeSet(t *testing.T) {
 			ts := &tokenServer{failAt: 4000, failOnly: c.failOnly, byTokens: map[int]int{}}
 			srv := httptest.NewServer(ts)
 			defer srv.Close()
-			o := Options{Task: "gsm8k", Backend: BackendURL, BaseURL: srv.URL + "/v1", Model: "m", DataDir: data, Limit: n,
-				OutDir: t.TempDir(), Sleep: noSleep, Concurrency: 1, Ladder: c.ladder}
+			o := Options{
+				Task: "gsm8k", OutDir: t.TempDir(),
+				Target:   Target{Backend: BackendURL, BaseURL: srv.URL + "/v1", Model: "m"},
+				Data:     Data{DataDir: data, Limit: n},
+				Requests: Requests{Sleep: noSleep, Concurrency: 1, Ladder: c.ladder},
+			}
 			sum, err := Run(context.Background(), o)
 			if err != nil {
 				t.Fatal(err)
@@ -128,8 +132,12 @@ func TestFaithfulLadderAllFail(t *testing.T) {
 		http.Error(w, `{"error":{"message":"broken"}}`, http.StatusBadRequest)
 	}))
 	defer srv.Close()
-	o := Options{Task: "gsm8k", Backend: BackendURL, BaseURL: srv.URL + "/v1", Model: "m", DataDir: dataDir(t), Limit: 3,
-		OutDir: t.TempDir(), Sleep: noSleep, Concurrency: 1}
+	o := Options{
+		Task: "gsm8k", OutDir: t.TempDir(),
+		Target:   Target{Backend: BackendURL, BaseURL: srv.URL + "/v1", Model: "m"},
+		Data:     Data{DataDir: dataDir(t), Limit: 3},
+		Requests: Requests{Sleep: noSleep, Concurrency: 1},
+	}
 	if _, err := Run(context.Background(), o); err == nil {
 		t.Fatal("no error")
 	}
@@ -178,8 +186,12 @@ func TestFaithfulLadderResume(t *testing.T) {
 			ts := &tokenServer{failAt: 4000, byTokens: map[int]int{}}
 			srv := httptest.NewServer(ts)
 			defer srv.Close()
-			o := Options{Task: "gsm8k", Backend: BackendURL, BaseURL: srv.URL + "/v1", Model: "m", DataDir: data, Limit: n,
-				OutDir: out, Sleep: noSleep, Concurrency: 1}
+			o := Options{
+				Task: "gsm8k", OutDir: out,
+				Target:   Target{Backend: BackendURL, BaseURL: srv.URL + "/v1", Model: "m"},
+				Data:     Data{DataDir: data, Limit: n},
+				Requests: Requests{Sleep: noSleep, Concurrency: 1},
+			}
 			if _, err := Run(context.Background(), o); err != nil {
 				t.Fatal(err)
 			}

@@ -51,8 +51,7 @@ func TestServerSpec(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			o := Options{ModelPath: "/runs/r1/collect/final_model", OutDir: out, GPUs: c.gpus, ServerEnv: c.serverEnv,
-				Hidden: []string{"/data/datasets", "/runs"}, Backend: BackendVLLM}
+			o := Options{OutDir: out, Target: Target{ModelPath: "/runs/r1/collect/final_model", Backend: BackendVLLM}, Server: Server{GPUs: c.gpus, ServerEnv: c.serverEnv, Hidden: []string{"/data/datasets", "/runs"}}}
 			p := &procServer{o: o, sb: c.sb, isolated: c.sb.Capabilities().Isolated, dirs: dirs, self: "/usr/local/bin/ptb", inst: inst, tmpl: c.tmpl,
 				args: func(port int) []string { return []string{"serve", o.ModelPath, "--port", "8000"} }}
 			spec := p.spec(p.serveArgv(8000))
@@ -203,7 +202,7 @@ func TestFindInstall(t *testing.T) {
 			if c.wantOut == "" || !bwrapOK {
 				return
 			}
-			p := &procServer{o: Options{ModelPath: t.TempDir()}, sb: b, isolated: true, inst: in, self: os.Args[0]}
+			p := &procServer{o: Options{Target: Target{ModelPath: t.TempDir()}}, sb: b, isolated: true, inst: in, self: os.Args[0]}
 			if p.dirs, err = makeServerDirs(t.TempDir()); err != nil {
 				t.Fatal(err)
 			}

@@ -290,9 +290,13 @@ func fakeSetup(t *testing.T, backend string, cfg fakeConfig) (Options, string) {
 	if err := os.WriteFile(filepath.Join(model, "fake.json"), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return Options{Task: "gsm8k", Backend: backend, ModelPath: model, Limit: 12, Concurrency: 2, MaxTokens: 100,
-		OutDir: t.TempDir(), Pinned: evaltest.NewMirror(t).Store(t), VLLM: os.Args[0], HFPython: os.Args[0], Sleep: noSleep,
-		Sandbox: none.New()}, fake
+	return Options{
+		Task: "gsm8k", OutDir: t.TempDir(), Pinned: evaltest.NewMirror(t).Store(t), Sandbox: none.New(),
+		Target:   Target{Backend: backend, ModelPath: model},
+		Data:     Data{Limit: 12},
+		Requests: Requests{Concurrency: 2, MaxTokens: 100, Sleep: noSleep},
+		Server:   Server{VLLM: os.Args[0], HFPython: os.Args[0]},
+	}, fake
 }
 
 // TestServerLifecycle runs gsm8k on a server started by ptb that dies after
@@ -442,7 +446,7 @@ func TestServerArgs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		o := Options{ModelPath: c.model, tmplPath: tmpl + "/" + ChatTemplateFile(modelinfo.ModelType(c.model), tk.Info().Tools)}
+		o := Options{tmplPath: tmpl + "/" + ChatTemplateFile(modelinfo.ModelType(c.model), tk.Info().Tools), Target: Target{ModelPath: c.model}}
 		got := strings.Join(VLLMArgs(o, tk.Info(), 8000, "K"), " ")
 		if want := strings.Replace(c.want, " Q ", " "+c.model+" ", 1); got != want {
 			t.Errorf("%s %s:\n got %s\nwant %s", c.task, filepath.Base(c.model), got, want)

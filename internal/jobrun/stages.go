@@ -7,7 +7,6 @@ import (
 	"github.com/ptb-dev/ptb/internal/pinned"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/ptb-dev/ptb/internal/agent"
@@ -44,22 +43,23 @@ type auditor struct {
 	getenv func(string) string
 }
 
-func (a auditor) Audit(ctx context.Context, dir rundir.Dir, spec job.Spec) (*result.Audit, error) {
-	o := audit.Options{RunDir: string(dir), Task: spec.Benchmark, BaseModel: spec.BaseModel, TestSets: TestSets(spec.Eval.DataDir), JudgeRuns: spec.Judge.Runs,
-		Untrusted: []string{spec.OutRoot}}
-	if spec.Registry != "" {
-		reg, err := registry.Load(spec.Registry)
+func (a auditor) Audit(ctx context.Context, req pipeline.AuditRequest) (*result.Audit, error) {
+	dir := req.Dir
+	o := audit.Options{RunDir: string(dir), Task: req.Benchmark, BaseModel: req.BaseModel, TestSets: TestSets(req.DataDir), JudgeRuns: req.Judge.Runs,
+		Untrusted: []string{req.OutRoot}}
+	if req.Registry != "" {
+		reg, err := registry.Load(req.Registry)
 		if err != nil {
 			return nil, fmt.Errorf("audit: %w", err)
 		}
 		o.Registry = reg
 	}
-	if spec.Judge.Endpoint != "" {
-		sc, err := cliScaffold(job.Spec{Agent: spec.Judge.Agent, AgentModel: spec.Judge.Model, Network: sandbox.NetworkGateway})
+	if req.Judge.Endpoint != "" {
+		sc, err := cliScaffold(pipeline.ScaffoldRequest{Agent: req.Judge.Agent, Model: req.Judge.Model, Network: sandbox.NetworkGateway})
 		if err != nil {
 			return nil, fmt.Errorf("judge: %w", err)
 		}
-		o.Judge = &sandboxJudge{sb: a.sb, sc: sc, spec: spec.Judge, traceDir: dir.Path(rundir.AuditDir), hidden: a.hidden, log: a.log, self: a.self, getenv: a.getenv}
+		o.Judge = &sandboxJudge{sb: a.sb, sc: sc, spec: req.Judge, traceDir: dir.Path(rundir.AuditDir), hidden: a.hidden, log: a.log, self: a.self, getenv: a.getenv}
 	}
 	rep, err := audit.Run(ctx, o)
 	if err != nil {
@@ -84,25 +84,24 @@ type evaluator struct {
 }
 
 func (ev evaluator) Evaluate(ctx context.Context, req pipeline.EvalRequest) (*result.Evaluation, error) {
-	s := req.Spec
 	o := eval.Options{
-		Task: s.Benchmark, Version: s.Eval.Version, Backend: s.Eval.Backend,
-		ModelPath: req.ModelDir, BaseURL: s.Eval.BaseURL, Responses: s.Eval.Responses,
-		DataDir: s.Eval.DataDir, Limit: s.Eval.Limit, OutDir: req.OutDir,
-		Sandbox: req.Sandbox, Progress: req.Progress,
-		GPUs: s.GPUs, Hidden: ev.hidden,
+		Task: req.Benchmark, Version: req.Eval.Version, OutDir: req.OutDir, Sandbox: req.Sandbox,
+		Target:   eval.Target{Backend: req.Eval.Backend, ModelPath: req.ModelDir, BaseURL: req.Eval.BaseURL, Responses: req.Eval.Responses},
+		Data:     eval.Data{DataDir: req.Eval.DataDir, Limit: req.Eval.Limit},
+		Requests: eval.Requests{Progress: req.Progress},
+		Server:   eval.Server{GPUs: req.GPUs, Hidden: ev.hidden},
 	}
 	if ev.pins != nil {
 		o.Pinned = &pinned.Store{Table: ev.pins, Offline: o.Offline}
 	}
 	if ev.reg != nil {
-		m, err := ev.reg.Model(s.BaseModel)
+		m, err := ev.reg.Model(req.BaseModel)
 		if err != nil {
 			return nil, fmt.Errorf("evaluate: base model: %w", err)
 		}
 		o.BaseModel = &m
 	}
-	if t, err := task.New(s.Benchmark, s.Eval.Version, task.Config{}); err == nil && t.Info().Judge {
+	if t, err := task.New(req.Benchmark, req.Eval.Version, task.Config{}); err == nil && t.Info().Judge {
 		// The grader runs on the host; its key never enters the sandbox.
 		if g := ev.grader; g.Key != "" || g.URL != "" {
 			o.Judge = judge.NewOpenAI(g.URL, g.Key)
@@ -110,7 +109,7 @@ func (ev evaluator) Evaluate(ctx context.Context, req pipeline.EvalRequest) (*re
 	}
 	sum, err := eval.Run(ctx, o)
 	if err != nil {
-		return nil, fmt.Errorf("evaluate %s: %w", s.Benchmark, err)
+		return nil, fmt.Errorf("evaluate %s: %w", req.Benchmark, err)
 	}
 	acc, se := sum.Accuracy, sum.Stderr
 	rec := &result.Evaluation{
@@ -135,53 +134,53 @@ func (ev evaluator) Evaluate(ctx context.Context, req pipeline.EvalRequest) (*re
 		rec.Missing, rec.Coverage = sum.Missing, &cov
 		if req.Progress != nil {
 			fmt.Fprintf(req.Progress, "ptb: warning: %d of %d samples had no recorded response in %s and were scored as empty (coverage %.1f%%)\n",
-				sum.Missing, sum.Samples, s.Eval.Responses, 100*cov)
+				sum.Missing, sum.Samples, req.Eval.Responses, 100*cov)
 		}
 	}
 	return rec, nil
 }
 
 // cliScaffold returns the adapter of a real agent CLI.
-func cliScaffold(spec job.Spec) (agent.Scaffold, error) {
+func cliScaffold(req pipeline.ScaffoldRequest) (agent.Scaffold, error) {
 	var cred []byte
 	// Under the gateway the login stays with the gateway (RunGateway);
 	// the sandbox gets a placeholder.
-	if spec.Credentials != "" && spec.Network != sandbox.NetworkGateway {
-		b, err := os.ReadFile(spec.Credentials)
+	if req.Credentials != "" && req.Network != sandbox.NetworkGateway {
+		b, err := os.ReadFile(req.Credentials)
 		if err != nil {
 			return nil, fmt.Errorf("read credentials: %w", err)
 		}
 		cred = b
 	}
-	if spec.AgentModel == "" {
+	if req.Model == "" {
 		ex := ""
-		if i, ok := agentinfo.Lookup(spec.Agent); ok {
+		if i, ok := agentinfo.Lookup(req.Agent); ok {
 			ex = i.ExampleModel
 		}
-		return nil, fmt.Errorf("agent %s needs a model: pass --agent-model (e.g. %s)", spec.Agent, ex)
+		return nil, fmt.Errorf("agent %s needs a model: pass --agent-model (e.g. %s)", req.Agent, ex)
 	}
-	return agent.New(spec.Agent, agent.Options{Credentials: cred, Gateway: spec.Network == sandbox.NetworkGateway})
+	return agent.New(req.Agent, agent.Options{Credentials: cred, Gateway: req.Network == sandbox.NetworkGateway})
 }
 
 // usageReader reads token usage and cost from the raw trace.
 type usageReader struct{}
 
-func (usageReader) Usage(ctx context.Context, path string, spec job.Spec) (*result.Usage, error) {
-	if spec.Network == sandbox.NetworkGateway {
+func (usageReader) Usage(ctx context.Context, req pipeline.UsageRequest) (*result.Usage, error) {
+	if req.Network == sandbox.NetworkGateway {
 		// What the gateway metered, not what the agent says it used.
-		u, err := GatewayUsage(filepath.Join(filepath.Dir(filepath.Dir(path)), rundir.GatewayLLMLog))
+		u, err := GatewayUsage(req.GatewayLog)
 		if err != nil {
 			return nil, err
 		}
-		if s, err := traceSummary(path, spec); err == nil {
+		if s, err := traceSummary(req.Trace, req.Agent, req.Model); err == nil {
 			u.CLICostUSD = s.CLICostUSD
 		}
 		return u, nil
 	}
-	if spec.Agent == "scripted" {
+	if req.Agent == "scripted" {
 		return &result.Usage{Source: "unavailable: the scripted agent uses no model"}, nil
 	}
-	s, err := traceSummary(path, spec)
+	s, err := traceSummary(req.Trace, req.Agent, req.Model)
 	if err != nil {
 		return nil, err
 	}
@@ -194,13 +193,14 @@ func (usageReader) Usage(ctx context.Context, path string, spec job.Spec) (*resu
 	return u, nil
 }
 
-// traceSummary summarizes the agent's raw trace at path.
-func traceSummary(path string, spec job.Spec) (*trace.Summary, error) {
+// traceSummary summarizes the raw trace at path of agent (its registry
+// name) running model.
+func traceSummary(path, agentName, model string) (*trace.Summary, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	model, _, _ := strings.Cut(spec.AgentModel, ":") // codex MODEL:EFFORT
-	return trace.Summarize(f, spec.Agent, model, trace.DefaultPrices())
+	model, _, _ = strings.Cut(model, ":") // codex MODEL:EFFORT
+	return trace.Summarize(f, agentName, model, trace.DefaultPrices())
 }

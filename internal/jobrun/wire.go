@@ -94,16 +94,16 @@ func hostData(spec job.Spec, dataDir string) []string {
 // scaffoldFor returns the agent scaffold for a job; self is the ptb
 // executable (the scripted agent's binary).
 func scaffoldFor(self string) pipeline.ScaffoldFunc {
-	return func(spec job.Spec) (agent.Scaffold, error) {
-		switch spec.Agent {
+	return func(req pipeline.ScaffoldRequest) (agent.Scaffold, error) {
+		switch req.Agent {
 		case "scripted":
-			b, err := os.ReadFile(spec.Script)
+			b, err := os.ReadFile(req.Script)
 			if err != nil {
 				return nil, fmt.Errorf("read script: %w", err)
 			}
 			return &scripted.Scaffold{Binary: self, Script: b}, nil
 		}
-		return cliScaffold(spec)
+		return cliScaffold(req)
 	}
 }
 

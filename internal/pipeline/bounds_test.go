@@ -23,7 +23,7 @@ import (
 // in a read of a FIFO would.
 type stuckAuditor struct{ release chan struct{} }
 
-func (s stuckAuditor) Audit(ctx context.Context, dir rundir.Dir, spec job.Spec) (*result.Audit, error) {
+func (s stuckAuditor) Audit(ctx context.Context, req pipeline.AuditRequest) (*result.Audit, error) {
 	<-s.release
 	return &result.Audit{Verdict: result.VerdictClean, Flags: []string{}, Findings: []result.Finding{}}, nil
 }

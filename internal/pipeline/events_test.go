@@ -10,7 +10,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/ptb-dev/ptb/internal/job"
+	"github.com/ptb-dev/ptb/internal/pipeline"
 	"github.com/ptb-dev/ptb/internal/result"
 	"github.com/ptb-dev/ptb/internal/rundir"
 	"github.com/ptb-dev/ptb/internal/runevents"
@@ -20,7 +20,7 @@ import (
 
 type auditFunc func() (*result.Audit, error)
 
-func (f auditFunc) Audit(context.Context, rundir.Dir, job.Spec) (*result.Audit, error) { return f() }
+func (f auditFunc) Audit(context.Context, pipeline.AuditRequest) (*result.Audit, error) { return f() }
 
 // limitBackend is the none backend whose processes end "at a limit": the
 // sandbox's report of a limit kill, without a host that enforces it.

@@ -2,7 +2,7 @@
 // collect -> audit -> evaluate -> record, persisting each stage's outcome in
 // the run directory so that a crashed or interrupted job resumes at the
 // stage it lost. It depends on the sandbox, agent, evaluator and auditor
-// only through interfaces; the cli package wires the implementations.
+// only through interfaces; internal/jobrun wires the implementations.
 package pipeline
 
 import (
@@ -37,29 +37,72 @@ type Evaluator interface {
 	Evaluate(ctx context.Context, req EvalRequest) (*result.Evaluation, error)
 }
 
-// EvalRequest is what the evaluate stage asks of an Evaluator.
+// EvalRequest is what the evaluate stage asks of an Evaluator: the job's
+// benchmark, base model, evaluation settings and devices, not the whole
+// job.
 type EvalRequest struct {
-	Spec     job.Spec
-	ModelDir string // collect/final_model
-	OutDir   string // RUN_DIR/eval
-	Sandbox  sandbox.Backend
-	Progress io.Writer
+	Benchmark string       // registry name
+	BaseModel string       // hub id: the chat template follows it
+	Eval      job.EvalSpec // backend, version, data, limit, responses
+	GPUs      []int        // the devices this start of the run uses
+	ModelDir  string       // collect/final_model
+	OutDir    string       // RUN_DIR/eval
+	Sandbox   sandbox.Backend
+	Progress  io.Writer
 }
 
 // Auditor checks what the agent did.
 type Auditor interface {
 	// Audit inspects the run directory after collect. Checks that cannot
 	// run must be reported as unverified findings, never as passes.
-	Audit(ctx context.Context, dir rundir.Dir, spec job.Spec) (*result.Audit, error)
+	Audit(ctx context.Context, req AuditRequest) (*result.Audit, error)
+}
+
+// AuditRequest is what the audit stage gives an Auditor: the run
+// directory and the few parts of the job the checks read.
+type AuditRequest struct {
+	Dir       rundir.Dir
+	Benchmark string // registry name
+	BaseModel string // hub id
+	// Registry is the job's registry override file ("": the built-in).
+	Registry string
+	// DataDir is the evaluation's data directory (the test sets the
+	// contamination scan reads; "": the default data-location rule).
+	DataDir string
+	// OutRoot is the output root, untrusted: run directories the agent
+	// could have written.
+	OutRoot string
+	Judge   job.JudgeSpec // the LLM judge (runs only with an endpoint)
 }
 
 // UsageReader extracts token usage and cost from an agent's raw trace.
 type UsageReader interface {
-	Usage(ctx context.Context, tracePath string, spec job.Spec) (*result.Usage, error)
+	Usage(ctx context.Context, req UsageRequest) (*result.Usage, error)
 }
 
-// ScaffoldFunc returns the scaffold for a job.
-type ScaffoldFunc func(spec job.Spec) (agent.Scaffold, error)
+// UsageRequest is what the record stage gives a UsageReader.
+type UsageRequest struct {
+	Agent   string          // registry name: the trace's format
+	Model   string          // the agent's model (codex MODEL:EFFORT)
+	Network sandbox.Network // under the gateway, its meter is the source
+	Trace   string          // RUN_DIR/trace/agent.jsonl
+	// GatewayLog is the gateway's LLM log (RUN_DIR/gateway/llm.jsonl).
+	GatewayLog string
+}
+
+// ScaffoldFunc returns the scaffold for a job's agent.
+type ScaffoldFunc func(req ScaffoldRequest) (agent.Scaffold, error)
+
+// ScaffoldRequest is what picks and configures a job's agent scaffold.
+type ScaffoldRequest struct {
+	Agent string // registry name
+	Model string // --agent-model
+	// Script is the scripted agent's script file (scripted agent only).
+	Script string
+	// Credentials is the subscription credentials file ("": none).
+	Credentials string
+	Network     sandbox.Network // under the gateway the login stays outside
+}
 
 // Runner runs jobs. Zero fields get the defaults documented on each.
 type Runner struct {
@@ -100,6 +143,32 @@ type Runner struct {
 	// limit, verdict, result), from more than one goroutine; nil: none.
 	// The cli wires RUN_DIR/events.jsonl and the status line.
 	Events runevents.Handler
+}
+
+// auditRequest, usageRequest, scaffoldRequest and evalRequest are the
+// parts of the job each stage implementation reads.
+func (x *run) auditRequest() AuditRequest {
+	s := x.spec
+	return AuditRequest{Dir: x.dir, Benchmark: s.Benchmark, BaseModel: s.BaseModel, Registry: s.Registry,
+		DataDir: s.Eval.DataDir, OutRoot: s.OutRoot, Judge: s.Judge}
+}
+
+func (x *run) usageRequest() UsageRequest {
+	s := x.spec
+	return UsageRequest{Agent: s.Agent, Model: s.AgentModel, Network: s.Network,
+		Trace: x.dir.Path(rundir.TraceRaw), GatewayLog: x.dir.Path(rundir.GatewayLLMLog)}
+}
+
+func (x *run) scaffoldRequest() ScaffoldRequest {
+	s := x.spec
+	return ScaffoldRequest{Agent: s.Agent, Model: s.AgentModel, Script: s.Script, Credentials: s.Credentials, Network: s.Network}
+}
+
+func (x *run) evalRequest() EvalRequest {
+	s := x.spec
+	return EvalRequest{Benchmark: s.Benchmark, BaseModel: s.BaseModel, Eval: s.Eval, GPUs: slices.Clone(s.GPUs),
+		ModelDir: x.dir.Path(rundir.FinalModel), OutDir: x.dir.Path(rundir.EvalDir),
+		Sandbox: x.r.Sandbox, Progress: x.r.Progress}
 }
 
 func (r *Runner) now() time.Time {

@@ -85,8 +85,8 @@ func newRunner(b sandbox.Backend) *pipeline.Runner {
 	return &pipeline.Runner{Registry: registry.Default(), Sandbox: b, Self: self(), Version: "test", RepromptBackoff: 10 * time.Millisecond, LookupEnv: os.LookupEnv}
 }
 
-func scriptedScaffold(spec job.Spec) (agent.Scaffold, error) {
-	b, err := os.ReadFile(spec.Script)
+func scriptedScaffold(req pipeline.ScaffoldRequest) (agent.Scaffold, error) {
+	b, err := os.ReadFile(req.Script)
 	if err != nil {
 		return nil, err
 	}
@@ -345,7 +345,9 @@ func runHelperOn(t *testing.T, b sandbox.Backend, mode string, seconds float64, 
 	}
 	marker := "ptb-pipeline-marker:" + string(d)
 	r := newRunner(b)
-	r.Scaffold = func(job.Spec) (agent.Scaffold, error) { return &helperScaffold{mode: mode, marker: marker}, nil }
+	r.Scaffold = func(pipeline.ScaffoldRequest) (agent.Scaffold, error) {
+		return &helperScaffold{mode: mode, marker: marker}, nil
+	}
 	if _, err := r.Run(context.Background(), d); err != nil {
 		t.Fatal(err)
 	}
@@ -662,7 +664,7 @@ func TestSecretsAreRecorded(t *testing.T) {
 	onBackends(t, helperSteps("exit:0"), func(t *testing.T, b sandbox.Backend) {
 		_, d := newJob(t, 60, "")
 		r := newRunner(b)
-		r.Scaffold = func(job.Spec) (agent.Scaffold, error) {
+		r.Scaffold = func(pipeline.ScaffoldRequest) (agent.Scaffold, error) {
 			return &helperScaffold{mode: "exit:0", marker: "secrets", secrets: map[string][]byte{".claude/.credentials.json": []byte(`{"token":"t"}`)}}, nil
 		}
 		res, err := r.Run(context.Background(), d)
@@ -992,7 +994,9 @@ func TestSolveRefusesWhatTheBackendCannotDo(t *testing.T) {
 				t.Fatal(err)
 			}
 			r := newRunner(b)
-			r.Scaffold = func(job.Spec) (agent.Scaffold, error) { return &helperScaffold{mode: "exit:0", marker: "caps"}, nil }
+			r.Scaffold = func(pipeline.ScaffoldRequest) (agent.Scaffold, error) {
+				return &helperScaffold{mode: "exit:0", marker: "caps"}, nil
+			}
 			if _, err := r.Run(context.Background(), d); err != nil {
 				t.Fatal(err)
 			}

@@ -38,7 +38,7 @@ func (x *run) audit(ctx context.Context) (result.Stage, error) {
 	}
 	done := make(chan audited, 1)
 	go func() {
-		a, err := x.r.Auditor.Audit(actx, x.dir, x.spec)
+		a, err := x.r.Auditor.Audit(actx, x.auditRequest())
 		done <- audited{a, err}
 	}()
 	var a *result.Audit
@@ -82,10 +82,7 @@ func (x *run) evaluate(ctx context.Context) (result.Stage, error) {
 	if _, err := os.Stat(model); err != nil {
 		return result.Stage{}, errors.New("no final_model was collected; the score falls back to the baseline")
 	}
-	ev, err := x.r.Evaluator.Evaluate(ctx, EvalRequest{
-		Spec: x.spec, ModelDir: model, OutDir: x.dir.Path(rundir.EvalDir),
-		Sandbox: x.r.Sandbox, Progress: x.r.Progress,
-	})
+	ev, err := x.r.Evaluator.Evaluate(ctx, x.evalRequest())
 	if err != nil {
 		return result.Stage{}, err
 	}
@@ -178,13 +175,13 @@ func (x *run) record(ctx context.Context) (*result.Result, error) {
 	// Usage.
 	res.Usage = &result.Usage{Source: "unavailable"}
 	if x.r.Usage != nil {
-		if u, err := x.r.Usage.Usage(ctx, x.dir.Path(rundir.TraceRaw), x.spec); err == nil && u != nil {
+		if u, err := x.r.Usage.Usage(ctx, x.usageRequest()); err == nil && u != nil {
 			res.Usage = u
 		} else if err != nil {
 			res.Usage.Source = "unavailable: " + err.Error()
 		}
 	}
-	if sc, err := x.r.Scaffold(x.spec); err == nil {
+	if sc, err := x.r.Scaffold(x.scaffoldRequest()); err == nil {
 		res.Versions.AgentCLI = sc.Version(ctx)
 	}
 	// Audit.

@@ -171,7 +171,7 @@ func (x *run) segment(ctx context.Context, st *SolveState, remaining time.Durati
 		return nil, err
 	}
 
-	scaffold, err := x.r.Scaffold(x.spec)
+	scaffold, err := x.r.Scaffold(x.scaffoldRequest())
 	if err != nil {
 		return fail(fmt.Errorf("agent %s: %w", x.spec.Agent, err))
 	}

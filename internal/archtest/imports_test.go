@@ -43,6 +43,7 @@ var rules = []struct {
 	{"internal/agentinfo", []string{"internal/"}, "what ptb knows about agents by name is data the adapters register; job, trace, report and campaign read it without importing an adapter"},
 	{"internal/runevents", []string{"internal/"}, "the run event format depends on nothing"},
 	{"internal/jobrun", []string{"internal/cli"}, "the run's wiring is a library the commands call; it reads no flags and no environment"},
+	{"internal/sandbox/sandboxtest", []string{"internal/sandbox/bwrap", "internal/sandbox/none", "internal/sandbox/sandboxfake"}, "the contract suite takes a backend constructor: it imports no backend"},
 }
 
 func moduleRoot(t *testing.T) string {
@@ -193,6 +194,18 @@ func TestAdaptersFoundByName(t *testing.T) {
 				if under(im, a) && pkg != "internal/agent/agents" && !under(pkg, a) {
 					t.Errorf("%s imports %s: adapters register themselves and are found by name (agent.New, agentinfo.Lookup); only internal/agent/agents imports them (docs/ARCHITECTURE.md)", pkg, im)
 				}
+			}
+		}
+	}
+}
+
+// The fake sandbox backend is for tests only: no command, job file or
+// library code can reach it.
+func TestSandboxFakeOnlyInTests(t *testing.T) {
+	for pkg, ims := range imports(t, moduleRoot(t)) {
+		for _, im := range ims {
+			if under(im, "internal/sandbox/sandboxfake") && !under(pkg, "internal/sandbox/sandboxfake") {
+				t.Errorf("%s imports %s outside its tests: the fake backend is never selectable (docs/ARCHITECTURE.md)", pkg, im)
 			}
 		}
 	}

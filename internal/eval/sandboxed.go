@@ -454,6 +454,9 @@ func (p *procServer) runVersion(ctx context.Context) (string, error) {
 	if err := p.dirs.freshTmp(); err != nil {
 		return "", err
 	}
+	if err := p.sb.Capabilities().Supports(spec); err != nil {
+		return "", err
+	}
 	proc, err := p.sb.Start(ctx, spec)
 	if err != nil {
 		return "", err

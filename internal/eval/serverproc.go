@@ -237,7 +237,11 @@ func (p *procServer) start(ctx context.Context) error {
 		logf.Close()
 		return err
 	}
-	proc, err := p.sb.Start(ctx, spec)
+	err = p.sb.Capabilities().Supports(spec)
+	var proc sandbox.Process
+	if err == nil {
+		proc, err = p.sb.Start(ctx, spec)
+	}
 	if err != nil {
 		fmt.Fprintf(logf, "ptb: %v\n", err)
 		logf.Close()

@@ -271,7 +271,7 @@ func (x *run) segment(ctx context.Context, st *SolveState, remaining time.Durati
 	x.save(st)
 	x.emit(runevents.Event{Type: runevents.SegmentStarted, Time: now, Segment: seg.N, Kind: kind, GPUs: seg.GPUs,
 		BudgetS: st.BudgetS, RemainingS: secondsOf(remaining), Deadline: &seg.Deadline})
-	x.log.Info("agent started", "segment", seg.N, "kind", kind, "remaining", remaining.Round(time.Second), "pid", seg.Handle.PID)
+	x.log.Info("agent started", "segment", seg.N, "kind", kind, "remaining", remaining.Round(time.Second), "handle", seg.Handle.String())
 
 	// Heartbeat: keep the accounting on disk, and show progress.
 	var mu sync.Mutex

@@ -117,6 +117,9 @@ func (g Gateway) Apply(spec Spec, caps Capabilities) (Spec, error) {
 	}
 	listen := "tcp:127.0.0.1:" + strconv.Itoa(g.Port)
 	out.Argv = append([]string{g.Init, "sandbox-init", "--forward", listen + "=unix:" + sock, "--"}, spec.Argv...)
+	if err := caps.Supports(out); err != nil {
+		return spec, fmt.Errorf("sandbox gateway: %w", err)
+	}
 	return out, nil
 }
 

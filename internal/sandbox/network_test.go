@@ -37,7 +37,7 @@ func TestGatewayApply(t *testing.T) {
 	base := sandbox.Spec{Argv: []string{"claude", "-p", "hi"}, ReadOnly: []string{"/opt/cli"}, Network: sandbox.NetworkGateway}
 	t.Run("isolated", func(t *testing.T) {
 		g := sandbox.Gateway{Init: "/usr/bin/ptb", SocketDir: "/runs/r1/gateway/socket"}
-		got, err := g.Apply(base, sandbox.Capabilities{Name: "bwrap", Isolated: true})
+		got, err := g.Apply(base, sandbox.Capabilities{Name: "bwrap", Isolated: true, Networks: []sandbox.Network{sandbox.NetworkNone, sandbox.NetworkHost}, SamePaths: true, ReadOnlyHost: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -92,5 +92,34 @@ func TestGatewayApply(t *testing.T) {
 		if _, err := c.g.Apply(c.spec, sandbox.Capabilities{Isolated: true}); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v, want %q", c.name, err, c.want)
 		}
+	}
+}
+
+// Apply refuses a backend that cannot give the gateway what it needs: an
+// isolating backend without a network namespace of its own (none), or
+// without read-only paths for the ptb binary.
+func TestGatewayApplyConsultsCapabilities(t *testing.T) {
+	g := sandbox.Gateway{Init: "/usr/bin/ptb", SocketDir: "/var/run/x", Port: 1}
+	spec := sandbox.Spec{Argv: []string{"agent"}, Network: sandbox.NetworkGateway}
+	tests := []struct {
+		name    string
+		caps    sandbox.Capabilities
+		wantErr string
+	}{
+		{"isolating", sandbox.Capabilities{Name: "iso", Isolated: true, Networks: []sandbox.Network{sandbox.NetworkNone}, ReadOnlyHost: true}, ""},
+		{"no network namespace", sandbox.Capabilities{Name: "hostonly", Isolated: true, Networks: []sandbox.Network{sandbox.NetworkHost}, ReadOnlyHost: true}, `sandbox gateway: sandbox hostonly: cannot enforce network "none"`},
+		{"no read-only paths", sandbox.Capabilities{Name: "noro", Isolated: true, Networks: []sandbox.Network{sandbox.NetworkNone}}, "sandbox gateway: sandbox noro: cannot show host paths read-only (first: /usr/bin/ptb)"},
+		{"bare", sandbox.Capabilities{Name: "bare", Networks: []sandbox.Network{sandbox.NetworkHost}, SamePaths: true}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := g.Apply(spec, tt.caps)
+			if tt.wantErr == "" && err != nil {
+				t.Errorf("Apply = %v, want nil", err)
+			}
+			if tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Errorf("Apply = %v, want an error containing %q", err, tt.wantErr)
+			}
+		})
 	}
 }

@@ -6,8 +6,12 @@ package sandbox
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -80,13 +84,57 @@ type Mount struct {
 // socket name to fit sun_path.
 const SocketDir = "/run/ptb"
 
-// Capabilities describes a backend, as data.
+// Capabilities describes a backend, as data. Callers consult it with
+// Supports before they start a Spec.
 type Capabilities struct {
-	Name         string    `json:"name"`
-	Isolated     bool      `json:"isolated"`   // false: the process runs bare on the host
-	Networks     []Network `json:"networks"`   // the network policies it can enforce
-	SamePaths    bool      `json:"same_paths"` // host paths appear at the same place inside
-	ReadOnlyHost bool      `json:"read_only_host"`
+	Name     string    `json:"name"`
+	Isolated bool      `json:"isolated"` // false: the process runs bare on the host
+	Networks []Network `json:"networks"` // the network policies it can enforce
+	// SamePaths: host paths appear at the same place inside. A backend
+	// with SamePaths and without isolation cannot show a path elsewhere
+	// (a Mount whose Target differs from its Source).
+	SamePaths bool `json:"same_paths"`
+	// ReadOnlyHost: the host paths a Spec lists as ReadOnly are visible
+	// and cannot be written.
+	ReadOnlyHost bool `json:"read_only_host"`
+}
+
+// Supports returns nil if a backend with these capabilities can run spec
+// as it asks, or an error saying what it cannot do and what to do. A
+// backend that is not isolated enforces nothing (the caller records the
+// run as unsandboxed), so only what it cannot even set up is refused:
+// a mount at another path.
+func (c Capabilities) Supports(spec Spec) error {
+	n := spec.Network
+	if n == "" {
+		n = NetworkNone
+	}
+	if n == NetworkGateway {
+		return fmt.Errorf("sandbox %s: network gateway is not a backend policy: apply the run's sandbox.Gateway to the spec first", c.Name)
+	}
+	if c.Isolated && !slices.Contains(c.Networks, n) {
+		return fmt.Errorf("sandbox %s: cannot enforce network %q (it enforces %s): choose another network or sandbox backend", c.Name, n, networkList(c.Networks))
+	}
+	for _, m := range spec.Mounts {
+		if m.Target != m.Source && c.SamePaths && !c.Isolated {
+			return fmt.Errorf("sandbox %s: cannot show %s at %s: this backend runs on the host's own paths (use an isolating backend, e.g. bwrap)", c.Name, m.Source, m.Target)
+		}
+	}
+	if c.Isolated && !c.ReadOnlyHost && len(spec.ReadOnly) > 0 {
+		return fmt.Errorf("sandbox %s: cannot show host paths read-only (first: %s): use a backend that can, e.g. bwrap", c.Name, spec.ReadOnly[0])
+	}
+	return nil
+}
+
+func networkList(ns []Network) string {
+	if len(ns) == 0 {
+		return "none of them"
+	}
+	s := make([]string, len(ns))
+	for i, n := range ns {
+		s[i] = string(n)
+	}
+	return strings.Join(s, ", ")
 }
 
 // Exit is how a process ended.
@@ -99,12 +147,70 @@ type Exit struct {
 }
 
 // Handle identifies a started process well enough for a restarted harness to
-// find (and kill) what is left of it.
+// find (and kill) what is left of it, as nomad's TaskHandle: the backend's
+// name and the backend's own state, opaque to everyone else. The pipeline
+// stores it with the solve state and gives it back to Reaper.Reap; only the
+// backend that made it reads State (the process-based backends: the
+// leader's pid, its process group and start time, see execproc.State; a
+// container backend: its container id).
+//
+// In JSON the state's fields sit beside "backend" in one object, as the
+// solve state has always stored them.
 type Handle struct {
-	Backend string `json:"backend"`
-	PID     int    `json:"pid"`             // the process (group leader) on the host
-	PGID    int    `json:"pgid"`            // its process group
-	Start   uint64 `json:"start,omitempty"` // the leader's start time (clock ticks since boot), to tell a reused pid apart
+	Backend string
+	State   json.RawMessage // a JSON object, or nil
+}
+
+// MarshalJSON writes the handle as one object: "backend" and the state's
+// fields.
+func (h Handle) MarshalJSON() ([]byte, error) {
+	m := map[string]json.RawMessage{}
+	if len(h.State) > 0 {
+		if err := json.Unmarshal(h.State, &m); err != nil {
+			return nil, fmt.Errorf("marshal sandbox handle of %s: its state is not a JSON object: %w", h.Backend, err)
+		}
+		if _, ok := m["backend"]; ok {
+			return nil, fmt.Errorf("marshal sandbox handle of %s: its state must not have a backend field", h.Backend)
+		}
+	}
+	b, err := json.Marshal(h.Backend)
+	if err != nil {
+		return nil, err
+	}
+	m["backend"] = b
+	return json.Marshal(m)
+}
+
+// UnmarshalJSON reads what MarshalJSON wrote: every field but "backend"
+// is the state.
+func (h *Handle) UnmarshalJSON(b []byte) error {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return fmt.Errorf("read sandbox handle: %w", err)
+	}
+	*h = Handle{}
+	if v, ok := m["backend"]; ok {
+		if err := json.Unmarshal(v, &h.Backend); err != nil {
+			return fmt.Errorf("read sandbox handle: backend: %w", err)
+		}
+		delete(m, "backend")
+	}
+	if len(m) > 0 {
+		st, err := json.Marshal(m)
+		if err != nil {
+			return err
+		}
+		h.State = st
+	}
+	return nil
+}
+
+// String is the handle for logs: the backend and its state.
+func (h Handle) String() string {
+	if len(h.State) == 0 {
+		return h.Backend
+	}
+	return h.Backend + " " + string(h.State)
 }
 
 // Backend starts sandboxed processes.

@@ -311,6 +311,11 @@ func (p *Plan) install(in Install, env *Env) ([]string, error) {
 // it once.
 func (p *Plan) Start(ctx context.Context, stdout, stderr io.Writer) (*Session, error) {
 	cfg := p.cfg
+	// What the backend cannot enforce fails here, before anything is
+	// written or started.
+	if err := cfg.Backend.Capabilities().Supports(p.Spec); err != nil {
+		return nil, fmt.Errorf("start agent %s: %w", cfg.Scaffold.Name(), err)
+	}
 	if err := WriteFiles(cfg.Home, p.Command.HomeFiles, 0o600); err != nil {
 		return nil, err
 	}

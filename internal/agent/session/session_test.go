@@ -2,6 +2,7 @@ package session_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"github.com/ptb-dev/ptb/internal/agent/session"
 	"github.com/ptb-dev/ptb/internal/sandbox"
 	"github.com/ptb-dev/ptb/internal/sandbox/bwrap"
+	"github.com/ptb-dev/ptb/internal/sandbox/execproc"
 	"github.com/ptb-dev/ptb/internal/sandbox/none"
 	"github.com/ptb-dev/ptb/internal/sandbox/proctree"
 	"github.com/ptb-dev/ptb/internal/sandbox/sandboxtest"
@@ -210,8 +212,10 @@ func TestEndReasons(t *testing.T) {
 				if tc.wantOut != nil && !slices.Equal(lines, tc.wantOut) {
 					t.Errorf("stdout %q, want %q", lines, tc.wantOut)
 				}
-				if proctree.Alive(h.PID) {
-					t.Errorf("the agent (pid %d) outlived Wait", h.PID)
+				var st execproc.State // what the none and bwrap backends keep in a handle
+				json.Unmarshal(h.State, &st)
+				if st.PID <= 0 || proctree.Alive(st.PID) {
+					t.Errorf("the agent (pid %d) outlived Wait", st.PID)
 				}
 			})
 		}

@@ -254,7 +254,11 @@ func (p *Pool) start(ctx context.Context, n int) (*proc, error) {
 		Stdout:    outW,
 		Stderr:    w.stderr,
 	}
-	sp, err := p.o.Sandbox.Start(ctx, spec)
+	err = p.o.Sandbox.Capabilities().Supports(spec)
+	var sp sandbox.Process
+	if err == nil {
+		sp, err = p.o.Sandbox.Start(ctx, spec)
+	}
 	inR.Close()
 	if err != nil {
 		inW.Close()

@@ -616,7 +616,7 @@ func (b *Backend) Start(ctx context.Context, spec sandbox.Spec) (sandbox.Process
 		return nil, fmt.Errorf("sandbox bwrap: %w", err)
 	}
 	p.Process = ep
-	p.pid = ep.Handle().PID
+	p.pid = ep.PID()
 	ok = true
 	go p.watch(spec)
 	return p, nil

@@ -12,13 +12,15 @@ import (
 	"github.com/ptb-dev/ptb/internal/sandbox/sandboxtest"
 )
 
+func newBackend() sandbox.Backend { return bwrap.New() }
+
 func TestMain(m *testing.M) {
-	sandboxtest.HelperMain()
+	sandboxtest.HelperMain(newBackend)
 	os.Exit(m.Run())
 }
 
 func TestContract(t *testing.T) {
-	sandboxtest.Run(t, func() sandbox.Backend { return bwrap.New() })
+	sandboxtest.Run(t, newBackend)
 }
 
 // TestLimitsWithoutCgroups: where no control group can be made (a

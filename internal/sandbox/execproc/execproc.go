@@ -6,6 +6,7 @@ package execproc
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -260,15 +261,27 @@ func (p *Process) Destroy() error {
 	return nil
 }
 
+// State is what a Handle of an execproc process holds: enough to find
+// the process tree again after the harness died.
+type State struct {
+	PID   int    `json:"pid"`             // the process (group leader) on the host
+	PGID  int    `json:"pgid"`            // its process group
+	Start uint64 `json:"start,omitempty"` // the leader's start time (clock ticks since boot), to tell a reused pid apart
+}
+
+// PID is the launcher's process id on the host.
+func (p *Process) PID() int { return p.pid }
+
 // Handle implements sandbox.Process.
 func (p *Process) Handle() sandbox.Handle {
-	h := sandbox.Handle{Backend: p.opts.Backend, PID: p.pid, PGID: p.pid}
+	st := State{PID: p.pid, PGID: p.pid}
 	for _, q := range proctree.List() {
 		if q.PID == p.pid {
-			h.Start = q.Start
+			st.Start = q.Start
 		}
 	}
-	return h
+	b, _ := json.Marshal(st) // cannot fail: ints only
+	return sandbox.Handle{Backend: p.opts.Backend, State: b}
 }
 
 // Reap kills what is left of the process tree h identifies: the leader if
@@ -276,15 +289,22 @@ func (p *Process) Handle() sandbox.Handle {
 // process group that started after it. Nothing is done without a start
 // time to check against.
 func Reap(h sandbox.Handle) error {
-	if h.PID <= 0 || h.Start == 0 {
+	if len(h.State) == 0 {
+		return nil
+	}
+	var st State
+	if err := json.Unmarshal(h.State, &st); err != nil {
+		return fmt.Errorf("reap the %s process: its handle: %w", h.Backend, err)
+	}
+	if st.PID <= 0 || st.Start == 0 {
 		return nil
 	}
 	var victims []proctree.Proc
 	for _, q := range proctree.List() {
-		if q.PID == h.PID && q.Start == h.Start {
+		if q.PID == st.PID && q.Start == st.Start {
 			victims = append(victims, q)
 			victims = append(victims, proctree.Descendants(q.PID, 0)...)
-		} else if h.PGID > 0 && q.PGID == h.PGID && q.Start >= h.Start {
+		} else if st.PGID > 0 && q.PGID == st.PGID && q.Start >= st.Start {
 			victims = append(victims, q)
 		}
 	}

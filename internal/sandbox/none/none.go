@@ -45,10 +45,8 @@ func (*Backend) Start(ctx context.Context, spec sandbox.Spec) (sandbox.Process, 
 	if spec.Dir == "" {
 		spec.Dir = spec.Workspace
 	}
-	for _, m := range spec.Mounts {
-		if m.Target != m.Source {
-			return nil, fmt.Errorf("sandbox none: cannot show %s at %s: the none backend runs on the host's own paths (use the bwrap backend)", m.Source, m.Target)
-		}
+	if err := (&Backend{}).Capabilities().Supports(spec); err != nil {
+		return nil, err
 	}
 	p, err := execproc.Start(ctx, spec.Argv, spec, execproc.Options{Backend: "none"})
 	if err != nil {

@@ -9,11 +9,13 @@ import (
 	"github.com/ptb-dev/ptb/internal/sandbox/sandboxtest"
 )
 
+func newBackend() sandbox.Backend { return none.New() }
+
 func TestMain(m *testing.M) {
-	sandboxtest.HelperMain()
+	sandboxtest.HelperMain(newBackend)
 	os.Exit(m.Run())
 }
 
 func TestContract(t *testing.T) {
-	sandboxtest.Run(t, func() sandbox.Backend { return none.New() })
+	sandboxtest.Run(t, newBackend)
 }

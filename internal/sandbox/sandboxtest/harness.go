@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/ptb-dev/ptb/internal/sandbox"
-	"github.com/ptb-dev/ptb/internal/sandbox/bwrap"
-	"github.com/ptb-dev/ptb/internal/sandbox/none"
 )
 
 // Environment of the child harness that DiesWithHarness starts and kills.
@@ -29,22 +27,21 @@ func encodeSpec(s sandbox.Spec) string {
 	return string(b)
 }
 
-// harnessMain plays a harness: it starts the encoded spec and waits to be
-// killed. HelperMain calls it.
-func harnessMain(enc, backend string) int {
+// harnessMain plays a harness: it starts the encoded spec with the backend
+// newBackend makes and waits to be killed. HelperMain calls it.
+func harnessMain(enc, backend string, newBackend func() sandbox.Backend) int {
 	var w wireSpec
 	if err := json.Unmarshal([]byte(enc), &w); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	var b sandbox.Backend
-	switch backend {
-	case "none":
-		b = none.New()
-	case "bwrap":
-		b = bwrap.New()
-	default:
-		fmt.Fprintln(os.Stderr, "unknown backend", backend)
+	if newBackend == nil {
+		fmt.Fprintln(os.Stderr, "sandboxtest: no backend for the child harness: TestMain must pass Run's constructor to HelperMain")
+		return 2
+	}
+	b := newBackend()
+	if name := b.Capabilities().Name; name != backend {
+		fmt.Fprintf(os.Stderr, "sandboxtest: the child harness got backend %s from HelperMain, but the suite runs %s\n", name, backend)
 		return 2
 	}
 	p, err := b.Start(context.Background(), sandbox.Spec{Argv: w.Argv, Env: w.Env, ReadOnly: w.ReadOnly,
@@ -53,7 +50,7 @@ func harnessMain(enc, backend string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	fmt.Println("started", p.Handle().PID)
+	fmt.Println("started", p.Handle())
 	time.Sleep(time.Hour)
 	return 0
 }

@@ -6,6 +6,7 @@ package sandboxtest
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -14,16 +15,21 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ptb-dev/ptb/internal/sandbox"
 )
 
 // HelperEnv selects the helper mode in a re-executed test binary.
 const HelperEnv = "PTB_SANDBOXTEST_HELPER"
 
 // HelperMain runs the helper when the process was started as one and then
-// exits; otherwise it returns. Call it first in TestMain.
-func HelperMain() {
+// exits; otherwise it returns. Call it first in TestMain. newBackend is
+// the backend the child harness of Run's DiesWithHarness check starts its
+// process with: the constructor the package gives Run (nil where the
+// package does not run the suite).
+func HelperMain(newBackend func() sandbox.Backend) {
 	if enc, ok := os.LookupEnv(HarnessEnv); ok {
-		os.Exit(harnessMain(enc, os.Getenv(HarnessBackendEnv)))
+		os.Exit(harnessMain(enc, os.Getenv(HarnessBackendEnv), newBackend))
 	}
 	mode, ok := os.LookupEnv(HelperEnv)
 	if !ok {
@@ -85,18 +91,7 @@ func helper(mode string, args []string) int {
 		// As fast as it can: n MiB of numbered lines on stdout, and a line
 		// on stderr every 1000 lines.
 		n, _ := strconv.Atoi(arg)
-		w := bufio.NewWriterSize(os.Stdout, 1<<20)
-		line := make([]byte, 0, 128)
-		for i, written := 0, 0; written < n<<20; i++ {
-			line = strconv.AppendInt(line[:0], int64(i), 10)
-			line = append(line, " the agent floods its output with a long line of text to fill the disk quickly\n"...)
-			w.Write(line)
-			written += len(line)
-			if i%1000 == 0 {
-				fmt.Fprintln(os.Stderr, "progress", i)
-			}
-		}
-		w.Flush()
+		Flood(os.Stdout, os.Stderr, n)
 		return 0
 	case "bigline":
 		// A 20 MiB line, a line of invalid UTF-8, and a last line without
@@ -214,6 +209,23 @@ func helper(mode string, args []string) int {
 	}
 	fmt.Fprintln(os.Stderr, "unknown helper mode", mode)
 	return 2
+}
+
+// Flood is what the flood helper writes: n MiB of numbered lines to
+// stdout, and a progress line to stderr every 1000 lines.
+func Flood(stdout, stderr io.Writer, n int) {
+	w := bufio.NewWriterSize(stdout, 1<<20)
+	line := make([]byte, 0, 128)
+	for i, written := 0, 0; written < n<<20; i++ {
+		line = strconv.AppendInt(line[:0], int64(i), 10)
+		line = append(line, " the agent floods its output with a long line of text to fill the disk quickly\n"...)
+		w.Write(line)
+		written += len(line)
+		if i%1000 == 0 {
+			fmt.Fprintln(stderr, "progress", i)
+		}
+	}
+	w.Flush()
 }
 
 // BigOutput is what the bigline helper writes to stdout.

@@ -138,7 +138,9 @@ func waitFor(d time.Duration, cond func() bool) bool {
 }
 
 // Run runs the contract suite against the backend newBackend returns. The
-// calling package's TestMain must call HelperMain first.
+// calling package's TestMain must call HelperMain(newBackend) first. The
+// suite imports no backend: a new one (a container runtime) runs it from
+// its own test package.
 func Run(t *testing.T, newBackend func() sandbox.Backend) {
 	b := newBackend()
 	if err := b.Check(context.Background()); err != nil {

@@ -235,7 +235,7 @@ func runRun(ctx context.Context, e *env, f *runFlags) error {
 		}
 	}
 	out, err := jobrun.Run(ctx, jobConfig(e, reg, f.verbose), st)
-	if errors.Is(err, pipeline.ErrBusy) {
+	if errors.Is(err, rundir.ErrBusy) {
 		return busy(e, out.Dir)
 	}
 	if err != nil {

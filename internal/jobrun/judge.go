@@ -16,6 +16,7 @@ import (
 	"github.com/ptb-dev/ptb/internal/agent/session"
 	"github.com/ptb-dev/ptb/internal/gateway"
 	"github.com/ptb-dev/ptb/internal/job"
+	"github.com/ptb-dev/ptb/internal/rundir"
 	"github.com/ptb-dev/ptb/internal/safeio"
 	"github.com/ptb-dev/ptb/internal/sandbox"
 	"github.com/ptb-dev/ptb/internal/trace"
@@ -25,14 +26,14 @@ import (
 // as in the original) over a copy of the workspace, in the sandbox, with
 // a hard timeout. It implements audit.JudgeRunner.
 type sandboxJudge struct {
-	sb       sandbox.Backend
-	sc       agent.Scaffold
-	spec     job.JudgeSpec
-	traceDir string   // each run's stdout and stderr, and its gateway's logs, are kept here
-	hidden   []string // host paths the judge must not see (other runs, test data)
-	log      *slog.Logger
-	self     string              // the ptb executable (the gateway link's init)
-	getenv   func(string) string // the harness's environment: the judge's API key, PATH
+	sb     sandbox.Backend
+	sc     agent.Scaffold
+	spec   job.JudgeSpec
+	dir    rundir.Dir // the run: each judge run's trace, stderr and gateway logs go under its audit directory (rundir.JudgeTrace, ...)
+	hidden []string   // host paths the judge must not see (other runs, test data)
+	log    *slog.Logger
+	self   string              // the ptb executable (the gateway link's init)
+	getenv func(string) string // the harness's environment: the judge's API key, PATH
 
 	mu sync.Mutex
 	n  int
@@ -50,7 +51,7 @@ func (j *sandboxJudge) RunJudge(ctx context.Context, dir, prompt string) (string
 	if err := j.run(ctx, n, dir, prompt); err != nil {
 		return "", err
 	}
-	return judgeFinalMessage(filepath.Join(j.traceDir, fmt.Sprintf("judge-%d.jsonl", n)), j.sc.Name(), j.spec.Model)
+	return judgeFinalMessage(j.dir.Path(rundir.JudgeTrace(n)), j.sc.Name(), j.spec.Model)
 }
 
 // maxJudgeTrace bounds the judge's stdout read back for its final message.
@@ -99,7 +100,7 @@ func (j *sandboxJudge) run(ctx context.Context, n int, dir, prompt string) error
 		return fmt.Errorf("judge: %w", err)
 	}
 	gw, err := serveGateway(gateway.Config{
-		LogDir:    filepath.Join(j.traceDir, fmt.Sprintf("judge-%d-gateway", n)),
+		LogDir:    j.dir.Path(rundir.JudgeGateway(n)),
 		Providers: providers,
 		Egress:    gateway.EgressConfig{Allow: []gateway.HostRule{}}, // nothing but the LLM route
 		Hub:       gateway.HubConfig{Deny: []gateway.DenyRule{{Repo: "*/*", Reason: "the judge reads the workspace; it downloads nothing"}}},
@@ -137,15 +138,15 @@ func (j *sandboxJudge) run(ctx context.Context, n int, dir, prompt string) error
 	if err != nil {
 		return fmt.Errorf("judge: %w", err)
 	}
-	if err := os.MkdirAll(j.traceDir, 0o755); err != nil {
+	if err := os.MkdirAll(j.dir.Path(rundir.AuditDir), 0o755); err != nil {
 		return err
 	}
-	out, err := os.Create(filepath.Join(j.traceDir, fmt.Sprintf("judge-%d.jsonl", n)))
+	out, err := os.Create(j.dir.Path(rundir.JudgeTrace(n)))
 	if err != nil {
 		return err
 	}
 	defer out.Close()
-	errf, err := os.Create(filepath.Join(j.traceDir, fmt.Sprintf("judge-%d.stderr", n)))
+	errf, err := os.Create(j.dir.Path(rundir.JudgeStderr(n)))
 	if err != nil {
 		return err
 	}

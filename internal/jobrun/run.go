@@ -58,7 +58,7 @@ type Outcome struct {
 }
 
 // Run carries out one start of a run. A run whose lock another process
-// holds returns an error wrapping pipeline.ErrBusy, with Dir set; a
+// holds returns an error wrapping rundir.ErrBusy, with Dir set; a
 // finished run is left as it is and its record returned.
 func Run(ctx context.Context, cfg Config, st Start) (Outcome, error) {
 	preflight := func(spec job.Spec, reg *registry.Registry) error {
@@ -97,7 +97,7 @@ func Run(ctx context.Context, cfg Config, st Start) (Outcome, error) {
 			}
 			rec, err := pipeline.Redo(dir, st.Redo, spec, time.Now())
 			if err != nil {
-				if errors.Is(err, pipeline.ErrBusy) {
+				if errors.Is(err, rundir.ErrBusy) {
 					return Outcome{Dir: dir}, err
 				}
 				return Outcome{}, usagef("--redo: %v", err)
@@ -173,8 +173,8 @@ func Run(ctx context.Context, cfg Config, st Start) (Outcome, error) {
 	}
 	// The lock comes first: nothing (monitor, status line) touches a run
 	// directory that another ptb is working on.
-	unlock, err := pipeline.LockRun(dir)
-	if errors.Is(err, pipeline.ErrBusy) {
+	unlock, err := dir.Lock()
+	if errors.Is(err, rundir.ErrBusy) {
 		return Outcome{Dir: dir}, err
 	}
 	if err != nil {

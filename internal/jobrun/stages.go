@@ -59,7 +59,7 @@ func (a auditor) Audit(ctx context.Context, req pipeline.AuditRequest) (*result.
 		if err != nil {
 			return nil, fmt.Errorf("judge: %w", err)
 		}
-		o.Judge = &sandboxJudge{sb: a.sb, sc: sc, spec: req.Judge, traceDir: dir.Path(rundir.AuditDir), hidden: a.hidden, log: a.log, self: a.self, getenv: a.getenv}
+		o.Judge = &sandboxJudge{sb: a.sb, sc: sc, spec: req.Judge, dir: dir, hidden: a.hidden, log: a.log, self: a.self, getenv: a.getenv}
 	}
 	rep, err := audit.Run(ctx, o)
 	if err != nil {

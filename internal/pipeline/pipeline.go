@@ -192,9 +192,6 @@ func (r *Runner) log() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-// Manifest is manifest.json (rundir owns the format).
-type Manifest = rundir.Manifest
-
 // Create makes a new run directory for spec under spec.OutRoot and writes
 // job.json and the manifest. It returns the directory.
 func Create(spec job.Spec, reg *registry.Registry, now time.Time) (rundir.Dir, error) {
@@ -233,7 +230,7 @@ func writeNew(d rundir.Dir, id string, spec job.Spec, now time.Time) error {
 	if err := d.WriteJSON(rundir.JobFile, spec); err != nil {
 		return err
 	}
-	m := Manifest{RunID: id, Created: result.Now(now), Updated: result.Now(now), Stages: map[string]result.Stage{}}
+	m := rundir.Manifest{RunID: id, Created: result.Now(now), Updated: result.Now(now), Stages: map[string]result.Stage{}}
 	for _, s := range result.Stages {
 		m.Stages[s] = result.Stage{Status: result.StatusPending}
 	}
@@ -304,7 +301,7 @@ func LoadSpec(d rundir.Dir) (job.Spec, error) {
 }
 
 // LoadManifest reads manifest.json.
-func LoadManifest(d rundir.Dir) (*Manifest, error) {
+func LoadManifest(d rundir.Dir) (*rundir.Manifest, error) {
 	return d.ReadManifest()
 }
 
@@ -313,7 +310,7 @@ type run struct {
 	r    *Runner
 	dir  rundir.Dir
 	spec job.Spec
-	man  *Manifest
+	man  *rundir.Manifest
 	log  *slog.Logger
 	// During the solve under the gateway network: the gateway and how
 	// the sandbox reaches it.
@@ -335,7 +332,7 @@ func (r *Runner) Run(ctx context.Context, dir rundir.Dir) (*result.Result, error
 	if r.Sandbox == nil || r.Scaffold == nil {
 		return nil, errors.New("pipeline: runner needs a sandbox and a scaffold")
 	}
-	unlock, err := LockRun(dir)
+	unlock, err := dir.Lock()
 	if err != nil {
 		return nil, err
 	}
@@ -344,7 +341,7 @@ func (r *Runner) Run(ctx context.Context, dir rundir.Dir) (*result.Result, error
 }
 
 // RunHeld is Run for a caller that already holds the run directory's lock
-// (LockRun): it takes it before anything else touches the directory.
+// (rundir.Dir.Lock): it takes it before anything else touches the directory.
 func (r *Runner) RunHeld(ctx context.Context, dir rundir.Dir) (*result.Result, error) {
 	if r.Sandbox == nil || r.Scaffold == nil {
 		return nil, errors.New("pipeline: runner needs a sandbox and a scaffold")
@@ -424,12 +421,6 @@ func (r *Runner) RunHeld(ctx context.Context, dir rundir.Dir) (*result.Result, e
 	}
 	return x.record(ctx)
 }
-
-// ErrBusy is LockRun's error when another ptb holds the run's lock.
-var ErrBusy = rundir.ErrBusy
-
-// LockRun takes the run directory's lock (rundir.Dir.Lock).
-func LockRun(dir rundir.Dir) (func(), error) { return dir.Lock() }
 
 func suffix(s result.Stage) string {
 	switch {

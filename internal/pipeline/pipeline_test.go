@@ -516,7 +516,7 @@ final: "finished after resume"
 		if _, err := os.Stat(d.Path(rundir.Workspace, "two.txt")); err != nil {
 			t.Errorf("the resumed agent did not finish its work: %v", err)
 		}
-		var st pipeline.SolveState
+		var st rundir.SolveState
 		sb, _ := os.ReadFile(d.Path(rundir.SolveStateFile))
 		json.Unmarshal(sb, &st)
 		first, second := st.Segments[0], st.Segments[1]
@@ -556,7 +556,7 @@ func TestRepromptRelaunchesEarlyExit(t *testing.T) {
 	onBackends(t, helperSteps("sleep:1s"), func(t *testing.T, b sandbox.Backend) {
 		threshold := 2 * time.Second
 		d, res, _ := runHelperOn(t, b, "sleep:1s", 8, time.Second, func(s *job.Spec) { s.Reprompt = threshold })
-		var st pipeline.SolveState
+		var st rundir.SolveState
 		sb, _ := os.ReadFile(d.Path(rundir.SolveStateFile))
 		json.Unmarshal(sb, &st)
 		if len(st.Segments) < 2 || res.Solve.Segments != len(st.Segments) {
@@ -649,7 +649,7 @@ final: "done after the interruption"
 		if res.Solve.Segments != 2 || !res.Solve.FinalModel || res.Solve.EndReason != result.EndExited {
 			t.Errorf("solve after resume = %+v", res.Solve)
 		}
-		var st pipeline.SolveState
+		var st rundir.SolveState
 		b2, _ := os.ReadFile(d.Path(rundir.SolveStateFile))
 		json.Unmarshal(b2, &st)
 		if st.Segments[0].EndReason != "interrupted" || st.Segments[1].Kind != "resume" {

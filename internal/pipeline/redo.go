@@ -36,7 +36,7 @@ func Redo(dir rundir.Dir, stages []string, spec job.Spec, now time.Time) (*resul
 		}
 		first = min(first, slices.Index(result.Stages, s))
 	}
-	unlock, err := LockRun(dir)
+	unlock, err := dir.Lock()
 	if err != nil {
 		return nil, err
 	}

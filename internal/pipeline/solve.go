@@ -22,12 +22,6 @@ import (
 	"github.com/ptb-dev/ptb/internal/sandbox"
 )
 
-// SolveState and Segment are trace/solve.json's (rundir owns the format).
-type (
-	SolveState = rundir.SolveState
-	Segment    = rundir.Segment
-)
-
 // Heartbeat is how often the solve state is saved while the agent runs; a
 // harness crash loses at most this much of the accounting.
 const Heartbeat = 2 * time.Second
@@ -158,11 +152,11 @@ func (x *run) solve(ctx context.Context) (result.Stage, error) {
 
 // segment launches the agent once and supervises it until it exits, the
 // deadline passes or ctx ends. kind is start, resume or reprompt.
-func (x *run) segment(ctx context.Context, st *SolveState, remaining time.Duration, kind, note string) (*Segment, error) {
+func (x *run) segment(ctx context.Context, st *rundir.SolveState, remaining time.Duration, kind, note string) (*rundir.Segment, error) {
 	resumed := kind != "start"
 	now := x.r.now()
-	seg := Segment{N: len(st.Segments) + 1, Kind: kind, Start: now, Heartbeat: now, Deadline: now.Add(remaining), GPUs: slices.Clone(x.spec.GPUs)}
-	fail := func(err error) (*Segment, error) {
+	seg := rundir.Segment{N: len(st.Segments) + 1, Kind: kind, Start: now, Heartbeat: now, Deadline: now.Add(remaining), GPUs: slices.Clone(x.spec.GPUs)}
+	fail := func(err error) (*rundir.Segment, error) {
 		end := x.r.now()
 		seg.End, seg.EndReason, seg.Error = &end, result.EndHarnessError, err.Error()
 		st.Segments = append(st.Segments, seg)
@@ -336,7 +330,7 @@ func (x *run) segment(ctx context.Context, st *SolveState, remaining time.Durati
 	return cur, nil
 }
 
-func describe(g *Segment) string {
+func describe(g *rundir.Segment) string {
 	switch g.EndReason {
 	case result.EndExited:
 		return "agent exited with code " + strconv.Itoa(*g.ExitCode)
@@ -350,7 +344,7 @@ func describe(g *Segment) string {
 	return g.EndReason
 }
 
-func (x *run) save(st *SolveState) error {
+func (x *run) save(st *rundir.SolveState) error {
 	return x.dir.WriteSolveState(st)
 }
 

@@ -61,6 +61,13 @@ const (
 // when `ptb run --resume --redo` reruns evaluate: eval.N.
 func EvalAside(n int) string { return fmt.Sprintf("%s.%d", EvalDir, n) }
 
+// JudgeTrace, JudgeStderr and JudgeGateway name the files of the audit's
+// LLM judge's n-th run (n = 1, 2, ...), under AuditDir: its JSONL trace,
+// its stderr and its gateway's log directory.
+func JudgeTrace(n int) string   { return fmt.Sprintf("%s/judge-%d.jsonl", AuditDir, n) }
+func JudgeStderr(n int) string  { return fmt.Sprintf("%s/judge-%d.stderr", AuditDir, n) }
+func JudgeGateway(n int) string { return fmt.Sprintf("%s/judge-%d-gateway", AuditDir, n) }
+
 // Dir is a run directory.
 type Dir string
 

@@ -210,22 +210,7 @@ func compare[B any](ctx context.Context, model *Model, refs []*Model, farTensor 
 	return out, nil
 }
 
-// chunkElems is the unit of the sums: each pair's sums are added up per
-// chunk of this many elements, in order (a changed chunk would change the
-// last bits of a Distance).
 const chunkElems = 1 << 18
-
-// readBudget bounds the read buffers of all workers together.
-const readBudget = 512 << 20
-
-// readChunks is how many chunks one read takes, per tensor: reads of about
-// 4 MiB each (fewer system calls and page-cache round trips per byte), fewer
-// when the workers' buffers (two sets of the model and refs tensors each)
-// would exceed readBudget together.
-func readChunks(szm int64, refs, workers int) int64 {
-	per := int64(readBudget) / int64(2*workers*(1+refs))
-	return max(1, min(4<<20, per)/(chunkElems*szm))
-}
 
 // chunkSet holds one chunk's raw bytes: the model tensor's and, for each
 // pair, the reference tensor's.
@@ -264,7 +249,6 @@ func compareGroup(open func(string) (*os.File, error), g *group, b *chunkBufs) (
 	for _, p := range g.pairs {
 		maxE = max(maxE, p.elems)
 	}
-	step := chunkElems * readChunks(szm, len(g.pairs), runtime.GOMAXPROCS(0))
 	full := make(chan *chunkSet, 1)
 	free := make(chan *chunkSet, 2)
 	free <- b.sets[0]
@@ -279,7 +263,7 @@ func compareGroup(open func(string) (*os.File, error), g *group, b *chunkBufs) (
 			case <-stop:
 				return
 			}
-			n := min(step, maxE-done)
+			n := min(int64(chunkElems), maxE-done)
 			s.done, s.n, s.err = done, n, readChunk(open, g, s, done, n, szm)
 			select {
 			case full <- s:
@@ -303,47 +287,37 @@ func compareGroup(open func(string) (*os.File, error), g *group, b *chunkBufs) (
 		if s.err != nil {
 			return nil, nil, s.err
 		}
-		for sub := int64(0); sub < s.n; sub += chunkElems {
-			chunkSums(g, s, b, sub, min(chunkElems, s.n-sub), szm, mBF16, sqd, sqr)
+		n, done := s.n, s.done
+		decoded := false
+		model := func() []float32 {
+			if !decoded {
+				Decode(g.m.DType, s.rm, b.fm[:n])
+				decoded = true
+			}
+			return b.fm
+		}
+		for k, p := range g.pairs {
+			if done >= p.elems {
+				continue
+			}
+			k2 := min(n, p.elems-done)
+			rr := s.rr[k]
+			var d, r float64
+			switch {
+			case p.r.DType == "BF16" && mBF16:
+				d, r = sumSqBF16Pair(asU16(s.rm)[:k2], asU16(rr)[:k2])
+			case p.r.DType == "BF16" && nativeLE:
+				d, r = sumSqBF16(model()[:k2], asU16(rr)[:k2])
+			default:
+				Decode(p.r.DType, rr, b.fr[:k2])
+				d, r = sumSq(model()[:k2], b.fr[:k2])
+			}
+			sqd[k] += d
+			sqr[k] += r
 		}
 		free <- s
 	}
 	return sqd, sqr, nil
-}
-
-// chunkSums adds to sqd and sqr the sums of one chunk: the n elements from
-// sub on of the set s read.
-func chunkSums(g *group, s *chunkSet, b *chunkBufs, sub, n, szm int64, mBF16 bool, sqd, sqr []float64) {
-	done := s.done + sub
-	rm := s.rm[sub*szm : (sub+n)*szm]
-	decoded := false
-	model := func() []float32 {
-		if !decoded {
-			Decode(g.m.DType, rm, b.fm[:n])
-			decoded = true
-		}
-		return b.fm
-	}
-	for k, p := range g.pairs {
-		if done >= p.elems {
-			continue
-		}
-		k2 := min(n, p.elems-done)
-		szr := int64(DTypeSize(p.r.DType))
-		rr := s.rr[k][sub*szr : (sub+k2)*szr]
-		var d, r float64
-		switch {
-		case p.r.DType == "BF16" && mBF16:
-			d, r = sumSqBF16Pair(asU16(rm)[:k2], asU16(rr)[:k2])
-		case p.r.DType == "BF16" && nativeLE:
-			d, r = sumSqBF16(model()[:k2], asU16(rr)[:k2])
-		default:
-			Decode(p.r.DType, rr, b.fr[:k2])
-			d, r = sumSq(model()[:k2], b.fr[:k2])
-		}
-		sqd[k] += d
-		sqr[k] += r
-	}
 }
 
 // readChunk reads elements [done, done+n) of the model tensor and the

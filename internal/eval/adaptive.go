@@ -11,7 +11,7 @@ const MaxAdaptiveConcurrency = 8 * DefaultConcurrency
 
 // limiter bounds the requests in flight. A fixed limiter keeps the limit it
 // was given. An adaptive one (--concurrency left at its default) starts at
-// adaptiveStart and grows, as inspect's adaptive connections do, while
+// AdaptiveStart and grows, as inspect's adaptive connections do, while
 // throughput grows. Throughput is judged by Little's law from the mean
 // latency of each window of `limit` completions (completions per second
 // measured directly swing with the bursts in which batched requests end):
@@ -50,13 +50,13 @@ type limiter struct {
 	minLat   time.Duration // lowest mean latency of a window (0 = none yet)
 }
 
-// adaptiveStart is where an adaptive limit starts: half a batch above a
+// AdaptiveStart is where an adaptive limit starts: half a batch above a
 // server with DefaultConcurrency batch slots (vLLM's usual max_num_seqs), so
 // that such a server has a queue from the first request on. At exactly its
 // batch size the first batch of requests ends together and the batch runs
 // nearly empty while the client sends the next ones (measured: 5 of the
 // first 40 steps at B=256). Backoff never goes below DefaultConcurrency.
-const adaptiveStart = DefaultConcurrency + DefaultConcurrency/2
+const AdaptiveStart = DefaultConcurrency + DefaultConcurrency/2
 
 // queueFactor is how much slower than the fastest window a window may be
 // for the limit to keep growing.
@@ -65,7 +65,7 @@ const queueFactor = 2
 func newLimiter(fixed int) *limiter {
 	l := &limiter{limit: fixed, startCh: make(chan struct{}, 1)}
 	if fixed <= 0 {
-		l.limit, l.adaptive, l.growing, l.max = adaptiveStart, true, true, MaxAdaptiveConcurrency
+		l.limit, l.adaptive, l.growing, l.max = AdaptiveStart, true, true, MaxAdaptiveConcurrency
 	}
 	return l
 }

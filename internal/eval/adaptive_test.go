@@ -27,7 +27,7 @@ func window(l *limiter, lat time.Duration) {
 
 func TestLimiterAdaptiveGrowth(t *testing.T) {
 	ms := time.Millisecond
-	const s = adaptiveStart // 384: 576, 864, 1296 after growing
+	const s = AdaptiveStart // 384: 576, 864, 1296 after growing
 	tests := []struct {
 		name    string
 		windows []time.Duration // mean latency of each window, in order
@@ -237,7 +237,7 @@ func TestLimiterHandsOverInOrder(t *testing.T) {
 
 	for _, tt := range []struct {
 		fixed, want int
-	}{{1, 1}, {3, 3}, {0, adaptiveStart + adaptiveStart/4}} {
+	}{{1, 1}, {3, 3}, {0, AdaptiveStart + AdaptiveStart/4}} {
 		l := newLimiter(tt.fixed)
 		n := 0
 		sctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)

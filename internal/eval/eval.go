@@ -76,9 +76,9 @@ var attemptTimeout = 28800 * time.Second
 // attempt's bound applies).
 const scriptRequestTimeout = 300 * time.Second
 
-// DefaultConcurrency is the number of requests in flight an evaluation
-// starts with by default: enough to keep a vLLM server's batch full. Left at
-// the default, concurrency then adapts (see limiter): it grows while
+// DefaultConcurrency is the batch a vLLM server usually runs (max_num_seqs)
+// and the floor of adaptive concurrency. Left at the default, concurrency
+// adapts (see limiter): it starts at AdaptiveStart and grows while
 // throughput grows, up to MaxAdaptiveConcurrency.
 const DefaultConcurrency = 256
 

@@ -240,6 +240,9 @@ func scanFileAt(ctx context.Context, m *matcher, lim ScanLimits, path, name stri
 			return d, err
 		}
 	}
+	if p := splitParts(fi.Size(), runtime.GOMAXPROCS(0)); p > 1 && !safeio.Sparse(fi) && d.splitRaw(ctx, m, f, fi.Size(), name, p) {
+		return d, ctx.Err()
+	}
 	src := source{r: &ctxReader{ctx: ctx, r: f}, ra: f, size: fi.Size(), where: name}
 	if safeio.Sparse(fi) {
 		src = source{r: &ctxReader{ctx: ctx, r: &extentReader{f: f, size: fi.Size(), left: safeio.ReadBound(fi)}}, where: name + " (sparse: data extents only)"}

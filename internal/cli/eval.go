@@ -197,7 +197,7 @@ to ptb, and none of ptb's environment but an allowlist (add to it with
 	f.BoolVar(&dev, "dev", false, "use the original's development limit (gsm8k 150, gpqamain 50, ...)")
 	f.IntVar(&o.MaxTokens, "max-tokens", 0, "max tokens per completion (0 = the original's retry ladder)")
 	f.StringVar(&o.Ladder, "ladder", eval.LadderFaithful, "retry ladder: faithful (a failed attempt reruns the whole set, as run_task.sh) or per-sample (keep finished samples, retry the rest)")
-	f.IntVar(&o.Concurrency, "concurrency", 0, fmt.Sprintf("requests in flight; 0 = adaptive: start at %d and grow while throughput grows", eval.DefaultConcurrency))
+	f.IntVar(&o.Concurrency, "concurrency", 0, fmt.Sprintf("requests in flight; 0 = adaptive: start at %d and grow while throughput grows", eval.AdaptiveStart))
 	f.StringVar(&o.OutDir, "out", "", "output directory (default ptb-eval/TASK)")
 	f.BoolVar(&asJSON, "json", false, "print the summary as JSON")
 	f.StringVar(&sbName, "sandbox", "bwrap", "sandbox for the inference server and HumanEval programs: bwrap, or none (development only, recorded as unsandboxed)")

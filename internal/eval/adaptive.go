@@ -11,7 +11,7 @@ const MaxAdaptiveConcurrency = 8 * DefaultConcurrency
 
 // limiter bounds the requests in flight. A fixed limiter keeps the limit it
 // was given. An adaptive one (--concurrency left at its default) starts at
-// DefaultConcurrency and grows, as inspect's adaptive connections do, while
+// AdaptiveStart and grows, as inspect's adaptive connections do, while
 // throughput grows. Throughput is judged by Little's law from the mean
 // latency of each window of `limit` completions (completions per second
 // measured directly swing with the bursts in which batched requests end):
@@ -23,12 +23,24 @@ const MaxAdaptiveConcurrency = 8 * DefaultConcurrency
 // request's end and the client's next one. It steps back when the server
 // says it is overloaded (HTTP 429 or 503, see backoff). The first window is
 // not measured: its requests all start together.
+//
+// A slot (acquire, release) is held by one HTTP exchange only: the Client
+// takes it once the request is built and frees it when the reply is read,
+// before the reply is decoded and scored. An adaptive limiter starts samples
+// ahead of the free slots (start, finish: up to limit+ahead samples at
+// once), so that the next request is built and waiting when a slot frees,
+// and release hands the slot straight to the longest waiting request (first
+// in, first out): between a reply and the next request only the goroutine
+// that sends it is woken; none is spawned and no request is encoded.
 type limiter struct {
 	mu       sync.Mutex
 	limit    int
 	inflight int
-	wake     chan struct{} // closed when a slot frees or the limit grows
+	waiters  []chan struct{} // requests waiting for a slot, oldest first
+	free     []chan struct{} // spent waiter channels, reused
 
+	started  int           // samples in progress (start, finish)
+	startCh  chan struct{} // signalled when a sample finishes (one waiter: the feeding loop)
 	adaptive bool
 	growing  bool
 	max      int
@@ -38,14 +50,22 @@ type limiter struct {
 	minLat   time.Duration // lowest mean latency of a window (0 = none yet)
 }
 
+// AdaptiveStart is where an adaptive limit starts: half a batch above a
+// server with DefaultConcurrency batch slots (vLLM's usual max_num_seqs), so
+// that such a server has a queue from the first request on. At exactly its
+// batch size the first batch of requests ends together and the batch runs
+// nearly empty while the client sends the next ones (measured: 5 of the
+// first 40 steps at B=256). Backoff never goes below DefaultConcurrency.
+const AdaptiveStart = DefaultConcurrency + DefaultConcurrency/2
+
 // queueFactor is how much slower than the fastest window a window may be
 // for the limit to keep growing.
 const queueFactor = 2
 
 func newLimiter(fixed int) *limiter {
-	l := &limiter{limit: fixed, wake: make(chan struct{})}
+	l := &limiter{limit: fixed, startCh: make(chan struct{}, 1)}
 	if fixed <= 0 {
-		l.limit, l.adaptive, l.growing, l.max = DefaultConcurrency, true, true, MaxAdaptiveConcurrency
+		l.limit, l.adaptive, l.growing, l.max = AdaptiveStart, true, true, MaxAdaptiveConcurrency
 	}
 	return l
 }
@@ -57,25 +77,103 @@ func (l *limiter) Limit() int {
 	return l.limit
 }
 
-// acquire waits for a slot; it fails only when ctx ends.
-func (l *limiter) acquire(ctx context.Context) error {
+// ahead is how many samples an adaptive limiter lets start beyond the
+// free slots: their requests are built and wait for a slot. A fixed one
+// starts no more samples than its limit, as before: with --concurrency 1
+// samples are sent one at a time in their order.
+func (l *limiter) ahead() int {
+	if !l.adaptive {
+		return 0
+	}
+	return max(16, l.limit/4)
+}
+
+// start waits until fewer than limit+ahead samples are in progress and
+// counts one more; it fails only when ctx ends. Only one goroutine (the loop
+// that starts samples) may wait in start at a time.
+func (l *limiter) start(ctx context.Context) error {
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		l.mu.Lock()
-		if l.inflight < l.limit {
-			l.inflight++
+		if l.started < l.limit+l.ahead() {
+			l.started++
 			l.mu.Unlock()
 			return nil
 		}
-		wake := l.wake
 		l.mu.Unlock()
 		select {
-		case <-wake:
+		case <-l.startCh:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+	}
+}
+
+// finish ends a sample counted by start.
+func (l *limiter) finish() {
+	l.mu.Lock()
+	l.started--
+	l.mu.Unlock()
+	select {
+	case l.startCh <- struct{}{}:
+	default:
+	}
+}
+
+// acquire waits for a slot; it fails only when ctx ends.
+func (l *limiter) acquire(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	if l.inflight < l.limit && len(l.waiters) == 0 {
+		l.inflight++
+		l.mu.Unlock()
+		return nil
+	}
+	var ch chan struct{}
+	if n := len(l.free); n > 0 {
+		ch, l.free = l.free[n-1], l.free[:n-1]
+	} else {
+		ch = make(chan struct{}, 1)
+	}
+	l.waiters = append(l.waiters, ch)
+	l.mu.Unlock()
+	select {
+	case <-ch: // the slot was handed over: inflight already counts it
+		l.mu.Lock()
+		l.free = append(l.free, ch)
+		l.mu.Unlock()
+		return nil
+	case <-ctx.Done():
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		for i, w := range l.waiters {
+			if w == ch {
+				l.waiters = append(l.waiters[:i], l.waiters[i+1:]...)
+				return ctx.Err()
+			}
+		}
+		// Handed over as ctx ended: give the slot on.
+		<-ch
+		l.free = append(l.free, ch)
+		l.inflight--
+		l.handOver()
+		return ctx.Err()
+	}
+}
+
+// handOver gives free slots to waiting requests, oldest first. Called with
+// l.mu held.
+func (l *limiter) handOver() {
+	for l.inflight < l.limit && len(l.waiters) > 0 {
+		ch := l.waiters[0]
+		l.waiters[0] = nil
+		l.waiters = l.waiters[1:]
+		l.inflight++
+		ch <- struct{}{}
 	}
 }
 
@@ -88,8 +186,7 @@ func (l *limiter) release(done bool, lat time.Duration) {
 	if done && l.growing {
 		l.observe(lat)
 	}
-	close(l.wake)
-	l.wake = make(chan struct{})
+	l.handOver()
 }
 
 // observe counts a completion toward the current window and, at the

@@ -27,6 +27,7 @@ func window(l *limiter, lat time.Duration) {
 
 func TestLimiterAdaptiveGrowth(t *testing.T) {
 	ms := time.Millisecond
+	const s = AdaptiveStart // 384: 576, 864, 1296 after growing
 	tests := []struct {
 		name    string
 		windows []time.Duration // mean latency of each window, in order
@@ -34,15 +35,15 @@ func TestLimiterAdaptiveGrowth(t *testing.T) {
 		want    int
 		growing bool
 	}{
-		{"warm-up window is not measured", []time.Duration{5 * ms}, false, 256, true},
-		{"no queue yet: grows by half", []time.Duration{5 * ms, 100 * ms}, false, 384, true},
-		{"latency grows less than twofold: grows on", []time.Duration{5 * ms, 100 * ms, 150 * ms}, false, 576, true},
-		{"queue formed (latency doubled): stops", []time.Duration{5 * ms, 100 * ms, 150 * ms, 200 * ms}, false, 576, false},
-		{"stopped stays stopped", []time.Duration{5 * ms, 100 * ms, 150 * ms, 200 * ms, 10 * ms}, false, 576, false},
-		{"a faster window lowers the bar", []time.Duration{5 * ms, 100 * ms, 50 * ms, 99 * ms}, false, 864, true},
+		{"warm-up window is not measured", []time.Duration{5 * ms}, false, s, true},
+		{"no queue yet: grows by half", []time.Duration{5 * ms, 100 * ms}, false, s * 3 / 2, true},
+		{"latency grows less than twofold: grows on", []time.Duration{5 * ms, 100 * ms, 150 * ms}, false, s * 9 / 4, true},
+		{"queue formed (latency doubled): stops", []time.Duration{5 * ms, 100 * ms, 150 * ms, 200 * ms}, false, s * 9 / 4, false},
+		{"stopped stays stopped", []time.Duration{5 * ms, 100 * ms, 150 * ms, 200 * ms, 10 * ms}, false, s * 9 / 4, false},
+		{"a faster window lowers the bar", []time.Duration{5 * ms, 100 * ms, 50 * ms, 99 * ms}, false, s * 27 / 8, true},
 		{"grows up to the cap", []time.Duration{ms, ms, ms, ms, ms, ms, ms, ms, ms}, false, MaxAdaptiveConcurrency, false},
-		{"overload steps back a third", []time.Duration{5 * ms, 100 * ms, 150 * ms}, true, 384, false},
-		{"overload never goes below the start", nil, true, DefaultConcurrency, false},
+		{"overload steps back a third", []time.Duration{5 * ms, 100 * ms, 150 * ms}, true, s * 9 / 4 * 2 / 3, false},
+		{"overload never goes below the default", nil, true, DefaultConcurrency, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -173,5 +174,83 @@ func TestLimitReadsOnlyThoseRows(t *testing.T) {
 				t.Errorf("scored %d, want %d", sum.Scored, tt.limit)
 			}
 		})
+	}
+}
+
+// TestLimiterHandsOverInOrder checks that a freed slot goes to the request
+// that has waited longest, that a request whose context ends while waiting
+// gives up its place (and a slot handed to it as it ended is passed on), and
+// that an adaptive limiter starts samples ahead of its slots while a fixed
+// one starts no more than its limit.
+func TestLimiterHandsOverInOrder(t *testing.T) {
+	ctx := context.Background()
+	l := newLimiter(2)
+	for range 2 {
+		if err := l.acquire(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	order := make(chan int, 3)
+	cctx, cancel := context.WithCancel(ctx)
+	for i := range 3 {
+		c := ctx
+		if i == 1 {
+			c = cctx
+		}
+		go func() {
+			if l.acquire(c) == nil {
+				order <- i
+			}
+		}()
+		// Wait until it queues, so that the order of waiting is i's.
+		for {
+			l.mu.Lock()
+			n := len(l.waiters)
+			l.mu.Unlock()
+			if n == i+1 {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	cancel() // the second waiter leaves the queue
+	for {
+		l.mu.Lock()
+		n := len(l.waiters)
+		l.mu.Unlock()
+		if n == 2 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	var got []int
+	for range 2 {
+		l.release(true, time.Millisecond)
+		got = append(got, <-order)
+	}
+	if got[0] != 0 || got[1] != 2 {
+		t.Errorf("slots went to waiters %v, want [0 2]", got)
+	}
+	if l.inflight != 2 || len(l.waiters) != 0 {
+		t.Errorf("inflight %d, waiters %d; want 2 and 0", l.inflight, len(l.waiters))
+	}
+
+	for _, tt := range []struct {
+		fixed, want int
+	}{{1, 1}, {3, 3}, {0, AdaptiveStart + AdaptiveStart/4}} {
+		l := newLimiter(tt.fixed)
+		n := 0
+		sctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+		for l.start(sctx) == nil {
+			n++
+		}
+		cancel()
+		if n != tt.want {
+			t.Errorf("limiter(%d) started %d samples before one finished, want %d", tt.fixed, n, tt.want)
+		}
+		l.finish()
+		if err := l.start(ctx); err != nil {
+			t.Errorf("limiter(%d): start after a finish: %v", tt.fixed, err)
+		}
 	}
 }

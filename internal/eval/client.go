@@ -37,6 +37,10 @@ type Client struct {
 	// Overloaded, if set, is called when the server answers 429 or 503
 	// (too many requests, overloaded), before the request is retried.
 	Overloaded func()
+
+	// slots, if set, bounds the requests in flight: a slot is held from
+	// when a built request is sent until its reply has been read.
+	slots *limiter
 }
 
 // overloaded tells c.Overloaded about a 429 or 503 answer.
@@ -182,7 +186,7 @@ func (c *Client) post(ctx context.Context, body []byte, strictShape bool) (task.
 	if err != nil {
 		return task.Output{}, err
 	}
-	reply, err := chat.Send(c.HTTP, req)
+	reply, err := c.send(ctx, req)
 	if err != nil {
 		return task.Output{}, err
 	}
@@ -214,6 +218,59 @@ func (c *Client) post(ctx context.Context, body []byte, strictShape bool) (task.
 		}
 	}
 	return out, nil
+}
+
+// send sends req in a slot of c.slots, if any, held until the reply has
+// been read; the exchange's latency goes to the limiter.
+func (c *Client) send(ctx context.Context, req *http.Request) (*chat.Reply, error) {
+	if c.slots == nil {
+		return chat.Send(c.HTTP, req)
+	}
+	if err := c.slots.acquire(ctx); err != nil {
+		return nil, err
+	}
+	t0 := time.Now()
+	reply, err := chat.Send(c.HTTP, req)
+	c.slots.release(err == nil && reply.OK(), time.Since(t0))
+	return reply, err
+}
+
+// Warm opens up to n keep-alive connections to the server before the first
+// requests, by n concurrent GETs of /models whose answers are discarded, so
+// that the first burst of requests does not wait on n connection set-ups
+// and reaches the server together (a server that batches starts its first
+// batch fuller). It is only a head start: failures are ignored (the
+// requests report their own), and it gives up when ctx ends or after 10 s.
+func (c *Client) Warm(ctx context.Context, n int) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	hc := c.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	url := strings.TrimRight(c.BaseURL, "/") + "/models"
+	done := make(chan struct{}, n)
+	for range n {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+			if err != nil {
+				return
+			}
+			if c.APIKey != "" {
+				req.Header.Set("Authorization", "Bearer "+c.APIKey)
+			}
+			resp, err := hc.Do(req)
+			if err != nil {
+				return
+			}
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+			resp.Body.Close()
+		}()
+	}
+	for range n {
+		<-done
+	}
 }
 
 // errorMessage extracts the message of an OpenAI-style error body.

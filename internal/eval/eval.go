@@ -76,9 +76,9 @@ var attemptTimeout = 28800 * time.Second
 // attempt's bound applies).
 const scriptRequestTimeout = 300 * time.Second
 
-// DefaultConcurrency is the number of requests in flight an evaluation
-// starts with by default: enough to keep a vLLM server's batch full. Left at
-// the default, concurrency then adapts (see limiter): it grows while
+// DefaultConcurrency is the batch a vLLM server usually runs (max_num_seqs)
+// and the floor of adaptive concurrency. Left at the default, concurrency
+// adapts (see limiter): it starts at AdaptiveStart and grows while
 // throughput grows, up to MaxAdaptiveConcurrency.
 const DefaultConcurrency = 256
 
@@ -363,6 +363,10 @@ func (o Options) clientGenerator(ctx context.Context, hc *http.Client, base, key
 	c := &Client{BaseURL: base, APIKey: key, Model: model, HTTP: hc, Sleep: o.Sleep, Recover: recover}
 	if o.lim != nil {
 		c.Overloaded = o.lim.backoff
+		c.slots = o.lim
+		if o.lim.adaptive {
+			c.Warm(ctx, o.lim.Limit())
+		}
 	}
 	return func(ctx context.Context, s task.Sample, mt int) (task.Output, bool, error) {
 		out, err := c.Chat(ctx, s, mt, info.Style)
@@ -578,7 +582,8 @@ func (o Options) runLadder(ctx context.Context, tk task.Task, info task.Info, to
 
 // runOnce processes todo with a worker pool; the first sample error stops new
 // work (as a sample exception aborts the original) and is returned with the
-// samples not yet done.
+// samples not yet done. lim.start bounds the samples in progress (the slots
+// and a few more); the Client takes a slot of lim for each request it sends.
 func (o Options) runOnce(ctx context.Context, tk task.Task, env task.Env, todo []task.Sample, maxTokens int, gen generator, f *os.File, bar progressSink) ([]task.Sample, int, error) {
 	lim := o.lim
 	if lim == nil {
@@ -594,15 +599,14 @@ func (o Options) runOnce(ctx context.Context, tk task.Task, env task.Env, todo [
 	)
 	var wg sync.WaitGroup
 	for _, s := range todo {
-		if lim.acquire(ctx) != nil {
+		if lim.start(ctx) != nil {
 			break
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			t0 := time.Now()
+			defer lim.finish()
 			sc, miss, err := o.one(ctx, tk, env, s, maxTokens, gen)
-			lim.release(err == nil, time.Since(t0))
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {

@@ -308,6 +308,10 @@ func truncate(s string, n int) string {
 var _ Handler = (*Renderer)(nil)
 var _ Handler = (*Summarizer)(nil)
 
+// keepsNothing: the Renderer writes an event out during its call and keeps
+// none of it (Stream may then reuse the memory of event values).
+func (*Renderer) keepsNothing() {}
+
 // append2 appends n as two digits and then sep.
 func append2(b []byte, n int, sep byte) []byte {
 	return append(b, byte('0'+n/10), byte('0'+n%10), sep)

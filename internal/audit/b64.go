@@ -62,7 +62,9 @@ var b64Break = func() (t [256]bool) {
 }()
 
 func (rs *rawScanner) feed(p []byte) {
-	rs.fd.feed(p)
+	if rs.fd != nil { // nil: base64 runs only (splitRaw tokenises elsewhere)
+		rs.fd.feed(p)
+	}
 	for i := 0; i < len(p); {
 		if rs.run > 0 || i+minB64Run > len(p) {
 			i = rs.slow(p, i)
@@ -154,6 +156,9 @@ func (rs *rawScanner) endRun() {
 // end finishes the stream.
 func (rs *rawScanner) end() {
 	rs.endRun()
+	if rs.fd == nil {
+		return
+	}
 	rs.fd.reset()
 	if rs.fd.hits > 0 && rs.depth > 0 {
 		rs.d.layer(rs.where)

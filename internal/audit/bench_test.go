@@ -249,3 +249,71 @@ func BenchmarkContaminationScanEncoded(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkOneFile scans one file of PTB_BENCH_MB megabytes (default 256)
+// of GSM8K train JSONL side by side, per iteration: read (the anchor, one
+// sequential pass into a buffer), one-pass (the scan on one core, as
+// before files were split) and split (the scan in GOMAXPROCS parts, what
+// Scan does with a file this large). Reports each pass's MB/s and
+// MB/cpu-s, split-x-read and one-pass-x-split (the gain of splitting).
+func BenchmarkOneFile(b *testing.B) {
+	total, ix, train := benchSetup(b, 256)
+	p := filepath.Join(b.TempDir(), "one.jsonl")
+	f, err := os.Create(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	for n := int64(0); n < int64(total)<<20; n += int64(len(train)) {
+		w.Write(train)
+	}
+	w.Flush()
+	st, _ := f.Stat()
+	size := st.Size()
+	f.Close()
+	ctx := context.Background()
+	read := func() {
+		r, _ := os.Open(p)
+		io.CopyBuffer(io.Discard, struct{ io.Reader }{r}, make([]byte, 128<<10))
+		r.Close()
+	}
+	scan := func(parts int) {
+		r, err := os.Open(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer r.Close()
+		d := newFileDecode(ctx, ix, DefaultScanLimits, size)
+		m := ix.newMatcher()
+		if parts == 1 {
+			d.decode(m, source{r: r, ra: r, size: size, where: "one"}, 0)
+		} else if !d.splitRaw(ctx, m, r, size, "one", parts) {
+			b.Fatal("not split")
+		}
+		if h := m.finish(); len(h) != 1 {
+			b.Fatalf("%d items hit, want 1 (gsm8k/test/602)", len(h))
+		}
+	}
+	read()
+	b.SetBytes(size)
+	b.ResetTimer()
+	var wall, cpu [3]float64
+	pass := func(k int, f func()) {
+		t0, c0 := time.Now(), cpuSeconds()
+		f()
+		wall[k] += time.Since(t0).Seconds()
+		cpu[k] += cpuSeconds() - c0
+	}
+	for i := 0; i < b.N; i++ {
+		pass(0, read)
+		pass(1, func() { scan(1) })
+		pass(2, func() { scan(runtime.GOMAXPROCS(0)) })
+	}
+	mb := float64(size) * float64(b.N) / 1e6
+	for k, name := range []string{"read", "one-pass", "split"} {
+		b.ReportMetric(mb/wall[k], name+"-MB/s")
+		b.ReportMetric(mb/cpu[k], name+"-MB/cpu-s")
+	}
+	b.ReportMetric(wall[2]/wall[0], "split-x-read")
+	b.ReportMetric(wall[1]/wall[2], "one-pass-x-split")
+}

@@ -76,6 +76,10 @@ type scanFile struct {
 	rel  string // relative to the root
 	size int64
 	cli  bool // in an agent CLI's own state
+	// parts: how many cores tokenise the file at once when it is plain
+	// (splitRaw); 1 unless it alone is more than a core's share of the
+	// scan, when splitting it keeps cores busy that would otherwise idle.
+	parts int
 }
 
 type fileKey struct{ dev, ino uint64 }
@@ -146,6 +150,17 @@ func ScanWith(ctx context.Context, ix *Index, roots []ScanRoot, o ScanOptions) (
 		}
 	}
 	slices.SortFunc(files, func(a, b scanFile) int { return cmp.Compare(b.size, a.size) }) // big first: better balance
+	var all int64
+	for _, f := range files {
+		all += f.size
+	}
+	procs := runtime.GOMAXPROCS(0)
+	for i, f := range files {
+		files[i].parts = 1
+		if f.size*int64(procs) > all {
+			files[i].parts = splitParts(f.size, procs)
+		}
+	}
 	var mu sync.Mutex
 	ch := make(chan scanFile)
 	var wg sync.WaitGroup
@@ -159,7 +174,7 @@ func ScanWith(ctx context.Context, ix *Index, roots []ScanRoot, o ScanOptions) (
 					continue
 				}
 				name := f.root.Label + "/" + f.rel
-				dec, err := scanFileAt(ctx, m, lim, f.path, name)
+				dec, err := scanFileAt(ctx, m, lim, f.path, name, f.parts)
 				hits := m.finish()
 				mu.Lock()
 				res.Files++
@@ -216,9 +231,9 @@ func ScanWith(ctx context.Context, ix *Index, roots []ScanRoot, o ScanOptions) (
 
 // scanFileAt opens one file the agent could have written (safeio: no link
 // followed, no FIFO waited on, the type checked after opening) and decodes
-// it into m. A sparse file is read extent by extent (SEEK_DATA/SEEK_HOLE),
+// it into m; a plain file is tokenised in parts parts at once (splitRaw). A sparse file is read extent by extent (SEEK_DATA/SEEK_HOLE),
 // never through its holes, and never past the bytes it occupies on disk.
-func scanFileAt(ctx context.Context, m *matcher, lim ScanLimits, path, name string) (*fileDecode, error) {
+func scanFileAt(ctx context.Context, m *matcher, lim ScanLimits, path, name string, parts int) (*fileDecode, error) {
 	f, fi, err := safeio.Open(path)
 	if err != nil {
 		return nil, err
@@ -239,6 +254,9 @@ func scanFileAt(ctx context.Context, m *matcher, lim ScanLimits, path, name stri
 		case !errors.Is(err, errNotSamples):
 			return d, err
 		}
+	}
+	if parts > 1 && !safeio.Sparse(fi) && d.splitRaw(ctx, m, f, fi.Size(), name, parts) {
+		return d, ctx.Err()
 	}
 	src := source{r: &ctxReader{ctx: ctx, r: f}, ra: f, size: fi.Size(), where: name}
 	if safeio.Sparse(fi) {
@@ -421,7 +439,7 @@ func traceItems(ctx context.Context, ix *Index, path string) (map[string]bool, e
 	m := ix.newMatcher()
 	// Parts of the trace that could not be decoded only leave items out
 	// of the set: their copies in CLI state then count (fails closed).
-	_, err := scanFileAt(ctx, m, DefaultScanLimits, path, path)
+	_, err := scanFileAt(ctx, m, DefaultScanLimits, path, path, 1)
 	hits := m.finish()
 	if err != nil {
 		return nil, err

@@ -232,6 +232,10 @@ func (m *matcher) finish() []hit {
 		}
 	}
 	m.touched = m.touched[:0]
+	// In part order: among an item's parts with the same fraction the
+	// first wins, whatever order the n-grams were seen in (a file
+	// scanned in parts, decoders on goroutines of their own).
+	slices.Sort(touchedParts)
 	best := map[int32]hit{}
 	for _, p := range touchedParts {
 		pi := ix.parts[p]

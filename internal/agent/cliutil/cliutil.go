@@ -28,7 +28,10 @@ func BaseURL(endpoint string) string {
 // VersionTimeout bounds `CLI --version`. Gemini CLI loads its whole bundle
 // first and, with the other CLIs starting beside it (doctor --agents), can
 // take over 5 s on a small machine; doctor's own version line allows 20 s.
-const VersionTimeout = 30 * time.Second
+// Under load (a 2-core CI machine running test packages beside it) it took
+// 17 s alone and over 30 s with other work, leaving result.json without the
+// version: 90 s, once per run, costs nothing beside a run's hours.
+const VersionTimeout = 90 * time.Second
 
 var versionRE = regexp.MustCompile(`\d+\.\d+\.\d+[0-9A-Za-z.+-]*`)
 

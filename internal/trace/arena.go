@@ -11,8 +11,13 @@ import (
 // decoded text instead of one per field. Nothing is ever written below a
 // chunk's length, so every string it returns is immutable and may be kept
 // as long as wanted (it keeps its chunk alive, which the GC frees once no
-// string refers to it).
+// string refers to it) -- unless recycle is called: see Decoder.transient.
 type arena struct{ buf []byte }
+
+// recycle makes the current chunk's bytes available again: every value
+// handed out so far may be overwritten. Only for a decoder whose handler
+// keeps nothing past its call (Decoder.transient).
+func (a *arena) recycle() { a.buf = a.buf[:0] }
 
 // arenaChunk is the size of a chunk; values over a quarter of it get their
 // own allocation.
@@ -67,8 +72,17 @@ func (a *arena) end(b []byte, n int) []byte {
 }
 
 // slab hands out pointers to zeroed T from shared backing arrays, never
-// reusing an element: one allocation per slabSize values.
+// reusing an element (unless recycle is called): one allocation per
+// slabSize values.
 type slab[T any] struct{ s []T }
+
+// recycle zeroes the elements of the current backing array handed out so
+// far and hands them out again. Only for a decoder whose handler keeps
+// nothing past its call (Decoder.transient).
+func (p *slab[T]) recycle() {
+	clear(p.s)
+	p.s = p.s[:0]
+}
 
 const slabSize = 64
 

@@ -17,7 +17,8 @@ func decodeClaude(d *Decoder, v *fastjson.Value, base Event) {
 	switch base.Type {
 	case "system":
 		sub := view(v, "subtype")
-		base.Type = "system/" + sub
+		d.unesc = append(append(d.unesc[:0], "system/"...), sub...)
+		base.Type = d.a.str(d.unesc)
 		switch sub {
 		case "init":
 			ev := d.emit(base, KindSession)
@@ -100,7 +101,7 @@ func (d *Decoder) claudeBlock(base Event, b *fastjson.Value) {
 		switch c.Type() {
 		case fastjson.TypeString:
 			s, _ := c.StringBytes()
-			ev.Result.Output = string(s)
+			ev.Result.Output = d.a.str(s)
 		case fastjson.TypeArray:
 			var sb strings.Builder
 			arr, _ := c.Array()

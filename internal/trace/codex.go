@@ -80,7 +80,7 @@ func (d *Decoder) codexItem(base Event, item *fastjson.Value) {
 			ev := d.emit(base, KindToolCall)
 			ev.Tool = d.codexCall(typ, id, item)
 			if !completed {
-				d.started[id] = true
+				d.started[strings.Clone(id)] = true // id may be recycled (transient)
 				return
 			}
 		}

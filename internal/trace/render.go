@@ -28,6 +28,11 @@ type Renderer struct {
 	day      [3]int
 	textOpen bool
 	buf      []byte
+	// the last time's second and its "hh:mm:ss." (events come many to a
+	// second): hasSec when set
+	sec    int64
+	clock  [9]byte
+	hasSec bool
 }
 
 // NewRenderer returns a Renderer writing to w.
@@ -62,17 +67,20 @@ func (r *Renderer) head(ev *Event, label string) {
 	b := r.buf[:0]
 	if !ev.Time.IsZero() {
 		t := ev.Time.UTC()
-		y, m, d := t.Date()
-		if day := [3]int{y, int(m), d}; day != r.day {
-			r.day = day
-			b = append(b, "--- "...)
-			b = t.AppendFormat(b, "2006-01-02")
-			b = append(b, " (UTC) ---\n"...)
+		if sec := t.Unix(); !r.hasSec || sec != r.sec {
+			// a new second: maybe a new day (the same second is the same day)
+			y, m, d := t.Date()
+			if day := [3]int{y, int(m), d}; day != r.day {
+				r.day = day
+				b = append(b, "--- "...)
+				b = t.AppendFormat(b, "2006-01-02")
+				b = append(b, " (UTC) ---\n"...)
+			}
+			hh, mm, ss := t.Clock()
+			append2(append2(append2(r.clock[:0], hh, ':'), mm, ':'), ss, '.')
+			r.sec, r.hasSec = sec, true
 		}
-		hh, mm, ss := t.Clock()
-		b = append2(b, hh, ':')
-		b = append2(b, mm, ':')
-		b = append2(b, ss, '.')
+		b = append(b, r.clock[:]...)
 		ms := t.Nanosecond() / 1e6
 		b = append(b, byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10))
 	} else {
@@ -307,6 +315,10 @@ func truncate(s string, n int) string {
 
 var _ Handler = (*Renderer)(nil)
 var _ Handler = (*Summarizer)(nil)
+
+// keepsNothing: the Renderer writes an event out during its call and keeps
+// none of it (Stream may then reuse the memory of event values).
+func (*Renderer) keepsNothing() {}
 
 // append2 appends n as two digits and then sep.
 func append2(b []byte, n int, sep byte) []byte {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"strings"
 	"time"
 
@@ -81,6 +82,52 @@ type Decoder struct {
 	lastText []byte          // assistant text of the current message (finals)
 	textOpen bool            // gemini: the last event was an assistant delta
 	ts       tsCache         // claude, gemini: timestamps
+
+	// transient: the handler keeps nothing of an event past its call
+	// (keepsNothing), so each line's values are carved again from the
+	// same arena chunk and slabs instead of fresh ones. Per-agent state
+	// that outlives a line must then own its bytes (started's keys).
+	transient bool
+}
+
+// keepsNothing is implemented by a Handler that keeps no string, slice or
+// pointer of an event (other than Raw, which never outlives a call) once
+// its Event call returns. Stream then reuses the memory of each line's
+// values for the next line: no allocation per line, no fresh pages.
+type keepsNothing interface{ keepsNothing() }
+
+// transient reports whether h keeps nothing of an event past its call.
+// Only a type declared in this package counts: one declared elsewhere that
+// embeds a Renderer inherits keepsNothing but may keep what its own Event
+// sees (TestWrapperOfRendererKeepsItsValues).
+func transient(h Handler) bool {
+	if t, ok := h.(tee); ok {
+		for _, x := range t {
+			if !transient(x) {
+				return false
+			}
+		}
+		return len(t) > 0
+	}
+	if _, ok := h.(keepsNothing); !ok {
+		return false
+	}
+	t := reflect.TypeOf(h)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t.PkgPath() == reflect.TypeFor[Renderer]().PkgPath()
+}
+
+// recycle reuses the memory of the values handed out for earlier lines.
+func (d *Decoder) recycle() {
+	d.a.recycle()
+	d.sessions.recycle()
+	d.tools.recycle()
+	d.results.recycle()
+	d.usages.recycle()
+	d.floats.recycle()
+	d.ints.recycle()
 }
 
 // NewDecoder returns the decoder for agent: its trace format (one of
@@ -113,6 +160,9 @@ func (d *Decoder) Agent() string { return d.agent }
 func (d *Decoder) Decode(line []byte) (events []Event, ok bool) {
 	d.line++
 	d.out = d.out[:0]
+	if d.transient {
+		d.recycle()
+	}
 	if d.fast != nil && d.fast(d, line) {
 		return d.out, true
 	}
@@ -171,6 +221,7 @@ func Stream(ctx context.Context, r io.Reader, agent string, h Handler) (string, 
 	if err != nil {
 		return "", err
 	}
+	d.transient = transient(h)
 	feed := func(line []byte) error {
 		evs, ok := d.Decode(line)
 		if !ok {

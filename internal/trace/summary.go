@@ -3,6 +3,7 @@ package trace
 import (
 	"context"
 	"io"
+	"strings"
 	"time"
 )
 
@@ -66,8 +67,8 @@ func (m *Summarizer) Event(ev *Event) error {
 	m.textOpen = false
 	switch ev.Kind {
 	case KindSession:
-		if ev.Session != nil && ev.Session.Model != "" {
-			m.model = ev.Session.Model
+		if ev.Session != nil && ev.Session.Model != "" && ev.Session.Model != m.model {
+			m.model = strings.Clone(ev.Session.Model) // not kept: see keepsNothing
 		}
 	case KindText:
 		if !(ev.Delta && textOpen) {
@@ -100,6 +101,11 @@ func (m *Summarizer) Event(ev *Event) error {
 	}
 	return nil
 }
+
+// keepsNothing: the Summarizer copies what it keeps of an event (texts into
+// its own buffers, the model cloned), so Stream may reuse the memory of
+// event values.
+func (*Summarizer) keepsNothing() {}
 
 // NonJSON implements Handler.
 func (m *Summarizer) NonJSON(line int, raw []byte) error {

@@ -32,6 +32,13 @@ func (r *kindRecorder) NonJSON(int, []byte) error {
 
 func TestRegisterFormat(t *testing.T) {
 	RegisterFormat("zz-echo", func() Format { return &echoFormat{} })
+	// Registered for this test only: the tests that range over Agents()
+	// read each agent's real trace, and zz-echo has none.
+	t.Cleanup(func() {
+		formatsMu.Lock()
+		delete(formats, "zz-echo")
+		formatsMu.Unlock()
+	})
 	if !slices.Contains(Agents(), "zz-echo") {
 		t.Errorf("Agents() = %v, want zz-echo", Agents())
 	}

@@ -16,10 +16,18 @@ import (
 // checkDecode decodes data with decodeResult and, when it accepts it,
 // requires json.Unmarshal to accept it too and to give the same Result.
 // It reports whether decodeResult accepted.
+//
+// It decodes twice, without interned strings and with strings interned
+// across every call (as the loader does across the files it reads), and
+// requires the same verdict and Result of both.
 func checkDecode(t testing.TB, data []byte) bool {
 	t.Helper()
-	var got result.Result
-	if !decodeResult(data, &got) {
+	var got, interned result.Result
+	ok := decodeResult(data, &got)
+	if okInterned := decodeResultInterned(data, &interned, &testStrs); okInterned != ok {
+		t.Fatalf("decodeResult accepted %v, with interned strings %v:\n%s", ok, okInterned, data)
+	}
+	if !ok {
 		return false
 	}
 	var want result.Result
@@ -29,8 +37,15 @@ func checkDecode(t testing.TB, data []byte) bool {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("decodeResult differs from json.Unmarshal on\n%s\ngot  %#v\nwant %#v", data, got, want)
 	}
+	if !reflect.DeepEqual(interned, want) {
+		t.Fatalf("decodeResult with interned strings differs from json.Unmarshal on\n%s\ngot  %#v\nwant %#v", data, interned, want)
+	}
 	return true
 }
+
+// testStrs is the interner checkDecode shares between all its calls: it
+// fills up (maxInterned) over TestDecodeResultIsUnmarshal.
+var testStrs interner
 
 // randString mixes ASCII, characters JSON escapes, control characters and
 // non-ASCII text.
@@ -324,6 +339,21 @@ func TestDecodeResultIsUnmarshal(t *testing.T) {
 		{``, false},                                         // empty
 		{`{"evaluation":{"metrics":{"a":[1,{"b":"}"}],"c":"]"}}}`, true},
 		{`{"evaluation":{"metrics":null}}`, true},
+		{`{"evaluation":{"metrics":{}}}`, true},
+		{`{"evaluation":{"metrics":{"a":1,"a":"x"}}}`, true}, // the last counts
+		{`{"evaluation":{"metrics":{"a":null,"b":true,"c":false,"d":"s","e":-0,"f":1e-400,"g":0.1}}}`, true},
+		{`{"evaluation":{"metrics":{"a\u00e9\"":1, "b" : 2 }}}`, true},
+		{`{"evaluation":{"metrics":{"a":1,"b":[2],"c":3}}}`, true}, // nested: encoding/json
+		{`{"evaluation":{"metrics":{"\ud83d\ude00":1}}}`, true},    // surrogates: encoding/json
+		{`{"evaluation":{"metrics":{"a":"\ud83d"}}}`, true},        // lone surrogate: U+FFFD
+		{"{\"evaluation\":{\"metrics\":{\"\xff\":1}}}", true},      // invalid UTF-8: U+FFFD
+		{`{"evaluation":{"metrics":{"a":1e400}}}`, false},
+		{`{"evaluation":{"metrics":{"a":1,}}}`, false},
+		{`{"evaluation":{"metrics":{"a":nul}}}`, false},
+		{`{"evaluation":{"metrics":{"a":tru}}}`, false},
+		{`{"evaluation":{"metrics":{"a" 1}}}`, false},
+		{`{"evaluation":{"metrics":{"a":01}}}`, false},
+		{`{"evaluation":{"metrics":{"a":1}`, false},
 		{`{"evaluation":{"metrics":{"a":1}}}}`, false}, // extra brace
 		{`{"evaluation":{"metrics":{"a":1},"metrics":{}}}`, false},
 		{`{"evaluation":{"metrics":"x"}}`, false}, // wrong type

@@ -6,12 +6,16 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"html"
+	"html/template"
 	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -434,6 +438,115 @@ func TestLinkerIsAbsRel(t *testing.T) {
 					t.Errorf("base %q target %q below %q: got %q, want %q", base, target, sub, got, want)
 				}
 			}
+		}
+	}
+}
+
+// runRowsReference is the run rows as rendered before appendRunRows: one
+// strings.Builder, every link through linker.under (path.Join) and
+// escapePath.
+func runRowsReference(m *Method, ln *linker) template.HTML {
+	var sb strings.Builder
+	sb.Grow(len(m.Cells) * 640)
+	esc := html.EscapeString
+	td := func(class, text string) {
+		if class != "" {
+			sb.WriteString(`<td class="` + class + `">`)
+		} else {
+			sb.WriteString("<td>")
+		}
+		sb.WriteString(text)
+		sb.WriteString("</td>")
+	}
+	for _, c := range m.Cells {
+		if c.Reason == ReasonOK {
+			sb.WriteString("<tr>")
+		} else {
+			sb.WriteString(`<tr class="fallback">`)
+		}
+		td("l", strconv.Itoa(c.Seed))
+		td("l", esc(c.Benchmark))
+		td("l", esc(shortModel(c.BaseModel)))
+		td("", f1(c.Score))
+		td("l", esc(c.Source))
+		td("l", esc(c.Reason))
+		if c.Run == nil {
+			sb.WriteString(`<td class="l"></td><td class="l"></td></tr>` + "\n")
+			continue
+		}
+		dir := ln.to(c.Run.Dir)
+		link := func(sub, slash, text string) {
+			sb.WriteString(`<a href="`)
+			sb.WriteString(esc(escapePath(ln.under(dir, sub))))
+			sb.WriteString(slash + `">` + text + `</a> `)
+		}
+		td("l", esc(c.Run.ID))
+		sb.WriteString(`<td class="l">`)
+		link("", "/", "dir")
+		link(rundir.TraceDir, "/", "trace")
+		link(rundir.AuditDir, "/", "audit")
+		link(rundir.MetricsFile, "", "metrics")
+		sb.WriteString("</td></tr>\n")
+	}
+	return template.HTML(sb.String())
+}
+
+// TestRunRowsIsReference: the rows rendered into a shared buffer, with the
+// links of a run sharing its escaped directory, are the bytes of the old
+// rendering, for a report's cells and for run directories of every odd
+// shape (relative and absolute, unclean, ".", "/", "*", characters that
+// need escaping in a URL or in HTML, non-ASCII) from several link bases.
+func TestRunRowsIsReference(t *testing.T) {
+	rep := sampleReport(t)
+	var buf []byte
+	for _, base := range []string{"", ".", "out", "/tmp/x", "../sibling"} {
+		ln := newLinker(base)
+		for _, m := range rep.Methods {
+			buf = appendRunRows(buf[:0], m, ln)
+			if got, want := string(buf), string(runRowsReference(m, ln)); got != want {
+				t.Fatalf("base %q method %q:\ngot  %s\nwant %s", base, m.Method, got, want)
+			}
+		}
+	}
+	dirs := []string{"", ".", "..", "/", "*", "./*", "runs/*", "a", "runs/a/r1", "./runs//a/../b/r2", "runs/a/", "/abs/run", "/abs/run/",
+		"../up/run", "a b/c&d", "100%/x", "é/日本", "a?b#c", "x:y/z", "<b>'\"", "a+b=c;d@e$f,g", "~user/-_.!"}
+	rng := rand.New(rand.NewPCG(3, 4))
+	pieces := []string{"a", "/", "..", ".", " ", "%", "&", "*", "é", "#", "?", ":", "<", "\"", "'", "+"}
+	for range 2000 {
+		var sb strings.Builder
+		for range 1 + rng.IntN(6) {
+			sb.WriteString(pieces[rng.IntN(len(pieces))])
+		}
+		dirs = append(dirs, sb.String())
+	}
+	m := &Method{}
+	for i, d := range dirs {
+		m.Cells = append(m.Cells, Cell{Seed: i, Benchmark: "gsm8k", BaseModel: "Qwen/Qwen3-1.7B-Base", Score: float64(i) / 7,
+			Source: "run", Reason: []string{ReasonOK, ReasonFlagged}[i%2], Run: &RunRef{Dir: d, ID: "id<" + d}})
+	}
+	m.Cells = append(m.Cells, Cell{Seed: 1, Benchmark: "a&b", BaseModel: "x/y<z>", Score: -0.05, Source: "baseline", Reason: ReasonMissing})
+	for _, base := range []string{"", ".", "out", "/tmp/x", "../sibling", "/", "*", "a b"} {
+		ln := newLinker(base)
+		buf = appendRunRows(buf[:0], m, ln)
+		got, want := strings.Split(string(buf), "\n"), strings.Split(string(runRowsReference(m, ln)), "\n")
+		if len(got) != len(want) {
+			t.Fatalf("base %q: %d rows, want %d", base, len(got), len(want))
+		}
+		for i := range got {
+			if got[i] != want[i] {
+				t.Fatalf("base %q row %d:\ngot  %s\nwant %s", base, i, got[i], want[i])
+			}
+		}
+	}
+}
+
+// TestRunLinksNeedNoEscaping: appendRunLinks appends the subpaths of a run
+// directory as they are.
+func TestRunLinksNeedNoEscaping(t *testing.T) {
+	for _, l := range runLinks {
+		sub := filepath.ToSlash(l.sub)
+		if got := html.EscapeString(escapePath(sub)); got != sub || path.Clean("x/"+sub) != "x/"+sub && sub != "" {
+			t.Errorf("%q escapes to %q or is not clean", sub, got)
 		}
 	}
 }

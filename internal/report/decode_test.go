@@ -465,6 +465,76 @@ func TestWriteIndentedIsIndent(t *testing.T) {
 		if !bytes.Equal(got.Bytes(), want.Bytes()) {
 			t.Fatalf("%s:\ngot  %q\nwant %q", doc, got.Bytes(), want.Bytes())
 		}
+		// The same cut into pieces anywhere (within strings, between a
+		// backslash and what it escapes, between brackets): the
+		// indenter keeps its state from piece to piece.
+		for range 3 {
+			got.Reset()
+			ind := newIndenter(&got)
+			for rest := doc; len(rest) > 0; {
+				n := min(len(rest), 1+rng.IntN(1+len(rest)/(1+rng.IntN(8))))
+				if err := ind.Write(rest[:n]); err != nil {
+					t.Fatal(err)
+				}
+				rest = rest[n:]
+			}
+			if err := ind.finish(); err != nil {
+				t.Fatalf("%s: %v", doc, err)
+			}
+			if !bytes.Equal(got.Bytes(), want.Bytes()) {
+				t.Fatalf("%s in pieces:\ngot  %q\nwant %q", doc, got.Bytes(), want.Bytes())
+			}
+		}
+	}
+}
+
+// TestWriteJSONIsMarshalIndent: WriteJSON, which encodes the methods one
+// by one into the indenter, writes the bytes of json.MarshalIndent of the
+// whole report (plus a newline): for reports with and without methods,
+// comparisons and warnings, with names that look like the member it
+// splits the document at.
+func TestWriteJSONIsMarshalIndent(t *testing.T) {
+	odd := synthRuns(3, 2, 5)
+	for i := range odd {
+		odd[i].Result.Spec.Label = []string{`"methods":null`, `x","methods":null,"y":"`, "\\", `<&>`}[i%4]
+	}
+	var reps []*Report
+	for _, runs := range [][]Run{synthRuns(6, 3, 4), synthRuns(1, 1, 1), odd, nil} {
+		rep, err := Build(runs, Options{Bootstrap: 50, Seed: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		reps = append(reps, rep)
+	}
+	reps = append(reps, sampleReport(t), &Report{}, &Report{Methods: []*Method{}}, &Report{Methods: []*Method{nil, {Method: "m"}}},
+		&Report{Methods: []*Method{{Method: "methods"}}, Warnings: []string{`"methods":null`}})
+	for i, rep := range reps {
+		want, err := json.MarshalIndent(rep, "", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, '\n')
+		var got bytes.Buffer
+		if err := WriteJSON(&got, rep); err != nil {
+			t.Fatalf("report %d: %v", i, err)
+		}
+		if !bytes.Equal(got.Bytes(), want) {
+			t.Fatalf("report %d:\ngot  %s\nwant %s", i, got.Bytes(), want)
+		}
+	}
+	for _, tc := range []struct {
+		doc, before, after string
+	}{
+		{`{"a":{"methods":null},"methods":null,"b":1}`, `{"a":{"methods":null},"methods":null`, `,"b":1}`},
+		{`{"x":"\",\"methods\":null","methods":null}`, `{"x":"\",\"methods\":null","methods":null`, `}`},
+		{`{"methods":null}`, `{"methods":null`, `}`},
+		{`{"methods":[]}`, "", ""},
+		{`{"a":["methods",null]}`, "", ""},
+	} {
+		before, after, ok := splitNullMember([]byte(tc.doc), "methods")
+		if ok != (tc.before != "") || string(before) != strings.TrimSuffix(tc.before, "null") || string(after) != tc.after {
+			t.Errorf("%s: got %q %q %v, want %q %q", tc.doc, before, after, ok, tc.before, tc.after)
+		}
 	}
 }
 

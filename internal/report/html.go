@@ -37,15 +37,19 @@ type htmlMethodRuns struct {
 	Cells  int
 	m      *Method
 	ln     *linker
-	buf    *[]byte // shared by the methods, which the template renders one by one
+	buf    *[]byte   // shared by the methods, which the template renders one by one
+	w      io.Writer // the template's writer
 }
 
-// Rows renders the method's cells as table rows when the template comes
-// to them, so that one method's rows at a time are in memory (not the
-// 7 MB of all 10,000 runs' before the page is written).
-func (r htmlMethodRuns) Rows() template.HTML {
+// Rows writes the method's cells as table rows to the page when the
+// template comes to them, and gives the template nothing more to write:
+// the template writes straight to w as it goes, so the rows land in their
+// place. One method's rows at a time are in memory, in one buffer, not the
+// 7 MB of all 10,000 runs' as strings before the page is written.
+func (r htmlMethodRuns) Rows() (template.HTML, error) {
 	*r.buf = appendRunRows((*r.buf)[:0], r.m, r.ln)
-	return template.HTML(*r.buf)
+	_, err := r.w.Write(*r.buf)
+	return "", err
 }
 
 // appendRunRows renders a method's cells as table rows by hand: with
@@ -164,7 +168,7 @@ func WriteHTML(w io.Writer, rep *Report, linkBase string) error {
 	ln := newLinker(linkBase)
 	rows := new([]byte)
 	for _, m := range rep.Methods {
-		page.Runs = append(page.Runs, htmlMethodRuns{Method: m.Method, Cells: len(m.Cells), m: m, ln: ln, buf: rows})
+		page.Runs = append(page.Runs, htmlMethodRuns{Method: m.Method, Cells: len(m.Cells), m: m, ln: ln, buf: rows, w: w})
 		for _, c := range m.Cells {
 			if c.Run != nil {
 				page.TotalRuns++

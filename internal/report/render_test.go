@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html"
 	"html/template"
@@ -566,5 +567,31 @@ func TestMdEscapeIsReplacer(t *testing.T) {
 		if got, want := mdEscape(s), ref.Replace(s); got != want {
 			t.Fatalf("mdEscape(%q) = %q, want %q", s, got, want)
 		}
+	}
+}
+
+// failAfter accepts n bytes, then fails every write.
+type failAfter struct{ n int }
+
+func (f *failAfter) Write(p []byte) (int, error) {
+	if len(p) > f.n {
+		return 0, errors.New("disk full")
+	}
+	f.n -= len(p)
+	return len(p), nil
+}
+
+// TestWriteHTMLRowsWriteError: the run rows, which go to the writer
+// themselves, stop the page with the writer's error.
+func TestWriteHTMLRowsWriteError(t *testing.T) {
+	rep := sampleReport(t)
+	var full bytes.Buffer
+	if err := WriteHTML(&full, rep, "."); err != nil {
+		t.Fatal(err)
+	}
+	// Fail within the run rows: after the first <tbody> of the runs.
+	at := strings.Index(full.String(), `<table class="runs">`) + 600
+	if err := WriteHTML(&failAfter{at}, rep, "."); err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("got %v, want the writer's error", err)
 	}
 }

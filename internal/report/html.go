@@ -143,6 +143,11 @@ func appendRunLinks(b []byte, ln *linker, dir string) []byte {
 // per-benchmark and per-base-model views, comparisons, and every cell with
 // links, relative to linkBase, into its run's trace, audit and metrics.
 func WriteHTML(w io.Writer, rep *Report, linkBase string) error {
+	return writeHTML(w, rep, linkBase, Figures(rep))
+}
+
+// writeHTML is WriteHTML with rep's figures drawn.
+func writeHTML(w io.Writer, rep *Report, linkBase string, figs []Figure) error {
 	page := htmlPage{Rep: rep, BenchFigs: map[string]template.HTML{}}
 	for _, r := range rep.Baselines {
 		if r.Name == "Official Instruct Models" {
@@ -151,7 +156,7 @@ func WriteHTML(w io.Writer, rep *Report, linkBase string) error {
 			page.Bottom = append(page.Bottom, r)
 		}
 	}
-	for _, f := range Figures(rep) {
+	for _, f := range figs {
 		// The SVG is built by this package with every text escaped.
 		svg := template.HTML(f.SVG)
 		if strings.HasPrefix(f.Name, "bench_") {

@@ -157,17 +157,29 @@ func (l *loader) list(wg *sync.WaitGroup, fd int, dir string) {
 			return
 		}
 	}
+	// Below a clean directory (every one but perhaps a path given),
+	// joining a listed name, which holds no separator and is not "." or
+	// "..", is concatenation: two allocations a run instead of three,
+	// and no Clean (TestLoadRunsPathsAsJoin).
+	plain := dir != "" && dir != "." && dir != string(filepath.Separator) && filepath.Clean(dir) == dir
 	for _, e := range entries {
 		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
-		sub := filepath.Join(dir, e.Name())
+		rel := e.Name() + "/" + rundir.ResultFile
+		var sub, file string
+		if plain {
+			file = dir + string(filepath.Separator) + rel
+			sub = file[:len(dir)+1+len(e.Name())]
+		} else {
+			sub = filepath.Join(dir, e.Name())
+			file = filepath.Join(sub, rundir.ResultFile)
+		}
 		if err := l.ctx.Err(); err != nil {
 			l.fail(sub, err)
 			continue
 		}
-		file := filepath.Join(sub, rundir.ResultFile)
-		if r, ok := l.readRegular(fd, e.Name()+"/"+rundir.ResultFile, file); ok {
+		if r, ok := l.readRegular(fd, rel, file); ok {
 			l.add(r)
 			continue
 		}

@@ -73,10 +73,17 @@ func WriteDir(dir string, rep *Report, formats []string) ([]string, error) {
 		render func(io.Writer) error
 	}
 	var outs []output
+	// The figures are drawn once, for their files and for the HTML page.
+	figs := Figures(rep)
 	for _, f := range formats {
-		outs = append(outs, output{"report." + f, func(w io.Writer) error { return render(w, rep, f, dir) }})
+		outs = append(outs, output{"report." + f, func(w io.Writer) error {
+			if f == "html" {
+				return writeHTML(w, rep, dir, figs)
+			}
+			return render(w, rep, f, dir)
+		}})
 	}
-	for _, fig := range Figures(rep) {
+	for _, fig := range figs {
 		outs = append(outs, output{filepath.Join("figures", fig.Name+".svg"), func(w io.Writer) error {
 			_, err := io.WriteString(w, fig.SVG)
 			return err

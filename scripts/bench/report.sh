@@ -35,7 +35,11 @@ reps=${REPS:-3}
 
 [ -x /usr/bin/time ] || { echo "report.sh: needs GNU time at /usr/bin/time (apt-get install time)" >&2; exit 2; }
 work=$(mktemp -d "${TMPDIR:-/tmp}/ptb-report-bench.XXXXXX")
-[ "${KEEP:-}" = 1 ] || trap 'rm -rf "$work"' EXIT
+if [ "${KEEP:-}" = 1 ]; then
+	echo "keeping $work (imported runs in $work/imported)" >&2
+else
+	trap 'rm -rf "$work"' EXIT
+fi
 
 ptb=${PTB:-}
 if [ -z "$ptb" ]; then

@@ -18,7 +18,6 @@ import (
 
 	"github.com/ptb-dev/ptb/internal/safeio"
 	"github.com/ptb-dev/ptb/internal/sandbox/execproc"
-	"golang.org/x/sys/unix"
 )
 
 // drainWait bounds how long output is read after a program's processes are
@@ -84,33 +83,6 @@ func (w *worker) copyBuf(stdout bool) []byte {
 // onlyReader hides an *os.File's WriteTo, so that io.CopyBuffer uses the
 // buffer it is given.
 type onlyReader struct{ io.Reader }
-
-// awaitExit returns when process pid (a child not yet waited for) has
-// exited, leaving it to be reaped by Wait. It parks in the netpoller on a
-// pidfd instead of blocking a thread in wait: while a thread is blocked
-// in a system call the Go runtime's sysmon wakes every 20 µs to 10 ms to
-// look at it, which cost about 2% of all the CPU a HumanEval run used
-// (perf, docs/PERFORMANCE.md). Where pidfds are missing it returns at
-// once and Wait blocks as before.
-func awaitExit(pid int) {
-	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
-	if err != nil {
-		return
-	}
-	f := os.NewFile(uintptr(fd), "pidfd")
-	defer f.Close()
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return
-	}
-	_ = rc.Read(func(fd uintptr) bool {
-		var info unix.Siginfo
-		err := unix.Waitid(unix.P_PIDFD, int(fd), &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
-		// Not exited yet: si_signo is 0; wait until the pidfd is
-		// readable. Any error: let Wait find out.
-		return err != nil || info.Signo != 0
-	})
-}
 
 func (w *worker) check() error {
 	if w.cfg.Python == "" || !filepath.IsAbs(w.cfg.Python) {
@@ -221,7 +193,6 @@ func (w *worker) exec(ctx context.Context, req request) response {
 		_ = cmd.Process.Kill()
 	})
 	stop := context.AfterFunc(ctx, func() { _ = syscall.Kill(-pid, syscall.SIGKILL) })
-	awaitExit(pid)
 	werr := cmd.Wait()
 	dur := time.Since(began)
 	timer.Stop()

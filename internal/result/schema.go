@@ -686,16 +686,71 @@ func jsonEqual(a, b any) bool {
 }
 
 // duplicates returns the first pair of equal items (j < i, i smallest, then
-// j smallest), or -1, -1.
+// j smallest), or -1, -1: pairwise for a few items, by canonical form for
+// more (linear, as the library's hashing).
 func duplicates(xs []any) (int, int) {
-	for i := 1; i < len(xs); i++ {
-		for j := 0; j < i; j++ {
-			if jsonEqual(xs[i], xs[j]) {
-				return j, i
+	if len(xs) <= 20 {
+		for i := 1; i < len(xs); i++ {
+			for j := 0; j < i; j++ {
+				if jsonEqual(xs[i], xs[j]) {
+					return j, i
+				}
 			}
 		}
+		return -1, -1
+	}
+	first := make(map[string]int, len(xs))
+	var sb strings.Builder
+	for i, x := range xs {
+		sb.Reset()
+		canonical(&sb, x)
+		k := sb.String()
+		if j, ok := first[k]; ok {
+			return j, i
+		}
+		first[k] = i
 	}
 	return -1, -1
+}
+
+// canonical writes a form of v that is the same exactly for JSON-equal
+// values (numbers by value, object keys sorted).
+func canonical(sb *strings.Builder, v any) {
+	switch v := v.(type) {
+	case map[string]any:
+		keys := make([]string, 0, len(v))
+		for k := range v {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		sb.WriteByte('{')
+		for _, k := range keys {
+			sb.WriteString(strconv.Quote(k))
+			sb.WriteByte(':')
+			canonical(sb, v[k])
+			sb.WriteByte(',')
+		}
+		sb.WriteByte('}')
+	case []any:
+		sb.WriteByte('[')
+		for _, x := range v {
+			canonical(sb, x)
+			sb.WriteByte(',')
+		}
+		sb.WriteByte(']')
+	case json.Number:
+		if r, ok := new(big.Rat).SetString(string(v)); ok {
+			sb.WriteString("n" + r.RatString())
+		} else {
+			sb.WriteString("?" + string(v))
+		}
+	case string:
+		sb.WriteString(strconv.Quote(v))
+	case bool:
+		sb.WriteString(strconv.FormatBool(v))
+	case nil:
+		sb.WriteString("null")
+	}
 }
 
 // validateDateTime is RFC 3339 date-time as the library checks it, with

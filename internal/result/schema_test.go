@@ -158,6 +158,17 @@ func mutate(rng *rand.Rand, v any, gentle bool) any {
 		func() any { return []any{} },
 		func() any { return []any{"C", "C"} },
 		func() any { return []any{json.Number("1"), json.Number("-2"), "x"} },
+		func() any {
+			// more than 20 items: the library hashes them
+			xs := make([]any, 21+rng.IntN(10))
+			for i := range xs {
+				xs[i] = []any{"C", "M", "T", "A", json.Number("1"), json.Number("1.0"), map[string]any{"a": json.Number("2")}, map[string]any{"a": json.Number("2e0")}, nil, true}[rng.IntN(10)]
+				if rng.IntN(3) > 0 {
+					xs[i] = fmt.Sprint(i)
+				}
+			}
+			return xs
+		},
 		func() any { return map[string]any{} },
 		func() any { return map[string]any{"status": "done"} },
 	}
@@ -304,4 +315,60 @@ func TestSchemaDateTimesAsTheLibrary(t *testing.T) {
 			t.Errorf("%q:\nours    %q\nlibrary %q", dt, g, w)
 		}
 	}
+}
+
+// FuzzSchemaMatchesJSONSchemaLibrary: any JSON document gets the library's
+// verdict and error lines.
+//
+//	go test ./internal/result -run '^$' -fuzz FuzzSchemaMatchesJSONSchemaLibrary -fuzztime 1m
+func FuzzSchemaMatchesJSONSchemaLibrary(f *testing.F) {
+	ref := referenceSchema(f)
+	s, err := compileSchema(SchemaJSON)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, r := range records() {
+		b, _ := json.Marshal(r)
+		f.Add(b)
+	}
+	f.Add([]byte(`{"schema": "ptb.result/v1", "spec": {"hours": 0, "gpus": [-1, 1.5]}, "flags": ["C", "C"], "extra": null}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		doc, err := decodeJSON(b)
+		if err != nil || hugeExponent(doc) {
+			return
+		}
+		got, want := s.validate(doc), ref.Validate(doc)
+		if (got == nil) != (want == nil) {
+			t.Fatalf("ours %v, library %v", got, want)
+		}
+		if g, w := errorLines(got), errorLines(want); !slices.Equal(g, w) {
+			t.Fatalf("error lines differ\nours    %q\nlibrary %q", g, w)
+		}
+	})
+}
+
+// hugeExponent reports a number with an exponent past float64's range
+// (1e999999999): big.Rat expands it, in the library as in ours, taking
+// minutes. result.json is ptb's own output (encoding/json writes no such
+// number), so the fuzz leaves those out.
+func hugeExponent(v any) bool {
+	switch v := v.(type) {
+	case map[string]any:
+		for _, x := range v {
+			if hugeExponent(x) {
+				return true
+			}
+		}
+	case []any:
+		for _, x := range v {
+			if hugeExponent(x) {
+				return true
+			}
+		}
+	case json.Number:
+		if i := strings.IndexAny(string(v), "eE"); i >= 0 {
+			return len(strings.TrimLeft(string(v)[i+1:], "+-0")) > 3
+		}
+	}
+	return false
 }

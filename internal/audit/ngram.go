@@ -1,7 +1,6 @@
 package audit
 
 import (
-	"encoding/json"
 	"math/bits"
 )
 
@@ -487,22 +486,6 @@ func hexVal(c byte) int {
 		return int(c-'A') + 10
 	}
 	return -1
-}
-
-// gramsOf returns the distinct n-gram hashes of text, JSON-encoded first.
-func gramsOf(text string, code bool) []uint64 {
-	enc, _ := json.Marshal(text)
-	seen := map[uint64]bool{}
-	var out []uint64
-	t := newTokenizer(code, emitFunc(func(h uint64) {
-		if !seen[h] {
-			seen[h] = true
-			out = append(out, h)
-		}
-	}))
-	t.Feed(enc)
-	t.reset()
-	return out
 }
 
 // gramTable maps n-gram hashes to dense ids. A lookup first tests a

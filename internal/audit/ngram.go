@@ -460,7 +460,31 @@ func (t *tokenizer) block(b []byte, i int) int {
 			w := binary.LittleEndian.Uint64(b[i+8*k:])
 			spec |= gather(zeroBytes(w)|zeroBytes(w^'\\'*ones)) << (8 * k)
 		}
-		lim = bits.TrailingZeros64(spec)
+		lim = 64
+		for spec != 0 {
+			q := bits.TrailingZeros64(spec)
+			if b[i+q] != '\\' || q == 63 {
+				lim = q // a NUL, or an escape whose next byte lies past the block
+				break
+			}
+			// An escape outside a token's run of bytes: the backslash
+			// ends the token before it, as the loop's kBack does, and
+			// step then consumes a simple escape's letter; any other
+			// byte after it is read as usual. \u and a NUL after the
+			// backslash (skipped: the escape stays pending) go to the loop.
+			switch b[i+q+1] {
+			case 'u', 0:
+				lim = q
+			case 'n', 't', 'r', 'b', 'f':
+				tok &^= 1 << (q + 1)
+			case '\\':
+				spec &^= 1 << (q + 1)
+			}
+			if lim == q {
+				break
+			}
+			spec &^= 1 << q
+		}
 	}
 	starts := tok &^ (tok << 1) // no token is open before b[i]
 	ends := tok &^ (tok >> 1)   // bit 63: the token may go on past the block

@@ -322,7 +322,8 @@ func TestTokenizerBlockMatchesReference(t *testing.T) {
 	r := rand.New(rand.NewSource(64))
 	const letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 	seps := []string{" ", " ", " ", "\n", ", ", ". ", "\t", "=", "<<", ">>", "/", "\xc3\xa9", "_", "\xff"}
-	odd := []string{`\n`, `\u0041`, `\u00e9`, `\\`, `\"`, "\x00", `\u00`, `\`, "\x00\x00"}
+	odd := []string{`\n`, `\u0041`, `\u00e9`, `\\`, `\"`, "\x00", `\u00`, `\`, "\x00\x00",
+		`\t`, `\r`, `\b`, `\f`, `\/`, `\'`, `\x`, `\N`, `\9`, "\\\x00n", `\\n`, `\\\n`, `\\\\`, "\\\xc3\xa9", `\ `}
 	blocks := 0
 	for round := 0; round < 300; round++ {
 		density := []int{0, 2, 20, 200}[round%4] // one odd piece in so many words

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/ptb-dev/ptb/internal/job"
 	"github.com/ptb-dev/ptb/internal/registry"
@@ -266,11 +267,11 @@ func Assign(index []Entry, cells []Cell, root string) (entries, added []Entry, e
 	return entries, added, nil
 }
 
-var idUnsafe = regexp.MustCompile(`[^a-z0-9.-]+`)
+var idUnsafe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`[^a-z0-9.-]+`) })
 
 // idSlug makes a run id part as job.StableRunID does.
 func idSlug(s string) string {
-	return strings.Trim(idUnsafe.ReplaceAllString(strings.ToLower(s), "-"), "-")
+	return strings.Trim(idUnsafe().ReplaceAllString(strings.ToLower(s), "-"), "-")
 }
 
 // ChildArgs are the ptb arguments `ptb campaign exec` runs for the entry

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -230,9 +231,9 @@ func (e *FileError) Error() string {
 }
 
 var (
-	nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$`)
-	envRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	lineRE = regexp.MustCompile(`line (\d+): `)
+	nameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$`) })
+	envRE  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`) })
+	lineRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`line (\d+): `) })
 )
 
 // scaffolds are the agent names a job may use: the registry's (the
@@ -310,7 +311,7 @@ func Parse(data []byte, path string) (*File, error) {
 func yamlErr(path string, err error) error {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
 	msg = strings.TrimPrefix(msg, "unmarshal errors:\n  ")
-	if m := lineRE.FindStringSubmatchIndex(msg); m != nil && m[0] == 0 {
+	if m := lineRE().FindStringSubmatchIndex(msg); m != nil && m[0] == 0 {
 		line, _ := strconv.Atoi(msg[m[2]:m[3]])
 		return &FileError{File: path, Line: line, Msg: strings.ReplaceAll(msg[m[1]:], "\n  ", "; ")}
 	}
@@ -445,7 +446,7 @@ func (f *File) fill(r *rawFile, root *yaml.Node) error {
 	switch {
 	case r.Name == "":
 		return f.errAt("name", "required: the campaign's name ([a-z0-9-], at most 40 characters), e.g. name: paper-3seed")
-	case !nameRE.MatchString(r.Name):
+	case !nameRE().MatchString(r.Name):
 		return f.errAt("name", "%q: want lower-case letters, digits and '-', at most 40 characters, not starting or ending with '-'", r.Name)
 	}
 	if r.Out == "" {
@@ -476,7 +477,7 @@ func (f *File) fill(r *rawFile, root *yaml.Node) error {
 			if len(a.Args) > 0 {
 				return f.errAt(p+".name", "required for an agent with args (a variant): its run ids carry the name, e.g. name: opus-reprompt")
 			}
-		} else if !nameRE.MatchString(name) {
+		} else if !nameRE().MatchString(name) {
 			return f.errAt(p+".name", "%q: want lower-case letters, digits and '-', at most 40 characters", name)
 		}
 		if j, dup := names[name]; dup {
@@ -580,7 +581,7 @@ func (f *File) fill(r *rawFile, root *yaml.Node) error {
 		if strings.Contains(s, "=") {
 			return f.errAt(p, "give the variable's name only, never its value: set it in the environment of `ptb campaign up` and of the allocations, where only ptb's gateway reads it")
 		}
-		if !envRE.MatchString(s) {
+		if !envRE().MatchString(s) {
 			return f.errAt(p, "%q is not an environment variable name (want e.g. ANTHROPIC_API_KEY); values never go in this file", s)
 		}
 		if slices.Contains(f.Secrets, s) {

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -266,7 +267,7 @@ func smiList() (string, error) {
 	return string(b), err
 }
 
-var smiUUIDLine = regexp.MustCompile(`^GPU (\d+):.*\(UUID: ((?:GPU|MIG)-[0-9A-Za-z-]+)\)`)
+var smiUUIDLine = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^GPU (\d+):.*\(UUID: ((?:GPU|MIG)-[0-9A-Za-z-]+)\)`) })
 
 // gpuIndices turns the devices a scheduler names into GPU indices: plain
 // indices as they are, CUDAn (HTCondor's -by-index names) as n, and UUIDs
@@ -298,7 +299,7 @@ func gpuIndices(v string, smi func() (string, error)) (string, error) {
 		}
 		found := ""
 		for _, line := range strings.Split(listing, "\n") {
-			if m := smiUUIDLine.FindStringSubmatch(strings.TrimSpace(line)); m != nil && strings.HasPrefix(m[2], tok) {
+			if m := smiUUIDLine().FindStringSubmatch(strings.TrimSpace(line)); m != nil && strings.HasPrefix(m[2], tok) {
 				found = m[1]
 				break
 			}

@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ptb-dev/ptb/internal/safeio"
@@ -288,14 +289,14 @@ func shebang(path string, env []string) (string, bool) {
 	}
 	if filepath.Base(interp) == "sh" {
 		second, _ := r.ReadString('\n')
-		if m := trampoline.FindStringSubmatch(second); m != nil {
+		if m := trampoline().FindStringSubmatch(second); m != nil {
 			return m[1], true
 		}
 	}
 	return interp, true
 }
 
-var trampoline = regexp.MustCompile(`^'''exec' "?([^" ]+)"? `)
+var trampoline = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^'''exec' "?([^" ]+)"? `) })
 
 // pythonName reports whether an interpreter path names Python.
 func pythonName(p string) bool {
@@ -476,14 +477,16 @@ func (p *procServer) runVersion(ctx context.Context) (string, error) {
 	return p.launcher.version(out.String())
 }
 
-var versionLine = regexp.MustCompile(`^v?(\d+\.\d+(?:\.\d+)*(?:[.+\-]?[0-9A-Za-z][0-9A-Za-z.+\-]*)?)$`)
+var versionLine = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^v?(\d+\.\d+(?:\.\d+)*(?:[.+\-]?[0-9A-Za-z][0-9A-Za-z.+\-]*)?)$`)
+})
 
 // parseVLLMVersion finds the version in `vllm --version`'s output: the last
 // line that is one (vLLM logs platform detection before it).
 func parseVLLMVersion(out string) string {
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	for i := len(lines) - 1; i >= 0; i-- {
-		if m := versionLine.FindStringSubmatch(strings.TrimSpace(lines[i])); m != nil {
+		if m := versionLine().FindStringSubmatch(strings.TrimSpace(lines[i])); m != nil {
 			return m[1]
 		}
 	}

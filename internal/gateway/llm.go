@@ -14,6 +14,7 @@ import (
 	"path"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ptb-dev/ptb/internal/trace"
@@ -65,25 +66,27 @@ func newProvider(name string, p Provider, g *Gateway) (*provider, error) {
 
 // llmPaths are the API paths the LLM route forwards, per provider; others
 // (batches, files, fine-tuning: spend the route could not meter) get 403.
-var llmPaths = map[string][]*regexp.Regexp{
-	Anthropic: {
-		regexp.MustCompile(`^/v1/messages$`),
-		regexp.MustCompile(`^/v1/messages/count_tokens$`),
-		regexp.MustCompile(`^/v1/models(/[^/]+)?$`),
-	},
-	OpenAI: {
-		regexp.MustCompile(`^/v1/responses$`),
-		regexp.MustCompile(`^/v1/responses/compact$`),
-		regexp.MustCompile(`^/v1/chat/completions$`),
-		regexp.MustCompile(`^/v1/models(/[^/]+)?$`),
-	},
-	Gemini: {
-		regexp.MustCompile(`^/v1(alpha|beta)?/models/[^/:]+:(generateContent|streamGenerateContent|countTokens)$`),
-		regexp.MustCompile(`^/v1(alpha|beta)?/models(/[^/:]+)?$`),
-	},
-}
+var llmPaths = sync.OnceValue(func() map[string][]*regexp.Regexp {
+	return map[string][]*regexp.Regexp{
+		Anthropic: {
+			regexp.MustCompile(`^/v1/messages$`),
+			regexp.MustCompile(`^/v1/messages/count_tokens$`),
+			regexp.MustCompile(`^/v1/models(/[^/]+)?$`),
+		},
+		OpenAI: {
+			regexp.MustCompile(`^/v1/responses$`),
+			regexp.MustCompile(`^/v1/responses/compact$`),
+			regexp.MustCompile(`^/v1/chat/completions$`),
+			regexp.MustCompile(`^/v1/models(/[^/]+)?$`),
+		},
+		Gemini: {
+			regexp.MustCompile(`^/v1(alpha|beta)?/models/[^/:]+:(generateContent|streamGenerateContent|countTokens)$`),
+			regexp.MustCompile(`^/v1(alpha|beta)?/models(/[^/:]+)?$`),
+		},
+	}
+})
 
-var geminiModel = regexp.MustCompile(`/models/([^/:]+):`)
+var geminiModel = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`/models/([^/:]+):`) })
 
 // llmRequest is what the route learned from one request.
 type llmRequest struct {
@@ -164,7 +167,7 @@ func (g *Gateway) providerNames() []string {
 }
 
 func pathAllowed(provider, p string) bool {
-	for _, re := range llmPaths[provider] {
+	for _, re := range llmPaths()[provider] {
 		if re.MatchString(p) {
 			return true
 		}
@@ -176,7 +179,7 @@ func pathAllowed(provider, p string) bool {
 // the path, the others in the JSON body.
 func (q *llmRequest) inspect(r *http.Request) error {
 	if q.provider == Gemini {
-		if m := geminiModel.FindStringSubmatch(q.path); m != nil {
+		if m := geminiModel().FindStringSubmatch(q.path); m != nil {
 			q.model = m[1]
 		}
 		q.stream = strings.Contains(q.path, ":streamGenerateContent")

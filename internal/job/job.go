@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ptb-dev/ptb/internal/agentinfo"
@@ -275,10 +276,10 @@ func (s *Spec) Budget() time.Duration {
 	return time.Duration(s.Hours * float64(time.Hour))
 }
 
-var unsafe = regexp.MustCompile(`[^A-Za-z0-9.-]+`)
+var unsafe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`[^A-Za-z0-9.-]+`) })
 
 func slug(s string) string {
-	s = unsafe.ReplaceAllString(strings.ToLower(s), "-")
+	s = unsafe().ReplaceAllString(strings.ToLower(s), "-")
 	return strings.Trim(s, "-")
 }
 

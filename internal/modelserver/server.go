@@ -140,7 +140,7 @@ func (s *Server) record(r *http.Request, body []byte, api string, rep *reply, st
 	s.log.Write(append(b, '\n'))
 }
 
-var geminiPath = regexp.MustCompile(`/models/([^/:]+):(\w+)$`)
+var geminiPath = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`/models/([^/:]+):(\w+)$`) })
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -193,7 +193,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.record(r, raw, "openai.chat", &rep, 200, nil)
 		s.chat(w, body, rep)
 	default:
-		m := geminiPath.FindStringSubmatch(p)
+		m := geminiPath().FindStringSubmatch(p)
 		if m == nil {
 			s.record(r, raw, "", nil, http.StatusNotFound, nil)
 			writeJSON(w, http.StatusNotFound, apiError("unknown path "+p))

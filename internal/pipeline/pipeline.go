@@ -239,11 +239,11 @@ func writeNew(d rundir.Dir, id string, spec job.Spec, now time.Time) error {
 
 // validRunID is what a caller-chosen run id may be: one path element,
 // file- and label-safe.
-var validRunID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$`)
+var validRunID = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$`) })
 
 // CheckRunID reports whether id can name a run directory.
 func CheckRunID(id string) error {
-	if !validRunID.MatchString(id) {
+	if !validRunID().MatchString(id) {
 		return fmt.Errorf("run id %q: want 1-200 letters, digits, '.', '_' or '-', starting with a letter or digit", id)
 	}
 	return nil

@@ -1,13 +1,10 @@
 package result
 
 import (
-	"bytes"
 	_ "embed"
 	"encoding/json"
 	"fmt"
 	"sync"
-
-	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
 // SchemaJSON is the JSON Schema of result.json v1 (also in docs/).
@@ -15,18 +12,8 @@ import (
 //go:embed schema.json
 var SchemaJSON []byte
 
-var compiled = sync.OnceValues(func() (*jsonschema.Schema, error) {
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(SchemaJSON))
-	if err != nil {
-		return nil, err
-	}
-	c := jsonschema.NewCompiler()
-	c.AssertFormat()
-	if err := c.AddResource("result-v1.json", doc); err != nil {
-		return nil, err
-	}
-	return c.Compile("result-v1.json")
-})
+// compiled is SchemaJSON compiled for schema.go's validator, on first use.
+var compiled = sync.OnceValues(func() (*schemaDoc, error) { return compileSchema(SchemaJSON) })
 
 // ValidateJSON checks a result.json document against the v1 schema and
 // the rules the schema cannot express.
@@ -35,11 +22,11 @@ func ValidateJSON(b []byte) error {
 	if err != nil {
 		return fmt.Errorf("compile result schema: %w", err)
 	}
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+	doc, err := decodeJSON(b)
 	if err != nil {
 		return fmt.Errorf("parse result: %w", err)
 	}
-	if err := s.Validate(doc); err != nil {
+	if err := s.validate(doc); err != nil {
 		return err
 	}
 	var r Result

@@ -220,7 +220,10 @@ func (s *scanner) object(i, depth int, node *scanNode) (int, bool) {
 			}
 			key := bytesView(b[ks : ke-1])
 			for j, k := range node.keys {
-				if k == key {
+				// the first and last bytes first: most keys of a line
+				// differ from a same-length node key in one of them, and
+				// a compare of whole strings is a call
+				if len(k) == len(key) && k[0] == key[0] && k[len(k)-1] == key[len(key)-1] && k == key {
 					if s.vals[node.slots[j]].kind == jNone {
 						slot, sub = node.slots[j], node.subs[j]
 					}

@@ -275,9 +275,11 @@ func CLIError(sum *trace.Summary, stderr string, stdout []byte) string {
 }
 
 var (
-	errorWords = regexp.MustCompile(`(?i)error|invalid|denied|not found|cannot|can't|unable|failed|refused|unauthori|forbidden|missing`)
+	errorWords = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`(?i)error|invalid|denied|not found|cannot|can't|unable|failed|refused|unauthori|forbidden|missing`)
+	})
 	// noise is stack frames, node's version banner, source excerpts.
-	noise = regexp.MustCompile(`^(at |Node\.js v|\^+$|\(Use .node --trace)`)
+	noise = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(at |Node\.js v|\^+$|\(Use .node --trace)`) })
 )
 
 // tellingLine picks from stderr the last line that reads like an error,
@@ -285,12 +287,12 @@ var (
 func tellingLine(stderr string) string {
 	var lines []string
 	for _, l := range strings.Split(stderr, "\n") {
-		if l = strings.TrimSpace(l); l != "" && !noise.MatchString(l) {
+		if l = strings.TrimSpace(l); l != "" && !noise().MatchString(l) {
 			lines = append(lines, l)
 		}
 	}
 	for i := len(lines) - 1; i >= 0; i-- {
-		if errorWords.MatchString(lines[i]) {
+		if errorWords().MatchString(lines[i]) {
 			return truncate(lines[i], 300)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -33,7 +34,7 @@ func BaseURL(endpoint string) string {
 // version: 90 s, once per run, costs nothing beside a run's hours.
 const VersionTimeout = 90 * time.Second
 
-var versionRE = regexp.MustCompile(`\d+\.\d+\.\d+[0-9A-Za-z.+-]*`)
+var versionRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\d+\.\d+\.\d+[0-9A-Za-z.+-]*`) })
 
 // Version runs bin --version (VersionTimeout at most) and returns the first
 // x.y.z in its output, or "" if it cannot tell.
@@ -44,7 +45,7 @@ func Version(ctx context.Context, bin string) string {
 	if err != nil {
 		return ""
 	}
-	return versionRE.FindString(string(out))
+	return versionRE().FindString(string(out))
 }
 
 // LookPath finds the executable name (a path, or a bare name searched in

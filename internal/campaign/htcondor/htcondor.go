@@ -35,6 +35,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -79,7 +80,7 @@ const (
 
 // campaignRe is what a campaign name is (campaign.Submission); it goes
 // into ClassAd constraints verbatim, so nothing else is accepted.
-var campaignRe = regexp.MustCompile(`^[a-z0-9-]{1,40}$`)
+var campaignRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9-]{1,40}$`) })
 
 func (e *Executor) path(name string) string {
 	if e.s.Bin != "" {
@@ -147,7 +148,7 @@ func (e *Executor) Submit(ctx context.Context, sub campaign.Submission) ([]campa
 	if len(sub.Jobs) == 0 {
 		return nil, nil
 	}
-	if !campaignRe.MatchString(sub.Campaign) {
+	if !campaignRe().MatchString(sub.Campaign) {
 		return nil, fmt.Errorf("submit to htcondor: campaign name %q: want [a-z0-9-], at most 40 characters", sub.Campaign)
 	}
 	dir := filepath.Join(sub.Dir, "htcondor")
@@ -257,7 +258,7 @@ func jobID(s string) (cluster, proc int, err error) {
 // List returns the campaign's jobs: queued (materialized or not), running,
 // and ended as far as the history goes.
 func (e *Executor) List(ctx context.Context, c campaign.Ref) ([]campaign.Status, error) {
-	if !campaignRe.MatchString(c.Campaign) {
+	if !campaignRe().MatchString(c.Campaign) {
 		return nil, fmt.Errorf("list htcondor jobs: campaign name %q: want [a-z0-9-], at most 40 characters", c.Campaign)
 	}
 	constraint := fmt.Sprintf("%s == %q", AttrCampaign, c.Campaign)
@@ -398,7 +399,7 @@ func clusterOf(backendID string) string {
 // Logs returns the run's stdout and stderr files, one pair per
 // submission, oldest cluster first.
 func (e *Executor) Logs(ctx context.Context, c campaign.Ref, runID string) ([]string, error) {
-	if !runIDRe.MatchString(runID) {
+	if !runIDRe().MatchString(runID) {
 		return nil, fmt.Errorf("logs: %q is not a run id", runID)
 	}
 	dir := filepath.Join(c.Dir, "htcondor", "logs")

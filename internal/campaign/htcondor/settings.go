@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -36,7 +37,7 @@ type Settings struct {
 const DefaultVacateTime = 5 * time.Minute
 
 var (
-	submitKey = regexp.MustCompile(`^\+?[A-Za-z_][A-Za-z0-9_.]*$`)
+	submitKey = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^\+?[A-Za-z_][A-Za-z0-9_.]*$`) })
 	// owned are the submit commands the executor writes itself.
 	owned = []string{"universe", "executable", "arguments", "initialdir", "output", "error", "log",
 		"queue", "max_materialize", "kill_sig", "checkpoint_exit_code", "getenv", "environment",
@@ -91,7 +92,7 @@ func ParseSettings(n *yaml.Node) (Settings, error) {
 			}
 			for j := 0; j+1 < len(v.Content); j += 2 {
 				sk, sv := v.Content[j], v.Content[j+1]
-				if !submitKey.MatchString(sk.Value) {
+				if !submitKey().MatchString(sk.Value) {
 					return s, fmt.Errorf("line %d: htcondor.submit: %q is not a submit command name", sk.Line, sk.Value)
 				}
 				if slices.Contains(owned, strings.ToLower(sk.Value)) {

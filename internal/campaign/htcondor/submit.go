@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ptb-dev/ptb/internal/campaign"
@@ -21,7 +22,7 @@ const (
 
 // runIDRe is what a run id may be to stand as one item of `queue run_id
 // from FILE` and inside a quoted ClassAd string.
-var runIDRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+@=-]*$`)
+var runIDRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+@=-]*$`) })
 
 // checkPath refuses a path the submit language cannot carry verbatim: a
 // "$" starts a macro, a newline ends the command, and a quote ends the
@@ -116,7 +117,7 @@ func Description(s Settings, sub campaign.Submission, queueFile string) (string,
 	}
 	if len(sub.PassEnv) > 0 {
 		for _, n := range sub.PassEnv {
-			if !envName.MatchString(n) {
+			if !envName().MatchString(n) {
 				return "", fmt.Errorf("pass_env: %q is not an environment variable name", n)
 			}
 		}
@@ -134,13 +135,13 @@ func Description(s Settings, sub campaign.Submission, queueFile string) (string,
 	return b.String(), nil
 }
 
-var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+var envName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`) })
 
 // QueueFile renders the queue file: one run id a line, in job order.
 func QueueFile(jobs []campaign.Job) (string, error) {
 	var b strings.Builder
 	for _, j := range jobs {
-		if !runIDRe.MatchString(j.RunID) {
+		if !runIDRe().MatchString(j.RunID) {
 			return "", fmt.Errorf("run id %q cannot be an HTCondor queue item (want letters, digits and ._+@=-)", j.RunID)
 		}
 		b.WriteString(j.RunID)

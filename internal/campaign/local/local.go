@@ -28,6 +28,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -126,8 +127,8 @@ func (e *Executor) pool(ctx context.Context) ([]int, error) {
 	return DetectGPUs(ctx, "nvidia-smi", "/dev")
 }
 
-var smiLine = regexp.MustCompile(`^GPU (\d+):`)
-var devLine = regexp.MustCompile(`^nvidia(\d+)$`)
+var smiLine = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^GPU (\d+):`) })
+var devLine = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^nvidia(\d+)$`) })
 
 // DetectGPUs lists this machine's GPU indices from `smi -L`, or, without a
 // working nvidia-smi, from devDir/nvidiaN. None is not an error: the pool
@@ -139,7 +140,7 @@ func DetectGPUs(ctx context.Context, smi, devDir string) ([]int, error) {
 		defer cancel()
 		if b, err := exec.CommandContext(ctx, smi, "-L").Output(); err == nil {
 			for _, l := range strings.Split(string(b), "\n") {
-				if m := smiLine.FindStringSubmatch(strings.TrimSpace(l)); m != nil {
+				if m := smiLine().FindStringSubmatch(strings.TrimSpace(l)); m != nil {
 					n, _ := strconv.Atoi(m[1])
 					out = append(out, n)
 				}
@@ -152,7 +153,7 @@ func DetectGPUs(ctx context.Context, smi, devDir string) ([]int, error) {
 		return nil, fmt.Errorf("list GPUs: %w", err)
 	}
 	for _, d := range ents {
-		if m := devLine.FindStringSubmatch(d.Name()); m != nil {
+		if m := devLine().FindStringSubmatch(d.Name()); m != nil {
 			n, _ := strconv.Atoi(m[1])
 			out = append(out, n)
 		}

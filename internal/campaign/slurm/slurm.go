@@ -28,6 +28,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -72,10 +73,12 @@ type Executor struct {
 var _ campaign.Executor = (*Executor)(nil)
 
 var (
-	tokenRe = regexp.MustCompile(`^[A-Za-z0-9_.,:+@-]+$`)
-	gresRe  = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*(:[A-Za-z0-9_.-]*[A-Za-z_.-][A-Za-z0-9_.-]*)?$`)
-	envRe   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	nameRe  = regexp.MustCompile(`^[a-z0-9-]{1,40}$`)
+	tokenRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_.,:+@-]+$`) })
+	gresRe  = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*(:[A-Za-z0-9_.-]*[A-Za-z_.-][A-Za-z0-9_.-]*)?$`)
+	})
+	envRe  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`) })
+	nameRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9-]{1,40}$`) })
 	// ownOptions are the sbatch options every array gets from ptb.
 	ownOptions = []string{"--array", "-a", "--job-name", "-J", "--comment", "--output", "-o", "--error", "-e",
 		"--open-mode", "--requeue", "--no-requeue", "--signal", "--export", "--parsable", "--wrap", "--time", "-t",
@@ -109,7 +112,7 @@ func parseSettings(n *yaml.Node) (Settings, error) {
 		switch k.Value {
 		case "partition", "account", "qos":
 			var s string
-			if err = v.Decode(&s); err == nil && s != "" && !tokenRe.MatchString(s) {
+			if err = v.Decode(&s); err == nil && s != "" && !tokenRe().MatchString(s) {
 				return set, bad("%q has a character Slurm names do not use (letters, digits and _.,:+@- only)", s)
 			}
 			switch k.Value {
@@ -121,7 +124,7 @@ func parseSettings(n *yaml.Node) (Settings, error) {
 				set.QOS = s
 			}
 		case "gres":
-			if err = v.Decode(&set.GRES); err == nil && !gresRe.MatchString(set.GRES) {
+			if err = v.Decode(&set.GRES); err == nil && !gresRe().MatchString(set.GRES) {
 				return set, bad("%q: want the GRES name and optional type, e.g. gpu or gpu:a100 (the count comes from the campaign's gpus)", set.GRES)
 			}
 		case "max_array_size":
@@ -135,7 +138,7 @@ func parseSettings(n *yaml.Node) (Settings, error) {
 		case "export":
 			if err = v.Decode(&set.Export); err == nil {
 				for i, e := range set.Export {
-					if !envRe.MatchString(e) {
+					if !envRe().MatchString(e) {
 						return set, fmt.Errorf("line %d: slurm.export: %q is not a variable name (names only, never values)", v.Content[i].Line, e)
 					}
 				}
@@ -256,7 +259,7 @@ func (e *Executor) Submit(ctx context.Context, s campaign.Submission) ([]campaig
 }
 
 func checkSubmission(s campaign.Submission) error {
-	if !nameRe.MatchString(s.Campaign) {
+	if !nameRe().MatchString(s.Campaign) {
 		return fmt.Errorf("slurm: campaign name %q: want 1-40 of a-z, 0-9 and -", s.Campaign)
 	}
 	for _, p := range []struct{ what, path string }{{"campaign directory", s.Dir}, {"ptb binary", s.Exe}} {
@@ -272,7 +275,7 @@ func checkSubmission(s campaign.Submission) error {
 		return errors.New("slurm: no jobs to submit")
 	}
 	for _, n := range s.PassEnv {
-		if !envRe.MatchString(n) {
+		if !envRe().MatchString(n) {
 			return fmt.Errorf("slurm: pass_env %q is not a variable name", n)
 		}
 	}

@@ -8,6 +8,7 @@ package pytext
 import (
 	"regexp"
 	"strings"
+	"sync"
 	"unicode"
 
 	"golang.org/x/text/cases"
@@ -82,13 +83,15 @@ func SplitWS(s string) []string {
 }
 
 // thinkRE is inspect's reasoning-block pattern (DOTALL, non-greedy, first match).
-var thinkRE = regexp.MustCompile(`(?s)<think(?:[\t\n\v\f\r \x1c-\x1f\x85\xa0\p{Z}]+signature="([^"]*)")?(?:[\t\n\v\f\r \x1c-\x1f\x85\xa0\p{Z}]+redacted="(true)")?[\t\n\v\f\r \x1c-\x1f\x85\xa0\p{Z}]*>(.*?)</think>`)
+var thinkRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(?s)<think(?:[\t\n\v\f\r \x1c-\x1f\x85\xa0\p{Z}]+signature="([^"]*)")?(?:[\t\n\v\f\r \x1c-\x1f\x85\xa0\p{Z}]+redacted="(true)")?[\t\n\v\f\r \x1c-\x1f\x85\xa0\p{Z}]*>(.*?)</think>`)
+})
 
 // StripThinkInspect is inspect's treatment of reasoning: remove the first
 // complete <think>…</think> block and strip the rest; without a complete
 // block the text is returned unchanged.
 func StripThinkInspect(s string) string {
-	loc := thinkRE.FindStringIndex(s)
+	loc := thinkRE().FindStringIndex(s)
 	if loc == nil {
 		return s
 	}

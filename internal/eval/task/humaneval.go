@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -39,9 +40,9 @@ type HumanEvalRecord struct {
 }
 
 var (
-	codePy    = regexp.MustCompile("(?s)```python\n(.*?)```")
-	codePlain = regexp.MustCompile("(?s)```\n(.*?)```")
-	codeAny   = regexp.MustCompile("(?s)```[A-Za-z0-9_+-]*\r?\n(.*?)```")
+	codePy    = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile("(?s)```python\n(.*?)```") })
+	codePlain = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile("(?s)```\n(.*?)```") })
+	codeAny   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile("(?s)```[A-Za-z0-9_+-]*\r?\n(.*?)```") })
 )
 
 // FindCode is inspect_evals' find_code: the first ```python block, else the
@@ -49,10 +50,10 @@ var (
 // character when there is none); without a block the completion unchanged.
 func FindCode(completion string) string {
 	var matches []string
-	for _, m := range codePy.FindAllStringSubmatch(completion, -1) {
+	for _, m := range codePy().FindAllStringSubmatch(completion, -1) {
 		matches = append(matches, m[1])
 	}
-	for _, m := range codePlain.FindAllStringSubmatch(completion, -1) {
+	for _, m := range codePlain().FindAllStringSubmatch(completion, -1) {
 		matches = append(matches, m[1])
 	}
 	if len(matches) == 0 {
@@ -69,7 +70,7 @@ func FindCode(completion string) string {
 // findCodeStrict accepts any fence tag and CRLF, and keeps the whole block
 // when the target's def line is in it (redefining the function is legal).
 func findCodeStrict(completion string) string {
-	m := codeAny.FindStringSubmatch(completion)
+	m := codeAny().FindStringSubmatch(completion)
 	if m == nil {
 		return completion
 	}

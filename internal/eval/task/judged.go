@@ -76,15 +76,15 @@ func fillTemplate(tmpl string, vals map[string]string) string {
 // ArenaHard.
 
 var (
-	verdictDouble = regexp.MustCompile(`\[\[([AB<>=]+)\]\]`)
-	verdictSingle = regexp.MustCompile(`\[([AB<>=]+)\]`)
+	verdictDouble = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\[\[([AB<>=]+)\]\]`) })
+	verdictSingle = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\[([AB<>=]+)\]`) })
 )
 
 // ArenaHardVerdict is get_score: the last [[label]] in the upper-cased
 // judgment, else the last [label]; "" when none.
 func ArenaHardVerdict(judgment string) string {
 	u := strings.ToUpper(judgment)
-	for _, re := range []*regexp.Regexp{verdictDouble, verdictSingle} {
+	for _, re := range []*regexp.Regexp{verdictDouble(), verdictSingle()} {
 		if ms := re.FindAllStringSubmatch(u, -1); len(ms) > 0 {
 			return ms[len(ms)-1][1]
 		}
@@ -368,13 +368,13 @@ func pyNumber(f float64) string {
 	return pytext.FloatRepr(f)
 }
 
-var graderFenceRE = regexp.MustCompile("^```json" + pyS + "*|" + pyS + "*```$")
+var graderFenceRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile("^```json" + pyS + "*|" + pyS + "*```$") })
 
 // ParseGraderReply is the grader reply parsing: strip, drop a leading
 // ```json and a trailing ```, json.loads (empty on error); accepted only if
 // criteria_met is a JSON boolean.
 func ParseGraderReply(text string) (met, accepted bool) {
-	cleaned := graderFenceRE.ReplaceAllString(pytext.Strip(text), "")
+	cleaned := graderFenceRE().ReplaceAllString(pytext.Strip(text), "")
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal([]byte(cleaned), &m); err != nil {
 		return false, false

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/ptb-dev/ptb/internal/eval/dataset"
 	"github.com/ptb-dev/ptb/internal/eval/pytext"
@@ -127,7 +128,7 @@ func matchNumber(completion, target string, strict bool) (string, bool) {
 	if !strict {
 		return pytext.MatchEnd(completion, target)
 	}
-	nums := strictNumberRE.FindAllString(completion, -1)
+	nums := strictNumberRE().FindAllString(completion, -1)
 	if len(nums) == 0 {
 		return "", false
 	}
@@ -137,7 +138,7 @@ func matchNumber(completion, target string, strict bool) (string, bool) {
 	return last, err1 == nil && err2 == nil && a == b
 }
 
-var strictNumberRE = regexp.MustCompile(`[-+]?\d[\d,]*(?:\.\d+)?`)
+var strictNumberRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`[-+]?\d[\d,]*(?:\.\d+)?`) })
 
 func init() {
 	Register(Registration{Name: "aime2025", Files: []dataset.File{AIME2025},
@@ -192,10 +193,10 @@ func pyStr(raw json.RawMessage, def string) string {
 	return string(raw)
 }
 
-var boxedRE = regexp.MustCompile(`\\boxed\{(.+)\}`)
+var boxedRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\\boxed\{(.+)\}`) })
 
 // RemoveBoxed is aime_scorer's un-boxing: greedy, within a line.
-func RemoveBoxed(s string) string { return boxedRE.ReplaceAllString(s, "$1") }
+func RemoveBoxed(s string) string { return boxedRE().ReplaceAllString(s, "$1") }
 
 func (a *aime) Score(ctx context.Context, env Env, s Sample, out Output) (Scored, error) {
 	c := pytext.StripThinkInspect(out.Content)
@@ -216,9 +217,15 @@ const (
 )
 
 var (
-	gpqaStrictRE  = regexp.MustCompile(`(?im)^ANSWER` + pyS + `*:` + pyS + `*([A-Za-z` + pyD + ` ,]+)` + pyS + `*(?:$|\n|\.)`)
-	gpqaLenientRE = regexp.MustCompile(`(?i)ANSWER` + pyS + `*:` + pyS + `*([A-Za-z` + pyD + ` ,]+)(?:[^\p{L}\p{N}_]|\n|$|\.)`)
-	gpqaLastRE    = regexp.MustCompile(`(?i)ANSWER` + pyS + `*:` + pyS + `*\**\(?([A-Da-d])\)?\**(?:[^\p{L}\p{N}_]|$)`)
+	gpqaStrictRE = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`(?im)^ANSWER` + pyS + `*:` + pyS + `*([A-Za-z` + pyD + ` ,]+)` + pyS + `*(?:$|\n|\.)`)
+	})
+	gpqaLenientRE = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`(?i)ANSWER` + pyS + `*:` + pyS + `*([A-Za-z` + pyD + ` ,]+)(?:[^\p{L}\p{N}_]|\n|$|\.)`)
+	})
+	gpqaLastRE = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`(?i)ANSWER` + pyS + `*:` + pyS + `*\**\(?([A-Da-d])\)?\**(?:[^\p{L}\p{N}_]|$)`)
+	})
 )
 
 var _ = pyW
@@ -227,9 +234,9 @@ var _ = pyW
 // the first lenient match; group 1 stripped, trailing "." removed; valid only
 // if exactly one of A-D (case-sensitive). "" means no answer.
 func ParseGPQA(c string) string {
-	m := gpqaStrictRE.FindStringSubmatch(c)
+	m := gpqaStrictRE().FindStringSubmatch(c)
 	if m == nil {
-		m = gpqaLenientRE.FindStringSubmatch(c)
+		m = gpqaLenientRE().FindStringSubmatch(c)
 	}
 	if m == nil {
 		return ""
@@ -245,7 +252,7 @@ func ParseGPQA(c string) string {
 // parseGPQAStrict takes the last "ANSWER: X" with X a letter A-D in any case,
 // optionally bold or parenthesised.
 func parseGPQAStrict(c string) string {
-	ms := gpqaLastRE.FindAllStringSubmatch(c, -1)
+	ms := gpqaLastRE().FindAllStringSubmatch(c, -1)
 	if len(ms) == 0 {
 		return ""
 	}

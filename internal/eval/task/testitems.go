@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/ptb-dev/ptb/internal/eval/dataset"
 )
@@ -92,7 +93,7 @@ func (g *gsm8k) TestItems(ctx context.Context, src dataset.Source) ([]TestItem, 
 	})
 }
 
-var docstringRE = regexp.MustCompile(`(?s)("""|''').*?("""|''')`)
+var docstringRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?s)("""|''').*?("""|''')`) })
 
 // TestItems implements TestItems.
 func (h *humaneval) TestItems(ctx context.Context, src dataset.Source) ([]TestItem, string, error) {
@@ -102,7 +103,7 @@ func (h *humaneval) TestItems(ctx context.Context, src dataset.Source) ([]TestIt
 			{Name: "prompt", Text: prompt},
 			// The signature (docstring removed: prose normalised to identifier
 			// placeholders would match any prose) with the solution, as code.
-			{Name: "solution", Text: docstringRE.ReplaceAllString(prompt, " ") + "\n" + rawString(m, "canonical_solution"), Code: true},
+			{Name: "solution", Text: docstringRE().ReplaceAllString(prompt, " ") + "\n" + rawString(m, "canonical_solution"), Code: true},
 			{Name: "test", Text: rawString(m, "test"), Code: true},
 		}}
 	})

@@ -135,8 +135,8 @@ func scaffold(agentDir string) string {
 }
 
 var (
-	methodRe = regexp.MustCompile(`^(.+)_(\d+(?:\.\d+)?)h(.*)$`)
-	seedRe   = regexp.MustCompile(`_(?:run|seed)(\d+)(?:_|$)`)
+	methodRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(.+)_(\d+(?:\.\d+)?)h(.*)$`) })
+	seedRe   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`_(?:run|seed)(\d+)(?:_|$)`) })
 )
 
 // ParseMethod derives agent, agent model, hours, label and seed from an
@@ -147,7 +147,7 @@ var (
 func ParseMethod(name string) Method {
 	m := Method{Dir: name, Hours: 10, Seed: -1}
 	prefix, suffix := name, ""
-	if sm := methodRe.FindStringSubmatch(name); sm != nil {
+	if sm := methodRe().FindStringSubmatch(name); sm != nil {
 		prefix, suffix = sm[1], sm[3]
 		m.Hours, _ = strconv.ParseFloat(sm[2], 64)
 	}
@@ -167,7 +167,7 @@ func ParseMethod(name string) Method {
 	if agent != m.Agent {
 		m.Variant = agent
 	}
-	if sm := seedRe.FindStringSubmatch(suffix); sm != nil {
+	if sm := seedRe().FindStringSubmatch(suffix); sm != nil {
 		m.Seed, _ = strconv.Atoi(sm[1])
 	}
 	spec := result.Spec{Agent: m.Agent, AgentModel: m.AgentModel, Hours: m.Hours}

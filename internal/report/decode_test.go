@@ -561,70 +561,89 @@ func BenchmarkIndent(b *testing.B) {
 	})
 }
 
-// TestStagesSharedIsUnmarshal: records decoded one after another with one
-// interner, as the loader decodes a goroutine's files, share the stages
-// map of the record before when their stages object has the same bytes,
-// and every record still decodes as json.Unmarshal decodes it: stages
-// that differ in one byte, in white space, by a stage more or less, that
-// are cut short or followed by anything, and a null between them.
-func TestStagesSharedIsUnmarshal(t *testing.T) {
+// TestSharedObjectsAreUnmarshal: records decoded one after another with
+// one interner, as the loader decodes a goroutine's files, share the
+// stages map (and the audit) of the record before when the object has the
+// same bytes, and every record still decodes as json.Unmarshal decodes it:
+// objects that differ in one byte, in white space, by a member more or
+// less, that are cut short or followed by anything, and a null between
+// them.
+func TestSharedObjectsAreUnmarshal(t *testing.T) {
 	const stages = `{"prepare":{"status":"done","reason":"imported"},"solve":{"status":"done","reason":"imported"}}`
-	variants := []string{
-		stages,
-		stages,
-		strings.Replace(stages, "imported", "importeD", 1),
-		strings.Replace(stages, `"done"`, `"failed"`, 1),
-		stages,
-		strings.Replace(stages, ",", " ,\n", 1),
-		strings.TrimSuffix(stages, "}") + `,"record":{"status":"skipped"}}`,
-		`{"prepare":{"status":"done","reason":"imported"}}`,
-		stages,
-		`null`,
-		stages,
-		stages + `}`,
-		stages[:len(stages)-1],
-		`{"prepare":{"status":"done","reason":"imported"},"prepare":{"status":"done"}}`,
-		stages,
-		`{}`,
-		stages,
-	}
-	var strs interner
-	// prev: the stages map of the last record accepted with one, and
-	// its variant.
-	var prev map[string]result.Stage
-	prevVariant, shared := -1, 0
-	for i, st := range variants {
-		doc := `{"schema":"ptb.result/v1","run_id":"r","stages":` + st + `,"verdict":"clean"}`
-		var got, want result.Result
-		ok := decodeResultInterned([]byte(doc), &got, &strs)
-		wantOK := json.Unmarshal([]byte(doc), &want) == nil
-		if ok && !wantOK {
-			t.Fatalf("variant %d: accepted what json.Unmarshal refuses:\n%s", i, doc)
-		}
-		if !ok {
-			// Left to encoding/json, as decodeResult refuses it too.
-			var plain result.Result
-			if decodeResult([]byte(doc), &plain) {
-				t.Fatalf("variant %d: refused with the interner, accepted without:\n%s", i, doc)
-			}
-			continue
-		}
-		if !reflect.DeepEqual(got, want) {
-			t.Fatalf("variant %d: got %#v, want %#v", i, got.Stages, want.Stages)
-		}
-		if got.Stages != nil && prev != nil && reflect.ValueOf(got.Stages).UnsafePointer() == reflect.ValueOf(prev).UnsafePointer() {
-			shared++
-			if variants[prevVariant] != st {
-				t.Fatalf("variant %d shares the map of variant %d, whose stages differ", i, prevVariant)
-			}
-		}
-		if got.Stages != nil {
-			prev, prevVariant = got.Stages, i
+	const audit = `{"verdict":"clean","flags":[],"findings":[{"check":"judge_contamination","status":"pass","kind":"C","evidence":["c.txt: no contamination detected"]}]}`
+	variants := func(obj, short string) []string {
+		return []string{
+			obj,
+			obj,
+			strings.Replace(obj, "imported", "importeD", 1),
+			strings.Replace(obj, "pass", "fail", 1),
+			strings.Replace(obj, `"done"`, `"failed"`, 1),
+			obj,
+			strings.Replace(obj, ",", " ,\n", 1),
+			strings.TrimSuffix(obj, "}") + `,"record":{"status":"skipped"}}`,
+			short,
+			obj,
+			`null`,
+			obj,
+			obj + `}`,
+			obj[:len(obj)-1],
+			strings.TrimSuffix(obj, "}") + `,` + obj[1:],
+			obj,
+			`{}`,
+			obj,
 		}
 	}
-	// 1 shares 0's; 10 shares 8's across a null; 14 shares 10's across
-	// records refused.
-	if shared != 3 {
-		t.Errorf("%d records shared the stages map of the one before, want 3", shared)
+	for _, tc := range []struct {
+		key, obj, short string
+		get             func(*result.Result) any
+		shared          int
+	}{
+		// 1 shares 0's; 11 shares 9's across a null; 15 shares 11's
+		// across records refused.
+		{"stages", stages, `{"prepare":{"status":"done","reason":"imported"}}`, func(r *result.Result) any { return r.Stages }, 3},
+		// The same, and 2 and 4 are 0 (the audit holds neither
+		// "imported" nor "done").
+		{"audit", audit, `{"verdict":"clean"}`, func(r *result.Result) any { return r.Audit }, 5},
+	} {
+		var strs interner
+		vs := variants(tc.obj, tc.short)
+		// prev: the object of the last record accepted with one, and its
+		// variant.
+		var prev any
+		prevVariant, shared := -1, 0
+		for i, v := range vs {
+			doc := `{"schema":"ptb.result/v1","run_id":"r","` + tc.key + `":` + v + `,"verdict":"clean"}`
+			var got, want result.Result
+			ok := decodeResultInterned([]byte(doc), &got, &strs)
+			wantOK := json.Unmarshal([]byte(doc), &want) == nil
+			if ok && !wantOK {
+				t.Fatalf("%s %d: accepted what json.Unmarshal refuses:\n%s", tc.key, i, doc)
+			}
+			if !ok {
+				// Left to encoding/json, as decodeResult refuses it too.
+				var plain result.Result
+				if decodeResult([]byte(doc), &plain) {
+					t.Fatalf("%s %d: refused with the interner, accepted without:\n%s", tc.key, i, doc)
+				}
+				continue
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("%s %d: got %#v, want %#v", tc.key, i, tc.get(&got), tc.get(&want))
+			}
+			g := reflect.ValueOf(tc.get(&got))
+			if g.IsNil() {
+				continue
+			}
+			if prev != nil && g.UnsafePointer() == reflect.ValueOf(prev).UnsafePointer() {
+				shared++
+				if vs[prevVariant] != v {
+					t.Fatalf("%s %d shares the value of %d, whose bytes differ", tc.key, i, prevVariant)
+				}
+			}
+			prev, prevVariant = tc.get(&got), i
+		}
+		if shared != tc.shared {
+			t.Errorf("%s: %d records shared the value of the one before, want %d", tc.key, shared, tc.shared)
+		}
 	}
 }

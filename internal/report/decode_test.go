@@ -647,3 +647,38 @@ func TestSharedObjectsAreUnmarshal(t *testing.T) {
 		}
 	}
 }
+
+// TestReportLeavesRunsAlone: building and writing reports, under both
+// policies, with comparisons, changes no run's result: LoadRuns hands out
+// results that share stages maps and audits (interner), so a report that
+// wrote into one would change others.
+func TestReportLeavesRunsAlone(t *testing.T) {
+	runs := synthRuns(3, 2, 7)
+	before := make([][]byte, len(runs))
+	for i, r := range runs {
+		b, err := json.Marshal(r.Result)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before[i] = b
+	}
+	for _, policy := range []string{PolicyPaper, PolicyStrict} {
+		rep, err := Build(runs, Options{Bootstrap: 50, Seed: 1, Policy: policy,
+			Compare: [][2]string{{"agent-0 (Claude Code)", "agent-1 (Codex CLI)"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := WriteDir(t.TempDir(), rep, Formats()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, r := range runs {
+		after, err := json.Marshal(r.Result)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(after, before[i]) {
+			t.Fatalf("run %s changed:\nbefore %s\nafter  %s", r.Dir, before[i], after)
+		}
+	}
+}

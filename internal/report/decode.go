@@ -1,6 +1,7 @@
 package report
 
 import (
+	"bytes"
 	"encoding/json"
 	"strconv"
 	"unicode/utf8"
@@ -46,7 +47,48 @@ type decoder struct {
 // interner hands out one string for equal short byte strings. It is
 // bounded: strings longer than maxInternLen, and any new one once it
 // holds maxInterned, are plain copies, so hostile records cannot grow it.
-type interner struct{ m map[string]string }
+//
+// It also keeps the last stages object and the last audit object decoded:
+// the runs of one harness or one import record the same stages, and mostly
+// the same audit (the judges' findings), and these were 40% of the bytes a
+// record costs (the stages map alone has 8 slots of 96 bytes). An object
+// that begins with the same bytes as the last one kept is that object (a
+// JSON object ends where its bytes say) and decodes to the same value,
+// which the records then share: LoadRuns' results are read-only.
+type interner struct {
+	m      map[string]string
+	stages lastObject[map[string]result.Stage]
+	audit  lastObject[*result.Audit]
+}
+
+// lastObject is the last object of one kind an interner keeps: its bytes
+// (at most maxLastObject) and what they decoded to.
+type lastObject[T any] struct {
+	raw []byte
+	v   T
+	ok  bool
+}
+
+const maxLastObject = 4096
+
+// reuse takes the value kept when the object at d.i has its bytes.
+func (l *lastObject[T]) reuse(d *decoder) (T, bool) {
+	if l.ok && bytes.HasPrefix(d.b[d.i:], l.raw) {
+		d.i += len(l.raw)
+		return l.v, true
+	}
+	var zero T
+	return zero, false
+}
+
+// keep keeps v, decoded from d.b[start:d.i], unless decoding went wrong.
+func (l *lastObject[T]) keep(d *decoder, start int, v T) {
+	if d.bad || d.i-start > maxLastObject {
+		return
+	}
+	l.raw = append(l.raw[:0], d.b[start:d.i]...)
+	l.v, l.ok = v, true
+}
 
 const (
 	maxInternLen = 64
@@ -621,8 +663,7 @@ func (d *decoder) result(r *result.Result) {
 		case "audit":
 			d.once(&seen, 9)
 			if !d.null() {
-				r.Audit = new(result.Audit)
-				d.audit(r.Audit)
+				d.sharedAudit(&r.Audit)
 			}
 		case "usage":
 			d.once(&seen, 10)
@@ -710,9 +751,24 @@ func (d *decoder) spec(s *result.Spec) {
 }
 
 func (d *decoder) stages(p *map[string]result.Stage) {
-	if d.null() || !d.open('{') {
+	if d.null() {
 		return
 	}
+	in, start := d.strs, d.i
+	if in != nil {
+		if m, ok := in.stages.reuse(d); ok {
+			*p = m
+			return
+		}
+	}
+	if !d.open('{') {
+		return
+	}
+	defer func() {
+		if in != nil {
+			in.stages.keep(d, start, *p)
+		}
+	}()
 	m := map[string]result.Stage{}
 	for n := 0; d.more('}', &n); {
 		k := d.mapKey()
@@ -931,6 +987,23 @@ func (d *decoder) evalPrograms(p *result.EvalPrograms) {
 		default:
 			d.bad = true
 		}
+	}
+}
+
+// sharedAudit decodes an audit object into a new Audit at *p, or takes
+// the interner's last one when the object has its bytes.
+func (d *decoder) sharedAudit(p **result.Audit) {
+	in, start := d.strs, d.i
+	if in != nil {
+		if a, ok := in.audit.reuse(d); ok {
+			*p = a
+			return
+		}
+	}
+	*p = new(result.Audit)
+	d.audit(*p)
+	if in != nil {
+		in.audit.keep(d, start, *p)
 	}
 }
 

@@ -560,3 +560,125 @@ func BenchmarkIndent(b *testing.B) {
 		}
 	})
 }
+
+// TestSharedObjectsAreUnmarshal: records decoded one after another with
+// one interner, as the loader decodes a goroutine's files, share the
+// stages map (and the audit) of the record before when the object has the
+// same bytes, and every record still decodes as json.Unmarshal decodes it:
+// objects that differ in one byte, in white space, by a member more or
+// less, that are cut short or followed by anything, and a null between
+// them.
+func TestSharedObjectsAreUnmarshal(t *testing.T) {
+	const stages = `{"prepare":{"status":"done","reason":"imported"},"solve":{"status":"done","reason":"imported"}}`
+	const audit = `{"verdict":"clean","flags":[],"findings":[{"check":"judge_contamination","status":"pass","kind":"C","evidence":["c.txt: no contamination detected"]}]}`
+	variants := func(obj, short string) []string {
+		return []string{
+			obj,
+			obj,
+			strings.Replace(obj, "imported", "importeD", 1),
+			strings.Replace(obj, "pass", "fail", 1),
+			strings.Replace(obj, `"done"`, `"failed"`, 1),
+			obj,
+			strings.Replace(obj, ",", " ,\n", 1),
+			strings.TrimSuffix(obj, "}") + `,"record":{"status":"skipped"}}`,
+			short,
+			obj,
+			`null`,
+			obj,
+			obj + `}`,
+			obj[:len(obj)-1],
+			strings.TrimSuffix(obj, "}") + `,` + obj[1:],
+			obj,
+			`{}`,
+			obj,
+		}
+	}
+	for _, tc := range []struct {
+		key, obj, short string
+		get             func(*result.Result) any
+		shared          int
+	}{
+		// 1 shares 0's; 11 shares 9's across a null; 15 shares 11's
+		// across records refused.
+		{"stages", stages, `{"prepare":{"status":"done","reason":"imported"}}`, func(r *result.Result) any { return r.Stages }, 3},
+		// The same, and 2 and 4 are 0 (the audit holds neither
+		// "imported" nor "done").
+		{"audit", audit, `{"verdict":"clean"}`, func(r *result.Result) any { return r.Audit }, 5},
+	} {
+		var strs interner
+		vs := variants(tc.obj, tc.short)
+		// prev: the object of the last record accepted with one, and its
+		// variant.
+		var prev any
+		prevVariant, shared := -1, 0
+		for i, v := range vs {
+			doc := `{"schema":"ptb.result/v1","run_id":"r","` + tc.key + `":` + v + `,"verdict":"clean"}`
+			var got, want result.Result
+			ok := decodeResultInterned([]byte(doc), &got, &strs)
+			wantOK := json.Unmarshal([]byte(doc), &want) == nil
+			if ok && !wantOK {
+				t.Fatalf("%s %d: accepted what json.Unmarshal refuses:\n%s", tc.key, i, doc)
+			}
+			if !ok {
+				// Left to encoding/json, as decodeResult refuses it too.
+				var plain result.Result
+				if decodeResult([]byte(doc), &plain) {
+					t.Fatalf("%s %d: refused with the interner, accepted without:\n%s", tc.key, i, doc)
+				}
+				continue
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("%s %d: got %#v, want %#v", tc.key, i, tc.get(&got), tc.get(&want))
+			}
+			g := reflect.ValueOf(tc.get(&got))
+			if g.IsNil() {
+				continue
+			}
+			if prev != nil && g.UnsafePointer() == reflect.ValueOf(prev).UnsafePointer() {
+				shared++
+				if vs[prevVariant] != v {
+					t.Fatalf("%s %d shares the value of %d, whose bytes differ", tc.key, i, prevVariant)
+				}
+			}
+			prev, prevVariant = tc.get(&got), i
+		}
+		if shared != tc.shared {
+			t.Errorf("%s: %d records shared the value of the one before, want %d", tc.key, shared, tc.shared)
+		}
+	}
+}
+
+// TestReportLeavesRunsAlone: building and writing reports, under both
+// policies, with comparisons, changes no run's result: LoadRuns hands out
+// results that share stages maps and audits (interner), so a report that
+// wrote into one would change others.
+func TestReportLeavesRunsAlone(t *testing.T) {
+	runs := synthRuns(3, 2, 7)
+	before := make([][]byte, len(runs))
+	for i, r := range runs {
+		b, err := json.Marshal(r.Result)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before[i] = b
+	}
+	for _, policy := range []string{PolicyPaper, PolicyStrict} {
+		rep, err := Build(runs, Options{Bootstrap: 50, Seed: 1, Policy: policy,
+			Compare: [][2]string{{"agent-0 (Claude Code)", "agent-1 (Codex CLI)"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := WriteDir(t.TempDir(), rep, Formats()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, r := range runs {
+		after, err := json.Marshal(r.Result)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(after, before[i]) {
+			t.Fatalf("run %s changed:\nbefore %s\nafter  %s", r.Dir, before[i], after)
+		}
+	}
+}

@@ -148,6 +148,12 @@ func WriteHTML(w io.Writer, rep *Report, linkBase string) error {
 
 // writeHTML is WriteHTML with rep's figures drawn.
 func writeHTML(w io.Writer, rep *Report, linkBase string, figs []Figure) error {
+	return writeHTMLTemplate(w, rep, linkBase, figs, htmlTemplate)
+}
+
+// writeHTMLTemplate is writeHTML with the template text given (a test
+// renders the page with the template the tables replaced).
+func writeHTMLTemplate(w io.Writer, rep *Report, linkBase string, figs []Figure, text string) error {
 	page := htmlPage{Rep: rep, BenchFigs: map[string]template.HTML{}}
 	for _, r := range rep.Baselines {
 		if r.Name == "Official Instruct Models" {
@@ -180,7 +186,22 @@ func writeHTML(w io.Writer, rep *Report, linkBase string, figs []Figure) error {
 			}
 		}
 	}
-	t, err := template.New("report").Funcs(template.FuncMap{
+	tables := &htmlTables{rep: rep, w: w, buf: rows}
+	funcs := htmlFuncs()
+	funcs["methodRows"] = tables.methodRows
+	funcs["baseModelRows"] = tables.baseModelRows
+	funcs["benchRows"] = tables.benchRows
+	t, err := template.New("report").Funcs(funcs).Parse(text)
+	if err != nil {
+		return fmt.Errorf("parse html template: %w", err)
+	}
+	return t.Execute(w, page)
+}
+
+// htmlFuncs are the functions the HTML template calls, but the tables'
+// (htmlTables).
+func htmlFuncs() template.FuncMap {
+	return template.FuncMap{
 		"f1":      f1,
 		"pm":      pm,
 		"pmHours": pmHours,
@@ -208,17 +229,125 @@ func writeHTML(w io.Writer, rep *Report, linkBase string, figs []Figure) error {
 			}
 			return fmt.Sprintf("%.1f%%", 100**p)
 		},
-		"ci": func(iv *Interval) string {
-			if iv == nil {
-				return "-"
-			}
-			return "[" + f1(iv.Lo) + ", " + f1(iv.Hi) + "]"
-		},
-	}).Parse(htmlTemplate)
-	if err != nil {
-		return fmt.Errorf("parse html template: %w", err)
+		"ci": ci,
 	}
-	return t.Execute(w, page)
+}
+
+func ci(iv *Interval) string {
+	if iv == nil {
+		return "-"
+	}
+	return "[" + f1(iv.Lo) + ", " + f1(iv.Hi) + "]"
+}
+
+// htmlTables writes the page's per-method tables (the leaderboard's
+// method rows, the per-base-model table and the per-benchmark tables) by
+// hand, straight to the page's writer when the template comes to them, as
+// htmlMethodRuns.Rows does the runs: a method a row, a benchmark or base
+// model a cell, these are most of what html/template would otherwise
+// evaluate by reflection. Every text is escaped as html/template escapes
+// text (appendHTMLText); TestHTMLTablesIsTemplate holds the template they
+// replace and compares the pages byte for byte.
+type htmlTables struct {
+	rep *Report
+	w   io.Writer
+	buf *[]byte
+}
+
+func (t *htmlTables) flush(b []byte) (template.HTML, error) {
+	*t.buf = b
+	_, err := t.w.Write(b)
+	return "", err
+}
+
+// appendRankMethod appends a row's first two cells, after "\n" and open.
+func appendRankMethod(b []byte, open string, m *Method) []byte {
+	b = append(b, '\n')
+	b = append(b, open...)
+	b = append(b, "<td>"...)
+	b = strconv.AppendInt(b, int64(m.Rank), 10)
+	b = append(b, "</td><td>"...)
+	b = appendHTMLText(b, m.Method)
+	return append(b, "</td>"...)
+}
+
+func appendTD(b []byte, text string) []byte {
+	b = append(b, "<td>"...)
+	b = appendHTMLText(b, text)
+	return append(b, "</td>"...)
+}
+
+// methodRows: the leaderboard's method rows.
+func (t *htmlTables) methodRows() (template.HTML, error) {
+	b := (*t.buf)[:0]
+	for _, m := range t.rep.Methods {
+		b = appendRankMethod(b, `<tr class="method">`, m)
+		b = appendTD(b, pm(m.Avg, m.Std))
+		for _, bench := range t.rep.Benchmarks {
+			s := m.Benchmarks[bench]
+			b = appendTD(b, pm(s.Mean, s.Std))
+		}
+		b = append(b, "</tr>"...)
+	}
+	return t.flush(b)
+}
+
+// baseModelRows: the per-base-model table's rows.
+func (t *htmlTables) baseModelRows() (template.HTML, error) {
+	b := (*t.buf)[:0]
+	for _, m := range t.rep.Methods {
+		b = appendRankMethod(b, "<tr>", m)
+		for _, bm := range t.rep.BaseModels {
+			v := m.BaseModels[bm]
+			b = appendTD(b, pm(v.Avg, v.Std))
+		}
+		b = append(b, "</tr>"...)
+	}
+	return t.flush(b)
+}
+
+// benchRows: the rows of benchmark bench's table.
+func (t *htmlTables) benchRows(bench string) (template.HTML, error) {
+	b := (*t.buf)[:0]
+	for _, m := range t.rep.Methods {
+		s := m.Benchmarks[bench]
+		b = appendRankMethod(b, "<tr>", m)
+		b = appendTD(b, pm(s.Mean, s.Std))
+		b = appendTD(b, ci(s.CI95))
+		for _, bm := range t.rep.BaseModels {
+			v := m.BaseModels[bm].Benchmarks[bench]
+			b = appendTD(b, pm(v.Mean, v.Std))
+		}
+		b = append(b, "</tr>"...)
+	}
+	return t.flush(b)
+}
+
+// htmlTextEscapes are the bytes html/template escapes in text, and how
+// (its htmlReplacementTable: it works rune by rune, but every rune it
+// replaces is a single byte, and it leaves invalid UTF-8 as it is).
+var htmlTextEscapes = [256]string{
+	0:    "\uFFFD",
+	'"':  "&#34;",
+	'&':  "&amp;",
+	'\'': "&#39;",
+	'+':  "&#43;",
+	'<':  "&lt;",
+	'>':  "&gt;",
+}
+
+// appendHTMLText appends s escaped as html/template escapes a string in
+// text (TestAppendHTMLTextIsTemplate).
+func appendHTMLText(b []byte, s string) []byte {
+	written := 0
+	for i := 0; i < len(s); i++ {
+		if r := htmlTextEscapes[s[i]]; r != "" {
+			b = append(b, s[written:i]...)
+			b = append(b, r...)
+			written = i + 1
+		}
+	}
+	return append(b, s[written:]...)
 }
 
 // escapePath percent-escapes a relative slash path for an href.
@@ -252,9 +381,7 @@ details{margin:6px 0}
 {{- range .Instruct}}
 <tr class="baseline"><td>-</td><td>{{.Name}}</td><td>{{f1 .Avg}}</td>{{$r := .}}{{range $.Rep.Benchmarks}}<td>{{f1 (index $r.Benchmarks .)}}</td>{{end}}</tr>
 {{- end}}
-{{- range .Rep.Methods}}
-<tr class="method"><td>{{.Rank}}</td><td>{{.Method}}</td><td>{{pm .Avg .Std}}</td>{{$m := .}}{{range $.Rep.Benchmarks}}{{$s := index $m.Benchmarks .}}<td>{{pm $s.Mean $s.Std}}</td>{{end}}</tr>
-{{- end}}
+{{- methodRows}}
 {{- range .Bottom}}
 <tr class="baseline"><td>-</td><td>{{.Name}}</td><td>{{f1 .Avg}}</td>{{$r := .}}{{range $.Rep.Benchmarks}}<td>{{f1 (index $r.Benchmarks .)}}</td>{{end}}</tr>
 {{- end}}
@@ -275,10 +402,7 @@ details{margin:6px 0}
 <h2>Per base model</h2>
 <table id="per-base-model">
 <thead><tr><th>Rank</th><th>Method</th>{{range .Rep.BaseModels}}<th>{{short .}}</th>{{end}}</tr></thead>
-<tbody>
-{{- range .Rep.Methods}}{{$m := .}}
-<tr><td>{{.Rank}}</td><td>{{.Method}}</td>{{range $.Rep.BaseModels}}{{$v := index $m.BaseModels .}}<td>{{pm $v.Avg $v.Std}}</td>{{end}}</tr>
-{{- end}}
+<tbody>{{baseModelRows}}
 </tbody></table>
 
 <h2>Per benchmark</h2>
@@ -287,10 +411,7 @@ details{margin:6px 0}
 <figure>{{index $.BenchFigs $b}}</figure>
 <table class="bench">
 <thead><tr><th>Rank</th><th>Method</th><th>Mean</th><th>95% CI</th>{{range $.Rep.BaseModels}}<th>{{short .}}</th>{{end}}</tr></thead>
-<tbody>
-{{- range $.Rep.Methods}}{{$m := .}}{{$s := index $m.Benchmarks $b}}
-<tr><td>{{.Rank}}</td><td>{{.Method}}</td><td>{{pm $s.Mean $s.Std}}</td><td>{{ci $s.CI95}}</td>{{range $.Rep.BaseModels}}{{$v := index (index $m.BaseModels .).Benchmarks $b}}<td>{{pm $v.Mean $v.Std}}</td>{{end}}</tr>
-{{- end}}
+<tbody>{{benchRows $b}}
 </tbody></table></section>
 {{end}}
 {{if .Rep.Comparisons}}<h2>Comparisons</h2>{{end}}

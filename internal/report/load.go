@@ -28,7 +28,9 @@ type Run struct {
 // recursively; a directory holding result.json is a run directory and is not
 // descended further) and reads them in parallel. A result.json that cannot be
 // read or has another schema is skipped with a warning; a path that does not
-// exist is an error. Runs come back sorted by directory.
+// exist is an error. Runs come back sorted by directory. The results are
+// read-only: runs read one after another may share strings, a stages map
+// and an audit (interner).
 func LoadRuns(ctx context.Context, paths []string) ([]Run, []string, error) {
 	l := &loader{ctx: ctx, sem: make(chan struct{}, runtime.GOMAXPROCS(0)*2)}
 	l.states.New = func() any { return &readState{buf: make([]byte, 0, 64<<10)} }

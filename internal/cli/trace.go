@@ -64,7 +64,9 @@ the trace unless --agent is given.`,
 			// (docs/PERFORMANCE.md).
 			defer debug.SetGCPercent(debug.SetGCPercent(400))
 			r := trace.NewRenderer(e.stdout, o)
-			_, err = trace.Stream(cmd.Context(), f, agent, r)
+			// two stages on two goroutines: reading and scanning, then
+			// decoding and rendering (docs/PERFORMANCE.md)
+			_, err = trace.StreamPipelined(cmd.Context(), f, agent, r)
 			if ferr := r.Flush(); err == nil {
 				err = ferr
 			}

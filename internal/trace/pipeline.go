@@ -24,12 +24,12 @@ import (
 // h runs on the calling goroutine. r is read by the reading stage, which
 // has stopped when StreamPipelined returns.
 func StreamPipelined(ctx context.Context, r io.Reader, agent string, h Handler) (string, error) {
-	return streamPipelined(ctx, r, agent, h, pipeBlock, pipeLines)
+	return streamPipelined(ctx, r, agent, h, scanAdaptive, pipeBlock, pipeLines)
 }
 
-// streamPipelined is StreamPipelined with blocks of about blockSize bytes and
-// at most maxLines lines (tests make them small).
-func streamPipelined(ctx context.Context, r io.Reader, agent string, h Handler, blockSize, maxLines int) (string, error) {
+// streamPipelined is StreamPipelined with a scan policy and blocks of about
+// blockSize bytes and at most maxLines lines (tests make them small).
+func streamPipelined(ctx context.Context, r io.Reader, agent string, h Handler, policy, blockSize, maxLines int) (string, error) {
 	src := r
 	var pending [][]byte
 	if agent == "" {
@@ -57,14 +57,15 @@ func streamPipelined(ctx context.Context, r io.Reader, agent string, h Handler, 
 	}
 
 	p := &pipe{
-		src:   src,
-		root:  d.scanRoot,
-		slots: d.nslots,
-		block: blockSize,
-		lines: maxLines,
-		free:  make(chan *block, pipeBlocks),
-		full:  make(chan *block, pipeBlocks),
-		done:  make(chan struct{}),
+		src:    src,
+		root:   d.scanRoot,
+		slots:  d.nslots,
+		policy: policy,
+		block:  blockSize,
+		lines:  maxLines,
+		free:   make(chan *block, pipeBlocks),
+		full:   make(chan *block, pipeBlocks),
+		done:   make(chan struct{}),
 	}
 	if d.fast == nil {
 		p.root = nil
@@ -120,6 +121,13 @@ const (
 	pipeLines = 2048
 )
 
+// When the reading stage scans a block's lines.
+const (
+	scanAdaptive = iota // when the decoding stage has blocks waiting
+	scanAlways
+	scanNever
+)
+
 // block is a run of whole lines read by the reading stage.
 type block struct {
 	buf   []byte
@@ -161,12 +169,13 @@ func (p *pipe) expand(dst []jval, vals []pval) []jval {
 // sends them on full, which it closes when the trace or a read error
 // ends, or when done is closed.
 type pipe struct {
-	src   io.Reader
-	root  *scanNode // nil: no scan
-	slots int
-	block int // bytes read into a block
-	lines int // the most lines in a block
-	sc    scanner
+	src    io.Reader
+	root   *scanNode // nil: no scan
+	slots  int
+	policy int // when to scan: scanAdaptive, scanAlways, scanNever
+	block  int // bytes read into a block
+	lines  int // the most lines in a block
+	sc     scanner
 
 	free chan *block
 	full chan *block
@@ -202,20 +211,25 @@ func (p *pipe) read() {
 			b.buf = slices.Grow(b.buf, p.block)
 			rerr = p.fill(b, len(b.buf)+p.block)
 		}
+		// scan the block's lines here only while the decoding stage has
+		// blocks waiting: when it waits for this stage instead, it scans
+		// them itself (scanLine), so the two stages share the scanning
+		// and neither waits long for the other
+		scan := p.root != nil && (p.policy == scanAlways || p.policy == scanAdaptive && len(p.full) > 0)
 		pos := 0
 		for len(b.lines) < p.lines {
 			i := bytes.IndexByte(b.buf[pos:], '\n')
 			if i < 0 {
 				break
 			}
-			p.line(b, pos, pos+i)
+			p.line(b, pos, pos+i, scan)
 			pos += i + 1
 		}
 		last := len(b.lines) < p.lines && rerr != nil
 		if last {
 			if errors.Is(rerr, io.EOF) {
 				// a final line without a newline is a line
-				p.line(b, pos, len(b.buf))
+				p.line(b, pos, len(b.buf), scan)
 			} else {
 				b.err = rerr // the partial line is dropped, as LineReader does
 			}
@@ -255,7 +269,7 @@ func (p *pipe) fill(b *block, limit int) error {
 }
 
 // line adds b.buf[start:end], a line with its "\n" cut, unless blank.
-func (p *pipe) line(b *block, start, end int) {
+func (p *pipe) line(b *block, start, end int, scan bool) {
 	line := b.buf[start:end]
 	if len(line) > 0 && line[len(line)-1] == '\r' {
 		end--
@@ -265,7 +279,7 @@ func (p *pipe) line(b *block, start, end int) {
 		return
 	}
 	l := blockLine{start: start, end: end}
-	if p.root != nil && uint64(len(line)) <= math.MaxUint32 {
+	if scan && uint64(len(line)) <= math.MaxUint32 {
 		l.scanned = true
 		if p.sc.scan(line, p.root, p.slots) {
 			l.ok, l.vals = true, len(b.vals)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -66,9 +67,9 @@ func runStream(ctx context.Context, f streamFunc, r io.Reader, agent string, sto
 	return o
 }
 
-func pipelinedWith(block, lines int) streamFunc {
+func pipelinedWith(policy, block, lines int) streamFunc {
 	return func(ctx context.Context, r io.Reader, agent string, h Handler) (string, error) {
-		return streamPipelined(ctx, r, agent, h, block, lines)
+		return streamPipelined(ctx, r, agent, h, policy, block, lines)
 	}
 }
 
@@ -79,14 +80,16 @@ func samePipelined(t *testing.T, name string, in []byte, agent string, stop int)
 	t.Helper()
 	want := runStream(context.Background(), Stream, bytes.NewReader(in), agent, stop)
 	for _, v := range []struct {
-		block, lines int
-		reader       func(io.Reader) io.Reader
+		policy, block, lines int
+		reader               func(io.Reader) io.Reader
 	}{
-		{pipeBlock, pipeLines, nil},
-		{64, 3, nil},
-		{1000, 1, nil},
-		{4096, pipeLines, iotest.HalfReader},
-		{100, 7, iotest.OneByteReader},
+		{scanAdaptive, pipeBlock, pipeLines, nil},
+		{scanAlways, pipeBlock, pipeLines, nil},
+		{scanNever, pipeBlock, pipeLines, nil},
+		{scanAlways, 64, 3, nil},
+		{scanAdaptive, 1000, 1, nil},
+		{scanAlways, 4096, pipeLines, iotest.HalfReader},
+		{scanAlways, 100, 7, iotest.OneByteReader},
 	} {
 		if v.block < 4096 && len(in) > 256<<10 || v.reader != nil && len(in) > 64<<10 {
 			continue // slow
@@ -95,7 +98,7 @@ func samePipelined(t *testing.T, name string, in []byte, agent string, stop int)
 		if v.reader != nil {
 			r = v.reader(r)
 		}
-		got := runStream(context.Background(), pipelinedWith(v.block, v.lines), r, agent, stop)
+		got := runStream(context.Background(), pipelinedWith(v.policy, v.block, v.lines), r, agent, stop)
 		if got != want {
 			t.Fatalf("%s (agent %q, block %d, lines %d): pipelined differs from Stream:\n%s", name, agent, v.block, v.lines, firstDiff(got, want))
 		}
@@ -210,8 +213,8 @@ func TestPipelinedReadError(t *testing.T) {
 				if want.err != "read trace: disk on fire" {
 					t.Fatalf("%s: Stream's error %q, want the read error", name, want.err)
 				}
-				for _, v := range []struct{ block, lines int }{{pipeBlock, pipeLines}, {64, 3}, {1000, 1}} {
-					got := runStream(context.Background(), pipelinedWith(v.block, v.lines), mk(), a, 0)
+				for _, v := range []struct{ policy, block, lines int }{{scanAdaptive, pipeBlock, pipeLines}, {scanAlways, 64, 3}, {scanNever, 1000, 1}} {
+					got := runStream(context.Background(), pipelinedWith(v.policy, v.block, v.lines), mk(), a, 0)
 					if got != want {
 						t.Fatalf("%s (block %d): pipelined differs from Stream:\n%s", name, v.block, firstDiff(got, want))
 					}
@@ -247,5 +250,55 @@ func TestPipelinedContext(t *testing.T) {
 	}
 	if _, err := StreamPipelined(ctx, bytes.NewReader(bytes.Repeat(in, 4)), AgentOpenCode, h); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled part way: %v, want %v", err, context.Canceled)
+	}
+}
+
+// BenchmarkPipelineStages measures on 100 MB traces the reading stage of
+// StreamPipelined alone (read, split, scan: "read"), the whole pipelined
+// render ("render-2") and Stream's render ("render-1"), in wall and CPU
+// time (cpu_s/op). On two idle cores render-2's wall time is about the
+// larger of its two stages'.
+//
+//	go test ./internal/trace -run '^$' -bench PipelineStages -benchtime 5x
+func BenchmarkPipelineStages(b *testing.B) {
+	for _, agent := range Agents() {
+		for _, mode := range []string{"read", "render-1", "render-2"} {
+			b.Run(agent+"/"+mode, func(b *testing.B) {
+				path, size := bigTrace(b, agent)
+				b.SetBytes(size)
+				cpu0 := cpuTime()
+				n := 0
+				for b.Loop() {
+					n++
+					f, err := os.Open(path)
+					if err != nil {
+						b.Fatal(err)
+					}
+					ren := NewRenderer(io.Discard, RenderOptions{})
+					switch mode {
+					case "read":
+						d, _ := NewDecoder(agent)
+						p := &pipe{src: f, root: d.scanRoot, slots: d.nslots, policy: scanAlways, block: pipeBlock, lines: pipeLines,
+							free: make(chan *block, pipeBlocks), full: make(chan *block, pipeBlocks), done: make(chan struct{})}
+						for range pipeBlocks {
+							p.free <- new(block)
+						}
+						go p.read()
+						for blk := range p.full {
+							p.free <- blk
+						}
+					case "render-1":
+						_, err = Stream(context.Background(), f, agent, ren)
+					case "render-2":
+						_, err = StreamPipelined(context.Background(), f, agent, ren)
+					}
+					f.Close()
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric((cpuTime()-cpu0).Seconds()/float64(n), "cpu_s/op")
+			})
+		}
 	}
 }

@@ -135,7 +135,11 @@ func TestPipelinedMatchesStream(t *testing.T) {
 	for _, agent := range append(Agents(), AgentScripted) {
 		t.Run(agent, func(t *testing.T) {
 			one := manyLines(t, agent)
-			for _, a := range []string{agent, ""} {
+			agents := []string{agent, ""}
+			if testing.Short() {
+				agents = agents[:1]
+			}
+			for _, a := range agents {
 				samePipelined(t, "many lines", one, a, 0)
 			}
 			if agent == AgentScripted {

@@ -42,6 +42,9 @@ type rawScanner struct {
 	depth int
 	where string
 	runs  int // base64 runs decoded so far (names them in messages)
+	// tagRuns: name runs with b64Tag (a part of a split file: adopt
+	// renumbers them).
+	tagRuns bool
 
 	run   int // base64 characters in the current run
 	pre   [minB64Run]byte
@@ -62,9 +65,7 @@ var b64Break = func() (t [256]bool) {
 }()
 
 func (rs *rawScanner) feed(p []byte) {
-	if rs.fd != nil { // nil: base64 runs only (splitRaw tokenises elsewhere)
-		rs.fd.feed(p)
-	}
+	rs.fd.feed(p)
 	for i := 0; i < len(p); {
 		if rs.run > 0 || i+minB64Run > len(p) {
 			i = rs.slow(p, i)
@@ -131,6 +132,9 @@ func (rs *rawScanner) activate() {
 	rs.runs++
 	for k := range rs.sinks {
 		s := &b64Sink{rs: rs, align: k, where: fmt.Sprintf("%s > base64 run %d", rs.where, rs.runs)}
+		if rs.tagRuns {
+			s.where = fmt.Sprintf("%s%s%d\x00", rs.where, b64Tag, rs.runs)
+		}
 		if k > 0 {
 			s.where += fmt.Sprintf(" (offset %d)", k)
 		}
@@ -156,9 +160,6 @@ func (rs *rawScanner) endRun() {
 // end finishes the stream.
 func (rs *rawScanner) end() {
 	rs.endRun()
-	if rs.fd == nil {
-		return
-	}
 	rs.fd.reset()
 	if rs.fd.hits > 0 && rs.depth > 0 {
 		rs.d.layer(rs.where)

@@ -59,7 +59,7 @@ type fileDecode struct {
 	ix     *Index
 	lim    ScanLimits
 	budget int64
-	used   atomic.Int64
+	used   *atomic.Int64 // bytes decoded from the file, shared with child()ren
 	mu     sync.Mutex
 	layers map[string]bool // decoded streams that matched test n-grams
 	issues []string        // why the file's result is unverified
@@ -73,7 +73,13 @@ func newFileDecode(ctx context.Context, ix *Index, lim ScanLimits, size int64) *
 	}
 	b = max(b, lim.MinBudget)
 	b = min(b, lim.MaxBudget)
-	return &fileDecode{ctx: ctx, ix: ix, lim: lim, budget: b, layers: map[string]bool{}}
+	return &fileDecode{ctx: ctx, ix: ix, lim: lim, budget: b, used: new(atomic.Int64), layers: map[string]bool{}}
+}
+
+// child returns a decoding state for a part of d's file (splitRaw) with
+// layers and issues of its own (adopt takes them in) and d's budget.
+func (d *fileDecode) child() *fileDecode {
+	return &fileDecode{ctx: d.ctx, ix: d.ix, lim: d.lim, budget: d.budget, used: d.used, layers: map[string]bool{}}
 }
 
 func (d *fileDecode) layer(name string) {

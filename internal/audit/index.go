@@ -2,7 +2,9 @@ package audit
 
 import (
 	"cmp"
+	"encoding/json"
 	"fmt"
+	"math/bits"
 	"slices"
 )
 
@@ -55,52 +57,66 @@ type Index struct {
 }
 
 // NewIndex builds the n-gram index of ts.
+//
+// It gathers every part's n-grams as (hash, part) pairs in one slice and
+// sorts it: the pairs of one n-gram are then adjacent, in part order, so
+// the parts that share an n-gram and the items it occurs in are read off
+// in one pass, with no map per n-gram (newIndexRef in index_ref_test.go
+// is the map-based build this replaced; TestNewIndexMatchesReference
+// compares the two).
 func NewIndex(ts *TestSet) (*Index, error) {
-	ix := &Index{Task: ts.Task, texts: map[string][]string{}}
-	type occ struct{ parts []int32 }
-	grams := map[uint64]*occ{}
-	var order []uint64
-	itemsOf := map[uint64]map[int32]bool{}
+	ix := &Index{Task: ts.Task, texts: make(map[string][]string, len(ts.Items))}
+	size := 0
+	for _, it := range ts.Items {
+		for _, p := range it.Parts {
+			size += len(p.Text)
+		}
+	}
+	occ := make([]gramOcc, 0, size/4) // about a word per 5 bytes, an n-gram per word
+	sink := &occSink{}
+	var tok [2]*tokenizer // text, code
 	for i, it := range ts.Items {
 		ix.ids = append(ix.ids, it.ID)
 		for _, p := range it.Parts {
 			ix.texts[it.ID] = append(ix.texts[it.ID], p.Text)
-		}
-		for _, p := range it.Parts {
 			pid := int32(len(ix.parts))
 			ix.parts = append(ix.parts, partInfo{item: int32(i), name: p.Name, code: p.Code})
+			mode := 0
 			if p.Code {
-				ix.code = true
+				ix.code, mode = true, 1
 			} else {
 				ix.text = true
 			}
-			for _, h := range gramsOf(p.Text, p.Code) {
-				o := grams[h]
-				if o == nil {
-					o = &occ{}
-					grams[h] = o
-					order = append(order, h)
-					itemsOf[h] = map[int32]bool{}
-				}
-				o.parts = append(o.parts, pid)
-				itemsOf[h][int32(i)] = true
+			if tok[mode] == nil {
+				tok[mode] = newTokenizer(p.Code, sink)
+			}
+			enc, _ := json.Marshal(p.Text) // test text is JSON-encoded before it is tokenised
+			sink.occ, sink.part = occ, pid
+			tok[mode].Feed(enc)
+			tok[mode].reset()
+			occ = sink.occ
+		}
+	}
+	occ = slices.Compact(sortOccs(occ)) // an n-gram repeated within a part counts once
+	kept := make([]uint64, 0, len(occ))
+	ix.gramStart = make([]int32, 0, len(occ)+1)
+	ix.gramParts = make([]int32, 0, len(occ))
+	for i := 0; i < len(occ); {
+		j, items, last := i, 0, int32(-1)
+		for ; j < len(occ) && occ[j].h == occ[i].h; j++ {
+			if it := ix.parts[occ[j].part].item; it != last { // parts are in item order
+				items, last = items+1, it
 			}
 		}
-	}
-	var kept []uint64
-	for _, h := range order {
-		if len(itemsOf[h]) >= GenericItems {
-			continue
+		if items < GenericItems {
+			kept = append(kept, occ[i].h)
+			ix.gramStart = append(ix.gramStart, int32(len(ix.gramParts)))
+			for _, o := range occ[i:j] {
+				ix.gramParts = append(ix.gramParts, o.part)
+				ix.parts[o.part].total++
+			}
 		}
-		kept = append(kept, h)
-	}
-	ix.gramStart = make([]int32, 0, len(kept)+1)
-	for _, h := range kept {
-		ix.gramStart = append(ix.gramStart, int32(len(ix.gramParts)))
-		for _, p := range grams[h].parts {
-			ix.gramParts = append(ix.gramParts, p)
-			ix.parts[p].total++
-		}
+		i = j
 	}
 	ix.gramStart = append(ix.gramStart, int32(len(ix.gramParts)))
 	ix.table = newGramTable(kept)
@@ -116,6 +132,59 @@ func NewIndex(ts *TestSet) (*Index, error) {
 		return nil, fmt.Errorf("test set %s: no measurable items", ts.Task)
 	}
 	return ix, nil
+}
+
+// gramOcc is one n-gram of one test part.
+type gramOcc struct {
+	h    uint64
+	part int32
+}
+
+// sortOccs sorts occ by hash, then part: a counting sort on the hashes'
+// top bits (they are uniform) into about two per bucket, stable, so parts
+// stay in the order they were added (increasing), then an insertion sort
+// of each bucket by hash (stable too).
+func sortOccs(occ []gramOcc) []gramOcc {
+	if len(occ) < 2 {
+		return occ
+	}
+	b := uint(bits.Len(uint(len(occ)/2)) + 1)
+	shift := 64 - b
+	start := make([]int32, 1<<b+1)
+	for _, o := range occ {
+		start[o.h>>shift+1]++
+	}
+	for i := 1; i < len(start); i++ {
+		start[i] += start[i-1]
+	}
+	out := make([]gramOcc, len(occ))
+	next := slices.Clone(start[:1<<b])
+	for _, o := range occ {
+		k := o.h >> shift
+		out[next[k]] = o
+		next[k]++
+	}
+	for k := 0; k < 1<<b; k++ {
+		bk := out[start[k]:start[k+1]]
+		for i := 1; i < len(bk); i++ {
+			for j := i; j > 0 && bk[j].h < bk[j-1].h; j-- {
+				bk[j], bk[j-1] = bk[j-1], bk[j]
+			}
+		}
+	}
+	return out
+}
+
+// occSink gathers a part's n-grams as gramOccs.
+type occSink struct {
+	occ  []gramOcc
+	part int32
+}
+
+func (s *occSink) grams(hs []uint64) {
+	for _, h := range hs {
+		s.occ = append(s.occ, gramOcc{h: h, part: s.part})
+	}
 }
 
 // matcher collects the grams one file matched; one per worker (and one per

@@ -1,7 +1,7 @@
 package audit
 
 import (
-	"encoding/json"
+	"encoding/binary"
 	"math/bits"
 )
 
@@ -199,6 +199,9 @@ type tokenizer struct {
 	roll  uint64
 	pn1   uint64 // rollP^(n-1)
 	out   []uint64
+	// noBlock turns block off: the word-at-a-time loop alone (what
+	// BenchmarkTokenizerBlock and the tests compare block with).
+	noBlock bool
 }
 
 func newTokenizer(code bool, sink gramSink) *tokenizer {
@@ -314,6 +317,12 @@ func (t *tokenizer) Feed(b []byte) {
 	h, acc, nacc, inTok := t.h, t.acc, t.nacc, t.inTok
 	i := 0
 	for i < len(b) {
+		if !inTok && !code && t.esc == 0 && i+blockSlack <= len(b) && !t.noBlock {
+			if j := t.block(b, i); j > i {
+				i = j
+				continue
+			}
+		}
 		if t.esc != 0 {
 			t.h, t.acc, t.nacc, t.inTok = h, acc, nacc, inTok
 			for i < len(b) && t.esc != 0 {
@@ -412,6 +421,117 @@ func (t *tokenizer) Feed(b []byte) {
 	t.flush()
 }
 
+// blockSlack is how many bytes block needs from where it starts: its 64
+// bytes and the 8 that a word load at its last byte reads.
+const blockSlack = 72
+
+// gather packs the high bits of m's bytes (m & hi8) into 8 bits, byte k
+// to bit k.
+func gather(m uint64) uint64 { return (m >> 7 & ones) * 0x0102040810204080 >> 56 }
+
+// zeroBytes returns 0x80 in each byte of w that is 0 (exactly: no borrow
+// between bytes).
+func zeroBytes(w uint64) uint64 { return ^((w&lo7 + lo7) | w) & hi8 }
+
+// block tokenises text (text mode, no token open, no escape pending) in
+// the 64 bytes at b[i:] with bit masks: one bit per byte for the token
+// bytes and for the bytes the whole-buffer loop must see (a backslash
+// starts an escape, a NUL inside a token is skipped). It emits the tokens
+// that end, before the first such byte, at a separator, and returns where
+// it stopped: past the block, at that byte, or at the start of a token
+// that runs on to it or past the block (the caller goes on from there).
+// It returns i when it emitted nothing.
+func (t *tokenizer) block(b []byte, i int) int {
+	var tok, mark uint64
+	for k := 0; k < 8; k++ {
+		w := binary.LittleEndian.Uint64(b[i+8*k:])
+		tb, _ := tokenBytes(w, false)
+		tok |= gather(tb) << (8 * k)
+		// Whether w holds a NUL or a backslash: (v - ones) &^ v has the
+		// high bit set in v's lowest zero byte (maybe above it too, never
+		// without one).
+		x := w ^ '\\'*ones
+		mark |= (w-ones)&^w | (x-ones)&^x
+	}
+	lim := 64
+	if mark&hi8 != 0 { // where exactly: rare enough to look again
+		var spec uint64
+		for k := 0; k < 8; k++ {
+			w := binary.LittleEndian.Uint64(b[i+8*k:])
+			spec |= gather(zeroBytes(w)|zeroBytes(w^'\\'*ones)) << (8 * k)
+		}
+		lim = 64
+		for spec != 0 {
+			q := bits.TrailingZeros64(spec)
+			if b[i+q] != '\\' || q == 63 {
+				lim = q // a NUL, or an escape whose next byte lies past the block
+				break
+			}
+			// An escape outside a token's run of bytes: the backslash
+			// ends the token before it, as the loop's kBack does, and
+			// step then consumes a simple escape's letter; any other
+			// byte after it is read as usual. \u and a NUL after the
+			// backslash (skipped: the escape stays pending) go to the loop.
+			switch b[i+q+1] {
+			case 'u', 0:
+				lim = q
+			case 'n', 't', 'r', 'b', 'f':
+				tok &^= 1 << (q + 1)
+			case '\\':
+				spec &^= 1 << (q + 1)
+			}
+			if lim == q {
+				break
+			}
+			spec &^= 1 << q
+		}
+	}
+	starts := tok &^ (tok << 1) // no token is open before b[i]
+	ends := tok &^ (tok >> 1)   // bit 63: the token may go on past the block
+	next := lim
+	pos, roll, count := t.pos, t.roll, t.count
+	for starts != 0 {
+		s := bits.TrailingZeros64(starts)
+		if s >= lim {
+			break
+		}
+		e := s + bits.TrailingZeros64(ends>>s) // the token's last byte
+		if e+1 >= lim {
+			next = s // it may go on (past a NUL, past the block)
+			break
+		}
+		starts &= starts - 1
+		// tokHash of b[i+s : i+e+1]: whole words, then the rest
+		// zero-padded; |0x20 lower-cases letters and leaves digits.
+		h := uint64(tokSeed)
+		p, n := i+s, e+1-s
+		for ; n >= 8; p, n = p+8, n-8 {
+			h = (h ^ (binary.LittleEndian.Uint64(b[p:]) | 0x20*ones)) * tokMul
+		}
+		if n > 0 {
+			h = (h ^ (binary.LittleEndian.Uint64(b[p:])|0x20*ones)&(1<<(8*n)-1)) * tokMul
+		}
+		h = mix(h)
+		old := t.ring[pos&15]
+		t.ring[pos&15] = h
+		if pos++; pos == t.n {
+			pos = 0
+		}
+		roll = (roll-old*t.pn1)*rollP + h
+		if count < t.n {
+			count++
+		}
+		if count == t.n {
+			t.out = append(t.out, roll|1)
+			if len(t.out) == gramBatch {
+				t.flush()
+			}
+		}
+	}
+	t.pos, t.roll, t.count = pos, roll, count
+	return i + next
+}
+
 // step tokenises one byte with the full state machine (escape state
 // included).
 func (t *tokenizer) step(c byte) {
@@ -487,22 +607,6 @@ func hexVal(c byte) int {
 		return int(c-'A') + 10
 	}
 	return -1
-}
-
-// gramsOf returns the distinct n-gram hashes of text, JSON-encoded first.
-func gramsOf(text string, code bool) []uint64 {
-	enc, _ := json.Marshal(text)
-	seen := map[uint64]bool{}
-	var out []uint64
-	t := newTokenizer(code, emitFunc(func(h uint64) {
-		if !seen[h] {
-			seen[h] = true
-			out = append(out, h)
-		}
-	}))
-	t.Feed(enc)
-	t.reset()
-	return out
 }
 
 // gramTable maps n-gram hashes to dense ids. A lookup first tests a

@@ -6,15 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 	"sync"
 )
 
-// One large plain file is scanned by several cores at once: its
-// tokenizing (most of the scan's work) is split into parts cut just after
-// a space byte, each part tokenised on a goroutine with a matcher of its
-// own, while the base64 runs are looked for over the whole file in one
-// sequential pass (cheap: it skips most bytes), so that runs are found,
-// decoded and numbered as a single pass would.
+// One large plain file is scanned by several cores at once: it is split
+// into parts cut just after a space byte, and each part is scanned on a
+// goroutine with a matcher of its own, in one pass over its bytes as a
+// single pass scans a file: tokenised, and its base64 runs found and
+// decoded. The parts' base64 runs are then numbered as a single pass
+// numbers them (see adopt).
 //
 // A cut after a space loses nothing. After a space the tokenizer is in the
 // same state whatever came before (no token open, no escape sequence
@@ -24,7 +26,10 @@ import (
 // tokenizer reads on past the cut until it has emitted them, or the file
 // ends; the bytes of a token it was still in are then dropped, not ended
 // (that token is the next part's). The matched n-grams are a set, so
-// n-grams both parts emit count once.
+// n-grams both parts emit count once. A space also ends a base64 run
+// (it is not in either alphabet, nor one of the bytes a run skips), so
+// every run lies within one part, and the run search holds no state
+// across a cut.
 
 // splitMin is the smallest part worth a goroutine of its own.
 const splitMin = 16 << 20
@@ -52,39 +57,60 @@ func (d *fileDecode) splitRaw(ctx context.Context, m *matcher, f io.ReaderAt, si
 	bounds := append(append([]int64{0}, cuts...), size)
 	var wg sync.WaitGroup
 	subs := make([]*matcher, len(bounds)-1)
+	kids := make([]*fileDecode, len(subs))
+	scanners := make([]*rawScanner, len(subs))
 	for k := range subs {
 		subs[k] = m.ix.newMatcher()
+		kids[k] = d.child()
+		rs := kids[k].newRawScanner(subs[k], 0, name)
+		rs.tagRuns = true
+		scanners[k] = rs
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := scanPart(ctx, subs[k].fd, f, bounds[k], bounds[k+1], size); err != nil {
-				d.issue("%s: bytes %d-%d: %v", name, bounds[k], bounds[k+1], err)
+			if err := scanPart(ctx, rs, rs.fd, f, bounds[k], bounds[k+1], size); err != nil {
+				kids[k].issue("%s: bytes %d-%d: %v", name, bounds[k], bounds[k+1], err)
 			}
+			rs.end()
 		}()
 	}
-	// The base64 runs, over the whole file, in order.
-	rs := d.newRawScanner(m, 0, name)
-	rs.fd = nil
-	bp := rawBufs.Get().(*[]byte)
-	buf := *bp
-	r := &ctxReader{ctx: ctx, r: io.NewSectionReader(f, 0, size)}
-	for {
-		n, err := r.Read(buf)
-		rs.feed(buf[:n])
-		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				d.issue("%s: %v", name, err)
-			}
-			break
-		}
-	}
-	rs.end()
-	rawBufs.Put(bp)
 	wg.Wait()
-	for _, s := range subs {
+	runs := 0
+	for k, s := range subs {
+		d.adopt(kids[k], name, runs)
+		runs += scanners[k].runs
 		m.absorb(s)
 	}
 	return true
+}
+
+// b64Tag marks a base64 run's number in the names a part's scanner gives
+// its runs (rawScanner.tagRuns): "NAME > base64 run \x00N\x00", N counted
+// from 1 in the part. No path holds a NUL byte.
+const b64Tag = " > base64 run \x00"
+
+// adopt takes in the decoded layers and issues that c, a part of the file
+// name, recorded; its base64 runs follow off runs of the parts before it,
+// and are renamed with their number in the whole file.
+func (d *fileDecode) adopt(c *fileDecode, name string, off int) {
+	rename := func(s string) string {
+		rest, ok := strings.CutPrefix(s, name+b64Tag)
+		if !ok {
+			return s
+		}
+		num, tail, ok := strings.Cut(rest, "\x00")
+		k, err := strconv.Atoi(num)
+		if !ok || err != nil {
+			return s
+		}
+		return name + " > base64 run " + strconv.Itoa(off+k) + tail
+	}
+	for l := range c.layers {
+		d.layer(rename(l))
+	}
+	for _, is := range c.issues {
+		d.issue("%s", rename(is))
+	}
 }
 
 // spaceCuts returns up to parts-1 increasing offsets of f, each just after
@@ -120,17 +146,18 @@ func (c *countSink) grams(hs []uint64) {
 	c.next.grams(hs)
 }
 
-// scanPart tokenises f's bytes [from, to) into fd, then reads on from to
-// until each tokenizer has emitted the n-grams that span the cut (see
-// above) or the file (size bytes) ends.
-func scanPart(ctx context.Context, fd *feeder, f io.ReaderAt, from, to, size int64) error {
+// scanPart scans f's bytes [from, to) with in (a raw scanner, or the
+// feeder fd alone), then reads on from to with fd's tokenizers alone until
+// each has emitted the n-grams that span the cut (see above) or the file
+// (size bytes) ends.
+func scanPart(ctx context.Context, in interface{ feed([]byte) }, fd *feeder, f io.ReaderAt, from, to, size int64) error {
 	bp := rawBufs.Get().(*[]byte)
 	defer rawBufs.Put(bp)
 	buf := *bp
 	r := &ctxReader{ctx: ctx, r: io.NewSectionReader(f, from, to-from)}
 	for {
 		n, err := r.Read(buf)
-		fd.feed(buf[:n])
+		in.feed(buf[:n])
 		if errors.Is(err, io.EOF) {
 			break
 		}

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/ptb-dev/ptb/internal/eval/dataset"
@@ -222,7 +224,7 @@ func TestSplitPartsGramSets(t *testing.T) {
 					} else {
 						fd.text = tk
 					}
-					if err := scanPart(ctx, fd, bytes.NewReader(p), bounds[k], bounds[k+1], int64(len(p))); err != nil {
+					if err := scanPart(ctx, fd, fd, bytes.NewReader(p), bounds[k], bounds[k+1], int64(len(p))); err != nil {
 						t.Fatal(err)
 					}
 					fd.reset()
@@ -242,6 +244,45 @@ func TestSplitPartsGramSets(t *testing.T) {
 					t.Errorf("seed %d, code %v, %d parts: %d of %d n-grams lost, %d made up", seed, code, len(bounds)-1, lost, len(want), extra)
 				}
 			}
+		}
+	}
+}
+
+// TestSplitIssuesMatchOnePass: a file whose base64 runs hold gzip streams,
+// whole (test text: a decoded layer that matches) and cut short (an
+// issue naming the run), spread over every part, gives the same layers
+// and issues, runs numbered as in one pass, split in any number of parts.
+func TestSplitIssuesMatchOnePass(t *testing.T) {
+	ix, texts := splitIndex(t)
+	r := rand.New(rand.NewSource(7))
+	gz := func(s string) []byte {
+		var b bytes.Buffer
+		w := gzip.NewWriter(&b)
+		w.Write([]byte(s))
+		w.Close()
+		return b.Bytes()
+	}
+	var b bytes.Buffer
+	for i := 0; b.Len() < 256<<10; i++ {
+		b.WriteString(texts[r.Intn(len(texts))] + " ")
+		switch i % 3 {
+		case 0:
+			z := gz(texts[r.Intn(len(texts))])
+			b.WriteString(base64.StdEncoding.EncodeToString(z) + " ")
+		case 1:
+			z := gz(strings.Repeat(texts[r.Intn(len(texts))]+" ", 4))
+			b.WriteString(base64.StdEncoding.EncodeToString(z[:len(z)/2]) + "\n")
+		}
+	}
+	p := b.Bytes()
+	_, wantH, wantL, wantI := scanOnce(t, ix, p, 0)
+	if len(wantL) < 10 || len(wantI) == 0 || !strings.Contains(wantI[len(wantI)-1], "base64 run") {
+		t.Fatalf("one pass: %d layers, issues %q: the test needs both", len(wantL), wantI)
+	}
+	for _, parts := range []int{2, 3, 5, 9} {
+		_, gotH, gotL, gotI := scanOnce(t, ix, p, parts)
+		if !slices.Equal(gotH, wantH) || !slices.Equal(gotL, wantL) || !slices.Equal(gotI, wantI) {
+			t.Errorf("%d parts:\n got layers %q issues %q\nwant layers %q issues %q", parts, gotL, gotI, wantL, wantI)
 		}
 	}
 }

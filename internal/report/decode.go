@@ -21,18 +21,53 @@ import (
 // FuzzDecodeResult); for anything else it returns false, r is garbage, and
 // the caller decodes again with encoding/json, which gives its own result
 // or error.
-func decodeResult(data []byte, r *result.Result) bool {
-	d := decoder{b: data}
+func decodeResult(data []byte, r *result.Result) bool { return decodeResultInterned(data, r, nil) }
+
+// decodeResultInterned is decodeResult taking short strings from strs
+// (nil: none), which the loader keeps for all the files one goroutine
+// reads: most of a record's strings (statuses, stage reasons, model and
+// benchmark names, judge evidence) are the same in every run, and were
+// half of the loader's allocations.
+func decodeResultInterned(data []byte, r *result.Result, strs *interner) bool {
+	d := decoder{b: data, strs: strs}
 	d.result(r)
 	d.ws()
 	return !d.bad && d.i == len(d.b)
 }
 
 type decoder struct {
-	b   []byte
-	i   int
-	bad bool
-	buf []byte // unescaped string bytes
+	b    []byte
+	i    int
+	bad  bool
+	buf  []byte    // unescaped string bytes
+	strs *interner // nil: every string is a new copy
+}
+
+// interner hands out one string for equal short byte strings. It is
+// bounded: strings longer than maxInternLen, and any new one once it
+// holds maxInterned, are plain copies, so hostile records cannot grow it.
+type interner struct{ m map[string]string }
+
+const (
+	maxInternLen = 64
+	maxInterned  = 4096
+)
+
+func (in *interner) str(b []byte) string {
+	if in == nil || len(b) > maxInternLen {
+		return string(b)
+	}
+	if s, ok := in.m[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if in.m == nil {
+		in.m = make(map[string]string, 256)
+	}
+	if len(in.m) < maxInterned {
+		in.m[s] = s
+	}
+	return s
 }
 
 // maxAnyDepth bounds the nesting of a value decoded through an interface;
@@ -161,7 +196,7 @@ func (d *decoder) str() (string, bool) {
 			if !utf8.Valid(s) {
 				return "", false
 			}
-			return string(s), true
+			return d.strs.str(s), true
 		}
 		if c == '\\' {
 			break
@@ -181,7 +216,7 @@ func (d *decoder) str() (string, bool) {
 			if !utf8.Valid(d.buf) {
 				return "", false
 			}
-			return string(d.buf), true
+			return d.strs.str(d.buf), true
 		case c < 0x20:
 			return "", false
 		case c != '\\':
@@ -428,6 +463,69 @@ func (d *decoder) setInts(p *[]int) {
 		s = append(s, v)
 	}
 	*p = s
+}
+
+// setMetrics decodes evaluation metrics: a flat object of numbers,
+// strings, booleans and nulls (what scorers write) here, as encoding/json
+// decodes it into a nil map[string]any (a new map, numbers as float64, the
+// last of a repeated key); anything else (null, nesting, a number out of
+// float64's range) with setAny from the start.
+func (d *decoder) setMetrics(p *map[string]any) {
+	start, bad := d.i, d.bad
+	if m, ok := d.flatObject(); ok {
+		*p = m
+		return
+	}
+	d.i, d.bad = start, bad
+	d.setAny(p)
+}
+
+// flatObject reads an object whose values are all scalars; false, with d
+// anywhere, for anything else.
+func (d *decoder) flatObject() (map[string]any, bool) {
+	d.ws()
+	if d.i >= len(d.b) || d.b[d.i] != '{' {
+		return nil, false
+	}
+	d.i++
+	m := map[string]any{}
+	for n := 0; d.more('}', &n); {
+		k := d.mapKey()
+		if d.bad {
+			return nil, false
+		}
+		d.ws()
+		if d.i >= len(d.b) {
+			return nil, false
+		}
+		var v any
+		switch c := d.b[d.i]; {
+		case c == '"':
+			s, ok := d.str()
+			if !ok {
+				return nil, false
+			}
+			v = s
+		case c == 't' || c == 'f':
+			b, ok := d.bool()
+			if !ok {
+				return nil, false
+			}
+			v = b
+		case c == 'n':
+			if !d.null() {
+				return nil, false
+			}
+		default:
+			f, ok := d.float()
+			if !ok {
+				return nil, false
+			}
+			v = f
+		}
+		m[k] = v
+	}
+	return m, !d.bad
 }
 
 // setAny decodes one value of any shape into p (an interface or a map of
@@ -731,7 +829,7 @@ func (d *decoder) evaluation(e *result.Evaluation) {
 			d.setString(&e.Backend)
 		case "metrics":
 			d.once(&seen, 3)
-			d.setAny(&e.Metrics)
+			d.setMetrics(&e.Metrics)
 		case "accuracy":
 			d.once(&seen, 4)
 			d.setFloatPtr(&e.Accuracy)

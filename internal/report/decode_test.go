@@ -16,10 +16,18 @@ import (
 // checkDecode decodes data with decodeResult and, when it accepts it,
 // requires json.Unmarshal to accept it too and to give the same Result.
 // It reports whether decodeResult accepted.
+//
+// It decodes twice, without interned strings and with strings interned
+// across every call (as the loader does across the files it reads), and
+// requires the same verdict and Result of both.
 func checkDecode(t testing.TB, data []byte) bool {
 	t.Helper()
-	var got result.Result
-	if !decodeResult(data, &got) {
+	var got, interned result.Result
+	ok := decodeResult(data, &got)
+	if okInterned := decodeResultInterned(data, &interned, &testStrs); okInterned != ok {
+		t.Fatalf("decodeResult accepted %v, with interned strings %v:\n%s", ok, okInterned, data)
+	}
+	if !ok {
 		return false
 	}
 	var want result.Result
@@ -29,8 +37,15 @@ func checkDecode(t testing.TB, data []byte) bool {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("decodeResult differs from json.Unmarshal on\n%s\ngot  %#v\nwant %#v", data, got, want)
 	}
+	if !reflect.DeepEqual(interned, want) {
+		t.Fatalf("decodeResult with interned strings differs from json.Unmarshal on\n%s\ngot  %#v\nwant %#v", data, interned, want)
+	}
 	return true
 }
+
+// testStrs is the interner checkDecode shares between all its calls: it
+// fills up (maxInterned) over TestDecodeResultIsUnmarshal.
+var testStrs interner
 
 // randString mixes ASCII, characters JSON escapes, control characters and
 // non-ASCII text.
@@ -324,6 +339,21 @@ func TestDecodeResultIsUnmarshal(t *testing.T) {
 		{``, false},                                         // empty
 		{`{"evaluation":{"metrics":{"a":[1,{"b":"}"}],"c":"]"}}}`, true},
 		{`{"evaluation":{"metrics":null}}`, true},
+		{`{"evaluation":{"metrics":{}}}`, true},
+		{`{"evaluation":{"metrics":{"a":1,"a":"x"}}}`, true}, // the last counts
+		{`{"evaluation":{"metrics":{"a":null,"b":true,"c":false,"d":"s","e":-0,"f":1e-400,"g":0.1}}}`, true},
+		{`{"evaluation":{"metrics":{"a\u00e9\"":1, "b" : 2 }}}`, true},
+		{`{"evaluation":{"metrics":{"a":1,"b":[2],"c":3}}}`, true}, // nested: encoding/json
+		{`{"evaluation":{"metrics":{"\ud83d\ude00":1}}}`, true},    // surrogates: encoding/json
+		{`{"evaluation":{"metrics":{"a":"\ud83d"}}}`, true},        // lone surrogate: U+FFFD
+		{"{\"evaluation\":{\"metrics\":{\"\xff\":1}}}", true},      // invalid UTF-8: U+FFFD
+		{`{"evaluation":{"metrics":{"a":1e400}}}`, false},
+		{`{"evaluation":{"metrics":{"a":1,}}}`, false},
+		{`{"evaluation":{"metrics":{"a":nul}}}`, false},
+		{`{"evaluation":{"metrics":{"a":tru}}}`, false},
+		{`{"evaluation":{"metrics":{"a" 1}}}`, false},
+		{`{"evaluation":{"metrics":{"a":01}}}`, false},
+		{`{"evaluation":{"metrics":{"a":1}`, false},
 		{`{"evaluation":{"metrics":{"a":1}}}}`, false}, // extra brace
 		{`{"evaluation":{"metrics":{"a":1},"metrics":{}}}`, false},
 		{`{"evaluation":{"metrics":"x"}}`, false}, // wrong type
@@ -434,6 +464,76 @@ func TestWriteIndentedIsIndent(t *testing.T) {
 		}
 		if !bytes.Equal(got.Bytes(), want.Bytes()) {
 			t.Fatalf("%s:\ngot  %q\nwant %q", doc, got.Bytes(), want.Bytes())
+		}
+		// The same cut into pieces anywhere (within strings, between a
+		// backslash and what it escapes, between brackets): the
+		// indenter keeps its state from piece to piece.
+		for range 3 {
+			got.Reset()
+			ind := newIndenter(&got)
+			for rest := doc; len(rest) > 0; {
+				n := min(len(rest), 1+rng.IntN(1+len(rest)/(1+rng.IntN(8))))
+				if err := ind.Write(rest[:n]); err != nil {
+					t.Fatal(err)
+				}
+				rest = rest[n:]
+			}
+			if err := ind.finish(); err != nil {
+				t.Fatalf("%s: %v", doc, err)
+			}
+			if !bytes.Equal(got.Bytes(), want.Bytes()) {
+				t.Fatalf("%s in pieces:\ngot  %q\nwant %q", doc, got.Bytes(), want.Bytes())
+			}
+		}
+	}
+}
+
+// TestWriteJSONIsMarshalIndent: WriteJSON, which encodes the methods one
+// by one into the indenter, writes the bytes of json.MarshalIndent of the
+// whole report (plus a newline): for reports with and without methods,
+// comparisons and warnings, with names that look like the member it
+// splits the document at.
+func TestWriteJSONIsMarshalIndent(t *testing.T) {
+	odd := synthRuns(3, 2, 5)
+	for i := range odd {
+		odd[i].Result.Spec.Label = []string{`"methods":null`, `x","methods":null,"y":"`, "\\", `<&>`}[i%4]
+	}
+	var reps []*Report
+	for _, runs := range [][]Run{synthRuns(6, 3, 4), synthRuns(1, 1, 1), odd, nil} {
+		rep, err := Build(runs, Options{Bootstrap: 50, Seed: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		reps = append(reps, rep)
+	}
+	reps = append(reps, sampleReport(t), &Report{}, &Report{Methods: []*Method{}}, &Report{Methods: []*Method{nil, {Method: "m"}}},
+		&Report{Methods: []*Method{{Method: "methods"}}, Warnings: []string{`"methods":null`}})
+	for i, rep := range reps {
+		want, err := json.MarshalIndent(rep, "", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, '\n')
+		var got bytes.Buffer
+		if err := WriteJSON(&got, rep); err != nil {
+			t.Fatalf("report %d: %v", i, err)
+		}
+		if !bytes.Equal(got.Bytes(), want) {
+			t.Fatalf("report %d:\ngot  %s\nwant %s", i, got.Bytes(), want)
+		}
+	}
+	for _, tc := range []struct {
+		doc, before, after string
+	}{
+		{`{"a":{"methods":null},"methods":null,"b":1}`, `{"a":{"methods":null},"methods":null`, `,"b":1}`},
+		{`{"x":"\",\"methods\":null","methods":null}`, `{"x":"\",\"methods\":null","methods":null`, `}`},
+		{`{"methods":null}`, `{"methods":null`, `}`},
+		{`{"methods":[]}`, "", ""},
+		{`{"a":["methods",null]}`, "", ""},
+	} {
+		before, after, ok := splitNullMember([]byte(tc.doc), "methods")
+		if ok != (tc.before != "") || string(before) != strings.TrimSuffix(tc.before, "null") || string(after) != tc.after {
+			t.Errorf("%s: got %q %q %v, want %q %q", tc.doc, before, after, ok, tc.before, tc.after)
 		}
 	}
 }

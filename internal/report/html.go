@@ -6,6 +6,8 @@ import (
 	"html/template"
 	"io"
 	"net/url"
+	"path"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -33,55 +35,107 @@ type htmlFigure struct {
 type htmlMethodRuns struct {
 	Method string
 	Cells  int
-	Rows   template.HTML
+	m      *Method
+	ln     *linker
+	buf    *[]byte   // shared by the methods, which the template renders one by one
+	w      io.Writer // the template's writer
 }
 
-// runRows renders a method's cells as table rows by hand: with thousands of
-// runs this is the bulk of the page, and html/template is slow at it.
-func runRows(m *Method, ln *linker) template.HTML {
-	var sb strings.Builder
-	sb.Grow(len(m.Cells) * 640)
+// Rows writes the method's cells as table rows to the page when the
+// template comes to them, and gives the template nothing more to write:
+// the template writes straight to w as it goes, so the rows land in their
+// place. One method's rows at a time are in memory, in one buffer, not the
+// 7 MB of all 10,000 runs' as strings before the page is written.
+func (r htmlMethodRuns) Rows() (template.HTML, error) {
+	*r.buf = appendRunRows((*r.buf)[:0], r.m, r.ln)
+	_, err := r.w.Write(*r.buf)
+	return "", err
+}
+
+// appendRunRows renders a method's cells as table rows by hand: with
+// thousands of runs this is the bulk of the page, and html/template is slow
+// at it. The four links of a run share their escaped directory
+// (runLinks).
+func appendRunRows(b []byte, m *Method, ln *linker) []byte {
 	esc := html.EscapeString
 	td := func(class, text string) {
 		if class != "" {
-			sb.WriteString(`<td class="` + class + `">`)
+			b = append(b, `<td class="`...)
+			b = append(b, class...)
+			b = append(b, `">`...)
 		} else {
-			sb.WriteString("<td>")
+			b = append(b, "<td>"...)
 		}
-		sb.WriteString(text)
-		sb.WriteString("</td>")
+		b = append(b, text...)
+		b = append(b, "</td>"...)
 	}
 	for _, c := range m.Cells {
 		if c.Reason == ReasonOK {
-			sb.WriteString("<tr>")
+			b = append(b, "<tr>"...)
 		} else {
-			sb.WriteString(`<tr class="fallback">`)
+			b = append(b, `<tr class="fallback">`...)
 		}
-		td("l", strconv.Itoa(c.Seed))
+		b = append(b, `<td class="l">`...)
+		b = strconv.AppendInt(b, int64(c.Seed), 10)
+		b = append(b, "</td>"...)
 		td("l", esc(c.Benchmark))
 		td("l", esc(shortModel(c.BaseModel)))
-		td("", f1(c.Score))
+		b = append(b, "<td>"...)
+		b = strconv.AppendFloat(b, c.Score, 'f', 1, 64)
+		b = append(b, "</td>"...)
 		td("l", esc(c.Source))
 		td("l", esc(c.Reason))
 		if c.Run == nil {
-			sb.WriteString(`<td class="l"></td><td class="l"></td></tr>` + "\n")
+			b = append(b, `<td class="l"></td><td class="l"></td></tr>`+"\n"...)
 			continue
 		}
-		dir := ln.to(c.Run.Dir)
-		link := func(sub, slash, text string) {
-			sb.WriteString(`<a href="`)
-			sb.WriteString(esc(escapePath(ln.under(dir, sub))))
-			sb.WriteString(slash + `">` + text + `</a> `)
-		}
 		td("l", esc(c.Run.ID))
-		sb.WriteString(`<td class="l">`)
-		link("", "/", "dir")
-		link(rundir.TraceDir, "/", "trace")
-		link(rundir.AuditDir, "/", "audit")
-		link(rundir.MetricsFile, "", "metrics")
-		sb.WriteString("</td></tr>\n")
+		b = append(b, `<td class="l">`...)
+		b = appendRunLinks(b, ln, ln.to(c.Run.Dir))
+		b = append(b, "</td></tr>\n"...)
 	}
-	return template.HTML(sb.String())
+	return b
+}
+
+// runLinks are the links of a run's row: its directory, trace, audit and
+// metrics.
+var runLinks = [...]struct{ sub, slash, text string }{
+	{"", "/", "dir"},
+	{rundir.TraceDir, "/", "trace"},
+	{rundir.AuditDir, "/", "audit"},
+	{rundir.MetricsFile, "", "metrics"},
+}
+
+// appendRunLinks appends the links into the run directory at dir (its
+// link from the page). Escaping works byte by byte, so when joining is
+// plain concatenation (dir clean, not "", ".", "/" or "*", which
+// EscapedPath leaves alone) the escaped link of dir/sub is the escaped dir
+// with "/sub" after it (sub needs no escaping: TestRunLinksNeedNoEscaping).
+func appendRunLinks(b []byte, ln *linker, dir string) []byte {
+	esc := html.EscapeString
+	plain := dir != "" && dir != "." && dir != "/" && dir != "*" && path.Clean(dir) == dir
+	var escDir string
+	if plain {
+		escDir = esc(escapePath(dir))
+	}
+	for _, l := range runLinks {
+		b = append(b, `<a href="`...)
+		switch {
+		case !plain:
+			b = append(b, esc(escapePath(ln.under(dir, l.sub)))...)
+		case l.sub == "":
+			b = append(b, escDir...)
+		default:
+			b = append(b, escDir...)
+			b = append(b, '/')
+			b = append(b, filepath.ToSlash(l.sub)...)
+		}
+		b = append(b, l.slash...)
+		b = append(b, `">`...)
+		b = append(b, l.text...)
+		b = append(b, "</a> "...)
+	}
+	return b
 }
 
 // WriteHTML writes one self-contained HTML file: the leaderboard (one row
@@ -89,6 +143,11 @@ func runRows(m *Method, ln *linker) template.HTML {
 // per-benchmark and per-base-model views, comparisons, and every cell with
 // links, relative to linkBase, into its run's trace, audit and metrics.
 func WriteHTML(w io.Writer, rep *Report, linkBase string) error {
+	return writeHTML(w, rep, linkBase, Figures(rep))
+}
+
+// writeHTML is WriteHTML with rep's figures drawn.
+func writeHTML(w io.Writer, rep *Report, linkBase string, figs []Figure) error {
 	page := htmlPage{Rep: rep, BenchFigs: map[string]template.HTML{}}
 	for _, r := range rep.Baselines {
 		if r.Name == "Official Instruct Models" {
@@ -97,7 +156,7 @@ func WriteHTML(w io.Writer, rep *Report, linkBase string) error {
 			page.Bottom = append(page.Bottom, r)
 		}
 	}
-	for _, f := range Figures(rep) {
+	for _, f := range figs {
 		// The SVG is built by this package with every text escaped.
 		svg := template.HTML(f.SVG)
 		if strings.HasPrefix(f.Name, "bench_") {
@@ -112,8 +171,9 @@ func WriteHTML(w io.Writer, rep *Report, linkBase string) error {
 	}
 	page.WeightsText = strings.Join(parts, ", ")
 	ln := newLinker(linkBase)
+	rows := new([]byte)
 	for _, m := range rep.Methods {
-		page.Runs = append(page.Runs, htmlMethodRuns{Method: m.Method, Cells: len(m.Cells), Rows: runRows(m, ln)})
+		page.Runs = append(page.Runs, htmlMethodRuns{Method: m.Method, Cells: len(m.Cells), m: m, ln: ln, buf: rows, w: w})
 		for _, c := range m.Cells {
 			if c.Run != nil {
 				page.TotalRuns++

@@ -31,6 +31,7 @@ type Run struct {
 // exist is an error. Runs come back sorted by directory.
 func LoadRuns(ctx context.Context, paths []string) ([]Run, []string, error) {
 	l := &loader{ctx: ctx, sem: make(chan struct{}, runtime.GOMAXPROCS(0)*2)}
+	l.states.New = func() any { return &readState{buf: make([]byte, 0, 64<<10)} }
 	for _, p := range paths {
 		fi, err := os.Stat(p)
 		if err != nil {
@@ -88,6 +89,14 @@ type loader struct {
 	mu       sync.Mutex
 	found    []loaded
 	walkErrs []walkErr
+	states   sync.Pool // of *readState, one per goroutine at a time
+}
+
+// readState is what a goroutine of the loader reuses from file to file: its
+// read buffer and its interned strings (decodeResultInterned).
+type readState struct {
+	buf  []byte
+	strs interner
 }
 
 func (l *loader) add(f loaded) {
@@ -112,7 +121,7 @@ func (l *loader) walk(wg *sync.WaitGroup, dir string) {
 	file := filepath.Join(dir, rundir.ResultFile)
 	// The common case, a run directory, costs an open, a stat and the
 	// reads: no listing.
-	if r, ok := readRegular(unix.AT_FDCWD, file, file); ok {
+	if r, ok := l.readRegular(unix.AT_FDCWD, file, file); ok {
 		l.add(r)
 		return
 	}
@@ -148,17 +157,29 @@ func (l *loader) list(wg *sync.WaitGroup, fd int, dir string) {
 			return
 		}
 	}
+	// Below a clean directory (every one but perhaps a path given),
+	// joining a listed name, which holds no separator and is not "." or
+	// "..", is concatenation: two allocations a run instead of three,
+	// and no Clean (TestLoadRunsPathsAsJoin).
+	plain := dir != "" && dir != "." && dir != string(filepath.Separator) && filepath.Clean(dir) == dir
 	for _, e := range entries {
 		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
-		sub := filepath.Join(dir, e.Name())
+		rel := e.Name() + "/" + rundir.ResultFile
+		var sub, file string
+		if plain {
+			file = dir + string(filepath.Separator) + rel
+			sub = file[:len(dir)+1+len(e.Name())]
+		} else {
+			sub = filepath.Join(dir, e.Name())
+			file = filepath.Join(sub, rundir.ResultFile)
+		}
 		if err := l.ctx.Err(); err != nil {
 			l.fail(sub, err)
 			continue
 		}
-		file := filepath.Join(sub, rundir.ResultFile)
-		if r, ok := readRegular(fd, e.Name()+"/"+rundir.ResultFile, file); ok {
+		if r, ok := l.readRegular(fd, rel, file); ok {
 			l.add(r)
 			continue
 		}
@@ -201,23 +222,23 @@ func openDir(dirfd int, name, path string) (int, error) {
 // cannot be opened; the caller then lists the directory as before. An error
 // after that comes from result.Read, so that warnings read the same
 // whichever way a file was read.
-func readRegular(dirfd int, name, file string) (loaded, bool) {
+func (l *loader) readRegular(dirfd int, name, file string) (loaded, bool) {
 	fd, err := openNoFollow(dirfd, name)
 	if err != nil {
 		return loaded{}, false
 	}
-	bp := readBufs.Get().(*[]byte)
-	defer readBufs.Put(bp)
-	data, regular, err := readAll(fd, (*bp)[:0])
+	st := l.states.Get().(*readState)
+	defer l.states.Put(st)
+	data, regular, err := readAll(fd, st.buf[:0])
 	syscall.Close(fd)
 	if !regular {
 		return loaded{}, false
 	}
 	if err == nil {
-		*bp = data
+		st.buf = data
 		// Both decoders copy what they keep, so the buffer can be reused.
 		var r result.Result
-		ok := decodeResult(data, &r)
+		ok := decodeResultInterned(data, &r, &st.strs)
 		if !ok {
 			r = result.Result{}
 			ok = json.Unmarshal(data, &r) == nil
@@ -229,9 +250,6 @@ func readRegular(dirfd int, name, file string) (loaded, bool) {
 	r, err := result.Read(file)
 	return loaded{file: file, res: r, err: err}, true
 }
-
-// readBufs holds the loader's read buffers, one per goroutine at a time.
-var readBufs = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
 
 // openNoFollow opens name relative to dirfd without following a symbolic
 // link in its last element.

@@ -5,13 +5,18 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"html"
+	"html/template"
 	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -344,10 +349,18 @@ func processCPU(b *testing.B) time.Duration {
 // phases: load (walk and parse), build (aggregate and bootstrap), render
 // (every format and figure into memory) and write (render and write the
 // files atomically).
+//
+// With PTB_REPORT_BENCH_RUNS=DIR the phases run on the run directories under
+// DIR instead of the synthetic ones, for instance the 10,000 runs
+// scripts/bench/report.sh imports (KEEP=1 keeps them): imported records
+// are larger than the synthetic ones (judge evidence, metrics, warnings).
 func BenchmarkTenThousandRunsPhases(b *testing.B) {
-	root := tenThousandRuns(b)
+	root, want := os.Getenv("PTB_REPORT_BENCH_RUNS"), -1
+	if root == "" {
+		root, want = tenThousandRuns(b), 10000
+	}
 	loaded, _, err := LoadRuns(context.Background(), []string{root})
-	if err != nil || len(loaded) != 10000 {
+	if err != nil || len(loaded) == 0 || want >= 0 && len(loaded) != want {
 		b.Fatalf("loaded %d runs: %v", len(loaded), err)
 	}
 	opt := Options{Bootstrap: 2000, Seed: 1}
@@ -427,5 +440,158 @@ func TestLinkerIsAbsRel(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// runRowsReference is the run rows as rendered before appendRunRows: one
+// strings.Builder, every link through linker.under (path.Join) and
+// escapePath.
+func runRowsReference(m *Method, ln *linker) template.HTML {
+	var sb strings.Builder
+	sb.Grow(len(m.Cells) * 640)
+	esc := html.EscapeString
+	td := func(class, text string) {
+		if class != "" {
+			sb.WriteString(`<td class="` + class + `">`)
+		} else {
+			sb.WriteString("<td>")
+		}
+		sb.WriteString(text)
+		sb.WriteString("</td>")
+	}
+	for _, c := range m.Cells {
+		if c.Reason == ReasonOK {
+			sb.WriteString("<tr>")
+		} else {
+			sb.WriteString(`<tr class="fallback">`)
+		}
+		td("l", strconv.Itoa(c.Seed))
+		td("l", esc(c.Benchmark))
+		td("l", esc(shortModel(c.BaseModel)))
+		td("", f1(c.Score))
+		td("l", esc(c.Source))
+		td("l", esc(c.Reason))
+		if c.Run == nil {
+			sb.WriteString(`<td class="l"></td><td class="l"></td></tr>` + "\n")
+			continue
+		}
+		dir := ln.to(c.Run.Dir)
+		link := func(sub, slash, text string) {
+			sb.WriteString(`<a href="`)
+			sb.WriteString(esc(escapePath(ln.under(dir, sub))))
+			sb.WriteString(slash + `">` + text + `</a> `)
+		}
+		td("l", esc(c.Run.ID))
+		sb.WriteString(`<td class="l">`)
+		link("", "/", "dir")
+		link(rundir.TraceDir, "/", "trace")
+		link(rundir.AuditDir, "/", "audit")
+		link(rundir.MetricsFile, "", "metrics")
+		sb.WriteString("</td></tr>\n")
+	}
+	return template.HTML(sb.String())
+}
+
+// TestRunRowsIsReference: the rows rendered into a shared buffer, with the
+// links of a run sharing its escaped directory, are the bytes of the old
+// rendering, for a report's cells and for run directories of every odd
+// shape (relative and absolute, unclean, ".", "/", "*", characters that
+// need escaping in a URL or in HTML, non-ASCII) from several link bases.
+func TestRunRowsIsReference(t *testing.T) {
+	rep := sampleReport(t)
+	var buf []byte
+	for _, base := range []string{"", ".", "out", "/tmp/x", "../sibling"} {
+		ln := newLinker(base)
+		for _, m := range rep.Methods {
+			buf = appendRunRows(buf[:0], m, ln)
+			if got, want := string(buf), string(runRowsReference(m, ln)); got != want {
+				t.Fatalf("base %q method %q:\ngot  %s\nwant %s", base, m.Method, got, want)
+			}
+		}
+	}
+	dirs := []string{"", ".", "..", "/", "*", "./*", "runs/*", "a", "runs/a/r1", "./runs//a/../b/r2", "runs/a/", "/abs/run", "/abs/run/",
+		"../up/run", "a b/c&d", "100%/x", "é/日本", "a?b#c", "x:y/z", "<b>'\"", "a+b=c;d@e$f,g", "~user/-_.!"}
+	rng := rand.New(rand.NewPCG(3, 4))
+	pieces := []string{"a", "/", "..", ".", " ", "%", "&", "*", "é", "#", "?", ":", "<", "\"", "'", "+"}
+	for range 2000 {
+		var sb strings.Builder
+		for range 1 + rng.IntN(6) {
+			sb.WriteString(pieces[rng.IntN(len(pieces))])
+		}
+		dirs = append(dirs, sb.String())
+	}
+	m := &Method{}
+	for i, d := range dirs {
+		m.Cells = append(m.Cells, Cell{Seed: i, Benchmark: "gsm8k", BaseModel: "Qwen/Qwen3-1.7B-Base", Score: float64(i) / 7,
+			Source: "run", Reason: []string{ReasonOK, ReasonFlagged}[i%2], Run: &RunRef{Dir: d, ID: "id<" + d}})
+	}
+	m.Cells = append(m.Cells, Cell{Seed: 1, Benchmark: "a&b", BaseModel: "x/y<z>", Score: -0.05, Source: "baseline", Reason: ReasonMissing})
+	for _, base := range []string{"", ".", "out", "/tmp/x", "../sibling", "/", "*", "a b"} {
+		ln := newLinker(base)
+		buf = appendRunRows(buf[:0], m, ln)
+		got, want := strings.Split(string(buf), "\n"), strings.Split(string(runRowsReference(m, ln)), "\n")
+		if len(got) != len(want) {
+			t.Fatalf("base %q: %d rows, want %d", base, len(got), len(want))
+		}
+		for i := range got {
+			if got[i] != want[i] {
+				t.Fatalf("base %q row %d:\ngot  %s\nwant %s", base, i, got[i], want[i])
+			}
+		}
+	}
+}
+
+// TestRunLinksNeedNoEscaping: appendRunLinks appends the subpaths of a run
+// directory as they are.
+func TestRunLinksNeedNoEscaping(t *testing.T) {
+	for _, l := range runLinks {
+		sub := filepath.ToSlash(l.sub)
+		if got := html.EscapeString(escapePath(sub)); got != sub || path.Clean("x/"+sub) != "x/"+sub && sub != "" {
+			t.Errorf("%q escapes to %q or is not clean", sub, got)
+		}
+	}
+}
+
+// TestMdEscapeIsReplacer: the shortcut for cells with nothing to escape
+// gives the Replacer's result.
+func TestMdEscapeIsReplacer(t *testing.T) {
+	ref := strings.NewReplacer("|", `\|`, "\n", " ")
+	rng := rand.New(rand.NewPCG(9, 9))
+	pieces := []string{"a", "|", "\n", "\r", `\`, "é", " ", "||", "\n\n"}
+	for range 5000 {
+		var sb strings.Builder
+		for range rng.IntN(6) {
+			sb.WriteString(pieces[rng.IntN(len(pieces))])
+		}
+		s := sb.String()
+		if got, want := mdEscape(s), ref.Replace(s); got != want {
+			t.Fatalf("mdEscape(%q) = %q, want %q", s, got, want)
+		}
+	}
+}
+
+// failAfter accepts n bytes, then fails every write.
+type failAfter struct{ n int }
+
+func (f *failAfter) Write(p []byte) (int, error) {
+	if len(p) > f.n {
+		return 0, errors.New("disk full")
+	}
+	f.n -= len(p)
+	return len(p), nil
+}
+
+// TestWriteHTMLRowsWriteError: the run rows, which go to the writer
+// themselves, stop the page with the writer's error.
+func TestWriteHTMLRowsWriteError(t *testing.T) {
+	rep := sampleReport(t)
+	var full bytes.Buffer
+	if err := WriteHTML(&full, rep, "."); err != nil {
+		t.Fatal(err)
+	}
+	// Fail within the run rows: after the first <tbody> of the runs.
+	at := strings.Index(full.String(), `<table class="runs">`) + 600
+	if err := WriteHTML(&failAfter{at}, rep, "."); err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("got %v, want the writer's error", err)
 	}
 }

@@ -667,3 +667,58 @@ func TestReadAllSizes(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadRunsPathsAsJoin: the run directories and warnings name paths as
+// filepath.Join of the path given and what lies below, however the path is
+// spelt (trailing separators, ".", "..", relative).
+func TestLoadRunsPathsAsJoin(t *testing.T) {
+	root := t.TempDir()
+	a := mkRun("m", 0, "b1", "org/A-Base", 0.5)
+	rels := []string{"r0", "c/r1", "c/d/e/r2", "c/d/r3"}
+	for _, rp := range rels {
+		writeResult(t, filepath.Join(root, rp), a.Result)
+	}
+	if err := os.MkdirAll(filepath.Join(root, "c", "bad"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "c", "bad", "result.json"), []byte("{"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	relRoot, err := filepath.Rel(wd, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ given, below string }{
+		{root, ""}, {root + "/", ""}, {root + "/.", ""}, {root + "//", ""}, {root + "/c/..", ""},
+		{relRoot, ""}, {"./" + relRoot, ""}, {relRoot + "/", ""}, {filepath.Join(root, "c") + "/./", "c"}, {relRoot + "/c//", "c"},
+	} {
+		runs, warnings, err := LoadRuns(context.Background(), []string{tc.given})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got, want []string
+		for _, r := range runs {
+			got = append(got, r.Dir)
+		}
+		for _, rp := range rels {
+			if rest, ok := strings.CutPrefix(rp, tc.below+"/"); ok || tc.below == "" {
+				if tc.below == "" {
+					rest = rp
+				}
+				want = append(want, filepath.Join(tc.given, rest))
+			}
+		}
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("%q: run directories %q, want %q", tc.given, got, want)
+		}
+		bad := filepath.Join(tc.given, strings.TrimPrefix("c/bad/result.json", tc.below+"/"))
+		if w := "skipped " + bad + ":"; len(warnings) != 1 || !strings.HasPrefix(warnings[0], w) {
+			t.Errorf("%q: warnings %q, want one starting %q", tc.given, warnings, w)
+		}
+	}
+}

@@ -45,8 +45,12 @@ func quantile(sorted []float64, q float64) float64 {
 		return sorted[len(sorted)-1]
 	}
 	frac := pos - float64(lo)
-	return sorted[lo] + frac*(sorted[lo+1]-sorted[lo])
+	return lerp(sorted[lo], sorted[lo+1], frac)
 }
+
+// lerp is quantile's interpolation, one function for the sorted and the
+// selected order statistics so that both round the same way.
+func lerp(a, b, frac float64) float64 { return a + frac*(b-a) }
 
 // Interval is a two-sided confidence interval.
 type Interval struct {
@@ -54,12 +58,109 @@ type Interval struct {
 	Hi float64 `json:"hi"`
 }
 
+// percentileCI is the 2.5% and 97.5% quantiles of reps, which it may
+// reorder: quantile of the sorted replicates. It needs only four order
+// statistics, the two on either side of each quantile, and finds them in
+// one pass per tail with a small heap (selectQuantile) instead of sorting
+// every replicate; it sorts when the values are not totally ordered by <
+// (a NaN, or a -0 that sorts anywhere among the zeros) or a tail is too
+// long for a heap to pay. TestPercentileCIIsSorted.
 func percentileCI(reps []float64) *Interval {
 	if len(reps) == 0 {
 		return nil
 	}
+	if canSelect(reps) {
+		lo, ok1 := selectQuantile(reps, 0.025)
+		hi, ok2 := selectQuantile(reps, 0.975)
+		if ok1 && ok2 {
+			return &Interval{Lo: lo, Hi: hi}
+		}
+	}
 	slices.Sort(reps)
 	return &Interval{Lo: quantile(reps, 0.025), Hi: quantile(reps, 0.975)}
+}
+
+// canSelect reports whether xs has no NaN and no negative zero: then equal
+// values are the same bits, and the k-th smallest value does not depend on
+// how a sort orders ties.
+func canSelect(xs []float64) bool {
+	for _, x := range xs {
+		if x != x || (x == 0 && math.Signbit(x)) {
+			return false
+		}
+	}
+	return true
+}
+
+// selectQuantile is quantile(q) of xs as if sorted, for xs that canSelect,
+// found with a heap of the k smallest (or largest) values, where k is two
+// more than the order statistics below (above) the quantile; false when k
+// is over an eighth of xs (then a sort is as good).
+func selectQuantile(xs []float64, q float64) (float64, bool) {
+	n := len(xs)
+	if n == 1 {
+		return xs[0], true
+	}
+	pos := q * float64(n-1)
+	lo := int(math.Floor(pos))
+	if lo >= n-1 {
+		return slices.Max(xs), true
+	}
+	frac := pos - float64(lo)
+	var a, b float64 // the order statistics lo and lo+1
+	switch {
+	case (lo+2)*8 <= n:
+		b, a = smallest(xs, lo+2, 1)
+	case (n-lo)*8 <= n:
+		a, b = smallest(xs, n-lo, -1)
+		a, b = -a, -b
+	default:
+		return 0, false
+	}
+	return lerp(a, b, frac), true
+}
+
+// smallest returns the k-th and (k-1)-th smallest of sign*x for x in xs
+// (2 <= k <= len(xs); sign 1 or -1, by which a multiplication is exact):
+// it keeps the k smallest in a max-heap and replaces the root by any value
+// below it.
+func smallest(xs []float64, k int, sign float64) (kth, prev float64) {
+	h := make([]float64, k)
+	for i, x := range xs[:k] {
+		h[i] = sign * x
+	}
+	for i := k/2 - 1; i >= 0; i-- {
+		siftDown(h, i)
+	}
+	for _, x := range xs[k:] {
+		if x *= sign; x < h[0] {
+			h[0] = x
+			siftDown(h, 0)
+		}
+	}
+	prev = h[1]
+	if k > 2 && h[2] > prev {
+		prev = h[2]
+	}
+	return h[0], prev
+}
+
+// siftDown restores the max-heap h below i.
+func siftDown(h []float64, i int) {
+	for {
+		c := 2*i + 1
+		if c >= len(h) {
+			return
+		}
+		if c+1 < len(h) && h[c] < h[c+1] {
+			c++
+		}
+		if h[i] >= h[c] {
+			return
+		}
+		h[i], h[c] = h[c], h[i]
+		i = c
+	}
 }
 
 // newRNG returns a generator that depends only on the report seed and the

@@ -1,7 +1,10 @@
 package report
 
 import (
+	"fmt"
+	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -115,6 +118,121 @@ func BenchmarkResample(b *testing.B) {
 			for range reps {
 				nestedResample(nested, rng, cols)
 			}
+		}
+	})
+}
+
+// sortedCI is percentileCI as it was: sort every replicate, then quantile.
+func sortedCI(reps []float64) *Interval {
+	if len(reps) == 0 {
+		return nil
+	}
+	s := slices.Clone(reps)
+	slices.Sort(s)
+	return &Interval{Lo: quantile(s, 0.025), Hi: quantile(s, 0.975)}
+}
+
+// TestPercentileCIIsSorted: the interval found by selection has the bits
+// of the one found by sorting, on bootstrap replicates of the kind Build
+// makes and on random values of every length, with many ties, in sorted,
+// reversed and random order, with negative zeros and NaNs (which sort).
+func TestPercentileCIIsSorted(t *testing.T) {
+	same := func(name string, reps []float64) {
+		t.Helper()
+		want := sortedCI(reps)
+		got := percentileCI(slices.Clone(reps))
+		if math.Float64bits(got.Lo) != math.Float64bits(want.Lo) || math.Float64bits(got.Hi) != math.Float64bits(want.Hi) {
+			t.Fatalf("%s (%d values): got [%v, %v], want [%v, %v]", name, len(reps), got.Lo, got.Hi, want.Lo, want.Hi)
+		}
+	}
+	// Replicates as Build makes them: 3 seeds, 7 benchmarks, 4 models.
+	for seed := range uint64(20) {
+		vals := rand.New(rand.NewPCG(seed, 7))
+		m := newCellMatrix(7, 4, 3)
+		for b := range 7 {
+			for mi := range 4 {
+				for s := range 3 {
+					m.at(b, mi)[s] = math.Round(1000*vals.Float64()) / 10
+				}
+			}
+		}
+		for _, n := range []int{2000, 1000, 10000, 407, 408, 409} {
+			src := newRNG(seed, "method", "x")
+			col := make([]float64, 7)
+			reps := make([]float64, n)
+			for i := range reps {
+				m.resample(src, col)
+				reps[i] = weighted(col, []float64{0.2, 0.1, 0.1, 0.2, 0.1, 0.2, 0.1})
+			}
+			same(fmt.Sprintf("replicates seed %d", seed), reps)
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range 3000 {
+		n := 1 + rng.IntN(3000)
+		if i < 100 {
+			n = 1 + i
+		}
+		reps := make([]float64, n)
+		distinct := 1 + rng.IntN(2*n) // few distinct values: many ties
+		for j := range reps {
+			switch rng.IntN(8) {
+			case 0:
+				reps[j] = float64(rng.IntN(distinct)) - float64(distinct)/2
+			case 1:
+				reps[j] = 0
+			default:
+				reps[j] = rng.NormFloat64() * math.Pow(10, float64(rng.IntN(6)))
+			}
+		}
+		switch rng.IntN(6) {
+		case 0:
+			slices.Sort(reps)
+		case 1:
+			slices.Sort(reps)
+			slices.Reverse(reps)
+		case 2:
+			reps[rng.IntN(n)] = math.Copysign(0, -1)
+		case 3:
+			reps[rng.IntN(n)] = math.NaN()
+		case 4:
+			reps[rng.IntN(n)] = math.Inf(1 - 2*rng.IntN(2))
+		}
+		same(fmt.Sprintf("random %d", i), reps)
+	}
+}
+
+// BenchmarkPercentileCI: the interval of 2,000 replicates, by selection
+// against sorting them all (the old way).
+func BenchmarkPercentileCI(b *testing.B) {
+	vals := rand.New(rand.NewPCG(1, 7))
+	m := newCellMatrix(7, 4, 3)
+	for b := range 7 {
+		for mi := range 4 {
+			for s := range 3 {
+				m.at(b, mi)[s] = math.Round(1000*vals.Float64()) / 10
+			}
+		}
+	}
+	src := newRNG(1, "method", "x")
+	col := make([]float64, 7)
+	reps := make([]float64, 2000)
+	for i := range reps {
+		m.resample(src, col)
+		reps[i] = weighted(col, []float64{0.2, 0.1, 0.1, 0.2, 0.1, 0.2, 0.1})
+	}
+	work := make([]float64, len(reps))
+	b.Run("select", func(b *testing.B) {
+		for b.Loop() {
+			copy(work, reps)
+			percentileCI(work)
+		}
+	})
+	b.Run("sort", func(b *testing.B) {
+		for b.Loop() {
+			copy(work, reps)
+			slices.Sort(work)
+			_ = &Interval{Lo: quantile(work, 0.025), Hi: quantile(work, 0.975)}
 		}
 	})
 }

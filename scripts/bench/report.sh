@@ -18,8 +18,14 @@
 # seconds; on a shared, loaded machine wall time says more about the
 # neighbours than about the code, so both ratios are printed.
 #
+# With PTB_OLD set to another ptb binary (for instance one built at an
+# older commit), `ptb report` of the same runs is timed with both binaries
+# alternately, the old/new ratio printed, and their outputs compared byte
+# for byte (diff -r of --format all under --policy paper and strict, with
+# two --compare) before anything else is timed.
+#
 # Usage: scripts/bench/report.sh
-#   env: RUNS_N (10000), REPS (3), PTB_UPSTREAM, PTB (binary; built when unset), PYTHON, KEEP=1
+#   env: RUNS_N (10000), REPS (3), PTB_UPSTREAM, PTB (binary; built when unset), PTB_OLD, PYTHON, KEEP=1
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -29,7 +35,11 @@ reps=${REPS:-3}
 
 [ -x /usr/bin/time ] || { echo "report.sh: needs GNU time at /usr/bin/time (apt-get install time)" >&2; exit 2; }
 work=$(mktemp -d "${TMPDIR:-/tmp}/ptb-report-bench.XXXXXX")
-[ "${KEEP:-}" = 1 ] || trap 'rm -rf "$work"' EXIT
+if [ "${KEEP:-}" = 1 ]; then
+	echo "keeping $work (imported runs in $work/imported)" >&2
+else
+	trap 'rm -rf "$work"' EXIT
+fi
 
 ptb=${PTB:-}
 if [ -z "$ptb" ]; then
@@ -144,14 +154,60 @@ original() {
 
 imported=$work/imported
 import_once() { rm -rf "$imported"; timed "$ptb" import posttrainbench "$results" --out "$imported"; }
-report_once() { rm -rf "$work/report"; timed "$ptb" report "$imported" --format all --out "$work/report" --bootstrap 2000; }
+# report_once [BINARY [OUT]]
+report_once() {
+	local bin=${1:-$ptb} out=${2:-$work/report}
+	rm -rf "$out"
+	timed "$bin" report "$imported" --format all --out "$out" --bootstrap 2000
+}
+load() { cut -d' ' -f1 /proc/loadavg; }
 
 n=$(find "$results" -mindepth 2 -maxdepth 2 -type d -not -path '*/baseline*' | wc -l)
 read -r ic iw < <(measure import_once)
-read -r pc pw < <(measure report_once)
+echo "load average $(load) after the import" >&2
+
+if [ -n "${PTB_OLD:-}" ]; then
+	# Same bytes first: both policies, two comparisons of the first
+	# methods the import lists.
+	mapfile -t labels < <(cut -f2 "$work/stdout" | sed -e 's/ seed [0-9]*$//' -e 's/^"//' -e 's/"$//' | sort -u | head -2)
+	for policy in paper strict; do
+		for b in old new; do
+			bin=$ptb; [ "$b" = old ] && bin=$PTB_OLD
+			rm -rf "$work/same-$b"
+			"$bin" report "$imported" --format all --out "$work/same-$b" --policy "$policy" \
+				--compare "${labels[0]} vs ${labels[1]}" --compare "${labels[1]} vs ${labels[0]}" >/dev/null 2>&1
+		done
+		if diff -r "$work/same-old" "$work/same-new" >/dev/null; then
+			echo "outputs identical under --policy $policy ($(find "$work/same-new" -type f | wc -l) files)"
+		else
+			echo "outputs DIFFER under --policy $policy: diff -r $work/same-old $work/same-new (KEEP=1 keeps them)"
+			exit 1
+		fi
+	done
+	oc=() ow=() nc=() nw=()
+	for ((i = 0; i < reps; i++)); do
+		read -r c w < <(report_once "$PTB_OLD" "$work/report-old")
+		oc+=("$c"); ow+=("$w")
+		echo "  old: $c cpu_s $w wall_s, load $(load)" >&2
+		read -r c w < <(report_once)
+		nc+=("$c"); nw+=("$w")
+		echo "  new: $c cpu_s $w wall_s, load $(load)" >&2
+	done
+	pc=$(printf '%s\n' "${nc[@]}" | median) pw=$(printf '%s\n' "${nw[@]}" | median)
+	qc=$(printf '%s\n' "${oc[@]}" | median) qw=$(printf '%s\n' "${ow[@]}" | median)
+else
+	read -r pc pw < <(measure report_once)
+fi
 printf '%-28s %8s %8s\n' "" cpu_s wall_s
 printf '%-28s %8s %8s\n' "ptb import ($n runs)" "$ic" "$iw"
+if [ -n "${PTB_OLD:-}" ]; then
+	printf '%-28s %8s %8s\n' "ptb report (PTB_OLD)" "$qc" "$qw"
+fi
 printf '%-28s %8s %8s\n' "ptb report, all formats" "$pc" "$pw"
+if [ -n "${PTB_OLD:-}" ]; then
+	echo "report: old/new $(ratio "$qc" "$pc") CPU, $(ratio "$qw" "$pw") wall (medians of $reps alternating runs, load $(load))"
+fi
+echo "report: $pw s wall (goal: under 0.5 s on a quiet 2-core machine), load average $(load)"
 if [ "$have_upstream" = 1 ]; then
 	read -r oc ow < <(measure original)
 	printf '%-28s %8s %8s\n' "original aggregate_*.py" "$oc" "$ow"

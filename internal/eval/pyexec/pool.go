@@ -145,9 +145,13 @@ func (p *Pool) Close() error {
 	}
 	p.all, p.idle = map[*proc]bool{}, nil
 	p.mu.Unlock()
+	// The sandboxes end at once, not one after another: each waits for
+	// its worker to exit and its processes and control group to go.
+	var wg sync.WaitGroup
 	for _, w := range all {
-		w.end()
+		wg.Go(w.end)
 	}
+	wg.Wait()
 	return safeio.RemoveAll(p.root)
 }
 

@@ -66,7 +66,23 @@ type worker struct {
 	cfg     Config
 	n       int
 	guarded map[string]map[string]bool // Guard directory -> the paths it held at the start
+	bufs    [2][]byte                  // copy buffers for a program's stdout and stderr
 }
+
+func (w *worker) copyBuf(stdout bool) []byte {
+	i := 0
+	if !stdout {
+		i = 1
+	}
+	if w.bufs[i] == nil {
+		w.bufs[i] = make([]byte, 32<<10)
+	}
+	return w.bufs[i]
+}
+
+// onlyReader hides an *os.File's WriteTo, so that io.CopyBuffer uses the
+// buffer it is given.
+type onlyReader struct{ io.Reader }
 
 func (w *worker) check() error {
 	if w.cfg.Python == "" || !filepath.IsAbs(w.cfg.Python) {
@@ -149,7 +165,10 @@ func (w *worker) exec(ctx context.Context, req request) response {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, _ = io.Copy(c, r)
+			// One buffer per stream for the worker's life: io.Copy
+			// from an *os.File would allocate (and the kernel fault
+			// in) a fresh 32 KiB for every program.
+			_, _ = io.CopyBuffer(c, onlyReader{r}, w.copyBuf(c == stdout))
 		}()
 	}
 	closeReaders := func() {

@@ -466,3 +466,27 @@ func BenchmarkImport(b *testing.B) {
 		})
 	}
 }
+
+// TestReadFileIsOSReadFile: readFile, in raw system calls, reads what
+// os.ReadFile reads, and fails where it fails (absent file, directory).
+func TestReadFileIsOSReadFile(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []int{0, 1, 511, 512, 513, 1024, 5000, 1 << 20} {
+		p := filepath.Join(dir, fmt.Sprint(n))
+		data := bytes.Repeat([]byte("0123456789abcdef\n"), n/17+1)[:n]
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		got, err := readFile(p)
+		if want, werr := os.ReadFile(p); err != nil || werr != nil || !bytes.Equal(got, want) {
+			t.Errorf("size %d: got %d bytes (%v), want %d (%v)", n, len(got), err, len(want), werr)
+		}
+	}
+	for _, p := range []string{filepath.Join(dir, "absent"), dir} {
+		_, err := readFile(p)
+		_, werr := os.ReadFile(p)
+		if err == nil || werr == nil || err.Error() != werr.Error() {
+			t.Errorf("%s: got error %v, want %v", p, err, werr)
+		}
+	}
+}

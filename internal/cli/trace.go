@@ -41,6 +41,7 @@ func checkAgentFlag(agent string) error {
 func newTraceRenderCmd(e *env) *cobra.Command {
 	var agent string
 	var o trace.RenderOptions
+	pipelined := true
 	cmd := &cobra.Command{
 		Use:   "render FILE",
 		Short: "Print a human-readable transcript of a trace",
@@ -64,7 +65,13 @@ the trace unless --agent is given.`,
 			// (docs/PERFORMANCE.md).
 			defer debug.SetGCPercent(debug.SetGCPercent(400))
 			r := trace.NewRenderer(e.stdout, o)
-			_, err = trace.Stream(cmd.Context(), f, agent, r)
+			stream := trace.Stream
+			if pipelined {
+				// two stages on two goroutines: reading and scanning,
+				// then decoding and rendering (docs/PERFORMANCE.md)
+				stream = trace.StreamPipelined
+			}
+			_, err = stream(cmd.Context(), f, agent, r)
 			if ferr := r.Flush(); err == nil {
 				err = ferr
 			}
@@ -75,6 +82,7 @@ the trace unless --agent is given.`,
 	cmd.Flags().IntVar(&o.MaxOutputLines, "max-lines", 20, "tool output lines shown per result")
 	cmd.Flags().IntVar(&o.MaxOutputBytes, "max-bytes", 2000, "tool output bytes shown per result")
 	cmd.Flags().BoolVar(&o.ShowUnknown, "unknown", false, "print the raw JSON of events ptb does not normalize")
+	cmd.Flags().BoolVar(&pipelined, "pipeline", true, "read and scan the trace on a second goroutine while decoding and rendering (false: one goroutine; the output is the same)")
 	return cmd
 }
 

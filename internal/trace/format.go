@@ -16,6 +16,10 @@ type format struct {
 	fast   func(d *Decoder, line []byte) bool
 	init   func(d *Decoder)
 	cli    bool // an agent CLI's format (listed by Agents)
+	// scan and slots, with fast: the scanner's key tree and slot count,
+	// which StreamPipelined's reading stage runs ahead of the decoder
+	scan  *scanNode
+	slots int
 }
 
 // AgentUnknown's format keeps every JSON line as KindUnknown.

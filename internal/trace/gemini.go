@@ -7,7 +7,8 @@ import (
 )
 
 func init() {
-	builtin(AgentGemini, format{decode: decodeGemini, fast: decodeGeminiFast, cli: true})
+	builtin(AgentGemini, format{decode: decodeGemini, fast: decodeGeminiFast, cli: true,
+		scan: geminiScan, slots: gSlots})
 }
 
 // decodeGemini decodes Gemini CLI's --output-format stream-json lines: init,
@@ -109,7 +110,7 @@ var geminiScan = &scanNode{
 // decodeGeminiFast is decodeGemini over the scanner's values; it returns
 // false, having changed nothing, when the line needs fastjson.
 func decodeGeminiFast(d *Decoder, line []byte) bool {
-	if !d.sc.scan(line, geminiScan, gSlots) {
+	if !d.scanLine(line, geminiScan, gSlots) {
 		return false
 	}
 	base := Event{Agent: d.agent, Line: d.line, Raw: line, Type: d.stype(gType)}

@@ -7,7 +7,8 @@ import (
 )
 
 func init() {
-	builtin(AgentOpenCode, format{decode: decodeOpenCode, fast: decodeOpenCodeFast, cli: true})
+	builtin(AgentOpenCode, format{decode: decodeOpenCode, fast: decodeOpenCodeFast, cli: true,
+		scan: openCodeScan, slots: oSlots})
 }
 
 // decodeOpenCode decodes `opencode run --format json` lines: step_start,
@@ -151,7 +152,7 @@ var openCodeScan = &scanNode{
 // among them: their text may be the error object re-marshalled after
 // lookups, which only fastjson reproduces).
 func decodeOpenCodeFast(d *Decoder, line []byte) bool {
-	if !d.sc.scan(line, openCodeScan, oSlots) {
+	if !d.scanLine(line, openCodeScan, oSlots) {
 		return false
 	}
 	typ := d.stype(oType)

@@ -61,7 +61,8 @@ const scanDepth = 300
 type scanner struct {
 	line    []byte
 	vals    []jval
-	escKeys bool // an object on a read path has a key with a backslash
+	escKeys bool   // an object on a read path has a key with a backslash
+	own     []jval // scan's storage for vals (vals may alias a block's records: pipeline.go)
 }
 
 // raw returns the recorded value at slot: a string's contents, else the
@@ -85,10 +86,10 @@ func (s *scanner) span(slot int) []byte {
 // or when the recorded values might not be those fastjson's Get returns;
 // the caller then decodes the line with fastjson.
 func (s *scanner) scan(line []byte, root *scanNode, nslots int) bool {
-	if cap(s.vals) < nslots {
-		s.vals = make([]jval, nslots)
+	if cap(s.own) < nslots {
+		s.own = make([]jval, nslots)
 	}
-	s.vals = s.vals[:nslots]
+	s.vals = s.own[:nslots]
 	clear(s.vals)
 	s.escKeys = false
 	s.line = line

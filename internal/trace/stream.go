@@ -68,6 +68,15 @@ type Decoder struct {
 	sc    scanner
 	unesc []byte // scratch for unescaping
 
+	// the scanner's key tree and slot count (formats with fast)
+	scanRoot *scanNode
+	nslots   int
+	// a scan of the next line made ahead by StreamPipelined's reading
+	// stage: when preSet, scanLine takes preOK and preVals instead of
+	// scanning
+	preSet, preOK bool
+	preVals       []jval
+
 	// allocation: decoded values are carved from these, never reused
 	a        arena
 	sessions slab[Session]
@@ -144,7 +153,7 @@ func NewDecoder(agent string) (*Decoder, error) {
 	if !ok {
 		return nil, fmt.Errorf("unknown agent %q (want one of %s)", agent, strings.Join(append(Agents(), AgentScripted), ", "))
 	}
-	d := &Decoder{agent: agent, decode: f.decode, fast: f.fast}
+	d := &Decoder{agent: agent, decode: f.decode, fast: f.fast, scanRoot: f.scan, nslots: f.slots}
 	if f.init != nil {
 		f.init(d)
 	}
@@ -178,6 +187,17 @@ func (d *Decoder) Decode(line []byte) (events []Event, ok bool) {
 	return d.out, true
 }
 
+// scanLine scans line with root for a fast decoder, or takes the scan the
+// reading stage made of it (StreamPipelined).
+func (d *Decoder) scanLine(line []byte, root *scanNode, nslots int) bool {
+	if d.preSet {
+		d.preSet = false
+		d.sc.line, d.sc.vals, d.sc.escKeys = line, d.preVals, false
+		return d.preOK
+	}
+	return d.sc.scan(line, root, nslots)
+}
+
 // Skip advances the line count for a line not passed to Decode.
 func (d *Decoder) Skip() { d.line++ }
 
@@ -194,48 +214,17 @@ func (d *Decoder) emit(ev Event, k Kind) *Event {
 // Blank lines are skipped (and not counted as lines).
 func Stream(ctx context.Context, r io.Reader, agent string, h Handler) (string, error) {
 	lr := NewLineReader(r)
-	var pending [][]byte // lines read before the agent was known (copies)
-	if agent == "" {
-		var p fastjson.Parser
-		for agent == "" && len(pending) < detectLines {
-			line, err := lr.Next()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				return "", fmt.Errorf("read trace: %w", err)
-			}
-			if len(bytes.TrimSpace(line)) == 0 {
-				continue
-			}
-			pending = append(pending, bytes.Clone(line))
-			if v, err := p.ParseBytes(line); err == nil {
-				agent = detect(v)
-			}
-		}
-		if agent == "" {
-			agent = AgentUnknown
-		}
+	agent, pending, err := detectStream(lr, agent)
+	if err != nil {
+		return "", err
 	}
 	d, err := NewDecoder(agent)
 	if err != nil {
 		return "", err
 	}
 	d.transient = transient(h)
-	feed := func(line []byte) error {
-		evs, ok := d.Decode(line)
-		if !ok {
-			return h.NonJSON(d.line, line)
-		}
-		for i := range evs {
-			if err := h.Event(&evs[i]); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
 	for _, line := range pending {
-		if err := feed(line); err != nil {
+		if err := d.feed(h, line); err != nil {
 			return agent, err
 		}
 	}
@@ -253,10 +242,55 @@ func Stream(ctx context.Context, r io.Reader, agent string, h Handler) (string, 
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue
 		}
-		if err := feed(line); err != nil {
+		if err := d.feed(h, line); err != nil {
 			return agent, err
 		}
 	}
+}
+
+// feed decodes line and hands its events, or the line when it is not
+// JSON, to h.
+func (d *Decoder) feed(h Handler, line []byte) error {
+	evs, ok := d.Decode(line)
+	if !ok {
+		return h.NonJSON(d.line, line)
+	}
+	for i := range evs {
+		if err := h.Event(&evs[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// detectStream returns agent, or when it is "" the agent detected from the
+// first non-blank lines of lr (AgentUnknown when they do not tell), and
+// copies of the lines it read to detect it.
+func detectStream(lr *LineReader, agent string) (string, [][]byte, error) {
+	var pending [][]byte // lines read before the agent was known (copies)
+	if agent == "" {
+		var p fastjson.Parser
+		for agent == "" && len(pending) < detectLines {
+			line, err := lr.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				return "", nil, fmt.Errorf("read trace: %w", err)
+			}
+			if len(bytes.TrimSpace(line)) == 0 {
+				continue
+			}
+			pending = append(pending, bytes.Clone(line))
+			if v, err := p.ParseBytes(line); err == nil {
+				agent = detect(v)
+			}
+		}
+		if agent == "" {
+			agent = AgentUnknown
+		}
+	}
+	return agent, pending, nil
 }
 
 // detectLines is how many non-blank lines Stream reads to detect the agent.

@@ -13,8 +13,15 @@
 # machine wall time says more about the neighbours than about the code. The
 # wall-clock ratio is printed too.
 #
+# With BASE set to another ptb binary (say main's: `go build -o /tmp/ptb-main
+# ./cmd/ptb` in a checkout of main), it also runs BASE and PTB alternately,
+# RUNS times each, on the same trace, checks that their transcripts are
+# byte-identical (cmp) and prints both medians and new/base ratios, with the
+# load average: an A/B pair that a loaded machine skews less than two runs
+# of the script.
+#
 # Usage: scripts/bench/trace_render.sh [cli...]
-#   env: SIZE_MB (100), RUNS (3), PTB_SHARED (../shared), PTB_UPSTREAM, PTB, KEEP=1
+#   env: SIZE_MB (100), RUNS (3), PTB_SHARED (../shared), PTB_UPSTREAM, PTB, BASE, KEEP=1
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -88,5 +95,26 @@ PY
 	fi
 	printf '%-9s %6.1f | %8s %8s %8s | %8s %8s %8s | %7s %7s\n' "$cli" "$(awk -v b="$bytes" 'BEGIN{print b/1048576}')" \
 		"$oc" "$ow" "$om" "$pc" "$pw" "$((pm / 1024))" "$rc" "$rw"
+	if [ -n "${BASE:-}" ]; then
+		"$BASE" trace render --agent "$cli" "$big" >"$work/$cli.base.txt"
+		same=identical
+		cmp -s "$work/$cli.base.txt" "$work/$cli.ptb.txt" || same=DIFFERENT
+		bc=() bw=() nc=() nw=()
+		for ((i = 0; i < runs; i++)); do
+			for which in base new; do
+				bin=$ptb
+				[ $which = base ] && bin=$BASE
+				/usr/bin/time -f '%U %S %e' -o "$work/time" "$bin" trace render --agent "$cli" "$big" >/dev/null
+				read -r u s w <"$work/time"
+				c=$(awk -v u="$u" -v s="$s" 'BEGIN{print u+s}')
+				if [ $which = base ]; then bc+=("$c"); bw+=("$w"); else nc+=("$c"); nw+=("$w"); fi
+			done
+		done
+		mbc=$(printf '%s\n' "${bc[@]}" | median) mbw=$(printf '%s\n' "${bw[@]}" | median)
+		mnc=$(printf '%s\n' "${nc[@]}" | median) mnw=$(printf '%s\n' "${nw[@]}" | median)
+		printf '  %-7s A/B, %d alternating runs, load %s: base cpu %s wall %s | ptb cpu %s wall %s | new/base cpu %s wall %s | transcripts %s\n' \
+			"$cli" "$runs" "$(cut -d' ' -f1-3 /proc/loadavg)" "$mbc" "$mbw" "$mnc" "$mnw" \
+			"$(awk -v a="$mnc" -v b="$mbc" 'BEGIN{printf "%.2f", a/b}')" "$(awk -v a="$mnw" -v b="$mbw" 'BEGIN{printf "%.2f", a/b}')" "$same"
+	fi
 	rm -f "$big" "$work/$cli".*.txt
 done

@@ -42,15 +42,12 @@ func streamPipelined(ctx context.Context, r io.Reader, agent string, h Handler, 
 		// returned, then r
 		src = lr.br
 	}
-	d, err := NewDecoder(agent)
-	if err != nil {
+	d, err := startDecoder(agent, h, pending)
+	if d == nil {
 		return "", err
 	}
-	d.transient = transient(h)
-	for _, line := range pending {
-		if err := d.feed(h, line); err != nil {
-			return agent, err
-		}
+	if err != nil {
+		return agent, err
 	}
 	if ctx.Err() != nil {
 		return agent, ctx.Err()

@@ -218,15 +218,12 @@ func Stream(ctx context.Context, r io.Reader, agent string, h Handler) (string, 
 	if err != nil {
 		return "", err
 	}
-	d, err := NewDecoder(agent)
-	if err != nil {
+	d, err := startDecoder(agent, h, pending)
+	if d == nil {
 		return "", err
 	}
-	d.transient = transient(h)
-	for _, line := range pending {
-		if err := d.feed(h, line); err != nil {
-			return agent, err
-		}
+	if err != nil {
+		return agent, err
 	}
 	for n := 0; ; n++ {
 		if n&1023 == 0 && ctx.Err() != nil {
@@ -603,4 +600,21 @@ func internType(b []byte) string {
 		return "reasoning"
 	}
 	return string(b)
+}
+
+// startDecoder makes the decoder for agent and feeds it the lines read
+// while detecting the agent. A nil decoder means agent has none; a
+// decoder with an error means a pending line failed.
+func startDecoder(agent string, h Handler, pending [][]byte) (*Decoder, error) {
+	d, err := NewDecoder(agent)
+	if err != nil {
+		return nil, err
+	}
+	d.transient = transient(h)
+	for _, line := range pending {
+		if err := d.feed(h, line); err != nil {
+			return d, err
+		}
+	}
+	return d, nil
 }

@@ -21,6 +21,8 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source=lib.sh
+. "$root/scripts/bench/lib.sh"
 shared=${PTB_SHARED:-$root/../shared}
 base=${BASE:-main}
 rounds=${ROUNDS:-5}
@@ -64,17 +66,7 @@ if [ -n "$trace" ]; then
 	src=$shared/fixtures/traces/$trace.jsonl
 	[ -f "$src" ] || { echo "missing fixture $src" >&2; exit 2; }
 	big=$work/$trace.jsonl
-	python3 - "$src" "$big" "$size_mb" <<'PY'
-import sys
-src, dst, mb = sys.argv[1], sys.argv[2], int(sys.argv[3])
-one = open(src, "rb").read()
-if not one.endswith(b"\n"):
-    one += b"\n"
-n = (mb << 20) // len(one) + 1
-with open(dst, "wb") as f:
-    for _ in range(n):
-        f.write(one)
-PY
+	repeat_to_size "$src" "$big" "$size_mb"
 fi
 
 printf '%-6s %10s %10s %7s' round A_ms B_ms load

@@ -25,6 +25,8 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source=lib.sh
+. "$root/scripts/bench/lib.sh"
 shared=${PTB_SHARED:-$root/../shared}
 upstream=${PTB_UPSTREAM:-/work/.mirror/aisa-group+PostTrainBench/repo}
 size_mb=${SIZE_MB:-100}
@@ -72,17 +74,7 @@ for cli in "${clis[@]}"; do
 	src=$shared/fixtures/traces/$cli.jsonl
 	[ -f "$src" ] || { echo "missing fixture $src" >&2; exit 2; }
 	big=$work/$cli.jsonl
-	python3 - "$src" "$big" "$size_mb" <<'PY'
-import sys
-src, dst, mb = sys.argv[1], sys.argv[2], int(sys.argv[3])
-one = open(src, "rb").read()
-if not one.endswith(b"\n"):
-    one += b"\n"
-n = (mb << 20) // len(one) + 1
-with open(dst, "wb") as f:
-    for _ in range(n):
-        f.write(one)
-PY
+	repeat_to_size "$src" "$big" "$size_mb"
 	bytes=$(stat -c %s "$big")
 	read -r pc pw pm < <(measure "$work/$cli.ptb.txt" "$ptb" trace render --agent "$cli" "$big")
 	oc=- ow=- om=- rc=- rw=-

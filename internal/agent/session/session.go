@@ -406,6 +406,15 @@ func (s *Session) Wait(ctx context.Context) (Exit, error) {
 	reason := ""
 	select {
 	case w = <-exitc:
+		// A scheduler that stops a job signals every process of it at
+		// once (Slurm's TERM on preemption or requeue): the agent can
+		// die of it a moment before ptb's own handler ends ctx. An
+		// agent that ends while ctx ends was stopped with the run, not
+		// finished: the solve must resume, not go on to evaluation
+		// without a final_model.
+		if stoppedWithRun(ctx) {
+			reason = ReasonInterrupted
+		}
 	case <-deadline:
 		reason = ReasonDeadline
 		if s.log != nil {
@@ -430,6 +439,26 @@ func (s *Session) Wait(ctx context.Context) (Exit, error) {
 		ex.Reason = ReasonExited
 	}
 	return ex, w.err
+}
+
+// stopRace is how long after the agent's end Wait still takes the end of
+// its context as the reason: the scheduler's signal reaches the agent and
+// ptb in an order nobody controls.
+const stopRace = 250 * time.Millisecond
+
+// stoppedWithRun reports whether ctx ends within stopRace.
+func stoppedWithRun(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	t := time.NewTimer(stopRace)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 // Stop sends SIGTERM to the whole tree, waits up to grace, then SIGKILLs

@@ -65,6 +65,11 @@ func agentMain(mode string) int {
 				return 0
 			}
 		}
+	case "selfterm":
+		fmt.Println("ready")
+		time.Sleep(50 * time.Millisecond)
+		syscall.Kill(os.Getpid(), syscall.SIGTERM)
+		time.Sleep(time.Hour)
 	case "selfkill":
 		syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		time.Sleep(time.Hour)
@@ -181,6 +186,11 @@ func TestEndReasons(t *testing.T) {
 		{"deadline, exits on TERM", "term-exit", 3 * time.Second, false, session.ReasonDeadline, 0, "", []string{"ready", "got TERM"}},
 		{"deadline, ignores TERM: KILL after the grace", "term-stay", 3 * time.Second, false, session.ReasonDeadline, -1, "SIGKILL", []string{"ready", "got TERM"}},
 		{"interrupted, ignores TERM", "term-stay", time.Minute, true, session.ReasonInterrupted, -1, "SIGKILL", []string{"ready", "got TERM"}},
+		// The scheduler's TERM reaches the agent just before ptb's own
+		// handler ends the context (Slurm signals every process of a
+		// step): interrupted, so that the solve resumes.
+		{"dies of TERM as the context ends", "selfterm", time.Minute, true, session.ReasonInterrupted, -1, "SIGTERM", []string{"ready"}},
+		{"dies of TERM, context lives on", "selfterm", time.Minute, false, session.ReasonSignal, -1, "SIGTERM", []string{"ready"}},
 	}
 	for _, b := range backends(t) {
 		for _, tc := range cases {
@@ -195,6 +205,10 @@ func TestEndReasons(t *testing.T) {
 				var onReady func()
 				if tc.cancel {
 					onReady = cancel // once the agent handles TERM
+				}
+				if tc.mode == "selfterm" && tc.cancel {
+					// the context ends just after the agent died of TERM
+					onReady = func() { time.Sleep(100 * time.Millisecond); cancel() }
 				}
 				ex, out, h := run(t, ctx, session.Config{
 					Backend: b, Scaffold: fake{mode: tc.mode}, Workspace: ws, Home: home, Tmp: tmp,

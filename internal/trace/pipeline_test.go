@@ -136,7 +136,7 @@ func TestPipelinedMatchesStream(t *testing.T) {
 		t.Run(agent, func(t *testing.T) {
 			one := manyLines(t, agent)
 			agents := []string{agent, ""}
-			if testing.Short() {
+			if testing.Short() || raceEnabled {
 				agents = agents[:1]
 			}
 			for _, a := range agents {
@@ -168,7 +168,7 @@ func TestPipelinedMatchesStream(t *testing.T) {
 			// random mutations, joined in random ways
 			rng := rand.New(rand.NewPCG(3, 4))
 			rounds := 200
-			if testing.Short() {
+			if testing.Short() || raceEnabled {
 				rounds = 30
 			}
 			seps := []string{"\n", "\n", "\n", "\r\n", "\n\n", "\n \t\n", "\n\r\n", "\r", "\n\xc2\xa0\n", " "}

@@ -118,20 +118,7 @@ func NewIndex(ts *TestSet) (*Index, error) {
 		}
 		i = j
 	}
-	ix.gramStart = append(ix.gramStart, int32(len(ix.gramParts)))
-	ix.table = newGramTable(kept)
-	ix.Grams = len(kept)
-	meas := map[int32]bool{}
-	for _, p := range ix.parts {
-		if p.measurable() {
-			meas[p.item] = true
-		}
-	}
-	ix.Measurable = len(meas)
-	if ix.Measurable == 0 {
-		return nil, fmt.Errorf("test set %s: no measurable items", ts.Task)
-	}
-	return ix, nil
+	return ix.finish(kept, ts.Task)
 }
 
 // gramOcc is one n-gram of one test part.
@@ -324,4 +311,24 @@ func (m *matcher) finish() []hit {
 	}
 	slices.SortFunc(out, func(a, b hit) int { return cmp.Compare(a.item, b.item) })
 	return out
+}
+
+// finish closes the last n-gram's parts, builds the lookup table over the
+// kept n-grams and counts the measurable items; a set with none is an
+// error.
+func (ix *Index) finish(kept []uint64, task string) (*Index, error) {
+	ix.gramStart = append(ix.gramStart, int32(len(ix.gramParts)))
+	ix.table = newGramTable(kept)
+	ix.Grams = len(kept)
+	meas := map[int32]bool{}
+	for _, p := range ix.parts {
+		if p.measurable() {
+			meas[p.item] = true
+		}
+	}
+	ix.Measurable = len(meas)
+	if ix.Measurable == 0 {
+		return nil, fmt.Errorf("test set %s: no measurable items", task)
+	}
+	return ix, nil
 }

@@ -79,20 +79,7 @@ func newIndexRef(ts *TestSet) (*Index, error) {
 			ix.parts[p].total++
 		}
 	}
-	ix.gramStart = append(ix.gramStart, int32(len(ix.gramParts)))
-	ix.table = newGramTable(kept)
-	ix.Grams = len(kept)
-	meas := map[int32]bool{}
-	for _, p := range ix.parts {
-		if p.measurable() {
-			meas[p.item] = true
-		}
-	}
-	ix.Measurable = len(meas)
-	if ix.Measurable == 0 {
-		return nil, fmt.Errorf("test set %s: no measurable items", ts.Task)
-	}
-	return ix, nil
+	return ix.finish(kept, ts.Task)
 }
 
 // indexGrams returns, for each n-gram in ix's table, the parts it counts
